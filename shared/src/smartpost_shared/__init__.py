@@ -1,0 +1,1 @@
+"""SmartPost shared library: contracts, topic registry, settings, logging, messaging and storage."""

@@ -1,0 +1,117 @@
+"""Results of the splitter (``splitter.events``) and the assignment service (``assignment.events``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from smartpost_shared.contracts.base import Contract, EventPayload
+from smartpost_shared.contracts.common import Id, SplitStrategy
+from smartpost_shared.contracts.envelope import register
+
+
+class SplitPart(Contract):
+    """One letter cut from a source document, with the evidence found on it. Pages are 1-based, inclusive."""
+
+    part_id: Id
+    index: int = Field(ge=0)
+    first_page: int = Field(ge=1)
+    last_page: int = Field(ge=1)
+    page_count: int = Field(ge=1)
+    storage_key: str
+    thumbnail_key: str | None = None
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    address_lines: list[str] = Field(default_factory=list)
+    identifiers: list[str] = Field(default_factory=list)
+    property_refs: list[str] = Field(default_factory=list)
+    unit_refs: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+@register
+class DocumentSplit(EventPayload):
+    event_type = "DocumentSplit"
+    letter_id: Id
+    document_id: Id
+    source_key: str
+    strategy: SplitStrategy
+    source_page_count: int = Field(ge=1)
+    parts: list[SplitPart] = Field(min_length=1)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SplitFailureReason(StrEnum):
+    NOT_A_PDF = "not_a_pdf"
+    EMPTY_FILE = "empty_file"
+    CORRUPT = "corrupt"
+    ENCRYPTED = "encrypted"
+    NO_PAGES = "no_pages"
+    NEEDS_OCR = "needs_ocr"
+    NO_LETTER_FOUND = "no_letter_found"
+    INVALID_RULE = "invalid_rule"
+    SOURCE_MISSING = "source_missing"
+
+
+@register
+class DocumentSplitFailed(EventPayload):
+    event_type = "DocumentSplitFailed"
+    letter_id: Id
+    document_id: Id
+    source_key: str
+    reason_code: SplitFailureReason
+    reason: str
+
+
+class AssignmentStatus(StrEnum):
+    ASSIGNED = "assigned"
+    NEEDS_REVIEW = "needs_review"
+    UNMATCHED = "unmatched"
+    DISCARDED = "discarded"
+
+
+class AssignmentMethod(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class Candidate(Contract):
+    contact_id: Id
+    score: float
+    property_id: Id | None = None
+    unit_id: Id | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+
+class PartAssignment(Contract):
+    part_id: Id
+    status: AssignmentStatus
+    contact_id: Id | None = None
+    property_id: Id | None = None
+    unit_id: Id | None = None
+    method: AssignmentMethod | None = None
+    score: float = 0.0
+    evidence: list[str] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(default_factory=list)
+
+
+class AssignmentWarning(Contract):
+    code: str
+    message: str
+    contact_id: Id | None = None
+    part_id: Id | None = None
+    property_id: Id | None = None
+    unit_id: Id | None = None
+
+
+@register
+class PagesAssigned(EventPayload):
+    """Assignments for the parts of one source document (all parts, or the corrected ones if ``is_correction``)."""
+
+    event_type = "PagesAssigned"
+    letter_id: Id
+    document_id: Id
+    assignments: list[PartAssignment]
+    warnings: list[AssignmentWarning] = Field(default_factory=list)
+    is_correction: bool = False

@@ -1,0 +1,149 @@
+"""A service's own relational database (SQLite by default, PostgreSQL by URL) for read models, the
+processed-events ledger that makes consumers idempotent, and the transactional outbox.
+
+The ledger row, the handler's effects and any outgoing events are written in ONE transaction, so a crash at any
+point either keeps all of them or none; redelivery then finds the ledger row and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from smartpost_shared.contracts.envelope import Envelope
+
+platform_metadata = MetaData()
+
+processed_events = Table(
+    "processed_events",
+    platform_metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    platform_metadata,
+    Column("position", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("topic", String(200), nullable=False),
+    Column("message_key", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets WAL and a busy timeout so a consumer and an API can share the file."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_platform_tables(engine: Engine) -> None:
+    platform_metadata.create_all(engine)
+
+
+def claim_event(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record that ``consumer`` processes ``event_id`` in the current transaction. False if it already did."""
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(processed_events).values(
+                    consumer=consumer, event_id=str(event_id), processed_at=datetime.now(UTC)
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def add_to_outbox(conn: Connection, envelope: Envelope) -> None:
+    """Queue an outgoing event in the current transaction; :class:`OutboxRelay` publishes it after commit.
+
+    The same event id queued twice is kept once (the relay would publish it once anyway).
+    """
+    from smartpost_shared.topics import topic_for_event  # noqa: PLC0415 - avoid import cycle
+
+    topic = topic_for_event(envelope.event_type)
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(outbox).values(
+                    event_id=str(envelope.event_id),
+                    topic=topic.name,
+                    message_key=message_key(envelope),
+                    body=envelope.to_bytes().decode(),
+                    created_at=datetime.now(UTC),
+                )
+            )
+    except IntegrityError:
+        return
+
+
+def message_key(envelope: Envelope) -> str:
+    from smartpost_shared.topics import topic_for_event  # noqa: PLC0415 - avoid import cycle
+
+    key_field = topic_for_event(envelope.event_type).key
+    if key_field == "account_id":
+        return envelope.account_id
+    value = getattr(envelope.payload, key_field, None)
+    return str(value) if value is not None else envelope.account_id
+
+
+def pending_outbox(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(outbox.c.position, outbox.c.topic, outbox.c.message_key, outbox.c.body)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.position)
+        .limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def mark_published(conn: Connection, positions: list[int]) -> None:
+    if positions:
+        conn.execute(
+            update(outbox).where(outbox.c.position.in_(positions)).values(published_at=datetime.now(UTC))
+        )
+
+
+def outbox_body(row: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(row["body"])
+    return body
