@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from smartpost_shared.settings import StorageSettings
+
+
+# Connection refused, timeouts and urllib3's MaxRetryError all mean: storage is not reachable right now.
+_UNAVAILABLE: tuple[type[Exception], ...] = (OSError, Urllib3Error)
 
 
 class ObjectNotFoundError(KeyError):
@@ -97,7 +102,7 @@ class MinioStore:
         except S3Error as exc:
             if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def put(
@@ -112,19 +117,19 @@ class MinioStore:
             self.client.put_object(
                 self.bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=metadata  # type: ignore[arg-type]
             )
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def put_file(self, key: str, path: str, *, content_type: str = "application/octet-stream") -> None:
         try:
             self.client.fput_object(self.bucket, key, path, content_type=content_type)
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def put_stream(self, key: str, stream: BinaryIO, length: int, *, content_type: str) -> None:
         try:
             self.client.put_object(self.bucket, key, stream, length, content_type=content_type)
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def get(self, key: str) -> bytes:
@@ -137,7 +142,7 @@ class MinioStore:
             if exc.code in {"NoSuchKey", "NoSuchObject"}:
                 raise ObjectNotFoundError(key) from exc
             raise
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
         try:
             yield from response.stream(256 * 1024)
@@ -152,7 +157,7 @@ class MinioStore:
             if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
                 raise ObjectNotFoundError(key) from exc
             raise
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
         metadata = {
             k.lower().removeprefix("x-amz-meta-"): str(v)
@@ -171,13 +176,13 @@ class MinioStore:
     def list(self, prefix: str) -> list[str]:
         try:
             return sorted(o.object_name or "" for o in self.client.list_objects(self.bucket, prefix, recursive=True))
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def delete(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, key)
-        except OSError as exc:
+        except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
 
     def presigned_get(self, key: str, expires: timedelta) -> str:
