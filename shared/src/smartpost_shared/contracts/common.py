@@ -63,3 +63,7 @@ class SplitRule(Contract):
     drop_separator: bool = True
     pages_per_letter: int | None = Field(default=None, ge=1, le=1000)
     address_form: str = Field(default="B", pattern="^[AB]$")
+    # first_page strategy by layout fingerprint: a sample first page the user picked (1-based) and how similar
+    # (0..1, share of the sample's text lines found on a page) a page must be to count as a first page.
+    sample_page: int | None = Field(default=None, ge=1)
+    similarity_threshold: float | None = Field(default=None, gt=0, le=1)
