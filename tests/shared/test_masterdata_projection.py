@@ -48,8 +48,17 @@ def test_projection_applies_upserts_and_keeps_accounts_apart(database_url: str) 
         )
         apply_masterdata(
             conn,
-            ev(ContractUpserted(contract_id="k1", contact_id="c1", unit_id="u1", property_id="p1", role="owner",
-                                start=date(2020, 1, 1), end=date(2025, 6, 30))),
+            ev(
+                ContractUpserted(
+                    contract_id="k1",
+                    contact_id="c1",
+                    unit_id="u1",
+                    property_id="p1",
+                    role="owner",
+                    start=date(2020, 1, 1),
+                    end=date(2025, 6, 30),
+                )
+            ),
         )
         # same ids in another account: separate rows
         apply_masterdata(conn, ev(ContactUpserted(contact_id="c1", last_name="Fremd"), account="acc-b"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,6 +29,7 @@ from smartpost_shared.topics import MASTERDATA
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from pathlib import Path
 
     from sqlalchemy.engine import Connection
 
@@ -232,8 +232,9 @@ async def test_outbox_relay_publishes_committed_events_in_order(
     engine = make_engine(sqlite_url)
     create_platform_tables(engine)
     events = [
-        make_envelope(PropertyUpserted(property_id=f"p{i}", reference=f"R{i}", name=f"P {i}"), account_id=account,
-                      producer="test")
+        make_envelope(
+            PropertyUpserted(property_id=f"p{i}", reference=f"R{i}", name=f"P {i}"), account_id=account, producer="test"
+        )
         for i in range(5)
     ]
     with engine.begin() as conn:

@@ -1,5 +1,6 @@
-"""A service's own relational database (SQLite by default, PostgreSQL by URL) for read models, the
-processed-events ledger that makes consumers idempotent, and the transactional outbox.
+"""A service's own relational database: read models, the processed-events ledger, the transactional outbox.
+
+SQLite by default, PostgreSQL by URL. The ledger makes consumers idempotent.
 
 The ledger row, the handler's effects and any outgoing events are written in ONE transaction, so a crash at any
 point either keeps all of them or none; redelivery then finds the ledger row and changes nothing.
@@ -8,7 +9,6 @@ point either keeps all of them or none; redelivery then finds the ledger row and
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.engine import Connection, Engine
 
     from smartpost_shared.contracts.envelope import Envelope
@@ -139,9 +141,7 @@ def pending_outbox(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
 
 def mark_published(conn: Connection, positions: list[int]) -> None:
     if positions:
-        conn.execute(
-            update(outbox).where(outbox.c.position.in_(positions)).values(published_at=datetime.now(UTC))
-        )
+        conn.execute(update(outbox).where(outbox.c.position.in_(positions)).values(published_at=datetime.now(UTC)))
 
 
 def outbox_body(row: dict[str, Any]) -> dict[str, Any]:

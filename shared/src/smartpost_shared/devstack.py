@@ -266,11 +266,12 @@ async def create_topics(bootstrap_servers: str) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = []
-        for topic in ALL_TOPICS:
-            for name in (topic.name, topic.dead_letter):
-                if name not in existing:
-                    wanted.append(NewTopic(name, num_partitions=topic.partitions, replication_factor=1))
+        wanted = [
+            NewTopic(name, num_partitions=topic.partitions, replication_factor=1)
+            for topic in ALL_TOPICS
+            for name in (topic.name, topic.dead_letter)
+            if name not in existing
+        ]
         if wanted:
             await admin.create_topics(wanted)
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -38,6 +37,8 @@ from smartpost_shared.contracts.masterdata import (
 )
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from sqlalchemy.engine import Connection
 
     from smartpost_shared.contracts.envelope import Envelope
@@ -146,9 +147,21 @@ class Contact:
         return [line for line in lines if line]
 
 
-COUNTRY_NAMES = {"AT": "ÖSTERREICH", "CH": "SCHWEIZ", "FR": "FRANKREICH", "NL": "NIEDERLANDE", "IT": "ITALIEN",
-                 "ES": "SPANIEN", "PL": "POLEN", "BE": "BELGIEN", "DK": "DÄNEMARK", "LU": "LUXEMBURG",
-                 "GB": "VEREINIGTES KÖNIGREICH", "US": "USA", "CZ": "TSCHECHIEN"}
+COUNTRY_NAMES = {
+    "AT": "ÖSTERREICH",
+    "CH": "SCHWEIZ",
+    "FR": "FRANKREICH",
+    "NL": "NIEDERLANDE",
+    "IT": "ITALIEN",
+    "ES": "SPANIEN",
+    "PL": "POLEN",
+    "BE": "BELGIEN",
+    "DK": "DÄNEMARK",
+    "LU": "LUXEMBURG",
+    "GB": "VEREINIGTES KÖNIGREICH",
+    "US": "USA",
+    "CZ": "TSCHECHIEN",
+}
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ The consumer helper gives every service the same guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads annotations at runtime
 from faststream.middlewares import AckPolicy
 from sqlalchemy.exc import OperationalError
 
@@ -47,7 +48,12 @@ class PermanentError(Exception):
     """The message can never be processed (e.g. refers to an unknown letter): dead-letter it with this reason."""
 
 
-TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (TransientError, ConnectionError, TimeoutError, OperationalError)
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+)
 
 
 def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
@@ -170,7 +176,7 @@ class EventConsumer:
             except PermanentError as exc:
                 await self._dead_letter(topic, msg, DeadLetter(topic, str(exc), type(exc).__name__))
                 return
-            except Exception as exc:  # noqa: BLE001 - any other failure is retried, then dead-lettered
+            except Exception as exc:
                 if attempt >= self.attempts:
                     reason = f"handler failed {attempt} times: {type(exc).__name__}: {exc}"
                     log.exception("handler.failed", attempts=attempt)
@@ -261,14 +267,12 @@ class OutboxRelay:
         while not self._stopped.is_set():
             try:
                 sent = await self.publish_pending()
-            except Exception:  # noqa: BLE001 - broker outage: keep the rows, try again
+            except Exception:
                 log.warning("outbox.publish_failed", exc_info=True)
                 sent = 0
             if not sent:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
 
     def stop(self) -> None:
         self._stopped.set()

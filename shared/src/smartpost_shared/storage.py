@@ -46,8 +46,7 @@ class StoredObject:
 class ObjectStore(Protocol):
     """What services need from object storage."""
 
-    def put(self, key: str, data: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...) -> None:
-        ...
+    def put(self, key: str, data: bytes, *, content_type: str = ..., metadata: dict[str, str] | None = ...) -> None: ...
 
     def put_file(self, key: str, path: str, *, content_type: str = ...) -> None: ...
 
@@ -115,7 +114,12 @@ class MinioStore:
     ) -> None:
         try:
             self.client.put_object(
-                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type, metadata=metadata  # type: ignore[arg-type]
+                self.bucket,
+                key,
+                io.BytesIO(data),
+                len(data),
+                content_type=content_type,
+                metadata=metadata,  # type: ignore[arg-type]
             )
         except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc

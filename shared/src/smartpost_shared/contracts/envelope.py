@@ -68,7 +68,7 @@ class Envelope(EnvelopeHeader):
         return data
 
 
-def make_envelope(  # noqa: PLR0913 - the envelope has this many fields by design
+def make_envelope(
     payload: EventPayload,
     *,
     account_id: str,

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smartpost_shared.contracts import documents as d
 from smartpost_shared.contracts import letters as lt
 from smartpost_shared.contracts import masterdata as md
 from smartpost_shared.contracts import portal as pt
 from smartpost_shared.contracts import printing as pr
-from smartpost_shared.contracts.base import EventPayload
 from smartpost_shared.contracts.common import DocumentType, LetterScope, PostalAddress, SplitRule, SplitStrategy
 from smartpost_shared.contracts.envelope import make_envelope
+
+if TYPE_CHECKING:
+    from smartpost_shared.contracts.base import EventPayload
 
 AT = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 DOC_TYPE = DocumentType(id="dt-abrechnung", path=["Abrechnungen", "Jahresabrechnung"])

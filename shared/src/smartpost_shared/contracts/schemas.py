@@ -53,9 +53,7 @@ def _type_signature(schema: dict[str, Any], node: dict[str, Any], depth: int = 0
     if kind == "object" and "properties" in node:
         return (
             "object",
-            tuple(
-                sorted((k, _type_signature(schema, v, depth + 1)) for k, v in node["properties"].items())
-            ),
+            tuple(sorted((k, _type_signature(schema, v, depth + 1)) for k, v in node["properties"].items())),
         )
     if kind == "array":
         return ("array", _type_signature(schema, node.get("items", {}), depth + 1))
@@ -96,7 +94,7 @@ def write_schema_files(examples: dict[tuple[str, int], dict[str, Any]]) -> list[
     written: list[Path] = []
     SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
     (SCHEMA_DIR / "envelope.schema.json").write_text(json.dumps(envelope_schema(), indent=2, sort_keys=True) + "\n")
-    for (event_type, version) in sorted(registered_payloads()):
+    for event_type, version in sorted(registered_payloads()):
         folder = SCHEMA_DIR / event_type
         folder.mkdir(exist_ok=True)
         schema_file = folder / f"v{version}.schema.json"

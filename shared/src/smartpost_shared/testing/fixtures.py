@@ -28,9 +28,7 @@ from smartpost_shared.storage import MinioStore
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "SMARTPOST_TEST_POSTGRES_ADMIN", "postgresql://app:app@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_DSN = os.environ.get("SMARTPOST_TEST_POSTGRES_ADMIN", "postgresql://app:app@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +52,7 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def kafka_settings(stack: Stack) -> KafkaSettings:
     # Short group timeouts: joining a consumer group takes session_timeout/2 on tansu.
-    return KafkaSettings(
-        bootstrap_servers=stack.bootstrap_servers, session_timeout_ms=2000, heartbeat_interval_ms=500
-    )
+    return KafkaSettings(bootstrap_servers=stack.bootstrap_servers, session_timeout_ms=2000, heartbeat_interval_ms=500)
 
 
 @pytest.fixture
