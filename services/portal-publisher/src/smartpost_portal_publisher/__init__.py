@@ -1,0 +1,1 @@
+"""SmartPost portal publisher: released letters into recipients' portal inboxes, and the portal API."""

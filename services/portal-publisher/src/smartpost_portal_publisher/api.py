@@ -1,0 +1,381 @@
+"""HTTP face: the portal API (recipients: /portal/...) and the internal staff API (/internal/..., per account).
+
+Refusals never reveal whether another contact's document exists: "not yours" and "does not exist" are both 404.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from smartpost_portal_publisher.application import (
+    AuthenticationError,
+    DocumentView,
+    ForbiddenError,
+    IssuedInvitation,
+    IssuedSession,
+    OpenedDownload,
+    PortalError,
+    PortalService,
+)
+from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
+from smartpost_portal_publisher.security import DownloadGrant
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+ACCOUNT_HEADER = "X-SmartPost-Account"
+_bearer = HTTPBearer(auto_error=False)
+
+
+# --- request / response bodies -----------------------------------------------------------------------------------
+
+
+class RedeemRequest(BaseModel):
+    code: str = Field(min_length=1, max_length=64, description="invitation code as printed, e.g. 7K3M-...")
+    login: str = Field(min_length=1, max_length=320, description="login name chosen by the recipient (e-mail)")
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginRequest(BaseModel):
+    account_id: str = Field(min_length=1, max_length=64)
+    login: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class PrincipalOut(BaseModel):
+    principal_id: str
+    account_id: str
+    contact_id: str
+    kind: str
+    rights: str | None
+    unit_id: str | None
+
+
+class SessionOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    principal: PrincipalOut
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    title: str
+    folder: list[str]
+    letter_date: date
+    published_at: datetime
+    page_count: int
+    property_id: str | None
+    property_name: str | None
+    unit_id: str | None
+    unit_number: str | None
+    viewed: bool
+
+
+class FolderOut(BaseModel):
+    name: str
+    path: list[str]
+    documents: int
+    total: int
+    children: list[FolderOut]
+
+
+class LinkOut(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+class InvitationRequest(BaseModel):
+    contact_id: str = Field(min_length=1, max_length=128)
+    issued_by: str = Field(default="staff", min_length=1, max_length=200)
+
+
+class CoUserInvitationRequest(BaseModel):
+    unit_id: str = Field(min_length=1, max_length=128)
+    rights: CoUserRights
+
+
+class InvitationOut(BaseModel):
+    code: str
+    contact_id: str
+    kind: str
+    rights: str | None
+    unit_id: str | None
+    expires_at: datetime
+
+
+class WindowBody(BaseModel):
+    days_before_start: int = Field(ge=0, le=3650)
+    days_after_end: int = Field(ge=0, le=3650)
+
+
+class ViewOut(BaseModel):
+    principal_id: str
+    principal_kind: str
+    viewed_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    item_id: str
+    document_id: str
+    contact_id: str
+    property_id: str | None
+    unit_id: str | None
+    published_at: datetime
+    first_viewed_at: datetime | None
+    revoked_at: datetime | None
+    views: list[ViewOut]
+
+
+# --- mapping helpers ---------------------------------------------------------------------------------------------
+
+
+def _principal_out(p: Principal) -> PrincipalOut:
+    return PrincipalOut(
+        principal_id=p.principal_id,
+        account_id=p.account_id,
+        contact_id=p.contact_id,
+        kind=p.kind.value,
+        rights=p.rights.value if p.rights else None,
+        unit_id=p.unit_id,
+    )
+
+
+def _session_out(s: IssuedSession) -> SessionOut:
+    return SessionOut(token=s.token, expires_at=s.expires_at, principal=_principal_out(s.principal))
+
+
+def _document_out(v: DocumentView) -> DocumentOut:
+    d = v.document
+    return DocumentOut(
+        document_id=d.document_id,
+        title=d.title,
+        folder=list(d.folder),
+        letter_date=d.letter_date,
+        published_at=d.published_at,
+        page_count=d.page_count,
+        property_id=d.property_id,
+        property_name=v.property_name,
+        unit_id=d.unit_id,
+        unit_number=v.unit_number,
+        viewed=v.viewed,
+    )
+
+
+def _folder_out(node: FolderNode) -> FolderOut:
+    return FolderOut(
+        name=node.name,
+        path=list(node.path),
+        documents=node.documents,
+        total=node.total,
+        children=[_folder_out(c) for c in (node.children or {}).values()],
+    )
+
+
+def _invitation_out(i: IssuedInvitation) -> InvitationOut:
+    return InvitationOut(
+        code=i.code,
+        contact_id=i.contact_id,
+        kind=i.kind.value,
+        rights=i.rights.value if i.rights else None,
+        unit_id=i.unit_id,
+        expires_at=i.expires_at,
+    )
+
+
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _stream_pdf(opened: OpenedDownload) -> StreamingResponse:
+    d = opened.document
+    base = f"{d.letter_date.isoformat()} {d.title}"[:150]
+    ascii_name = (_UNSAFE_FILENAME.sub("_", base).strip() or "dokument") + ".pdf"
+    headers = {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base + '.pdf')}",
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if opened.size is not None:
+        headers["Content-Length"] = str(opened.size)
+    return StreamingResponse(opened.chunks, media_type="application/pdf", headers=headers)
+
+
+# --- dependencies ------------------------------------------------------------------------------------------------
+
+
+def _service(request: Request) -> PortalService:
+    service: PortalService = request.app.state.portal
+    return service
+
+
+Service = Annotated[PortalService, Depends(_service)]
+
+
+def _token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise AuthenticationError("bearer token required")
+    return credentials.credentials
+
+
+Token = Annotated[str, Depends(_token)]
+
+
+def _current_principal(service: Service, token: Token) -> Principal:
+    return service.authenticate(token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+
+
+def _account(
+    request: Request,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER, min_length=1, max_length=64)] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> str:
+    expected: SecretStr | None = request.app.state.internal_api_token
+    if expected is not None:
+        given = (authorization or "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise AuthenticationError("internal API token required")
+    if not account:
+        raise ForbiddenError(f"header {ACCOUNT_HEADER} required")
+    return account
+
+
+Account = Annotated[str, Depends(_account)]
+
+
+# --- routes ------------------------------------------------------------------------------------------------------
+
+portal = APIRouter(prefix="/portal", tags=["portal"])
+internal = APIRouter(prefix="/internal", tags=["internal"])
+
+
+@portal.post("/invitations/redeem", response_model=SessionOut, status_code=201)
+def redeem_invitation(body: RedeemRequest, service: Service) -> SessionOut:
+    """Register with an invitation code (or reset credentials with a re-activated one) and get a session."""
+    return _session_out(service.redeem_invitation(body.code, body.login, body.password))
+
+
+@portal.post("/sessions", response_model=SessionOut, status_code=201)
+def login(body: LoginRequest, service: Service) -> SessionOut:
+    return _session_out(service.login(body.account_id, body.login, body.password))
+
+
+@portal.delete("/sessions/current", status_code=204)
+def logout(service: Service, token: Token) -> None:
+    service.logout(token)
+
+
+@portal.get("/me", response_model=PrincipalOut)
+def me(principal: CurrentPrincipal) -> PrincipalOut:
+    return _principal_out(principal)
+
+
+@portal.get("/folders", response_model=FolderOut)
+def folders(principal: CurrentPrincipal, service: Service) -> FolderOut:
+    """The recipient's folder tree (document types) with document counts."""
+    return _folder_out(service.folders(principal))
+
+
+@portal.get("/documents", response_model=list[DocumentOut])
+def list_documents(
+    principal: CurrentPrincipal,
+    service: Service,
+    folder: Annotated[str | None, Query(max_length=1000, description="e.g. Abrechnung/Heizkosten")] = None,
+    recursive: bool = True,
+) -> list[DocumentOut]:
+    views = service.list_documents(principal, parse_folder(folder), recursive=recursive)
+    return [_document_out(v) for v in views]
+
+
+@portal.get("/documents/{document_id}", response_model=DocumentOut)
+def get_document(document_id: str, principal: CurrentPrincipal, service: Service) -> DocumentOut:
+    return _document_out(service.document(principal, document_id))
+
+
+@portal.post("/documents/{document_id}/download-link", response_model=LinkOut)
+def download_link(document_id: str, request: Request, principal: CurrentPrincipal, service: Service) -> LinkOut:
+    """A short-lived signed link; access is checked again when it is used."""
+    link = service.download_link(principal, document_id)
+    base = request.app.state.public_base_url or str(request.base_url)
+    return LinkOut(url=base.rstrip("/") + link.path, expires_at=link.expires_at)
+
+
+@portal.get("/documents/{document_id}/content")
+def document_content(document_id: str, principal: CurrentPrincipal, service: Service) -> StreamingResponse:
+    """Stream the PDF directly (for apps that hold the bearer token)."""
+    return _stream_pdf(service.open_download(principal, document_id))
+
+
+@portal.get("/downloads/{document_id}")
+def signed_download(
+    document_id: str,
+    service: Service,
+    a: Annotated[str, Query(min_length=1, max_length=64)],
+    p: Annotated[str, Query(min_length=1, max_length=64)],
+    e: Annotated[int, Query(ge=0)],
+    s: Annotated[str, Query(min_length=1, max_length=128)],
+) -> StreamingResponse:
+    """Download through a signed link (no bearer token needed: works as a plain browser link)."""
+    grant = DownloadGrant(account_id=a, document_id=document_id, principal_id=p, expires=e)
+    return _stream_pdf(service.open_signed_download(grant, s))
+
+
+@portal.post("/co-users", response_model=InvitationOut, status_code=201)
+def invite_co_user(body: CoUserInvitationRequest, principal: CurrentPrincipal, service: Service) -> InvitationOut:
+    """Invite a co-user for one of your units: ``admin`` sees personal documents, ``user`` does not."""
+    return _invitation_out(service.invite_co_user(principal, body.unit_id, body.rights))
+
+
+@portal.get("/co-users")
+def list_co_users(principal: CurrentPrincipal, service: Service) -> list[dict[str, Any]]:
+    return service.co_users(principal)
+
+
+@portal.delete("/co-users/{co_user_id}", status_code=204)
+def remove_co_user(co_user_id: str, principal: CurrentPrincipal, service: Service) -> None:
+    service.remove_co_user(principal, co_user_id)
+
+
+@internal.post("/invitations", response_model=InvitationOut, status_code=201)
+def issue_invitation(body: InvitationRequest, account: Account, service: Service) -> InvitationOut:
+    """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail."""
+    return _invitation_out(service.issue_contact_invitation(account, body.contact_id, issued_by=body.issued_by))
+
+
+@internal.get("/letters/{letter_id}/deliveries", response_model=list[DeliveryOut])
+def deliveries(letter_id: str, account: Account, service: Service) -> list[DeliveryOut]:
+    """Proof of delivery per individual letter: published, first viewed, revoked, every download."""
+    return [DeliveryOut.model_validate(d) for d in service.deliveries(account, letter_id)]
+
+
+@internal.get("/access-window", response_model=WindowBody)
+def get_access_window(account: Account, service: Service) -> WindowBody:
+    w = service.access_window(account)
+    return WindowBody(days_before_start=w.days_before_start, days_after_end=w.days_after_end)
+
+
+@internal.put("/access-window", response_model=WindowBody)
+def put_access_window(body: WindowBody, account: Account, service: Service) -> WindowBody:
+    service.set_access_window(account, AccessWindow(body.days_before_start, body.days_after_end))
+    return body
+
+
+def install_routes(app: FastAPI) -> None:
+    app.include_router(portal)
+    app.include_router(internal)
+
+    @app.exception_handler(PortalError)
+    async def _portal_error(_request: Request, exc: PortalError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)

@@ -1,0 +1,120 @@
+"""Wiring: settings -> database, object store, broker, consumers, outbox relay, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from smartpost_portal_publisher.adapters.db import portal_metadata
+from smartpost_portal_publisher.api import install_routes
+from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
+from smartpost_portal_publisher.consumers import SERVICE, register_consumers
+from smartpost_portal_publisher.domain import AccessWindow
+from smartpost_portal_publisher.settings import Settings, get_settings
+from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.masterdata import create_masterdata_tables
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.storage import MinioStore, StorageUnavailableError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from smartpost_shared.storage import ObjectStore
+
+log = get_logger(__name__)
+
+
+def portal_config(settings: Settings) -> PortalConfig:
+    if settings.download_link_secret is not None:
+        secret = settings.download_link_secret.get_secret_value().encode()
+    else:
+        log.warning("portal.download_link_secret_unset", effect="links are valid only in this process")
+        secret = secrets.token_bytes(32)
+    return PortalConfig(
+        default_window=AccessWindow(settings.days_before_start, settings.days_after_end),
+        timezone=ZoneInfo(settings.timezone),
+        link_secret=secret,
+        link_ttl=timedelta(seconds=settings.download_link_ttl_seconds),
+        session_ttl=timedelta(hours=settings.session_ttl_hours),
+        invitation_ttl=timedelta(days=settings.invitation_ttl_days),
+        min_password_length=settings.min_password_length,
+    )
+
+
+def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.resolved_database_url())
+    create_platform_tables(engine)
+    create_masterdata_tables(engine)
+    portal_metadata.create_all(engine)
+    object_store: ObjectStore = store or MinioStore(settings.storage)
+
+    broker = make_broker(settings.kafka, service=SERVICE)
+    publisher = Publisher()
+    register_consumers(broker, engine, publisher, settings)
+    relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.relay_poll_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        relay_task = asyncio.create_task(relay.run(), name="portal-outbox-relay")
+        log.info("portal_publisher.started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            relay.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await broker.stop()
+            engine.dispose()
+            log.info("portal_publisher.stopped")
+        del app
+
+    app = FastAPI(title="SmartPost portal publisher", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.broker = broker
+    app.state.engine = engine
+    app.state.relay = relay
+    app.state.store = object_store
+    app.state.portal = PortalService(engine, object_store, portal_config(settings))
+    app.state.internal_api_token = settings.internal_api_token
+    app.state.public_base_url = settings.public_base_url
+    install_routes(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(_ping_db)
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["database"] = f"error: {exc}"
+        try:
+            await asyncio.to_thread(object_store.exists, "healthz/probe")
+            checks["storage"] = "ok"
+        except StorageUnavailableError as exc:
+            checks["storage"] = f"error: {exc}"
+        checks["kafka"] = "ok" if await broker.ping(timeout=2.0) else "error: unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    def _ping_db() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    return app

@@ -1,0 +1,611 @@
+"""Use cases: publishing released letters, revoking them, and what the portal API does for a recipient.
+
+Consumer handlers run inside the :class:`~smartpost_shared.messaging.SqlIdempotency` transaction (ledger row,
+documents and outgoing events commit together). API use cases open their own short transactions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from smartpost_portal_publisher.adapters.db import PortalRepository
+from smartpost_portal_publisher.domain import (
+    CODE_ALPHABET,
+    CODE_GROUP_LENGTH,
+    CODE_GROUPS,
+    AccessWindow,
+    CoUserRights,
+    FolderNode,
+    PortalDocument,
+    Principal,
+    PrincipalKind,
+    Refusal,
+    StorageKeyError,
+    access_refusal,
+    check_storage_key,
+    document_id_for,
+    folder_tree,
+    format_code,
+    in_folder,
+    may_invite_co_user,
+    normalize_code,
+    unit_accessible,
+)
+from smartpost_portal_publisher.security import (
+    DownloadGrant,
+    LinkProblem,
+    check_grant,
+    hash_password,
+    hash_secret_token,
+    sign_grant,
+    verify_password,
+)
+from smartpost_shared.contracts.envelope import Envelope, caused_by, deterministic_event_id, make_envelope
+from smartpost_shared.contracts.letters import LetterItemsRevoked, LetterReleased
+from smartpost_shared.contracts.portal import DocumentPublished, DocumentRevoked, DocumentViewed
+from smartpost_shared.db import add_to_outbox
+from smartpost_shared.logging import get_logger
+from smartpost_shared.masterdata import MasterDataReader
+from smartpost_shared.messaging import PermanentError
+from smartpost_shared.storage import ObjectNotFoundError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+    from smartpost_shared.storage import ObjectStore
+
+log = get_logger(__name__)
+
+PRODUCER = "portal-publisher"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- errors the API maps to HTTP answers -------------------------------------------------------------------------
+
+
+class PortalError(Exception):
+    """Base of use-case refusals; ``status`` is the HTTP answer."""
+
+    status = 400
+
+
+class NotFoundError(PortalError):
+    status = 404
+
+
+class GoneError(PortalError):
+    status = 410
+
+
+class ForbiddenError(PortalError):
+    status = 403
+
+
+class AuthenticationError(PortalError):
+    status = 401
+
+
+class ConflictError(PortalError):
+    status = 409
+
+
+class InvalidInputError(PortalError):
+    status = 422
+
+
+class StorageFailureError(PortalError):
+    status = 503
+
+
+# --- consuming letters.events ------------------------------------------------------------------------------------
+
+
+class Publisher:
+    """Turns LetterReleased into portal documents and LetterItemsRevoked into revocations (sync, in a transaction)."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self.clock = clock
+
+    def on_letter_released(self, envelope: Envelope, conn: Connection) -> None:
+        release = envelope.payload
+        assert isinstance(release, LetterReleased)
+        account = envelope.account_id
+        repo = PortalRepository(conn)
+        # Check every key before publishing anything: one foreign key means the release is wrong as a whole.
+        for item in release.items:
+            try:
+                check_storage_key(account, item.storage_key)
+            except StorageKeyError as exc:
+                raise PermanentError(str(exc)) from exc
+        now = self.clock()
+        published = skipped = 0
+        for item in release.items:
+            existing = repo.document_by_item(account, item.item_id)
+            if existing is not None:
+                if existing.contact_id != item.contact_id:
+                    # Never move a published letter to someone else silently; corrections revoke and re-release.
+                    log.error(
+                        "portal.release_conflict",
+                        item_id=item.item_id,
+                        published_contact=existing.contact_id,
+                        released_contact=item.contact_id,
+                    )
+                skipped += 1
+                continue
+            if repo.item_revoked(account, item.item_id):
+                log.warning("portal.release_of_revoked_item_skipped", item_id=item.item_id)
+                skipped += 1
+                continue
+            document = PortalDocument(
+                account_id=account,
+                document_id=document_id_for(account, item.item_id),
+                item_id=item.item_id,
+                letter_id=release.letter_id,
+                contact_id=item.contact_id,
+                property_id=item.property_id,
+                unit_id=item.unit_id,
+                title=release.title,
+                folder=tuple(release.document_type.path),
+                letter_date=release.letter_date,
+                storage_key=item.storage_key,
+                page_count=item.page_count,
+                published_at=now,
+            )
+            repo.insert_document(
+                document,
+                document_type_id=release.document_type.id,
+                notify_by_email=release.notify_by_email,
+                correlation_id=str(envelope.correlation_id),
+            )
+            event = DocumentPublished(
+                document_id=document.document_id,
+                letter_id=document.letter_id,
+                item_id=document.item_id,
+                contact_id=document.contact_id,
+                property_id=document.property_id,
+                unit_id=document.unit_id,
+                title=document.title,
+                folder=list(document.folder),
+                letter_date=document.letter_date,
+                notify_by_email=release.notify_by_email,
+                published_at=now,
+            )
+            add_to_outbox(
+                conn,
+                caused_by(
+                    envelope,
+                    event,
+                    producer=PRODUCER,
+                    event_id=deterministic_event_id("portal-published", account, item.item_id),
+                ),
+            )
+            published += 1
+        log.info("portal.letter_published", letter_id=release.letter_id, published=published, skipped=skipped)
+
+    def on_items_revoked(self, envelope: Envelope, conn: Connection) -> None:
+        revocation = envelope.payload
+        assert isinstance(revocation, LetterItemsRevoked)
+        account = envelope.account_id
+        repo = PortalRepository(conn)
+        now = self.clock()
+        targets: dict[str, PortalDocument | None] = dict.fromkeys(revocation.item_ids)
+        if revocation.letter_deleted:
+            for letter_document in repo.documents_of_letter(account, revocation.letter_id):
+                targets[letter_document.item_id] = letter_document
+        revoked = 0
+        for item_id, known in targets.items():
+            document = known or repo.document_by_item(account, item_id)
+            repo.remember_revoked_item(account, item_id, revocation.letter_id, now)
+            if document is None:
+                continue
+            if document.letter_id != revocation.letter_id:
+                log.error("portal.revoke_letter_mismatch", item_id=item_id, letter_id=revocation.letter_id)
+                continue
+            if not repo.mark_revoked(account, document.document_id, now, revocation.reason):
+                continue
+            event = DocumentRevoked(
+                document_id=document.document_id,
+                letter_id=document.letter_id,
+                item_id=document.item_id,
+                contact_id=document.contact_id,
+                reason=revocation.reason,
+            )
+            add_to_outbox(
+                conn,
+                caused_by(
+                    envelope,
+                    event,
+                    producer=PRODUCER,
+                    event_id=deterministic_event_id("portal-revoked", account, item_id),
+                ),
+            )
+            revoked += 1
+        log.info("portal.items_revoked", letter_id=revocation.letter_id, revoked=revoked)
+
+
+# --- the portal API's use cases ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    default_window: AccessWindow
+    timezone: ZoneInfo
+    link_secret: bytes
+    link_ttl: timedelta
+    session_ttl: timedelta
+    invitation_ttl: timedelta
+    min_password_length: int
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """One document as its recipient sees it in the inbox."""
+
+    document: PortalDocument
+    property_name: str | None
+    unit_number: str | None
+    viewed: bool
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    code: str
+    contact_id: str
+    kind: PrincipalKind
+    rights: CoUserRights | None
+    unit_id: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedSession:
+    token: str
+    principal: Principal
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    path: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenedDownload:
+    document: PortalDocument
+    size: int | None
+    chunks: Iterator[bytes]
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH))
+
+
+class PortalService:
+    """What the portal API and the internal staff API do; every call is scoped by account and principal."""
+
+    def __init__(self, engine: Engine, store: ObjectStore, config: PortalConfig, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    def _today(self, now: datetime) -> date:
+        return now.astimezone(self.config.timezone).date()
+
+    # invitations and sessions ----------------------------------------------------------------------------
+    def issue_contact_invitation(self, account_id: str, contact_id: str, *, issued_by: str) -> IssuedInvitation:
+        """A one-time key for a contact; issuing again re-activates (replaces any open key)."""
+        now = self.clock()
+        code = _new_code()
+        with self.engine.begin() as conn:
+            contact = MasterDataReader(conn).contact(account_id, contact_id)
+            if contact is None:
+                raise NotFoundError(f"unknown contact {contact_id}")
+            repo = PortalRepository(conn)
+            repo.withdraw_open_contact_invitations(account_id, contact_id, now)
+            expires_at = now + self.config.invitation_ttl
+            repo.insert_invitation(
+                code_hash=hash_secret_token(code),
+                account_id=account_id,
+                contact_id=contact_id,
+                kind=PrincipalKind.CONTACT,
+                rights=None,
+                unit_id=None,
+                invited_by=issued_by,
+                at=now,
+                expires_at=expires_at,
+            )
+        log.info("portal.invitation_issued", contact_id=contact_id)
+        return IssuedInvitation(format_code(code), contact_id, PrincipalKind.CONTACT, None, None, expires_at)
+
+    def invite_co_user(self, principal: Principal, unit_id: str, rights: CoUserRights) -> IssuedInvitation:
+        if not may_invite_co_user(principal):
+            raise ForbiddenError("only the contact itself can invite co-users")
+        now = self.clock()
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            contracts = repo.contract_periods(principal.account_id, principal.contact_id)
+            window = repo.access_window(principal.account_id, self.config.default_window)
+            if not unit_accessible(principal.contact_id, unit_id, contracts, window, self._today(now)):
+                raise NotFoundError("no current contract for this unit")
+            code = _new_code()
+            expires_at = now + self.config.invitation_ttl
+            repo.insert_invitation(
+                code_hash=hash_secret_token(code),
+                account_id=principal.account_id,
+                contact_id=principal.contact_id,
+                kind=PrincipalKind.CO_USER,
+                rights=rights,
+                unit_id=unit_id,
+                invited_by=principal.principal_id,
+                at=now,
+                expires_at=expires_at,
+            )
+        log.info("portal.co_user_invited", unit_id=unit_id, rights=rights.value)
+        return IssuedInvitation(format_code(code), principal.contact_id, PrincipalKind.CO_USER, rights, unit_id, expires_at)
+
+    def redeem_invitation(self, code: str, login: str, password: str) -> IssuedSession:
+        """Register (or, for a re-activated contact key, reset) portal credentials and open a session."""
+        normalized = normalize_code(code)
+        if normalized is None:
+            raise AuthenticationError("invalid invitation code")
+        login = login.strip().lower()
+        self._check_credentials_shape(login, password)
+        password_hash = hash_password(password, secrets.token_bytes(16))
+        now = self.clock()
+        code_hash = hash_secret_token(normalized)
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            invitation = repo.invitation(code_hash)
+            if invitation is None or invitation["withdrawn_at"] is not None or invitation["redeemed_at"] is not None:
+                raise AuthenticationError("invalid invitation code")
+            if invitation["expires_at"] <= now:
+                raise AuthenticationError("invitation code expired; ask your property manager for a new one")
+            account_id = invitation["account_id"]
+            kind = PrincipalKind(invitation["kind"])
+            existing_id = (
+                repo.contact_principal_id(account_id, invitation["contact_id"])
+                if kind is PrincipalKind.CONTACT
+                else None
+            )
+            if repo.login_taken(account_id, login, except_principal=existing_id):
+                raise ConflictError("this login is already in use")
+            if not repo.mark_invitation_redeemed(code_hash, now):
+                raise AuthenticationError("invalid invitation code")
+            principal = Principal(
+                principal_id=existing_id or str(uuid.uuid4()),
+                account_id=account_id,
+                contact_id=invitation["contact_id"],
+                kind=kind,
+                rights=CoUserRights(invitation["rights"]) if invitation["rights"] else None,
+                unit_id=invitation["unit_id"],
+            )
+            if existing_id is not None:
+                repo.update_credentials(existing_id, login, password_hash)
+            else:
+                repo.insert_principal(principal, login, password_hash, now)
+            session = self._open_session(repo, principal, now)
+        log.info("portal.invitation_redeemed", principal_id=principal.principal_id, kind=kind.value)
+        return session
+
+    def _check_credentials_shape(self, login: str, password: str) -> None:
+        if not login or len(login) > 320:
+            raise InvalidInputError("login must be 1-320 characters")
+        if len(password) < self.config.min_password_length:
+            raise InvalidInputError(f"password must have at least {self.config.min_password_length} characters")
+
+    def _open_session(self, repo: PortalRepository, principal: Principal, now: datetime) -> IssuedSession:
+        token = secrets.token_urlsafe(32)
+        expires_at = now + self.config.session_ttl
+        repo.insert_session(hash_secret_token(token), principal, now, expires_at)
+        return IssuedSession(token, principal, expires_at)
+
+    def login(self, account_id: str, login: str, password: str) -> IssuedSession:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            found = repo.principal_by_login(account_id, login.strip().lower())
+            if found is None or not verify_password(password, found[1]):
+                raise AuthenticationError("login or password wrong")
+            return self._open_session(repo, found[0], now)
+
+    def authenticate(self, token: str) -> Principal:
+        with self.engine.connect() as conn:
+            principal = PortalRepository(conn).session_principal(hash_secret_token(token), self.clock())
+        if principal is None:
+            raise AuthenticationError("session invalid or expired")
+        return principal
+
+    def logout(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            PortalRepository(conn).end_session(hash_secret_token(token), self.clock())
+
+    def co_users(self, principal: Principal) -> list[dict[str, Any]]:
+        if not may_invite_co_user(principal):
+            raise ForbiddenError("only the contact itself manages co-users")
+        with self.engine.connect() as conn:
+            return PortalRepository(conn).co_users_of(principal.account_id, principal.contact_id)
+
+    def remove_co_user(self, principal: Principal, co_user_id: str) -> None:
+        if not may_invite_co_user(principal):
+            raise ForbiddenError("only the contact itself manages co-users")
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            co_user = repo.principal(co_user_id)
+            if (
+                co_user is None
+                or co_user.account_id != principal.account_id
+                or co_user.contact_id != principal.contact_id
+                or co_user.kind is not PrincipalKind.CO_USER
+            ):
+                raise NotFoundError("no such co-user")
+            repo.disable_principal(principal.account_id, co_user_id, self.clock())
+
+    # documents -------------------------------------------------------------------------------------------------
+    def list_documents(
+        self, principal: Principal, folder: tuple[str, ...] = (), *, recursive: bool = True
+    ) -> list[DocumentView]:
+        now = self.clock()
+        today = self._today(now)
+        with self.engine.connect() as conn:
+            repo = PortalRepository(conn)
+            md = MasterDataReader(conn)
+            contracts = repo.contract_periods(principal.account_id, principal.contact_id)
+            window = repo.access_window(principal.account_id, self.config.default_window)
+            visible = [
+                d
+                for d in repo.documents_of_contact(principal.account_id, principal.contact_id)
+                if access_refusal(principal, d, contracts, window, today) is None
+                and in_folder(d.folder, folder, recursive=recursive)
+            ]
+            result = []
+            for d in visible:
+                prop = md.property(principal.account_id, d.property_id) if d.property_id else None
+                unit = md.unit(principal.account_id, d.unit_id) if d.unit_id else None
+                result.append(
+                    DocumentView(
+                        document=d,
+                        property_name=prop.name if prop else None,
+                        unit_number=unit.number if unit else None,
+                        viewed=d.first_viewed_at is not None,
+                    )
+                )
+            return result
+
+    def folders(self, principal: Principal) -> FolderNode:
+        return folder_tree([v.document.folder for v in self.list_documents(principal)])
+
+    def document(self, principal: Principal, document_id: str) -> DocumentView:
+        for view in self.list_documents(principal):
+            if view.document.document_id == document_id:
+                return view
+        self._readable(principal, document_id)  # raises the precise refusal
+        raise NotFoundError("document not found")
+
+    def _readable(self, principal: Principal, document_id: str) -> PortalDocument:
+        """The document if ``principal`` may read it now; the refusal as an error otherwise."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            repo = PortalRepository(conn)
+            document = repo.document(principal.account_id, document_id)
+            if document is None:
+                raise NotFoundError("document not found")
+            contracts = repo.contract_periods(principal.account_id, document.contact_id)
+            window = repo.access_window(principal.account_id, self.config.default_window)
+        refusal = access_refusal(principal, document, contracts, window, self._today(now))
+        if refusal is Refusal.NOT_FOUND:
+            raise NotFoundError("document not found")
+        if refusal is Refusal.REVOKED:
+            raise GoneError("document was withdrawn by the property management")
+        if refusal is Refusal.OUTSIDE_WINDOW:
+            raise ForbiddenError("access to this document has ended")
+        return document
+
+    def download_link(self, principal: Principal, document_id: str) -> DownloadLink:
+        self._readable(principal, document_id)
+        expires_at = self.clock() + self.config.link_ttl
+        grant = DownloadGrant(principal.account_id, document_id, principal.principal_id, int(expires_at.timestamp()))
+        signature = sign_grant(self.config.link_secret, grant)
+        path = (
+            f"/portal/downloads/{document_id}?a={grant.account_id}&p={grant.principal_id}"
+            f"&e={grant.expires}&s={signature}"
+        )
+        return DownloadLink(path, datetime.fromtimestamp(grant.expires, UTC))
+
+    def open_signed_download(self, grant: DownloadGrant, signature: str) -> OpenedDownload:
+        """Check the link, then re-check access NOW (revocation, window, disabled co-user), then stream."""
+        problem = check_grant(self.config.link_secret, grant, signature, self.clock().timestamp())
+        if problem is LinkProblem.TAMPERED:
+            raise ForbiddenError("download link invalid")
+        if problem is LinkProblem.EXPIRED:
+            raise ForbiddenError("download link expired")
+        with self.engine.connect() as conn:
+            principal = PortalRepository(conn).principal(grant.principal_id)
+        if principal is None or principal.account_id != grant.account_id:
+            raise ForbiddenError("download link invalid")
+        return self.open_download(principal, grant.document_id)
+
+    def open_download(self, principal: Principal, document_id: str) -> OpenedDownload:
+        document = self._readable(principal, document_id)
+        try:
+            size: int | None = self.store.stat(document.storage_key).size
+            chunks = self.store.stream(document.storage_key)
+            first = next(chunks, b"")  # opens the object now, so a failure is an answer, not a broken stream
+        except ObjectNotFoundError as exc:
+            log.error("portal.document_content_missing", document_id=document_id, key=document.storage_key)
+            raise StorageFailureError("document content unavailable") from exc
+        except ConnectionError as exc:
+            raise StorageFailureError("document storage unavailable, try again") from exc
+        self._record_view(principal, document)
+
+        def all_chunks() -> Iterator[bytes]:
+            if first:
+                yield first
+            yield from chunks
+
+        return OpenedDownload(document, size, all_chunks())
+
+    def _record_view(self, principal: Principal, document: PortalDocument) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            first = repo.record_view(principal, document.document_id, now)
+            if first:
+                correlation = repo.correlation_of(principal.account_id, document.document_id)
+                add_to_outbox(
+                    conn,
+                    make_envelope(
+                        DocumentViewed(
+                            document_id=document.document_id,
+                            letter_id=document.letter_id,
+                            item_id=document.item_id,
+                            contact_id=document.contact_id,
+                            first_viewed_at=now,
+                        ),
+                        account_id=principal.account_id,
+                        producer=PRODUCER,
+                        correlation_id=uuid.UUID(correlation) if correlation else None,
+                        event_id=deterministic_event_id("portal-viewed", principal.account_id, document.document_id),
+                    ),
+                )
+        log.info("portal.document_downloaded", document_id=document.document_id, first=first)
+
+    # staff-facing -----------------------------------------------------------------------------------------------
+    def deliveries(self, account_id: str, letter_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            repo = PortalRepository(conn)
+            documents = repo.documents_of_letter(account_id, letter_id)
+            views = repo.views_of_letter(account_id, letter_id)
+        return [
+            {
+                "item_id": d.item_id,
+                "document_id": d.document_id,
+                "contact_id": d.contact_id,
+                "property_id": d.property_id,
+                "unit_id": d.unit_id,
+                "published_at": d.published_at,
+                "first_viewed_at": d.first_viewed_at,
+                "revoked_at": d.revoked_at,
+                "views": views.get(d.document_id, []),
+            }
+            for d in documents
+        ]
+
+    def set_access_window(self, account_id: str, window: AccessWindow) -> None:
+        with self.engine.begin() as conn:
+            PortalRepository(conn).set_access_window(account_id, window)
+
+    def access_window(self, account_id: str) -> AccessWindow:
+        with self.engine.connect() as conn:
+            return PortalRepository(conn).access_window(account_id, self.config.default_window)

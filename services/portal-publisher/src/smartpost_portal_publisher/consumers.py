@@ -1,0 +1,50 @@
+"""FastStream subscriptions of the portal publisher: letters.events and masterdata.events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smartpost_shared.masterdata import apply_masterdata
+from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.topics import LETTERS, MASTERDATA
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+    from sqlalchemy.engine import Connection, Engine
+
+    from smartpost_portal_publisher.application import Publisher
+    from smartpost_portal_publisher.settings import Settings
+    from smartpost_shared.contracts.envelope import Envelope
+
+SERVICE = "portal-publisher"
+
+
+def _apply_masterdata(envelope: Envelope, conn: Connection) -> None:
+    apply_masterdata(conn, envelope)
+
+
+def register_consumers(broker: KafkaBroker, engine: Engine, publisher: Publisher, settings: Settings) -> EventConsumer:
+    consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts)
+    group = settings.consumer_group or f"smartpost-{SERVICE}"
+    timeouts = {
+        "session_timeout_ms": settings.kafka.session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
+    }
+    letters = SqlIdempotency(engine, f"{SERVICE}:letters")
+    consumer.subscribe(
+        LETTERS,
+        {
+            "LetterReleased": letters.handler(publisher.on_letter_released),
+            "LetterItemsRevoked": letters.handler(publisher.on_items_revoked),
+        },
+        group_id=f"{group}.letters",
+        **timeouts,
+    )
+    masterdata = SqlIdempotency(engine, f"{SERVICE}:masterdata")
+    consumer.subscribe(
+        MASTERDATA,
+        {event_type: masterdata.handler(_apply_masterdata) for event_type in MASTERDATA.event_types},
+        group_id=f"{group}.masterdata",
+        **timeouts,
+    )
+    return consumer
