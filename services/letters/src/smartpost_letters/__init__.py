@@ -1,0 +1,1 @@
+"""SmartPost letters service: owner of the serial letter (Serienbrief) life cycle."""

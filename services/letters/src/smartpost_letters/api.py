@@ -1,0 +1,481 @@
+"""HTTP face of the letters service (called by the gateway and other internal systems).
+
+Caller identity comes from ``X-SmartPost-Account`` / ``X-SmartPost-Actor`` (trusted internal network, optional
+shared bearer token). Every route is scoped to that account: another account's letter answers 404.
+Commands accept ``X-SmartPost-Command-Id`` (a retried command is applied once) and ``If-Match: <version>``
+(a stale write answers 409 with the current version). Letter responses carry ``ETag: "<version>"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from smartpost_letters.application import CommandContext, LetterNotFoundError, LetterService, VersionConflictError
+from smartpost_letters.domain.errors import DocumentError, DomainError
+from smartpost_letters.domain.models import DocumentRole
+from smartpost_letters.schemas import (
+    AuditEntryOut,
+    AuditLogOut,
+    ChangeDocumentIn,
+    CreateLetterIn,
+    DocumentTypeIn,
+    DocumentTypeTreeOut,
+    ErrorOut,
+    LetterListOut,
+    LetterOut,
+    LetterSummaryOut,
+    ReassignIn,
+    ReleaseIn,
+    ReorderIn,
+    RevokeIn,
+)
+from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.contracts.letters import PrintOptions
+from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fastapi import FastAPI
+
+    from smartpost_letters.adapters.read_model import LetterSummaryProjector
+    from smartpost_letters.domain.letter import SerialLetter
+    from smartpost_letters.settings import Settings
+    from smartpost_shared.storage import ObjectStore
+
+PDF_MAGIC = b"%PDF-"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing caller headers or wrong bearer token"},
+    404: {"model": ErrorOut, "description": "no such letter in the caller's account"},
+    409: {"model": ErrorOut, "description": "version conflict (If-Match); body carries current_version"},
+    422: {"model": ErrorOut, "description": "domain rule violated or invalid input"},
+}
+
+
+class Caller:
+    def __init__(self, account_id: str, actor: str, command_id: str, expected_version: int | None) -> None:
+        self.account_id = account_id
+        self.actor = actor
+        self.command_id = command_id
+        self.expected_version = expected_version
+
+    @property
+    def ctx(self) -> CommandContext:
+        return CommandContext(self.account_id, self.actor, self.command_id, self.expected_version)
+
+
+def caller(
+    request: Request,
+    x_smartpost_account: Annotated[str | None, Header()] = None,
+    x_smartpost_actor: Annotated[str | None, Header()] = None,
+    x_smartpost_command_id: Annotated[str | None, Header(max_length=200)] = None,
+    if_match: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Caller:
+    settings: Settings = request.app.state.settings
+    if settings.api_token is not None:
+        expected = f"Bearer {settings.api_token.get_secret_value()}"
+        if not authorization or not hmac.compare_digest(authorization, expected):
+            raise HTTPException(401, "missing or wrong bearer token")
+    if not x_smartpost_account or not x_smartpost_actor:
+        raise HTTPException(401, "X-SmartPost-Account and X-SmartPost-Actor headers are required")
+    if len(x_smartpost_account) > 64:
+        raise HTTPException(422, "account id too long")
+    expected_version: int | None = None
+    if if_match:
+        raw = if_match.strip().removeprefix("W/").strip('"')
+        try:
+            expected_version = int(raw)
+        except ValueError:
+            raise HTTPException(422, "If-Match must carry the letter version, e.g. \"7\"") from None
+    return Caller(x_smartpost_account, x_smartpost_actor, x_smartpost_command_id or "", expected_version)
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def _service(request: Request) -> LetterService:
+    service: LetterService = request.app.state.service
+    return service
+
+
+def _letter_uuid(letter_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(letter_id)
+    except ValueError:
+        raise LetterNotFoundError(letter_id) from None
+
+
+def _letter_response(letter: SerialLetter, status_code: int = 200) -> JSONResponse:
+    body = LetterOut.of(letter).model_dump(mode="json")
+    return JSONResponse(body, status_code=status_code, headers={"ETag": f'"{letter.version}"'})
+
+
+async def _run(fn: Callable[[], Any]) -> Any:
+    return await asyncio.to_thread(fn)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"letter {exc} not found", "code": "not_found"}, status_code=404)
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, VersionConflictError)
+        return JSONResponse(
+            {"detail": str(exc), "code": "version_conflict", "current_version": exc.current},
+            status_code=409,
+            headers={"ETag": f'"{exc.current}"'},
+        )
+
+    async def domain(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=422)
+
+    async def storage(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"object storage unavailable: {exc}", "code": "storage_unavailable"}, 503)
+
+    app.add_exception_handler(LetterNotFoundError, not_found)
+    app.add_exception_handler(VersionConflictError, conflict)
+    app.add_exception_handler(DomainError, domain)
+    app.add_exception_handler(StorageUnavailableError, storage)
+
+
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+# ------------------------------------------------------------------------------------------------- letters
+
+
+@router.get("/letters", response_model=LetterListOut, tags=["letters"])
+async def list_letters(
+    request: Request,
+    who: CallerDep,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> LetterListOut:
+    """Letters of the caller's account, most recently changed first."""
+    projector: LetterSummaryProjector = request.app.state.projector
+    await _run(projector.catch_up)
+    rows = await _run(lambda: projector.list_letters(who.account_id, status=status, limit=limit, offset=offset))
+    return LetterListOut(letters=[LetterSummaryOut.model_validate({k: v for k, v in r.items() if k != "account_id"})
+                                  for r in rows])
+
+
+@router.post("/letters", status_code=201, response_model=LetterOut, tags=["letters"])
+async def create_letter(request: Request, who: CallerDep, body: CreateLetterIn) -> JSONResponse:
+    """Create a serial letter (Titel, Dokumententyp, Empfängergruppen, Liegenschaft or cross-property)."""
+    service = _service(request)
+    letter = await _run(
+        lambda: service.create_letter(
+            who.ctx,
+            title=body.title,
+            document_type_id=body.document_type_id,
+            recipient_groups=body.recipient_groups,
+            scope=body.scope,
+            property_id=body.property_id,
+            include_archived=body.include_archived,
+            letter_date=body.letter_date,
+        )
+    )
+    return _letter_response(letter, 201)
+
+
+@router.get("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
+async def get_letter(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """The letter with documents, parts, assignments, warnings, released items and print status."""
+    service = _service(request)
+    letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
+    return _letter_response(letter)
+
+
+@router.delete("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
+async def delete_letter(
+    request: Request, who: CallerDep, letter_id: str, reason: Annotated[str, Query(max_length=500)] = ""
+) -> JSONResponse:
+    """Delete the serial letter ("Serienbrief löschen"); released letters are withdrawn from the portal."""
+    service = _service(request)
+    letter = await _run(lambda: service.delete(who.ctx, _letter_uuid(letter_id), reason=reason))
+    return _letter_response(letter)
+
+
+@router.get("/letters/{letter_id}/audit", response_model=AuditLogOut, tags=["letters"])
+async def audit_log(request: Request, who: CallerDep, letter_id: str) -> AuditLogOut:
+    """Who did what when: the letter's full event history."""
+    service = _service(request)
+    entries = await _run(lambda: service.audit_log(who.account_id, _letter_uuid(letter_id)))
+    return AuditLogOut(letter_id=letter_id, entries=[AuditEntryOut(**asdict(e)) for e in entries])
+
+
+# ------------------------------------------------------------------------------------------------- documents
+
+
+def _parse_rule(rule: str | None, role: DocumentRole) -> SplitRule | None:
+    if role != DocumentRole.SPLIT:
+        return None
+    if not rule:
+        return SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
+    try:
+        return SplitRule.model_validate(json.loads(rule))
+    except (ValueError, ValidationError) as exc:
+        raise DocumentError(f"invalid split rule: {exc}") from exc
+
+
+@router.post("/letters/{letter_id}/documents", status_code=201, response_model=LetterOut, tags=["documents"])
+async def upload_document(  # noqa: PLR0913 - multipart fields
+    request: Request,
+    who: CallerDep,
+    letter_id: str,
+    file: Annotated[UploadFile, File(description="the PDF")],
+    role: Annotated[DocumentRole, Form()] = DocumentRole.SPLIT,
+    rule: Annotated[str | None, Form(description="SplitRule as JSON (default: address_block)")] = None,
+) -> JSONResponse:
+    """Upload a source PDF (multipart). The first document is the cover letter and is always split."""
+    service = _service(request)
+    settings: Settings = request.app.state.settings
+    store: ObjectStore = request.app.state.store
+    lid = _letter_uuid(letter_id)
+    letter = await _run(lambda: service.get_letter(who.account_id, lid))
+    if letter.has_processed_command(who.command_id):
+        return _letter_response(letter, 201)
+    split_rule = _parse_rule(rule, role)
+    data = await file.read(settings.max_upload_bytes + 1)
+    if not data:
+        raise DocumentError("the uploaded file is empty")
+    if len(data) > settings.max_upload_bytes:
+        raise DocumentError(f"the uploaded file is larger than {settings.max_upload_bytes} bytes")
+    if not data.startswith(PDF_MAGIC):
+        raise DocumentError("the uploaded file is not a PDF (it does not start with %PDF-)")
+    document_id = service.new_document_id(lid, who.command_id)
+    key = source_key(who.account_id, str(lid), document_id)
+    filename = (file.filename or f"{document_id}.pdf")[:255]
+    await _run(
+        lambda: store.put(key, data, content_type="application/pdf", metadata={"filename": filename.encode(
+            "ascii", "replace").decode()})
+    )
+    letter = await _run(
+        lambda: service.attach_document(
+            who.ctx,
+            lid,
+            document_id=document_id,
+            filename=filename,
+            role=role,
+            rule=split_rule,
+            source_key=key,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+    )
+    return _letter_response(letter, 201)
+
+
+@router.patch("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
+async def change_document(
+    request: Request, who: CallerDep, letter_id: str, document_id: str, body: ChangeDocumentIn
+) -> JSONResponse:
+    """Change a document's role (split / attachment) and split rule."""
+    service = _service(request)
+    letter = await _run(
+        lambda: service.change_document(
+            who.ctx, _letter_uuid(letter_id), document_id=document_id, role=body.role, rule=body.rule
+        )
+    )
+    return _letter_response(letter)
+
+
+@router.delete("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
+async def remove_document(request: Request, who: CallerDep, letter_id: str, document_id: str) -> JSONResponse:
+    service = _service(request)
+    letter = await _run(lambda: service.remove_document(who.ctx, _letter_uuid(letter_id), document_id=document_id))
+    return _letter_response(letter)
+
+
+@router.put("/letters/{letter_id}/documents/order", response_model=LetterOut, tags=["documents"])
+async def reorder_documents(request: Request, who: CallerDep, letter_id: str, body: ReorderIn) -> JSONResponse:
+    service = _service(request)
+    letter = await _run(lambda: service.reorder_documents(who.ctx, _letter_uuid(letter_id), order=body.order))
+    return _letter_response(letter)
+
+
+def _stream(store: ObjectStore, key: str, media_type: str, filename: str) -> StreamingResponse:
+    try:
+        info = store.stat(key)
+    except ObjectNotFoundError:
+        raise HTTPException(404, "the file is not (yet) in storage") from None
+    return StreamingResponse(
+        store.stream(key),
+        media_type=media_type,
+        headers={"Content-Length": str(info.size), "Content-Disposition": f'inline; filename="{filename}"'},
+    )
+
+
+def _checked_key(who: Caller, letter: SerialLetter, key: str | None) -> str:
+    # Defence in depth: never stream an object outside this account's letter folder.
+    if not key or not key.startswith(letter_prefix(who.account_id, str(letter.id))):
+        raise HTTPException(404, "no such file for this letter")
+    return key
+
+
+@router.get("/letters/{letter_id}/documents/{document_id}/pdf", tags=["documents"], response_class=StreamingResponse)
+async def document_pdf(request: Request, who: CallerDep, letter_id: str, document_id: str) -> StreamingResponse:
+    """The uploaded source PDF."""
+    service = _service(request)
+    letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
+    doc = letter.document(document_id)
+    key = _checked_key(who, letter, doc.source_key)
+    return await _run(lambda: _stream(request.app.state.store, key, "application/pdf", doc.filename))
+
+
+@router.post("/letters/{letter_id}/split", response_model=LetterOut, tags=["documents"])
+async def start_split(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Start splitting: one SplitRequested per split document (attachments are appended to every part)."""
+    service = _service(request)
+    letter = await _run(lambda: service.start_split(who.ctx, _letter_uuid(letter_id)))
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/reopen", response_model=LetterOut, tags=["documents"])
+async def reopen(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Back to draft to edit documents ("Dokumente bearbeiten"): split results and assignments are dropped."""
+    service = _service(request)
+    letter = await _run(lambda: service.reopen(who.ctx, _letter_uuid(letter_id)))
+    return _letter_response(letter)
+
+
+# ------------------------------------------------------------------------------------------------- parts, review
+
+
+@router.get("/letters/{letter_id}/parts/{part_id}/pdf", tags=["review"], response_class=StreamingResponse)
+async def part_pdf(request: Request, who: CallerDep, letter_id: str, part_id: str) -> StreamingResponse:
+    """One individual letter as PDF (for review and download before release)."""
+    service = _service(request)
+    letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
+    part = letter.part(part_id)
+    key = _checked_key(who, letter, part.storage_key)
+    return await _run(lambda: _stream(request.app.state.store, key, "application/pdf", f"{part_id}.pdf"))
+
+
+@router.get("/letters/{letter_id}/parts/{part_id}/thumbnail", tags=["review"], response_class=StreamingResponse)
+async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_id: str) -> StreamingResponse:
+    """PNG thumbnail of the part's first page."""
+    service = _service(request)
+    letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
+    part = letter.part(part_id)
+    key = _checked_key(who, letter, part.thumbnail_key)
+    return await _run(lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png"))
+
+
+@router.post("/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"])
+async def reassign(request: Request, who: CallerDep, letter_id: str, part_id: str, body: ReassignIn) -> JSONResponse:
+    service = _service(request)
+    letter = await _run(
+        lambda: service.reassign_part(
+            who.ctx,
+            _letter_uuid(letter_id),
+            part_id=part_id,
+            contact_id=body.contact_id,
+            property_id=body.property_id,
+            unit_id=body.unit_id,
+        )
+    )
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/parts/{part_id}/unassign", response_model=LetterOut, tags=["review"])
+async def unassign(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
+    service = _service(request)
+    letter = await _run(lambda: service.unassign_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/parts/{part_id}/discard", response_model=LetterOut, tags=["review"])
+async def discard(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
+    service = _service(request)
+    letter = await _run(lambda: service.discard_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/review/confirm", response_model=LetterOut, tags=["review"])
+async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Endkontrolle: every part is assigned or discarded, at least one assigned."""
+    service = _service(request)
+    letter = await _run(lambda: service.confirm_review(who.ctx, _letter_uuid(letter_id)))
+    return _letter_response(letter)
+
+
+# ------------------------------------------------------------------------------------------------- release and after
+
+
+@router.post("/letters/{letter_id}/release", response_model=LetterOut, tags=["release"])
+async def release(request: Request, who: CallerDep, letter_id: str, body: ReleaseIn) -> JSONResponse:
+    """Release to the portal; each assigned part becomes one item visible only to its contact."""
+    service = _service(request)
+    letter = await _run(
+        lambda: service.release(who.ctx, _letter_uuid(letter_id), notify_by_email=body.notify_by_email)
+    )
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"])
+async def order_print(request: Request, who: CallerDep, letter_id: str, body: PrintOptions) -> JSONResponse:
+    """Order postal dispatch of the released, not revoked items (once per letter)."""
+    service = _service(request)
+    letter = await _run(lambda: service.order_print(who.ctx, _letter_uuid(letter_id), options=body))
+    return _letter_response(letter)
+
+
+@router.post("/letters/{letter_id}/revocations", response_model=LetterOut, tags=["release"])
+async def revoke(request: Request, who: CallerDep, letter_id: str, body: RevokeIn) -> JSONResponse:
+    """Withdraw one unit's released letter(s) (or the given items) from the portal."""
+    service = _service(request)
+    letter = await _run(
+        lambda: service.revoke(
+            who.ctx, _letter_uuid(letter_id), unit_id=body.unit_id, item_ids=body.item_ids, reason=body.reason
+        )
+    )
+    return _letter_response(letter)
+
+
+# ------------------------------------------------------------------------------------------------- document types
+
+
+@router.get("/document-types", response_model=DocumentTypeTreeOut, tags=["document types"])
+async def document_types(request: Request, who: CallerDep) -> DocumentTypeTreeOut:
+    """The account's document-type tree (folders in the portal, at most five levels)."""
+    service = _service(request)
+    tree = await _run(lambda: service.document_type_tree(who.account_id))
+    return DocumentTypeTreeOut.of(tree)
+
+
+@router.post("/document-types", status_code=201, response_model=DocumentTypeTreeOut, tags=["document types"])
+async def add_document_type(request: Request, who: CallerDep, body: DocumentTypeIn) -> DocumentTypeTreeOut:
+    service = _service(request)
+    tree, node_id = await _run(lambda: service.add_document_type(who.ctx, name=body.name, parent_id=body.parent_id))
+    return DocumentTypeTreeOut.of(tree, created_id=node_id)
+
+
+@router.patch("/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"])
+async def change_document_type(request: Request, who: CallerDep, node_id: str, body: DocumentTypeIn) -> Response:
+    """Rename and/or move a document type (``parent_id`` null = top level)."""
+    service = _service(request)
+    tree = await _run(
+        lambda: service.change_document_type(who.ctx, node_id=node_id, name=body.name, parent_id=body.parent_id)
+    )
+    return JSONResponse(DocumentTypeTreeOut.of(tree).model_dump(mode="json"))
+
+
+@router.delete("/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"])
+async def remove_document_type(request: Request, who: CallerDep, node_id: str) -> Response:
+    service = _service(request)
+    tree = await _run(lambda: service.remove_document_type(who.ctx, node_id=node_id))
+    return JSONResponse(DocumentTypeTreeOut.of(tree).model_dump(mode="json"))

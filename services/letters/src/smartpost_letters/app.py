@@ -1,0 +1,131 @@
+"""Wiring: settings -> event store, read model, object storage, Kafka broker, consumers, outbox relay, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from smartpost_letters.adapters.read_model import LetterSummaryProjector
+from smartpost_letters.adapters.relay import NotificationLogRelay
+from smartpost_letters.api import install_error_handlers, router
+from smartpost_letters.application import LettersApplication, LetterService, event_store_env
+from smartpost_letters.consumers import InboundHandlers, subscribe_all
+from smartpost_letters.settings import Settings, get_settings
+from smartpost_shared.db import make_engine
+from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.storage import MinioStore, ObjectStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = get_logger(__name__)
+
+PROJECTOR_POLL_SECONDS = 1.0
+
+
+async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Event) -> None:
+    while not stopped.is_set():
+        try:
+            await asyncio.to_thread(projector.catch_up)
+        except Exception:  # noqa: BLE001 - database outage: try again later
+            log.warning("projector.failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
+
+
+def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    event_app = LettersApplication(
+        event_store_env(settings.resolved_event_store_url()), snapshot_interval=settings.snapshot_interval
+    )
+    engine = make_engine(settings.resolved_database_url())
+    projector = LetterSummaryProjector(event_app, engine)
+    if store is None:
+        minio = MinioStore(settings.storage)
+        store = minio
+    else:
+        minio = None
+    broker = make_broker(settings.kafka, service=settings.service_name)
+    publisher = EventPublisher(broker)
+    relay = NotificationLogRelay(
+        event_app,
+        publisher,
+        event_app.factory.tracking_recorder(),
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+        fault=settings.fault_injection,
+    )
+    service = LetterService(event_app)
+    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    subscribe_all(consumer, InboundHandlers(service), settings.kafka)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        service.on_saved = lambda: loop.call_soon_threadsafe(relay.wake)
+        if minio is not None:
+            await asyncio.to_thread(minio.ensure_bucket)
+        await broker.start()
+        stopped = asyncio.Event()
+        tasks = [
+            asyncio.create_task(relay.run(), name="letters-outbox-relay"),
+            asyncio.create_task(_projector_loop(projector, stopped), name="letters-projector"),
+        ]
+        log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
+        try:
+            yield
+        finally:
+            relay.stop()
+            stopped.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 10)
+            await broker.stop()
+            event_app.close()
+            engine.dispose()
+            app.state.stopped = True
+
+    app = FastAPI(
+        title="SmartPost letters",
+        version="0.1.0",
+        description="Serial letters (Serienbriefe): event-sourced life cycle from upload to release and print.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.projector = projector
+    app.state.store = store
+    app.state.broker = broker
+    app.state.relay = relay
+    app.state.event_app = event_app
+    app.state.consumer = consumer
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(event_app.recorder.max_notification_id)
+            checks["event_store"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the probe
+            checks["event_store"] = f"error: {exc}"
+        try:
+            checks["kafka"] = "ok" if await request.app.state.broker.ping(timeout=2.0) else "unreachable"
+        except Exception as exc:  # noqa: BLE001
+            checks["kafka"] = f"error: {exc}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    return app

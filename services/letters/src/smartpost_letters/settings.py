@@ -1,0 +1,49 @@
+"""Settings of the letters service (env prefix ``SMARTPOST_LETTERS_``), read once in :mod:`smartpost_letters.app`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from smartpost_shared.settings import ServiceSettings
+
+
+class FaultInjection(StrEnum):
+    """Crash points for the kill -9 test; never set in production."""
+
+    NONE = ""
+    BEFORE_PUBLISH = "before_publish"  # SIGKILL after the store commit, before the first Kafka publish
+    AFTER_PUBLISH = "after_publish"  # SIGKILL after publishing, before the relay records its position
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_LETTERS_", extra="ignore", env_nested_delimiter="__")
+
+    service_name: str = "letters"
+    http_port: int = 8101
+    # Optional shared bearer token between the gateway and this service (trusted network otherwise).
+    api_token: SecretStr | None = None
+    # Event store: None = SQLite file ``<data_dir>/letters-events.sqlite3``; a postgresql:// URL puts the event
+    # store in that database. The read model (letter list) follows ``database_url`` (SQLite by default); when
+    # ``database_url`` is PostgreSQL and ``event_store_url`` is unset, the event store uses the same database.
+    event_store_url: str | None = None
+    snapshot_interval: int = Field(default=50, ge=2)
+    relay_poll_seconds: float = Field(default=0.2, gt=0)
+    relay_batch_size: int = Field(default=200, ge=1, le=5000)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    fault_injection: FaultInjection = FaultInjection.NONE
+
+    def resolved_event_store_url(self) -> str:
+        if self.event_store_url:
+            return self.event_store_url
+        if self.database_url and self.database_url.startswith(("postgresql://", "postgresql+psycopg://")):
+            return self.database_url
+        return f"sqlite:///{self.data_dir}/letters-events.sqlite3"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
