@@ -1,0 +1,79 @@
+"""HTTP face of the notifier: probes and two internal endpoints for operations and tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date  # noqa: TC003 - FastAPI reads the annotation at runtime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from smartpost_notifier.domain import latest_due_digest_day
+
+if TYPE_CHECKING:
+    from smartpost_notifier.application import Notifier
+
+router = APIRouter()
+
+AccountHeader = Annotated[str, Header(alias="X-SmartPost-Account", min_length=1, max_length=64)]
+
+
+def _notifier(request: Request) -> Notifier:
+    notifier: Notifier | None = getattr(request.app.state, "notifier", None)
+    if notifier is None:
+        raise HTTPException(status_code=503, detail="notifier is starting")
+    return notifier
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    engine = request.app.state.engine
+
+    def ping_db() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.to_thread(ping_db)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"error: {exc}"
+    broker = getattr(request.app.state, "broker", None)
+    try:
+        checks["kafka"] = "ok" if broker is not None and await broker.ping(timeout=3) else "unreachable"
+    except Exception as exc:  # noqa: BLE001
+        checks["kafka"] = f"error: {exc}"
+    ready = all(v == "ok" for v in checks.values())
+    # SMTP is deliberately not a readiness condition: mails wait in the outbox while the relay is down.
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.post("/internal/digests/run")
+async def run_digest(
+    request: Request,
+    account_id: AccountHeader,
+    day: Annotated[date | None, Query(description="publication day (local); default: the latest due day")] = None,
+) -> dict[str, Any]:
+    """Build the digest of ``day`` for the account now (idempotent: at most one digest per recipient and day)."""
+    notifier = _notifier(request)
+    if day is None:
+        profile = notifier.profile(account_id)
+        day = latest_due_digest_day(notifier.clock(), profile.timezone, profile.digest_time)
+    created = await asyncio.to_thread(notifier.run_digest, account_id, day)
+    return {"account_id": account_id, "day": day.isoformat(), "mails_created": created}
+
+
+@router.get("/internal/mails/stats")
+async def mail_stats(request: Request, account_id: AccountHeader) -> dict[str, Any]:
+    """Mail outbox counts of the account by kind and status (pending, sent, failed, skipped ...)."""
+    notifier = _notifier(request)
+    counts = await asyncio.to_thread(notifier.mail_counts, account_id)
+    return {"account_id": account_id, "mails": counts}

@@ -1,0 +1,44 @@
+"""FastStream subscriptions: ``portal.events`` (documents) and ``masterdata.events`` (contacts, properties, units).
+
+Handlers only write rows, in one transaction with the processed-event ledger (``SqlIdempotency``); no mail is
+sent from a handler, so a redelivered event can never cause a second mail.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.topics import MASTERDATA, PORTAL
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from smartpost_notifier.application import Notifier
+    from smartpost_notifier.settings import Settings
+
+LEDGER_CONSUMER = "notifier"
+
+
+def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engine, settings: Settings) -> None:
+    idempotency = SqlIdempotency(engine, LEDGER_CONSUMER)
+    timeouts = {
+        "session_timeout_ms": settings.kafka.session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
+    }
+    consumer.subscribe(
+        PORTAL,
+        {
+            "DocumentPublished": idempotency.handler(notifier.on_document_published),
+            "DocumentRevoked": idempotency.handler(notifier.on_document_revoked),
+        },
+        group_id=settings.kafka_group_id,
+        **timeouts,
+    )
+    masterdata = idempotency.handler(notifier.on_masterdata)
+    consumer.subscribe(
+        MASTERDATA,
+        dict.fromkeys(MASTERDATA.event_types, masterdata),
+        group_id=f"{settings.kafka_group_id}-masterdata",
+        **timeouts,
+    )
