@@ -16,12 +16,15 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from pydantic import AliasChoices, AliasPath, BaseModel
+from pydantic import AliasChoices, AliasPath, BaseModel, SecretStr
 from pydantic_settings import BaseSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -73,6 +76,8 @@ def read_env_example() -> dict[str, str]:
         name, value = line.split("=", 1)
         assert re.fullmatch(r"[A-Z][A-Z0-9_]*", name), f".env.example:{number}: bad variable name {name!r}"
         assert name not in values, f".env.example:{number}: {name} defined twice"
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]  # compose strips quotes ('...' also stops interpolation of $ in the value)
         values[name] = value
     return values
 
@@ -154,7 +159,7 @@ def created_topics(script: str) -> dict[str, int]:
 
 
 def expected_topics() -> dict[str, int]:
-    from smartpost_shared.topics import ALL_TOPICS  # noqa: PLC0415
+    from smartpost_shared.topics import ALL_TOPICS
 
     wanted: dict[str, int] = {}
     for topic in ALL_TOPICS:
@@ -217,7 +222,8 @@ class EnvField:
     path: str  # dotted attribute path, e.g. "kafka.bootstrap_servers"
     required: bool
     default: Any
-    loopback_default: bool = False
+    # Why the default must not reach a deployment (a loopback address, a development secret), or None.
+    unsafe_default: str | None = None
 
 
 @dataclass
@@ -230,8 +236,36 @@ class SettingsEnv:
         return {name for name, info in self.fields.items() if info.required}
 
 
-def _is_loopback(value: Any) -> bool:
-    return isinstance(value, str) and any(host in value for host in LOOPBACK)
+def unsafe_default(value: Any) -> str | None:
+    """Why a default value is unfit for a container: it points at loopback or carries a development secret."""
+    if isinstance(value, SecretStr):
+        return "a development secret" if value.get_secret_value() else None
+    if isinstance(value, str):
+        return f"loopback ({value!r})" if any(host in value for host in LOOPBACK) else None
+    if isinstance(value, BaseModel):
+        return _first(unsafe_default(getattr(value, name)) for name in type(value).model_fields)
+    if isinstance(value, dict):
+        return _first(unsafe_default(item) for item in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return _first(unsafe_default(item) for item in value)
+    return None
+
+
+def loopback_in(value: Any) -> str | None:
+    """The first loopback address anywhere in a (settings) value, or None."""
+    if isinstance(value, str):
+        return value if any(host in value for host in LOOPBACK) else None
+    if isinstance(value, BaseModel):
+        return _first(loopback_in(getattr(value, name)) for name in type(value).model_fields)
+    if isinstance(value, dict):
+        return _first(loopback_in(item) for item in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return _first(loopback_in(item) for item in value)
+    return None
+
+
+def _first(reasons: Iterable[str | None]) -> str | None:
+    return next((reason for reason in reasons if reason), None)
 
 
 def settings_env(settings_class: type[BaseSettings]) -> SettingsEnv:
@@ -257,12 +291,19 @@ def _collect(
         names = aliases or [prefix + name]
         if via_delimiter is not None:
             names = [via_delimiter + name]
-        default = None if info.is_required() else info.default
         nested = _model_classes(info.annotation)
+        settings_factory = any(issubclass(cls, BaseSettings) for cls in nested) and info.default_factory is not None
+        if info.is_required():
+            default, reason = None, None
+        elif settings_factory:
+            # Its own fields are collected below; calling the factory here would read this process's environment.
+            default, reason = None, None
+        else:
+            default = info.get_default(call_default_factory=True)
+            reason = unsafe_default(default)
         for env_name in names:
             result.fields.setdefault(
-                env_name.upper(),
-                EnvField(dotted, required=info.is_required(), default=default, loopback_default=_is_loopback(default)),
+                env_name.upper(), EnvField(dotted, required=info.is_required(), default=default, unsafe_default=reason)
             )
         for nested_class in nested:
             if issubclass(nested_class, BaseSettings) and info.default_factory is not None:
@@ -296,22 +337,23 @@ def env_problems(service: str, env: dict[str, str], where: str) -> list[str]:
     for env_name, info in known.fields.items():
         by_path.setdefault(info.path, set()).add(env_name)
     for env_name, info in sorted(known.fields.items()):
-        if by_path[info.path] & set_names:
+        if _covered(info.path, by_path, set_names):
             continue
         if info.required:
             problems.append(f"{where}: required setting {info.path} is not set (env {env_name})")
-        elif info.loopback_default and not _parent_set(info.path, by_path, set_names):
-            problems.append(
-                f"{where}: {info.path} defaults to {info.default!r} (loopback: useless in a container); set {env_name}"
-            )
+        elif info.unsafe_default:
+            problems.append(f"{where}: {info.path} would default to {info.unsafe_default}; set {env_name}")
     # A field reachable through several names only needs one; report each missing field once.
     return sorted(set(problems))
 
 
-def _parent_set(path: str, by_path: dict[str, set[str]], set_names: set[str]) -> bool:
-    """Whether a parent model (e.g. ``kafka``) is set as a whole (a JSON value), which covers its fields."""
-    parts = path.split(".")
-    return any(by_path.get(".".join(parts[:i]), set()) & set_names for i in range(1, len(parts)))
+def _covered(path: str, by_path: dict[str, set[str]], set_names: set[str]) -> bool:
+    """Whether ``path`` gets a value: set itself, inside a parent set as a whole (JSON), or through a child."""
+    for other, names in by_path.items():
+        related = other == path or path.startswith(other + ".") or other.startswith(path + ".")
+        if related and names & set_names:
+            return True
+    return False
 
 
 def instantiate_settings(service: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> BaseSettings:
@@ -371,7 +413,8 @@ _QUANTITY_SUFFIX = {
 def quantity(value: str | float) -> float:
     """A Kubernetes resource quantity (``500m``, ``2``, ``512Mi``) as a number."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", str(value))
-    assert match and match.group(2) in _QUANTITY_SUFFIX, f"not a resource quantity: {value!r}"
+    assert match, f"not a resource quantity: {value!r}"
+    assert match.group(2) in _QUANTITY_SUFFIX, f"unknown quantity suffix: {value!r}"
     return float(match.group(1)) * _QUANTITY_SUFFIX[match.group(2)]
 
 
@@ -435,6 +478,8 @@ def kit() -> types.SimpleNamespace:
         expected_topics=expected_topics,
         load_settings_class=load_settings_class,
         settings_env=settings_env,
+        unsafe_default=unsafe_default,
+        loopback_in=loopback_in,
         env_problems=env_problems,
         instantiate_settings=instantiate_settings,
         load_k8s_docs=load_k8s_docs,
