@@ -1,0 +1,1 @@
+"""SmartPost assignment service: which contact (and property/unit) gets which split letter."""

@@ -1,0 +1,1 @@
+"""Adapters: the service's database tables and master-data queries."""

@@ -1,0 +1,66 @@
+"""Master-data queries the shared reader does not offer (staff contact search by property, units of a property)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, or_, select
+
+from smartpost_shared.masterdata import Contact, MasterDataReader, Unit, contacts, contracts, units
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+
+def search_contacts(
+    conn: Connection, account_id: str, text: str, *, property_id: str | None = None, limit: int = 20
+) -> list[Contact]:
+    """Contacts of one account whose name, company, reference id or e-mail contains ``text`` (case-insensitive)."""
+    query = select(contacts.c.contact_id).where(contacts.c.account_id == account_id)
+    text = text.strip()
+    if text:
+        pattern = f"%{text}%"
+        query = query.where(
+            or_(
+                contacts.c.last_name.ilike(pattern),
+                contacts.c.first_name.ilike(pattern),
+                contacts.c.company.ilike(pattern),
+                contacts.c.reference_id.ilike(pattern),
+                contacts.c.email.ilike(pattern),
+                contacts.c.contact_id.ilike(pattern),
+                (contacts.c.first_name + " " + contacts.c.last_name).ilike(pattern),
+            )
+        )
+    if property_id:
+        members = select(contracts.c.contact_id).where(
+            and_(contracts.c.account_id == account_id, contracts.c.property_id == property_id)
+        )
+        query = query.where(contacts.c.contact_id.in_(members))
+    query = query.order_by(contacts.c.last_name, contacts.c.first_name, contacts.c.company).limit(limit)
+    ids = [str(r[0]) for r in conn.execute(query)]
+    found = {c.contact_id: c for c in MasterDataReader(conn).contacts(account_id, ids)}
+    return [found[i] for i in ids if i in found]
+
+
+def units_of_property(conn: Connection, account_id: str, property_id: str) -> list[Unit]:
+    rows = conn.execute(
+        select(units)
+        .where(and_(units.c.account_id == account_id, units.c.property_id == property_id))
+        .order_by(units.c.number)
+    )
+    return [Unit(**dict(r._mapping)) for r in rows]  # noqa: SLF001 - SQLAlchemy's documented accessor
+
+
+def known_ids(conn: Connection, account_id: str) -> tuple[set[str], dict[str, str], set[str]]:
+    """Ids of existing properties, units (-> property) and contacts of one account, for import validation."""
+    from smartpost_shared.masterdata import properties  # noqa: PLC0415
+
+    props = {str(r[0]) for r in conn.execute(select(properties.c.property_id).where(properties.c.account_id == account_id))}
+    unit_map = {
+        str(r[0]): str(r[1])
+        for r in conn.execute(select(units.c.unit_id, units.c.property_id).where(units.c.account_id == account_id))
+    }
+    contact_ids = {
+        str(r[0]) for r in conn.execute(select(contacts.c.contact_id).where(contacts.c.account_id == account_id))
+    }
+    return props, unit_map, contact_ids

@@ -1,0 +1,381 @@
+"""Use cases of the assignment service. Each runs inside one database transaction (``conn``): read-model
+changes, assignments and the outgoing PagesAssigned (outbox) commit together or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smartpost_shared.contracts.documents import (
+    AssignmentMethod,
+    AssignmentStatus,
+    AssignmentWarning,
+    DocumentSplit,
+    PagesAssigned,
+    PartAssignment,
+    SplitPart,
+)
+from smartpost_shared.contracts.envelope import (
+    Envelope,
+    caused_by,
+    deterministic_event_id,
+    make_envelope,
+    parse_envelope,
+)
+from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
+from smartpost_shared.db import add_to_outbox
+from smartpost_shared.logging import get_logger
+from smartpost_shared.masterdata import AccountSnapshot, MasterDataReader, apply_masterdata
+from smartpost_shared.messaging import PermanentError
+
+from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
+from smartpost_assignment.adapters.locks import lock_letter
+from smartpost_assignment.adapters.masterdata_queries import known_ids
+from smartpost_assignment.domain.importing import ImportResult, KnownIds, parse_masterdata
+from smartpost_assignment.domain.matching import (
+    LetterContext,
+    MatchIndex,
+    Matcher,
+    MatchPolicy,
+    placement_for_contact,
+    roles_for_groups,
+)
+from smartpost_assignment.domain.warnings import document_warnings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from smartpost_shared.contracts.base import EventPayload
+
+log = get_logger(__name__)
+
+PRODUCER = "assignment"
+IMPORT_PRODUCER = "assignment-importer"
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    letter_id: str
+    document_id: str
+    assignments: list[PartAssignment]
+    warnings: list[AssignmentWarning]
+
+
+class AssignmentService:
+    def __init__(self, policy: MatchPolicy | None = None) -> None:
+        self.policy = policy or MatchPolicy()
+
+    # -- masterdata.events --
+    def on_masterdata(self, envelope: Envelope, conn: Connection) -> None:
+        apply_masterdata(conn, envelope)
+
+    # -- letters.events: LetterCreated --
+    def on_letter_created(self, envelope: Envelope, conn: Connection) -> None:
+        payload = envelope.payload
+        assert isinstance(payload, LetterCreated)
+        context = LetterContext(
+            account_id=envelope.account_id,
+            letter_id=payload.letter_id,
+            scope=payload.scope,
+            property_id=payload.property_id,
+            roles=roles_for_groups(payload.recipient_groups),
+            include_archived=payload.include_archived,
+            letter_date=payload.letter_date,
+        )
+        lock_letter(conn, envelope.account_id, payload.letter_id)
+        store = AssignmentStore(conn)
+        store.save_letter(context, list(payload.recipient_groups), payload.title)
+        for raw in store.take_pending_splits(envelope.account_id, payload.letter_id):
+            split_envelope = parse_envelope(raw)
+            log.info("split.unparked", letter_id=payload.letter_id)
+            self._assign_document(conn, split_envelope, context)
+
+    # -- splitter.events: DocumentSplit --
+    def on_document_split(self, envelope: Envelope, conn: Connection) -> None:
+        payload = envelope.payload
+        assert isinstance(payload, DocumentSplit)
+        lock_letter(conn, envelope.account_id, payload.letter_id)
+        store = AssignmentStore(conn)
+        context = store.letter(envelope.account_id, payload.letter_id)
+        if context is None:
+            # Different topics race: keep the split until the letter's context arrives (never lost, never guessed).
+            store.park_split(envelope.account_id, payload.letter_id, payload.document_id, envelope.to_bytes().decode())
+            log.info("split.parked_until_letter_known", letter_id=payload.letter_id, document_id=payload.document_id)
+            return
+        self._assign_document(conn, envelope, context)
+
+    def _assign_document(self, conn: Connection, split_envelope: Envelope, context: LetterContext) -> DocumentOutcome:
+        payload = split_envelope.payload
+        assert isinstance(payload, DocumentSplit)
+        started = time.perf_counter()
+        snapshot = MasterDataReader(conn).snapshot(context.account_id)
+        outcome = self.match_document(
+            conn, snapshot, context, payload.document_id, list(payload.parts), keep_confirmed=True
+        )
+        event = PagesAssigned(
+            letter_id=payload.letter_id,
+            document_id=payload.document_id,
+            assignments=outcome.assignments,
+            warnings=outcome.warnings,
+        )
+        add_to_outbox(
+            conn,
+            caused_by(
+                split_envelope,
+                event,
+                producer=PRODUCER,
+                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", split_envelope.event_id),
+            ),
+        )
+        log.info(
+            "document.assigned",
+            letter_id=payload.letter_id,
+            document_id=payload.document_id,
+            parts=len(outcome.assignments),
+            auto=sum(1 for a in outcome.assignments if a.method is AssignmentMethod.AUTO),
+            warnings=len(outcome.warnings),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return outcome
+
+    def match_document(
+        self,
+        conn: Connection,
+        snapshot: AccountSnapshot,
+        context: LetterContext,
+        document_id: str,
+        parts: list[SplitPart],
+        *,
+        keep_confirmed: bool,
+    ) -> DocumentOutcome:
+        """Match every part that staff have not decided; store assignments and warnings."""
+        store = AssignmentStore(conn)
+        existing = store.parts(context.account_id, context.letter_id, document_id)
+        matcher = Matcher(MatchIndex(snapshot, context), self.policy)
+        assignments: list[PartAssignment] = []
+        delete_parts_except(conn, context.account_id, context.letter_id, document_id, {p.part_id for p in parts})
+        for part in parts:
+            stored = existing.get(part.part_id)
+            if keep_confirmed and stored is not None and stored.confirmed:
+                # Staff decided this part: later runs (new master data, re-delivery) never change it.
+                assignments.append(stored.assignment)
+                continue
+            assignment = matcher.assign(part)
+            store.save_part(context.account_id, context.letter_id, document_id, part.index, assignment)
+            assignments.append(assignment)
+        warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in parts}, assignments)
+        store.save_document(context.account_id, context.letter_id, document_id, parts, warnings)
+        return DocumentOutcome(context.letter_id, document_id, assignments, warnings)
+
+    # -- letters.events: AssignmentCorrected --
+    def on_assignment_corrected(self, envelope: Envelope, conn: Connection) -> None:
+        payload = envelope.payload
+        assert isinstance(payload, AssignmentCorrected)
+        account = envelope.account_id
+        lock_letter(conn, account, payload.letter_id)
+        store = AssignmentStore(conn)
+        context = store.letter(account, payload.letter_id)
+        document = store.document(account, payload.letter_id, payload.document_id)
+        if context is None or document is None:
+            raise PermanentError(f"correction for unknown letter/document {payload.letter_id}/{payload.document_id}")
+        parts = {p.part_id: p for p in document.parts}
+        part = parts.get(payload.part_id)
+        if part is None:
+            raise PermanentError(f"correction for unknown part {payload.part_id} of document {payload.document_id}")
+        snapshot = MasterDataReader(conn).snapshot(account)
+        stored = store.parts(account, payload.letter_id, payload.document_id)
+        previous = stored.get(part.part_id)
+        corrected = self._corrected(payload, snapshot, context, previous)
+        store.save_part(
+            account, payload.letter_id, payload.document_id, part.index, corrected, confirmed=True, confirmed_by=payload.actor
+        )
+        assignments = [
+            corrected if p.part_id == part.part_id else stored[p.part_id].assignment
+            for p in document.parts
+            if p.part_id in stored or p.part_id == part.part_id
+        ]
+        warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in document.parts}, assignments)
+        store.save_document(account, payload.letter_id, payload.document_id, document.parts, warnings)
+        event = PagesAssigned(
+            letter_id=payload.letter_id,
+            document_id=payload.document_id,
+            assignments=[corrected],
+            warnings=warnings,
+            is_correction=True,
+        )
+        add_to_outbox(
+            conn,
+            caused_by(
+                envelope,
+                event,
+                producer=PRODUCER,
+                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", "correction", envelope.event_id),
+            ),
+        )
+        log.info("assignment.corrected", part_id=part.part_id, action=payload.action.value, actor=payload.actor)
+
+    def _corrected(
+        self,
+        payload: AssignmentCorrected,
+        snapshot: AccountSnapshot,
+        context: LetterContext,
+        previous: StoredPart | None,
+    ) -> PartAssignment:
+        candidates = previous.assignment.candidates if previous else []
+        if payload.action is CorrectionAction.DISCARD:
+            return PartAssignment(
+                part_id=payload.part_id,
+                status=AssignmentStatus.DISCARDED,
+                method=AssignmentMethod.MANUAL,
+                evidence=[f"von {payload.actor} verworfen"],
+                candidates=candidates,
+            )
+        if payload.action is CorrectionAction.UNASSIGN:
+            return PartAssignment(
+                part_id=payload.part_id,
+                status=AssignmentStatus.NEEDS_REVIEW,
+                method=AssignmentMethod.MANUAL,
+                evidence=[f"Zuordnung von {payload.actor} aufgehoben"],
+                candidates=candidates,
+            )
+        if not payload.contact_id:
+            raise PermanentError("reassign without contact_id")
+        if payload.contact_id not in snapshot.contacts:
+            # Never accept a contact this account does not have (also blocks cross-account ids).
+            raise PermanentError(f"contact {payload.contact_id} is not a contact of this account")
+        if payload.unit_id is not None:
+            unit = snapshot.units.get(payload.unit_id)
+            if unit is None or (payload.property_id is not None and unit.property_id != payload.property_id):
+                raise PermanentError(f"unit {payload.unit_id} is not a unit of this account/property")
+        if payload.property_id is not None and payload.property_id not in snapshot.properties:
+            raise PermanentError(f"property {payload.property_id} is not a property of this account")
+        property_id, unit_id = placement_for_contact(
+            snapshot, context, payload.contact_id, payload.property_id, payload.unit_id
+        )
+        score = next((c.score for c in candidates if c.contact_id == payload.contact_id), 0.0)
+        return PartAssignment(
+            part_id=payload.part_id,
+            status=AssignmentStatus.ASSIGNED,
+            contact_id=payload.contact_id,
+            property_id=property_id,
+            unit_id=unit_id,
+            method=AssignmentMethod.MANUAL,
+            score=score,
+            evidence=[f"manuell zugeordnet von {payload.actor}"],
+            candidates=candidates,
+        )
+
+    # -- HTTP: re-run matching for a letter (e.g. after adding missing contacts or archived ones) --
+    def rematch_letter(self, conn: Connection, account_id: str, letter_id: str, actor: str) -> list[DocumentOutcome]:
+        lock_letter(conn, account_id, letter_id)
+        store = AssignmentStore(conn)
+        context = store.letter(account_id, letter_id)
+        if context is None:
+            raise LookupError(letter_id)
+        snapshot = MasterDataReader(conn).snapshot(account_id)
+        outcomes: list[DocumentOutcome] = []
+        correlation = uuid.uuid4()
+        for document in store.documents_of_letter(account_id, letter_id):
+            outcome = self.match_document(
+                conn, snapshot, context, document.document_id, document.parts, keep_confirmed=True
+            )
+            revision = store.document(account_id, letter_id, document.document_id)
+            event = PagesAssigned(
+                letter_id=letter_id,
+                document_id=document.document_id,
+                assignments=outcome.assignments,
+                warnings=outcome.warnings,
+            )
+            add_to_outbox(
+                conn,
+                make_envelope(
+                    event,
+                    account_id=account_id,
+                    producer=PRODUCER,
+                    correlation_id=correlation,
+                    event_id=deterministic_event_id(
+                        PRODUCER, "rematch", account_id, letter_id, document.document_id, revision.revision if revision else 0
+                    ),
+                ),
+            )
+            outcomes.append(outcome)
+        log.info("letter.rematched", letter_id=letter_id, documents=len(outcomes), actor=actor)
+        return outcomes
+
+    # -- HTTP: import master data --
+    def import_masterdata(
+        self, conn: Connection, account_id: str, raw: bytes, filename: str, actor: str
+    ) -> tuple[ImportResult, str]:
+        """Validate every row; queue the events in the outbox only if all rows are valid (nothing half-imported)."""
+        props, unit_map, contact_ids = known_ids(conn, account_id)
+        result = parse_masterdata(raw, filename=filename, known=KnownIds(props, unit_map, contact_ids))
+        import_id = hashlib.sha256(account_id.encode() + b"\0" + raw).hexdigest()[:32]
+        if result.ok:
+            for envelope in import_envelopes(result.events, account_id=account_id, import_id=import_id):
+                add_to_outbox(conn, envelope)
+            log.info("masterdata.import_queued", import_id=import_id, actor=actor, **result.counts)
+        return result, import_id
+
+
+def import_envelopes(events: list[EventPayload], *, account_id: str, import_id: str) -> list[Envelope]:
+    """Envelopes for imported master data; ids derive from content, so re-importing a file is deduplicated."""
+    correlation = deterministic_event_id("import", account_id, import_id)
+    envelopes = []
+    for payload in events:
+        content = json.dumps(payload.model_dump(mode="json"), sort_keys=True)
+        envelopes.append(
+            make_envelope(
+                payload,
+                account_id=account_id,
+                producer=IMPORT_PRODUCER,
+                correlation_id=correlation,
+                event_id=deterministic_event_id("import", account_id, payload.event_type, content),
+            )
+        )
+    return envelopes
+
+
+def letter_view(conn: Connection, account_id: str, letter_id: str) -> dict[str, Any] | None:
+    """Current assignments and warnings of a letter as this service sees them (GET /letters/{id}/assignments)."""
+    store = AssignmentStore(conn)
+    context = store.letter(account_id, letter_id)
+    if context is None:
+        return None
+    docs: list[dict[str, Any]] = []
+    for document in store.documents_of_letter(account_id, letter_id):
+        stored = store.parts(account_id, letter_id, document.document_id)
+        pages = {p.part_id: p for p in document.parts}
+        parts_out = []
+        for part_id, sp in stored.items():
+            item = sp.assignment.model_dump(mode="json")
+            split = pages.get(part_id)
+            item.update(
+                confirmed=sp.confirmed,
+                confirmed_by=sp.confirmed_by,
+                index=sp.index,
+                first_page=split.first_page if split else None,
+                last_page=split.last_page if split else None,
+                page_count=split.page_count if split else None,
+            )
+            parts_out.append(item)
+        docs.append(
+            {
+                "document_id": document.document_id,
+                "revision": document.revision,
+                "parts": parts_out,
+                "warnings": [w.model_dump(mode="json") for w in document.warnings],
+            }
+        )
+    return {
+        "letter_id": letter_id,
+        "scope": context.scope.value,
+        "property_id": context.property_id,
+        "roles": sorted(context.roles),
+        "include_archived": context.include_archived,
+        "letter_date": context.letter_date.isoformat(),
+        "documents": docs,
+    }

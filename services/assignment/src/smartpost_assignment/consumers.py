@@ -1,0 +1,41 @@
+"""Kafka subscriptions: master data, letters (context and corrections) and the splitter's results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.topics import LETTERS, MASTERDATA, SPLITTER
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+    from sqlalchemy.engine import Engine
+
+    from smartpost_shared.settings import KafkaSettings
+
+    from smartpost_assignment.application import AssignmentService
+
+CONSUMER = "assignment"
+
+
+def register_consumers(
+    broker: KafkaBroker, engine: Engine, service: AssignmentService, kafka: KafkaSettings
+) -> EventConsumer:
+    consumer = EventConsumer(broker, service=CONSUMER, attempts=kafka.handler_attempts)
+    idempotent = SqlIdempotency(engine, CONSUMER)
+    timeouts = {"session_timeout_ms": kafka.session_timeout_ms, "heartbeat_interval_ms": kafka.heartbeat_interval_ms}
+    consumer.subscribe(
+        MASTERDATA,
+        {event_type: idempotent.handler(service.on_masterdata) for event_type in MASTERDATA.event_types},
+        **timeouts,
+    )
+    consumer.subscribe(
+        LETTERS,
+        {
+            "LetterCreated": idempotent.handler(service.on_letter_created),
+            "AssignmentCorrected": idempotent.handler(service.on_assignment_corrected),
+        },
+        **timeouts,
+    )
+    consumer.subscribe(SPLITTER, {"DocumentSplit": idempotent.handler(service.on_document_split)}, **timeouts)
+    return consumer

@@ -1,0 +1,1 @@
+"""Pure rules of the assignment service (no I/O)."""

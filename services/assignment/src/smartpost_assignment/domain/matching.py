@@ -1,0 +1,618 @@
+"""Matching split letters to contacts: candidates, scoring with evidence, and the never-guess decision.
+
+Pure: takes an :class:`~smartpost_shared.masterdata.AccountSnapshot` (one account only) and the splitter's
+evidence, returns :class:`~smartpost_shared.contracts.documents.PartAssignment` values. The rules and the point
+values are documented in the service README ("Matching rules"); changing a number here means changing it there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from smartpost_shared.contracts.common import ContractRole, LetterScope
+from smartpost_shared.contracts.documents import (
+    AssignmentMethod,
+    AssignmentStatus,
+    Candidate,
+    PartAssignment,
+    SplitPart,
+)
+
+from smartpost_assignment.domain.normalize import (
+    company_tokens,
+    compact_ref,
+    deletion_keys,
+    fold,
+    fuzzy_token_equal,
+    name_tokens,
+    ocr_skeleton,
+    street_key,
+    unit_key,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import date
+
+    from smartpost_shared.masterdata import AccountSnapshot, Contact, Contract
+
+# --- points (README "Matching rules") -------------------------------------------------------------------------
+POINTS_IDENTIFIER = 6.0  # reference id / contact id printed on the page, exact
+POINTS_CONTRACT_NUMBER = 3.0  # a contract number of the contact printed on the page
+POINTS_NAME_FULL = 4.0  # every first- and last-name token (or every company token) found exactly
+POINTS_NAME_FULL_FUZZY = 3.0  # the same, some tokens only as OCR/spelling variants
+POINTS_LAST_NAME = 2.0  # last name exact, first name absent
+POINTS_INITIAL = 0.5  # ... plus a matching first-name initial
+POINTS_LAST_NAME_FUZZY = 1.0  # last name as a variant only
+POINTS_CO_ONLY = 0.5  # the name appears only in a "c/o" line (the contact is the intermediary, not the addressee)
+POINTS_COMPANY_PARTIAL = 1.0  # at least half of the company tokens
+PENALTY_FOREIGN_NAME = -1.0  # the window names further persons this contact does not explain
+POINTS_STREET = 2.0  # street and house number
+POINTS_STREET_FUZZY = 1.5  # same house number, street as a variant
+POINTS_POSTAL_CODE = 1.0
+PENALTY_POSTAL_CODE = -1.0  # the window has a postal code and it is not the contact's
+POINTS_PROPERTY_REF = 1.0
+PENALTY_PROPERTY_REF = -2.0  # the page names a property of the account where the contact has no contract
+POINTS_UNIT_REF = 1.0
+POINTS_UNIT_POSITION = 0.5
+PENALTY_FOREIGN_IDENTIFIER = -3.0  # the page carries another contact's reference id
+
+MIN_CANDIDATE_SCORE = 1.0  # below this a contact is not shown as a candidate at all
+MAX_CANDIDATES = 5
+
+GROUP_ROLES: dict[str, ContractRole] = {
+    "owners": ContractRole.OWNER,
+    "owner": ContractRole.OWNER,
+    "eigentuemer": ContractRole.OWNER,
+    "tenants": ContractRole.TENANT,
+    "tenant": ContractRole.TENANT,
+    "mieter": ContractRole.TENANT,
+}
+
+
+def roles_for_groups(groups: Iterable[str]) -> frozenset[str]:
+    """Contract roles of a letter's recipient groups; an unknown (custom) group means every role."""
+    roles: set[str] = set()
+    for group in groups:
+        role = GROUP_ROLES.get(fold(group).replace(" ", ""))
+        if role is None:
+            return frozenset(r.value for r in ContractRole)
+        roles.add(role.value)
+    return frozenset(roles)
+
+
+@dataclass(frozen=True)
+class LetterContext:
+    """What the assignment of one serial letter depends on (from LetterCreated)."""
+
+    account_id: str
+    letter_id: str
+    scope: LetterScope
+    property_id: str | None
+    roles: frozenset[str]
+    include_archived: bool
+    letter_date: date
+
+
+@dataclass(frozen=True)
+class MatchPolicy:
+    auto_threshold: float = 7.0
+    auto_margin: float = 3.0
+
+
+# --- the page's evidence, parsed once ----------------------------------------------------------------------------
+
+_POSTAL_LINE = re.compile(r"^(?:[A-Z]{1,2}\s?-\s?)?(\d{4,5})\s+\S")
+_CO_LINE = re.compile(r"^\s*(c\s*/\s*o|z\.?\s*hd\.?|zu\s+h(ä|ae)nden|bei)\b", re.IGNORECASE)
+_SENDER_MARKS = ("·", "•", "|")
+_STREET_HINT = re.compile(r"(str(\.|a(ss|ß)e)?|weg|platz|allee|gasse|ring|damm|ufer|chaussee|postfach)\b", re.I)
+
+
+@dataclass
+class Window:
+    """The window address and references of one part, folded for comparison."""
+
+    name_tokens: set[str] = field(default_factory=set)
+    initials: set[str] = field(default_factory=set)
+    co_tokens: set[str] = field(default_factory=set)
+    street_keys: list[str] = field(default_factory=list)
+    postal_codes: set[str] = field(default_factory=set)
+    identifiers: dict[str, str] = field(default_factory=dict)  # compact key -> as printed
+    property_refs: dict[str, str] = field(default_factory=dict)
+    unit_refs: dict[str, str] = field(default_factory=dict)
+    unit_texts: set[str] = field(default_factory=set)
+
+
+def _is_street_line(line: str) -> bool:
+    return bool(re.search(r"\d", line)) and (bool(_STREET_HINT.search(line)) or bool(re.search(r"\s\d+\s?\w?$", line)))
+
+
+def parse_window(part: SplitPart) -> Window:
+    window = Window()
+    lines = [ln.strip() for ln in part.address_lines if ln.strip()]
+    # A sender line ("Hausverwaltung X · Weg 1 · 12345 Ort") above the address is not the recipient.
+    lines = [ln for ln in lines if not any(mark in ln for mark in _SENDER_MARKS)]
+    postal_index = None
+    for i, line in enumerate(lines):
+        match = _POSTAL_LINE.match(line)
+        if match:
+            window.postal_codes.add(match.group(1))
+            postal_index = i
+    name_lines: list[str] = []
+    for i, line in enumerate(lines):
+        if postal_index is not None and i >= postal_index:
+            continue
+        if _is_street_line(line):
+            window.street_keys.append(street_key(line))
+            continue
+        name_lines.append(line)
+    for line in name_lines:
+        if _CO_LINE.match(line):
+            window.co_tokens.update(name_tokens(_CO_LINE.sub("", line)))
+            continue
+        words = line.replace(".", " ").split()
+        window.initials.update(fold(w) for w in words if len(fold(w)) == 1)
+        window.name_tokens.update(name_tokens(line))
+    for ident in part.identifiers:
+        window.identifiers[compact_ref(ident)] = ident
+    for ref in part.property_refs:
+        window.property_refs[compact_ref(ref)] = ref
+    for ref in part.unit_refs:
+        window.unit_refs[unit_key(ref)] = ref
+        window.unit_texts.add(fold(ref))
+    return window
+
+
+# --- master data, prepared once per letter ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    property_id: str
+    unit_id: str
+    contract: Contract
+
+
+@dataclass
+class Profile:
+    """A contact as the matcher sees it: folded name/address tokens and its contracts in the letter's scope."""
+
+    contact: Contact
+    first: list[str]
+    last: list[str]
+    company: list[str]
+    street: str
+    postal_code: str
+    ref_keys: set[str]
+    name_key: str
+    address_key: str
+    in_period: list[Placement]
+    out_of_period: list[Placement]
+
+    @property
+    def placements(self) -> list[Placement]:
+        return self.in_period or self.out_of_period
+
+
+def _profile(contact: Contact, in_period: list[Placement], out_of_period: list[Placement]) -> Profile:
+    first = name_tokens(contact.first_name)
+    last = name_tokens(contact.last_name)
+    company = company_tokens(contact.company)
+    refs = {compact_ref(contact.contact_id)}
+    if contact.reference_id:
+        refs.add(compact_ref(contact.reference_id))
+    name_key = " ".join(sorted(ocr_skeleton(t) for t in (*first, *last))) or " ".join(
+        sorted(ocr_skeleton(t) for t in company)
+    )
+    street = street_key(contact.street) if contact.street else ""
+    return Profile(
+        contact=contact,
+        first=first,
+        last=last,
+        company=company,
+        street=street,
+        postal_code=contact.postal_code.strip(),
+        ref_keys=refs,
+        name_key=name_key,
+        address_key=f"{street}|{contact.postal_code.strip()}",
+        in_period=in_period,
+        out_of_period=out_of_period,
+    )
+
+
+class MatchIndex:
+    """Candidates of one letter (scope, groups, date, archive flag) with lookup indexes for fast retrieval."""
+
+    def __init__(self, snapshot: AccountSnapshot, context: LetterContext) -> None:
+        if snapshot.account_id != context.account_id:
+            msg = "master data of another account"
+            raise ValueError(msg)
+        self.snapshot = snapshot
+        self.context = context
+        in_period: dict[str, list[Placement]] = defaultdict(list)
+        out_of_period: dict[str, list[Placement]] = defaultdict(list)
+        for contract in snapshot.contracts:
+            if contract.role not in context.roles:
+                continue
+            if context.scope is LetterScope.PROPERTY and contract.property_id != context.property_id:
+                continue
+            placement = Placement(contract.property_id, contract.unit_id, contract)
+            if contract.valid_on(context.letter_date):
+                in_period[contract.contact_id].append(placement)
+            else:
+                out_of_period[contract.contact_id].append(placement)
+        self.profiles: dict[str, Profile] = {}
+        for contact_id in sorted(set(in_period) | set(out_of_period)):
+            contact = snapshot.contacts.get(contact_id)
+            if contact is None or (contact.archived and not context.include_archived):
+                continue
+            self.profiles[contact_id] = _profile(contact, in_period.get(contact_id, []), out_of_period.get(contact_id, []))
+        self.by_ref: dict[str, set[str]] = defaultdict(set)
+        self.by_contract_number: dict[str, set[str]] = defaultdict(set)
+        self.by_name: dict[str, set[str]] = defaultdict(set)
+        self.by_street: dict[str, set[str]] = defaultdict(set)
+        for contact_id, profile in self.profiles.items():
+            for key in profile.ref_keys:
+                self.by_ref[key].add(contact_id)
+            for placement in profile.placements:
+                if placement.contract.contract_number:
+                    self.by_contract_number[compact_ref(placement.contract.contract_number)].add(contact_id)
+            for token in (*profile.last, *profile.company):
+                for key in deletion_keys(token) | {ocr_skeleton(token)}:
+                    self.by_name[key].add(contact_id)
+            if profile.street:
+                self.by_street[f"{profile.street}|{profile.postal_code}"].add(contact_id)
+        # Reference ids of every contact of the account (not only candidates): a page carrying the id of a
+        # contact outside the candidate set must still count against the candidates.
+        self.account_refs: dict[str, str] = {}
+        for contact in snapshot.contacts.values():
+            self.account_refs[compact_ref(contact.contact_id)] = contact.contact_id
+            if contact.reference_id:
+                self.account_refs[compact_ref(contact.reference_id)] = contact.contact_id
+        self.property_ref_keys: dict[str, str] = {
+            compact_ref(p.reference): p.property_id for p in snapshot.properties.values() if p.reference
+        }
+
+    def retrieve(self, window: Window) -> set[str]:
+        found: set[str] = set()
+        for key in window.identifiers:
+            found |= self.by_ref.get(key, set())
+            found |= self.by_contract_number.get(key, set())
+        for token in window.name_tokens | window.co_tokens:
+            for key in deletion_keys(token) | {ocr_skeleton(token)}:
+                found |= self.by_name.get(key, set())
+        for street in window.street_keys:
+            for postal in window.postal_codes:
+                found |= self.by_street.get(f"{street}|{postal}", set())
+        return found
+
+
+# --- scoring -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scored:
+    profile: Profile
+    score: float
+    evidence: list[str]
+    has_identifier: bool
+    name_points: float
+    address_points: float
+    conflicts: list[str]
+    placement: Placement | None
+    placement_property: str | None
+    placement_problem: str | None
+
+    @property
+    def contact_id(self) -> str:
+        return self.profile.contact.contact_id
+
+    @property
+    def in_period(self) -> bool:
+        return bool(self.profile.in_period)
+
+
+def _match_tokens(wanted: Sequence[str], present: set[str]) -> tuple[int, int, set[str]]:
+    """(exact, fuzzy, used present tokens) for the wanted tokens."""
+    exact = fuzzy = 0
+    used: set[str] = set()
+    for token in wanted:
+        if token in present:
+            exact += 1
+            used.add(token)
+            continue
+        variant = next((p for p in sorted(present) if fuzzy_token_equal(p, token)), None)
+        if variant is not None:
+            fuzzy += 1
+            used.add(variant)
+    return exact, fuzzy, used
+
+
+def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]]:
+    best = (0.0, "", set[str]())
+    contact = profile.contact
+    if profile.last:
+        exact, fuzzy, used = _match_tokens(profile.last, window.name_tokens)
+        if exact + fuzzy == len(profile.last):
+            f_exact, f_fuzzy, f_used = _match_tokens(profile.first, window.name_tokens)
+            used |= f_used
+            display = f"{contact.first_name} {contact.last_name}".strip()
+            if profile.first and f_exact + f_fuzzy == len(profile.first):
+                if fuzzy or f_fuzzy:
+                    best = (POINTS_NAME_FULL_FUZZY, f"Name {display} (Schreibvariante)", used)
+                else:
+                    best = (POINTS_NAME_FULL, f"Name {display} exakt", used)
+            elif not profile.first:
+                points = POINTS_NAME_FULL if not fuzzy else POINTS_NAME_FULL_FUZZY
+                best = (points, f"Name {display}", used)
+            elif fuzzy:
+                best = (POINTS_LAST_NAME_FUZZY, f"nur Nachname {contact.last_name} (Schreibvariante)", used)
+            else:
+                points = POINTS_LAST_NAME
+                text = f"nur Nachname {contact.last_name}"
+                if any(t[0] in window.initials for t in profile.first):
+                    points += POINTS_INITIAL
+                    text += " und Initiale des Vornamens"
+                best = (points, text, used)
+        elif window.co_tokens:
+            co_exact, co_fuzzy, _ = _match_tokens(profile.last, window.co_tokens)
+            if co_exact + co_fuzzy == len(profile.last):
+                best = (POINTS_CO_ONLY, f"{contact.last_name} nur in c/o-Zeile", set())
+    if profile.company:
+        exact, fuzzy, used = _match_tokens(profile.company, window.name_tokens)
+        if exact + fuzzy == len(profile.company):
+            points = POINTS_NAME_FULL if not fuzzy else POINTS_NAME_FULL_FUZZY
+            candidate = (points, f"Firma {contact.company}" + (" (Schreibvariante)" if fuzzy else " exakt"), used)
+        elif exact * 2 >= len(profile.company) and exact:
+            candidate = (POINTS_COMPANY_PARTIAL, f"Teile der Firma {contact.company}", used)
+        else:
+            candidate = (0.0, "", set())
+        if candidate[0] > best[0]:
+            best = candidate
+    return best
+
+
+def _address_points(profile: Profile, window: Window) -> tuple[float, list[str]]:
+    points = 0.0
+    evidence: list[str] = []
+    if profile.street and window.street_keys:
+        if profile.street in window.street_keys:
+            points += POINTS_STREET
+            evidence.append(f"Straße {profile.contact.street} exakt")
+        else:
+            number = re.search(r"\d+[a-z]?$", profile.street)
+            for key in window.street_keys:
+                other = re.search(r"\d+[a-z]?$", key)
+                if number and other and number.group() == other.group():
+                    a, b = profile.street[: number.start()], key[: other.start()]
+                    if len(a) >= 5 and fuzzy_token_equal(b, a):
+                        points += POINTS_STREET_FUZZY
+                        evidence.append(f"Straße {profile.contact.street} (Schreibvariante)")
+                        break
+    if profile.postal_code and window.postal_codes:
+        if profile.postal_code in window.postal_codes:
+            points += POINTS_POSTAL_CODE
+            evidence.append(f"PLZ {profile.postal_code}")
+        else:
+            points += PENALTY_POSTAL_CODE
+            evidence.append(f"PLZ abweichend (Stammdaten {profile.postal_code})")
+    return points, evidence
+
+
+class Matcher:
+    """Scores one part's candidates and decides: auto-assign, needs review, or unmatched."""
+
+    def __init__(self, index: MatchIndex, policy: MatchPolicy | None = None) -> None:
+        self.index = index
+        self.policy = policy or MatchPolicy()
+
+    # -- placement: which property/unit the contact gets this part for --
+    def _placement(self, profile: Profile, window: Window) -> tuple[Placement | None, str | None, str | None, float, list[str]]:
+        snapshot = self.index.snapshot
+        placements = profile.placements
+        points = 0.0
+        evidence: list[str] = []
+        wanted_props = {pid for key, pid in self.index.property_ref_keys.items() if key in window.property_refs}
+        own_props = {p.property_id for p in placements}
+        if wanted_props:
+            if wanted_props & own_props:
+                points += POINTS_PROPERTY_REF
+                refs = ", ".join(snapshot.properties[p].reference for p in sorted(wanted_props & own_props))
+                evidence.append(f"Liegenschaft {refs} auf der Seite")
+                placements = [p for p in placements if p.property_id in wanted_props]
+            else:
+                points += PENALTY_PROPERTY_REF
+                evidence.append("Liegenschaft auf der Seite passt nicht zu den Verträgen des Kontakts")
+        if window.unit_refs or window.unit_texts:
+            by_unit: list[Placement] = []
+            position_hit = False
+            for placement in placements:
+                unit = snapshot.units.get(placement.unit_id)
+                if unit is None:
+                    continue
+                if unit_key(unit.number) in window.unit_refs:
+                    by_unit.append(placement)
+                elif unit.position and fold(unit.position) in window.unit_texts:
+                    by_unit.append(placement)
+                    position_hit = True
+            if by_unit:
+                points += POINTS_UNIT_POSITION if position_hit else POINTS_UNIT_REF
+                numbers = sorted({snapshot.units[p.unit_id].number for p in by_unit})
+                evidence.append(f"Einheit {', '.join(numbers)} auf der Seite")
+                placements = by_unit
+        pairs = {(p.property_id, p.unit_id) for p in placements}
+        if len(pairs) == 1:
+            return placements[0], placements[0].property_id, None, points, evidence
+        props = {p.property_id for p in placements}
+        if len(props) == 1:
+            return None, next(iter(props)), "Kontakt hat mehrere Einheiten; Einheit nicht eindeutig", points, evidence
+        return None, None, "Kontakt hat Verträge in mehreren Liegenschaften; Liegenschaft nicht eindeutig", points, evidence
+
+    def score(self, profile: Profile, window: Window) -> Scored:
+        evidence: list[str] = []
+        conflicts: list[str] = []
+        score = 0.0
+        has_identifier = False
+        for key, printed in window.identifiers.items():
+            if key in profile.ref_keys:
+                has_identifier = True
+                evidence.append(f"Referenz-ID {printed} exakt")
+            elif key in self.index.account_refs:
+                conflicts.append(f"Referenz-ID {printed} gehört zu einem anderen Kontakt")
+        if has_identifier:
+            score += POINTS_IDENTIFIER
+        elif conflicts:
+            score += PENALTY_FOREIGN_IDENTIFIER
+        contract_numbers = {compact_ref(p.contract.contract_number) for p in profile.placements if p.contract.contract_number}
+        hits = [printed for key, printed in window.identifiers.items() if key in contract_numbers]
+        if hits:
+            score += POINTS_CONTRACT_NUMBER
+            evidence.append(f"Vertragsnummer {hits[0]}")
+        name_points, name_text, used = _name_points(profile, window)
+        if name_points:
+            score += name_points
+            evidence.append(name_text)
+            foreign = window.name_tokens - used
+            foreign = {t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))}
+            if foreign and name_points >= POINTS_LAST_NAME and profile.last:
+                score += PENALTY_FOREIGN_NAME
+                evidence.append("weitere Namen im Adressfeld: " + ", ".join(sorted(foreign)))
+        address_points, address_evidence = _address_points(profile, window)
+        score += address_points
+        evidence += address_evidence
+        placement, property_id, problem, place_points, place_evidence = self._placement(profile, window)
+        score += place_points
+        evidence += place_evidence
+        if not profile.in_period:
+            ends = sorted(
+                f"{p.contract.start:%d.%m.%Y}–{p.contract.end:%d.%m.%Y}" if p.contract.end else f"ab {p.contract.start:%d.%m.%Y}"
+                for p in profile.out_of_period
+            )
+            evidence.append("kein am Briefdatum gültiger Vertrag (" + "; ".join(ends) + ")")
+        if profile.contact.archived:
+            evidence.append("Kontakt ist archiviert")
+        evidence += conflicts
+        return Scored(
+            profile=profile,
+            score=round(score, 2),
+            evidence=evidence,
+            has_identifier=has_identifier,
+            name_points=name_points,
+            address_points=address_points,
+            conflicts=conflicts,
+            placement=placement,
+            placement_property=property_id,
+            placement_problem=problem,
+        )
+
+    def rank(self, part: SplitPart) -> list[Scored]:
+        window = parse_window(part)
+        scored = [self.score(self.index.profiles[cid], window) for cid in self.index.retrieve(window)]
+        scored = [s for s in scored if s.score >= MIN_CANDIDATE_SCORE]
+        scored.sort(key=lambda s: (-s.score, not s.in_period, s.contact_id))
+        return scored
+
+    def _is_strong(self, best: Scored) -> bool:
+        by_identifier = best.has_identifier and (best.name_points >= POINTS_LAST_NAME or best.address_points >= POINTS_STREET)
+        by_name_and_address = best.name_points >= POINTS_NAME_FULL_FUZZY and best.address_points >= POINTS_STREET_FUZZY
+        return by_identifier or by_name_and_address
+
+    def _review_reasons(self, ranked: list[Scored]) -> list[str]:
+        best = ranked[0]
+        reasons: list[str] = []
+        if not best.in_period:
+            reasons.append("bester Kandidat hat keinen am Briefdatum gültigen Vertrag")
+        if best.score < self.policy.auto_threshold or not self._is_strong(best):
+            reasons.append(f"Beweislage zu schwach ({best.score:g} Punkte, nötig {self.policy.auto_threshold:g})")
+        if len(ranked) > 1 and best.score - ranked[1].score < self.policy.auto_margin:
+            reasons.append(
+                f"kein eindeutiger Treffer: Abstand zum nächsten Kandidaten {best.score - ranked[1].score:g} Punkte"
+            )
+        duplicates = [
+            s.contact_id
+            for s in ranked[1:]
+            if s.profile.name_key == best.profile.name_key
+            and (s.profile.address_key == best.profile.address_key or _share_unit(s.profile, best.profile))
+        ]
+        if duplicates:
+            reasons.append("mögliche Dublette: " + ", ".join(duplicates))
+        if best.conflicts:
+            reasons.append("widersprüchliche Referenz-ID auf der Seite")
+        if best.placement_problem:
+            reasons.append(best.placement_problem)
+        return reasons
+
+    def assign(self, part: SplitPart) -> PartAssignment:
+        ranked = self.rank(part)
+        candidates = [
+            Candidate(
+                contact_id=s.contact_id,
+                score=s.score,
+                property_id=s.placement_property,
+                unit_id=s.placement.unit_id if s.placement else None,
+                evidence=s.evidence,
+            )
+            for s in ranked[:MAX_CANDIDATES]
+        ]
+        if not ranked:
+            return PartAssignment(
+                part_id=part.part_id,
+                status=AssignmentStatus.UNMATCHED,
+                evidence=["kein Kontakt im Empfängerkreis passt zu Adressfeld und Kennungen"],
+            )
+        reasons = self._review_reasons(ranked)
+        best = ranked[0]
+        if reasons:
+            return PartAssignment(
+                part_id=part.part_id,
+                status=AssignmentStatus.NEEDS_REVIEW,
+                score=best.score,
+                evidence=reasons,
+                candidates=candidates,
+            )
+        assert best.placement is not None
+        return PartAssignment(
+            part_id=part.part_id,
+            status=AssignmentStatus.ASSIGNED,
+            contact_id=best.contact_id,
+            property_id=best.placement.property_id,
+            unit_id=best.placement.unit_id,
+            method=AssignmentMethod.AUTO,
+            score=best.score,
+            evidence=best.evidence,
+            candidates=candidates,
+        )
+
+
+def _share_unit(a: Profile, b: Profile) -> bool:
+    return bool({p.unit_id for p in a.placements} & {p.unit_id for p in b.placements})
+
+
+def placement_for_contact(
+    snapshot: AccountSnapshot, context: LetterContext, contact_id: str, property_id: str | None, unit_id: str | None
+) -> tuple[str | None, str | None]:
+    """Property and unit for a manual assignment: as given, else from the contact's contracts (if unique).
+
+    In property scope only contracts of the letter's property count; contracts valid at the letter date are
+    preferred, the role filter is not applied (staff may deliberately pick a contact outside the groups).
+    """
+    if unit_id is not None:
+        unit = snapshot.units.get(unit_id)
+        return (property_id or (unit.property_id if unit else None)), unit_id
+    contracts = [c for c in snapshot.contracts if c.contact_id == contact_id]
+    if property_id is not None:
+        contracts = [c for c in contracts if c.property_id == property_id]
+    elif context.scope is LetterScope.PROPERTY and context.property_id:
+        contracts = [c for c in contracts if c.property_id == context.property_id] or contracts
+    valid = [c for c in contracts if c.valid_on(context.letter_date)] or contracts
+    in_roles = [c for c in valid if c.role in context.roles] or valid
+    pairs = {(c.property_id, c.unit_id) for c in in_roles}
+    if len(pairs) == 1:
+        return next(iter(pairs))
+    props = {c.property_id for c in in_roles}
+    if property_id is not None:
+        return property_id, None
+    return (next(iter(props)) if len(props) == 1 else None), None

@@ -1,0 +1,177 @@
+"""Warnings on the assignment of one source document (shown to staff before release)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from smartpost_shared.contracts.common import ChannelPreference, LetterScope
+from smartpost_shared.contracts.documents import AssignmentStatus, AssignmentWarning, PartAssignment
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from smartpost_shared.masterdata import AccountSnapshot
+
+    from smartpost_assignment.domain.matching import LetterContext
+
+CONTACT_WITHOUT_PART = "contact_without_part"
+PART_UNMATCHED = "part_unmatched"
+PART_NEEDS_REVIEW = "part_needs_review"
+DUPLICATE_ASSIGNMENT = "duplicate_assignment"
+UNUSUAL_PAGE_COUNT = "unusual_page_count"
+CONTRACT_ENDED = "contract_ended"
+CONTRACT_NOT_STARTED = "contract_not_started"
+MISSING_POSTAL_ADDRESS = "missing_postal_address"
+MISSING_EMAIL = "missing_email"
+
+
+def unusual_page_counts(page_counts: Mapping[str, int]) -> dict[str, int]:
+    """Parts whose page count is far from the document's norm (median): off by >= 2 pages and >= 50 %."""
+    if len(page_counts) < 3:
+        return {}
+    norm = statistics.median(page_counts.values())
+    return {
+        part_id: count
+        for part_id, count in page_counts.items()
+        if abs(count - norm) >= max(2.0, 0.5 * norm)
+    }
+
+
+def document_warnings(
+    snapshot: AccountSnapshot,
+    context: LetterContext,
+    page_counts: Mapping[str, int],
+    assignments: Sequence[PartAssignment],
+) -> list[AssignmentWarning]:
+    warnings: list[AssignmentWarning] = []
+    assigned = [a for a in assignments if a.status is AssignmentStatus.ASSIGNED and a.contact_id]
+    for a in assignments:
+        if a.status is AssignmentStatus.UNMATCHED:
+            warnings.append(
+                AssignmentWarning(code=PART_UNMATCHED, message="Brief keinem Kontakt zuordenbar", part_id=a.part_id)
+            )
+        elif a.status is AssignmentStatus.NEEDS_REVIEW:
+            warnings.append(
+                AssignmentWarning(
+                    code=PART_NEEDS_REVIEW,
+                    message="Zuordnung muss geprüft werden: " + "; ".join(a.evidence),
+                    part_id=a.part_id,
+                )
+            )
+    by_target: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for a in assigned:
+        assert a.contact_id is not None
+        by_target[(a.contact_id, a.unit_id)].append(a.part_id)
+    for (contact_id, unit_id), part_ids in sorted(by_target.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        if len(part_ids) > 1:
+            for part_id in part_ids:
+                warnings.append(
+                    AssignmentWarning(
+                        code=DUPLICATE_ASSIGNMENT,
+                        message=f"Kontakt und Einheit haben {len(part_ids)} Briefe dieses Dokuments erhalten",
+                        contact_id=contact_id,
+                        unit_id=unit_id,
+                        part_id=part_id,
+                    )
+                )
+    for part_id, count in unusual_page_counts(page_counts).items():
+        norm = statistics.median(page_counts.values())
+        warnings.append(
+            AssignmentWarning(
+                code=UNUSUAL_PAGE_COUNT,
+                message=f"{count} Seiten, üblich sind {norm:g} Seiten in diesem Dokument",
+                part_id=part_id,
+            )
+        )
+    for a in assigned:
+        assert a.contact_id is not None
+        warnings += _contract_warnings(snapshot, context, a)
+        warnings += _channel_warnings(snapshot, a)
+    if context.scope is LetterScope.PROPERTY:
+        warnings += _contacts_without_part(snapshot, context, {a.contact_id for a in assigned if a.contact_id})
+    return warnings
+
+
+def _contract_warnings(snapshot: AccountSnapshot, context: LetterContext, a: PartAssignment) -> list[AssignmentWarning]:
+    contracts = [
+        c for c in snapshot.contracts if c.contact_id == a.contact_id and (a.unit_id is None or c.unit_id == a.unit_id)
+    ]
+    if not contracts or any(c.valid_on(context.letter_date) for c in contracts):
+        return []
+    latest = max(contracts, key=lambda c: c.start)
+    if latest.end is not None and latest.end < context.letter_date:
+        return [
+            AssignmentWarning(
+                code=CONTRACT_ENDED,
+                message=f"Vertrag endete am {latest.end:%d.%m.%Y}, vor dem Briefdatum {context.letter_date:%d.%m.%Y}",
+                contact_id=a.contact_id,
+                part_id=a.part_id,
+                property_id=latest.property_id,
+                unit_id=latest.unit_id,
+            )
+        ]
+    return [
+        AssignmentWarning(
+            code=CONTRACT_NOT_STARTED,
+            message=f"Vertrag beginnt erst am {latest.start:%d.%m.%Y}, nach dem Briefdatum",
+            contact_id=a.contact_id,
+            part_id=a.part_id,
+            property_id=latest.property_id,
+            unit_id=latest.unit_id,
+        )
+    ]
+
+
+def _channel_warnings(snapshot: AccountSnapshot, a: PartAssignment) -> list[AssignmentWarning]:
+    contact = snapshot.contacts.get(a.contact_id or "")
+    if contact is None:
+        return []
+    if contact.channel_preference == ChannelPreference.POST.value:
+        if not (contact.street and contact.postal_code and contact.city):
+            return [
+                AssignmentWarning(
+                    code=MISSING_POSTAL_ADDRESS,
+                    message="Kontakt wünscht Post, hat aber keine vollständige Postanschrift",
+                    contact_id=contact.contact_id,
+                    part_id=a.part_id,
+                )
+            ]
+    elif not contact.email:
+        return [
+            AssignmentWarning(
+                code=MISSING_EMAIL,
+                message="Kontakt wünscht Online-Zustellung, hat aber keine E-Mail-Adresse",
+                contact_id=contact.contact_id,
+                part_id=a.part_id,
+            )
+        ]
+    return []
+
+
+def _contacts_without_part(
+    snapshot: AccountSnapshot, context: LetterContext, served: set[str]
+) -> list[AssignmentWarning]:
+    expected: dict[str, tuple[str, str]] = {}
+    for c in snapshot.contracts:
+        if (
+            c.property_id == context.property_id
+            and c.role in context.roles
+            and c.valid_on(context.letter_date)
+            and c.contact_id not in served
+        ):
+            contact = snapshot.contacts.get(c.contact_id)
+            if contact is None or (contact.archived and not context.include_archived):
+                continue
+            expected.setdefault(c.contact_id, (c.property_id, c.unit_id))
+    return [
+        AssignmentWarning(
+            code=CONTACT_WITHOUT_PART,
+            message=f"{snapshot.contacts[cid].display_name} hat keinen Brief erhalten",
+            contact_id=cid,
+            property_id=prop,
+            unit_id=unit,
+        )
+        for cid, (prop, unit) in sorted(expected.items())
+    ]
