@@ -1,0 +1,250 @@
+"""HTTP API over a real SQLite event store and an in-memory object store (no Kafka: lifespan not started)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from letters_testkit import SPLITTER, make_parts
+
+from smartpost_letters.app import create_app
+from smartpost_letters.domain.letter import Actor
+from smartpost_letters.settings import Settings
+from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment
+from smartpost_shared.storage import MemoryStore
+
+PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def headers(account="acc-1", actor="staff:anna", command=None, version=None):
+    h = {"X-SmartPost-Account": account, "X-SmartPost-Actor": actor}
+    if command:
+        h["X-SmartPost-Command-Id"] = command
+    if version is not None:
+        h["If-Match"] = f'"{version}"'
+    return h
+
+
+@pytest.fixture
+def env(tmp_path):
+    store = MemoryStore()
+    settings = Settings(data_dir=str(tmp_path), log_json=False)
+    app = create_app(settings, store=store)
+    client = TestClient(app)
+    yield client, app, store
+    app.state.event_app.close()
+
+
+def make_doctype(client, account="acc-1"):
+    r = client.post("/v1/document-types", json={"name": "Abrechnungen"}, headers=headers(account))
+    assert r.status_code == 201, r.text
+    return r.json()["created_id"]
+
+
+def make_letter(client, account="acc-1", command=None, **extra):
+    dt = make_doctype(client, account)
+    body = {"title": "Heizkosten 2025", "document_type_id": dt, "recipient_groups": ["owners"],
+            "scope": "property", "property_id": "prop-1", **extra}
+    r = client.post("/v1/letters", json=body, headers=headers(account, command=command))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def upload(client, letter_id, data=PDF, role="split", command=None, account="acc-1", rule=None):
+    form = {"role": role}
+    if rule:
+        form["rule"] = json.dumps(rule)
+    return client.post(f"/v1/letters/{letter_id}/documents", files={"file": ("brief.pdf", data, "application/pdf")},
+                       data=form, headers=headers(account, command=command))
+
+
+def drive_to_review(app, client, letter_id, count=2):
+    r = client.post(f"/v1/letters/{letter_id}/split", headers=headers())
+    assert r.status_code == 200, r.text
+    doc_id = r.json()["documents"][0]["document_id"]
+    service = app.state.service
+    lid = uuid.UUID(letter_id)
+    parts = make_parts("acc-1", letter_id, doc_id, count)
+    service.record_split("acc-1", lid, inbound_event_id=str(uuid.uuid4()), document_id=doc_id,
+                         source_page_count=count * 2, parts=parts, warnings=[], actor=SPLITTER.name)
+    service.record_assignments(
+        "acc-1", lid, inbound_event_id=str(uuid.uuid4()), document_id=doc_id,
+        assignments=[PartAssignment(part_id=p.part_id, status=AssignmentStatus.ASSIGNED, contact_id=f"c{i}",
+                                    property_id="prop-1", unit_id=f"u{i}") for i, p in enumerate(parts)],
+        warnings=[], is_correction=False, actor=Actor("service:assignment").name)
+    return doc_id, parts
+
+
+def test_headers_are_required_and_bearer_token_checked(tmp_path):
+    app = create_app(Settings(data_dir=str(tmp_path), api_token="s3cret", log_json=False), store=MemoryStore())
+    client = TestClient(app)
+    assert client.get("/v1/letters", headers=headers()).status_code == 401
+    ok = client.get("/v1/letters", headers={**headers(), "Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200
+    assert client.get("/v1/letters", headers={"Authorization": "Bearer s3cret"}).status_code == 401
+    app.state.event_app.close()
+
+
+def test_full_flow_over_http(env):
+    client, app, store = env
+    letter = make_letter(client)
+    lid = letter["letter_id"]
+    assert letter["status"] == "draft"
+    assert letter["document_type"]["path"] == ["Abrechnungen"]
+    r = upload(client, lid, rule={"strategy": "fixed_pages", "pages_per_letter": 2})
+    assert r.status_code == 201, r.text
+    doc = r.json()["documents"][0]
+    assert doc["rule"]["strategy"] == "fixed_pages"
+    assert store.get(doc["source_key"]) == PDF
+    assert doc["source_key"] == f"accounts/acc-1/letters/{lid}/sources/{doc['document_id']}.pdf"
+    assert client.get(f"/v1/letters/{lid}/documents/{doc['document_id']}/pdf", headers=headers()).content == PDF
+    _, parts = drive_to_review(app, client, lid)
+    store.put(parts[0].storage_key, b"%PDF-part0", content_type="application/pdf")
+    store.put(parts[0].thumbnail_key, b"\x89PNG...", content_type="image/png")
+    got = client.get(f"/v1/letters/{lid}", headers=headers()).json()
+    assert got["status"] == "in_review"
+    assert got["release_blockers"] == ["the review has not been confirmed"]
+    part_resp = client.get(f"/v1/letters/{lid}/parts/{parts[0].part_id}/pdf", headers=headers())
+    assert part_resp.status_code == 200
+    assert part_resp.content == b"%PDF-part0"
+    thumb = client.get(f"/v1/letters/{lid}/parts/{parts[0].part_id}/thumbnail", headers=headers())
+    assert thumb.headers["content-type"] == "image/png"
+    r = client.post(f"/v1/letters/{lid}/parts/{parts[1].part_id}/discard", headers=headers())
+    assert r.json()["counts"]["discarded"] == 1
+    r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": True}, headers=headers())
+    assert r.status_code == 422
+    assert r.json()["code"] == "release_blocked"
+    assert client.post(f"/v1/letters/{lid}/review/confirm", headers=headers()).json()["status"] == "reviewed"
+    r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": True}, headers=headers())
+    assert r.status_code == 200
+    assert [i["item_id"] for i in r.json()["items"]] == [f"{lid}:{parts[0].part_id}"]
+    r = client.post(f"/v1/letters/{lid}/print-order", json={"color": True, "registered": "einwurf"}, headers=headers())
+    assert r.json()["status"] == "print_ordered"
+    assert r.json()["print_order"]["options"]["registered"] == "einwurf"
+    r = client.post(f"/v1/letters/{lid}/print-order", json={}, headers=headers())
+    assert r.status_code == 422
+    assert "already ordered" in r.json()["detail"]
+    r = client.post(f"/v1/letters/{lid}/revocations", json={"unit_id": "u0", "reason": "Mieterwechsel"},
+                    headers=headers())
+    assert r.json()["items"][0]["revoke_reason"] == "Mieterwechsel"
+    r = client.delete(f"/v1/letters/{lid}", params={"reason": "falsch"}, headers=headers())
+    assert r.json()["status"] == "deleted"
+    audit = client.get(f"/v1/letters/{lid}/audit", headers=headers()).json()["entries"]
+    actions = [e["action"] for e in audit]
+    assert actions[0] == "created"
+    assert "document_attached" in actions
+    assert "split_recorded" in actions
+    assert actions[-4:] == ["released", "print_order_placed", "items_revoked", "deleted"]
+    assert {e["actor"] for e in audit} >= {"staff:anna", "service:splitter", "service:assignment"}
+    assert all(e["timestamp"] for e in audit)
+    listed = client.get("/v1/letters", headers=headers()).json()["letters"]
+    assert [(x["letter_id"], x["status"], x["parts"], x["released_items"]) for x in listed] == [
+        (lid, "deleted", 2, 1)
+    ]
+
+
+def test_another_account_cannot_read_or_change_a_letter(env):
+    client, _, _ = env
+    lid = make_letter(client)["letter_id"]
+    other = headers("acc-2")
+    assert client.get(f"/v1/letters/{lid}", headers=other).status_code == 404
+    assert client.get(f"/v1/letters/{lid}/audit", headers=other).status_code == 404
+    assert client.post(f"/v1/letters/{lid}/split", headers=other).status_code == 404
+    assert upload(client, lid, account="acc-2").status_code == 404
+    assert client.delete(f"/v1/letters/{lid}", headers=other).status_code == 404
+    assert client.get("/v1/letters", headers=other).json()["letters"] == []
+    assert client.get("/v1/letters/not-a-uuid", headers=headers()).status_code == 404
+
+
+def test_upload_validation_is_clear(env):
+    client, _, store = env
+    lid = make_letter(client)["letter_id"]
+    r = upload(client, lid, data=b"")
+    assert r.status_code == 422
+    assert "empty" in r.json()["detail"]
+    r = upload(client, lid, data=b"GIF89a not a pdf")
+    assert r.status_code == 422
+    assert "%PDF-" in r.json()["detail"]
+    r = upload(client, lid, rule={"strategy": "nonsense"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_document"
+    r = upload(client, lid, role="attachment")
+    assert r.status_code == 422
+    assert "cover letter" in r.json()["detail"]
+    assert store.list("accounts/") == [] or all("sources" in k for k in store.list("accounts/"))
+    assert client.get(f"/v1/letters/{lid}", headers=headers()).json()["documents"] == []
+
+
+def test_retried_commands_apply_once(env):
+    client, _, _ = env
+    first = make_letter(client, command="create-1")
+    dt = first["document_type"]["id"]
+    again = client.post("/v1/letters", json={"title": "Heizkosten 2025", "document_type_id": dt,
+                                             "recipient_groups": ["owners"], "property_id": "prop-1"},
+                        headers=headers(command="create-1"))
+    assert again.json()["letter_id"] == first["letter_id"]
+    lid = first["letter_id"]
+    a = upload(client, lid, command="up-1").json()
+    b = upload(client, lid, command="up-1").json()
+    assert len(a["documents"]) == len(b["documents"]) == 1
+    assert a["version"] == b["version"]
+    assert len(client.get("/v1/letters", headers=headers()).json()["letters"]) == 1
+
+
+def test_stale_expected_version_is_a_409_with_current_version(env):
+    client, _, _ = env
+    letter = make_letter(client)
+    lid = letter["letter_id"]
+    r = upload(client, lid)
+    version = r.json()["version"]
+    assert r.headers["etag"] == f'"{version}"'
+    stale = client.post(f"/v1/letters/{lid}/split", headers=headers(version=version - 1))
+    assert stale.status_code == 409
+    assert stale.json()["current_version"] == version
+    ok = client.post(f"/v1/letters/{lid}/split", headers=headers(version=version))
+    assert ok.status_code == 200
+    assert ok.json()["version"] == version + 1
+
+
+def test_property_on_cross_property_letter_is_rejected(env):
+    client, _, _ = env
+    dt = make_doctype(client)
+    r = client.post("/v1/letters", json={"title": "T", "document_type_id": dt, "recipient_groups": ["tenants"],
+                                         "scope": "cross_property", "property_id": "prop-1"}, headers=headers())
+    assert r.status_code == 422
+    assert "cross-property" in r.json()["detail"]
+    r = client.post("/v1/letters", json={"title": "T", "document_type_id": "unknown", "recipient_groups": ["x"],
+                                         "property_id": "p"}, headers=headers())
+    assert r.status_code == 422
+    assert r.json()["code"] == "invalid_document_type"
+
+
+def test_document_type_tree_crud_and_five_levels(env):
+    client, _, _ = env
+    parent = None
+    ids = []
+    for level in range(5):
+        r = client.post("/v1/document-types", json={"name": f"L{level}", "parent_id": parent}, headers=headers())
+        assert r.status_code == 201, r.text
+        parent = r.json()["created_id"]
+        ids.append(parent)
+    r = client.post("/v1/document-types", json={"name": "L5", "parent_id": parent}, headers=headers())
+    assert r.status_code == 422
+    assert "five" in r.json()["detail"] or "5" in r.json()["detail"]
+    tree = client.get("/v1/document-types", headers=headers()).json()
+    assert [n["depth"] for n in tree["nodes"]] == [1, 2, 3, 4, 5]
+    assert tree["nodes"][-1]["path"] == ["L0", "L1", "L2", "L3", "L4"]
+    assert client.delete(f"/v1/document-types/{ids[0]}", headers=headers()).status_code == 422
+    r = client.patch(f"/v1/document-types/{ids[4]}", json={"name": "Neu", "parent_id": None}, headers=headers())
+    assert r.status_code == 200
+    assert client.delete(f"/v1/document-types/{ids[4]}", headers=headers()).status_code == 200
+    assert client.get("/v1/document-types", headers=headers("acc-2")).json()["nodes"] == []
+
+
+def test_openapi_is_served(env):
+    client, _, _ = env
+    spec = client.get("/openapi.json").json()
+    assert "/v1/letters/{letter_id}/release" in spec["paths"]
+    assert client.get("/healthz").json() == {"status": "ok"}
