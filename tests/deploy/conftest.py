@@ -317,9 +317,11 @@ def _collect(
 ALLOWED_PLAIN_ENV = frozenset({"TZ", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER"})
 
 
-def env_problems(service: str, env: dict[str, str], where: str) -> list[str]:
+def env_problems(
+    service: str, env: dict[str, str], where: str, settings_class: type[BaseSettings] | None = None
+) -> list[str]:
     """Compare a container environment with the service's Settings: unknown names, missing required ones."""
-    known = settings_env(load_settings_class(service))
+    known = settings_env(settings_class or load_settings_class(service))
     problems: list[str] = []
     own_prefix = env_prefix_of(service)
     for name in sorted(env):

@@ -219,3 +219,24 @@ def test_interpolation_follows_compose_rules(kit):
         kit.interpolate("${MISSING:?needed}", env)
     with pytest.raises(KeyError, match="UNSET"):
         kit.interpolate("${UNSET}", env)
+
+
+def test_named_volumes_are_declared_and_used(compose):
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for spec in compose["services"].values():
+        for mount in spec.get("volumes", []):
+            source = mount.split(":", 1)[0] if isinstance(mount, str) else mount.get("source", "")
+            if source and not source.startswith((".", "/")):
+                used.add(source)
+    assert used == declared
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_keeps_its_data_dir_on_its_own_volume(kit, compose, env_example, service):
+    spec = compose["services"][service]
+    env = kit.compose_environment(spec, env_example)
+    data_dir = env[f"{kit.env_prefix_of(service)}DATA_DIR"]
+    assert f"{service}-data:{data_dir}" in spec["volumes"], f"{service}: data dir is not on a volume"
+    assert spec.get("read_only") is True, f"{service}: read-only root filesystem"
+    assert "/tmp" in spec.get("tmpfs", [])
