@@ -115,3 +115,14 @@ def test_service_project_is_installable_as_smartpost_name(kit, service):
 
 def test_constraints_file_exists_for_the_image_builds(kit):
     assert (kit.REPO / "constraints.txt").is_file(), "constraints.txt (repository root) is missing: images pin by it"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_defines_the_probe_routes(kit, service):
+    """The container health check and the k8s probes call /healthz and /readyz: the service must route them."""
+    package_dir = kit.REPO / "services" / service / "src" / kit.package_of(service)
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in sorted(package_dir.rglob("*.py")))
+    for path in ("/healthz", "/readyz"):
+        assert re.search(rf"\.(get|api_route)\(\s*[\"']{path}[\"']", sources), (
+            f"{service}: no route for GET {path} in {package_dir.relative_to(kit.REPO)} (yet)"
+        )
