@@ -125,9 +125,10 @@ def render(content: MailContent, *, message_id_domain: str, now: datetime) -> Re
     msg["X-SmartPost-Mail-Id"] = content.mail_id
     msg["X-SmartPost-Account"] = content.account_id
     msg["X-SmartPost-Kind"] = content.kind.value
-    msg["Content-Language"] = language
-    msg.set_content(text, subtype="plain", charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    # Quoted-printable keeps the mail 7-bit clean for relays without 8BITMIME.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg["Content-Language"] = language  # after set_content, which resets Content-* headers
     return RenderedMail(msg, content.sender.address, content.recipient.email, mid)
 
 
