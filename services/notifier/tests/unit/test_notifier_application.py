@@ -233,7 +233,7 @@ def test_digest_lists_the_day_regardless_of_immediate_mail_and_is_built_once(env
     text = digest_c1.get_body(("plain",)).get_content()
     assert "Titel d1" in text
     assert "Titel d2" in text
-    digest_c2 = [raw for raw in env.mailer.delivered if b"two@example.org" in raw][0]
+    digest_c2 = next(raw for raw in env.mailer.delivered if b"two@example.org" in raw)
     assert b"Titel d4" not in digest_c2  # published on the next local day
     assert env.notifier.run_digest(ACCOUNT, date(2026, 1, 6)) == 1
     env.send_all()
