@@ -43,24 +43,55 @@ class Scenario:
             UnitUpserted(unit_id="u-lind-1", property_id="p-lind", number="1.OG links"),
             UnitUpserted(unit_id="u-lind-2", property_id="p-lind", number="2.OG rechts"),
             UnitUpserted(unit_id="u-eich-7", property_id="p-eich", number="EG"),
-            ContactUpserted(contact_id="c-anna", first_name="Anna", last_name="Arendt", email="anna@example.org",
-                            portal_registered=True),
+            ContactUpserted(
+                contact_id="c-anna",
+                first_name="Anna",
+                last_name="Arendt",
+                email="anna@example.org",
+                portal_registered=True,
+            ),
             ContactUpserted(contact_id="c-bert", first_name="Bert", last_name="Brandt", email="bert@example.org"),
             ContactUpserted(contact_id="c-carl", first_name="Carl", last_name="Claus"),
-            ContractUpserted(contract_id="k-anna", contact_id="c-anna", unit_id="u-lind-1", property_id="p-lind",
-                             role=ContractRole.TENANT, start=self.today - timedelta(days=400)),
-            ContractUpserted(contract_id="k-bert", contact_id="c-bert", unit_id="u-eich-7", property_id="p-eich",
-                             role=ContractRole.OWNER, start=self.today - timedelta(days=900), end=bert_contract_end),
-            ContractUpserted(contract_id="k-carl", contact_id="c-carl", unit_id="u-lind-2", property_id="p-lind",
-                             role=ContractRole.TENANT, start=self.today - timedelta(days=30)),
+            ContractUpserted(
+                contract_id="k-anna",
+                contact_id="c-anna",
+                unit_id="u-lind-1",
+                property_id="p-lind",
+                role=ContractRole.TENANT,
+                start=self.today - timedelta(days=400),
+            ),
+            ContractUpserted(
+                contract_id="k-bert",
+                contact_id="c-bert",
+                unit_id="u-eich-7",
+                property_id="p-eich",
+                role=ContractRole.OWNER,
+                start=self.today - timedelta(days=900),
+                end=bert_contract_end,
+            ),
+            ContractUpserted(
+                contract_id="k-carl",
+                contact_id="c-carl",
+                unit_id="u-lind-2",
+                property_id="p-lind",
+                role=ContractRole.TENANT,
+                start=self.today - timedelta(days=30),
+            ),
         ]
         return [make_envelope(p, account_id=a, producer="erp-integration") for p in payloads]
 
     def contract_update(self, contact_id: str, *, end: date | None) -> Envelope:
         prop, unit = self.contacts[contact_id]
         start = self.today - timedelta(days=900)
-        payload = ContractUpserted(contract_id=f"k-{contact_id.removeprefix('c-')}", contact_id=contact_id,
-                                   unit_id=unit, property_id=prop, role=ContractRole.TENANT, start=start, end=end)
+        payload = ContractUpserted(
+            contract_id=f"k-{contact_id.removeprefix('c-')}",
+            contact_id=contact_id,
+            unit_id=unit,
+            property_id=prop,
+            role=ContractRole.TENANT,
+            start=start,
+            end=end,
+        )
         return make_envelope(payload, account_id=self.account_id, producer="erp-integration")
 
     def key(self, index: int) -> str:
@@ -68,9 +99,16 @@ class Scenario:
 
     def item(self, index: int, contact_id: str) -> ReleasedItem:
         prop, unit = self.contacts[contact_id]
-        return ReleasedItem(item_id=f"{self.letter_id}-item-{index}", document_id=self.document_id,
-                            part_id=f"part-{index}", contact_id=contact_id, property_id=prop, unit_id=unit,
-                            storage_key=self.key(index), page_count=2)
+        return ReleasedItem(
+            item_id=f"{self.letter_id}-item-{index}",
+            document_id=self.document_id,
+            part_id=f"part-{index}",
+            contact_id=contact_id,
+            property_id=prop,
+            unit_id=unit,
+            storage_key=self.key(index),
+            page_count=2,
+        )
 
     def release(self, items: list[ReleasedItem], *, notify: bool = True) -> Envelope:
         payload = LetterReleased(
@@ -85,17 +123,22 @@ class Scenario:
         return make_envelope(payload, account_id=self.account_id, producer="letters")
 
     def revoke(self, item_ids: list[str], *, letter_deleted: bool = False) -> Envelope:
-        payload = LetterItemsRevoked(letter_id=self.letter_id, item_ids=item_ids, reason="falscher Empfänger",
-                                     actor="staff@hv.example", letter_deleted=letter_deleted)
+        payload = LetterItemsRevoked(
+            letter_id=self.letter_id,
+            item_ids=item_ids,
+            reason="falscher Empfänger",
+            actor="staff@hv.example",
+            letter_deleted=letter_deleted,
+        )
         return make_envelope(payload, account_id=self.account_id, producer="letters")
 
 
 @functools.cache
 def pdf_bytes(label: str) -> bytes:
     """A small, valid two-page PDF whose bytes identify ``label`` (cached: the same label gives the same bytes)."""
-    import io  # noqa: PLC0415
+    import io
 
-    import pikepdf  # noqa: PLC0415
+    import pikepdf
 
     pdf = pikepdf.new()
     for _ in range(2):

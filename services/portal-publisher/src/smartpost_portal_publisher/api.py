@@ -62,7 +62,7 @@ class PrincipalOut(BaseModel):
 
 class SessionOut(BaseModel):
     token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type name, not a secret
     expires_at: datetime
     principal: PrincipalOut
 

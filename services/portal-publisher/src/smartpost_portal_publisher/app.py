@@ -29,6 +29,9 @@ from smartpost_shared.storage import MinioStore, StorageUnavailableError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from faststream.kafka import KafkaBroker
+    from sqlalchemy.engine import Engine
+
     from smartpost_shared.storage import ObjectStore
 
 log = get_logger(__name__)
@@ -92,6 +95,11 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
 
+    _install_health_routes(app, engine, object_store, broker)
+    return app
+
+
+def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectStore, broker: KafkaBroker) -> None:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -116,5 +124,3 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     def _ping_db() -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-
-    return app

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from smartpost_portal_publisher.adapters.db import PortalRepository
 from smartpost_portal_publisher.domain import (
@@ -56,6 +55,8 @@ from smartpost_shared.messaging import PermanentError
 from smartpost_shared.storage import ObjectNotFoundError
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from sqlalchemy.engine import Connection, Engine
 
     from smartpost_shared.storage import ObjectStore
@@ -353,7 +354,9 @@ class PortalService:
                 expires_at=expires_at,
             )
         log.info("portal.co_user_invited", unit_id=unit_id, rights=rights.value)
-        return IssuedInvitation(format_code(code), principal.contact_id, PrincipalKind.CO_USER, rights, unit_id, expires_at)
+        return IssuedInvitation(
+            format_code(code), principal.contact_id, PrincipalKind.CO_USER, rights, unit_id, expires_at
+        )
 
     def redeem_invitation(self, code: str, login: str, password: str) -> IssuedSession:
         """Register (or, for a re-activated contact key, reset) portal credentials and open a session."""
@@ -543,7 +546,7 @@ class PortalService:
             chunks = self.store.stream(document.storage_key)
             first = next(chunks, b"")  # opens the object now, so a failure is an answer, not a broken stream
         except ObjectNotFoundError as exc:
-            log.error("portal.document_content_missing", document_id=document_id, key=document.storage_key)
+            log.exception("portal.document_content_missing", document_id=document_id, key=document.storage_key)
             raise StorageFailureError("document content unavailable") from exc
         except ConnectionError as exc:
             raise StorageFailureError("document storage unavailable, try again") from exc

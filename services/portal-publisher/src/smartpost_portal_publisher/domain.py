@@ -117,9 +117,7 @@ def relevant_contracts(document: PortalDocument, contracts: list[ContractPeriod]
     return own
 
 
-def within_window(
-    document: PortalDocument, contracts: list[ContractPeriod], window: AccessWindow, today: date
-) -> bool:
+def within_window(document: PortalDocument, contracts: list[ContractPeriod], window: AccessWindow, today: date) -> bool:
     if document.unit_id is None and document.property_id is None:
         return True  # a letter to the contact as such (e.g. a service provider): no contract binds it
     return any(window.covers(c, today) for c in relevant_contracts(document, contracts))

@@ -32,7 +32,9 @@ class DownloadGrant:
     expires: int  # unix seconds
 
     def message(self) -> bytes:
-        return "|".join((LINK_VERSION, self.account_id, self.document_id, self.principal_id, str(self.expires))).encode()
+        return "|".join(
+            (LINK_VERSION, self.account_id, self.document_id, self.principal_id, str(self.expires))
+        ).encode()
 
 
 class LinkProblem(StrEnum):

@@ -63,10 +63,13 @@ def release(env, scenario, items):
 
 
 def login_as(env, scenario, contact_id, login):
-    r = env.client.post("/internal/invitations", json={"contact_id": contact_id},
-                        headers={"X-SmartPost-Account": scenario.account_id})
+    r = env.client.post(
+        "/internal/invitations", json={"contact_id": contact_id}, headers={"X-SmartPost-Account": scenario.account_id}
+    )
     assert r.status_code == 201, r.text
-    r = env.client.post("/portal/invitations/redeem", json={"code": r.json()["code"], "login": login, "password": PASSWORD})
+    r = env.client.post(
+        "/portal/invitations/redeem", json={"code": r.json()["code"], "login": login, "password": PASSWORD}
+    )
     assert r.status_code == 201, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -108,7 +111,9 @@ def test_revocation_once_and_before_release(app_env, scenario):
     assert [r["payload"]["item_id"] for r in revoked] == [items[0].item_id]
 
     # Deleting the letter revokes the rest; an item revoked before its release is never published.
-    app_env.letters.run_once(app_env.publisher.on_items_revoked, scenario.revoke([items[0].item_id], letter_deleted=True))
+    app_env.letters.run_once(
+        app_env.publisher.on_items_revoked, scenario.revoke([items[0].item_id], letter_deleted=True)
+    )
     assert len(outbox_events(app_env.engine, "DocumentRevoked")) == 2
     early = scenario.item(2, "c-carl")
     app_env.letters.run_once(app_env.publisher.on_items_revoked, scenario.revoke([early.item_id]))
@@ -127,8 +132,10 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert [(d["property_name"], d["unit_number"]) for d in docs] == [("Lindenstraße 1", "1.OG links")]
     anna_doc = docs[0]["document_id"]
     bert_doc = c.get("/portal/documents", headers=bert).json()[0]["document_id"]
-    assert c.get("/portal/documents", params={"folder": "Abrechnungen/Heizkosten"}, headers=anna).json()[0][
-        "document_id"] == anna_doc
+    assert (
+        c.get("/portal/documents", params={"folder": "Abrechnungen/Heizkosten"}, headers=anna).json()[0]["document_id"]
+        == anna_doc
+    )
     assert c.get("/portal/documents", params={"folder": "Verträge"}, headers=anna).json() == []
     tree = c.get("/portal/folders", headers=anna).json()
     assert tree["children"][0]["name"] == "Abrechnungen"
@@ -145,14 +152,17 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert len(viewed) == 1
     assert viewed[0]["payload"]["contact_id"] == "c-anna"
 
-    deliveries = c.get(f"/internal/letters/{scenario.letter_id}/deliveries",
-                       headers={"X-SmartPost-Account": scenario.account_id}).json()
+    deliveries = c.get(
+        f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": scenario.account_id}
+    ).json()
     by_item = {d["item_id"]: d for d in deliveries}
     assert by_item[items[0].item_id]["first_viewed_at"] is not None
     assert len(by_item[items[0].item_id]["views"]) == 2
     assert by_item[items[1].item_id]["first_viewed_at"] is None
     # Another account sees nothing of this letter.
-    assert c.get(f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": "x"}).json() == []
+    assert (
+        c.get(f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": "x"}).json() == []
+    )
 
     # Refusals: other contact's document (detail, link, content), guessed id, tampered and expired links.
     assert c.get(f"/portal/documents/{bert_doc}", headers=anna).status_code == 404
@@ -218,9 +228,13 @@ def test_co_users_admin_sees_personal_documents_user_does_not(app_env, scenario)
     c = app_env.client
     anna = login_as(app_env, scenario, "c-anna", "anna@example.org")
     assert c.post("/portal/co-users", json={"unit_id": "u-eich-7", "rights": "admin"}, headers=anna).status_code == 404
-    admin_code = c.post("/portal/co-users", json={"unit_id": "u-lind-1", "rights": "admin"}, headers=anna).json()["code"]
+    admin_code = c.post("/portal/co-users", json={"unit_id": "u-lind-1", "rights": "admin"}, headers=anna).json()[
+        "code"
+    ]
     user_code = c.post("/portal/co-users", json={"unit_id": "u-lind-1", "rights": "user"}, headers=anna).json()["code"]
-    admin = c.post("/portal/invitations/redeem", json={"code": admin_code, "login": "partner", "password": PASSWORD}).json()
+    admin = c.post(
+        "/portal/invitations/redeem", json={"code": admin_code, "login": "partner", "password": PASSWORD}
+    ).json()
     user = c.post("/portal/invitations/redeem", json={"code": user_code, "login": "kind", "password": PASSWORD}).json()
     admin_h = {"Authorization": f"Bearer {admin['token']}"}
     user_h = {"Authorization": f"Bearer {user['token']}"}
@@ -229,7 +243,9 @@ def test_co_users_admin_sees_personal_documents_user_does_not(app_env, scenario)
     assert c.get("/portal/documents", headers=user_h).json() == []
     assert c.get(f"/portal/documents/{docs[0]['document_id']}/content", headers=user_h).status_code == 404
     # Co-users cannot invite further people; the contact can remove them, which ends their sessions and links.
-    assert c.post("/portal/co-users", json={"unit_id": "u-lind-1", "rights": "admin"}, headers=admin_h).status_code == 403
+    assert (
+        c.post("/portal/co-users", json={"unit_id": "u-lind-1", "rights": "admin"}, headers=admin_h).status_code == 403
+    )
     link = c.post(f"/portal/documents/{docs[0]['document_id']}/download-link", headers=admin_h).json()["url"]
     assert {u["login"] for u in c.get("/portal/co-users", headers=anna).json()} == {"partner", "kind"}
     assert c.delete(f"/portal/co-users/{admin['principal']['principal_id']}", headers=anna).status_code == 204
@@ -244,8 +260,10 @@ def test_contract_window_and_account_override(app_env, scenario):
     doc = c.get("/portal/documents", headers=bert).json()[0]["document_id"]
     link = c.post(f"/portal/documents/{doc}/download-link", headers=bert).json()["url"]
     # Contract ended 100 days ago: inside the default 180-day window ...
-    app_env.md.run_once(lambda e, conn: apply_masterdata(conn, e),
-                        scenario.contract_update("c-bert", end=scenario.today - timedelta(days=100)))
+    app_env.md.run_once(
+        lambda e, conn: apply_masterdata(conn, e),
+        scenario.contract_update("c-bert", end=scenario.today - timedelta(days=100)),
+    )
     assert len(c.get("/portal/documents", headers=bert).json()) == 1
     # ... but the account shortens it to 30 days: access ends at once, also for links already handed out.
     account = {"X-SmartPost-Account": scenario.account_id}

@@ -30,8 +30,8 @@ from sqlalchemy import (
 
 from smartpost_portal_publisher.domain import (
     AccessWindow,
-    CoUserRights,
     ContractPeriod,
+    CoUserRights,
     PortalDocument,
     Principal,
     PrincipalKind,
@@ -197,9 +197,7 @@ class PortalRepository:
     # documents ------------------------------------------------------------------------------------------------
     def document(self, account_id: str, document_id: str) -> PortalDocument | None:
         row = self.conn.execute(
-            select(documents).where(
-                and_(documents.c.account_id == account_id, documents.c.document_id == document_id)
-            )
+            select(documents).where(and_(documents.c.account_id == account_id, documents.c.document_id == document_id))
         ).first()
         return _document(row) if row else None
 
@@ -225,7 +223,7 @@ class PortalRepository:
         )
         return [_document(r) for r in self.conn.execute(query)]
 
-    def insert_document(  # noqa: PLR0913 - one column each
+    def insert_document(
         self,
         document: PortalDocument,
         *,
@@ -365,7 +363,9 @@ class PortalRepository:
     # principals, invitations, sessions --------------------------------------------------------------------
     def principal(self, principal_id: str) -> Principal | None:
         row = self.conn.execute(
-            select(principals).where(and_(principals.c.principal_id == principal_id, principals.c.disabled_at.is_(None)))
+            select(principals).where(
+                and_(principals.c.principal_id == principal_id, principals.c.disabled_at.is_(None))
+            )
         ).first()
         return _principal(row) if row else None
 
