@@ -299,6 +299,7 @@ class Scored:
     score: float
     evidence: list[str]
     has_identifier: bool
+    has_contract_number: bool
     name_points: float
     address_points: float
     conflicts: list[str]
@@ -500,6 +501,7 @@ class Matcher:
             score=round(score, 2),
             evidence=evidence,
             has_identifier=has_identifier,
+            has_contract_number=bool(hits),
             name_points=name_points,
             address_points=address_points,
             conflicts=conflicts,
@@ -511,7 +513,13 @@ class Matcher:
     def rank(self, part: SplitPart) -> list[Scored]:
         window = parse_window(part)
         scored = [self.score(self.index.profiles[cid], window) for cid in self.index.retrieve(window)]
-        scored = [s for s in scored if s.score >= MIN_CANDIDATE_SCORE]
+        # A candidate needs the page to name it (name, reference id or contract number); sharing the building's
+        # address alone would list every resident of the house.
+        scored = [
+            s
+            for s in scored
+            if s.score >= MIN_CANDIDATE_SCORE and (s.name_points > 0 or s.has_identifier or s.has_contract_number)
+        ]
         scored.sort(key=lambda s: (-s.score, not s.in_period, s.contact_id))
         return scored
 
