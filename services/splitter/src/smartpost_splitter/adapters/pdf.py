@@ -1,0 +1,359 @@
+"""PDF I/O: input checks (pikepdf), page scanning and thumbnails (pypdfium2), splitting (pikepdf, tuned).
+
+Tuning follows /work/shared/docs/pdf-performance.md: the source is opened once, its page list is materialised
+once (``pdf.pages[a:b]`` is O(n) per slice), and parts are saved without recompressing streams.
+Page scanning runs in worker processes over page ranges; only small :class:`PageFacts` travel back.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+import pikepdf
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from smartpost_shared.contracts.common import SplitStrategy
+from smartpost_shared.contracts.documents import SplitFailureReason
+from smartpost_splitter.domain import (
+    FINGERPRINT_TOP_MM,
+    MM,
+    CompiledPlan,
+    Failure,
+    PageFacts,
+    SplitPlan,
+    address_from_zone,
+    address_zone_mm,
+    starts_by_itself,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+class PdfRejectedError(Exception):
+    """The file cannot be split; ``failure`` says why in words staff understand."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.reason)
+        self.failure = failure
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    page_count: int
+
+
+def inspect_pdf(path: Path, label: str) -> SourceInfo:
+    """Reject what cannot be split before any work: empty, not a PDF, corrupt, encrypted, no pages."""
+    size = path.stat().st_size
+    if size == 0:
+        raise PdfRejectedError(Failure(SplitFailureReason.EMPTY_FILE, f"„{label}“ ist leer (0 Byte)."))
+    with path.open("rb") as fh:
+        head = fh.read(1024)
+    if b"%PDF-" not in head:
+        raise PdfRejectedError(
+            Failure(SplitFailureReason.NOT_A_PDF, f"„{label}“ ist keine PDF-Datei (Dateiinhalt ist kein PDF).")
+        )
+    try:
+        with pikepdf.open(path) as pdf:
+            if pdf.is_encrypted:
+                raise PdfRejectedError(_encrypted(label))
+            pages = len(pdf.pages)
+    except pikepdf.PasswordError as exc:
+        raise PdfRejectedError(_encrypted(label)) from exc
+    except pikepdf.PdfError as exc:
+        raise PdfRejectedError(
+            Failure(
+                SplitFailureReason.CORRUPT,
+                f"„{label}“ ist beschädigt und konnte nicht repariert werden ({_short(exc)}). "
+                "Bitte das Dokument neu exportieren.",
+            )
+        ) from exc
+    if pages == 0:
+        raise PdfRejectedError(Failure(SplitFailureReason.NO_PAGES, f"„{label}“ enthält keine Seiten."))
+    try:
+        doc = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        raise PdfRejectedError(
+            Failure(SplitFailureReason.CORRUPT, f"„{label}“ ist beschädigt und nicht lesbar ({_short(exc)}).")
+        ) from exc
+    try:
+        if len(doc) != pages:
+            raise PdfRejectedError(
+                Failure(
+                    SplitFailureReason.CORRUPT,
+                    f"„{label}“ ist beschädigt: die Seitenzahl ist nicht eindeutig ({pages} bzw. {len(doc)}).",
+                )
+            )
+    finally:
+        doc.close()
+    return SourceInfo(page_count=pages)
+
+
+def _encrypted(label: str) -> Failure:
+    return Failure(
+        SplitFailureReason.ENCRYPTED,
+        f"„{label}“ ist verschlüsselt bzw. passwort- oder schreibgeschützt. Bitte ohne Schutz exportieren "
+        "und erneut hochladen.",
+    )
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:200]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scanning (runs in worker processes)
+# ----------------------------------------------------------------------------------------------------------------
+
+_WORKER_DOC: tuple[str, pdfium.PdfDocument] | None = None
+_WORKER_PLAN: tuple[SplitPlan, CompiledPlan] | None = None
+
+
+def _document(path: str) -> pdfium.PdfDocument:
+    global _WORKER_DOC  # noqa: PLW0603 - one open document per worker process, reused across its page ranges
+    if _WORKER_DOC is None or _WORKER_DOC[0] != path:
+        if _WORKER_DOC is not None:
+            _WORKER_DOC[1].close()
+        _WORKER_DOC = (path, pdfium.PdfDocument(path))
+    return _WORKER_DOC[1]
+
+
+def release_document() -> None:
+    global _WORKER_DOC  # noqa: PLW0603
+    if _WORKER_DOC is not None:
+        _WORKER_DOC[1].close()
+        _WORKER_DOC = None
+
+
+def _compiled(plan: SplitPlan) -> CompiledPlan:
+    global _WORKER_PLAN  # noqa: PLW0603 - regexes compiled once per plan and worker
+    if _WORKER_PLAN is None or _WORKER_PLAN[0] != plan:
+        _WORKER_PLAN = (plan, CompiledPlan.of(plan))
+    return _WORKER_PLAN[1]
+
+
+def _has_images(page: pdfium.PdfPage) -> bool:
+    return any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+
+def head_text(path: str, index: int) -> str:
+    """Text of the letter head region of one page (the sample page of the layout fingerprint)."""
+    page = _document(path)[index]
+    try:
+        width, height = page.get_size()
+        textpage = page.get_textpage()
+        try:
+            return _head(textpage, width, height)
+        finally:
+            textpage.close()
+    finally:
+        page.close()
+
+
+def _head(textpage: pdfium.PdfTextPage, width: float, height: float) -> str:
+    return textpage.get_text_bounded(left=0, top=height, right=width, bottom=height - FINGERPRINT_TOP_MM * MM)
+
+
+def _scan_page(doc: pdfium.PdfDocument, index: int, compiled: CompiledPlan) -> tuple[PageFacts, str]:
+    page = doc[index]
+    try:
+        width, height = page.get_size()
+        textpage = page.get_textpage()
+        try:
+            text = textpage.get_text_range()
+            left, top, right, bottom = address_zone_mm(compiled.plan.address_form)
+            zone = textpage.get_text_bounded(
+                left=left * MM, top=height - top * MM, right=right * MM, bottom=height - bottom * MM
+            )
+            beside = textpage.get_text_bounded(
+                left=(right + 2) * MM, top=height - top * MM, right=(right + 18) * MM, bottom=height - bottom * MM
+            )
+            head = _head(textpage, width, height) if compiled.plan.fingerprint else ""
+        finally:
+            textpage.close()
+        text_chars = sum(1 for ch in text if not ch.isspace())
+        has_images = _has_images(page) if text_chars == 0 else False
+        address = address_from_zone(zone, beside)
+        identifiers, property_refs, unit_refs = compiled.evidence_of(text)
+        facts = PageFacts(
+            index=index,
+            width_pt=width,
+            height_pt=height,
+            text_chars=text_chars,
+            has_images=has_images,
+            marker=compiled.marker(text, address, head),
+            address_lines=address,
+            identifiers=identifiers,
+            property_refs=property_refs,
+            unit_refs=unit_refs,
+        )
+        return facts, text
+    finally:
+        page.close()
+
+
+def _is_separator(plan: SplitPlan, facts: PageFacts) -> bool:
+    if plan.strategy is SplitStrategy.BLANK_SEPARATOR:
+        return facts.is_blank
+    if plan.strategy is SplitStrategy.KEYWORD:
+        return facts.marker is not None and plan.drop_separator
+    return False
+
+
+def scan_range(path: str, plan: SplitPlan, start: int, stop: int, thumbnail_width: int) -> list[PageFacts]:
+    """Facts for pages ``start``..``stop-1``; pages that may start a letter carry a PNG thumbnail."""
+    doc = _document(path)
+    compiled = _compiled(plan)
+    previous_is_separator = False
+    if start > 0 and plan.strategy in {SplitStrategy.BLANK_SEPARATOR, SplitStrategy.KEYWORD}:
+        previous_is_separator = _is_separator(plan, _scan_page(doc, start - 1, compiled)[0])
+    out: list[PageFacts] = []
+    for index in range(start, stop):
+        facts, _ = _scan_page(doc, index, compiled)
+        separator = _is_separator(plan, facts)
+        if thumbnail_width and not separator and starts_by_itself(plan, facts.marker, index, previous_is_separator):
+            facts = _with_thumbnail(doc, facts, thumbnail_width)
+        previous_is_separator = separator
+        out.append(facts)
+    return out
+
+
+def _with_thumbnail(doc: pdfium.PdfDocument, facts: PageFacts, width: int) -> PageFacts:
+    return replace(facts, thumbnail=render_thumbnail(doc, facts.index, width))
+
+
+def render_thumbnail(doc: pdfium.PdfDocument, index: int, width: int) -> bytes:
+    page = doc[index]
+    try:
+        scale = width / page.get_width()
+        bitmap = page.render(scale=scale, may_draw_forms=False)
+        image = bitmap.to_pil()
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=3)
+        return buffer.getvalue()
+    finally:
+        page.close()
+
+
+def thumbnail_of(path: str, index: int, width: int) -> bytes:
+    return render_thumbnail(_document(path), index, width)
+
+
+class PageScanner(Protocol):
+    def scan(self, path: Path, plan: SplitPlan, page_count: int) -> Iterator[list[PageFacts]]: ...
+
+    def head_text(self, path: Path, index: int) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class InlineScanner:
+    """Scans in the calling process (small documents, unit tests)."""
+
+    def __init__(self, *, chunk_pages: int = 200, thumbnail_width: int = 200) -> None:
+        self.chunk_pages = chunk_pages
+        self.thumbnail_width = thumbnail_width
+
+    def scan(self, path: Path, plan: SplitPlan, page_count: int) -> Iterator[list[PageFacts]]:
+        try:
+            for start in range(0, page_count, self.chunk_pages):
+                yield scan_range(str(path), plan, start, min(start + self.chunk_pages, page_count), self.thumbnail_width)
+        finally:
+            release_document()
+
+    def head_text(self, path: Path, index: int) -> str:
+        return head_text(str(path), index)
+
+    def close(self) -> None:
+        release_document()
+
+
+class ProcessScanner:
+    """Scans page ranges in a pool of worker processes; results come back in page order, a bounded window ahead.
+
+    Workers are started once (spawn: the service process runs an event loop and threads, so no fork) and reuse
+    the opened document across the ranges of one source. Small documents are scanned inline (no IPC overhead).
+    """
+
+    def __init__(
+        self, processes: int, *, chunk_pages: int = 250, thumbnail_width: int = 200, inline_below_pages: int = 300
+    ) -> None:
+        self.processes = processes
+        self.chunk_pages = chunk_pages
+        self.thumbnail_width = thumbnail_width
+        self.inline_below_pages = inline_below_pages
+        self._inline = InlineScanner(chunk_pages=chunk_pages, thumbnail_width=thumbnail_width)
+        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+
+    def scan(self, path: Path, plan: SplitPlan, page_count: int) -> Iterator[list[PageFacts]]:
+        if page_count < self.inline_below_pages:
+            yield from self._inline.scan(path, plan, page_count)
+            return
+        ranges = deque(
+            (start, min(start + self.chunk_pages, page_count)) for start in range(0, page_count, self.chunk_pages)
+        )
+        window: deque[Future[list[PageFacts]]] = deque()
+        try:
+            while ranges or window:
+                while ranges and len(window) < self.processes * 2:
+                    start, stop = ranges.popleft()
+                    window.append(
+                        self._pool.submit(scan_range, str(path), plan, start, stop, self.thumbnail_width)
+                    )
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()
+
+    def head_text(self, path: Path, index: int) -> str:
+        return self._inline.head_text(path, index)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._inline.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Splitting
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PartWriter:
+    """Cuts parts from one source: opened once, page list materialised once, streams copied as stored."""
+
+    def __init__(self, source: Path, attachments: list[Path]) -> None:
+        self._source = pikepdf.open(source)
+        self._pages = list(self._source.pages)
+        self._attachments = [pikepdf.open(p) for p in attachments]
+        self._attachment_pages = [list(a.pages) for a in self._attachments]
+
+    @property
+    def attachment_page_count(self) -> int:
+        return sum(len(p) for p in self._attachment_pages)
+
+    def write(self, first: int, last: int) -> bytes:
+        """Pages ``first``..``last`` (0-based, inclusive) plus every attachment, as PDF bytes."""
+        out = pikepdf.Pdf.new()
+        try:
+            out.pages.extend(self._pages[first : last + 1])
+            for pages in self._attachment_pages:
+                out.pages.extend(pages)
+            buffer = io.BytesIO()
+            out.save(buffer, compress_streams=False, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            return buffer.getvalue()
+        finally:
+            out.close()
+
+    def close(self) -> None:
+        for pdf in self._attachments:
+            pdf.close()
+        self._source.close()

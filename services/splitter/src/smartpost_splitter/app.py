@@ -1,0 +1,92 @@
+"""Wiring: settings -> store, page scanner, use case, Kafka consumer; FastAPI app with health probes."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.messaging import make_broker
+from smartpost_shared.storage import MinioStore
+from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
+from smartpost_splitter.application import SplitService, SplitterOptions
+from smartpost_splitter.consumers import register_consumers
+from smartpost_splitter.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = get_logger(__name__)
+
+
+def make_scanner(settings: Settings) -> PageScanner:
+    if settings.text_processes == 0:
+        return InlineScanner(chunk_pages=settings.chunk_pages, thumbnail_width=settings.thumbnail_width)
+    return ProcessScanner(
+        settings.text_processes,
+        chunk_pages=settings.chunk_pages,
+        thumbnail_width=settings.thumbnail_width,
+        inline_below_pages=settings.inline_below_pages,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    store = MinioStore(settings.storage)
+    broker = make_broker(settings.kafka, service=settings.service_name)
+    scanner = make_scanner(settings)
+    service = SplitService(
+        store,
+        scanner,
+        SplitterOptions(
+            work_dir=Path(settings.work_dir) if settings.work_dir else None,
+            upload_threads=settings.upload_threads,
+            thumbnail_width=settings.thumbnail_width,
+            evidence_patterns=settings.identifier_patterns,
+        ),
+    )
+    register_consumers(broker, service, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(store.ensure_bucket)
+        await broker.start()
+        log.info("splitter.started", text_processes=settings.text_processes)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await asyncio.to_thread(scanner.close)
+
+    app = FastAPI(title="SmartPost splitter", lifespan=lifespan)
+    app.state.broker = broker
+    app.state.settings = settings
+    app.state.service = service
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        problems: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.client.bucket_exists, store.bucket), timeout=3)
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+            problems["storage"] = str(exc)[:200]
+        try:
+            if not await asyncio.wait_for(broker.ping(timeout=3), timeout=4):
+                problems["kafka"] = "broker not reachable"
+        except Exception as exc:  # noqa: BLE001
+            problems["kafka"] = str(exc)[:200]
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app
