@@ -51,6 +51,8 @@ def portal_config(settings: Settings) -> PortalConfig:
         session_ttl=timedelta(hours=settings.session_ttl_hours),
         invitation_ttl=timedelta(days=settings.invitation_ttl_days),
         min_password_length=settings.min_password_length,
+        max_login_failures=settings.max_login_failures,
+        login_lockout=timedelta(minutes=settings.login_lockout_minutes),
     )
 
 

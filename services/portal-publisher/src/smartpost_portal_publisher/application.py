@@ -100,6 +100,10 @@ class ConflictError(PortalError):
     status = 409
 
 
+class TooManyAttemptsError(PortalError):
+    status = 429
+
+
 class InvalidInputError(PortalError):
     status = 422
 
@@ -246,6 +250,8 @@ class PortalConfig:
     session_ttl: timedelta
     invitation_ttl: timedelta
     min_password_length: int
+    max_login_failures: int = 10
+    login_lockout: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -415,13 +421,23 @@ class PortalService:
         return IssuedSession(token, principal, expires_at)
 
     def login(self, account_id: str, login: str, password: str) -> IssuedSession:
+        """Password login; after too many failures for one login, refuse for a while (no online guessing)."""
         now = self.clock()
+        login = login.strip().lower()
+        since = now - self.config.login_lockout
+        with self.engine.connect() as conn:
+            failures = PortalRepository(conn).login_failures_since(account_id, login, since)
+        if failures >= self.config.max_login_failures:
+            log.warning("portal.login_locked", failures=failures)
+            raise TooManyAttemptsError("too many failed logins, try again later")
         with self.engine.begin() as conn:
             repo = PortalRepository(conn)
-            found = repo.principal_by_login(account_id, login.strip().lower())
-            if found is None or not verify_password(password, found[1]):
-                raise AuthenticationError("login or password wrong")
-            return self._open_session(repo, found[0], now)
+            found = repo.principal_by_login(account_id, login)
+            if found is not None and verify_password(password, found[1]):
+                return self._open_session(repo, found[0], now)
+        with self.engine.begin() as conn:
+            PortalRepository(conn).record_login_failure(account_id, login, now)
+        raise AuthenticationError("login or password wrong")
 
     def authenticate(self, token: str) -> Principal:
         with self.engine.connect() as conn:
@@ -473,14 +489,20 @@ class PortalService:
                 and in_folder(d.folder, folder, recursive=recursive)
             ]
             result = []
+            property_names: dict[str, str | None] = {}
+            unit_numbers: dict[str, str | None] = {}
             for d in visible:
-                prop = md.property(principal.account_id, d.property_id) if d.property_id else None
-                unit = md.unit(principal.account_id, d.unit_id) if d.unit_id else None
+                if d.property_id and d.property_id not in property_names:
+                    found_property = md.property(principal.account_id, d.property_id)
+                    property_names[d.property_id] = found_property.name if found_property else None
+                if d.unit_id and d.unit_id not in unit_numbers:
+                    found_unit = md.unit(principal.account_id, d.unit_id)
+                    unit_numbers[d.unit_id] = found_unit.number if found_unit else None
                 result.append(
                     DocumentView(
                         document=d,
-                        property_name=prop.name if prop else None,
-                        unit_number=unit.number if unit else None,
+                        property_name=property_names.get(d.property_id) if d.property_id else None,
+                        unit_number=unit_numbers.get(d.unit_id) if d.unit_id else None,
                         viewed=d.first_viewed_at is not None,
                     )
                 )

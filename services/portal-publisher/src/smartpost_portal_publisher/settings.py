@@ -38,6 +38,9 @@ class Settings(ServiceSettings):
     session_ttl_hours: float = Field(default=12, gt=0, le=24 * 30)
     invitation_ttl_days: int = Field(default=30, ge=1, le=365)
     min_password_length: int = Field(default=10, ge=8, le=128)
+    # Failed password logins per login before it is locked for ``login_lockout_minutes`` (answer 429).
+    max_login_failures: int = Field(default=10, ge=1, le=1000)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
     # Optional shared bearer token for the /internal API (staff back office, ERP connector); trusted network if unset.
     internal_api_token: SecretStr | None = None

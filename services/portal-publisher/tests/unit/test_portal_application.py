@@ -307,3 +307,16 @@ def test_missing_pdf_is_a_clear_error_and_not_recorded_as_viewed(app_env, scenar
     doc = c.get("/portal/documents", headers=anna).json()[0]["document_id"]
     assert c.get(f"/portal/documents/{doc}/content", headers=anna).status_code == 503
     assert outbox_events(app_env.engine, "DocumentViewed") == []
+
+
+def test_repeated_wrong_passwords_lock_the_login_for_a_while(app_env, scenario):
+    c = app_env.client
+    login_as(app_env, scenario, "c-anna", "anna")
+    body = {"account_id": scenario.account_id, "login": "anna", "password": "falsch-falsch"}
+    codes = [c.post("/portal/sessions", json=body).status_code for _ in range(10)]
+    assert codes == [401] * 10
+    # Even the right password is refused now, so guessing gains nothing ...
+    assert c.post("/portal/sessions", json={**body, "password": PASSWORD}).status_code == 429
+    # ... until the lockout has passed.
+    app_env.app.state.portal.clock = lambda: datetime.now(UTC) + timedelta(minutes=16)
+    assert c.post("/portal/sessions", json={**body, "password": PASSWORD}).status_code == 201

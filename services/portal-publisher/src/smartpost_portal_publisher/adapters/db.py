@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    func,
     insert,
     select,
     update,
@@ -135,6 +136,16 @@ sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("ended_at", DateTime(timezone=True)),
+)
+
+login_failures = Table(
+    "portal_login_failures",
+    portal_metadata,
+    Column("failure_id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False),
+    Column("login", String(320), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_portal_login_failures_login", "account_id", "login", "failed_at"),
 )
 
 access_windows = Table(
@@ -509,6 +520,23 @@ class PortalRepository:
             .values(redeemed_at=at)
         )
         return result.rowcount == 1
+
+    def record_login_failure(self, account_id: str, login: str, at: datetime) -> None:
+        self.conn.execute(insert(login_failures).values(account_id=account_id, login=login, failed_at=at))
+
+    def login_failures_since(self, account_id: str, login: str, since: datetime) -> int:
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(login_failures)
+            .where(
+                and_(
+                    login_failures.c.account_id == account_id,
+                    login_failures.c.login == login,
+                    login_failures.c.failed_at >= since,
+                )
+            )
+        ).scalar()
+        return int(count or 0)
 
     def insert_session(self, token_hash: str, principal: Principal, at: datetime, expires_at: datetime) -> None:
         self.conn.execute(
