@@ -1,0 +1,1 @@
+"""SmartPost print dispatch: paper letters for released serial letters."""

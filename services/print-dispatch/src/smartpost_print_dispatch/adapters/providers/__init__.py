@@ -1,0 +1,1 @@
+"""Print providers behind one interface (:class:`PrintProvider`)."""

@@ -1,0 +1,38 @@
+"""Kafka subscriptions: master data, print orders, portal views. Each handler runs in one DB transaction with
+its processed-event row and its outgoing events (outbox)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
+
+    from smartpost_print_dispatch.application import PrintDispatch
+    from smartpost_print_dispatch.settings import Settings
+
+
+def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: Settings) -> EventConsumer:
+    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    timeouts = {
+        "session_timeout_ms": settings.kafka.session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
+    }
+    masterdata = SqlIdempotency(dispatch.engine, f"{settings.service_name}:masterdata")
+    consumer.subscribe(
+        MASTERDATA,
+        {
+            event_type: masterdata.handler(dispatch.on_masterdata)
+            for event_type in ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived",
+                               "ContractUpserted")
+        },
+        **timeouts,
+    )
+    letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
+    consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **timeouts)
+    portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
+    consumer.subscribe(PORTAL, {"DocumentViewed": portal.handler(dispatch.on_document_viewed)}, **timeouts)
+    return consumer

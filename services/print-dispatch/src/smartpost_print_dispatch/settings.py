@@ -1,0 +1,78 @@
+"""Settings of print dispatch (env prefix ``SMARTPOST_PRINT_DISPATCH_``; nested values as JSON or ``__``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+from smartpost_shared.settings import ServiceSettings
+
+from smartpost_print_dispatch.adapters.pdf import LandscapePolicy, MismatchPolicy
+from smartpost_print_dispatch.domain.geometry import BUILTIN_PROFILES, AddressProfile
+from smartpost_print_dispatch.domain.postage import PostageConfig
+
+
+class FileDropSettings(BaseModel):
+    """Batch PDF + CSV manifest for a print shop: into an S3 bucket (``bucket``) or a local folder (``folder``)."""
+
+    enabled: bool = True
+    bucket: str | None = None
+    folder: str | None = None
+    prefix: str = "print-shop"
+    profile: str = "din5008_b"
+
+
+class HttpProviderSettings(BaseModel):
+    """A hybrid-mail HTTP API (the fake provider, or a real one with the same shape)."""
+
+    name: str = "hybridpost"
+    base_url: str = "http://127.0.0.1:8107"
+    api_key: SecretStr = SecretStr("dev-api-key")
+    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+    profile: str = "pingen"
+    timeout_seconds: float = 10.0
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMARTPOST_PRINT_DISPATCH_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    service_name: str = "print-dispatch"
+    http_port: int = 8105
+
+    filedrop: FileDropSettings = Field(default_factory=FileDropSettings)
+    http_providers: list[HttpProviderSettings] = Field(default_factory=lambda: [HttpProviderSettings()])
+    # Extra or overriding address profiles; the built-in ones are din5008_a, din5008_b, epost, pingen.
+    profiles: dict[str, AddressProfile] = Field(default_factory=dict)
+    postage: PostageConfig = Field(default_factory=PostageConfig)
+
+    sender_line: str = ""
+    landscape_pages: LandscapePolicy = LandscapePolicy.ROTATE
+    on_address_mismatch: MismatchPolicy = MismatchPolicy.COVER_PAGE
+    split_oversize: bool = True
+
+    # Digital-first fallback: German weekdays; nationwide holidays on by default, regional ones listed here.
+    nationwide_holidays: bool = True
+    extra_holidays: list[date] = Field(default_factory=list)
+    timezone: str = "Europe/Berlin"
+
+    dispatch_poll_seconds: float = 0.5
+    fallback_poll_seconds: float = 60.0
+    status_poll_seconds: float = 30.0
+    submit_retry_seconds: float = 2.0
+    prepare_batch_size: int = Field(default=50, ge=1)
+
+    def profile(self, name: str) -> AddressProfile:
+        merged = {**BUILTIN_PROFILES, **self.profiles}
+        try:
+            return merged[name]
+        except KeyError:
+            raise KeyError(f"unknown address profile {name!r}; known: {', '.join(sorted(merged))}") from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
