@@ -1,0 +1,89 @@
+"""Helpers shared by the notifier's integration tests (not collected: no test_ prefix)."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import time
+from collections import Counter
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smartpost_shared.contracts.envelope import make_envelope
+from smartpost_shared.messaging import EventPublisher, make_broker
+
+if TYPE_CHECKING:
+    from smartpost_shared.contracts.base import EventPayload
+    from smartpost_shared.settings import KafkaSettings
+
+
+def ensure_maildir(path: Path) -> Path:
+    for sub in ("tmp", "new", "cur"):
+        (path / sub).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def mails_of(maildir: Path, account_id: str) -> list[EmailMessage]:
+    """Messages in the Maildir that the notifier sent for ``account_id``."""
+    found = []
+    for sub in ("new", "cur"):
+        folder = maildir / sub
+        if not folder.exists():
+            continue
+        for name in sorted(folder.iterdir()):
+            try:
+                raw = name.read_bytes()
+            except FileNotFoundError:
+                continue
+            head, _, _ = raw.partition(b"\n\n")
+            if f"X-SmartPost-Account: {account_id}".encode() not in head:
+                continue
+            msg = message_from_bytes(raw, policy=default)
+            assert isinstance(msg, EmailMessage)
+            found.append(msg)
+    return found
+
+
+def count_of(maildir: Path, account_id: str) -> int:
+    return len(mails_of(maildir, account_id))
+
+
+def message_id_counts(messages: list[EmailMessage]) -> Counter[str]:
+    return Counter(str(m["Message-ID"]) for m in messages)
+
+
+async def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    msg = f"timed out after {timeout}s waiting for {what}"
+    raise AssertionError(msg)
+
+
+class Producer:
+    """Publishes test events as the upstream services would (envelopes through the shared publisher)."""
+
+    def __init__(self, kafka: KafkaSettings, account_id: str) -> None:
+        self.broker = make_broker(kafka, service="test-producer")
+        self.publisher = EventPublisher(self.broker)
+        self.account_id = account_id
+
+    async def __aenter__(self) -> Producer:
+        await self.broker.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.broker.stop()
+
+    async def send(self, *payloads: EventPayload, producer: str = "test") -> None:
+        for payload in payloads:
+            await self.publisher.publish(make_envelope(payload, account_id=self.account_id, producer=producer))
+
+
+__all__ = ["Producer", "count_of", "ensure_maildir", "mailbox", "mails_of", "message_id_counts", "wait_for"]
