@@ -36,7 +36,7 @@ DEFAULT_SIMILARITY = 0.35
 # Evidence patterns. Extractors that keep reading order may join label and value with a newline or nothing
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
 DEFAULT_IDENTIFIER_PATTERNS = (
-    r"(?:Kontakt|Kunden|Mieter|Eigentümer|Personen|Referenz)[-\s]*(?:Nr\.?|Nummer|ID|konto)\s*:?\s*"
+    r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]*(?:nr\.?|nummer|id|konto))\s*:?\s*"
     r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b",
 )
 PROPERTY_PATTERN = re.compile(r"(?:Objekt|Liegenschaft)(?:-?Nr\.?)?\s*:\s*(?P<value>[^\r\n]+)")

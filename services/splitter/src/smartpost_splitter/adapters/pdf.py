@@ -348,7 +348,13 @@ class PartWriter:
             for pages in self._attachment_pages:
                 out.pages.extend(pages)
             buffer = io.BytesIO()
-            out.save(buffer, compress_streams=False, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+            # deterministic_id: a re-run must produce byte-identical parts (same SHA-256 as the re-emitted event).
+            out.save(
+                buffer,
+                compress_streams=False,
+                object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                deterministic_id=True,
+            )
             return buffer.getvalue()
         finally:
             out.close()
