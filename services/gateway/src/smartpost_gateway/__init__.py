@@ -1,0 +1,1 @@
+"""SmartPost staff gateway: the German web UI for property-management staff over the services' HTTP APIs."""

@@ -1,0 +1,125 @@
+"""Common plumbing of the typed service clients: caller headers, error translation, streaming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+ACCOUNT_HEADER = "X-SmartPost-Account"
+ACTOR_HEADER = "X-SmartPost-Actor"
+COMMAND_HEADER = "X-SmartPost-Command-Id"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling a service: the staff user's account and login (every call carries both)."""
+
+    account_id: str
+    actor: str
+
+    def headers(self) -> dict[str, str]:
+        return {ACCOUNT_HEADER: self.account_id, ACTOR_HEADER: self.actor}
+
+
+class ServiceError(Exception):
+    """A service answered with an error (or did not answer); ``status`` is 503 when it was unreachable."""
+
+    def __init__(self, service: str, status: int, detail: str, code: str = "", body: Any = None) -> None:
+        super().__init__(f"{service}: HTTP {status}: {detail}")
+        self.service = service
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.body = body
+
+    @property
+    def unavailable(self) -> bool:
+        return self.status in {502, 503, 504}
+
+
+def _detail_of(response: httpx.Response) -> tuple[str, str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase, "", None
+    if isinstance(body, dict):
+        detail = body.get("detail", body)
+        code = str(body.get("code", ""))
+        if isinstance(detail, list):  # FastAPI validation errors
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg', '')}"
+                if isinstance(d, dict)
+                else str(d)
+                for d in detail
+            )
+            code = code or "validation_error"
+        return str(detail), code, body
+    return str(body), "", body
+
+
+class ServiceClient:
+    """One service's base URL and an httpx client; subclasses add typed methods per endpoint."""
+
+    service = "service"
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def request(
+        self, method: str, path: str, caller: Caller | None, *, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        all_headers = {**(caller.headers() if caller else {}), **(headers or {})}
+        try:
+            response = await self.http.request(method, path, headers=all_headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(self.service, 503, f"nicht erreichbar ({type(exc).__name__})") from exc
+        if response.status_code >= 400:
+            detail, code, body = _detail_of(response)
+            raise ServiceError(self.service, response.status_code, detail, code, body)
+        return response
+
+    async def json(self, method: str, path: str, caller: Caller | None, **kwargs: Any) -> Any:
+        response = await self.request(method, path, caller, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def stream(self, path: str, caller: Caller) -> tuple[httpx.Response, AsyncIterator[bytes]]:
+        """Open a streamed GET; the caller iterates the body and the response closes when it is exhausted."""
+        request = self.http.build_request("GET", path, headers=caller.headers())
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise ServiceError(self.service, 503, f"nicht erreichbar ({type(exc).__name__})") from exc
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            detail, code, body = _detail_of(response)
+            raise ServiceError(self.service, response.status_code, detail, code, body)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            finally:
+                await response.aclose()
+
+        return response, body()
+
+    async def alive(self) -> bool:
+        try:
+            response = await self.http.get("/healthz", timeout=3)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200

@@ -1,0 +1,83 @@
+"""Wiring: settings, the service clients, routes, static files, health probes."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from smartpost_gateway import texts, web
+from smartpost_gateway.adapters.assignment import AssignmentClient
+from smartpost_gateway.adapters.letters import LettersClient
+from smartpost_gateway.adapters.portal import PortalClient
+from smartpost_gateway.adapters.print_dispatch import PrintClient
+from smartpost_gateway.settings import Settings, get_settings
+from smartpost_shared.logging import configure_logging, get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = get_logger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    timeout = settings.service_timeout_seconds
+    portal_token = settings.portal_internal_token.get_secret_value() if settings.portal_internal_token else None
+    letters_token = settings.letters_api_token.get_secret_value() if settings.letters_api_token else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.letters = LettersClient(settings.letters_url, timeout=timeout, token=letters_token)
+        app.state.assignment = AssignmentClient(settings.assignment_url, timeout=timeout)
+        app.state.portal = PortalClient(settings.portal_url, timeout=timeout, token=portal_token)
+        app.state.print = PrintClient(settings.print_url, timeout=timeout)
+        if not settings.staff_users:
+            log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
+        log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
+        try:
+            yield
+        finally:
+            for client in (app.state.letters, app.state.assignment, app.state.portal, app.state.print):
+                await client.aclose()
+
+    app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(web.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        client: LettersClient = request.app.state.letters
+        if await client.alive():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "letters service unreachable"}, status_code=503)
+
+    @app.exception_handler(web.LoginRequiredError)
+    async def login_required(request: Request, _exc: Exception) -> Response:
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(web.ForbiddenError)
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, web.ForbiddenError)
+        error = texts.UiError(exc.message)
+        try:
+            session = web.current_session(request)
+        except web.LoginRequiredError:
+            session = None
+        template = "_error.html" if request.headers.get("HX-Request") else "error_page.html"
+        return web.render(request, template, {"session": session, "error": error}, status_code=403)
+
+    return app

@@ -1,0 +1,101 @@
+// SmartPost gateway: small vanilla helpers (drag-and-drop ordering, cross-property toggle, split-rule fields,
+// confirmation dialogs). No build step, no external code besides the vendored htmx.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrf_token]");
+    return input ? input.value : "";
+  }
+
+  // "Liegenschaftsübergreifender Versand" disables the property selector.
+  function initCrossProperty() {
+    var box = document.getElementById("cross-property");
+    var select = document.getElementById("property-select");
+    if (!box || !select) return;
+    var sync = function () {
+      select.disabled = box.checked;
+      if (box.checked) select.value = "";
+    };
+    box.addEventListener("change", sync);
+    sync();
+  }
+
+  // Show only the parameters of the chosen split rule.
+  function initRules(root) {
+    root.querySelectorAll("[data-rule]").forEach(function (rule) {
+      var select = rule.querySelector("[data-rule-select]");
+      var help = rule.querySelector("[data-rule-help]");
+      var helps = window.SP_RULE_HELP || {};
+      var sync = function () {
+        rule.querySelectorAll("[data-for]").forEach(function (label) {
+          label.hidden = label.getAttribute("data-for") !== select.value;
+        });
+        if (help && helps[select.value]) help.textContent = helps[select.value];
+      };
+      select.addEventListener("change", sync);
+      sync();
+    });
+  }
+
+  // Drag and drop ordering of the uploaded documents; the new order is saved at once.
+  function initSortable() {
+    var list = document.querySelector("[data-sortable]");
+    if (!list) return;
+    var dragged = null;
+    list.addEventListener("dragstart", function (e) {
+      dragged = e.target.closest("li.document");
+      if (!dragged) return;
+      dragged.classList.add("dragging");
+      e.dataTransfer.effectAllowed = "move";
+      e.dataTransfer.setData("text/plain", dragged.getAttribute("data-id"));
+    });
+    list.addEventListener("dragover", function (e) {
+      var over = e.target.closest("li.document");
+      if (!dragged || !over || over === dragged) return;
+      e.preventDefault();
+      var box = over.getBoundingClientRect();
+      var after = e.clientY > box.top + box.height / 2;
+      list.insertBefore(dragged, after ? over.nextSibling : over);
+    });
+    list.addEventListener("drop", function (e) { e.preventDefault(); });
+    list.addEventListener("dragend", function () {
+      if (!dragged) return;
+      dragged.classList.remove("dragging");
+      dragged = null;
+      saveOrder(list);
+    });
+  }
+
+  function saveOrder(list) {
+    var ids = Array.prototype.map.call(list.querySelectorAll("li.document"), function (li) {
+      return li.getAttribute("data-id");
+    });
+    var body = new URLSearchParams({ order: ids.join(","), csrf_token: csrfToken() });
+    fetch(list.getAttribute("data-reorder-url"), {
+      method: "POST",
+      body: body,
+      headers: { "HX-Request": "true", "X-CSRF-Token": csrfToken() },
+      credentials: "same-origin",
+    }).then(function (response) {
+      var target = response.headers.get("HX-Redirect");
+      window.location.href = target || window.location.pathname;
+    });
+  }
+
+  window.SP = {
+    openRevoke: function (unitId, itemId, label) {
+      var dialog = document.getElementById("revoke-dialog");
+      dialog.querySelector("input[name=unit_id]").value = unitId;
+      dialog.querySelector("input[name=item_id]").value = itemId;
+      dialog.querySelector("[data-revoke-target]").textContent = label;
+      dialog.showModal();
+    },
+  };
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initCrossProperty();
+    initRules(document);
+    initSortable();
+  });
+})();

@@ -1,0 +1,149 @@
+"""Joins what the services return into what one screen shows (names instead of ids). No business rules here:
+every state, warning and decision comes from the services as they sent it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from smartpost_gateway.adapters.http import Caller, ServiceError
+
+if TYPE_CHECKING:
+    from smartpost_gateway.adapters.assignment import AssignmentClient
+
+Json = dict[str, Any]
+LOOKUP_CONCURRENCY = 8
+
+
+def contact_name(contact: Json | None, contact_id: str | None = None) -> str:
+    if not contact:
+        return contact_id or "–"
+    person = " ".join(p for p in (contact.get("first_name", ""), contact.get("last_name", "")) if p).strip()
+    company = str(contact.get("company") or "")
+    if person and company:
+        return f"{person} ({company})"
+    return person or company or str(contact.get("contact_id", contact_id or "–"))
+
+
+def contact_address(contact: Json | None) -> str:
+    if not contact:
+        return ""
+    address = contact.get("address") if isinstance(contact.get("address"), dict) else contact
+    street = str(address.get("street", "") or "")
+    city = " ".join(p for p in (str(address.get("postal_code", "") or ""), str(address.get("city", "") or "")) if p)
+    return ", ".join(p for p in (street, city) if p)
+
+
+@dataclass
+class MasterData:
+    """Names of properties, units and contacts for one page, fetched once and concurrently."""
+
+    properties: dict[str, Json] = field(default_factory=dict)
+    units: dict[str, Json] = field(default_factory=dict)
+    contacts: dict[str, Json] = field(default_factory=dict)
+    unavailable: bool = False
+
+    def property_name(self, property_id: str | None) -> str:
+        if not property_id:
+            return "–"
+        prop = self.properties.get(property_id)
+        return str(prop.get("name") or prop.get("reference") or property_id) if prop else property_id
+
+    def unit_label(self, unit_id: str | None) -> str:
+        if not unit_id:
+            return "–"
+        unit = self.units.get(unit_id)
+        if not unit:
+            return unit_id
+        position = str(unit.get("position") or "")
+        return f"{unit.get('number', unit_id)} ({position})" if position else str(unit.get("number", unit_id))
+
+    def contact(self, contact_id: str | None) -> Json | None:
+        return self.contacts.get(contact_id) if contact_id else None
+
+    def contact_name(self, contact_id: str | None) -> str:
+        return contact_name(self.contact(contact_id), contact_id)
+
+    def contact_address(self, contact_id: str | None) -> str:
+        return contact_address(self.contact(contact_id))
+
+
+async def load_master_data(
+    assignment: AssignmentClient,
+    caller: Caller,
+    *,
+    contact_ids: set[str] | None = None,
+    property_ids: set[str] | None = None,
+) -> MasterData:
+    data = MasterData()
+    try:
+        for prop in await assignment.properties(caller):
+            data.properties[str(prop["property_id"])] = prop
+    except ServiceError:
+        data.unavailable = True
+        return data
+    semaphore = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+    async def units_of(property_id: str) -> None:
+        async with semaphore:
+            try:
+                for unit in await assignment.units(caller, property_id):
+                    data.units[str(unit["unit_id"])] = unit
+            except ServiceError:
+                data.unavailable = True
+
+    async def contact_of(contact_id: str) -> None:
+        async with semaphore:
+            try:
+                data.contacts[contact_id] = await assignment.contact(caller, contact_id)
+            except ServiceError:
+                data.unavailable = True
+
+    await asyncio.gather(
+        *(units_of(p) for p in sorted(property_ids or set()) if p in data.properties),
+        *(contact_of(c) for c in sorted(contact_ids or set())),
+    )
+    return data
+
+
+def letter_contact_ids(letter: Json) -> set[str]:
+    ids: set[str] = set()
+    for doc in letter.get("documents", []):
+        for part in doc.get("parts", []):
+            assignment = part.get("assignment") or {}
+            if assignment.get("contact_id"):
+                ids.add(str(assignment["contact_id"]))
+            ids.update(str(c["contact_id"]) for c in assignment.get("candidates", []) if c.get("contact_id"))
+        for warning in doc.get("warnings", []):
+            if warning.get("contact_id"):
+                ids.add(str(warning["contact_id"]))
+    ids.update(str(i["contact_id"]) for i in letter.get("items", []))
+    if letter.get("print_order"):
+        ids.update(str(m["contact_id"]) for m in letter["print_order"].get("mailpieces", []))
+    return ids
+
+
+def letter_property_ids(letter: Json) -> set[str]:
+    ids: set[str] = set()
+    if letter.get("property_id"):
+        ids.add(str(letter["property_id"]))
+    for doc in letter.get("documents", []):
+        for part in doc.get("parts", []):
+            assignment = part.get("assignment") or {}
+            if assignment.get("property_id"):
+                ids.add(str(assignment["property_id"]))
+        for warning in doc.get("warnings", []):
+            if warning.get("property_id"):
+                ids.add(str(warning["property_id"]))
+    ids.update(str(i["property_id"]) for i in letter.get("items", []) if i.get("property_id"))
+    return ids
+
+
+def all_parts(letter: Json) -> list[Json]:
+    return [part for doc in letter.get("documents", []) for part in doc.get("parts", [])]
+
+
+def letter_warnings(letter: Json) -> list[Json]:
+    """Assignment warnings that concern the letter as a whole (not one part), e.g. contacts without a document."""
+    return [w for doc in letter.get("documents", []) for w in doc.get("warnings", []) if not w.get("part_id")]

@@ -1,0 +1,717 @@
+"""Staff web pages (server-rendered, German, htmx for partial updates). Every action is forwarded to a service.
+
+What the gateway itself decides is only who may do what: the logged-in user's account (every service call carries
+it), the roles ``prepare`` / ``release`` and, where the account asks for it, the four-eyes release.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from smartpost_gateway import texts, views
+from smartpost_gateway.adapters.http import Caller, ServiceError
+from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, read_session, sign_session
+from smartpost_gateway.settings import Role, Settings
+
+if TYPE_CHECKING:
+    from smartpost_gateway.adapters.assignment import AssignmentClient
+    from smartpost_gateway.adapters.letters import LettersClient
+    from smartpost_gateway.adapters.portal import PortalClient
+    from smartpost_gateway.adapters.print_dispatch import PrintClient
+
+SESSION_COOKIE = "smartpost_session"
+CSRF_HEADER = "X-CSRF-Token"
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.globals.update(
+    texts=texts, views=views, euro=texts.euro, rule_help={k: v[1] for k, v in texts.SPLIT_STRATEGIES.items()}
+)
+
+router = APIRouter()
+Json = dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------------- plumbing
+
+
+class LoginRequiredError(Exception):
+    """No valid session: browsers are sent to the login page."""
+
+
+class ForbiddenError(Exception):
+    """The user lacks the role for an action, or the CSRF token is missing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def current_session(request: Request) -> StaffSession:
+    settings = _settings(request)
+    session = read_session(
+        request.cookies.get(SESSION_COOKIE),
+        settings.session_secret.get_secret_value(),
+        max_age_seconds=settings.session_max_age_seconds,
+        users=settings.staff_users,
+    )
+    if session is None:
+        raise LoginRequiredError
+    return session
+
+
+SessionDep = Annotated[StaffSession, Depends(current_session)]
+
+
+async def checked_session(request: Request, session: SessionDep) -> StaffSession:
+    """The session of a state-changing request whose CSRF token (form field or header) matches."""
+    token = request.headers.get(CSRF_HEADER)
+    if not token:
+        form = await request.form()
+        value = form.get("csrf_token")
+        token = value if isinstance(value, str) else None
+    if not csrf_ok(session, token):
+        raise ForbiddenError("Sicherheitstoken fehlt oder ist abgelaufen. Bitte die Seite neu laden.")
+    return session
+
+
+PostSessionDep = Annotated[StaffSession, Depends(checked_session)]
+
+
+def require(session: StaffSession, role: Role) -> None:
+    if not session.can(role):
+        label = "Vorbereiten" if role == Role.PREPARE else "Freigeben"
+        raise ForbiddenError(f"Ihnen fehlt die Rolle „{label}“ für diese Aktion.")
+
+
+def caller(session: StaffSession) -> Caller:
+    return Caller(account_id=session.account_id, actor=session.login)
+
+
+def letters(request: Request) -> LettersClient:
+    client: LettersClient = request.app.state.letters
+    return client
+
+
+def assignment(request: Request) -> AssignmentClient:
+    client: AssignmentClient = request.app.state.assignment
+    return client
+
+
+def portal(request: Request) -> PortalClient:
+    client: PortalClient = request.app.state.portal
+    return client
+
+
+def printing(request: Request) -> PrintClient:
+    client: PrintClient = request.app.state.print
+    return client
+
+
+def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    session = context.get("session")
+    settings = _settings(request)
+    base = {
+        "request": request,
+        "session": session,
+        "csrf_token": session.csrf_token if isinstance(session, StaffSession) else "",
+        "account": settings.account(session.account_id) if isinstance(session, StaffSession) else None,
+        "Role": Role,
+    }
+    return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
+
+
+def redirect(request: Request, url: str) -> Response:
+    """A redirect after a successful POST; htmx requests get ``HX-Redirect`` so the whole page changes."""
+    if request.headers.get("HX-Request"):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def error_fragment(request: Request, error: texts.UiError, status_code: int = 422) -> HTMLResponse:
+    return render(request, "_error.html", {"error": error}, status_code=status_code)
+
+
+# ------------------------------------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> HTMLResponse:
+    return render(request, "login.html", {"error": None, "login": ""})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
+) -> Response:
+    settings = _settings(request)
+    session = authenticate(settings.staff_users, login, password)
+    if session is None:
+        error = texts.UiError("Anmeldung fehlgeschlagen: E-Mail-Adresse oder Passwort ist falsch.")
+        return render(request, "login.html", {"error": error, "login": login}, status_code=401)
+    response = RedirectResponse("/serienbriefe", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        sign_session(session, settings.session_secret.get_secret_value()),
+        max_age=settings.session_max_age_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, session: PostSessionDep) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/serienbriefe", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------------- overview
+
+
+@router.get("/serienbriefe", response_class=HTMLResponse)
+async def overview(request: Request, session: SessionDep) -> HTMLResponse:
+    who = caller(session)
+    error = None
+    rows: list[Json] = []
+    try:
+        rows = await letters(request).list_letters(who)
+    except ServiceError as exc:
+        error = texts.translate(exc)
+    master = await views.load_master_data(assignment(request), who)
+    return render(request, "overview.html", {"session": session, "letters": rows, "master": master, "error": error})
+
+
+# ------------------------------------------------------------------------------------------------- new letter
+
+
+async def _new_letter_context(request: Request, session: StaffSession) -> dict[str, Any]:
+    who = caller(session)
+    document_types: list[Json] = []
+    properties: list[Json] = []
+    problems: list[texts.UiError] = []
+    try:
+        document_types = await letters(request).document_types(who)
+    except ServiceError as exc:
+        problems.append(texts.translate(exc))
+    try:
+        properties = await assignment(request).properties(who)
+    except ServiceError as exc:
+        problems.append(texts.translate(exc))
+    return {"session": session, "document_types": document_types, "properties": properties, "problems": problems}
+
+
+@router.get("/serienbriefe/neu", response_class=HTMLResponse)
+async def new_letter_page(request: Request, session: SessionDep) -> HTMLResponse:
+    require(session, Role.PREPARE)
+    context = await _new_letter_context(request, session)
+    return render(request, "new_letter.html", {**context, "form": {"groups": ["owners"]}, "error": None})
+
+
+@router.post("/serienbriefe/neu", response_class=HTMLResponse)
+async def create_letter(  # noqa: PLR0913 - the form's fields
+    request: Request,
+    session: PostSessionDep,
+    title: Annotated[str, Form()] = "",
+    document_type_id: Annotated[str, Form()] = "",
+    new_document_type: Annotated[str, Form()] = "",
+    groups: Annotated[list[str] | None, Form()] = None,
+    custom_group: Annotated[str, Form()] = "",
+    property_id: Annotated[str, Form()] = "",
+    cross_property: Annotated[str, Form()] = "",
+    letter_date: Annotated[str, Form()] = "",
+    form_id: Annotated[str, Form()] = "",
+) -> Response:
+    require(session, Role.PREPARE)
+    who = caller(session)
+    recipient_groups = [g for g in (groups or []) if g] + ([custom_group.strip()] if custom_group.strip() else [])
+    cross = bool(cross_property)
+    form = {
+        "title": title, "document_type_id": document_type_id, "groups": recipient_groups,
+        "property_id": property_id, "cross_property": cross, "letter_date": letter_date,
+        "new_document_type": new_document_type,
+    }
+    client = letters(request)
+    try:
+        if new_document_type.strip():
+            tree = await client.add_document_type(who, new_document_type.strip())
+            document_type_id = str(tree.get("created_id") or "")
+            form["document_type_id"] = document_type_id
+        payload: Json = {
+            "title": title.strip(),
+            "document_type_id": document_type_id,
+            "recipient_groups": recipient_groups,
+            "scope": "cross_property" if cross else "property",
+            "property_id": None if cross else (property_id or None),
+        }
+        if letter_date:
+            payload["letter_date"] = letter_date
+        letter = await client.create_letter(who, payload, command_id=form_id or None)
+    except ServiceError as exc:
+        context = await _new_letter_context(request, session)
+        return render(
+            request, "new_letter.html", {**context, "form": form, "error": texts.translate(exc)}, status_code=422
+        )
+    return redirect(request, f"/serienbriefe/{letter['letter_id']}/dokumente")
+
+
+# ------------------------------------------------------------------------------------------------- one letter
+
+
+TABS = ["dokumente", "pruefung", "einzelbriefe", "versand", "verlauf"]
+
+
+def default_tab(letter: Json) -> str:
+    status = letter["status"]
+    if status in {"draft", "splitting", "assigning"}:
+        return "dokumente"
+    if status in {"in_review", "reviewed"}:
+        return "pruefung"
+    return "einzelbriefe"
+
+
+async def _letter_page(
+    request: Request, session: StaffSession, letter_id: str, tab: str, *, error: texts.UiError | None = None,
+    status_code: int = 200, extra: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+    except ServiceError as exc:
+        return render(
+            request, "error_page.html", {"session": session, "error": texts.translate(exc)},
+            status_code=exc.status if exc.status in {404, 503} else 502,
+        )
+    master = await views.load_master_data(
+        assignment(request), who,
+        contact_ids=views.letter_contact_ids(letter), property_ids=views.letter_property_ids(letter),
+    )
+    context: dict[str, Any] = {
+        "session": session, "letter": letter, "tab": tab, "master": master, "error": error,
+        "parts": views.all_parts(letter), "letter_warnings": views.letter_warnings(letter),
+        "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
+    }
+    if tab == "einzelbriefe" and letter.get("items"):
+        try:
+            context["deliveries"] = {d["item_id"]: d for d in await portal(request).deliveries(who, letter_id)}
+        except ServiceError as exc:
+            context["deliveries"] = {}
+            context["deliveries_error"] = texts.translate(exc)
+    if tab == "verlauf":
+        try:
+            context["audit"] = await letters(request).audit(who, letter_id)
+        except ServiceError as exc:
+            context["audit"] = []
+            context["error"] = error or texts.translate(exc)
+    context.update(extra or {})
+    return render(request, "letter.html", context, status_code=status_code)
+
+
+@router.get("/serienbriefe/{letter_id}")
+async def letter_home(request: Request, session: SessionDep, letter_id: str) -> Response:
+    try:
+        letter = await letters(request).get_letter(caller(session), letter_id)
+    except ServiceError as exc:
+        return render(request, "error_page.html", {"session": session, "error": texts.translate(exc)}, 404)
+    return RedirectResponse(f"/serienbriefe/{letter_id}/{default_tab(letter)}", status_code=303)
+
+
+@router.get("/serienbriefe/{letter_id}/{tab}", response_class=HTMLResponse)
+async def letter_tab(request: Request, session: SessionDep, letter_id: str, tab: str) -> HTMLResponse:
+    if tab not in TABS:
+        return render(request, "error_page.html", {"session": session, "error": texts.UiError("Seite nicht gefunden.")},
+                      404)
+    return await _letter_page(request, session, letter_id, tab)
+
+
+@router.get("/serienbriefe/{letter_id}/fortschritt/status", response_class=HTMLResponse)
+async def progress(request: Request, session: SessionDep, letter_id: str) -> Response:
+    """Polled by htmx while splitting and assigning; sends the browser on to the review when done."""
+    try:
+        letter = await letters(request).get_letter(caller(session), letter_id)
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    if letter["status"] in {"in_review", "reviewed"}:
+        return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/pruefung"})
+    if letter["status"] == "draft" and any(d["status"] == "failed" for d in letter["documents"]):
+        return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/dokumente"})
+    return render(request, "_progress.html", {"session": session, "letter": letter})
+
+
+# ------------------------------------------------------------------------------------------------- documents
+
+
+def _rule_from_form(form: Any) -> Json | None:
+    strategy = str(form.get("strategy") or "address_block")
+    rule: Json = {"strategy": strategy}
+    if strategy == "first_page":
+        if form.get("first_page_text"):
+            rule["first_page_text"] = str(form["first_page_text"])
+        if form.get("sample_page"):
+            rule["sample_page"] = int(str(form["sample_page"]))
+    elif strategy == "identifier" and form.get("identifier_pattern"):
+        rule["identifier_pattern"] = str(form["identifier_pattern"])
+    elif strategy == "keyword" and form.get("keyword"):
+        rule["keyword"] = str(form["keyword"])
+    elif strategy == "fixed_pages" and form.get("pages_per_letter"):
+        rule["pages_per_letter"] = int(str(form["pages_per_letter"]))
+    if form.get("address_form") in {"A", "B"}:
+        rule["address_form"] = str(form["address_form"])
+    return rule
+
+
+@router.post("/serienbriefe/{letter_id}/dokumente", response_class=HTMLResponse)
+async def upload(
+    request: Request,
+    session: PostSessionDep,
+    letter_id: str,
+    files: Annotated[list[UploadFile] | None, File()] = None,
+) -> Response:
+    require(session, Role.PREPARE)
+    who = caller(session)
+    form = await request.form()
+    try:
+        rule = _rule_from_form(form)
+    except ValueError:
+        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
+                                  error=texts.UiError("Die Angaben zur Trennregel sind ungültig."))
+    uploads = [f for f in (files or []) if f.filename]
+    if not uploads:
+        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
+                                  error=texts.UiError("Bitte mindestens eine PDF-Datei auswählen."))
+    limit = _settings(request).max_upload_bytes
+    client = letters(request)
+    errors: list[str] = []
+    for upload_file in uploads:
+        name = upload_file.filename or "dokument.pdf"
+        content = await upload_file.read(limit + 1)
+        if len(content) > limit:
+            errors.append(f"„{name}“: Die Datei ist zu groß (höchstens {limit // (1024 * 1024)} MB).")
+            continue
+        try:
+            # Every file goes up as a document to be split; staff mark attachments afterwards.
+            await client.upload_document(who, letter_id, filename=name, content=content, role="split", rule=rule,
+                                         command_id=str(uuid.uuid4()))
+        except ServiceError as exc:
+            ui = texts.translate(exc)
+            errors.append(f"„{name}“: {ui.message}")
+    if errors:
+        error = texts.UiError(" ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads)
+                              else "")
+        return await _letter_page(request, session, letter_id, "dokumente", error=error, status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+@router.post("/serienbriefe/{letter_id}/dokumente/reihenfolge", response_class=HTMLResponse)
+async def reorder(
+    request: Request, session: PostSessionDep, letter_id: str, order: Annotated[str, Form()] = ""
+) -> Response:
+    require(session, Role.PREPARE)
+    ids = [i for i in order.split(",") if i]
+    try:
+        await letters(request).reorder_documents(caller(session), letter_id, ids)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+@router.post("/serienbriefe/{letter_id}/dokumente/{document_id}/regel", response_class=HTMLResponse)
+async def change_rule(request: Request, session: PostSessionDep, letter_id: str, document_id: str) -> Response:
+    require(session, Role.PREPARE)
+    form = await request.form()
+    role = "attachment" if form.get("role") == "attachment" else "split"
+    try:
+        rule = _rule_from_form(form) if role == "split" else None
+        await letters(request).change_document(caller(session), letter_id, document_id, role=role, rule=rule)
+    except ValueError:
+        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
+                                  error=texts.UiError("Die Angaben zur Trennregel sind ungültig."))
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+@router.post("/serienbriefe/{letter_id}/dokumente/{document_id}/entfernen", response_class=HTMLResponse)
+async def remove_document(request: Request, session: PostSessionDep, letter_id: str, document_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).remove_document(caller(session), letter_id, document_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+async def _stream(opened: Any, media_type: str, filename: str | None = None) -> StreamingResponse:
+    response, body = opened
+    headers = {"Cache-Control": "private, no-store"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return StreamingResponse(body, media_type=response.headers.get("content-type", media_type), headers=headers)
+
+
+@router.get("/serienbriefe/{letter_id}/dokumente/{document_id}/pdf")
+async def document_pdf(request: Request, session: SessionDep, letter_id: str, document_id: str) -> Response:
+    try:
+        opened = await letters(request).document_pdf(caller(session), letter_id, document_id)
+    except ServiceError as exc:
+        return render(request, "error_page.html", {"session": session, "error": texts.translate(exc)}, 404)
+    return await _stream(opened, "application/pdf")
+
+
+@router.post("/serienbriefe/{letter_id}/aufteilen", response_class=HTMLResponse)
+async def start_split(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).start_split(caller(session), letter_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+@router.post("/serienbriefe/{letter_id}/bearbeiten", response_class=HTMLResponse)
+async def reopen(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).reopen(caller(session), letter_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+# ------------------------------------------------------------------------------------------------- review
+
+
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/pdf")
+async def part_pdf(request: Request, session: SessionDep, letter_id: str, part_id: str) -> Response:
+    try:
+        opened = await letters(request).part_pdf(caller(session), letter_id, part_id)
+    except ServiceError as exc:
+        return render(request, "error_page.html", {"session": session, "error": texts.translate(exc)}, 404)
+    return await _stream(opened, "application/pdf", filename=f"einzelbrief-{part_id}.pdf")
+
+
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/vorschau")
+async def part_thumbnail(request: Request, session: SessionDep, letter_id: str, part_id: str) -> Response:
+    try:
+        opened = await letters(request).part_thumbnail(caller(session), letter_id, part_id)
+    except ServiceError:
+        return Response(status_code=404)
+    return await _stream(opened, "image/png")
+
+
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/kontaktsuche", response_class=HTMLResponse)
+async def contact_search(
+    request: Request, session: SessionDep, letter_id: str, part_id: str,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> HTMLResponse:
+    """Contacts to reassign a part to: the letter's property in property scope, the whole account otherwise."""
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+        property_id = letter["property_id"] if letter["scope"] == "property" else None
+        found = await assignment(request).search_contacts(who, q, property_id=property_id) if q.strip() else []
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    master = await views.load_master_data(
+        assignment(request), who,
+        property_ids={str(c.get("property_id")) for r in found for c in r.get("contracts", []) if c.get("property_id")},
+    )
+    return render(request, "_contact_results.html", {
+        "session": session, "letter": letter, "part_id": part_id, "contacts": found, "query": q, "master": master,
+    })
+
+
+@router.post("/serienbriefe/{letter_id}/teile/{part_id}/zuordnen", response_class=HTMLResponse)
+async def reassign(  # noqa: PLR0913 - the chosen contact and contract
+    request: Request,
+    session: PostSessionDep,
+    letter_id: str,
+    part_id: str,
+    contact_id: Annotated[str, Form()] = "",
+    property_id: Annotated[str, Form()] = "",
+    unit_id: Annotated[str, Form()] = "",
+) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).reassign(caller(session), letter_id, part_id, contact_id=contact_id,
+                                        property_id=property_id or None, unit_id=unit_id or None)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
+
+
+@router.post("/serienbriefe/{letter_id}/teile/{part_id}/verwerfen", response_class=HTMLResponse)
+async def discard(request: Request, session: PostSessionDep, letter_id: str, part_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).discard(caller(session), letter_id, part_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
+
+
+@router.post("/serienbriefe/{letter_id}/teile/{part_id}/aufheben", response_class=HTMLResponse)
+async def unassign(request: Request, session: PostSessionDep, letter_id: str, part_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).unassign(caller(session), letter_id, part_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
+
+
+@router.post("/serienbriefe/{letter_id}/endkontrolle", response_class=HTMLResponse)
+async def confirm_review(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).confirm_review(caller(session), letter_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/pruefung")
+
+
+# ------------------------------------------------------------------------------------------------- release
+
+
+@router.post("/serienbriefe/{letter_id}/freigeben", response_class=HTMLResponse)
+async def release(
+    request: Request, session: PostSessionDep, letter_id: str, notify_by_email: Annotated[str, Form()] = ""
+) -> Response:
+    """"Im Kundenportal freigeben". Without four-eyes release, an open review is confirmed in the same step."""
+    require(session, Role.RELEASE)
+    who = caller(session)
+    client = letters(request)
+    four_eyes = _settings(request).account(session.account_id).four_eyes_release
+    try:
+        letter = await client.get_letter(who, letter_id)
+        if four_eyes:
+            if letter["status"] == "reviewed" and letter.get("review_confirmed_by") == session.login:
+                return await _letter_page(request, session, letter_id, "pruefung", status_code=403, error=texts.UiError(
+                    "Vier-Augen-Prinzip: Die Freigabe muss eine andere Person vornehmen als die, die die "
+                    "Endkontrolle abgeschlossen hat."))
+        elif letter["status"] == "in_review" and session.can(Role.PREPARE):
+            letter = await client.confirm_review(who, letter_id, version=int(letter["version"]))
+        await client.release(who, letter_id, notify_by_email=bool(notify_by_email), version=int(letter["version"]))
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/einzelbriefe")
+
+
+@router.post("/serienbriefe/{letter_id}/widerrufen", response_class=HTMLResponse)
+async def revoke(
+    request: Request,
+    session: PostSessionDep,
+    letter_id: str,
+    unit_id: Annotated[str, Form()] = "",
+    item_id: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    require(session, Role.RELEASE)
+    if not reason.strip():
+        return await _letter_page(request, session, letter_id, "einzelbriefe", status_code=422,
+                                  error=texts.UiError("Bitte eine Begründung für den Widerruf angeben."))
+    try:
+        await letters(request).revoke(
+            caller(session), letter_id, unit_id=unit_id or None, item_ids=[item_id] if item_id and not unit_id else None,
+            reason=reason.strip(),
+        )
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "einzelbriefe", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/einzelbriefe")
+
+
+@router.post("/serienbriefe/{letter_id}/loeschen", response_class=HTMLResponse)
+async def delete(
+    request: Request, session: PostSessionDep, letter_id: str, reason: Annotated[str, Form()] = ""
+) -> Response:
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+        # Deleting a released letter withdraws documents from recipients: that is a release decision.
+        require(session, Role.RELEASE if letter.get("items") else Role.PREPARE)
+        await letters(request).delete_letter(who, letter_id, reason=reason.strip() or "Serienbrief gelöscht")
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, default_tab_safe(), error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, "/serienbriefe")
+
+
+def default_tab_safe() -> str:
+    return "verlauf"
+
+
+# ------------------------------------------------------------------------------------------------- postal dispatch
+
+
+def _print_options(form: Any) -> Json:
+    options: Json = {
+        "recipient_filter": str(form.get("recipient_filter") or "all"),
+        "color": form.get("color") == "on",
+        "duplex": form.get("duplex") == "on",
+        "registered": str(form.get("registered") or "none"),
+        "envelope": str(form.get("envelope") or "DL"),
+        "one_envelope_per_contact": form.get("one_envelope_per_contact") == "on",
+    }
+    if form.get("not_viewed_working_days"):
+        options["not_viewed_working_days"] = int(str(form["not_viewed_working_days"]))
+    if form.get("dispatch_date"):
+        options["dispatch_date"] = date.fromisoformat(str(form["dispatch_date"])).isoformat()
+    return options
+
+
+@router.post("/serienbriefe/{letter_id}/versand/kosten", response_class=HTMLResponse)
+async def print_estimate(request: Request, session: PostSessionDep, letter_id: str) -> HTMLResponse:
+    """Live cost estimate (htmx, on every change of the form)."""
+    form = await request.form()
+    try:
+        options = _print_options(form)
+        estimate = await printing(request).estimate(caller(session), {"letter_id": letter_id, "options": options})
+    except ValueError:
+        return error_fragment(request, texts.UiError("Die Versandoptionen sind ungültig."), status_code=200)
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    return render(request, "_estimate.html", {"session": session, "estimate": estimate})
+
+
+@router.post("/serienbriefe/{letter_id}/versand", response_class=HTMLResponse)
+async def order_print(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    require(session, Role.RELEASE)
+    form = await request.form()
+    try:
+        options = _print_options(form)
+        await letters(request).order_print(caller(session), letter_id, options)
+    except ValueError:
+        return await _letter_page(request, session, letter_id, "versand", status_code=422,
+                                  error=texts.UiError("Die Versandoptionen sind ungültig (Datum?)."))
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "versand", error=texts.translate(exc),
+                                  status_code=422)
+    return redirect(request, f"/serienbriefe/{letter_id}/versand")
