@@ -134,23 +134,26 @@ class Publisher:
                 raise PermanentError(str(exc)) from exc
         now = self.clock()
         published = skipped = 0
+        item_ids = [item.item_id for item in release.items]
+        already_published = repo.published_contacts(account, item_ids)
+        revoked_before = repo.revoked_item_ids(account, item_ids)
         for item in release.items:
-            existing = repo.document_by_item(account, item.item_id)
-            if existing is not None:
-                if existing.contact_id != item.contact_id:
+            if item.item_id in already_published:
+                if already_published[item.item_id] != item.contact_id:
                     # Never move a published letter to someone else silently; corrections revoke and re-release.
                     log.error(
                         "portal.release_conflict",
                         item_id=item.item_id,
-                        published_contact=existing.contact_id,
+                        published_contact=already_published[item.item_id],
                         released_contact=item.contact_id,
                     )
                 skipped += 1
                 continue
-            if repo.item_revoked(account, item.item_id):
+            if item.item_id in revoked_before:
                 log.warning("portal.release_of_revoked_item_skipped", item_id=item.item_id)
                 skipped += 1
                 continue
+            already_published[item.item_id] = item.contact_id  # the same item twice in one release: once
             document = PortalDocument(
                 account_id=account,
                 document_id=document_id_for(account, item.item_id),

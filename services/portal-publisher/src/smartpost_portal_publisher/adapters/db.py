@@ -218,6 +218,27 @@ class PortalRepository:
         ).first()
         return _document(row) if row else None
 
+    def published_contacts(self, account_id: str, item_ids: list[str]) -> dict[str, str]:
+        """Item id -> contact id of those items that are already published (one query per 500 ids)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            query = select(documents.c.item_id, documents.c.contact_id).where(
+                and_(documents.c.account_id == account_id, documents.c.item_id.in_(chunk))
+            )
+            found.update({r.item_id: r.contact_id for r in self.conn.execute(query)})
+        return found
+
+    def revoked_item_ids(self, account_id: str, item_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start : start + 500]
+            query = select(revoked_items.c.item_id).where(
+                and_(revoked_items.c.account_id == account_id, revoked_items.c.item_id.in_(chunk))
+            )
+            found.update(r.item_id for r in self.conn.execute(query))
+        return found
+
     def documents_of_contact(self, account_id: str, contact_id: str) -> list[PortalDocument]:
         query = (
             select(documents)
