@@ -240,3 +240,9 @@ def test_service_keeps_its_data_dir_on_its_own_volume(kit, compose, env_example,
     assert f"{service}-data:{data_dir}" in spec["volumes"], f"{service}: data dir is not on a volume"
     assert spec.get("read_only") is True, f"{service}: read-only root filesystem"
     assert "/tmp" in spec.get("tmpfs", [])
+
+
+def test_splitter_works_on_disk_not_in_the_ram_backed_tmp(kit, compose, env_example):
+    """/tmp is a tmpfs (RAM) in compose: whole PDFs being split belong on the data volume, an existing directory."""
+    env = kit.compose_environment(compose["services"]["splitter"], env_example)
+    assert env["SMARTPOST_SPLITTER_WORK_DIR"] == env["SMARTPOST_SPLITTER_DATA_DIR"]
