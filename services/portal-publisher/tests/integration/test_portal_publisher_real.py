@@ -24,23 +24,25 @@ from pydantic import SecretStr
 from smartpost_portal_publisher.app import create_app
 from smartpost_portal_publisher.settings import Settings
 from smartpost_shared.messaging import EventPublisher
-from smartpost_shared.topics import PORTAL
+from smartpost_shared.topics import LETTERS, PORTAL
 
 PASSWORD = "sicheres-passwort-42"
 
 
 class PortalEventLog:
-    """Reads portal.events from the beginning in the background and keeps this test's accounts' events."""
+    """Reads portal.events and letters.events.dlq in the background and keeps this test's accounts' messages."""
 
     def __init__(self, bootstrap: str, accounts: set[str]) -> None:
         self.bootstrap = bootstrap
         self.accounts = accounts
         self.events: list[dict[str, Any]] = []
+        self.dead_letters: list[tuple[dict[str, Any], dict[str, str]]] = []
         self.stopped = False
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             PORTAL.name,
+            LETTERS.dead_letter,
             bootstrap_servers=self.bootstrap,
             group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
             auto_offset_reset="earliest",
@@ -54,8 +56,13 @@ class PortalEventLog:
                 for records in batch.values():
                     for record in records:
                         body = json.loads(record.value)
-                        if body["account_id"] in self.accounts:
+                        if body["account_id"] not in self.accounts:
+                            continue
+                        if record.topic == PORTAL.name:
                             self.events.append(body)
+                        else:
+                            headers = {k: v.decode() for k, v in record.headers}
+                            self.dead_letters.append((body, headers))
         finally:
             await consumer.stop()
 
@@ -122,6 +129,14 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
     publish(release)
     publish(other.release([other.item(0, "c-anna")]))
 
+    # A release pointing into another account's storage is dead-lettered with its reason; nothing is published.
+    foreign = scenario.release(
+        [scenario.item(0, "c-anna").model_copy(update={"item_id": "foreign-item", "storage_key": other.key(0)})]
+    ).model_copy(update={})
+    foreign_release = foreign.payload.model_copy(update={"letter_id": "letter-foreign"})
+    foreign = foreign.model_copy(update={"payload": foreign_release})
+    publish(foreign)
+
     def deliveries(s=scenario):
         r = client.get(f"/internal/letters/{s.letter_id}/deliveries", headers={"X-SmartPost-Account": s.account_id})
         assert r.status_code == 200
@@ -139,6 +154,18 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
     assert {e["payload"]["contact_id"] for e in published} == {"c-anna", "c-bert"}
     assert all(e["payload"]["notify_by_email"] is True for e in published)
     assert all(e["causation_id"] == str(release.event_id) for e in published)
+
+    dead = wait_for(
+        lambda: [
+            h
+            for b, h in log.dead_letters
+            if b["event_id"] == str(foreign.event_id) and h.get("dlq_consumer") == "portal-publisher"
+        ],
+        "foreign release dead-lettered",
+    )
+    assert "outside the area" in dead[0]["dlq_reason"]
+    r = client.get("/internal/letters/letter-foreign/deliveries", headers={"X-SmartPost-Account": scenario.account_id})
+    assert r.json() == []
 
     # 2. Both recipients register with their invitation codes (master data may still be arriving).
     def session_for(s, contact_id, login):
