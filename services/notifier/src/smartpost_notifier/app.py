@@ -77,16 +77,15 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         relay = OutboxRelay(engine, EventPublisher(broker))
         app.state.broker = broker
         app.state.notifier = notifier
-        await broker.start()
         stop = asyncio.Event()
+        # Mails already in the outbox go out even while Kafka is still joining (or down).
+        tasks = [asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender")]
+        await broker.start()
 
         async def digest_tick() -> None:
             await asyncio.to_thread(notifier.run_due_digests)
 
-        tasks = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender"),
-        ]
+        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
         if settings.digest_enabled:
             tasks.append(
                 asyncio.create_task(_every(settings.digest_check_seconds, stop, digest_tick, "digest"), name="digest")

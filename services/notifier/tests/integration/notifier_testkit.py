@@ -9,13 +9,14 @@ from collections import Counter
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.messaging import EventPublisher, make_broker
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from smartpost_shared.contracts.base import EventPayload
     from smartpost_shared.settings import KafkaSettings
 
@@ -47,8 +48,33 @@ def mails_of(maildir: Path, account_id: str) -> list[EmailMessage]:
     return found
 
 
+_ACCOUNT_OF_FILE: dict[Path, str | None] = {}
+
+
+def _account_of(path: Path) -> str | None:
+    """The X-SmartPost-Account header of a delivered file (cached: delivered files never change)."""
+    if path not in _ACCOUNT_OF_FILE:
+        try:
+            head = path.read_bytes().partition(b"\n\n")[0]
+        except FileNotFoundError:
+            return None
+        found = None
+        for line in head.splitlines():
+            if line.startswith(b"X-SmartPost-Account: "):
+                found = line.split(b": ", 1)[1].strip().decode()
+        _ACCOUNT_OF_FILE[path] = found
+    return _ACCOUNT_OF_FILE[path]
+
+
 def count_of(maildir: Path, account_id: str) -> int:
-    return len(mails_of(maildir, account_id))
+    """Cheap count for polling loops (reads each new file once)."""
+    return sum(
+        1
+        for sub in ("new", "cur")
+        if (maildir / sub).exists()
+        for name in (maildir / sub).iterdir()
+        if _account_of(name) == account_id
+    )
 
 
 def message_id_counts(messages: list[EmailMessage]) -> Counter[str]:
@@ -74,7 +100,7 @@ class Producer:
         self.publisher = EventPublisher(self.broker)
         self.account_id = account_id
 
-    async def __aenter__(self) -> Producer:
+    async def __aenter__(self) -> Self:
         await self.broker.start()
         return self
 
