@@ -280,7 +280,7 @@ class PrintDispatch:
         )
         contacts = self._facts(conn, context.account_id, selection.selected)
         now = self.clock()
-        for plan in self._plan(context.print_order_id, selection.selected, context.options):
+        for position, plan in enumerate(self._plan(context.print_order_id, selection.selected, context.options)):
             problem = self._plan_problem(plan, context.options)
             lines: list[str] = []
             postage: Postage | None = None
@@ -298,6 +298,7 @@ class PrintDispatch:
                     contact_id=plan.contact_id,
                     item_ids=json.dumps(list(plan.item_ids)),
                     segments=_segments_json(plan),
+                    position=position,
                     part_index=plan.part_index,
                     part_count=plan.part_count,
                     provider=context.options.provider,
@@ -467,7 +468,7 @@ class PrintDispatch:
                 for r in conn.execute(
                     select(mailpieces)
                     .where(mailpieces.c.stage == "planned")
-                    .order_by(mailpieces.c.created_at, mailpieces.c.mailpiece_id)
+                    .order_by(mailpieces.c.created_at, mailpieces.c.position, mailpieces.c.mailpiece_id)
                     .limit(limit or self.settings.prepare_batch_size)
                 ).mappings()
             ]
@@ -602,7 +603,7 @@ class PrintDispatch:
                             or_(mailpieces.c.next_attempt_at.is_(None), mailpieces.c.next_attempt_at <= now),
                         )
                     )
-                    .order_by(mailpieces.c.created_at, mailpieces.c.mailpiece_id)
+                    .order_by(mailpieces.c.created_at, mailpieces.c.position, mailpieces.c.mailpiece_id)
                     .limit(500)
                 ).mappings()
             ]
@@ -918,7 +919,7 @@ class PrintDispatch:
 
     def _mailpiece_views(self, conn: Connection, condition: Any) -> list[dict[str, Any]]:
         rows = conn.execute(
-            select(mailpieces).where(condition).order_by(mailpieces.c.created_at, mailpieces.c.mailpiece_id)
+            select(mailpieces).where(condition).order_by(mailpieces.c.created_at, mailpieces.c.position, mailpieces.c.mailpiece_id)
         ).mappings()
         return [
             {

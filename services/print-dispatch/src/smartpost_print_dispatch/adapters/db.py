@@ -57,6 +57,8 @@ mailpieces = Table(
     Column("contact_id", String(128), nullable=False),
     Column("item_ids", Text, nullable=False),
     Column("segments", Text, nullable=False),
+    # Order of the mailpiece within its order's plan (envelopes and batches follow the letter's order).
+    Column("position", Integer, nullable=False, default=0),
     Column("part_index", Integer, nullable=False, default=1),
     Column("part_count", Integer, nullable=False, default=1),
     Column("provider", String(100), nullable=False),
