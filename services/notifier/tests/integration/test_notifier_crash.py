@@ -89,7 +89,7 @@ async def kill_mid_batch(proc: NotifierProcess, maildir, account: str, target: i
     return at
 
 
-async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(stack, kafka_settings, tmp_path, make_id):
+async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(stack, kafka_settings, tmp_path, make_id):  # noqa: PLR0915
     account = make_id("acc")
     letter = make_id("letter")
     contacts = [f"c{i:04d}" for i in range(RECIPIENTS)]

@@ -52,7 +52,7 @@ async def notification_events(bootstrap: str, account_id: str) -> list:
         await consumer.stop()
 
 
-async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, kafka_settings, sqlite_url, make_id):
+async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, kafka_settings, sqlite_url, make_id):  # noqa: PLR0915
     account = make_id("acc")
     letter = make_id("letter")
     settings = Settings(
