@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
@@ -22,6 +23,26 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 log = get_logger(__name__)
+
+
+def make_splitter_broker(settings: Settings) -> KafkaBroker:
+    """The shared broker settings plus room for big DocumentSplit events.
+
+    One part costs about 560 bytes of JSON, so a 10,000-page export (about 2,900 letters) gives a 1.6 MB event:
+    above Kafka's default 1 MB request limit. The event is gzip-compressed (JSON of similar parts shrinks ~6x),
+    and the producer's size check allows ``max_event_bytes`` before compression.
+    """
+    if settings.max_event_bytes <= 1_048_576:
+        return make_broker(settings.kafka, service=settings.service_name)
+    return KafkaBroker(
+        settings.kafka.bootstrap_servers,
+        client_id=f"smartpost-{settings.service_name}",
+        logger=None,
+        enable_idempotence=False,  # tansu rejects InitProducerId v0 (as in make_broker)
+        acks="all",
+        compression_type="gzip",
+        max_request_size=settings.max_event_bytes,
+    )
 
 
 def make_scanner(settings: Settings) -> PageScanner:
@@ -39,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     store = MinioStore(settings.storage)
-    broker = make_broker(settings.kafka, service=settings.service_name)
+    broker = make_splitter_broker(settings)
     scanner = make_scanner(settings)
     service = SplitService(
         store,

@@ -27,6 +27,8 @@ class Settings(ServiceSettings):
     thumbnail_width: int = Field(default=200, ge=50, le=1200)
     # Temporary files (source and attachments of the document being split); default: the system temp dir.
     work_dir: str | None = None
+    # Largest DocumentSplit event (uncompressed JSON) the producer accepts; it is sent gzip-compressed.
+    max_event_bytes: int = Field(default=16 * 1024 * 1024, ge=1_048_576)
     # Evidence: regexes whose group ``value`` (or group 1) is reported as an identifier on every part.
     identifier_patterns: tuple[str, ...] = DEFAULT_IDENTIFIER_PATTERNS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,53 @@ async def test_split_requested_to_document_split_and_failure(
     assert "gesperrt.pdf" in failed.reason
     assert object_store.exists(source_key(account, letter, locked_doc))
     assert object_store.list(f"accounts/{account}/letters/{letter}/parts/{locked_doc}/") == []
+
+
+@pytest.mark.real
+async def test_document_split_of_thousands_of_parts_fits_through_the_broker(kafka_settings, make_id) -> None:
+    """A 10,000-page export gives ~2,900 parts: a 1.6 MB event, above Kafka's default 1 MB request size."""
+    from smartpost_shared.contracts.documents import SplitPart
+    from smartpost_splitter.app import make_splitter_broker
+
+    account, letter, document = make_id("acc"), make_id("letter"), make_id("doc")
+    parts = [
+        SplitPart(
+            part_id=str(uuid.uuid4()),
+            index=i,
+            first_page=i * 3 + 1,
+            last_page=i * 3 + 3,
+            page_count=3,
+            storage_key=f"accounts/{account}/letters/{letter}/parts/{document}/{i:05d}.pdf",
+            thumbnail_key=f"accounts/{account}/letters/{letter}/thumbnails/{document}/{i:05d}.png",
+            sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+            size_bytes=90_000 + i,
+            address_lines=[f"Herrn Max Mustermann {i}", "Lindenstraße 5", "12345 Musterstadt"],
+            identifiers=[f"K-{i:06d}"],
+            property_refs=["WEG-0815 Lindenstraße 5"],
+            unit_refs=[f"WE {i % 40:02d} (1. OG links)"],
+        )
+        for i in range(3000)
+    ]
+    event = make_envelope(
+        DocumentSplit(
+            letter_id=letter,
+            document_id=document,
+            source_key=source_key(account, letter, document),
+            strategy=SplitStrategy.IDENTIFIER,
+            source_page_count=9000,
+            parts=parts,
+        ),
+        account_id=account,
+        producer="splitter",
+    )
+    assert len(event.to_bytes()) > 1_048_576
+    broker = make_splitter_broker(Settings(kafka=kafka_settings))
+    async with SplitterEvents(kafka_settings.bootstrap_servers) as events:
+        await broker.start()
+        try:
+            await EventPublisher(broker).publish(event)
+        finally:
+            await broker.stop()
+        (received,) = await events.wait_for(document)
+    assert received.event_id == event.event_id
+    assert received.payload == event.payload
