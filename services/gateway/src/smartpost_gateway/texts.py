@@ -100,11 +100,15 @@ SPLIT_FAILURE = {
 }
 
 WARNING_CODES = {
-    "contact_without_document": "Kontakt der Liegenschaft ohne Dokument",
-    "no_document_for_contact": "Kontakt der Liegenschaft ohne Dokument",
-    "duplicate_assignment": "Kontakt hat mehrere Dokumente erhalten",
-    "low_confidence": "Unsichere Zuordnung",
+    "contact_without_part": "Kontakt der Liegenschaft ohne Dokument",
+    "duplicate_assignment": "Kontakt erhält mehrere Einzelbriefe",
+    "part_needs_review": "Zuordnung unsicher, bitte prüfen",
+    "part_unmatched": "Kein passender Kontakt gefunden",
     "unusual_page_count": "Ungewöhnliche Seitenzahl",
+    "contract_ended": "Vertrag des Kontakts ist beendet",
+    "contract_not_started": "Vertrag des Kontakts hat noch nicht begonnen",
+    "missing_email": "Keine E-Mail-Adresse hinterlegt",
+    "missing_postal_address": "Keine Postanschrift hinterlegt",
 }
 
 SERVICE_NAMES = {

@@ -20,6 +20,8 @@ def contact_name(contact: Json | None, contact_id: str | None = None) -> str:
     if not contact:
         return contact_id or "–"
     person = " ".join(p for p in (contact.get("first_name", ""), contact.get("last_name", "")) if p).strip()
+    if contact.get("display_name"):
+        return str(contact["display_name"])
     company = str(contact.get("company") or "")
     if person and company:
         return f"{person} ({company})"
@@ -29,6 +31,8 @@ def contact_name(contact: Json | None, contact_id: str | None = None) -> str:
 def contact_address(contact: Json | None) -> str:
     if not contact:
         return ""
+    if contact.get("postal_lines"):
+        return ", ".join(str(line) for line in contact["postal_lines"][1:] or contact["postal_lines"])
     address = contact.get("address") if isinstance(contact.get("address"), dict) else contact
     street = str(address.get("street", "") or "")
     city = " ".join(p for p in (str(address.get("postal_code", "") or ""), str(address.get("city", "") or "")) if p)

@@ -6,6 +6,7 @@ it), the roles ``prepare`` / ``release`` and, where the account asks for it, the
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 from pathlib import Path
@@ -528,18 +529,17 @@ async def contact_search(
 ) -> HTMLResponse:
     """Contacts to reassign a part to: the letter's property in property scope, the whole account otherwise."""
     who = caller(session)
+    client = assignment(request)
     try:
         letter = await letters(request).get_letter(who, letter_id)
         property_id = letter["property_id"] if letter["scope"] == "property" else None
-        found = await assignment(request).search_contacts(who, q, property_id=property_id) if q.strip() else []
+        found = await client.search_contacts(who, q, property_id=property_id) if q.strip() else []
+        # The search answers summaries; the contracts (property, unit) come with each contact's detail.
+        detailed = await asyncio.gather(*(client.contact(who, str(c["contact_id"])) for c in found))
     except ServiceError as exc:
         return error_fragment(request, texts.translate(exc), status_code=200)
-    master = await views.load_master_data(
-        assignment(request), who,
-        property_ids={str(c.get("property_id")) for r in found for c in r.get("contracts", []) if c.get("property_id")},
-    )
     return render(request, "_contact_results.html", {
-        "session": session, "letter": letter, "part_id": part_id, "contacts": found, "query": q, "master": master,
+        "session": session, "letter": letter, "part_id": part_id, "contacts": detailed, "query": q,
     })
 
 
@@ -691,14 +691,22 @@ def _print_options(form: Any) -> Json:
 async def print_estimate(request: Request, session: PostSessionDep, letter_id: str) -> HTMLResponse:
     """Live cost estimate (htmx, on every change of the form)."""
     form = await request.form()
+    who = caller(session)
     try:
         options = _print_options(form)
-        estimate = await printing(request).estimate(caller(session), {"letter_id": letter_id, "options": options})
+        letter = await letters(request).get_letter(who, letter_id)
+        active = [i for i in letter.get("items", []) if not i.get("revoked_at")]
+        if not active:
+            return error_fragment(request, texts.UiError("Keine freigegebenen Einzelbriefe zum Versand."), 200)
+        estimate = await printing(request).estimate(who, active, options)
     except ValueError:
         return error_fragment(request, texts.UiError("Die Versandoptionen sind ungültig."), status_code=200)
     except ServiceError as exc:
         return error_fragment(request, texts.translate(exc), status_code=200)
-    return render(request, "_estimate.html", {"session": session, "estimate": estimate})
+    master = await views.load_master_data(
+        assignment(request), who, contact_ids={str(m["contact_id"]) for m in estimate.get("excluded", [])}
+    )
+    return render(request, "_estimate.html", {"session": session, "estimate": estimate, "master": master})
 
 
 @router.post("/serienbriefe/{letter_id}/versand", response_class=HTMLResponse)

@@ -13,10 +13,10 @@ class AssignmentClient(ServiceClient):
     service = "assignment"
 
     async def properties(self, caller: Caller) -> list[Json]:
-        return _items(await self.json("GET", "/v1/properties", caller), "properties")
+        return _items(await self.json("GET", "/properties", caller), "properties")
 
     async def units(self, caller: Caller, property_id: str) -> list[Json]:
-        return _items(await self.json("GET", f"/v1/properties/{property_id}/units", caller), "units")
+        return _items(await self.json("GET", f"/properties/{property_id}/units", caller), "units")
 
     async def search_contacts(
         self, caller: Caller, text: str, *, property_id: str | None = None, limit: int = 20
@@ -24,10 +24,10 @@ class AssignmentClient(ServiceClient):
         params: dict[str, Any] = {"q": text, "limit": limit}
         if property_id:
             params["property_id"] = property_id
-        return _items(await self.json("GET", "/v1/contacts", caller, params=params), "contacts")
+        return _items(await self.json("GET", "/contacts", caller, params=params), "contacts")
 
     async def contact(self, caller: Caller, contact_id: str) -> Json:
-        result: Json = await self.json("GET", f"/v1/contacts/{contact_id}", caller)
+        result: Json = await self.json("GET", f"/contacts/{contact_id}", caller)
         return result
 
 
