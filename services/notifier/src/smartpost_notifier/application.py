@@ -328,7 +328,12 @@ class Notifier:
         def handed_over() -> None:
             with self.engine.begin() as conn:
                 moved = NotifierRepository(conn).set_mail(
-                    mail_id, expect=MailStatus.SENDING, status=MailStatus.HANDED_OVER, handed_over_at=self.clock()
+                    mail_id,
+                    expect=MailStatus.SENDING,
+                    status=MailStatus.HANDED_OVER,
+                    handed_over_at=self.clock(),
+                    recipient=prepared.rendered.envelope_to,
+                    message_id=prepared.rendered.message_id,
                 )
             if not moved:
                 msg = f"mail {mail_id} is no longer ours to send"
@@ -411,7 +416,6 @@ class Notifier:
             repo.set_mail(mail.mail_id, status=MailStatus.FAILED, last_error=f"cannot render: {exc}")
             log.exception("mail.render_failed", mail_id=mail.mail_id)
             return "failed"
-        repo.set_mail(mail.mail_id, recipient=rendered.envelope_to, message_id=rendered.message_id)
         return _Prepared(rendered, sorted(d.document_id for d in docs))
 
     def _line(self, reader: MasterDataReader, doc: DocumentRow, profile: AccountProfile) -> DocumentLine:
