@@ -21,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import pikepdf
 import pypdfium2 as pdfium
@@ -96,7 +97,7 @@ class MemorySampler:
             self.peak_total_kb = max(self.peak_total_kb, total)
             time.sleep(0.02)
 
-    def __enter__(self) -> MemorySampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -139,12 +140,21 @@ def floor(pool: ProcessPoolExecutor, processes: int, path: Path, truth: list[Sam
     pages = truth[-1].last_page
     step = -(-pages // processes)
     started = time.perf_counter()
-    list(pool.map(_text_range, [str(path)] * processes, range(0, pages, step), [min(s + step, pages) for s in range(0, pages, step)]))
+    list(
+        pool.map(
+            _text_range,
+            [str(path)] * processes,
+            range(0, pages, step),
+            [min(s + step, pages) for s in range(0, pages, step)],
+        )
+    )
     text = time.perf_counter() - started
     ranges = [(t.first_page, t.last_page) for t in truth]
     share = -(-len(ranges) // processes)
     started = time.perf_counter()
-    list(pool.map(_split_letters, [str(path)] * processes, [ranges[i : i + share] for i in range(0, len(ranges), share)]))
+    list(
+        pool.map(_split_letters, [str(path)] * processes, [ranges[i : i + share] for i in range(0, len(ranges), share)])
+    )
     return text, time.perf_counter() - started
 
 
@@ -158,7 +168,9 @@ def pipeline(
     key = source_key(account, letter, document)
     store.put_file(key, str(path), content_type="application/pdf")
     envelope = make_envelope(
-        SplitRequested(letter_id=letter, document_id=document, source_key=key, filename=path.name, position=0, rule=rule),
+        SplitRequested(
+            letter_id=letter, document_id=document, source_key=key, filename=path.name, position=0, rule=rule
+        ),
         account_id=account,
         producer="bench",
     )

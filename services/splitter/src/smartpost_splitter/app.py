@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
 
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import make_broker
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_consumers(broker, service, settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(store.ensure_bucket)
         await broker.start()
         log.info("splitter.started", text_processes=settings.text_processes)

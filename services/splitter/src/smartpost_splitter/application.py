@@ -294,12 +294,12 @@ class SplitService:
     def _remove_written(self, run: _Run) -> None:
         try:
             run.uploader.wait()
-        except Exception:  # noqa: BLE001 - cleanup is best effort; keys are deterministic and get overwritten
+        except Exception:
             log.warning("split.cleanup_wait_failed", exc_info=True)
         for key in run.uploader.keys:
             try:
                 self.store.delete(key)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.warning("split.cleanup_failed", key=key, exc_info=True)
 
     def _remove_stale(self, run: _Run) -> None:

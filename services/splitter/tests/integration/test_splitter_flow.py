@@ -6,7 +6,7 @@ import hashlib
 import io
 import time
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import httpx
 import pikepdf
@@ -25,6 +25,9 @@ from smartpost_shared.topics import SPLITTER
 from smartpost_splitter.app import create_app
 from smartpost_splitter.settings import Settings
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class SplitterEvents:
     """Reads splitter.events from the beginning (no group) and hands out events per document."""
@@ -33,7 +36,7 @@ class SplitterEvents:
         self.consumer = AIOKafkaConsumer(SPLITTER.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
         self.seen: list[Envelope] = []
 
-    async def __aenter__(self) -> SplitterEvents:
+    async def __aenter__(self) -> Self:
         await self.consumer.start()
         return self
 
@@ -68,7 +71,7 @@ def _request(account: str, letter: str, document: str, rule: SplitRule, filename
 
 
 @pytest.mark.real
-async def test_split_requested_to_document_split_and_failure(
+async def test_split_requested_to_document_split_and_failure(  # noqa: PLR0915 - one flow, checked end to end
     kafka_settings, storage_settings, object_store, make_id, tmp_path: Path
 ) -> None:
     account, letter = make_id("acc"), make_id("letter")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pikepdf
 import pypdfium2 as pdfium
 
-from smartpost_shared.contracts.common import SplitRule
 from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed
 from smartpost_shared.contracts.envelope import Envelope, make_envelope
 from smartpost_shared.contracts.letters import SplitRequested
@@ -16,12 +15,21 @@ from smartpost_shared.storage import MemoryStore, source_key
 from smartpost_splitter.adapters.pdf import InlineScanner
 from smartpost_splitter.application import SplitService, SplitterOptions
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from smartpost_shared.contracts.common import SplitRule
+
 ACCOUNT = "acc-1"
 LETTER = "letter-1"
 
 
 def request_envelope(
-    rule: SplitRule, *, document_id: str = "doc-1", filename: str = "serienbrief.pdf", attachments: list[str] | None = None
+    rule: SplitRule,
+    *,
+    document_id: str = "doc-1",
+    filename: str = "serienbrief.pdf",
+    attachments: list[str] | None = None,
 ) -> Envelope:
     return make_envelope(
         SplitRequested(

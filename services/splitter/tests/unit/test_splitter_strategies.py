@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from PIL import Image
@@ -15,6 +15,9 @@ from smartpost_shared.sample_letters import SampleLetterTruth, demo_recipients, 
 from smartpost_shared.storage import part_key, thumbnail_key
 
 from .splitter_helpers import ACCOUNT, LETTER, first_page_text, page_count, run_split
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RECIPIENTS = demo_recipients(24, seed=11)
 
@@ -58,7 +61,10 @@ def _assert_exact(result: DocumentSplit | DocumentSplitFailed, truth: list[Sampl
     ("variant", "rule"),
     [
         ("plain_b", SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Seite 1 von")),
-        ("plain_b", SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Hausverwaltung Muster GmbH · Hauptstr. 1")),
+        (
+            "plain_b",
+            SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Hausverwaltung Muster GmbH · Hauptstr. 1"),
+        ),
         ("plain_b", SplitRule(strategy=SplitStrategy.FIRST_PAGE, sample_page=1)),
         ("plain_b", SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK, address_form="B")),
         ("plain_a", SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK, address_form="A")),
@@ -96,7 +102,9 @@ def test_strategy_finds_every_letter_boundary(corpus, variant: str, rule: SplitR
 
 def test_separator_kept_when_not_dropped(corpus) -> None:
     data, truth = corpus["keyword"]
-    result, _, _ = run_split(data, SplitRule(strategy=SplitStrategy.KEYWORD, keyword="trennseite", drop_separator=False))
+    result, _, _ = run_split(
+        data, SplitRule(strategy=SplitStrategy.KEYWORD, keyword="trennseite", drop_separator=False)
+    )
     assert isinstance(result, DocumentSplit)
     assert _ranges(result) == [(t.first_page - 1, t.last_page) for t in truth]
 
@@ -134,7 +142,9 @@ def test_pages_before_first_letter_start_become_a_flagged_part(tmp_path: Path) -
     path = tmp_path / "with_cover.pdf"
     truth = write_serial_letter(path, RECIPIENTS[:4], seed=3, keyword_separators=True)
     # With "Seite 1 von" the separator pages are not letter starts: the first one stands alone, flagged.
-    result, _, _ = run_split(path.read_bytes(), SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Seite 1 von"))
+    result, _, _ = run_split(
+        path.read_bytes(), SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Seite 1 von")
+    )
     assert isinstance(result, DocumentSplit)
     assert result.parts[0].first_page == 1
     assert result.parts[0].last_page == 1
@@ -159,7 +169,7 @@ def test_attachments_are_appended_to_every_part(corpus, tmp_path: Path) -> None:
 
 
 def test_rerun_is_deterministic_and_removes_stale_parts(corpus) -> None:
-    data, truth = corpus["plain_b"]
+    data, _truth = corpus["plain_b"]
     rule = SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=2)
     first, store, first_envelope = run_split(data, rule)
     again, _, again_envelope = run_split(data, rule, store=store)
@@ -176,7 +186,9 @@ def test_rerun_is_deterministic_and_removes_stale_parts(corpus) -> None:
 def test_landscape_pages_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "landscape.pdf"
     truth = write_serial_letter(path, RECIPIENTS[:6], seed=4, landscape_every=3)
-    result, _, _ = run_split(path.read_bytes(), SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Seite 1 von"))
+    result, _, _ = run_split(
+        path.read_bytes(), SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text="Seite 1 von")
+    )
     result = _assert_exact(result, truth)
     flagged = [p.index for p in result.parts if any("nicht A4 hochkant" in w for w in p.warnings)]
     assert flagged == [2, 5]

@@ -160,10 +160,21 @@ def head_text(path: str, index: int) -> str:
 
 
 def _head(textpage: pdfium.PdfTextPage, width: float, height: float) -> str:
-    return textpage.get_text_bounded(left=0, top=height, right=width, bottom=height - FINGERPRINT_TOP_MM * MM)
+    text: str = textpage.get_text_bounded(left=0, top=height, right=width, bottom=height - FINGERPRINT_TOP_MM * MM)
+    return text
 
 
-def _scan_page(doc: pdfium.PdfDocument, index: int, compiled: CompiledPlan) -> tuple[PageFacts, str]:
+def _scan_page(
+    doc: pdfium.PdfDocument,
+    index: int,
+    compiled: CompiledPlan,
+    *,
+    previous_is_separator: bool = False,
+    thumbnail_width: int = 0,
+) -> PageFacts:
+    """Read one page once: text, the address window, evidence, the marker, and (for a likely letter start) a
+    thumbnail rendered from the already loaded page.
+    """
     page = doc[index]
     try:
         width, height = page.get_size()
@@ -180,7 +191,8 @@ def _scan_page(doc: pdfium.PdfDocument, index: int, compiled: CompiledPlan) -> t
             head = _head(textpage, width, height) if compiled.plan.fingerprint else ""
         finally:
             textpage.close()
-        text_chars = sum(1 for ch in text if not ch.isspace())
+        # Only "any text at all" matters (blank / scanned pages); counting characters in Python is slow.
+        text_chars = len(text) if text and not text.isspace() else 0
         has_images = _has_images(page) if text_chars == 0 else False
         address = address_from_zone(zone, beside)
         identifiers, property_refs, unit_refs = compiled.evidence_of(text)
@@ -196,7 +208,13 @@ def _scan_page(doc: pdfium.PdfDocument, index: int, compiled: CompiledPlan) -> t
             property_refs=property_refs,
             unit_refs=unit_refs,
         )
-        return facts, text
+        if (
+            thumbnail_width
+            and not _is_separator(compiled.plan, facts)
+            and starts_by_itself(compiled.plan, facts.marker, index, previous_is_separator)
+        ):
+            facts = replace(facts, thumbnail=_render(page, thumbnail_width))
+        return facts
     finally:
         page.close()
 
@@ -215,31 +233,29 @@ def scan_range(path: str, plan: SplitPlan, start: int, stop: int, thumbnail_widt
     compiled = _compiled(plan)
     previous_is_separator = False
     if start > 0 and plan.strategy in {SplitStrategy.BLANK_SEPARATOR, SplitStrategy.KEYWORD}:
-        previous_is_separator = _is_separator(plan, _scan_page(doc, start - 1, compiled)[0])
+        previous_is_separator = _is_separator(plan, _scan_page(doc, start - 1, compiled))
     out: list[PageFacts] = []
     for index in range(start, stop):
-        facts, _ = _scan_page(doc, index, compiled)
-        separator = _is_separator(plan, facts)
-        if thumbnail_width and not separator and starts_by_itself(plan, facts.marker, index, previous_is_separator):
-            facts = _with_thumbnail(doc, facts, thumbnail_width)
-        previous_is_separator = separator
+        facts = _scan_page(
+            doc, index, compiled, previous_is_separator=previous_is_separator, thumbnail_width=thumbnail_width
+        )
+        previous_is_separator = _is_separator(plan, facts)
         out.append(facts)
     return out
 
 
-def _with_thumbnail(doc: pdfium.PdfDocument, facts: PageFacts, width: int) -> PageFacts:
-    return replace(facts, thumbnail=render_thumbnail(doc, facts.index, width))
+def _render(page: pdfium.PdfPage, width: int) -> bytes:
+    bitmap = page.render(scale=width / page.get_width(), may_draw_forms=False)
+    buffer = io.BytesIO()
+    # compress_level 1: the PNG encoder was the largest single cost of a thumbnail at the default level 6.
+    bitmap.to_pil().save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def render_thumbnail(doc: pdfium.PdfDocument, index: int, width: int) -> bytes:
     page = doc[index]
     try:
-        scale = width / page.get_width()
-        bitmap = page.render(scale=scale, may_draw_forms=False)
-        image = bitmap.to_pil()
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=3)
-        return buffer.getvalue()
+        return _render(page, width)
     finally:
         page.close()
 
@@ -266,7 +282,9 @@ class InlineScanner:
     def scan(self, path: Path, plan: SplitPlan, page_count: int) -> Iterator[list[PageFacts]]:
         try:
             for start in range(0, page_count, self.chunk_pages):
-                yield scan_range(str(path), plan, start, min(start + self.chunk_pages, page_count), self.thumbnail_width)
+                yield scan_range(
+                    str(path), plan, start, min(start + self.chunk_pages, page_count), self.thumbnail_width
+                )
         finally:
             release_document()
 
@@ -306,9 +324,7 @@ class ProcessScanner:
             while ranges or window:
                 while ranges and len(window) < self.processes * 2:
                     start, stop = ranges.popleft()
-                    window.append(
-                        self._pool.submit(scan_range, str(path), plan, start, stop, self.thumbnail_width)
-                    )
+                    window.append(self._pool.submit(scan_range, str(path), plan, start, stop, self.thumbnail_width))
                 yield window.popleft().result()
         finally:
             for future in window:
