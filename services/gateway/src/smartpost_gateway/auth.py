@@ -13,8 +13,10 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from smartpost_gateway.settings import Role, StaffUserConfig
+if TYPE_CHECKING:
+    from smartpost_gateway.settings import Role, StaffUserConfig
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -33,9 +35,7 @@ def verify_password(password: str, encoded: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = _unb64(digest)
-        actual = hashlib.scrypt(
-            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
-        )
+        actual = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from smartpost_gateway.adapters.http import ServiceError
+if TYPE_CHECKING:
+    from smartpost_gateway.adapters.http import ServiceError
 
 LETTER_STATUS = {
     "draft": "Entwurf",
@@ -43,8 +45,10 @@ SPLIT_STRATEGIES = {
     ),
     "first_page": (
         "Erste Seite bestimmen",
-        "Wählen Sie eine Musterseite: Seiten, die ihr ähnlich sehen, beginnen einen neuen Brief. "
-        "Alternativ ein Text, der nur auf ersten Seiten steht.",
+        (
+            "Wählen Sie eine Musterseite: Seiten, die ihr ähnlich sehen, beginnen einen neuen Brief. "
+            "Alternativ ein Text, der nur auf ersten Seiten steht."
+        ),
     ),
     "identifier": (
         "Kennung (z. B. Kontakt-Nr.)",
@@ -111,6 +115,29 @@ WARNING_CODES = {
     "missing_postal_address": "Keine Postanschrift hinterlegt",
 }
 
+# Reasons and notes of the print-dispatch estimate, in German where known (unknown ones are shown as they come).
+PRINT_TEXT = {
+    "prefers online delivery": "möchte Dokumente online erhalten",
+    "registered in the portal": "ist im Kundenportal registriert",
+    "opened in the portal": "hat das Dokument im Portal bereits geöffnet",
+    "a cover page (one more sheet) is added where the address is not in the window": (
+        "Wo die Anschrift nicht im Sichtfenster steht, wird ein Deckblatt (ein Blatt mehr) vorangestellt."
+    ),
+}
+
+
+def print_text(text: str) -> str:
+    if text in PRINT_TEXT:
+        return PRINT_TEXT[text]
+    match = re.match(r"final selection after (\d+) working days", text)
+    if match:
+        return (
+            f"Endgültige Auswahl nach {match.group(1)} Werktagen: bis dahin im Portal geöffnete Briefe werden "
+            "nicht gedruckt."
+        )
+    return text
+
+
 SERVICE_NAMES = {
     "letters": "Serienbrief-Dienst",
     "assignment": "Zuordnungs-Dienst",
@@ -133,14 +160,19 @@ _DETAIL_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"not a PDF", re.IGNORECASE), "Die Datei ist kein PDF."),
     (re.compile(r"file is empty", re.IGNORECASE), "Die Datei ist leer."),
     (re.compile(r"larger than", re.IGNORECASE), "Die Datei ist zu groß."),
-    (re.compile(r"neither assigned nor discarded", re.IGNORECASE),
-     "Freigabe nicht möglich: Es gibt noch Einzelbriefe, die weder einem Kontakt zugeordnet noch verworfen sind."),
-    (re.compile(r"at least one part must be assigned", re.IGNORECASE),
-     "Mindestens ein Einzelbrief muss einem Kontakt zugeordnet sein."),
-    (re.compile(r"review has not been confirmed", re.IGNORECASE),
-     "Die Endkontrolle ist noch nicht abgeschlossen."),
-    (re.compile(r"property.*(required|needs)|needs a property|requires a property", re.IGNORECASE),
-     "Bitte eine Liegenschaft wählen oder „Liegenschaftsübergreifender Versand“ ankreuzen."),
+    (
+        re.compile(r"neither assigned nor discarded", re.IGNORECASE),
+        "Freigabe nicht möglich: Es gibt noch Einzelbriefe, die weder einem Kontakt zugeordnet noch verworfen sind.",
+    ),
+    (
+        re.compile(r"at least one part must be assigned", re.IGNORECASE),
+        "Mindestens ein Einzelbrief muss einem Kontakt zugeordnet sein.",
+    ),
+    (re.compile(r"review has not been confirmed", re.IGNORECASE), "Die Endkontrolle ist noch nicht abgeschlossen."),
+    (
+        re.compile(r"property.*(required|needs)|needs a property|requires a property", re.IGNORECASE),
+        "Bitte eine Liegenschaft wählen oder „Liegenschaftsübergreifender Versand“ ankreuzen.",
+    ),
     (re.compile(r"dispatch date lies in the past", re.IGNORECASE), "Das Versanddatum liegt in der Vergangenheit."),
     (re.compile(r"already ordered", re.IGNORECASE), "Der Briefversand wurde bereits beauftragt."),
     (re.compile(r"recipient group", re.IGNORECASE), "Bitte mindestens einen Empfängerkreis wählen."),
@@ -169,7 +201,7 @@ class UiError:
     detail: str = ""
 
 
-def translate(error: ServiceError) -> UiError:
+def translate(error: ServiceError) -> UiError:  # noqa: PLR0911 - one answer per kind of error
     service = SERVICE_NAMES.get(error.service, error.service)
     if error.unavailable and error.status == 503 and not error.code:
         return UiError(f"Der {service} ist gerade nicht erreichbar. Bitte später erneut versuchen.", error.detail)
@@ -196,7 +228,7 @@ def scope_label(scope: str, property_name: str | None) -> str:
     return property_name or "–"
 
 
-def euro(cents: int | float | None) -> str:
+def euro(cents: float | None) -> str:
     if cents is None:
         return "–"
     value = f"{cents / 100:,.2f}"

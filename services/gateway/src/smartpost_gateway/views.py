@@ -1,5 +1,7 @@
-"""Joins what the services return into what one screen shows (names instead of ids). No business rules here:
-every state, warning and decision comes from the services as they sent it."""
+"""Joins what the services return into what one screen shows (names instead of ids).
+
+No business rules here: every state, warning and decision comes from the services as they sent it.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def contact_address(contact: Json | None) -> str:
         return ""
     if contact.get("postal_lines"):
         return ", ".join(str(line) for line in contact["postal_lines"][1:] or contact["postal_lines"])
-    address = contact.get("address") if isinstance(contact.get("address"), dict) else contact
+    nested = contact.get("address")
+    address: Json = nested if isinstance(nested, dict) else contact
     street = str(address.get("street", "") or "")
     city = " ".join(p for p in (str(address.get("postal_code", "") or ""), str(address.get("city", "") or "")) if p)
     return ", ".join(p for p in (street, city) if p)

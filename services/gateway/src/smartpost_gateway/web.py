@@ -173,7 +173,7 @@ async def login(
 
 
 @router.post("/logout")
-async def logout(request: Request, session: PostSessionDep) -> Response:
+async def logout(_session: PostSessionDep) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -227,7 +227,7 @@ async def new_letter_page(request: Request, session: SessionDep) -> HTMLResponse
 
 
 @router.post("/serienbriefe/neu", response_class=HTMLResponse)
-async def create_letter(  # noqa: PLR0913 - the form's fields
+async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
     request: Request,
     session: PostSessionDep,
     title: Annotated[str, Form()] = "",
@@ -245,8 +245,12 @@ async def create_letter(  # noqa: PLR0913 - the form's fields
     recipient_groups = [g for g in (groups or []) if g] + ([custom_group.strip()] if custom_group.strip() else [])
     cross = bool(cross_property)
     form = {
-        "title": title, "document_type_id": document_type_id, "groups": recipient_groups,
-        "property_id": property_id, "cross_property": cross, "letter_date": letter_date,
+        "title": title,
+        "document_type_id": document_type_id,
+        "groups": recipient_groups,
+        "property_id": property_id,
+        "cross_property": cross,
+        "letter_date": letter_date,
         "new_document_type": new_document_type,
     }
     client = letters(request)
@@ -254,7 +258,9 @@ async def create_letter(  # noqa: PLR0913 - the form's fields
         if new_document_type.strip():
             tree = await client.add_document_type(who, new_document_type.strip())
             document_type_id = str(tree.get("created_id") or "")
+            # Created now: if the letter itself is refused, the form offers the new type as selected.
             form["document_type_id"] = document_type_id
+            form["new_document_type"] = ""
         payload: Json = {
             "title": title.strip(),
             "document_type_id": document_type_id,
@@ -289,24 +295,39 @@ def default_tab(letter: Json) -> str:
 
 
 async def _letter_page(
-    request: Request, session: StaffSession, letter_id: str, tab: str, *, error: texts.UiError | None = None,
-    status_code: int = 200, extra: dict[str, Any] | None = None,
+    request: Request,
+    session: StaffSession,
+    letter_id: str,
+    tab: str,
+    *,
+    error: texts.UiError | None = None,
+    status_code: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     who = caller(session)
     try:
         letter = await letters(request).get_letter(who, letter_id)
     except ServiceError as exc:
         return render(
-            request, "error_page.html", {"session": session, "error": texts.translate(exc)},
+            request,
+            "error_page.html",
+            {"session": session, "error": texts.translate(exc)},
             status_code=exc.status if exc.status in {404, 503} else 502,
         )
     master = await views.load_master_data(
-        assignment(request), who,
-        contact_ids=views.letter_contact_ids(letter), property_ids=views.letter_property_ids(letter),
+        assignment(request),
+        who,
+        contact_ids=views.letter_contact_ids(letter),
+        property_ids=views.letter_property_ids(letter),
     )
     context: dict[str, Any] = {
-        "session": session, "letter": letter, "tab": tab, "master": master, "error": error,
-        "parts": views.all_parts(letter), "letter_warnings": views.letter_warnings(letter),
+        "session": session,
+        "letter": letter,
+        "tab": tab,
+        "master": master,
+        "error": error,
+        "parts": views.all_parts(letter),
+        "letter_warnings": views.letter_warnings(letter),
         "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
     }
     if tab == "einzelbriefe" and letter.get("items"):
@@ -337,8 +358,9 @@ async def letter_home(request: Request, session: SessionDep, letter_id: str) -> 
 @router.get("/serienbriefe/{letter_id}/{tab}", response_class=HTMLResponse)
 async def letter_tab(request: Request, session: SessionDep, letter_id: str, tab: str) -> HTMLResponse:
     if tab not in TABS:
-        return render(request, "error_page.html", {"session": session, "error": texts.UiError("Seite nicht gefunden.")},
-                      404)
+        return render(
+            request, "error_page.html", {"session": session, "error": texts.UiError("Seite nicht gefunden.")}, 404
+        )
     return await _letter_page(request, session, letter_id, tab)
 
 
@@ -391,12 +413,24 @@ async def upload(
     try:
         rule = _rule_from_form(form)
     except ValueError:
-        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
-                                  error=texts.UiError("Die Angaben zur Trennregel sind ungültig."))
+        return await _letter_page(
+            request,
+            session,
+            letter_id,
+            "dokumente",
+            status_code=422,
+            error=texts.UiError("Die Angaben zur Trennregel sind ungültig."),
+        )
     uploads = [f for f in (files or []) if f.filename]
     if not uploads:
-        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
-                                  error=texts.UiError("Bitte mindestens eine PDF-Datei auswählen."))
+        return await _letter_page(
+            request,
+            session,
+            letter_id,
+            "dokumente",
+            status_code=422,
+            error=texts.UiError("Bitte mindestens eine PDF-Datei auswählen."),
+        )
     limit = _settings(request).max_upload_bytes
     client = letters(request)
     errors: list[str] = []
@@ -408,14 +442,16 @@ async def upload(
             continue
         try:
             # Every file goes up as a document to be split; staff mark attachments afterwards.
-            await client.upload_document(who, letter_id, filename=name, content=content, role="split", rule=rule,
-                                         command_id=str(uuid.uuid4()))
+            await client.upload_document(
+                who, letter_id, filename=name, content=content, role="split", rule=rule, command_id=str(uuid.uuid4())
+            )
         except ServiceError as exc:
             ui = texts.translate(exc)
             errors.append(f"„{name}“: {ui.message}")
     if errors:
-        error = texts.UiError(" ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads)
-                              else "")
+        error = texts.UiError(
+            " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""
+        )
         return await _letter_page(request, session, letter_id, "dokumente", error=error, status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
@@ -429,8 +465,7 @@ async def reorder(
     try:
         await letters(request).reorder_documents(caller(session), letter_id, ids)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
 
@@ -443,11 +478,16 @@ async def change_rule(request: Request, session: PostSessionDep, letter_id: str,
         rule = _rule_from_form(form) if role == "split" else None
         await letters(request).change_document(caller(session), letter_id, document_id, role=role, rule=rule)
     except ValueError:
-        return await _letter_page(request, session, letter_id, "dokumente", status_code=422,
-                                  error=texts.UiError("Die Angaben zur Trennregel sind ungültig."))
+        return await _letter_page(
+            request,
+            session,
+            letter_id,
+            "dokumente",
+            status_code=422,
+            error=texts.UiError("Die Angaben zur Trennregel sind ungültig."),
+        )
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
 
@@ -457,8 +497,7 @@ async def remove_document(request: Request, session: PostSessionDep, letter_id: 
     try:
         await letters(request).remove_document(caller(session), letter_id, document_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
 
@@ -485,8 +524,7 @@ async def start_split(request: Request, session: PostSessionDep, letter_id: str)
     try:
         await letters(request).start_split(caller(session), letter_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
 
@@ -496,8 +534,7 @@ async def reopen(request: Request, session: PostSessionDep, letter_id: str) -> R
     try:
         await letters(request).reopen(caller(session), letter_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
 
 
@@ -524,7 +561,10 @@ async def part_thumbnail(request: Request, session: SessionDep, letter_id: str, 
 
 @router.get("/serienbriefe/{letter_id}/teile/{part_id}/kontaktsuche", response_class=HTMLResponse)
 async def contact_search(
-    request: Request, session: SessionDep, letter_id: str, part_id: str,
+    request: Request,
+    session: SessionDep,
+    letter_id: str,
+    part_id: str,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
     """Contacts to reassign a part to: the letter's property in property scope, the whole account otherwise."""
@@ -538,13 +578,21 @@ async def contact_search(
         detailed = await asyncio.gather(*(client.contact(who, str(c["contact_id"])) for c in found))
     except ServiceError as exc:
         return error_fragment(request, texts.translate(exc), status_code=200)
-    return render(request, "_contact_results.html", {
-        "session": session, "letter": letter, "part_id": part_id, "contacts": detailed, "query": q,
-    })
+    return render(
+        request,
+        "_contact_results.html",
+        {
+            "session": session,
+            "letter": letter,
+            "part_id": part_id,
+            "contacts": detailed,
+            "query": q,
+        },
+    )
 
 
 @router.post("/serienbriefe/{letter_id}/teile/{part_id}/zuordnen", response_class=HTMLResponse)
-async def reassign(  # noqa: PLR0913 - the chosen contact and contract
+async def reassign(
     request: Request,
     session: PostSessionDep,
     letter_id: str,
@@ -555,11 +603,16 @@ async def reassign(  # noqa: PLR0913 - the chosen contact and contract
 ) -> Response:
     require(session, Role.PREPARE)
     try:
-        await letters(request).reassign(caller(session), letter_id, part_id, contact_id=contact_id,
-                                        property_id=property_id or None, unit_id=unit_id or None)
+        await letters(request).reassign(
+            caller(session),
+            letter_id,
+            part_id,
+            contact_id=contact_id,
+            property_id=property_id or None,
+            unit_id=unit_id or None,
+        )
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
 
 
@@ -569,8 +622,7 @@ async def discard(request: Request, session: PostSessionDep, letter_id: str, par
     try:
         await letters(request).discard(caller(session), letter_id, part_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
 
 
@@ -580,8 +632,7 @@ async def unassign(request: Request, session: PostSessionDep, letter_id: str, pa
     try:
         await letters(request).unassign(caller(session), letter_id, part_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
 
 
@@ -591,8 +642,7 @@ async def confirm_review(request: Request, session: PostSessionDep, letter_id: s
     try:
         await letters(request).confirm_review(caller(session), letter_id)
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/pruefung")
 
 
@@ -603,7 +653,7 @@ async def confirm_review(request: Request, session: PostSessionDep, letter_id: s
 async def release(
     request: Request, session: PostSessionDep, letter_id: str, notify_by_email: Annotated[str, Form()] = ""
 ) -> Response:
-    """"Im Kundenportal freigeben". Without four-eyes release, an open review is confirmed in the same step."""
+    """Release ("Im Kundenportal freigeben"); without four-eyes release an open review is confirmed first."""
     require(session, Role.RELEASE)
     who = caller(session)
     client = letters(request)
@@ -612,15 +662,22 @@ async def release(
         letter = await client.get_letter(who, letter_id)
         if four_eyes:
             if letter["status"] == "reviewed" and letter.get("review_confirmed_by") == session.login:
-                return await _letter_page(request, session, letter_id, "pruefung", status_code=403, error=texts.UiError(
-                    "Vier-Augen-Prinzip: Die Freigabe muss eine andere Person vornehmen als die, die die "
-                    "Endkontrolle abgeschlossen hat."))
+                return await _letter_page(
+                    request,
+                    session,
+                    letter_id,
+                    "pruefung",
+                    status_code=403,
+                    error=texts.UiError(
+                        "Vier-Augen-Prinzip: Die Freigabe muss eine andere Person vornehmen als die, die die "
+                        "Endkontrolle abgeschlossen hat."
+                    ),
+                )
         elif letter["status"] == "in_review" and session.can(Role.PREPARE):
             letter = await client.confirm_review(who, letter_id, version=int(letter["version"]))
         await client.release(who, letter_id, notify_by_email=bool(notify_by_email), version=int(letter["version"]))
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/einzelbriefe")
 
 
@@ -635,16 +692,26 @@ async def revoke(
 ) -> Response:
     require(session, Role.RELEASE)
     if not reason.strip():
-        return await _letter_page(request, session, letter_id, "einzelbriefe", status_code=422,
-                                  error=texts.UiError("Bitte eine Begründung für den Widerruf angeben."))
+        return await _letter_page(
+            request,
+            session,
+            letter_id,
+            "einzelbriefe",
+            status_code=422,
+            error=texts.UiError("Bitte eine Begründung für den Widerruf angeben."),
+        )
     try:
         await letters(request).revoke(
-            caller(session), letter_id, unit_id=unit_id or None, item_ids=[item_id] if item_id and not unit_id else None,
+            caller(session),
+            letter_id,
+            unit_id=unit_id or None,
+            item_ids=[item_id] if item_id and not unit_id else None,
             reason=reason.strip(),
         )
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "einzelbriefe", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(
+            request, session, letter_id, "einzelbriefe", error=texts.translate(exc), status_code=422
+        )
     return redirect(request, f"/serienbriefe/{letter_id}/einzelbriefe")
 
 
@@ -659,8 +726,9 @@ async def delete(
         require(session, Role.RELEASE if letter.get("items") else Role.PREPARE)
         await letters(request).delete_letter(who, letter_id, reason=reason.strip() or "Serienbrief gelöscht")
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, default_tab_safe(), error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(
+            request, session, letter_id, default_tab_safe(), error=texts.translate(exc), status_code=422
+        )
     return redirect(request, "/serienbriefe")
 
 
@@ -717,9 +785,14 @@ async def order_print(request: Request, session: PostSessionDep, letter_id: str)
         options = _print_options(form)
         await letters(request).order_print(caller(session), letter_id, options)
     except ValueError:
-        return await _letter_page(request, session, letter_id, "versand", status_code=422,
-                                  error=texts.UiError("Die Versandoptionen sind ungültig (Datum?)."))
+        return await _letter_page(
+            request,
+            session,
+            letter_id,
+            "versand",
+            status_code=422,
+            error=texts.UiError("Die Versandoptionen sind ungültig (Datum?)."),
+        )
     except ServiceError as exc:
-        return await _letter_page(request, session, letter_id, "versand", error=texts.translate(exc),
-                                  status_code=422)
+        return await _letter_page(request, session, letter_id, "versand", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/versand")

@@ -34,8 +34,12 @@ if TYPE_CHECKING:
 PASSWORD = "Serienbrief-2025!"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -70,8 +74,11 @@ class Demo:
         return SampleRecipient(
             contact_id=self.contact_ids.get(key, key),
             reference_id=reference or person.reference_id,
-            address_lines=[f"{person.first_name} {person.last_name}", person.street,
-                           f"{person.postal_code} {person.city}"],
+            address_lines=[
+                f"{person.first_name} {person.last_name}",
+                person.street,
+                f"{person.postal_code} {person.city}",
+            ],
             property_ref=("WEG Lindenstraße 5" if prop == self.p1 else "WEG Gartenweg 3"),
             unit_ref=self.unit_labels.get(unit, "WE 99"),
         )
@@ -93,36 +100,69 @@ def build_demo(account_id: str) -> tuple[Demo, list[Any]]:
     tag = uuid.uuid4().hex[:6]
     p1, p2 = f"P1-{tag}", f"P2-{tag}"
     events: list[Any] = [
-        PropertyUpserted(property_id=p1, reference="WEG-0815", name="WEG Lindenstraße 5",
-                         address=PostalAddress(street="Lindenstraße 5", postal_code="10115", city="Berlin")),
-        PropertyUpserted(property_id=p2, reference="WEG-0900", name="WEG Gartenweg 3",
-                         address=PostalAddress(street="Gartenweg 3", postal_code="14467", city="Potsdam")),
+        PropertyUpserted(
+            property_id=p1,
+            reference="WEG-0815",
+            name="WEG Lindenstraße 5",
+            address=PostalAddress(street="Lindenstraße 5", postal_code="10115", city="Berlin"),
+        ),
+        PropertyUpserted(
+            property_id=p2,
+            reference="WEG-0900",
+            name="WEG Gartenweg 3",
+            address=PostalAddress(street="Gartenweg 3", postal_code="14467", city="Potsdam"),
+        ),
     ]
-    placement = {"mueller": (p1, 1), "schmidt": (p1, 2), "yilmaz": (p1, 3), "becker": (p1, 4),
-                 "weber": (p2, 1), "klein": (p2, 2)}
+    placement = {
+        "mueller": (p1, 1),
+        "schmidt": (p1, 2),
+        "yilmaz": (p1, 3),
+        "becker": (p1, 4),
+        "weber": (p2, 1),
+        "klein": (p2, 2),
+    }
     units: dict[str, tuple[str, str]] = {}
     labels: dict[str, str] = {}
     for key, (prop, n) in placement.items():
         unit_id = f"{prop}-U{n}"
         labels[unit_id] = f"WE {n:02d}"
         units[key] = (prop, unit_id)
-        events.append(UnitUpserted(unit_id=unit_id, property_id=prop, number=f"WE {n:02d}",
-                                   position=["EG links", "EG rechts", "1. OG links", "1. OG rechts"][n - 1]))
+        events.append(
+            UnitUpserted(
+                unit_id=unit_id,
+                property_id=prop,
+                number=f"WE {n:02d}",
+                position=["EG links", "EG rechts", "1. OG links", "1. OG rechts"][n - 1],
+            )
+        )
     contact_ids = {}
     for person in PEOPLE:
         contact_id = f"C-{person.key}-{tag}"
         contact_ids[person.key] = contact_id
-        events.append(ContactUpserted(
-            contact_id=contact_id, reference_id=person.reference_id, salutation="",
-            first_name=person.first_name, last_name=person.last_name,
-            address=PostalAddress(street=person.street, postal_code=person.postal_code, city=person.city),
-            email=f"{person.key}@example.org", channel_preference=person.channel, portal_registered=person.registered,
-        ))
+        events.append(
+            ContactUpserted(
+                contact_id=contact_id,
+                reference_id=person.reference_id,
+                salutation="",
+                first_name=person.first_name,
+                last_name=person.last_name,
+                address=PostalAddress(street=person.street, postal_code=person.postal_code, city=person.city),
+                email=f"{person.key}@example.org",
+                channel_preference=person.channel,
+                portal_registered=person.registered,
+            )
+        )
     for key, (prop, unit_id) in units.items():
-        events.append(ContractUpserted(
-            contract_id=f"V-{key}-{tag}", contact_id=contact_ids[key], unit_id=unit_id, property_id=prop,
-            role=ContractRole.OWNER, start=date(2019, 1, 1),
-        ))
+        events.append(
+            ContractUpserted(
+                contract_id=f"V-{key}-{tag}",
+                contact_id=contact_ids[key],
+                unit_id=unit_id,
+                property_id=prop,
+                role=ContractRole.OWNER,
+                start=date(2019, 1, 1),
+            )
+        )
     people = {p.key: p for p in [*PEOPLE, STRANGER]}
     return Demo(account_id, p1, p2, people, contact_ids, units, labels), events
 
@@ -157,10 +197,18 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     users = {"anna": f"anna-{account_id}@hv-muster.de", "bernd": f"bernd-{account_id}@hv-muster.de"}
     password_hash = hash_password(PASSWORD)
     staff = {
-        users["anna"]: {"password_hash": password_hash, "account_id": account_id, "roles": ["prepare", "release"],
-                        "name": "Anna Muster"},
-        users["bernd"]: {"password_hash": password_hash, "account_id": account_id, "roles": ["prepare"],
-                         "name": "Bernd Vorbereiter"},
+        users["anna"]: {
+            "password_hash": password_hash,
+            "account_id": account_id,
+            "roles": ["prepare", "release"],
+            "name": "Anna Muster",
+        },
+        users["bernd"]: {
+            "password_hash": password_hash,
+            "account_id": account_id,
+            "roles": ["prepare"],
+            "name": "Bernd Vorbereiter",
+        },
     }
     data_dir = Path(tempfile.mkdtemp(prefix="smartpost-gw-e2e-"))
     names = [s for s in SERVICES if installed(s)]
@@ -191,7 +239,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     finally:
         system.stop_all()
         for service in ("letters", "gateway", "splitter", "assignment"):
-            log = (stack.root / "logs" / f"{service}.log")
+            log = stack.root / "logs" / f"{service}.log"
             if log.exists():
                 shutil.copy(log, Path(tempfile.gettempdir()) / f"gw-e2e-{service}.log")
         shutil.rmtree(data_dir, ignore_errors=True)

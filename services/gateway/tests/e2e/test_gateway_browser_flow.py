@@ -87,19 +87,27 @@ def split_and_wait_for_review(page: Page) -> None:
     expect(page.locator("[data-testid=part]").first).to_be_visible()
 
 
-def part_by_name(page: Page, name: str):  # noqa: ANN201 - playwright Locator
+def part_by_name(page: Page, name: str):
     return page.locator("[data-testid=part]").filter(has=page.locator("[data-testid=assigned-contact]", has_text=name))
 
 
-def test_property_letter_whole_flow(running: RunningSystem, browser_page: Page, tmp_path: Path) -> None:
+def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by step
+    running: RunningSystem, browser_page: Page, tmp_path: Path
+) -> None:
     page, demo = browser_page, running.demo
     # Three letters: Müller and Schmidt are known; "Erika Unbekannt" is in no master data (manual assignment).
     main_pdf = tmp_path / "hausgeld-2024.pdf"
-    write_serial_letter(main_pdf, [demo.recipient("mueller"), demo.recipient("schmidt"), demo.recipient("fremd")],
-                        title="Hausgeldabrechnung 2024", seed=3, pages_per_letter=(1, 3))
+    write_serial_letter(
+        main_pdf,
+        [demo.recipient("mueller"), demo.recipient("schmidt"), demo.recipient("fremd")],
+        title="Hausgeldabrechnung 2024",
+        seed=3,
+        pages_per_letter=(1, 3),
+    )
     attachment_pdf = tmp_path / "anlage-wirtschaftsplan.pdf"
-    write_serial_letter(attachment_pdf, [demo.recipient("becker")], title="Wirtschaftsplan 2025", seed=4,
-                        pages_per_letter=(1, 1))
+    write_serial_letter(
+        attachment_pdf, [demo.recipient("becker")], title="Wirtschaftsplan 2025", seed=4, pages_per_letter=(1, 1)
+    )
 
     # 1. Login, 2. overview
     login(page, running)
@@ -117,10 +125,14 @@ def test_property_letter_whole_flow(running: RunningSystem, browser_page: Page, 
     expect(docs.nth(0)).to_contain_text("hausgeld-2024.pdf")
     # dropping saves the new order at the letters service and reloads the page from it
     with page.expect_navigation():
-        page.drag_and_drop("[data-testid=document]:nth-child(2) .handle", "[data-testid=document]:nth-child(1) .dochead")
+        page.drag_and_drop(
+            "[data-testid=document]:nth-child(2) .handle", "[data-testid=document]:nth-child(1) .dochead"
+        )
     expect(page.locator("[data-testid=document]").nth(0)).to_contain_text("anlage-wirtschaftsplan.pdf")
     with page.expect_navigation():
-        page.drag_and_drop("[data-testid=document]:nth-child(2) .handle", "[data-testid=document]:nth-child(1) .dochead")
+        page.drag_and_drop(
+            "[data-testid=document]:nth-child(2) .handle", "[data-testid=document]:nth-child(1) .dochead"
+        )
     expect(page.locator("[data-testid=document]").nth(0)).to_contain_text("hausgeld-2024.pdf")
     second = page.locator("[data-testid=document]").nth(1)
     second.locator("summary:has-text('Trennregel ändern')").click()
@@ -224,11 +236,16 @@ def test_property_letter_whole_flow(running: RunningSystem, browser_page: Page, 
     page.check("input[name=color]")
     page.select_option("select[name=registered]", "einwurf")
     expect(page.locator("[data-testid=estimate-total]")).not_to_have_text(total_all)
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("[data-testid=estimate]")).to_contain_text("möchte Dokumente online erhalten")
+    estimated = page.locator("[data-testid=estimate-total]").inner_text()
     shot(page, "07-briefversand")
     page.click("button:has-text('Briefversand beauftragen')")
     expect(page.locator("[data-testid=letter-status]")).to_have_text("Freigegeben, Briefversand beauftragt")
     expect(page.locator("[data-testid=mailpiece]")).to_have_count(1, timeout=FLOW_TIMEOUT_MS)
     expect(page.locator("[data-testid=mailpiece]")).to_contain_text("Hans Müller")
+    # what was estimated is what the mailpiece costs
+    expect(page.locator("[data-testid=mailpiece] td").nth(3)).to_have_text(estimated)
     shot(page, "08-sendungsverfolgung")
 
     # 9. revoke one unit's letter, with confirmation
@@ -253,8 +270,13 @@ def test_property_letter_whole_flow(running: RunningSystem, browser_page: Page, 
 def test_cross_property_letter_flow(running: RunningSystem, browser_page: Page, tmp_path: Path) -> None:
     page, demo = browser_page, running.demo
     pdf = tmp_path / "mieterhoehung.pdf"
-    write_serial_letter(pdf, [demo.recipient("mueller"), demo.recipient("weber"), demo.recipient("fremd")],
-                        title="Information zur Grundsteuer", seed=7, pages_per_letter=(1, 2))
+    write_serial_letter(
+        pdf,
+        [demo.recipient("mueller"), demo.recipient("weber"), demo.recipient("fremd")],
+        title="Information zur Grundsteuer",
+        seed=7,
+        pages_per_letter=(1, 2),
+    )
     login(page, running)
     letter_id = new_letter(page, running, "Information Grundsteuer", cross=True, doc_type=None)
     expect(page.locator("[data-testid=letter-scope]")).to_have_text("liegenschaftsübergreifend")
@@ -302,7 +324,8 @@ def test_cross_property_letter_flow(running: RunningSystem, browser_page: Page, 
     if row.count():
         expect(row).to_contain_text("Gelöscht")
     expect(page.locator("tr", has_text="Information Grundsteuer").locator(".scope")).to_have_text(
-        "liegenschaftsübergreifend")
+        "liegenschaftsübergreifend"
+    )
     shot(page, "01-uebersicht")
 
 
@@ -311,12 +334,13 @@ def test_bad_input_is_answered_in_the_page(running: RunningSystem, browser_page:
     login(page, running)
     # an empty title
     page.click("text=Neuer Serienbrief >> nth=0")
-    page.select_option("select[name=document_type_id]", index=1)
+    page.fill("input[name=new_document_type]", "Einladungen")
     page.select_option("#property-select", running.demo.p1)
     page.click("button:has-text('Serienbrief anlegen')")
     expect(page.locator("[data-testid=error]")).to_contain_text("Titel")
     expect(page.locator("#property-select")).to_have_value(running.demo.p1)  # nothing typed is lost
     page.fill("input[name=title]", "Einladung Eigentümerversammlung")
+    expect(page.locator("select[name=document_type_id] option:checked")).to_have_text("Einladungen")
     page.click("button:has-text('Serienbrief anlegen')")
     expect(page).to_have_url(re.compile(r"/dokumente$"))
 

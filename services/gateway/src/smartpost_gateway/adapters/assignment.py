@@ -33,5 +33,5 @@ class AssignmentClient(ServiceClient):
 
 def _items(body: Any, key: str) -> list[Json]:
     if isinstance(body, dict):
-        return list(body.get(key, body.get("items", [])))
-    return list(body or [])
+        return list(body.get(key) or [])
+    return list(body) if isinstance(body, list) else []

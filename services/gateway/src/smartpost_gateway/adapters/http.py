@@ -67,8 +67,14 @@ class ServiceClient:
 
     service = "service"
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
@@ -105,8 +111,8 @@ class ServiceClient:
         if response.status_code >= 400:
             await response.aread()
             await response.aclose()
-            detail, code, body = _detail_of(response)
-            raise ServiceError(self.service, response.status_code, detail, code, body)
+            detail, code, error_body = _detail_of(response)
+            raise ServiceError(self.service, response.status_code, detail, code, error_body)
 
         async def body() -> AsyncIterator[bytes]:
             try:

@@ -9,7 +9,14 @@ from smartpost_gateway.adapters.http import Caller, ServiceClient
 Json = dict[str, Any]
 # The fields of the shared ``ReleasedItem`` contract (the letters service's item view carries more).
 RELEASED_ITEM_FIELDS = (
-    "item_id", "document_id", "part_id", "contact_id", "property_id", "unit_id", "storage_key", "page_count",
+    "item_id",
+    "document_id",
+    "part_id",
+    "contact_id",
+    "property_id",
+    "unit_id",
+    "storage_key",
+    "page_count",
 )
 
 
