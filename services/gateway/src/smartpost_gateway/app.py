@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +26,10 @@ log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901 - one closure per route and handler
+def create_app(  # noqa: C901 - one closure per route and handler
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The gateway app; ``transport`` replaces the network for the service clients (unit tests only)."""
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     timeout = settings.service_timeout_seconds
@@ -34,10 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: C901 - one
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.letters = LettersClient(settings.letters_url, timeout=timeout, token=letters_token)
-        app.state.assignment = AssignmentClient(settings.assignment_url, timeout=timeout)
-        app.state.portal = PortalClient(settings.portal_url, timeout=timeout, token=portal_token)
-        app.state.print = PrintClient(settings.print_url, timeout=timeout)
+        app.state.letters = LettersClient(
+            settings.letters_url, timeout=timeout, token=letters_token, transport=transport
+        )
+        app.state.assignment = AssignmentClient(settings.assignment_url, timeout=timeout, transport=transport)
+        app.state.portal = PortalClient(settings.portal_url, timeout=timeout, token=portal_token, transport=transport)
+        app.state.print = PrintClient(settings.print_url, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))

@@ -1,0 +1,192 @@
+"""The gateway's own decisions (login, CSRF, roles, four-eyes release, German errors) with the services replaced by
+an in-process HTTP handler that records every call."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from smartpost_gateway.adapters.http import ServiceError
+from smartpost_gateway.app import create_app
+from smartpost_gateway.auth import hash_password
+from smartpost_gateway.settings import Settings
+from smartpost_gateway.texts import translate
+
+PASSWORD = "geheim"
+LETTER_ID = "0b6f1f1c-0000-4000-8000-000000000001"
+
+
+def letter(status: str, confirmed_by: str | None = None) -> dict[str, Any]:
+    return {
+        "letter_id": LETTER_ID,
+        "version": 7,
+        "status": status,
+        "title": "Hausgeld",
+        "review_confirmed_by": confirmed_by,
+        "document_type": {"id": "t", "path": ["Abrechnung"]},
+        "recipient_groups": ["owners"],
+        "scope": "property",
+        "property_id": "P1",
+        "letter_date": "2025-01-01",
+        "documents": [],
+        "items": [],
+        "print_order": None,
+        "counts": {
+            "documents": 0,
+            "parts": 0,
+            "assigned": 0,
+            "undecided": 0,
+            "discarded": 0,
+            "warnings": 0,
+            "released_items": 0,
+            "revoked_items": 0,
+        },
+        "release_blockers": [],
+    }
+
+
+class FakeServices:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.calls: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        path = request.url.path
+        if path == f"/v1/letters/{LETTER_ID}" and request.method == "GET":
+            return httpx.Response(200, json=self.state["letter"])
+        if path == f"/v1/letters/{LETTER_ID}/release":
+            return httpx.Response(200, json={**self.state["letter"], "status": "released"})
+        if path == f"/v1/letters/{LETTER_ID}/review/confirm":
+            return httpx.Response(200, json={**self.state["letter"], "status": "reviewed", "version": 8})
+        if path == "/v1/letters" and request.method == "POST":
+            return httpx.Response(
+                422, json={"detail": [{"loc": ["body", "title"], "msg": "String should have at least 1 character"}]}
+            )
+        if path == "/v1/document-types":
+            return httpx.Response(200, json={"version": 1, "nodes": []})
+        if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
+            return httpx.Response(200, json={"properties": [], "units": [], "contacts": []})
+        return httpx.Response(404, json={"detail": "not found", "code": "not_found"})
+
+    def posted(self, suffix: str) -> list[httpx.Request]:
+        return [c for c in self.calls if c.method == "POST" and c.url.path.endswith(suffix)]
+
+
+def make_client(four_eyes: bool, state: dict[str, Any]) -> tuple[TestClient, FakeServices]:
+    password_hash = hash_password(PASSWORD)
+    settings = Settings(
+        staff_users={
+            "anna@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare", "release"]},
+            "paul@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare"]},
+        },
+        accounts={"acc-1": {"name": "HV", "four_eyes_release": four_eyes}},
+        session_secret="s" * 32,
+        log_json=False,
+    )
+    fake = FakeServices(state)
+    return TestClient(create_app(settings, transport=httpx.MockTransport(fake))), fake
+
+
+def login(client: TestClient, user: str) -> str:
+    response = client.post("/login", data={"login": user, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    assert match
+    return match.group(1)
+
+
+def test_pages_need_a_login() -> None:
+    client, fake = make_client(False, {"letter": letter("reviewed")})
+    with client:
+        response = client.get("/serienbriefe", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/login"
+        assert client.post("/login", data={"login": "anna@hv.de", "password": "nope"}).status_code == 401
+    assert fake.calls == []
+
+
+def test_state_changes_need_the_csrf_token() -> None:
+    client, fake = make_client(False, {"letter": letter("reviewed")})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.post(f"/serienbriefe/{LETTER_ID}/freigeben", data={"notify_by_email": "1"})
+        assert response.status_code == 403
+        assert "Sicherheitstoken" in response.text
+    assert fake.posted("/release") == []
+
+
+def test_release_needs_the_release_role() -> None:
+    client, fake = make_client(False, {"letter": letter("reviewed")})
+    with client:
+        token = login(client, "paul@hv.de")
+        response = client.post(f"/serienbriefe/{LETTER_ID}/freigeben", data={"csrf_token": token})
+        assert response.status_code == 403
+        assert "Freigeben" in response.text
+    assert fake.posted("/release") == []
+
+
+def test_release_forwards_caller_and_version_and_confirms_an_open_review() -> None:
+    client, fake = make_client(False, {"letter": letter("in_review")})
+    with client:
+        token = login(client, "anna@hv.de")
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/freigeben",
+            data={"csrf_token": token, "notify_by_email": "1"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+    confirm, release = fake.posted("/review/confirm"), fake.posted("/release")
+    assert len(confirm) == 1
+    assert len(release) == 1
+    assert release[0].headers["X-SmartPost-Account"] == "acc-1"
+    assert release[0].headers["X-SmartPost-Actor"] == "anna@hv.de"
+    assert release[0].headers["If-Match"] == '"8"'
+    assert json.loads(release[0].content) == {"notify_by_email": True}
+
+
+@pytest.mark.parametrize(("confirmed_by", "allowed"), [("anna@hv.de", False), ("paul@hv.de", True)])
+def test_four_eyes_release(confirmed_by: str, allowed: bool) -> None:
+    client, fake = make_client(True, {"letter": letter("reviewed", confirmed_by)})
+    with client:
+        token = login(client, "anna@hv.de")
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/freigeben", data={"csrf_token": token}, follow_redirects=False
+        )
+    if allowed:
+        assert response.status_code == 303
+        assert len(fake.posted("/release")) == 1
+    else:
+        assert response.status_code == 403
+        assert "Vier-Augen-Prinzip" in response.text
+        assert fake.posted("/release") == []
+    assert fake.posted("/review/confirm") == []  # with four eyes the gateway never confirms on the releaser's behalf
+
+
+def test_service_validation_errors_are_shown_in_german_and_keep_the_input() -> None:
+    client, _ = make_client(False, {"letter": letter("draft")})
+    with client:
+        token = login(client, "anna@hv.de")
+        response = client.post(
+            "/serienbriefe/neu",
+            data={"csrf_token": token, "title": "  ", "document_type_id": "t", "groups": "owners", "property_id": "P1"},
+        )
+    assert response.status_code == 422
+    assert "Bitte einen Titel angeben." in response.text
+    assert 'value="owners" checked' in response.text
+
+
+def test_translation_of_service_errors() -> None:
+    conflict = translate(ServiceError("letters", 409, "the letter is at version 9, not 7", "version_conflict"))
+    assert "inzwischen geändert" in conflict.message
+    blocked = translate(
+        ServiceError("letters", 422, "cannot release: 2 part(s) are neither assigned nor discarded", "release_blocked")
+    )
+    assert "weder einem Kontakt zugeordnet noch verworfen" in blocked.message
+    down = translate(ServiceError("assignment", 503, "nicht erreichbar (ConnectError)"))
+    assert "Zuordnungs-Dienst" in down.message
