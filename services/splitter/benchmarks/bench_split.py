@@ -68,21 +68,11 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            text = (task / "children").read_text().split()
-            out += [int(c) for c in text]
-    except OSError:
-        return out
-    return out + [g for c in out for g in _children(c)]
-
-
 class MemorySampler:
-    """Samples RSS of this process and its children (the text workers) every 20 ms; keeps the peaks."""
+    """Samples RSS of this process and the splitter's text workers every 20 ms; keeps the peaks."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: list[int]) -> None:
+        self.workers = workers
         self.peak_total_kb = 0
         self.peak_main_kb = 0
         self._stop = threading.Event()
@@ -92,7 +82,7 @@ class MemorySampler:
         me = os.getpid()
         while not self._stop.is_set():
             main = _rss_kb(me)
-            total = main + sum(_rss_kb(c) for c in _children(me))
+            total = main + sum(_rss_kb(pid) for pid in self.workers)
             self.peak_main_kb = max(self.peak_main_kb, main)
             self.peak_total_kb = max(self.peak_total_kb, total)
             time.sleep(0.02)
@@ -174,7 +164,7 @@ def pipeline(
         account_id=account,
         producer="bench",
     )
-    with MemorySampler() as memory:
+    with MemorySampler(service.scanner.worker_pids()) as memory:  # type: ignore[attr-defined]
         started = time.perf_counter()
         result = service.handle(envelope)
         elapsed = time.perf_counter() - started

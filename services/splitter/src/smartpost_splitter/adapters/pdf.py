@@ -172,9 +172,7 @@ def _scan_page(
     previous_is_separator: bool = False,
     thumbnail_width: int = 0,
 ) -> PageFacts:
-    """Read one page once: text, the address window, evidence, the marker, and (for a likely letter start) a
-    thumbnail rendered from the already loaded page.
-    """
+    """Read one page once: text, address window, evidence, marker, and a thumbnail if it may start a letter."""
     page = doc[index]
     try:
         width, height = page.get_size()
@@ -235,12 +233,17 @@ def scan_range(path: str, plan: SplitPlan, start: int, stop: int, thumbnail_widt
     if start > 0 and plan.strategy in {SplitStrategy.BLANK_SEPARATOR, SplitStrategy.KEYWORD}:
         previous_is_separator = _is_separator(plan, _scan_page(doc, start - 1, compiled))
     out: list[PageFacts] = []
-    for index in range(start, stop):
-        facts = _scan_page(
-            doc, index, compiled, previous_is_separator=previous_is_separator, thumbnail_width=thumbnail_width
-        )
-        previous_is_separator = _is_separator(plan, facts)
-        out.append(facts)
+    try:
+        for index in range(start, stop):
+            facts = _scan_page(
+                doc, index, compiled, previous_is_separator=previous_is_separator, thumbnail_width=thumbnail_width
+            )
+            previous_is_separator = _is_separator(plan, facts)
+            out.append(facts)
+    finally:
+        # pdfium keeps every object it parsed until the document is closed: closing after each range keeps a
+        # worker's memory bounded by the range, not by the document (re-opening costs milliseconds).
+        release_document()
     return out
 
 
@@ -332,6 +335,10 @@ class ProcessScanner:
 
     def head_text(self, path: Path, index: int) -> str:
         return self._inline.head_text(path, index)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (benchmarks measure their memory)."""
+        return list(self._pool._processes or {})  # noqa: SLF001 - the executor exposes no public accessor
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
