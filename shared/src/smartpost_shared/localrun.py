@@ -79,7 +79,11 @@ class LocalSystem:
             "SMARTPOST_NOTIFIER_PORTAL_BASE_URL": (
                 self.url("portal-publisher") + "/portal" if "portal-publisher" in self.ports else ""
             ),
-            "SMARTPOST_PRINT_DISPATCH_PROVIDER_URL": self.provider_url if "fake-provider" in self.ports else "",
+            "SMARTPOST_PRINT_DISPATCH_HTTP_PROVIDERS": (
+                json.dumps([{"name": "hybridpost", "base_url": self.provider_url}])
+                if "fake-provider" in self.ports
+                else ""
+            ),
         }
         env.update(self.extra_env)
         return {k: v for k, v in env.items() if v != ""}

@@ -1,0 +1,113 @@
+"""End to end through ALL services as real processes over real tansu, SeaweedFS and aiosmtpd.
+
+A cross-property serial letter (owners of two properties, one owner with units in both) goes from a generated
+PDF through split, assignment, staff review, release to the portal (read back as two recipients), immediate
+e-mails (read back from the SMTP server's Maildir) and paper dispatch at a hybrid-mail HTTP provider.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from smartpost_shared.demo import CONTACTS, CONTRACTS, Walkthrough, owner_letters
+from smartpost_shared.localrun import SERVICES, LocalSystem, free_ports_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from smartpost_shared.devstack import Stack
+
+pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def system(stack: Stack) -> Iterator[LocalSystem]:
+    data = Path(tempfile.mkdtemp(prefix="smartpost-e2e-"))
+    local = LocalSystem(stack, data, ports=free_ports_for(list(SERVICES)))
+    local.extra_env = {
+        "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "1",
+        "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+    }
+    try:
+        local.start_all()
+        yield local
+    finally:
+        local.stop_all()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, stack: Stack, tmp_path: Path) -> None:
+    urls = {name: system.url(name) for name in SERVICES if name in system.ports}
+    walk = Walkthrough(urls, stack.maildir, account="demo", timeout=90)
+    report = walk.run(tmp_path)
+
+    # Split: one individual letter per owner contract, none merged, none lost.
+    expected_letters = owner_letters()
+    assert report.parts == len(expected_letters)
+    # Assignment: no wrong automatic assignment; everything else went through review.
+    truth = [r.contact_id for r in expected_letters]
+    assert [a["contact_id"] for a in report.assignments if a["status"] == "assigned"] == [
+        c for c, a in zip(truth, report.assignments, strict=True) if a["status"] == "assigned"
+    ]
+    assert report.auto_assigned + report.needs_review == report.parts
+    assert report.auto_assigned >= 3
+    letter = walk._ok(walk.http.get(walk._url("letters", f"/letters/{report.letter_id}")))
+    items = letter["items"]
+    assert sorted(i["contact_id"] for i in items) == sorted(truth)
+    # Property and unit per letter come from the contract of that letter's unit (cross-property owner included).
+    owner_units = sorted((c["contact_id"], c["unit_id"]) for c in CONTRACTS if c["role"] == "owner")
+    assert sorted((i["contact_id"], i["unit_id"]) for i in items) == owner_units
+    assert report.state_after_release == "released"
+
+    # Portal: each recipient sees exactly their own letter.
+    assert len(report.portal["C-1001"]) == 1
+    assert "Lindenstraße" in report.portal["C-1001"][0]
+    assert len(report.portal["C-1003"]) == 1
+    assert "Parkallee" in report.portal["C-1003"][0]
+    assert report.downloaded_bytes > 10_000
+
+    # E-mail: exactly one immediate mail per registered owner with an address, none for the others.
+    recipients = Counter(str(m["To"]) for m in mailbox.Maildir(stack.maildir, create=False))
+    contacts = {c["contact_id"]: c for c in CONTACTS}
+    owners = {c["contact_id"] for c in CONTRACTS if c["role"] == "owner"}
+    for cid in owners:
+        email = contacts[cid]["email"]
+        sent = sum(n for to, n in recipients.items() if email and email in to)
+        if contacts[cid]["portal_registered"] and email:
+            assert sent == 1, f"{cid} got {sent} mails"
+        else:
+            assert sent == 0
+    for mail in mailbox.Maildir(stack.maildir, create=False):
+        assert not mail.is_multipart() or all(part.get_content_disposition() != "attachment" for part in mail.walk()), (
+            "notification mails carry no attachment"
+        )
+
+    # Paper: only contacts who prefer post, one envelope per contact (C-1004's two units in one envelope).
+    post_contacts = sorted(c["contact_id"] for c in CONTACTS if c["channel_preference"] == "post")
+    assert sorted(p["contact_id"] for p in report.mailpieces) == post_contacts
+    assert all(p["status"] in {"submitted", "printing", "sent", "delivered"} for p in report.mailpieces)
+    provider = httpx.get(f"{system.provider_url}/_control/letters", timeout=10).json()
+    provider_letters = provider if isinstance(provider, list) else provider.get("letters", [])
+    assert len(provider_letters) == len(post_contacts), "exactly one paper letter per mailpiece at the provider"
+
+    # Audit: the letter's history names who did what.
+    audit = walk._ok(walk.http.get(walk._url("letters", f"/letters/{report.letter_id}/audit")))
+    entries = audit.get("entries", audit) if isinstance(audit, dict) else audit
+    assert any("anna@hv-muster.de" in str(e) for e in entries)
+
+
+def test_another_account_sees_nothing_of_the_demo_letter(system: LocalSystem) -> None:
+    foreign = httpx.Client(
+        base_url=system.url("letters"), headers={"X-SmartPost-Account": "other", "X-SmartPost-Actor": "x@y.z"}
+    )
+    listing = foreign.get("/v1/letters").json()
+    assert listing.get("letters", listing.get("items", [])) == []
