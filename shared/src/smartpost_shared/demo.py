@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
@@ -56,34 +56,21 @@ UNITS = [
 ]
 
 
-def _contact(  # noqa: PLR0913 - a row of demo data
-    cid: str,
-    ref: str,
-    salutation: str,
-    first: str,
-    last: str,
-    street: str,
-    plz: str,
-    city: str,
-    email: str | None,
-    channel: str,
-    registered: bool,
-) -> dict[str, Any]:
-    return {
-        "contact_id": cid,
-        "reference_id": ref,
-        "salutation": salutation,
-        "first_name": first,
-        "last_name": last,
-        "address": {"street": street, "postal_code": plz, "city": city},
-        "email": email,
-        "channel_preference": channel,
-        "portal_registered": registered,
-    }
-
-
-CONTACTS = [
-    _contact(
+_CONTACT_COLUMNS = (
+    "contact_id",
+    "reference_id",
+    "salutation",
+    "first_name",
+    "last_name",
+    "street",
+    "postal_code",
+    "city",
+    "email",
+    "channel_preference",
+    "portal_registered",
+)
+_CONTACT_ROWS: list[tuple[str | bool | None, ...]] = [
+    (
         "C-1001",
         "K-004711",
         "Herrn",
@@ -96,8 +83,8 @@ CONTACTS = [
         "online",
         True,
     ),
-    _contact("C-1002", "K-004712", "Frau", "Anna", "Schmidt", "Gartenweg 3", "14467", "Potsdam", None, "post", False),
-    _contact(
+    ("C-1002", "K-004712", "Frau", "Anna", "Schmidt", "Gartenweg 3", "14467", "Potsdam", None, "post", False),
+    (
         "C-1003",
         "K-004713",
         "Frau",
@@ -110,7 +97,7 @@ CONTACTS = [
         "online",
         True,
     ),
-    _contact(
+    (
         "C-1004",
         "K-004714",
         "Herrn",
@@ -123,7 +110,7 @@ CONTACTS = [
         "post",
         True,
     ),
-    _contact(
+    (
         "C-1005",
         "K-004715",
         "Frau",
@@ -136,7 +123,7 @@ CONTACTS = [
         "online",
         False,
     ),
-    _contact(
+    (
         "C-1006",
         "K-004716",
         "Herrn",
@@ -150,6 +137,15 @@ CONTACTS = [
         True,
     ),
 ]
+
+
+def _contact(row: tuple[str | bool | None, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = dict(zip(_CONTACT_COLUMNS, row, strict=True))
+    data["address"] = {k: data.pop(k) for k in ("street", "postal_code", "city")}
+    return data
+
+
+CONTACTS = [_contact(row) for row in _CONTACT_ROWS]
 CONTRACTS = [
     {"contract_id": "V-1", "contact_id": "C-1001", "unit_id": "U-LIND-01", "role": "owner", "start": "2019-01-01"},
     {"contract_id": "V-2", "contact_id": "C-1002", "unit_id": "U-LIND-02", "role": "owner", "start": "2021-07-01"},
@@ -294,7 +290,7 @@ class Walkthrough:
                     "document_type_id": self.document_type(),
                     "recipient_groups": ["owners"],
                     "scope": "cross_property",
-                    "letter_date": date.today().isoformat(),
+                    "letter_date": datetime.now(UTC).date().isoformat(),
                 },
             )
         )
