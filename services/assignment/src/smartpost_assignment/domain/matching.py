@@ -62,6 +62,7 @@ PENALTY_FOREIGN_IDENTIFIER = -3.0  # the page carries another contact's referenc
 
 MIN_CANDIDATE_SCORE = 1.0  # below this a contact is not shown as a candidate at all
 MAX_CANDIDATES = 5
+PRESELECT = 25  # contacts scored in full per part when a name is very common (ties at the cut are kept)
 
 GROUP_ROLES: dict[str, ContractRole] = {
     "owners": ContractRole.OWNER,
@@ -191,13 +192,28 @@ class Profile:
     address_key: str
     in_period: list[Placement]
     out_of_period: list[Placement]
+    contract_numbers: set[str] = field(default_factory=set)
+    first_set: frozenset[str] = frozenset()
+    last_set: frozenset[str] = frozenset()
+    company_set: frozenset[str] = frozenset()
 
     @property
     def placements(self) -> list[Placement]:
         return self.in_period or self.out_of_period
 
 
-def _profile(contact: Contact, in_period: list[Placement], out_of_period: list[Placement]) -> Profile:
+@dataclass(frozen=True)
+class _Features:
+    first: list[str]
+    last: list[str]
+    company: list[str]
+    street: str
+    ref_keys: frozenset[str]
+    name_key: str
+    name_keys: frozenset[str]  # lookup keys of last-name/company tokens (deletions and OCR skeletons)
+
+
+def _features(contact: Contact) -> _Features:
     first = name_tokens(contact.first_name)
     last = name_tokens(contact.last_name)
     company = company_tokens(contact.company)
@@ -207,31 +223,70 @@ def _profile(contact: Contact, in_period: list[Placement], out_of_period: list[P
     name_key = " ".join(sorted(ocr_skeleton(t) for t in (*first, *last))) or " ".join(
         sorted(ocr_skeleton(t) for t in company)
     )
-    street = street_key(contact.street) if contact.street else ""
-    return Profile(
-        contact=contact,
+    keys: set[str] = set()
+    for token in (*last, *company):
+        keys |= deletion_keys(token)
+        keys.add(ocr_skeleton(token))
+    return _Features(
         first=first,
         last=last,
         company=company,
-        street=street,
-        postal_code=contact.postal_code.strip(),
-        ref_keys=refs,
+        street=street_key(contact.street) if contact.street else "",
+        ref_keys=frozenset(refs),
         name_key=name_key,
-        address_key=f"{street}|{contact.postal_code.strip()}",
-        in_period=in_period,
-        out_of_period=out_of_period,
+        name_keys=frozenset(keys),
     )
+
+
+class AccountIndex:
+    """Account-wide lookups derived once from a snapshot and shared by every letter matched against it."""
+
+    def __init__(self, snapshot: AccountSnapshot) -> None:
+        self.snapshot = snapshot
+        self._features: dict[str, _Features] = {}
+        # Reference ids of every contact of the account (not only candidates): a page carrying the id of a
+        # contact outside the candidate set must still count against the candidates.
+        self.account_refs: dict[str, str] = {}
+        for contact in snapshot.contacts.values():
+            self.account_refs[compact_ref(contact.contact_id)] = contact.contact_id
+            if contact.reference_id:
+                self.account_refs[compact_ref(contact.reference_id)] = contact.contact_id
+        self.unit_keys: dict[str, tuple[str, str]] = {
+            u.unit_id: (unit_key(u.number), fold(u.position) if u.position else "") for u in snapshot.units.values()
+        }
+        self.property_ref_keys: dict[str, str] = {
+            compact_ref(p.reference): p.property_id for p in snapshot.properties.values() if p.reference
+        }
+        self.contract_number_keys: dict[str, str] = {
+            c.contract_id: compact_ref(c.contract_number) for c in snapshot.contracts if c.contract_number
+        }
+
+    def features(self, contact: Contact) -> _Features:
+        found = self._features.get(contact.contact_id)
+        if found is None:
+            found = self._features[contact.contact_id] = _features(contact)
+        return found
 
 
 class MatchIndex:
     """Candidates of one letter (scope, groups, date, archive flag) with lookup indexes for fast retrieval."""
 
-    def __init__(self, snapshot: AccountSnapshot, context: LetterContext) -> None:
+    def __init__(
+        self, snapshot: AccountSnapshot, context: LetterContext, account_index: AccountIndex | None = None
+    ) -> None:
         if snapshot.account_id != context.account_id:
             msg = "master data of another account"
             raise ValueError(msg)
+        if account_index is not None and account_index.snapshot is not snapshot:
+            msg = "account index of another snapshot"
+            raise ValueError(msg)
         self.snapshot = snapshot
         self.context = context
+        account = account_index or AccountIndex(snapshot)
+        self.account_refs = account.account_refs
+        self.unit_keys = account.unit_keys
+        self.property_ref_keys = account.property_ref_keys
+        self.contract_number_keys = account.contract_number_keys
         in_period: dict[str, list[Placement]] = defaultdict(list)
         out_of_period: dict[str, list[Placement]] = defaultdict(list)
         for contract in snapshot.contracts:
@@ -245,48 +300,61 @@ class MatchIndex:
             else:
                 out_of_period[contract.contact_id].append(placement)
         self.profiles: dict[str, Profile] = {}
+        self.by_ref: dict[str, set[str]] = defaultdict(set)
+        self.by_name: dict[str, set[str]] = defaultdict(set)
+        self.by_name_key: dict[str, set[str]] = defaultdict(set)
+        self.by_token: dict[str, set[str]] = defaultdict(set)
         for contact_id in sorted(set(in_period) | set(out_of_period)):
             contact = snapshot.contacts.get(contact_id)
             if contact is None or (contact.archived and not context.include_archived):
                 continue
-            self.profiles[contact_id] = _profile(contact, in_period.get(contact_id, []), out_of_period.get(contact_id, []))
-        self.by_ref: dict[str, set[str]] = defaultdict(set)
-        self.by_contract_number: dict[str, set[str]] = defaultdict(set)
-        self.by_name: dict[str, set[str]] = defaultdict(set)
-        self.by_street: dict[str, set[str]] = defaultdict(set)
-        for contact_id, profile in self.profiles.items():
-            for key in profile.ref_keys:
+            f = account.features(contact)
+            placements_now = in_period.get(contact_id, [])
+            placements_other = out_of_period.get(contact_id, [])
+            numbers = {
+                account.contract_number_keys[p.contract.contract_id]
+                for p in (placements_now or placements_other)
+                if p.contract.contract_id in account.contract_number_keys
+            }
+            self.profiles[contact_id] = Profile(
+                contact=contact,
+                first=f.first,
+                last=f.last,
+                company=f.company,
+                street=f.street,
+                postal_code=contact.postal_code.strip(),
+                ref_keys=set(f.ref_keys),
+                name_key=f.name_key,
+                address_key=f"{f.street}|{contact.postal_code.strip()}",
+                in_period=placements_now,
+                out_of_period=placements_other,
+                contract_numbers=numbers,
+                first_set=frozenset(f.first),
+                last_set=frozenset(f.last),
+                company_set=frozenset(f.company),
+            )
+            for key in f.ref_keys | numbers:
                 self.by_ref[key].add(contact_id)
-            for placement in profile.placements:
-                if placement.contract.contract_number:
-                    self.by_contract_number[compact_ref(placement.contract.contract_number)].add(contact_id)
-            for token in (*profile.last, *profile.company):
-                for key in deletion_keys(token) | {ocr_skeleton(token)}:
-                    self.by_name[key].add(contact_id)
-            if profile.street:
-                self.by_street[f"{profile.street}|{profile.postal_code}"].add(contact_id)
-        # Reference ids of every contact of the account (not only candidates): a page carrying the id of a
-        # contact outside the candidate set must still count against the candidates.
-        self.account_refs: dict[str, str] = {}
-        for contact in snapshot.contacts.values():
-            self.account_refs[compact_ref(contact.contact_id)] = contact.contact_id
-            if contact.reference_id:
-                self.account_refs[compact_ref(contact.reference_id)] = contact.contact_id
-        self.property_ref_keys: dict[str, str] = {
-            compact_ref(p.reference): p.property_id for p in snapshot.properties.values() if p.reference
-        }
+            for key in f.name_keys:
+                self.by_name[key].add(contact_id)
+            if f.name_key:
+                self.by_name_key[f.name_key].add(contact_id)
+            for token in (*f.last, *f.company):
+                self.by_token[token].add(contact_id)
 
     def retrieve(self, window: Window) -> set[str]:
         found: set[str] = set()
         for key in window.identifiers:
             found |= self.by_ref.get(key, set())
-            found |= self.by_contract_number.get(key, set())
         for token in window.name_tokens | window.co_tokens:
+            exact = self.by_token.get(token)
+            if exact:
+                # The word is somebody's name as printed: variants of it are not needed to find them.
+                found |= exact
+                continue
             for key in deletion_keys(token) | {ocr_skeleton(token)}:
                 found |= self.by_name.get(key, set())
-        for street in window.street_keys:
-            for postal in window.postal_codes:
-                found |= self.by_street.get(f"{street}|{postal}", set())
+        # No retrieval by address: a shared address alone never makes a candidate (see Matcher.rank).
         return found
 
 
@@ -416,7 +484,16 @@ class Matcher:
         placements = profile.placements
         points = 0.0
         evidence: list[str] = []
-        wanted_props = {pid for key, pid in self.index.property_ref_keys.items() if key in window.property_refs}
+        wanted_props = {
+            self.index.property_ref_keys[key] for key in window.property_refs if key in self.index.property_ref_keys
+        }
+        by_number = [
+            p
+            for p in placements
+            if self.index.contract_number_keys.get(p.contract.contract_id, "\0") in window.identifiers
+        ]
+        if by_number:
+            placements = by_number  # the page names the contract itself
         own_props = {p.property_id for p in placements}
         if wanted_props:
             if wanted_props & own_props:
@@ -434,9 +511,10 @@ class Matcher:
                 unit = snapshot.units.get(placement.unit_id)
                 if unit is None:
                     continue
-                if unit_key(unit.number) in window.unit_refs:
+                number_key, position_key = self.index.unit_keys[unit.unit_id]
+                if number_key in window.unit_refs:
                     by_unit.append(placement)
-                elif unit.position and fold(unit.position) in window.unit_texts:
+                elif position_key and position_key in window.unit_texts:
                     by_unit.append(placement)
                     position_hit = True
             if by_unit:
@@ -467,8 +545,7 @@ class Matcher:
             score += POINTS_IDENTIFIER
         elif conflicts:
             score += PENALTY_FOREIGN_IDENTIFIER
-        contract_numbers = {compact_ref(p.contract.contract_number) for p in profile.placements if p.contract.contract_number}
-        hits = [printed for key, printed in window.identifiers.items() if key in contract_numbers]
+        hits = [printed for key, printed in window.identifiers.items() if key in profile.contract_numbers]
         if hits:
             score += POINTS_CONTRACT_NUMBER
             evidence.append(f"Vertragsnummer {hits[0]}")
@@ -510,9 +587,36 @@ class Matcher:
             placement_problem=problem,
         )
 
+    def _prescore(self, profile: Profile, window: Window) -> float:
+        """Cheap exact-only estimate, to fully score only the plausible contacts among many namesakes."""
+        points = 0.0
+        ids = window.identifiers.keys()
+        if not profile.ref_keys.isdisjoint(ids) or not profile.contract_numbers.isdisjoint(ids):
+            points += POINTS_IDENTIFIER
+        tokens = window.name_tokens
+        if profile.last_set and profile.last_set <= tokens:
+            points += POINTS_NAME_FULL if profile.first_set <= tokens else POINTS_LAST_NAME
+        if profile.company_set and profile.company_set <= tokens:
+            points += POINTS_NAME_FULL
+        if profile.street in window.street_keys:
+            points += POINTS_STREET
+        if profile.postal_code in window.postal_codes:
+            points += POINTS_POSTAL_CODE
+        return points
+
     def rank(self, part: SplitPart) -> list[Scored]:
         window = parse_window(part)
-        scored = [self.score(self.index.profiles[cid], window) for cid in self.index.retrieve(window)]
+        found = self.index.retrieve(window)
+        profiles = [self.index.profiles[cid] for cid in sorted(found)]
+        if len(profiles) > PRESELECT:
+            # Common names (130 "Müller" in a 20,000-contact account): score fully only the best exact-evidence
+            # estimates; fuzzy evidence can add at most a few points, far less than the margin between them.
+            estimates = sorted(((self._prescore(p, window), p) for p in profiles), key=lambda e: -e[0])
+            top = estimates[0][0]
+            profiles = [p for _, p in estimates[:PRESELECT]]
+            # Ties near the top are all kept (duplicates and namesakes must be seen to be flagged).
+            profiles += [p for estimate, p in estimates[PRESELECT:] if estimate >= top - POINTS_LAST_NAME]
+        scored = [self.score(p, window) for p in profiles]
         # A candidate needs the page to name it (name, reference id or contract number); sharing the building's
         # address alone would list every resident of the house.
         scored = [
@@ -539,12 +643,7 @@ class Matcher:
             reasons.append(
                 f"kein eindeutiger Treffer: Abstand zum nächsten Kandidaten {best.score - ranked[1].score:g} Punkte"
             )
-        duplicates = [
-            s.contact_id
-            for s in ranked[1:]
-            if s.profile.name_key == best.profile.name_key
-            and (s.profile.address_key == best.profile.address_key or _share_unit(s.profile, best.profile))
-        ]
+        duplicates = self.duplicates_of(best.profile)
         if duplicates:
             reasons.append("mögliche Dublette: " + ", ".join(duplicates))
         if best.conflicts:
@@ -553,8 +652,27 @@ class Matcher:
             reasons.append(best.placement_problem)
         return reasons
 
+    def duplicates_of(self, profile: Profile) -> list[str]:
+        """Other candidates that are probably the same person (same name, same address or same unit)."""
+        return sorted(
+            cid
+            for cid in self.index.by_name_key.get(profile.name_key, ())
+            if cid != profile.contact.contact_id
+            and (
+                self.index.profiles[cid].address_key == profile.address_key
+                or _share_unit(self.index.profiles[cid], profile)
+            )
+        )
+
     def assign(self, part: SplitPart) -> PartAssignment:
         ranked = self.rank(part)
+        if ranked:
+            # A probable duplicate must be shown for review even if the page does not name it.
+            shown = {s.contact_id for s in ranked}
+            missing = [d for d in self.duplicates_of(ranked[0].profile) if d not in shown]
+            if missing:
+                window = parse_window(part)
+                ranked = [ranked[0], *(self.score(self.index.profiles[d], window) for d in missing), *ranked[1:]]
         candidates = [
             Candidate(
                 contact_id=s.contact_id,

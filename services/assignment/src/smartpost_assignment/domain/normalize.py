@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue", "ẞ": "ss"})
 
@@ -35,6 +36,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _STREET_SUFFIX = re.compile(r"(strasse|str\b|str\.)")
 
 
+@lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """Lower-case ASCII: umlauts transliterated, accents dropped, punctuation turned into spaces."""
     text = text.translate(_TRANSLIT)
@@ -83,9 +85,10 @@ def street_key(text: str) -> str:
 
 
 # Characters OCR confuses; both sides are mapped to the same skeleton letter.
-_OCR_PAIRS = (("rn", "m"), ("ii", "u"), ("li", "u"), ("cl", "d"), ("vv", "w"), ("0", "o"), ("1", "l"), ("5", "s"))
+_OCR_PAIRS = (("ri", "n"), ("rn", "m"), ("ii", "u"), ("li", "u"), ("cl", "d"), ("vv", "w"), ("0", "o"), ("1", "l"), ("5", "s"))
 
 
+@lru_cache(maxsize=200_000)
 def ocr_skeleton(token: str) -> str:
     """A coarse form of a folded token that survives typical OCR and transliteration differences.
 
@@ -122,6 +125,7 @@ def within_edit_distance(a: str, b: str, limit: int) -> bool:
     return previous[-1] <= limit
 
 
+@lru_cache(maxsize=500_000)
 def fuzzy_token_equal(doc_token: str, master_token: str) -> bool:
     """Whether two different name tokens are probably the same word misread (never for very short tokens)."""
     if len(master_token) < 4 or len(doc_token) < 4:
