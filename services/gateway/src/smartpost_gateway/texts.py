@@ -228,6 +228,20 @@ def scope_label(scope: str, property_name: str | None) -> str:
     return property_name or "–"
 
 
+def de_datetime(value: str | None, *, seconds: bool = False) -> str:
+    """ISO timestamp from a service as German date and time (the services store UTC; shown as sent)."""
+    if not value:
+        return "–"
+    match = re.match(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}):?(\d{2})?)?", value)
+    if not match:
+        return value
+    year, month, day, hour, minute, second = match.groups()
+    text = f"{day}.{month}.{year}"
+    if hour:
+        text += f" {hour}:{minute}" + (f":{second}" if seconds and second else "")
+    return text
+
+
 def euro(cents: float | None) -> str:
     if cents is None:
         return "–"

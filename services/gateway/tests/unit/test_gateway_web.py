@@ -55,7 +55,7 @@ class FakeServices:
         self.state = state
         self.calls: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - one answer per route
         self.calls.append(request)
         path = request.url.path
         if path == f"/v1/letters/{LETTER_ID}" and request.method == "GET":
