@@ -156,7 +156,8 @@ def parse_window(part: SplitPart) -> Window:
             continue
         words = line.replace(".", " ").split()
         window.initials.update(fold(w) for w in words if len(fold(w)) == 1)
-        window.name_tokens.update(name_tokens(line))
+        # Legal forms ("GmbH", "& Co. KG") are not names: they neither match nor count as someone else's name.
+        window.name_tokens.update(company_tokens(line))
     for ident in part.identifiers:
         window.identifiers[compact_ref(ident)] = ident
     for ref in part.property_refs:
@@ -558,6 +559,9 @@ class Matcher:
             if foreign and name_points >= POINTS_LAST_NAME and profile.last:
                 score += PENALTY_FOREIGN_NAME
                 evidence.append("weitere Namen im Adressfeld: " + ", ".join(sorted(foreign)))
+                if name_points < POINTS_NAME_FULL_FUZZY:
+                    # Same last name, other first name: a relative or a namesake, whatever the ids say.
+                    conflicts.append("Vorname auf der Seite passt nicht zum Kontakt")
         address_points, address_evidence = _address_points(profile, window)
         score += address_points
         evidence += address_evidence
@@ -647,7 +651,7 @@ class Matcher:
         if duplicates:
             reasons.append("mögliche Dublette: " + ", ".join(duplicates))
         if best.conflicts:
-            reasons.append("widersprüchliche Referenz-ID auf der Seite")
+            reasons.append("widersprüchliche Angaben auf der Seite: " + "; ".join(best.conflicts))
         if best.placement_problem:
             reasons.append(best.placement_problem)
         return reasons

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+import pytest
+
+from smartpost_shared.contracts.common import LetterScope
+from smartpost_shared.contracts.documents import AssignmentStatus, SplitPart
+from smartpost_shared.masterdata import AccountSnapshot, Contact, Contract, Property, Unit
+
+from smartpost_assignment.domain.matching import (
+    LetterContext,
+    MatchIndex,
+    Matcher,
+    parse_window,
+    placement_for_contact,
+    roles_for_groups,
+)
+from smartpost_assignment.domain.normalize import compact_ref, fold, fuzzy_token_equal, name_tokens, street_key, unit_key
+from smartpost_assignment.domain.warnings import document_warnings
+
+A = "acc-a"
+LETTER_DATE = date(2025, 3, 1)
+
+
+def contact(cid: str, first: str, last: str, *, ref: str | None = None, street: str = "Lindenstraße 12",
+            pc: str = "10115", company: str = "", archived: bool = False, email: str | None = "x@example.org",
+            channel: str = "online", account: str = A) -> Contact:
+    return Contact(account, cid, ref, "", first, last, company, street, pc, "Berlin", "DE", [], email, channel, False, archived)
+
+
+def snapshot() -> AccountSnapshot:
+    snap = AccountSnapshot(A)
+    snap.properties["p1"] = Property(A, "p1", "WEG-0815", "Lindenstraße 12")
+    snap.properties["p2"] = Property(A, "p2", "WEG-0900", "Gartenweg 3")
+    for uid, pid, number, pos in (("u1", "p1", "WE 01", "EG links"), ("u2", "p1", "WE 02", "EG rechts"),
+                                  ("u3", "p2", "WE 01", "1. OG"), ("u4", "p1", "WE 03", "DG")):
+        snap.units[uid] = Unit(A, uid, pid, number, pos)
+    people = [
+        contact("hans", "Hans", "Müller", ref="K-004711"),
+        contact("anna", "Anna", "Müller", ref="K-004712"),  # co-owner of u1
+        contact("weiss", "Jörg", "Weiß", ref="K-004713", street="Am Markt 1", pc="10178"),
+        contact("firma", "", "", ref="K-004714", company="Meyer Immobilien GmbH & Co. KG", street="Hauptstr. 1", pc="80331"),
+        contact("old", "Otto", "Weber", ref="K-004715"),
+        contact("tenant", "Lea", "Yilmaz", ref="K-004716"),
+        contact("archived", "Karl", "Krause", ref="K-004717", archived=True),
+        contact("dup1", "Petra", "Schulz", ref="K-004718", street="Ring 5"),
+        contact("dup2", "Petra", "Schulz", ref=None, street="Ring 5"),
+    ]
+    for c in people:
+        snap.contacts[c.contact_id] = c
+    contracts = [
+        ("k1", "hans", "u1", "owner", date(2018, 1, 1), None),
+        ("k2", "anna", "u1", "owner", date(2018, 1, 1), None),
+        ("k3", "weiss", "u2", "owner", date(2024, 7, 1), None),
+        ("k4", "old", "u2", "owner", date(2010, 1, 1), date(2024, 6, 30)),
+        ("k5", "firma", "u3", "owner", date(2015, 1, 1), None),
+        ("k6", "firma", "u4", "owner", date(2015, 1, 1), None),
+        ("k7", "tenant", "u2", "tenant", date(2020, 1, 1), None),
+        ("k8", "archived", "u4", "tenant", date(2020, 1, 1), None),
+        ("k9", "dup1", "u4", "tenant", date(2021, 1, 1), None),
+        ("k10", "dup2", "u4", "tenant", date(2021, 1, 1), None),
+    ]
+    for kid, cid, uid, role, start, end in contracts:
+        snap.contracts.append(Contract(A, kid, cid, uid, snap.units[uid].property_id, role, start, end, f"V-{kid}"))
+    return snap
+
+
+def context(scope: LetterScope = LetterScope.PROPERTY, groups: tuple[str, ...] = ("owners",), *,
+            property_id: str | None = "p1", include_archived: bool = False) -> LetterContext:
+    return LetterContext(A, "L1", scope, property_id if scope is LetterScope.PROPERTY else None,
+                         roles_for_groups(groups), include_archived, LETTER_DATE)
+
+
+def part(lines: list[str], ids: list[str] = (), prefs: list[str] = (), urefs: list[str] = (), pid: str = "p-0", pages: int = 2) -> SplitPart:  # type: ignore[assignment]
+    return SplitPart(part_id=pid, index=0, first_page=1, last_page=pages, page_count=pages, storage_key="k",
+                     sha256=hashlib.sha256(pid.encode()).hexdigest(), size_bytes=1, address_lines=lines,
+                     identifiers=list(ids), property_refs=list(prefs), unit_refs=list(urefs))
+
+
+def matcher(ctx: LetterContext | None = None, snap: AccountSnapshot | None = None) -> Matcher:
+    return Matcher(MatchIndex(snap or snapshot(), ctx or context()))
+
+
+def test_normalisation_folds_umlauts_salutations_company_forms_and_refs() -> None:
+    assert fold("Jörg WEIß") == "joerg weiss"
+    assert name_tokens("Herrn Dr. Hans-Peter Müller") == ["hans", "peter", "mueller"]
+    assert name_tokens("Eheleute Hans und Anna Müller") == ["hans", "anna", "mueller"]
+    assert compact_ref("K-004711") == compact_ref("k 4711")
+    assert unit_key("WE 03") == unit_key("Whg. 3") == unit_key("3")
+    assert street_key("Musterstraße 5a") == street_key("Musterstr. 5 a")
+    assert fuzzy_token_equal("muller", "mueller")
+    assert fuzzy_token_equal("schrnidt", "schmidt")
+    assert fuzzy_token_equal("werrier", "werner")
+    assert not fuzzy_token_equal("meier", "mueller")
+    assert not fuzzy_token_equal("ott", "otto")  # too short to guess
+
+
+def test_window_parsing_skips_sender_line_and_separates_c_o() -> None:
+    window = parse_window(part(["Hausverwaltung X · Weg 1 · 10000 Berlin", "Firma Meyer GmbH", "c/o Hans Müller",
+                                "Hauptstraße 1", "80331 München"]))
+    assert window.name_tokens == {"meyer"}
+    assert window.co_tokens == {"hans", "mueller"}
+    assert window.postal_codes == {"80331"}
+    assert window.street_keys == [street_key("Hauptstraße 1")]
+
+
+def test_reference_id_name_and_address_assign_automatically_with_unit() -> None:
+    result = matcher().assign(part(["Herrn", "Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"]))
+    assert result.status is AssignmentStatus.ASSIGNED
+    assert (result.contact_id, result.property_id, result.unit_id, result.method) == ("hans", "p1", "u1", "auto")
+    assert any("Referenz-ID" in e for e in result.evidence)
+
+
+def test_co_owner_is_told_apart_by_first_name() -> None:
+    result = matcher().assign(part(["Frau Anna Müller", "Lindenstraße 12", "10115 Berlin"]))
+    assert (result.status, result.contact_id) == (AssignmentStatus.ASSIGNED, "anna")
+
+
+def test_eheleute_letter_without_id_goes_to_review_with_both_spouses() -> None:
+    result = matcher().assign(part(["Eheleute", "Hans und Anna Müller", "Lindenstraße 12", "10115 Berlin"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    assert {c.contact_id for c in result.candidates[:2]} == {"hans", "anna"}
+
+
+def test_spelling_variant_without_id_is_not_enough_alone() -> None:
+    # OCR variant of the last name, no reference id: strong name+address evidence is still required.
+    result = matcher().assign(part(["Herrn Hans Muller", "Lindenstraße 12", "10115 Berlin"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    assert result.candidates[0].contact_id == "hans"
+
+
+def test_company_with_legal_form_variant_and_unit_reference() -> None:
+    result = matcher().assign(part(["MEYER IMMOBILIEN GMBH", "z. Hd. Frau Petra Meyer", "Hauptstr. 1", "80331 München"],
+                                   urefs=["WE 03"]))
+    assert (result.status, result.contact_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "firma", "u4")
+
+
+def test_letter_date_decides_between_old_and_new_owner() -> None:
+    m = matcher()
+    new = m.assign(part(["Herrn Jörg Weiss", "Am Markt 1", "10178 Berlin"], ["K-004713"]))
+    assert (new.status, new.contact_id, new.unit_id) == (AssignmentStatus.ASSIGNED, "weiss", "u2")
+    old = m.assign(part(["Herrn Otto Weber", "Lindenstraße 12", "10115 Berlin"], ["K-004715"]))
+    assert old.status is AssignmentStatus.NEEDS_REVIEW
+    assert old.candidates[0].contact_id == "old"
+    assert any("kein am Briefdatum gültiger Vertrag" in e for e in old.candidates[0].evidence)
+
+
+def test_duplicate_contacts_never_auto_even_with_reference_id() -> None:
+    m = matcher(context(groups=("tenants",)))
+    result = m.assign(part(["Frau Petra Schulz", "Ring 5", "10115 Berlin"], ["K-004718"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("Dublette" in e for e in result.evidence)
+    assert {c.contact_id for c in result.candidates[:3]} >= {"dup1", "dup2"}
+
+
+def test_recipient_group_and_archive_filter_candidates() -> None:
+    owners = matcher()
+    assert owners.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).status is AssignmentStatus.UNMATCHED
+    tenants = matcher(context(groups=("tenants",)))
+    assert tenants.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).contact_id == "tenant"
+    archived_part = part(["Herrn Karl Krause", "Lindenstraße 12", "10115 Berlin"], ["K-004717"])
+    assert tenants.assign(archived_part).status is AssignmentStatus.UNMATCHED
+    with_archived = matcher(context(groups=("tenants",), include_archived=True))
+    assert with_archived.assign(archived_part).contact_id == "archived"
+
+
+def test_custom_group_means_every_role() -> None:
+    assert roles_for_groups(["Beirat"]) == frozenset({"owner", "tenant"})
+    assert roles_for_groups(["owners", "tenants"]) == frozenset({"owner", "tenant"})
+
+
+def test_cross_property_resolves_property_by_reference_or_flags() -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY))
+    lines = ["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"]
+    resolved = m.assign(part(lines, ["K-004714"], prefs=["WEG-0900"]))
+    assert (resolved.status, resolved.property_id, resolved.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3")
+    ambiguous = m.assign(part(lines, ["K-004714"]))
+    assert ambiguous.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("mehreren Liegenschaften" in e for e in ambiguous.evidence)
+
+
+def test_foreign_reference_id_counts_against_a_namesake() -> None:
+    # The page carries Anna's id but says "Hans": never auto-assign to either.
+    result = matcher().assign(part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004712"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+
+
+def test_other_account_master_data_is_rejected() -> None:
+    snap = snapshot()
+    ctx = LetterContext("acc-b", "L1", LetterScope.CROSS_PROPERTY, None, roles_for_groups(["owners"]), False, LETTER_DATE)
+    with pytest.raises(ValueError, match="another account"):
+        MatchIndex(snap, ctx)
+
+
+def test_missing_contact_is_unmatched() -> None:
+    result = matcher().assign(part(["Herrn Gustav Gans", "Entenweg 1", "12345 Entenhausen"]))
+    assert result.status is AssignmentStatus.UNMATCHED
+    assert result.candidates == []
+
+
+def test_placement_for_manual_assignment() -> None:
+    snap = snapshot()
+    assert placement_for_contact(snap, context(), "hans", None, None) == ("p1", "u1")
+    assert placement_for_contact(snap, context(LetterScope.CROSS_PROPERTY), "firma", None, None) == (None, None)
+    assert placement_for_contact(snap, context(LetterScope.CROSS_PROPERTY), "firma", "p2", None) == ("p2", "u3")
+    assert placement_for_contact(snap, context(), "old", None, None) == ("p1", "u2")
+
+
+def test_warnings_cover_every_rule() -> None:
+    snap = snapshot()
+    snap.contacts["hans"] = contact("hans", "Hans", "Müller", ref="K-004711", email=None)
+    snap.contacts["weiss"] = contact("weiss", "Jörg", "Weiß", street="", pc="", channel="post")
+    m = matcher(snap=snap)
+    parts = [
+        part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="a"),
+        part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="b", pages=9),
+        part(["Herrn Gustav Gans", "Entenweg 1", "12345 Entenhausen"], pid="c"),
+        part(["Eheleute", "Hans und Anna Müller", "Lindenstraße 12", "10115 Berlin"], pid="d"),
+    ]
+    assignments = [m.assign(p) for p in parts]
+    assert [a.status for a in assignments] == ["assigned", "assigned", "unmatched", "needs_review"]
+    from smartpost_shared.contracts.documents import AssignmentMethod, PartAssignment  # noqa: PLC0415
+
+    manual = PartAssignment(part_id="e", status=AssignmentStatus.ASSIGNED, contact_id="old", property_id="p1",
+                            unit_id="u2", method=AssignmentMethod.MANUAL)
+    manual_post = PartAssignment(part_id="f", status=AssignmentStatus.ASSIGNED, contact_id="weiss", property_id="p1",
+                                 unit_id="u2", method=AssignmentMethod.MANUAL)
+    assignments += [manual, manual_post]
+    warnings = document_warnings(snap, context(), {"a": 2, "b": 9, "c": 2, "d": 2, "e": 2, "f": 2}, assignments)
+    codes = [(w.code, w.part_id or w.contact_id) for w in warnings]
+    assert ("duplicate_assignment", "a") in codes and ("duplicate_assignment", "b") in codes
+    assert ("unusual_page_count", "b") in codes
+    assert ("part_unmatched", "c") in codes
+    assert ("part_needs_review", "d") in codes
+    assert ("contract_ended", "e") in codes
+    assert ("missing_email", "a") in codes
+    assert ("missing_postal_address", "f") in codes
+    assert ("contact_without_part", "anna") in codes  # owner of the property who got nothing
+    assert ("contact_without_part", "firma") in codes
+    cross = document_warnings(snap, context(LetterScope.CROSS_PROPERTY), {"a": 2}, assignments[:1])
+    assert "contact_without_part" not in {w.code for w in cross}
