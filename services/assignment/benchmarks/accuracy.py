@@ -1,3 +1,4 @@
+# ruff: noqa: E501, C901, PLR0912, FBT003 - report formatting and scenario code
 """Accuracy and speed of the matcher on a generated account with ground truth (see corpus.py for the noise).
 
     .venv/bin/python services/assignment/benchmarks/accuracy.py [--seed 7] [--properties 350] [--units 30]
@@ -21,26 +22,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from corpus import LETTER_DATE, Corpus, Truth, build_account, make_part, missing_person_part  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from corpus import LETTER_DATE, Corpus, Truth, build_account, make_part, missing_person_part
+from sqlalchemy import insert
 
-from smartpost_shared.contracts.common import LetterScope  # noqa: E402
-from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment, SplitPart  # noqa: E402
-from smartpost_shared.db import make_engine  # noqa: E402
-from smartpost_shared.masterdata import (  # noqa: E402
+from smartpost_assignment.domain.matching import (
+    AccountIndex,
+    LetterContext,
+    Matcher,
+    MatchIndex,
+    roles_for_groups,
+)
+from smartpost_shared.contracts.common import LetterScope
+from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment, SplitPart
+from smartpost_shared.db import make_engine
+from smartpost_shared.masterdata import (
     MasterDataReader,
     contacts,
     contracts,
     create_masterdata_tables,
     properties,
     units,
-)
-from smartpost_assignment.domain.matching import (  # noqa: E402
-    AccountIndex,
-    LetterContext,
-    MatchIndex,
-    Matcher,
-    roles_for_groups,
 )
 
 
@@ -152,11 +153,21 @@ def pct(a: int, b: int) -> str:
 
 def report(name: str, total: Tally, per: dict[str, Tally], seconds: float) -> None:
     print(f"\n== {name}: {total.parts} parts, matched in {seconds:.2f} s ==")
-    print(f"precision (auto assignments to the right contact, property and unit): {pct(total.auto_correct, total.auto)}")
-    print(f"  wrong contact auto-assigned: {total.auto_wrong_contact}   right contact, wrong unit: {total.auto_wrong_unit}")
-    print(f"automatic: {pct(total.auto, total.parts)} of all parts; recall {pct(total.auto_correct, total.with_truth)} of parts whose contact exists")
-    print(f"flagged for review with the right contact in the top 3: {pct(total.flagged_top3, total.flagged_with_truth)} ({total.flagged_top3}/{total.flagged_with_truth})")
-    print(f"parts that must never be automatic (duplicate contacts, contacts missing from master data): {total.must_not_auto}, auto-assigned anyway: {total.must_not_auto_violations}")
+    print(
+        f"precision (auto assignments to the right contact, property and unit): {pct(total.auto_correct, total.auto)}"
+    )
+    print(
+        f"  wrong contact auto-assigned: {total.auto_wrong_contact}   right contact, wrong unit: {total.auto_wrong_unit}"
+    )
+    print(
+        f"automatic: {pct(total.auto, total.parts)} of all parts; recall {pct(total.auto_correct, total.with_truth)} of parts whose contact exists"
+    )
+    print(
+        f"flagged for review with the right contact in the top 3: {pct(total.flagged_top3, total.flagged_with_truth)} ({total.flagged_top3}/{total.flagged_with_truth})"
+    )
+    print(
+        f"parts that must never be automatic (duplicate contacts, contacts missing from master data): {total.must_not_auto}, auto-assigned anyway: {total.must_not_auto_violations}"
+    )
     print(f"  {'category':32} {'parts':>6} {'auto':>9} {'wrong':>6} {'top3 of flagged':>16}")
     for category, t in sorted(per.items(), key=lambda kv: -kv[1].parts):
         print(
@@ -211,7 +222,9 @@ def main() -> None:
     parser.add_argument("--cross-parts", type=int, default=2500)
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    corpus = build_account(rng, account_id="bench", properties=args.properties, units_per_property=args.units, extra_contacts=1200)
+    corpus = build_account(
+        rng, account_id="bench", properties=args.properties, units_per_property=args.units, extra_contacts=1200
+    )
     snap = corpus.snapshot
     roles = Counter(c.role for c in snap.contracts)
     print(
@@ -225,7 +238,9 @@ def main() -> None:
         unit_ids = sorted(u for u, unit in snap.units.items() if unit.property_id == prop_id)
         for group, role in (("owners", "owner"), ("tenants", "tenant")):
             letter_id = f"{prop_id}-{role}"
-            context = LetterContext("bench", letter_id, LetterScope.PROPERTY, prop_id, roles_for_groups([group]), False, LETTER_DATE)
+            context = LetterContext(
+                "bench", letter_id, LetterScope.PROPERTY, prop_id, roles_for_groups([group]), False, LETTER_DATE
+            )
             parts, truth = letter_parts(rng, corpus, letter_id, role, unit_ids)
             letters.append(Letter(context, parts, truth))
     results, truth, seconds = run_letters(corpus, letters)
@@ -239,7 +254,9 @@ def main() -> None:
     keep = sorted(rng.sample(range(len(parts)), min(args.cross_parts, len(parts))))
     parts = [parts[i] for i in keep]
     truth = {p.part_id: truth[p.part_id] for p in parts}
-    context = LetterContext("bench", cross_id, LetterScope.CROSS_PROPERTY, None, roles_for_groups(["owners"]), False, LETTER_DATE)
+    context = LetterContext(
+        "bench", cross_id, LetterScope.CROSS_PROPERTY, None, roles_for_groups(["owners"]), False, LETTER_DATE
+    )
     started, cpu_started = time.perf_counter(), time.process_time()
     index = MatchIndex(snap, context)
     index_seconds = time.perf_counter() - started
@@ -248,7 +265,12 @@ def main() -> None:
     cross_seconds = time.perf_counter() - started
     cross_cpu = time.process_time() - cpu_started
     total, per = evaluate(cross_results, truth)
-    report(f"cross-property scope ({len(parts)} parts, {len(index.profiles)} candidate contacts)", total, per, cross_seconds)
+    report(
+        f"cross-property scope ({len(parts)} parts, {len(index.profiles)} candidate contacts)",
+        total,
+        per,
+        cross_seconds,
+    )
 
     load = sqlite_load_seconds(corpus)
     print(

@@ -12,11 +12,10 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from smartpost_shared.masterdata import Contact, MasterDataReader
-
 from smartpost_assignment.adapters.masterdata_queries import search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
 from smartpost_assignment.domain.importing import ImportFormatError
+from smartpost_shared.masterdata import Contact, MasterDataReader
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -58,7 +57,7 @@ def contact_summary(contact: Contact) -> dict[str, Any]:
     }
 
 
-def build_router(engine: Engine, service: AssignmentService, settings: Settings, broker: KafkaBroker) -> APIRouter:  # noqa: C901 - one closure per route
+def build_router(engine: Engine, service: AssignmentService, settings: Settings, broker: KafkaBroker) -> APIRouter:  # noqa: C901, PLR0915 - one closure per route
     router = APIRouter()
 
     @router.get("/healthz")
@@ -218,7 +217,9 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
             raise HTTPException(status_code=404, detail="letter not known to the assignment service") from None
 
     @router.post("/imports")
-    async def import_masterdata(request: Request, account: AccountHeader = None, actor: ActorHeader = None) -> JSONResponse:
+    async def import_masterdata(
+        request: Request, account: AccountHeader = None, actor: ActorHeader = None
+    ) -> JSONResponse:
         account_id, actor_name = _account(account), _actor(actor)
         raw, filename = await _upload(request, settings.max_import_bytes)
 

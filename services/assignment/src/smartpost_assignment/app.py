@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
-
 from smartpost_assignment.adapters.db import create_tables
 from smartpost_assignment.api import build_router
 from smartpost_assignment.application import AssignmentService
 from smartpost_assignment.consumers import register_consumers
 from smartpost_assignment.domain.matching import MatchPolicy
 from smartpost_assignment.settings import Settings
+from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.masterdata import create_masterdata_tables
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -40,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.outbox_poll_seconds)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
         relay_task = asyncio.create_task(relay.run(), name="assignment-outbox-relay")
         log.info("assignment.started", port=settings.http_port)

@@ -1,5 +1,8 @@
-"""Use cases of the assignment service. Each runs inside one database transaction (``conn``): read-model
-changes, assignments and the outgoing PagesAssigned (outbox) commit together or not at all."""
+"""Use cases of the assignment service.
+
+Each runs inside one database transaction (``conn``): read-model changes, assignments and the outgoing
+PagesAssigned (outbox) commit together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,19 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
+from smartpost_assignment.adapters.locks import lock_letter
+from smartpost_assignment.adapters.masterdata_queries import known_ids
+from smartpost_assignment.domain.importing import ImportResult, KnownIds, parse_masterdata
+from smartpost_assignment.domain.matching import (
+    LetterContext,
+    Matcher,
+    MatchIndex,
+    MatchPolicy,
+    placement_for_contact,
+    roles_for_groups,
+)
+from smartpost_assignment.domain.warnings import document_warnings
 from smartpost_shared.contracts.documents import (
     AssignmentMethod,
     AssignmentStatus,
@@ -31,20 +47,6 @@ from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import AccountSnapshot, MasterDataReader, apply_masterdata
 from smartpost_shared.messaging import PermanentError
-
-from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
-from smartpost_assignment.adapters.locks import lock_letter
-from smartpost_assignment.adapters.masterdata_queries import known_ids
-from smartpost_assignment.domain.importing import ImportResult, KnownIds, parse_masterdata
-from smartpost_assignment.domain.matching import (
-    LetterContext,
-    MatchIndex,
-    Matcher,
-    MatchPolicy,
-    placement_for_contact,
-    roles_for_groups,
-)
-from smartpost_assignment.domain.warnings import document_warnings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -191,7 +193,13 @@ class AssignmentService:
         previous = stored.get(part.part_id)
         corrected = self._corrected(payload, snapshot, context, previous)
         store.save_part(
-            account, payload.letter_id, payload.document_id, part.index, corrected, confirmed=True, confirmed_by=payload.actor
+            account,
+            payload.letter_id,
+            payload.document_id,
+            part.index,
+            corrected,
+            confirmed=True,
+            confirmed_by=payload.actor,
         )
         assignments = [
             corrected if p.part_id == part.part_id else stored[p.part_id].assignment
@@ -298,7 +306,12 @@ class AssignmentService:
                     producer=PRODUCER,
                     correlation_id=correlation,
                     event_id=deterministic_event_id(
-                        PRODUCER, "rematch", account_id, letter_id, document.document_id, revision.revision if revision else 0
+                        PRODUCER,
+                        "rematch",
+                        account_id,
+                        letter_id,
+                        document.document_id,
+                        revision.revision if revision else 0,
                     ),
                 ),
             )

@@ -11,9 +11,8 @@ if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
     from sqlalchemy.engine import Engine
 
-    from smartpost_shared.settings import KafkaSettings
-
     from smartpost_assignment.application import AssignmentService
+    from smartpost_shared.settings import KafkaSettings
 
 CONSUMER = "assignment"
 
@@ -23,11 +22,11 @@ def register_consumers(
 ) -> EventConsumer:
     consumer = EventConsumer(broker, service=CONSUMER, attempts=kafka.handler_attempts)
     idempotent = SqlIdempotency(engine, CONSUMER)
-    timeouts = {"session_timeout_ms": kafka.session_timeout_ms, "heartbeat_interval_ms": kafka.heartbeat_interval_ms}
     consumer.subscribe(
         MASTERDATA,
         {event_type: idempotent.handler(service.on_masterdata) for event_type in MASTERDATA.event_types},
-        **timeouts,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
     consumer.subscribe(
         LETTERS,
@@ -35,7 +34,13 @@ def register_consumers(
             "LetterCreated": idempotent.handler(service.on_letter_created),
             "AssignmentCorrected": idempotent.handler(service.on_assignment_corrected),
         },
-        **timeouts,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
-    consumer.subscribe(SPLITTER, {"DocumentSplit": idempotent.handler(service.on_document_split)}, **timeouts)
+    consumer.subscribe(
+        SPLITTER,
+        {"DocumentSplit": idempotent.handler(service.on_document_split)},
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+    )
     return consumer

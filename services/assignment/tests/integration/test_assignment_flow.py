@@ -7,12 +7,14 @@ import hashlib
 import json
 import time
 from datetime import date
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from smartpost_assignment.app import create_app
+from smartpost_assignment.settings import Settings
 from smartpost_shared.contracts.common import (
     ChannelPreference,
     ContractRole,
@@ -27,9 +29,6 @@ from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAc
 from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.topics import ASSIGNMENT
-
-from smartpost_assignment.app import create_app
-from smartpost_assignment.settings import Settings
 
 pytestmark = [pytest.mark.real, pytest.mark.asyncio]
 
@@ -89,7 +88,9 @@ def masterdata(account: str, tag: str) -> list[Envelope]:
     return [_md(account, e) for e in events]
 
 
-def part(letter: str, index: int, lines: list[str], ids: list[str] = (), prefs: list[str] = (), pages: int = 2) -> SplitPart:  # type: ignore[assignment]
+def part(
+    letter: str, index: int, lines: list[str], ids: list[str] = (), prefs: list[str] = (), pages: int = 2
+) -> SplitPart:  # type: ignore[assignment]
     first = index * pages + 1
     return SplitPart(
         part_id=f"{letter}-part-{index}",
@@ -106,7 +107,9 @@ def part(letter: str, index: int, lines: list[str], ids: list[str] = (), prefs: 
     )
 
 
-def letter_created(account: str, letter: str, scope: LetterScope, property_id: str | None, groups: list[str]) -> Envelope:
+def letter_created(
+    account: str, letter: str, scope: LetterScope, property_id: str | None, groups: list[str]
+) -> Envelope:
     return make_envelope(
         LetterCreated(
             letter_id=letter,
@@ -145,7 +148,7 @@ class AssignedEvents:
         self.consumer = AIOKafkaConsumer(ASSIGNMENT.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
         self.seen: list[Envelope] = []
 
-    async def __aenter__(self) -> AssignedEvents:
+    async def __aenter__(self) -> Self:
         await self.consumer.start()
         return self
 
@@ -183,7 +186,9 @@ def by_part(envelope: Envelope) -> dict[str, Any]:
     return {a.part_id: a for a in envelope.payload.assignments}  # type: ignore[attr-defined]
 
 
-async def test_property_scope_split_first_then_letter_then_correction(kafka_settings, sqlite_url, make_id) -> None:
+async def test_property_scope_split_first_then_letter_then_correction(  # noqa: PLR0915 - one story, told in order
+    kafka_settings, sqlite_url, make_id
+) -> None:
     account, other = make_id("acc"), make_id("acc")
     tag = make_id("t")
     letter = make_id("letter")
@@ -198,7 +203,9 @@ async def test_property_scope_split_first_then_letter_then_correction(kafka_sett
                 await publisher.publish(envelope)
 
             async def masterdata_applied() -> bool:
-                response = await client.get("/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account})
+                response = await client.get(
+                    "/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account}
+                )
                 return response.status_code == 200 and len(response.json()["contacts"]) == 1
 
             await wait_until(masterdata_applied)
@@ -298,7 +305,7 @@ async def test_property_scope_split_first_then_letter_then_correction(kafka_sett
             await publisher_broker.stop()
 
 
-async def _async(value: bool) -> bool:  # noqa: FBT001
+async def _async(value: bool) -> bool:
     return value
 
 
@@ -343,7 +350,9 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
             )
 
             async def applied() -> bool:
-                response = await client.get("/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_a})
+                response = await client.get(
+                    "/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_a}
+                )
                 b = await client.get("/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account_b})
                 return len(response.json()["contacts"]) == 1 and len(b.json()["contacts"]) == 1
 
@@ -354,7 +363,13 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
             await publisher.publish(letter_created(account_b, letter_b, LetterScope.CROSS_PROPERTY, None, ["owners"]))
             parts = [
                 # Müller owns units in both properties: the property reference on the page decides.
-                part(letter_b, 0, ["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-1001"], [f"WEG-{tag_b}-2"]),
+                part(
+                    letter_b,
+                    0,
+                    ["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"],
+                    ["K-1001"],
+                    [f"WEG-{tag_b}-2"],
+                ),
                 # ... and without it the property is ambiguous: review, never a guess.
                 part(letter_b, 1, ["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-1001"]),
                 # Account A's contact, printed with its own reference id: no candidate in account B.

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
-
 from smartpost_assignment.domain.importing import ImportFormatError, KnownIds, parse_masterdata
+from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -48,9 +47,30 @@ def test_row_errors_are_all_reported_and_nothing_is_returned() -> None:
         {"record_type": "unit", "unit_id": "U1", "property_id": "P-unknown", "number": "1"},
         {"record_type": "contact", "contact_id": "C1", "last_name": "X", "email": "not-an-email"},
         {"record_type": "contact", "contact_id": "C2"},
-        {"record_type": "contract", "contract_id": "V1", "contact_id": "C9", "unit_id": "U1", "role": "owner", "start": "2020-01-01"},
-        {"record_type": "contract", "contract_id": "V2", "contact_id": "C1", "unit_id": "U1", "role": "landlord", "start": "2020-01-01"},
-        {"record_type": "contract", "contract_id": "V3", "contact_id": "C1", "unit_id": "U1", "role": "owner", "start": "2020-13-01"},
+        {
+            "record_type": "contract",
+            "contract_id": "V1",
+            "contact_id": "C9",
+            "unit_id": "U1",
+            "role": "owner",
+            "start": "2020-01-01",
+        },
+        {
+            "record_type": "contract",
+            "contract_id": "V2",
+            "contact_id": "C1",
+            "unit_id": "U1",
+            "role": "landlord",
+            "start": "2020-01-01",
+        },
+        {
+            "record_type": "contract",
+            "contract_id": "V3",
+            "contact_id": "C1",
+            "unit_id": "U1",
+            "role": "owner",
+            "start": "2020-13-01",
+        },
         {"record_type": "property", "property_id": "P1", "reference": "WEG-1", "name": "again"},
         {"record_type": "garage"},
     ]
@@ -69,8 +89,17 @@ def test_row_errors_are_all_reported_and_nothing_is_returned() -> None:
 
 
 def test_references_to_existing_master_data_are_allowed() -> None:
-    records = [{"record_type": "contract", "contract_id": "V1", "contact_id": "C1", "unit_id": "U1", "role": "tenant",
-                "start": "2020-01-01", "end": "2019-01-01"}]
+    records = [
+        {
+            "record_type": "contract",
+            "contract_id": "V1",
+            "contact_id": "C1",
+            "unit_id": "U1",
+            "role": "tenant",
+            "start": "2020-01-01",
+            "end": "2019-01-01",
+        }
+    ]
     known = KnownIds(properties={"P1"}, units={"U1": "P1"}, contacts={"C1"})
     result = parse_masterdata(json.dumps(records).encode(), filename="x.json", known=known)
     assert [e.message for e in result.errors] == ["end 2019-01-01 is before start 2020-01-01"]
@@ -78,7 +107,9 @@ def test_references_to_existing_master_data_are_allowed() -> None:
     assert parse_masterdata(json.dumps(records).encode(), filename="x.json", known=known).ok
 
 
-@pytest.mark.parametrize(("raw", "name"), [(b"", "x.csv"), (b"a,b\n1,2\n", "x.csv"), (b"{not json", "x.json"), (b'{"people": []}', "x.json")])
+@pytest.mark.parametrize(
+    ("raw", "name"), [(b"", "x.csv"), (b"a,b\n1,2\n", "x.csv"), (b"{not json", "x.json"), (b'{"people": []}', "x.json")]
+)
 def test_unreadable_files_are_rejected_as_a_whole(raw: bytes, name: str) -> None:
     with pytest.raises(ImportFormatError):
         parse_masterdata(raw, filename=name)

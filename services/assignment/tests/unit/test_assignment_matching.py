@@ -5,43 +5,68 @@ from datetime import date
 
 import pytest
 
-from smartpost_shared.contracts.common import LetterScope
-from smartpost_shared.contracts.documents import AssignmentStatus, SplitPart
-from smartpost_shared.masterdata import AccountSnapshot, Contact, Contract, Property, Unit
-
 from smartpost_assignment.domain.matching import (
     LetterContext,
-    MatchIndex,
     Matcher,
+    MatchIndex,
     parse_window,
     placement_for_contact,
     roles_for_groups,
 )
-from smartpost_assignment.domain.normalize import compact_ref, fold, fuzzy_token_equal, name_tokens, street_key, unit_key
+from smartpost_assignment.domain.normalize import (
+    compact_ref,
+    fold,
+    fuzzy_token_equal,
+    name_tokens,
+    street_key,
+    unit_key,
+)
 from smartpost_assignment.domain.warnings import document_warnings
+from smartpost_shared.contracts.common import LetterScope
+from smartpost_shared.contracts.documents import AssignmentStatus, SplitPart
+from smartpost_shared.masterdata import AccountSnapshot, Contact, Contract, Property, Unit
 
 A = "acc-a"
 LETTER_DATE = date(2025, 3, 1)
 
 
-def contact(cid: str, first: str, last: str, *, ref: str | None = None, street: str = "Lindenstraße 12",
-            pc: str = "10115", company: str = "", archived: bool = False, email: str | None = "x@example.org",
-            channel: str = "online", account: str = A) -> Contact:
-    return Contact(account, cid, ref, "", first, last, company, street, pc, "Berlin", "DE", [], email, channel, False, archived)
+def contact(
+    cid: str,
+    first: str,
+    last: str,
+    *,
+    ref: str | None = None,
+    street: str = "Lindenstraße 12",
+    pc: str = "10115",
+    company: str = "",
+    archived: bool = False,
+    email: str | None = "x@example.org",
+    channel: str = "online",
+    account: str = A,
+) -> Contact:
+    return Contact(
+        account, cid, ref, "", first, last, company, street, pc, "Berlin", "DE", [], email, channel, False, archived
+    )
 
 
 def snapshot() -> AccountSnapshot:
     snap = AccountSnapshot(A)
     snap.properties["p1"] = Property(A, "p1", "WEG-0815", "Lindenstraße 12")
     snap.properties["p2"] = Property(A, "p2", "WEG-0900", "Gartenweg 3")
-    for uid, pid, number, pos in (("u1", "p1", "WE 01", "EG links"), ("u2", "p1", "WE 02", "EG rechts"),
-                                  ("u3", "p2", "WE 01", "1. OG"), ("u4", "p1", "WE 03", "DG")):
+    for uid, pid, number, pos in (
+        ("u1", "p1", "WE 01", "EG links"),
+        ("u2", "p1", "WE 02", "EG rechts"),
+        ("u3", "p2", "WE 01", "1. OG"),
+        ("u4", "p1", "WE 03", "DG"),
+    ):
         snap.units[uid] = Unit(A, uid, pid, number, pos)
     people = [
         contact("hans", "Hans", "Müller", ref="K-004711"),
         contact("anna", "Anna", "Müller", ref="K-004712"),  # co-owner of u1
         contact("weiss", "Jörg", "Weiß", ref="K-004713", street="Am Markt 1", pc="10178"),
-        contact("firma", "", "", ref="K-004714", company="Meyer Immobilien GmbH & Co. KG", street="Hauptstr. 1", pc="80331"),
+        contact(
+            "firma", "", "", ref="K-004714", company="Meyer Immobilien GmbH & Co. KG", street="Hauptstr. 1", pc="80331"
+        ),
         contact("old", "Otto", "Weber", ref="K-004715"),
         contact("tenant", "Lea", "Yilmaz", ref="K-004716"),
         contact("archived", "Karl", "Krause", ref="K-004717", archived=True),
@@ -67,16 +92,46 @@ def snapshot() -> AccountSnapshot:
     return snap
 
 
-def context(scope: LetterScope = LetterScope.PROPERTY, groups: tuple[str, ...] = ("owners",), *,
-            property_id: str | None = "p1", include_archived: bool = False) -> LetterContext:
-    return LetterContext(A, "L1", scope, property_id if scope is LetterScope.PROPERTY else None,
-                         roles_for_groups(groups), include_archived, LETTER_DATE)
+def context(
+    scope: LetterScope = LetterScope.PROPERTY,
+    groups: tuple[str, ...] = ("owners",),
+    *,
+    property_id: str | None = "p1",
+    include_archived: bool = False,
+) -> LetterContext:
+    return LetterContext(
+        A,
+        "L1",
+        scope,
+        property_id if scope is LetterScope.PROPERTY else None,
+        roles_for_groups(groups),
+        include_archived,
+        LETTER_DATE,
+    )
 
 
-def part(lines: list[str], ids: list[str] = (), prefs: list[str] = (), urefs: list[str] = (), pid: str = "p-0", pages: int = 2) -> SplitPart:  # type: ignore[assignment]
-    return SplitPart(part_id=pid, index=0, first_page=1, last_page=pages, page_count=pages, storage_key="k",
-                     sha256=hashlib.sha256(pid.encode()).hexdigest(), size_bytes=1, address_lines=lines,
-                     identifiers=list(ids), property_refs=list(prefs), unit_refs=list(urefs))
+def part(
+    lines: list[str],
+    ids: list[str] = (),
+    prefs: list[str] = (),
+    urefs: list[str] = (),
+    pid: str = "p-0",
+    pages: int = 2,
+) -> SplitPart:  # type: ignore[assignment]
+    return SplitPart(
+        part_id=pid,
+        index=0,
+        first_page=1,
+        last_page=pages,
+        page_count=pages,
+        storage_key="k",
+        sha256=hashlib.sha256(pid.encode()).hexdigest(),
+        size_bytes=1,
+        address_lines=lines,
+        identifiers=list(ids),
+        property_refs=list(prefs),
+        unit_refs=list(urefs),
+    )
 
 
 def matcher(ctx: LetterContext | None = None, snap: AccountSnapshot | None = None) -> Matcher:
@@ -98,8 +153,17 @@ def test_normalisation_folds_umlauts_salutations_company_forms_and_refs() -> Non
 
 
 def test_window_parsing_skips_sender_line_and_separates_c_o() -> None:
-    window = parse_window(part(["Hausverwaltung X · Weg 1 · 10000 Berlin", "Firma Meyer GmbH", "c/o Hans Müller",
-                                "Hauptstraße 1", "80331 München"]))
+    window = parse_window(
+        part(
+            [
+                "Hausverwaltung X · Weg 1 · 10000 Berlin",
+                "Firma Meyer GmbH",
+                "c/o Hans Müller",
+                "Hauptstraße 1",
+                "80331 München",
+            ]
+        )
+    )
     assert window.name_tokens == {"meyer"}
     assert window.co_tokens == {"hans", "mueller"}
     assert window.postal_codes == {"80331"}
@@ -132,8 +196,9 @@ def test_spelling_variant_without_id_is_not_enough_alone() -> None:
 
 
 def test_company_with_legal_form_variant_and_unit_reference() -> None:
-    result = matcher().assign(part(["MEYER IMMOBILIEN GMBH", "z. Hd. Frau Petra Meyer", "Hauptstr. 1", "80331 München"],
-                                   urefs=["WE 03"]))
+    result = matcher().assign(
+        part(["MEYER IMMOBILIEN GMBH", "z. Hd. Frau Petra Meyer", "Hauptstr. 1", "80331 München"], urefs=["WE 03"])
+    )
     assert (result.status, result.contact_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "firma", "u4")
 
 
@@ -157,9 +222,15 @@ def test_duplicate_contacts_never_auto_even_with_reference_id() -> None:
 
 def test_recipient_group_and_archive_filter_candidates() -> None:
     owners = matcher()
-    assert owners.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).status is AssignmentStatus.UNMATCHED
+    assert (
+        owners.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).status
+        is AssignmentStatus.UNMATCHED
+    )
     tenants = matcher(context(groups=("tenants",)))
-    assert tenants.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).contact_id == "tenant"
+    assert (
+        tenants.assign(part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], ["K-004716"])).contact_id
+        == "tenant"
+    )
     archived_part = part(["Herrn Karl Krause", "Lindenstraße 12", "10115 Berlin"], ["K-004717"])
     assert tenants.assign(archived_part).status is AssignmentStatus.UNMATCHED
     with_archived = matcher(context(groups=("tenants",), include_archived=True))
@@ -189,7 +260,9 @@ def test_foreign_reference_id_counts_against_a_namesake() -> None:
 
 def test_other_account_master_data_is_rejected() -> None:
     snap = snapshot()
-    ctx = LetterContext("acc-b", "L1", LetterScope.CROSS_PROPERTY, None, roles_for_groups(["owners"]), False, LETTER_DATE)
+    ctx = LetterContext(
+        "acc-b", "L1", LetterScope.CROSS_PROPERTY, None, roles_for_groups(["owners"]), False, LETTER_DATE
+    )
     with pytest.raises(ValueError, match="another account"):
         MatchIndex(snap, ctx)
 
@@ -221,16 +294,29 @@ def test_warnings_cover_every_rule() -> None:
     ]
     assignments = [m.assign(p) for p in parts]
     assert [a.status for a in assignments] == ["assigned", "assigned", "unmatched", "needs_review"]
-    from smartpost_shared.contracts.documents import AssignmentMethod, PartAssignment  # noqa: PLC0415
+    from smartpost_shared.contracts.documents import AssignmentMethod, PartAssignment
 
-    manual = PartAssignment(part_id="e", status=AssignmentStatus.ASSIGNED, contact_id="old", property_id="p1",
-                            unit_id="u2", method=AssignmentMethod.MANUAL)
-    manual_post = PartAssignment(part_id="f", status=AssignmentStatus.ASSIGNED, contact_id="weiss", property_id="p1",
-                                 unit_id="u2", method=AssignmentMethod.MANUAL)
+    manual = PartAssignment(
+        part_id="e",
+        status=AssignmentStatus.ASSIGNED,
+        contact_id="old",
+        property_id="p1",
+        unit_id="u2",
+        method=AssignmentMethod.MANUAL,
+    )
+    manual_post = PartAssignment(
+        part_id="f",
+        status=AssignmentStatus.ASSIGNED,
+        contact_id="weiss",
+        property_id="p1",
+        unit_id="u2",
+        method=AssignmentMethod.MANUAL,
+    )
     assignments += [manual, manual_post]
     warnings = document_warnings(snap, context(), {"a": 2, "b": 9, "c": 2, "d": 2, "e": 2, "f": 2}, assignments)
     codes = [(w.code, w.part_id or w.contact_id) for w in warnings]
-    assert ("duplicate_assignment", "a") in codes and ("duplicate_assignment", "b") in codes
+    assert ("duplicate_assignment", "a") in codes
+    assert ("duplicate_assignment", "b") in codes
     assert ("unusual_page_count", "b") in codes
     assert ("part_unmatched", "c") in codes
     assert ("part_needs_review", "d") in codes

@@ -29,10 +29,9 @@ from sqlalchemy import (
     update,
 )
 
+from smartpost_assignment.domain.matching import LetterContext
 from smartpost_shared.contracts.common import LetterScope
 from smartpost_shared.contracts.documents import AssignmentWarning, PartAssignment, SplitPart
-
-from smartpost_assignment.domain.matching import LetterContext
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -136,7 +135,9 @@ class AssignmentStore:
         }
         key = and_(letters.c.account_id == context.account_id, letters.c.letter_id == context.letter_id)
         if self.conn.execute(select(letters.c.letter_id).where(key)).first() is None:
-            self.conn.execute(insert(letters).values(account_id=context.account_id, letter_id=context.letter_id, **values))
+            self.conn.execute(
+                insert(letters).values(account_id=context.account_id, letter_id=context.letter_id, **values)
+            )
         else:
             self.conn.execute(update(letters).where(key).values(**values))
 
@@ -185,7 +186,12 @@ class AssignmentStore:
 
     # -- documents and parts --
     def save_document(
-        self, account_id: str, letter_id: str, document_id: str, parts: list[SplitPart], warnings: list[AssignmentWarning]
+        self,
+        account_id: str,
+        letter_id: str,
+        document_id: str,
+        parts: list[SplitPart],
+        warnings: list[AssignmentWarning],
     ) -> int:
         key = and_(
             documents.c.account_id == account_id,

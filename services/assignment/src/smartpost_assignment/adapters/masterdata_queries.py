@@ -55,7 +55,9 @@ def known_ids(conn: Connection, account_id: str) -> tuple[set[str], dict[str, st
     """Ids of existing properties, units (-> property) and contacts of one account, for import validation."""
     from smartpost_shared.masterdata import properties  # noqa: PLC0415
 
-    props = {str(r[0]) for r in conn.execute(select(properties.c.property_id).where(properties.c.account_id == account_id))}
+    props = {
+        str(r[0]) for r in conn.execute(select(properties.c.property_id).where(properties.c.account_id == account_id))
+    }
     unit_map = {
         str(r[0]): str(r[1])
         for r in conn.execute(select(units.c.unit_id, units.c.property_id).where(units.c.account_id == account_id))

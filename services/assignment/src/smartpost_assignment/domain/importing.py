@@ -11,15 +11,16 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from smartpost_shared.contracts.base import EventPayload
+from smartpost_assignment.domain.normalize import fold
 from smartpost_shared.contracts.common import ChannelPreference, ContractRole, PostalAddress
 from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
 
-from smartpost_assignment.domain.normalize import fold
+if TYPE_CHECKING:
+    from smartpost_shared.contracts.base import EventPayload
 
 RECORD_TYPES = {
     "property": "property",
@@ -266,13 +267,17 @@ def _error_text(exc: Exception) -> str:
     return str(exc)
 
 
-def parse_masterdata(raw: bytes, *, filename: str = "", known: KnownIds | None = None) -> ImportResult:
+def parse_masterdata(  # noqa: C901, PLR0912 - validation passes over all rows
+    raw: bytes, *, filename: str = "", known: KnownIds | None = None
+) -> ImportResult:
     """Read a CSV or JSON export; return master-data events in dependency order, or every row-level error."""
     known = known or KnownIds()
     text = _decode(raw)
     if not text.strip():
         raise ImportFormatError("file is empty")
-    is_json = filename.lower().endswith(".json") or (not filename.lower().endswith(".csv") and text.lstrip()[:1] in "[{")
+    is_json = filename.lower().endswith(".json") or (
+        not filename.lower().endswith(".csv") and text.lstrip()[:1] in "[{"
+    )
     rows = _json_rows(text) if is_json else _csv_rows(text)
     result = ImportResult()
     typed: list[tuple[str, _Row]] = []
@@ -285,7 +290,12 @@ def parse_masterdata(raw: bytes, *, filename: str = "", known: KnownIds | None =
         kind = RECORD_TYPES.get(fold(_text(row.data, "record_type")).replace(" ", ""))
         if kind is None:
             result.errors.append(
-                RowError(row.label, _text(row.data, "record_type"), "", "record_type must be property, unit, contact or contract")
+                RowError(
+                    row.label,
+                    _text(row.data, "record_type"),
+                    "",
+                    "record_type must be property, unit, contact or contract",
+                )
             )
             continue
         record_id = _text(row.data, ID_FIELD[kind])

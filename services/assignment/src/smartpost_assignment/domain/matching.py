@@ -12,18 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from smartpost_shared.contracts.common import ContractRole, LetterScope
-from smartpost_shared.contracts.documents import (
-    AssignmentMethod,
-    AssignmentStatus,
-    Candidate,
-    PartAssignment,
-    SplitPart,
-)
-
 from smartpost_assignment.domain.normalize import (
-    company_tokens,
     compact_ref,
+    company_tokens,
     deletion_keys,
     fold,
     fuzzy_token_equal,
@@ -31,6 +22,14 @@ from smartpost_assignment.domain.normalize import (
     ocr_skeleton,
     street_key,
     unit_key,
+)
+from smartpost_shared.contracts.common import ContractRole, LetterScope
+from smartpost_shared.contracts.documents import (
+    AssignmentMethod,
+    AssignmentStatus,
+    Candidate,
+    PartAssignment,
+    SplitPart,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +108,9 @@ class MatchPolicy:
 _POSTAL_LINE = re.compile(r"^(?:[A-Z]{1,2}\s?-\s?)?(\d{4,5})\s+\S")
 _CO_LINE = re.compile(r"^\s*(c\s*/\s*o|z\.?\s*hd\.?|zu\s+h(ä|ae)nden|bei)\b", re.IGNORECASE)
 _SENDER_MARKS = ("·", "•", "|")
-_STREET_HINT = re.compile(r"(str(\.|a(ss|ß)e)?|weg|platz|allee|gasse|ring|damm|ufer|chaussee|postfach)\b", re.I)
+_STREET_HINT = re.compile(
+    r"(str(\.|a(ss|ß)e)?|weg|platz|allee|gasse|ring|damm|ufer|chaussee|postfach)\b", re.IGNORECASE
+)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _is_street_line(line: str) -> bool:
     return bool(re.search(r"\d", line)) and (bool(_STREET_HINT.search(line)) or bool(re.search(r"\s\d+\s?\w?$", line)))
 
 
-def parse_window(part: SplitPart) -> Window:
+def parse_window(part: SplitPart) -> Window:  # noqa: C901 - one branch per kind of window line
     window = Window()
     lines = [ln.strip() for ln in part.address_lines if ln.strip()]
     # A sender line ("Hausverwaltung X · Weg 1 · 12345 Ort") above the address is not the recipient.
@@ -272,7 +273,7 @@ class AccountIndex:
 class MatchIndex:
     """Candidates of one letter (scope, groups, date, archive flag) with lookup indexes for fast retrieval."""
 
-    def __init__(
+    def __init__(  # noqa: C901, PLR0912 - one pass over contracts and candidates builds every index
         self, snapshot: AccountSnapshot, context: LetterContext, account_index: AccountIndex | None = None
     ) -> None:
         if snapshot.account_id != context.account_id:
@@ -401,7 +402,7 @@ def _match_tokens(wanted: Sequence[str], present: set[str]) -> tuple[int, int, s
     return exact, fuzzy, used
 
 
-def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]]:
+def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]]:  # noqa: C901, PLR0912 - the point table
     best = (0.0, "", set[str]())
     contact = profile.contact
     if profile.last:
@@ -480,7 +481,9 @@ class Matcher:
         self.policy = policy or MatchPolicy()
 
     # -- placement: which property/unit the contact gets this part for --
-    def _placement(self, profile: Profile, window: Window) -> tuple[Placement | None, str | None, str | None, float, list[str]]:
+    def _placement(  # noqa: C901 - property reference, unit reference and contract number narrow in turn
+        self, profile: Profile, window: Window
+    ) -> tuple[Placement | None, str | None, str | None, float, list[str]]:
         snapshot = self.index.snapshot
         placements = profile.placements
         points = 0.0
@@ -529,9 +532,15 @@ class Matcher:
         props = {p.property_id for p in placements}
         if len(props) == 1:
             return None, next(iter(props)), "Kontakt hat mehrere Einheiten; Einheit nicht eindeutig", points, evidence
-        return None, None, "Kontakt hat Verträge in mehreren Liegenschaften; Liegenschaft nicht eindeutig", points, evidence
+        return (
+            None,
+            None,
+            "Kontakt hat Verträge in mehreren Liegenschaften; Liegenschaft nicht eindeutig",
+            points,
+            evidence,
+        )
 
-    def score(self, profile: Profile, window: Window) -> Scored:
+    def score(self, profile: Profile, window: Window) -> Scored:  # noqa: C901 - the point table, rule by rule
         evidence: list[str] = []
         conflicts: list[str] = []
         score = 0.0
@@ -555,7 +564,9 @@ class Matcher:
             score += name_points
             evidence.append(name_text)
             foreign = window.name_tokens - used
-            foreign = {t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))}
+            foreign = {
+                t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
+            }
             if foreign and name_points >= POINTS_LAST_NAME and profile.last:
                 score += PENALTY_FOREIGN_NAME
                 evidence.append("weitere Namen im Adressfeld: " + ", ".join(sorted(foreign)))
@@ -570,7 +581,9 @@ class Matcher:
         evidence += place_evidence
         if not profile.in_period:
             ends = sorted(
-                f"{p.contract.start:%d.%m.%Y}–{p.contract.end:%d.%m.%Y}" if p.contract.end else f"ab {p.contract.start:%d.%m.%Y}"
+                f"{p.contract.start:%d.%m.%Y}–{p.contract.end:%d.%m.%Y}"
+                if p.contract.end
+                else f"ab {p.contract.start:%d.%m.%Y}"
                 for p in profile.out_of_period
             )
             evidence.append("kein am Briefdatum gültiger Vertrag (" + "; ".join(ends) + ")")
@@ -632,7 +645,9 @@ class Matcher:
         return scored
 
     def _is_strong(self, best: Scored) -> bool:
-        by_identifier = best.has_identifier and (best.name_points >= POINTS_LAST_NAME or best.address_points >= POINTS_STREET)
+        by_identifier = best.has_identifier and (
+            best.name_points >= POINTS_LAST_NAME or best.address_points >= POINTS_STREET
+        )
         by_name_and_address = best.name_points >= POINTS_NAME_FULL_FUZZY and best.address_points >= POINTS_STREET_FUZZY
         return by_identifier or by_name_and_address
 

@@ -85,7 +85,17 @@ def street_key(text: str) -> str:
 
 
 # Characters OCR confuses; both sides are mapped to the same skeleton letter.
-_OCR_PAIRS = (("ri", "n"), ("rn", "m"), ("ii", "u"), ("li", "u"), ("cl", "d"), ("vv", "w"), ("0", "o"), ("1", "l"), ("5", "s"))
+_OCR_PAIRS = (
+    ("ri", "n"),
+    ("rn", "m"),
+    ("ii", "u"),
+    ("li", "u"),
+    ("cl", "d"),
+    ("vv", "w"),
+    ("0", "o"),
+    ("1", "l"),
+    ("5", "s"),
+)
 
 
 @lru_cache(maxsize=200_000)

@@ -12,9 +12,8 @@ from smartpost_shared.contracts.documents import AssignmentStatus, AssignmentWar
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from smartpost_shared.masterdata import AccountSnapshot
-
     from smartpost_assignment.domain.matching import LetterContext
+    from smartpost_shared.masterdata import AccountSnapshot
 
 CONTACT_WITHOUT_PART = "contact_without_part"
 PART_UNMATCHED = "part_unmatched"
@@ -32,11 +31,7 @@ def unusual_page_counts(page_counts: Mapping[str, int]) -> dict[str, int]:
     if len(page_counts) < 3:
         return {}
     norm = statistics.median(page_counts.values())
-    return {
-        part_id: count
-        for part_id, count in page_counts.items()
-        if abs(count - norm) >= max(2.0, 0.5 * norm)
-    }
+    return {part_id: count for part_id, count in page_counts.items() if abs(count - norm) >= max(2.0, 0.5 * norm)}
 
 
 def document_warnings(
@@ -66,16 +61,16 @@ def document_warnings(
         by_target[(a.contact_id, a.unit_id)].append(a.part_id)
     for (contact_id, unit_id), part_ids in sorted(by_target.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         if len(part_ids) > 1:
-            for part_id in part_ids:
-                warnings.append(
-                    AssignmentWarning(
-                        code=DUPLICATE_ASSIGNMENT,
-                        message=f"Kontakt und Einheit haben {len(part_ids)} Briefe dieses Dokuments erhalten",
-                        contact_id=contact_id,
-                        unit_id=unit_id,
-                        part_id=part_id,
-                    )
+            warnings.extend(
+                AssignmentWarning(
+                    code=DUPLICATE_ASSIGNMENT,
+                    message=f"Kontakt und Einheit haben {len(part_ids)} Briefe dieses Dokuments erhalten",
+                    contact_id=contact_id,
+                    unit_id=unit_id,
+                    part_id=part_id,
                 )
+                for part_id in part_ids
+            )
     for part_id, count in unusual_page_counts(page_counts).items():
         norm = statistics.median(page_counts.values())
         warnings.append(
