@@ -53,8 +53,14 @@ def main(count: int) -> None:
             notifier.on_document_published,
             make_envelope(
                 DocumentPublished(
-                    document_id=f"d{i}", letter_id="L", item_id=f"i{i}", contact_id=f"c{i}", title="Abrechnung",
-                    folder=["Abrechnung"], letter_date=date(2026, 1, 2), notify_by_email=True,
+                    document_id=f"d{i}",
+                    letter_id="L",
+                    item_id=f"i{i}",
+                    contact_id=f"c{i}",
+                    title="Abrechnung",
+                    folder=["Abrechnung"],
+                    letter_date=date(2026, 1, 2),
+                    notify_by_email=True,
                     published_at=datetime.now(UTC),
                 ),
                 account_id="bench",
