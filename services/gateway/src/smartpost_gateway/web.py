@@ -31,7 +31,11 @@ SESSION_COOKIE = "smartpost_session"
 CSRF_HEADER = "X-CSRF-Token"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.globals.update(
-    texts=texts, views=views, euro=texts.euro, de_datetime=texts.de_datetime, rule_help={k: v[1] for k, v in texts.SPLIT_STRATEGIES.items()}
+    texts=texts,
+    views=views,
+    euro=texts.euro,
+    de_datetime=texts.de_datetime,
+    rule_help={k: v[1] for k, v in texts.SPLIT_STRATEGIES.items()},
 )
 
 router = APIRouter()
