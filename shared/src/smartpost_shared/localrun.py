@@ -161,6 +161,32 @@ class LocalSystem:
             self.stop(name)
 
 
+# Local demo only: staff logins for the gateway (password "demo-passwort-1") and the demo account's name.
+_DEMO_HASH = "scrypt$16384$8$1$6loY_eAGLr3-qGfQkQbdVA$HxJtp1c3fl7DjvXHGLBFIeqvXFngelNCgNKklUAuPX8"
+DEMO_ENV = {
+    "SMARTPOST_GATEWAY_STAFF_USERS": json.dumps(
+        {
+            "anna@hv-muster.de": {
+                "password_hash": _DEMO_HASH,
+                "account_id": "demo",
+                "roles": ["prepare", "release"],
+                "name": "Anna Muster",
+            },
+            "ben@hv-muster.de": {
+                "password_hash": _DEMO_HASH,
+                "account_id": "demo",
+                "roles": ["release"],
+                "name": "Ben Prüfer",
+            },
+        }
+    ),
+    "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({"demo": {"name": "HV Muster", "four_eyes_release": False}}),
+    "SMARTPOST_NOTIFIER_ACCOUNT_NAME": "Hausverwaltung Muster GmbH",
+    "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "2",
+    "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": "local-demo-secret-not-for-production",
+}
+
+
 def free_ports_for(services: list[str]) -> dict[str, int]:
     return {name: free_port() for name in [*services, "fake-provider"]}
 
@@ -182,6 +208,7 @@ def main() -> None:
         print("SmartPost stopped")  # noqa: T201
         return
     stack.up()
+    system.extra_env = DEMO_ENV
     names = system.start_all()
     # Leave the service processes running: 'down' stops them by PID.
     system.processes.clear()
