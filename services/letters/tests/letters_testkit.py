@@ -144,3 +144,41 @@ def now() -> datetime:
 
 def as_dict(obj: Any) -> Any:
     return obj.model_dump(mode="json")
+
+
+async def read_topic(bootstrap: str, topic: str, predicate, *, until, timeout: float = 20.0) -> list[Any]:
+    """Read ``topic`` from the beginning (no consumer group) until ``until(matches)`` or timeout.
+
+    Returns the matching messages as (envelope dict, headers dict) pairs, in partition order.
+    """
+    import asyncio  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        matches: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    body = json.loads(record.value)
+                    headers = {k: v.decode() for k, v in (record.headers or [])}
+                    if predicate(body, headers):
+                        matches.append((body, headers))
+            if until(matches):
+                return matches
+        return matches
+    finally:
+        await consumer.stop()

@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     )
     service = LetterService(event_app)
     consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
-    subscribe_all(consumer, InboundHandlers(service), settings.kafka)
+    subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

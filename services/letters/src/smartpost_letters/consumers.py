@@ -163,12 +163,16 @@ class InboundHandlers:
         )
 
 
-def subscribe_all(consumer: EventConsumer, handlers: InboundHandlers, kafka: KafkaSettings) -> None:
-    timeouts = {"session_timeout_ms": kafka.session_timeout_ms, "heartbeat_interval_ms": kafka.heartbeat_interval_ms}
+def subscribe_all(consumer: EventConsumer, handlers: InboundHandlers, kafka: KafkaSettings, group_id: str) -> None:
+    timeouts = {
+        "group_id": group_id,
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+    }
     consumer.subscribe(
         SPLITTER,
         {"DocumentSplit": handlers.on_document_split, "DocumentSplitFailed": handlers.on_document_split_failed},
-        **timeouts,
+        **timeouts,  # type: ignore[arg-type]
     )
     consumer.subscribe(ASSIGNMENT, {"PagesAssigned": handlers.on_pages_assigned}, **timeouts)
     consumer.subscribe(PRINT, {"PrintJobStatusChanged": handlers.on_print_status}, **timeouts)

@@ -34,6 +34,8 @@ class Settings(ServiceSettings):
     relay_poll_seconds: float = Field(default=0.2, gt=0)
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Kafka consumer group of the inbound subscriptions (one group per deployment of this service).
+    consumer_group: str = "smartpost-letters"
     fault_injection: FaultInjection = FaultInjection.NONE
 
     def resolved_event_store_url(self) -> str:

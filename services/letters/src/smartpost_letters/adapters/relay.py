@@ -72,18 +72,21 @@ class NotificationLogRelay:
             _, notifications = await asyncio.to_thread(self._next_batch)
             if not notifications:
                 return 0
+            sent_in_batch = 0
             for notification in notifications:
                 for envelope in self._envelopes(notification):
                     self._maybe_crash(FaultInjection.BEFORE_PUBLISH)
                     await self.publisher.publish(envelope)
                     self.published += 1
+                    sent_in_batch += 1
                     log.info(
                         "outbox.published",
                         event_type=envelope.event_type,
                         event_id=str(envelope.event_id),
                         notification_id=notification.id,
                     )
-            self._maybe_crash(FaultInjection.AFTER_PUBLISH)
+            if sent_in_batch:
+                self._maybe_crash(FaultInjection.AFTER_PUBLISH)
             last = notifications[-1].id
             await asyncio.to_thread(self.tracking.insert_tracking, Tracking(RELAY_NAME, last))
             return len(notifications)
