@@ -26,27 +26,31 @@ RULE = SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
 
 
 def make_parts(account: str, letter_id: str, document_id: str, count: int, pages: int = 2) -> list[SplitPart]:
-    parts = []
-    for i in range(count):
-        parts.append(
-            SplitPart(
-                part_id=f"{document_id}-p{i}",
-                index=i,
-                first_page=i * pages + 1,
-                last_page=i * pages + pages,
-                page_count=pages,
-                storage_key=f"accounts/{account}/letters/{letter_id}/parts/{document_id}/{i:05d}.pdf",
-                thumbnail_key=f"accounts/{account}/letters/{letter_id}/thumbnails/{document_id}/{i:05d}.png",
-                sha256=hashlib.sha256(f"{document_id}{i}".encode()).hexdigest(),
-                size_bytes=1000 + i,
-                address_lines=[f"Kontakt {i}", "Hauptstr. 1", "10115 Berlin"],
-            )
+    return [
+        SplitPart(
+            part_id=f"{document_id}-p{i}",
+            index=i,
+            first_page=i * pages + 1,
+            last_page=i * pages + pages,
+            page_count=pages,
+            storage_key=f"accounts/{account}/letters/{letter_id}/parts/{document_id}/{i:05d}.pdf",
+            thumbnail_key=f"accounts/{account}/letters/{letter_id}/thumbnails/{document_id}/{i:05d}.png",
+            sha256=hashlib.sha256(f"{document_id}{i}".encode()).hexdigest(),
+            size_bytes=1000 + i,
+            address_lines=[f"Kontakt {i}", "Hauptstr. 1", "10115 Berlin"],
         )
-    return parts
+        for i in range(count)
+    ]
 
 
-def assigned(part: SplitPart, contact: str, *, unit: str | None = None, prop: str | None = "prop-1",
-             status: AssignmentStatus = AssignmentStatus.ASSIGNED) -> PartAssignment:
+def assigned(
+    part: SplitPart,
+    contact: str,
+    *,
+    unit: str | None = None,
+    prop: str | None = "prop-1",
+    status: AssignmentStatus = AssignmentStatus.ASSIGNED,
+) -> PartAssignment:
     return PartAssignment(
         part_id=part.part_id,
         status=status,
@@ -111,15 +115,21 @@ class LetterBuilder:
         )
         return self
 
-    def assign(self, document_id: str = "doc-1", statuses: list[AssignmentStatus] | None = None,
-               warnings: list[AssignmentWarning] | None = None) -> LetterBuilder:
+    def assign(
+        self,
+        document_id: str = "doc-1",
+        statuses: list[AssignmentStatus] | None = None,
+        warnings: list[AssignmentWarning] | None = None,
+    ) -> LetterBuilder:
         parts = self.parts[document_id]
         statuses = statuses or [AssignmentStatus.ASSIGNED] * len(parts)
         self.letter.record_assignments(
             inbound_event_id=self.event_id(),
             document_id=document_id,
-            assignments=[assigned(p, f"contact-{i}", unit=f"unit-{i}", status=s)
-                         for i, (p, s) in enumerate(zip(parts, statuses, strict=True))],
+            assignments=[
+                assigned(p, f"contact-{i}", unit=f"unit-{i}", status=s)
+                for i, (p, s) in enumerate(zip(parts, statuses, strict=True))
+            ],
             warnings=warnings or [],
             is_correction=False,
             actor=ASSIGNER,
@@ -151,10 +161,10 @@ async def read_topic(bootstrap: str, topic: str, predicate, *, until, timeout: f
 
     Returns the matching messages as (envelope dict, headers dict) pairs, in partition order.
     """
-    import asyncio  # noqa: PLC0415
-    import json  # noqa: PLC0415
+    import asyncio
+    import json
 
-    from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: PLC0415
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()

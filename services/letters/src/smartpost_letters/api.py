@@ -40,7 +40,7 @@ from smartpost_letters.schemas import (
     RevokeIn,
 )
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
-from smartpost_shared.contracts.letters import PrintOptions
+from smartpost_shared.contracts.letters import PrintOptions  # noqa: TC001 - FastAPI body model
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def caller(
         try:
             expected_version = int(raw)
         except ValueError:
-            raise HTTPException(422, "If-Match must carry the letter version, e.g. \"7\"") from None
+            raise HTTPException(422, 'If-Match must carry the letter version, e.g. "7"') from None
     return Caller(x_smartpost_account, x_smartpost_actor, x_smartpost_command_id or "", expected_version)
 
 
@@ -168,8 +168,9 @@ async def list_letters(
     projector: LetterSummaryProjector = request.app.state.projector
     await _run(projector.catch_up)
     rows = await _run(lambda: projector.list_letters(who.account_id, status=status, limit=limit, offset=offset))
-    return LetterListOut(letters=[LetterSummaryOut.model_validate({k: v for k, v in r.items() if k != "account_id"})
-                                  for r in rows])
+    return LetterListOut(
+        letters=[LetterSummaryOut.model_validate({k: v for k, v in r.items() if k != "account_id"}) for r in rows]
+    )
 
 
 @router.post("/letters", status_code=201, response_model=LetterOut, tags=["letters"])
@@ -232,7 +233,7 @@ def _parse_rule(rule: str | None, role: DocumentRole) -> SplitRule | None:
 
 
 @router.post("/letters/{letter_id}/documents", status_code=201, response_model=LetterOut, tags=["documents"])
-async def upload_document(  # noqa: PLR0913 - multipart fields
+async def upload_document(
     request: Request,
     who: CallerDep,
     letter_id: str,
@@ -260,8 +261,12 @@ async def upload_document(  # noqa: PLR0913 - multipart fields
     key = source_key(who.account_id, str(lid), document_id)
     filename = (file.filename or f"{document_id}.pdf")[:255]
     await _run(
-        lambda: store.put(key, data, content_type="application/pdf", metadata={"filename": filename.encode(
-            "ascii", "replace").decode()})
+        lambda: store.put(
+            key,
+            data,
+            content_type="application/pdf",
+            metadata={"filename": filename.encode("ascii", "replace").decode()},
+        )
     )
     letter = await _run(
         lambda: service.attach_document(
@@ -333,7 +338,10 @@ async def document_pdf(request: Request, who: CallerDep, letter_id: str, documen
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
     doc = letter.document(document_id)
     key = _checked_key(who, letter, doc.source_key)
-    return await _run(lambda: _stream(request.app.state.store, key, "application/pdf", doc.filename))
+    response: StreamingResponse = await _run(
+        lambda: _stream(request.app.state.store, key, "application/pdf", doc.filename)
+    )
+    return response
 
 
 @router.post("/letters/{letter_id}/split", response_model=LetterOut, tags=["documents"])
@@ -362,7 +370,10 @@ async def part_pdf(request: Request, who: CallerDep, letter_id: str, part_id: st
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
     part = letter.part(part_id)
     key = _checked_key(who, letter, part.storage_key)
-    return await _run(lambda: _stream(request.app.state.store, key, "application/pdf", f"{part_id}.pdf"))
+    response: StreamingResponse = await _run(
+        lambda: _stream(request.app.state.store, key, "application/pdf", f"{part_id}.pdf")
+    )
+    return response
 
 
 @router.get("/letters/{letter_id}/parts/{part_id}/thumbnail", tags=["review"], response_class=StreamingResponse)
@@ -372,7 +383,10 @@ async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
     part = letter.part(part_id)
     key = _checked_key(who, letter, part.thumbnail_key)
-    return await _run(lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png"))
+    response: StreamingResponse = await _run(
+        lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png")
+    )
+    return response
 
 
 @router.post("/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"])
@@ -420,9 +434,7 @@ async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JS
 async def release(request: Request, who: CallerDep, letter_id: str, body: ReleaseIn) -> JSONResponse:
     """Release to the portal; each assigned part becomes one item visible only to its contact."""
     service = _service(request)
-    letter = await _run(
-        lambda: service.release(who.ctx, _letter_uuid(letter_id), notify_by_email=body.notify_by_email)
-    )
+    letter = await _run(lambda: service.release(who.ctx, _letter_uuid(letter_id), notify_by_email=body.notify_by_email))
     return _letter_response(letter)
 
 

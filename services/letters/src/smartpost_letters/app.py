@@ -33,13 +33,15 @@ async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Ev
     while not stopped.is_set():
         try:
             await asyncio.to_thread(projector.catch_up)
-        except Exception:  # noqa: BLE001 - database outage: try again later
+        except Exception:
             log.warning("projector.failed", exc_info=True)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
-def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+def create_app(  # noqa: PLR0915 - the wiring is one readable list
+    settings: Settings | None = None, *, store: ObjectStore | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     event_app = LettersApplication(
@@ -69,7 +71,11 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        service.on_saved = lambda: loop.call_soon_threadsafe(relay.wake)
+
+        def wake_relay() -> None:
+            loop.call_soon_threadsafe(relay.wake)
+
+        service.on_saved = wake_relay
         if minio is not None:
             await asyncio.to_thread(minio.ensure_bucket)
         await broker.start()

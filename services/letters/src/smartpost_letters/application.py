@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Transcoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from pydantic import BaseModel
 
 from smartpost_letters.domain.document_types import DocumentTypeTree, tree_id_for
@@ -94,6 +94,7 @@ class PydanticTranscoding(Transcoding):
     """Stores a pydantic model as its JSON dict (events and snapshots carry domain values and contract types)."""
 
     def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
         self.type = model
         self.name = f"pydantic:{model.__module__}.{model.__qualname__}"
 
@@ -101,7 +102,7 @@ class PydanticTranscoding(Transcoding):
         return obj.model_dump(mode="json")
 
     def decode(self, data: dict[str, Any]) -> BaseModel:
-        return self.type.model_validate(data)
+        return self.model.model_validate(data)
 
 
 class DateAsISO(Transcoding):
@@ -141,10 +142,10 @@ class LettersApplication(Application[uuid.UUID]):
 
     def __init__(self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None) -> None:
         if snapshot_interval is not None:
-            self.snapshotting_intervals = {SerialLetter: snapshot_interval}
+            self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
 
-    def register_transcodings(self, transcoder: Transcoder) -> None:
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
         for model in STORED_MODELS:
@@ -152,7 +153,7 @@ class LettersApplication(Application[uuid.UUID]):
 
 
 def event_store_env(url: str) -> dict[str, str]:
-    """eventsourcing environment for an event store URL (``sqlite:///path`` or ``postgresql://user:pw@h:p/db``)."""
+    """Eventsourcing environment for an event store URL (``sqlite:///path`` or ``postgresql://user:pw@h:p/db``)."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         from pathlib import Path  # noqa: PLC0415 - only needed here
@@ -191,8 +192,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-_AUDIT_SKIP = {"originator_id", "originator_version", "timestamp", "originator_topic", "account_id", "actor",
-               "command_id"}
+_AUDIT_SKIP = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "originator_topic",
+    "account_id",
+    "actor",
+    "command_id",
+}
 
 
 def _action_name(event: object) -> str:
@@ -216,7 +224,7 @@ class LetterService:
 
     def get_letter(self, account_id: str, letter_id: uuid.UUID) -> SerialLetter:
         try:
-            letter = self.app.repository.get(letter_id)
+            letter: object = self.app.repository.get(letter_id)
         except AggregateNotFoundError:
             raise LetterNotFoundError(str(letter_id)) from None
         if not isinstance(letter, SerialLetter) or letter.account_id != account_id:
@@ -262,7 +270,7 @@ class LetterService:
 
     # ---------------------------------------------------------------------------------------------- letters
 
-    def create_letter(  # noqa: PLR0913 - the basic parameters of a serial letter
+    def create_letter(
         self,
         ctx: CommandContext,
         *,
@@ -337,11 +345,17 @@ class LetterService:
         )
 
     def change_document(
-        self, ctx: CommandContext, letter_id: uuid.UUID, *, document_id: str, role: DocumentRole,
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        document_id: str,
+        role: DocumentRole,
         rule: SplitRule | None,
     ) -> SerialLetter:
         return self._execute(
-            ctx, letter_id,
+            ctx,
+            letter_id,
             lambda letter: letter.change_document(document_id=document_id, role=role, rule=rule, actor=ctx.as_actor),
         )
 
@@ -360,8 +374,14 @@ class LetterService:
         return self._execute(ctx, letter_id, lambda letter: letter.reopen(actor=ctx.as_actor))
 
     def reassign_part(
-        self, ctx: CommandContext, letter_id: uuid.UUID, *, part_id: str, contact_id: str,
-        property_id: str | None, unit_id: str | None,
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        part_id: str,
+        contact_id: str,
+        property_id: str | None,
+        unit_id: str | None,
     ) -> SerialLetter:
         return self._execute(
             ctx,
@@ -392,7 +412,12 @@ class LetterService:
         )
 
     def revoke(
-        self, ctx: CommandContext, letter_id: uuid.UUID, *, unit_id: str | None, item_ids: Sequence[str] | None,
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        unit_id: str | None,
+        item_ids: Sequence[str] | None,
         reason: str,
     ) -> SerialLetter:
         return self._execute(
@@ -408,14 +433,11 @@ class LetterService:
 
     def audit_log(self, account_id: str, letter_id: uuid.UUID) -> list[AuditEntry]:
         self.get_letter(account_id, letter_id)
-        entries: list[AuditEntry] = []
-        for event in self.app.events.get(letter_id):
-            entries.append(_audit_entry(event))
-        return entries
+        return [_audit_entry(event) for event in self.app.events.get(letter_id)]
 
     # ---------------------------------------------------------------------------------------------- inbound
 
-    def record_split(  # noqa: PLR0913 - the content of a DocumentSplit event
+    def record_split(
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -440,7 +462,7 @@ class LetterService:
             ),
         )
 
-    def record_split_failure(  # noqa: PLR0913
+    def record_split_failure(
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -465,7 +487,7 @@ class LetterService:
             ),
         )
 
-    def record_assignments(  # noqa: PLR0913
+    def record_assignments(
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -501,7 +523,7 @@ class LetterService:
             ),
         )
 
-    def record_viewed(  # noqa: PLR0913
+    def record_viewed(
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -523,7 +545,7 @@ class LetterService:
 
     def document_type_tree(self, account_id: str) -> DocumentTypeTree | None:
         try:
-            tree = self.app.repository.get(tree_id_for(account_id))
+            tree: object = self.app.repository.get(tree_id_for(account_id))
         except AggregateNotFoundError:
             return None
         assert isinstance(tree, DocumentTypeTree)
@@ -588,7 +610,7 @@ def _audit_entry(event: DomainEventProtocol[uuid.UUID]) -> AuditEntry:
     details = {k: _jsonable(v) for k, v in data.items() if k not in _AUDIT_SKIP}
     return AuditEntry(
         version=event.originator_version,
-        timestamp=event.timestamp,
+        timestamp=data["timestamp"],
         actor=str(data.get("actor", "")),
         action=_action_name(event),
         command_id=data.get("command_id") or None,

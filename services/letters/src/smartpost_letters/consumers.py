@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from smartpost_letters.application import LetterService
     from smartpost_letters.domain.letter import InboundOutcome
     from smartpost_shared.contracts.envelope import Envelope
+    from smartpost_shared.messaging import Handler
     from smartpost_shared.settings import KafkaSettings
+    from smartpost_shared.topics import Topic
 
 log = get_logger(__name__)
 
@@ -164,16 +166,19 @@ class InboundHandlers:
 
 
 def subscribe_all(consumer: EventConsumer, handlers: InboundHandlers, kafka: KafkaSettings, group_id: str) -> None:
-    timeouts = {
-        "group_id": group_id,
-        "session_timeout_ms": kafka.session_timeout_ms,
-        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
-    }
-    consumer.subscribe(
+    def subscribe(topic: Topic, handlers_by_type: dict[str, Handler]) -> None:
+        consumer.subscribe(
+            topic,
+            handlers_by_type,
+            group_id=group_id,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        )
+
+    subscribe(
         SPLITTER,
         {"DocumentSplit": handlers.on_document_split, "DocumentSplitFailed": handlers.on_document_split_failed},
-        **timeouts,  # type: ignore[arg-type]
     )
-    consumer.subscribe(ASSIGNMENT, {"PagesAssigned": handlers.on_pages_assigned}, **timeouts)
-    consumer.subscribe(PRINT, {"PrintJobStatusChanged": handlers.on_print_status}, **timeouts)
-    consumer.subscribe(PORTAL, {"DocumentViewed": handlers.on_document_viewed}, **timeouts)
+    subscribe(ASSIGNMENT, {"PagesAssigned": handlers.on_pages_assigned})
+    subscribe(PRINT, {"PrintJobStatusChanged": handlers.on_print_status})
+    subscribe(PORTAL, {"DocumentViewed": handlers.on_document_viewed})

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smartpost_letters.domain.letter import SerialLetter
+from smartpost_shared.contracts.common import LetterScope
 from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, make_envelope
 from smartpost_shared.contracts.letters import (
     AssignmentCorrected,
@@ -39,7 +40,7 @@ def wire_payloads(event: object) -> list[EventPayload]:  # noqa: PLR0911 - one b
                 title=event.title,
                 document_type=event.document_type,
                 recipient_groups=event.recipient_groups,
-                scope=event.scope,  # type: ignore[arg-type] - validated into LetterScope
+                scope=LetterScope(event.scope),
                 property_id=event.property_id,
                 include_archived=event.include_archived,
                 letter_date=event.letter_date,
@@ -96,7 +97,9 @@ def wire_payloads(event: object) -> list[EventPayload]:  # noqa: PLR0911 - one b
             )
         ]
     if isinstance(event, SerialLetter.ItemsRevoked):
-        return [LetterItemsRevoked(letter_id=letter_id, item_ids=event.item_ids, reason=event.reason, actor=event.actor)]
+        return [
+            LetterItemsRevoked(letter_id=letter_id, item_ids=event.item_ids, reason=event.reason, actor=event.actor)
+        ]
     if isinstance(event, SerialLetter.Deleted) and event.revoked_item_ids:
         return [
             LetterItemsRevoked(

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from smartpost_letters.domain.document_types import DocumentTypeTree
-from smartpost_letters.domain.letter import SerialLetter
 from smartpost_letters.domain.models import (
     Assignment,
     DocumentRole,
@@ -22,6 +20,10 @@ from smartpost_letters.domain.models import (
 from smartpost_shared.contracts.common import DocumentType, LetterScope, SplitRule
 from smartpost_shared.contracts.documents import AssignmentWarning
 from smartpost_shared.contracts.letters import PrintOptions
+
+if TYPE_CHECKING:
+    from smartpost_letters.domain.document_types import DocumentTypeTree
+    from smartpost_letters.domain.letter import SerialLetter
 
 
 class Model(BaseModel):
@@ -244,7 +246,7 @@ class LetterOut(Model):
         blockers = letter._release_blockers()  # noqa: SLF001 - the same rule the aggregate enforces
         if letter.status == LetterStatus.IN_REVIEW:
             blockers = [*blockers, "the review has not been confirmed"]
-        elif letter.status not in {LetterStatus.REVIEWED}:
+        elif letter.status != LetterStatus.REVIEWED:
             blockers = [f"the letter is {letter.status.value}"]
         items = [
             ItemOut(

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -22,6 +22,9 @@ from letters_testkit import read_topic
 from smartpost_letters.application import LettersApplication, event_store_env
 from smartpost_letters.integration import wire_envelopes
 from smartpost_shared.devstack import free_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -73,9 +76,17 @@ def create_letter(port: int, account: str) -> str | None:
     dt = httpx.post(f"{base}/v1/document-types", json={"name": "Briefe"}, headers=h(account), timeout=10)
     dt.raise_for_status()
     try:
-        r = httpx.post(f"{base}/v1/letters", json={"title": "Crash", "document_type_id": dt.json()["created_id"],
-                                                   "recipient_groups": ["owners"], "property_id": "p1"},
-                       headers={**h(account), "X-SmartPost-Command-Id": "crash-create"}, timeout=10)
+        r = httpx.post(
+            f"{base}/v1/letters",
+            json={
+                "title": "Crash",
+                "document_type_id": dt.json()["created_id"],
+                "recipient_groups": ["owners"],
+                "property_id": "p1",
+            },
+            headers={**h(account), "X-SmartPost-Command-Id": "crash-create"},
+            timeout=10,
+        )
     except httpx.HTTPError:
         return None  # the process died before answering: the letter id is found in the store instead
     return str(r.json()["letter_id"])
@@ -104,17 +115,25 @@ async def test_kill_9_between_commit_and_publish_loses_no_event(stack, tmp_path,
         app.close()
     letter_id = expected.payload.letter_id  # type: ignore[attr-defined]
 
-    before = await read_topic(stack.bootstrap_servers, "letters.events",
-                              lambda b, _: b["payload"].get("letter_id") == letter_id,
-                              until=lambda m: len(m) >= 1, timeout=6)
+    before = await read_topic(
+        stack.bootstrap_servers,
+        "letters.events",
+        lambda b, _: b["payload"].get("letter_id") == letter_id,
+        until=lambda m: len(m) >= 1,
+        timeout=6,
+    )
     assert len(before) == (0 if fault == "before_publish" else 1)
 
     proc = start_service(stack, tmp_path, port, database_url, "")
     try:
         want = 1 if fault == "before_publish" else 2
-        found = await read_topic(stack.bootstrap_servers, "letters.events",
-                                 lambda b, _: b["payload"].get("letter_id") == letter_id,
-                                 until=lambda m: len(m) >= want, timeout=30)
+        found = await read_topic(
+            stack.bootstrap_servers,
+            "letters.events",
+            lambda b, _: b["payload"].get("letter_id") == letter_id,
+            until=lambda m: len(m) >= want,
+            timeout=30,
+        )
         assert len(found) == want
         for body, _ in found:
             assert body["event_id"] == str(expected.event_id)  # same id: consumers dedupe the re-publish

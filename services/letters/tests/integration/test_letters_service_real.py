@@ -73,27 +73,47 @@ async def wait_for(client, account, letter_id, predicate, timeout=20.0):
     raise AssertionError(f"letter never reached the expected state: {body and body.get('status')}")
 
 
-async def test_full_life_cycle_over_kafka(running, make_id, object_store):
-    app, client, upstream, bootstrap = running
+async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end to end
+    running, make_id, object_store
+):
+    _, client, upstream, bootstrap = running
     account = make_id("acc")
     r = await client.post("/v1/document-types", json={"name": "Abrechnungen"}, headers=h(account))
     dt = r.json()["created_id"]
-    r = await client.post("/v1/letters", json={"title": "Heizkosten", "document_type_id": dt,
-                                               "recipient_groups": ["tenants"], "scope": "cross_property"},
-                          headers=h(account))
+    r = await client.post(
+        "/v1/letters",
+        json={
+            "title": "Heizkosten",
+            "document_type_id": dt,
+            "recipient_groups": ["tenants"],
+            "scope": "cross_property",
+        },
+        headers=h(account),
+    )
     assert r.status_code == 201, r.text
     lid = r.json()["letter_id"]
-    r = await client.post(f"/v1/letters/{lid}/documents", files={"file": ("a.pdf", PDF, "application/pdf")},
-                          data={"role": "split"}, headers=h(account))
+    r = await client.post(
+        f"/v1/letters/{lid}/documents",
+        files={"file": ("a.pdf", PDF, "application/pdf")},
+        data={"role": "split"},
+        headers=h(account),
+    )
     doc = r.json()["documents"][0]
     assert object_store.get(doc["source_key"]) == PDF
     await client.post(f"/v1/letters/{lid}/split", headers=h(account))
 
     # The splitter fails once: back to draft with the reason; staff split again.
     failed = make_envelope(
-        DocumentSplitFailed(letter_id=lid, document_id=doc["document_id"], source_key=doc["source_key"],
-                            reason_code=SplitFailureReason.NEEDS_OCR, reason="Scan ohne Text"),
-        account_id=account, producer="splitter")
+        DocumentSplitFailed(
+            letter_id=lid,
+            document_id=doc["document_id"],
+            source_key=doc["source_key"],
+            reason_code=SplitFailureReason.NEEDS_OCR,
+            reason="Scan ohne Text",
+        ),
+        account_id=account,
+        producer="splitter",
+    )
     await upstream.publish(failed)
     body = await wait_for(client, account, lid, lambda b: b["status"] == "draft")
     assert body["documents"][0]["failure"]["reason"] == "Scan ohne Text"
@@ -101,14 +121,35 @@ async def test_full_life_cycle_over_kafka(running, make_id, object_store):
 
     parts = make_parts(account, lid, doc["document_id"], 2)
     split = make_envelope(
-        DocumentSplit(letter_id=lid, document_id=doc["document_id"], source_key=doc["source_key"],
-                      strategy="address_block", source_page_count=4, parts=parts),
-        account_id=account, producer="splitter")
+        DocumentSplit(
+            letter_id=lid,
+            document_id=doc["document_id"],
+            source_key=doc["source_key"],
+            strategy="address_block",
+            source_page_count=4,
+            parts=parts,
+        ),
+        account_id=account,
+        producer="splitter",
+    )
     assigned = make_envelope(
-        PagesAssigned(letter_id=lid, document_id=doc["document_id"], assignments=[
-            PartAssignment(part_id=p.part_id, status=AssignmentStatus.ASSIGNED, contact_id=f"c{i}",
-                           property_id=f"prop-{i}", unit_id=f"u{i}") for i, p in enumerate(parts)]),
-        account_id=account, producer="assignment")
+        PagesAssigned(
+            letter_id=lid,
+            document_id=doc["document_id"],
+            assignments=[
+                PartAssignment(
+                    part_id=p.part_id,
+                    status=AssignmentStatus.ASSIGNED,
+                    contact_id=f"c{i}",
+                    property_id=f"prop-{i}",
+                    unit_id=f"u{i}",
+                )
+                for i, p in enumerate(parts)
+            ],
+        ),
+        account_id=account,
+        producer="assignment",
+    )
     # Assignment may overtake the split (different topics): both orders must end in review.
     await upstream.publish(assigned)
     await upstream.publish(split)
@@ -125,25 +166,54 @@ async def test_full_life_cycle_over_kafka(running, make_id, object_store):
     r = await client.post(f"/v1/letters/{lid}/print-order", json={"duplex": False}, headers=h(account))
     order_id = r.json()["print_order"]["print_order_id"]
     item0 = f"{lid}:{parts[0].part_id}"
-    await upstream.publish(make_envelope(
-        PrintJobStatusChanged(print_order_id=order_id, letter_id=lid, mailpiece_id="mp-1", contact_id="c0",
-                              item_ids=[item0], status=MailpieceStatus.SENT, provider="filedrop"),
-        account_id=account, producer="print-dispatch"))
-    await upstream.publish(make_envelope(
-        DocumentViewed(document_id="pd-1", letter_id=lid, item_id=item0, contact_id="c0",
-                       first_viewed_at="2026-03-02T08:00:00+00:00"),
-        account_id=account, producer="portal-publisher"))
-    body = await wait_for(client, account, lid, lambda b: b["print_order"]["mailpieces"]
-                          and b["items"][0]["first_viewed_at"])
+    await upstream.publish(
+        make_envelope(
+            PrintJobStatusChanged(
+                print_order_id=order_id,
+                letter_id=lid,
+                mailpiece_id="mp-1",
+                contact_id="c0",
+                item_ids=[item0],
+                status=MailpieceStatus.SENT,
+                provider="filedrop",
+            ),
+            account_id=account,
+            producer="print-dispatch",
+        )
+    )
+    await upstream.publish(
+        make_envelope(
+            DocumentViewed(
+                document_id="pd-1",
+                letter_id=lid,
+                item_id=item0,
+                contact_id="c0",
+                first_viewed_at="2026-03-02T08:00:00+00:00",
+            ),
+            account_id=account,
+            producer="portal-publisher",
+        )
+    )
+    body = await wait_for(
+        client, account, lid, lambda b: b["print_order"]["mailpieces"] and b["items"][0]["first_viewed_at"]
+    )
     assert body["print_order"]["mailpieces"][0]["status"] == "sent"
-    await client.post(f"/v1/letters/{lid}/revocations", json={"unit_id": "u1", "reason": "Auszug"},
-                      headers=h(account))
+    await client.post(f"/v1/letters/{lid}/revocations", json={"unit_id": "u1", "reason": "Auszug"}, headers=h(account))
 
-    wanted = ["LetterCreated", "SplitRequested", "SplitRequested", "LetterReleased", "PrintOrdered",
-              "LetterItemsRevoked"]
+    wanted = [
+        "LetterCreated",
+        "SplitRequested",
+        "SplitRequested",
+        "LetterReleased",
+        "PrintOrdered",
+        "LetterItemsRevoked",
+    ]
     events = await read_topic(
-        bootstrap, "letters.events", lambda b, _: b["payload"].get("letter_id") == lid,
-        until=lambda m: len(m) >= len(wanted))
+        bootstrap,
+        "letters.events",
+        lambda b, _: b["payload"].get("letter_id") == lid,
+        until=lambda m: len(m) >= len(wanted),
+    )
     assert [e["event_type"] for e, _ in events] == wanted  # all on one partition, in order
     released = events[3][0]
     assert released["account_id"] == account
@@ -153,7 +223,8 @@ async def test_full_life_cycle_over_kafka(running, make_id, object_store):
 
     audit = (await client.get(f"/v1/letters/{lid}/audit", headers=h(account))).json()["entries"]
     assert {"service:splitter", "service:assignment", "service:print-dispatch", "staff:anna"} <= {
-        e["actor"] for e in audit}
+        e["actor"] for e in audit
+    }
     listed = (await client.get("/v1/letters", headers=h(account))).json()["letters"]
     assert listed[0]["letter_id"] == lid
     assert listed[0]["status"] == "print_ordered"
@@ -162,24 +233,36 @@ async def test_full_life_cycle_over_kafka(running, make_id, object_store):
 
 
 async def test_inbound_for_unknown_or_foreign_letter_is_dead_lettered(running, make_id):
-    app, client, upstream, bootstrap = running
+    _, client, upstream, bootstrap = running
     account = make_id("acc")
     r = await client.post("/v1/document-types", json={"name": "X"}, headers=h(account))
-    r = await client.post("/v1/letters", json={"title": "T", "document_type_id": r.json()["created_id"],
-                                               "recipient_groups": ["owners"], "property_id": "p"},
-                          headers=h(account))
+    r = await client.post(
+        "/v1/letters",
+        json={
+            "title": "T",
+            "document_type_id": r.json()["created_id"],
+            "recipient_groups": ["owners"],
+            "property_id": "p",
+        },
+        headers=h(account),
+    )
     lid = r.json()["letter_id"]
     foreign = make_envelope(
-        PagesAssigned(letter_id=lid, document_id="d", assignments=[]), account_id=make_id("other"),
-        producer="assignment")
+        PagesAssigned(letter_id=lid, document_id="d", assignments=[]),
+        account_id=make_id("other"),
+        producer="assignment",
+    )
     unknown = make_envelope(
-        PagesAssigned(letter_id=str(uuid.uuid4()), document_id="d", assignments=[]), account_id=account,
-        producer="assignment")
+        PagesAssigned(letter_id=str(uuid.uuid4()), document_id="d", assignments=[]),
+        account_id=account,
+        producer="assignment",
+    )
     await upstream.publish(foreign)
     await upstream.publish(unknown)
     ids = {str(foreign.event_id), str(unknown.event_id)}
-    dead = await read_topic(bootstrap, "assignment.events.dlq", lambda b, _: b["event_id"] in ids,
-                            until=lambda m: len(m) >= 2)
+    dead = await read_topic(
+        bootstrap, "assignment.events.dlq", lambda b, _: b["event_id"] in ids, until=lambda m: len(m) >= 2
+    )
     assert len(dead) == 2
     assert all("unknown letter" in hdr["dlq_reason"] for _, hdr in dead)
     assert all(hdr["dlq_consumer"] == "letters" for _, hdr in dead)

@@ -45,8 +45,14 @@ def make_doctype(client, account="acc-1"):
 
 def make_letter(client, account="acc-1", command=None, **extra):
     dt = make_doctype(client, account)
-    body = {"title": "Heizkosten 2025", "document_type_id": dt, "recipient_groups": ["owners"],
-            "scope": "property", "property_id": "prop-1", **extra}
+    body = {
+        "title": "Heizkosten 2025",
+        "document_type_id": dt,
+        "recipient_groups": ["owners"],
+        "scope": "property",
+        "property_id": "prop-1",
+        **extra,
+    }
     r = client.post("/v1/letters", json=body, headers=headers(account, command=command))
     assert r.status_code == 201, r.text
     return r.json()
@@ -56,8 +62,12 @@ def upload(client, letter_id, data=PDF, role="split", command=None, account="acc
     form = {"role": role}
     if rule:
         form["rule"] = json.dumps(rule)
-    return client.post(f"/v1/letters/{letter_id}/documents", files={"file": ("brief.pdf", data, "application/pdf")},
-                       data=form, headers=headers(account, command=command))
+    return client.post(
+        f"/v1/letters/{letter_id}/documents",
+        files={"file": ("brief.pdf", data, "application/pdf")},
+        data=form,
+        headers=headers(account, command=command),
+    )
 
 
 def drive_to_review(app, client, letter_id, count=2):
@@ -67,13 +77,35 @@ def drive_to_review(app, client, letter_id, count=2):
     service = app.state.service
     lid = uuid.UUID(letter_id)
     parts = make_parts("acc-1", letter_id, doc_id, count)
-    service.record_split("acc-1", lid, inbound_event_id=str(uuid.uuid4()), document_id=doc_id,
-                         source_page_count=count * 2, parts=parts, warnings=[], actor=SPLITTER.name)
+    service.record_split(
+        "acc-1",
+        lid,
+        inbound_event_id=str(uuid.uuid4()),
+        document_id=doc_id,
+        source_page_count=count * 2,
+        parts=parts,
+        warnings=[],
+        actor=SPLITTER.name,
+    )
     service.record_assignments(
-        "acc-1", lid, inbound_event_id=str(uuid.uuid4()), document_id=doc_id,
-        assignments=[PartAssignment(part_id=p.part_id, status=AssignmentStatus.ASSIGNED, contact_id=f"c{i}",
-                                    property_id="prop-1", unit_id=f"u{i}") for i, p in enumerate(parts)],
-        warnings=[], is_correction=False, actor=Actor("service:assignment").name)
+        "acc-1",
+        lid,
+        inbound_event_id=str(uuid.uuid4()),
+        document_id=doc_id,
+        assignments=[
+            PartAssignment(
+                part_id=p.part_id,
+                status=AssignmentStatus.ASSIGNED,
+                contact_id=f"c{i}",
+                property_id="prop-1",
+                unit_id=f"u{i}",
+            )
+            for i, p in enumerate(parts)
+        ],
+        warnings=[],
+        is_correction=False,
+        actor=Actor("service:assignment").name,
+    )
     return doc_id, parts
 
 
@@ -87,7 +119,7 @@ def test_headers_are_required_and_bearer_token_checked(tmp_path):
     app.state.event_app.close()
 
 
-def test_full_flow_over_http(env):
+def test_full_flow_over_http(env):  # noqa: PLR0915 - one scenario end to end
     client, app, store = env
     letter = make_letter(client)
     lid = letter["letter_id"]
@@ -126,8 +158,9 @@ def test_full_flow_over_http(env):
     r = client.post(f"/v1/letters/{lid}/print-order", json={}, headers=headers())
     assert r.status_code == 422
     assert "already ordered" in r.json()["detail"]
-    r = client.post(f"/v1/letters/{lid}/revocations", json={"unit_id": "u0", "reason": "Mieterwechsel"},
-                    headers=headers())
+    r = client.post(
+        f"/v1/letters/{lid}/revocations", json={"unit_id": "u0", "reason": "Mieterwechsel"}, headers=headers()
+    )
     assert r.json()["items"][0]["revoke_reason"] == "Mieterwechsel"
     r = client.delete(f"/v1/letters/{lid}", params={"reason": "falsch"}, headers=headers())
     assert r.json()["status"] == "deleted"
@@ -140,9 +173,7 @@ def test_full_flow_over_http(env):
     assert {e["actor"] for e in audit} >= {"staff:anna", "service:splitter", "service:assignment"}
     assert all(e["timestamp"] for e in audit)
     listed = client.get("/v1/letters", headers=headers()).json()["letters"]
-    assert [(x["letter_id"], x["status"], x["parts"], x["released_items"]) for x in listed] == [
-        (lid, "deleted", 2, 1)
-    ]
+    assert [(x["letter_id"], x["status"], x["parts"], x["released_items"]) for x in listed] == [(lid, "deleted", 2, 1)]
 
 
 def test_another_account_cannot_read_or_change_a_letter(env):
@@ -181,9 +212,16 @@ def test_retried_commands_apply_once(env):
     client, _, _ = env
     first = make_letter(client, command="create-1")
     dt = first["document_type"]["id"]
-    again = client.post("/v1/letters", json={"title": "Heizkosten 2025", "document_type_id": dt,
-                                             "recipient_groups": ["owners"], "property_id": "prop-1"},
-                        headers=headers(command="create-1"))
+    again = client.post(
+        "/v1/letters",
+        json={
+            "title": "Heizkosten 2025",
+            "document_type_id": dt,
+            "recipient_groups": ["owners"],
+            "property_id": "prop-1",
+        },
+        headers=headers(command="create-1"),
+    )
     assert again.json()["letter_id"] == first["letter_id"]
     lid = first["letter_id"]
     a = upload(client, lid, command="up-1").json()
@@ -211,12 +249,24 @@ def test_stale_expected_version_is_a_409_with_current_version(env):
 def test_property_on_cross_property_letter_is_rejected(env):
     client, _, _ = env
     dt = make_doctype(client)
-    r = client.post("/v1/letters", json={"title": "T", "document_type_id": dt, "recipient_groups": ["tenants"],
-                                         "scope": "cross_property", "property_id": "prop-1"}, headers=headers())
+    r = client.post(
+        "/v1/letters",
+        json={
+            "title": "T",
+            "document_type_id": dt,
+            "recipient_groups": ["tenants"],
+            "scope": "cross_property",
+            "property_id": "prop-1",
+        },
+        headers=headers(),
+    )
     assert r.status_code == 422
     assert "cross-property" in r.json()["detail"]
-    r = client.post("/v1/letters", json={"title": "T", "document_type_id": "unknown", "recipient_groups": ["x"],
-                                         "property_id": "p"}, headers=headers())
+    r = client.post(
+        "/v1/letters",
+        json={"title": "T", "document_type_id": "unknown", "recipient_groups": ["x"], "property_id": "p"},
+        headers=headers(),
+    )
     assert r.status_code == 422
     assert r.json()["code"] == "invalid_document_type"
 

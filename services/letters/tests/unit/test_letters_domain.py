@@ -29,6 +29,8 @@ from smartpost_shared.contracts.documents import (
 from smartpost_shared.contracts.letters import PrintOptions
 from smartpost_shared.contracts.printing import MailpieceStatus
 
+TODAY = datetime.now(UTC).date()
+
 
 def create(**overrides):
     args = {
@@ -98,11 +100,27 @@ def test_first_document_must_be_split_and_attachments_follow():
 def test_attach_requires_rule_for_split_and_a_non_empty_file():
     b = LetterBuilder()
     with pytest.raises(DocumentError, match="split rule"):
-        b.letter.attach_document(document_id="d", filename="d.pdf", role=DocumentRole.SPLIT, rule=None,
-                                 source_key="k", size_bytes=10, sha256="0" * 64, actor=STAFF)
+        b.letter.attach_document(
+            document_id="d",
+            filename="d.pdf",
+            role=DocumentRole.SPLIT,
+            rule=None,
+            source_key="k",
+            size_bytes=10,
+            sha256="0" * 64,
+            actor=STAFF,
+        )
     with pytest.raises(DocumentError, match="empty"):
-        b.letter.attach_document(document_id="d", filename="d.pdf", role=DocumentRole.SPLIT, rule=RULE,
-                                 source_key="k", size_bytes=0, sha256="0" * 64, actor=STAFF)
+        b.letter.attach_document(
+            document_id="d",
+            filename="d.pdf",
+            role=DocumentRole.SPLIT,
+            rule=RULE,
+            source_key="k",
+            size_bytes=0,
+            sha256="0" * 64,
+            actor=STAFF,
+        )
 
 
 def test_reorder_keeps_cover_letter_first_and_needs_a_permutation():
@@ -181,8 +199,14 @@ def test_split_result_is_idempotent_per_inbound_event():
     b = LetterBuilder().attach()
     b.letter.start_split(actor=STAFF)
     parts = make_parts("acc-1", b.lid, "doc-1", 2)
-    kwargs = {"inbound_event_id": "evt-1", "document_id": "doc-1", "source_page_count": 4, "parts": parts,
-              "warnings": [], "actor": SPLITTER}
+    kwargs = {
+        "inbound_event_id": "evt-1",
+        "document_id": "doc-1",
+        "source_page_count": 4,
+        "parts": parts,
+        "warnings": [],
+        "actor": SPLITTER,
+    }
     assert b.letter.record_split(**kwargs) == InboundOutcome.APPLIED
     version = b.letter.version
     assert b.letter.record_split(**kwargs) == InboundOutcome.DUPLICATE
@@ -195,19 +219,29 @@ def test_split_result_with_pages_outside_the_document_or_duplicate_parts_is_reje
     b.letter.start_split(actor=STAFF)
     parts = make_parts("acc-1", b.lid, "doc-1", 2)
     with pytest.raises(InboundMismatchError, match="outside"):
-        b.letter.record_split(inbound_event_id="e", document_id="doc-1", source_page_count=3, parts=parts,
-                              warnings=[], actor=SPLITTER)
+        b.letter.record_split(
+            inbound_event_id="e", document_id="doc-1", source_page_count=3, parts=parts, warnings=[], actor=SPLITTER
+        )
     with pytest.raises(InboundMismatchError, match="unique"):
-        b.letter.record_split(inbound_event_id="e", document_id="doc-1", source_page_count=4,
-                              parts=[parts[0], parts[0]], warnings=[], actor=SPLITTER)
-    b.letter.record_split(inbound_event_id="e1", document_id="doc-1", source_page_count=4, parts=parts,
-                          warnings=[], actor=SPLITTER)
+        b.letter.record_split(
+            inbound_event_id="e",
+            document_id="doc-1",
+            source_page_count=4,
+            parts=[parts[0], parts[0]],
+            warnings=[],
+            actor=SPLITTER,
+        )
+    b.letter.record_split(
+        inbound_event_id="e1", document_id="doc-1", source_page_count=4, parts=parts, warnings=[], actor=SPLITTER
+    )
     with pytest.raises(InboundMismatchError, match="unique"):
-        b.letter.record_split(inbound_event_id="e2", document_id="doc-2", source_page_count=4, parts=parts,
-                              warnings=[], actor=SPLITTER)
+        b.letter.record_split(
+            inbound_event_id="e2", document_id="doc-2", source_page_count=4, parts=parts, warnings=[], actor=SPLITTER
+        )
     with pytest.raises(DocumentError):
-        b.letter.record_split(inbound_event_id="e3", document_id="nope", source_page_count=4, parts=parts,
-                              warnings=[], actor=SPLITTER)
+        b.letter.record_split(
+            inbound_event_id="e3", document_id="nope", source_page_count=4, parts=parts, warnings=[], actor=SPLITTER
+        )
 
 
 def test_split_failure_returns_to_draft_with_reason_and_late_results_are_stale():
@@ -215,8 +249,12 @@ def test_split_failure_returns_to_draft_with_reason_and_late_results_are_stale()
     b.letter.start_split(actor=STAFF)
     b.split("doc-1", 2)
     outcome = b.letter.record_split_failure(
-        inbound_event_id="f1", document_id="doc-2", reason_code=SplitFailureReason.ENCRYPTED,
-        reason="PDF is password-protected", failed_at=datetime.now(UTC), actor=SPLITTER,
+        inbound_event_id="f1",
+        document_id="doc-2",
+        reason_code=SplitFailureReason.ENCRYPTED,
+        reason="PDF is password-protected",
+        failed_at=datetime.now(UTC),
+        actor=SPLITTER,
     )
     assert outcome == InboundOutcome.APPLIED
     assert b.letter.status == LetterStatus.DRAFT
@@ -228,8 +266,12 @@ def test_split_failure_returns_to_draft_with_reason_and_late_results_are_stale()
     assert b.letter.document("doc-1").status == DocumentStatus.UPLOADED
     # A late split result of the failed round changes nothing.
     parts = make_parts("acc-1", b.lid, "doc-2", 1)
-    assert b.letter.record_split(inbound_event_id="late", document_id="doc-2", source_page_count=2, parts=parts,
-                                 warnings=[], actor=SPLITTER) == InboundOutcome.STALE
+    assert (
+        b.letter.record_split(
+            inbound_event_id="late", document_id="doc-2", source_page_count=2, parts=parts, warnings=[], actor=SPLITTER
+        )
+        == InboundOutcome.STALE
+    )
     # Staff can replace the document and split again.
     b.letter.remove_document(document_id="doc-2", actor=STAFF)
     b.letter.start_split(actor=STAFF)
@@ -256,14 +298,18 @@ def test_assignment_arriving_before_the_split_is_kept_until_the_split_is_recorde
     b.letter.start_split(actor=STAFF)
     parts = make_parts("acc-1", b.lid, "doc-1", 2)
     outcome = b.letter.record_assignments(
-        inbound_event_id="a1", document_id="doc-1",
-        assignments=[assigned(p, f"c{i}") for i, p in enumerate(parts)], warnings=[], is_correction=False,
+        inbound_event_id="a1",
+        document_id="doc-1",
+        assignments=[assigned(p, f"c{i}") for i, p in enumerate(parts)],
+        warnings=[],
+        is_correction=False,
         actor=ASSIGNER,
     )
     assert outcome == InboundOutcome.APPLIED
     assert b.letter.status == LetterStatus.SPLITTING
-    b.letter.record_split(inbound_event_id="s1", document_id="doc-1", source_page_count=4, parts=parts,
-                          warnings=[], actor=SPLITTER)
+    b.letter.record_split(
+        inbound_event_id="s1", document_id="doc-1", source_page_count=4, parts=parts, warnings=[], actor=SPLITTER
+    )
     assert b.letter.status == LetterStatus.IN_REVIEW
     assert [p.assignment.contact_id for p in b.letter.parts()] == ["c0", "c1"]
 
@@ -274,14 +320,38 @@ def test_assignment_for_unknown_part_is_rejected_and_duplicates_are_ignored():
     b.split(count=1)
     bogus = PartAssignment(part_id="zzz", status=AssignmentStatus.ASSIGNED, contact_id="c")
     with pytest.raises(InboundMismatchError, match="unknown part"):
-        b.letter.record_assignments(inbound_event_id="x", document_id="doc-1", assignments=[bogus], warnings=[],
-                                    is_correction=False, actor=ASSIGNER)
+        b.letter.record_assignments(
+            inbound_event_id="x",
+            document_id="doc-1",
+            assignments=[bogus],
+            warnings=[],
+            is_correction=False,
+            actor=ASSIGNER,
+        )
     good = [assigned(b.parts["doc-1"][0], "c0")]
-    assert b.letter.record_assignments(inbound_event_id="y", document_id="doc-1", assignments=good, warnings=[],
-                                       is_correction=False, actor=ASSIGNER) == InboundOutcome.APPLIED
+    assert (
+        b.letter.record_assignments(
+            inbound_event_id="y",
+            document_id="doc-1",
+            assignments=good,
+            warnings=[],
+            is_correction=False,
+            actor=ASSIGNER,
+        )
+        == InboundOutcome.APPLIED
+    )
     version = b.letter.version
-    assert b.letter.record_assignments(inbound_event_id="y", document_id="doc-1", assignments=good, warnings=[],
-                                       is_correction=False, actor=ASSIGNER) == InboundOutcome.DUPLICATE
+    assert (
+        b.letter.record_assignments(
+            inbound_event_id="y",
+            document_id="doc-1",
+            assignments=good,
+            warnings=[],
+            is_correction=False,
+            actor=ASSIGNER,
+        )
+        == InboundOutcome.DUPLICATE
+    )
     assert b.letter.version == version
 
 
@@ -289,8 +359,14 @@ def test_automatic_reassignment_never_overwrites_a_manual_decision():
     b = LetterBuilder().to_review(2)
     b.letter.reassign_part(part_id="doc-1-p0", contact_id="manual-c", property_id=None, unit_id="u9", actor=STAFF)
     rerun = [assigned(p, "auto-c") for p in b.parts["doc-1"]]
-    b.letter.record_assignments(inbound_event_id="rerun", document_id="doc-1", assignments=rerun, warnings=[],
-                                is_correction=False, actor=ASSIGNER)
+    b.letter.record_assignments(
+        inbound_event_id="rerun",
+        document_id="doc-1",
+        assignments=rerun,
+        warnings=[],
+        is_correction=False,
+        actor=ASSIGNER,
+    )
     assert b.letter.part("doc-1-p0").assignment.contact_id == "manual-c"
     assert b.letter.part("doc-1-p1").assignment.contact_id == "auto-c"
 
@@ -298,16 +374,39 @@ def test_automatic_reassignment_never_overwrites_a_manual_decision():
 def test_correction_echo_enriches_matching_manual_decision_and_stale_echo_is_ignored():
     b = LetterBuilder().to_review(1)
     b.letter.reassign_part(part_id="doc-1-p0", contact_id="c-new", property_id=None, unit_id=None, actor=STAFF)
-    echo = PartAssignment(part_id="doc-1-p0", status=AssignmentStatus.ASSIGNED, contact_id="c-new",
-                          property_id="prop-1", unit_id="unit-7", method=AssignmentMethod.MANUAL, score=1.0)
-    b.letter.record_assignments(inbound_event_id="echo1", document_id="doc-1", assignments=[echo], warnings=[],
-                                is_correction=True, actor=ASSIGNER)
+    echo = PartAssignment(
+        part_id="doc-1-p0",
+        status=AssignmentStatus.ASSIGNED,
+        contact_id="c-new",
+        property_id="prop-1",
+        unit_id="unit-7",
+        method=AssignmentMethod.MANUAL,
+        score=1.0,
+    )
+    b.letter.record_assignments(
+        inbound_event_id="echo1",
+        document_id="doc-1",
+        assignments=[echo],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
     a = b.letter.part("doc-1-p0").assignment
-    assert (a.contact_id, a.unit_id, a.method, a.decided_by) == ("c-new", "unit-7", AssignmentMethod.MANUAL,
-                                                                  "staff:anna")
+    assert (a.contact_id, a.unit_id, a.method, a.decided_by) == (
+        "c-new",
+        "unit-7",
+        AssignmentMethod.MANUAL,
+        "staff:anna",
+    )
     stale = echo.model_copy(update={"contact_id": "c-old", "unit_id": "unit-1"})
-    b.letter.record_assignments(inbound_event_id="echo0", document_id="doc-1", assignments=[stale], warnings=[],
-                                is_correction=True, actor=ASSIGNER)
+    b.letter.record_assignments(
+        inbound_event_id="echo0",
+        document_id="doc-1",
+        assignments=[stale],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
     assert b.letter.part("doc-1-p0").assignment.contact_id == "c-new"
 
 
@@ -420,43 +519,57 @@ def test_release_creates_one_item_per_assigned_part_with_deterministic_ids():
 def test_print_only_after_release_and_only_once():
     b = LetterBuilder().to_review(2)
     with pytest.raises(IllegalTransitionError, match="order postal dispatch"):
-        b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+        b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
     b.letter.confirm_review(actor=STAFF)
     b.letter.release(notify_by_email=False, actor=STAFF)
     with pytest.raises(IllegalTransitionError, match="past"):
-        b.letter.order_print(options=PrintOptions(dispatch_date=date.today() - timedelta(days=1)),
-                             today=date.today(), actor=STAFF)
-    order_id = b.letter.order_print(options=PrintOptions(color=True), today=date.today(), actor=STAFF)
+        b.letter.order_print(options=PrintOptions(dispatch_date=TODAY - timedelta(days=1)), today=TODAY, actor=STAFF)
+    order_id = b.letter.order_print(options=PrintOptions(color=True), today=TODAY, actor=STAFF)
     assert b.letter.status == LetterStatus.PRINT_ORDERED
     assert b.letter.print_order_id == order_id
     with pytest.raises(IllegalTransitionError, match="already ordered"):
-        b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+        b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
 
 
 def test_print_after_everything_revoked_is_refused():
     b = LetterBuilder().to_released(1)
     b.letter.revoke(unit_id="unit-0", item_ids=None, reason="falscher Empfänger", actor=STAFF)
     with pytest.raises(IllegalTransitionError, match="nothing to print"):
-        b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+        b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
 
 
 def test_mailpiece_status_keeps_the_latest_per_mailpiece_and_rejects_foreign_orders():
     b = LetterBuilder().to_released(2)
-    order_id = b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+    order_id = b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
 
     def piece(status, mailpiece="m1", order=order_id):
-        return MailpieceView(mailpiece_id=mailpiece, print_order_id=order, contact_id="contact-0", status=status,
-                             provider="filedrop", updated_at=datetime.now(UTC))
+        return MailpieceView(
+            mailpiece_id=mailpiece,
+            print_order_id=order,
+            contact_id="contact-0",
+            status=status,
+            provider="filedrop",
+            updated_at=datetime.now(UTC),
+        )
 
-    assert b.letter.record_mailpiece_status(inbound_event_id="p1", mailpiece=piece(MailpieceStatus.SUBMITTED),
-                                            actor=SPLITTER) == InboundOutcome.APPLIED
-    assert b.letter.record_mailpiece_status(inbound_event_id="p1", mailpiece=piece(MailpieceStatus.SUBMITTED),
-                                            actor=SPLITTER) == InboundOutcome.DUPLICATE
+    assert (
+        b.letter.record_mailpiece_status(
+            inbound_event_id="p1", mailpiece=piece(MailpieceStatus.SUBMITTED), actor=SPLITTER
+        )
+        == InboundOutcome.APPLIED
+    )
+    assert (
+        b.letter.record_mailpiece_status(
+            inbound_event_id="p1", mailpiece=piece(MailpieceStatus.SUBMITTED), actor=SPLITTER
+        )
+        == InboundOutcome.DUPLICATE
+    )
     b.letter.record_mailpiece_status(inbound_event_id="p2", mailpiece=piece(MailpieceStatus.SENT), actor=SPLITTER)
     assert b.letter.mailpieces["m1"].status == MailpieceStatus.SENT
     with pytest.raises(InboundMismatchError, match="does not belong"):
-        b.letter.record_mailpiece_status(inbound_event_id="p3", mailpiece=piece(MailpieceStatus.SENT, order="other"),
-                                         actor=SPLITTER)
+        b.letter.record_mailpiece_status(
+            inbound_event_id="p3", mailpiece=piece(MailpieceStatus.SENT, order="other"), actor=SPLITTER
+        )
 
 
 # ------------------------------------------------------------------------------------------------ revoke, delete
@@ -495,10 +608,19 @@ def test_delete_after_release_revokes_the_remaining_items_and_is_terminal():
     with pytest.raises(IllegalTransitionError, match="already deleted"):
         b.letter.delete(reason="x", actor=STAFF)
     with pytest.raises(IllegalTransitionError):
-        b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+        b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
     # Late inbound results for a deleted letter change nothing.
-    assert b.letter.record_split(inbound_event_id="late", document_id="doc-1", source_page_count=6,
-                                 parts=b.parts["doc-1"], warnings=[], actor=SPLITTER) == InboundOutcome.STALE
+    assert (
+        b.letter.record_split(
+            inbound_event_id="late",
+            document_id="doc-1",
+            source_page_count=6,
+            parts=b.parts["doc-1"],
+            warnings=[],
+            actor=SPLITTER,
+        )
+        == InboundOutcome.STALE
+    )
 
 
 def test_delete_a_draft_revokes_nothing():
@@ -511,10 +633,16 @@ def test_viewed_records_first_view_only_for_released_items():
     b = LetterBuilder().to_released(1)
     item = f"{b.lid}:doc-1-p0"
     t1 = datetime(2026, 3, 2, 8, tzinfo=UTC)
-    assert b.letter.record_viewed(inbound_event_id="v1", item_id=item, first_viewed_at=t1,
-                                  actor=SPLITTER) == InboundOutcome.APPLIED
-    assert b.letter.record_viewed(inbound_event_id="v2", item_id=item, first_viewed_at=t1 + timedelta(hours=1),
-                                  actor=SPLITTER) == InboundOutcome.DUPLICATE
+    assert (
+        b.letter.record_viewed(inbound_event_id="v1", item_id=item, first_viewed_at=t1, actor=SPLITTER)
+        == InboundOutcome.APPLIED
+    )
+    assert (
+        b.letter.record_viewed(
+            inbound_event_id="v2", item_id=item, first_viewed_at=t1 + timedelta(hours=1), actor=SPLITTER
+        )
+        == InboundOutcome.DUPLICATE
+    )
     assert b.letter.viewed[item] == t1
     with pytest.raises(InboundMismatchError):
         b.letter.record_viewed(inbound_event_id="v3", item_id="other", first_viewed_at=t1, actor=SPLITTER)

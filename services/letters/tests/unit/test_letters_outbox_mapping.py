@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 from letters_testkit import STAFF, LetterBuilder
@@ -15,6 +15,8 @@ from smartpost_letters.integration import wire_envelopes
 from smartpost_shared.contracts.envelope import parse_envelope
 from smartpost_shared.contracts.letters import PrintOptions
 
+TODAY = datetime.now(UTC).date()
+
 
 def test_each_wire_event_is_built_from_the_stored_event_with_stable_ids():
     b = LetterBuilder()
@@ -24,14 +26,22 @@ def test_each_wire_event_is_built_from_the_stored_event_with_stable_ids():
     b.letter.discard_part(part_id="doc-2-p0", actor=STAFF)
     b.letter.confirm_review(actor=STAFF)
     b.letter.release(notify_by_email=True, actor=STAFF)
-    b.letter.order_print(options=PrintOptions(), today=date.today(), actor=STAFF)
+    b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
     b.letter.revoke(unit_id="unit-0", item_ids=None, reason="r", actor=STAFF)
     b.letter.delete(reason="weg", actor=STAFF)
     events = b.letter.collect_events()
     envelopes = [env for e in events for env in wire_envelopes(e)]
     types = [e.event_type for e in envelopes]
-    assert types == ["LetterCreated", "SplitRequested", "SplitRequested", "AssignmentCorrected", "LetterReleased",
-                     "PrintOrdered", "LetterItemsRevoked", "LetterItemsRevoked"]
+    assert types == [
+        "LetterCreated",
+        "SplitRequested",
+        "SplitRequested",
+        "AssignmentCorrected",
+        "LetterReleased",
+        "PrintOrdered",
+        "LetterItemsRevoked",
+        "LetterItemsRevoked",
+    ]
     split_requests = [e.payload for e in envelopes if e.event_type == "SplitRequested"]
     assert [r.document_id for r in split_requests] == ["doc-1", "doc-2"]
     assert split_requests[0].attachment_keys == [b.letter.document("att").source_key]
@@ -69,7 +79,7 @@ async def test_relay_publishes_in_order_records_position_and_retries_after_failu
     letters = []
     for _ in range(3):
         b = LetterBuilder()
-        b.letter = b.letter  # noqa: PLW0127
+        b.letter = b.letter
         b.attach()
         b.letter.start_split(actor=STAFF)
         event_app.save(b.letter)

@@ -107,9 +107,7 @@ class LetterSummaryProjector:
             while True:
                 with self.engine.begin() as conn:
                     position = self.position(conn)
-                    notifications = self.app.recorder.select_notifications(
-                        start=position + 1, limit=self.batch_size
-                    )
+                    notifications = self.app.recorder.select_notifications(start=position + 1, limit=self.batch_size)
                     if not notifications:
                         return total
                     letter_ids: dict[uuid.UUID, None] = {}
@@ -117,15 +115,18 @@ class LetterSummaryProjector:
                         if "SerialLetter" in n.topic:
                             letter_ids[uuid.UUID(str(n.originator_id))] = None
                     for letter_id in letter_ids:
-                        letter = self.app.repository.get(letter_id)
+                        letter: object = self.app.repository.get(letter_id)
                         assert isinstance(letter, SerialLetter)
                         row = summary_row(letter)
                         conn.execute(delete(letter_summaries).where(letter_summaries.c.letter_id == row["letter_id"]))
                         conn.execute(insert(letter_summaries).values(**row))
                     last = notifications[-1].id
-                    if position == 0 and not conn.execute(
-                        select(projection_positions.c.name).where(projection_positions.c.name == PROJECTION)
-                    ).first():
+                    if (
+                        position == 0
+                        and not conn.execute(
+                            select(projection_positions.c.name).where(projection_positions.c.name == PROJECTION)
+                        ).first()
+                    ):
                         conn.execute(insert(projection_positions).values(name=PROJECTION, position=last))
                     else:
                         conn.execute(

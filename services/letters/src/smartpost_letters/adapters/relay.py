@@ -11,6 +11,7 @@ one by one in log order with the letter id as key, the order per letter is kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import TYPE_CHECKING
@@ -34,7 +35,7 @@ RELAY_NAME = "letters-outbox-relay"
 
 
 class NotificationLogRelay:
-    def __init__(  # noqa: PLR0913 - wiring
+    def __init__(
         self,
         app: LettersApplication,
         publisher: EventPublisher,
@@ -104,17 +105,15 @@ class NotificationLogRelay:
         while not self._stopped.is_set():
             try:
                 consumed = await self.publish_pending()
-            except Exception:  # noqa: BLE001 - broker or database outage: keep the position, try again
+            except Exception:
                 log.warning("outbox.publish_failed", exc_info=True)
                 consumed = 0
                 await asyncio.sleep(self.poll_seconds * 5)
             if consumed:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
 
     def stop(self) -> None:
         self._stopped.set()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime  # noqa: TC003 - event fields are resolved at runtime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
@@ -256,7 +256,7 @@ class SerialLetter(Aggregate):
         def effect(self, letter: SerialLetter) -> None:
             letter.documents.append(self.document.model_copy(deep=True))
 
-    def attach_document(  # noqa: PLR0913 - one uploaded PDF
+    def attach_document(
         self,
         *,
         document_id: str,
@@ -408,7 +408,7 @@ class SerialLetter(Aggregate):
                     _apply_assignments(doc, assignments, pending.warnings, is_correction=False)
             letter.advance_after_inbound()
 
-    def record_split(  # noqa: PLR0913 - the content of a DocumentSplit event
+    def record_split(
         self,
         *,
         inbound_event_id: str,
@@ -499,9 +499,7 @@ class SerialLetter(Aggregate):
         if self.status != LetterStatus.SPLITTING or doc.status != DocumentStatus.SPLITTING:
             return InboundOutcome.STALE
         failure = SplitFailure(reason_code=reason_code, reason=reason, failed_at=failed_at)
-        self._emit(
-            self.SplitFailed, actor, inbound_event_id=inbound_event_id, document_id=document_id, failure=failure
-        )
+        self._emit(self.SplitFailed, actor, inbound_event_id=inbound_event_id, document_id=document_id, failure=failure)
         return InboundOutcome.APPLIED
 
     class Reopened(Event):
@@ -549,7 +547,7 @@ class SerialLetter(Aggregate):
         def effect(self, letter: SerialLetter) -> None:
             letter.document(self.document_id).pending_assignment = self.pending
 
-    def record_assignments(  # noqa: PLR0913 - the content of a PagesAssigned event
+    def record_assignments(
         self,
         *,
         inbound_event_id: str,
@@ -794,9 +792,7 @@ class SerialLetter(Aggregate):
             for item_id in self.item_ids:
                 letter.revoked[item_id] = {"at": self.timestamp, "reason": self.reason, "by": self.actor}
 
-    def revoke(
-        self, *, unit_id: str | None, item_ids: Sequence[str] | None, reason: str, actor: Actor
-    ) -> list[str]:
+    def revoke(self, *, unit_id: str | None, item_ids: Sequence[str] | None, reason: str, actor: Actor) -> list[str]:
         """Withdraw released letters of one unit (or the given items) from the portal."""
         self._require(RELEASED_STATES, "revoke released letters")
         if not reason.strip():
@@ -838,7 +834,10 @@ class SerialLetter(Aggregate):
             raise IllegalTransitionError("the letter is already deleted")
         revoked = self.active_item_ids()
         self._emit(
-            self.Deleted, actor, reason=reason.strip() or "serial letter deleted", title=self.title,
+            self.Deleted,
+            actor,
+            reason=reason.strip() or "serial letter deleted",
+            title=self.title,
             revoked_item_ids=revoked,
         )
         return revoked
@@ -859,7 +858,8 @@ class SerialLetter(Aggregate):
             return InboundOutcome.DUPLICATE
         if self.print_order_id is None or mailpiece.print_order_id != self.print_order_id:
             raise InboundMismatchError(
-                f"print order {mailpiece.print_order_id} does not belong to this letter (ordered: {self.print_order_id})"
+                f"print order {mailpiece.print_order_id} does not belong to this letter "
+                f"(ordered: {self.print_order_id})"
             )
         current = self.mailpieces.get(mailpiece.mailpiece_id)
         if current is not None and current.model_dump(exclude={"updated_at"}) == mailpiece.model_dump(
@@ -920,7 +920,7 @@ def _apply_assignments(
         if is_correction:
             if not manual or current is None or current.contact_id != proposal.contact_id:
                 continue
-            if current.status != proposal.status and proposal.status != AssignmentStatus.ASSIGNED:
+            if proposal.status not in {current.status, AssignmentStatus.ASSIGNED}:
                 continue
             new = current.model_copy(
                 update={

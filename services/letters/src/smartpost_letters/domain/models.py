@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from smartpost_shared.contracts.common import SplitRule  # noqa: TC001 - pydantic needs it at runtime
+from smartpost_shared.contracts.common import SplitRule
 from smartpost_shared.contracts.documents import (
     AssignmentMethod,
     AssignmentStatus,
@@ -19,7 +19,7 @@ from smartpost_shared.contracts.documents import (
     Candidate,
     SplitFailureReason,
 )
-from smartpost_shared.contracts.printing import MailpieceStatus  # noqa: TC001
+from smartpost_shared.contracts.printing import MailpieceStatus
 
 
 class LetterStatus(StrEnum):
