@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[1]
+NEEDS_OTHER_SERVICES = {"gateway"}
 
 
 def _dockerfile_parts(service: str) -> tuple[int, list[str], list[str], dict[str, str]]:
@@ -64,7 +65,11 @@ def _install(service: str, venv: Path, scratch: Path) -> float:
     shutil.copytree(REPO / "services" / service, build / "services" / service, ignore=ignore)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "pip"), "install", "-q", "-c", "constraints.txt", "./shared", f"./services/{service}"]
-    subprocess.run(pip, cwd=build, check=True)
+    result = subprocess.run(pip, cwd=build, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        noise = "WARNING: Location"  # the local index configuration's harmless warnings
+        _say("\n".join(line for line in result.stderr.splitlines() if not line.startswith(noise)))
+        result.check_returncode()
     return time.monotonic() - started
 
 
@@ -101,20 +106,23 @@ def smoke(service: str) -> bool:
             )
         try:
             probe = [python, *health[1:]]
-            healthy = _wait(lambda: subprocess.run(probe, check=False, capture_output=True).returncode == 0)
+            healthy = _wait(lambda: subprocess.run(probe, check=False, capture_output=True).returncode == 0, 120)
             healthy_after = time.monotonic() - started
             ready = _wait(lambda: _status(f"http://127.0.0.1:{port}/readyz") == 200, timeout=15)
+            readyz = _status(f"http://127.0.0.1:{port}/readyz")
         finally:
             process.terminate()
             process.wait(15)
             stack.down()
         _say(
             f"{service}: install {install_seconds:.1f} s, HEALTHCHECK {'ok' if healthy else 'FAILED'} after "
-            f"{healthy_after:.1f} s, /readyz {'200' if ready else 'not ready'}"
+            f"{healthy_after:.1f} s, /readyz {readyz}"
         )
-        if not (healthy and ready):
+        # The gateway is ready only when the letters service answers, which this smoke test does not start.
+        ok = healthy and (ready or (service in NEEDS_OTHER_SERVICES and readyz == 503))
+        if not ok:
             _say(log.read_text(encoding="utf-8", errors="replace")[-2000:])
-        return healthy and ready
+        return ok
 
 
 def _say(text: str) -> None:
