@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pikepdf
 import pypdfium2 as pdfium
 import pytest
+
 from smartpost_shared.sample_letters import (
     ADDRESS_FIELD_TOP_MM,
     MM,
