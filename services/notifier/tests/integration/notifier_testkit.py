@@ -113,3 +113,22 @@ class Producer:
 
 
 __all__ = ["Producer", "count_of", "ensure_maildir", "mailbox", "mails_of", "message_id_counts", "wait_for"]
+
+
+async def start_group_at_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
+    """Commit the current end offsets for a new consumer group, so the app under test sees only new events
+    (the session's broker also carries other tests' events)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()

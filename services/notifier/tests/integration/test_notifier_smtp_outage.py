@@ -17,7 +17,7 @@ from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.contracts.portal import DocumentPublished
 from smartpost_shared.devstack import free_port
 
-from .notifier_testkit import Producer, ensure_maildir, mails_of, message_id_counts, wait_for
+from .notifier_testkit import Producer, ensure_maildir, mails_of, message_id_counts, start_group_at_end, wait_for
 
 pytestmark = pytest.mark.real
 
@@ -26,6 +26,9 @@ async def test_smtp_outage_is_retried_with_backoff_without_loss_or_duplicate(
     stack, kafka_settings, sqlite_url, tmp_path, make_id
 ):
     account = make_id("acc")
+    group = make_id("notifier")
+    await start_group_at_end(stack.bootstrap_servers, group, ["portal.events"])
+    await start_group_at_end(stack.bootstrap_servers, f"{group}-masterdata", ["masterdata.events"])
     maildir = ensure_maildir(tmp_path / "maildir")
     port = free_port()
     settings = Settings(
@@ -39,7 +42,7 @@ async def test_smtp_outage_is_retried_with_backoff_without_loss_or_duplicate(
         retry_base_seconds=0.2,
         retry_max_seconds=1.0,
         digest_enabled=False,
-        kafka_group_id=make_id("notifier"),
+        kafka_group_id=group,
         log_json=False,
     )
     app = create_app(settings)
