@@ -127,7 +127,11 @@ class SplitService:
         with tempfile.TemporaryDirectory(prefix="splitter-", dir=self.options.work_dir) as tmp:
             payload, source_sha = self._split(envelope.account_id, request, Path(tmp))
         kind = "split" if isinstance(payload, DocumentSplit) else "split-failed"
-        event_id = deterministic_event_id(kind, envelope.account_id, request.letter_id, request.document_id, source_sha)
+        # The rule is part of the identity: a re-split of the same file with another rule is a new result, which
+        # downstream consumers (deduplicating by event id) must not drop.
+        event_id = deterministic_event_id(
+            kind, envelope.account_id, request.letter_id, request.document_id, source_sha, rule_fingerprint(request)
+        )
         return caused_by(envelope, payload, producer=PRODUCER, event_id=event_id)
 
     # -- steps ---------------------------------------------------------------------------------------------------
@@ -272,7 +276,13 @@ class SplitService:
             SplitPart(
                 part_id=str(
                     deterministic_event_id(
-                        "part", run.account_id, request.letter_id, request.document_id, run.source_sha256, index
+                        "part",
+                        run.account_id,
+                        request.letter_id,
+                        request.document_id,
+                        run.source_sha256,
+                        rule_fingerprint(request),
+                        index,
                     )
                 ),
                 index=index,
@@ -326,3 +336,9 @@ class SplitService:
             reason_code=failure.code,
             reason=failure.reason,
         )
+
+
+def rule_fingerprint(request: SplitRequested) -> str:
+    """A short digest of everything besides the source file that decides the parts: rule and attachments."""
+    material = request.rule.model_dump_json() + "|" + "|".join(request.attachment_keys)
+    return hashlib.sha256(material.encode()).hexdigest()[:16]

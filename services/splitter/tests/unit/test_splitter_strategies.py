@@ -176,8 +176,13 @@ def test_rerun_is_deterministic_and_removes_stale_parts(corpus) -> None:
     assert first_envelope.event_id == again_envelope.event_id
     assert first == again
     assert isinstance(first, DocumentSplit)
-    fewer, _, _ = run_split(data, SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=6), store=store)
+    fewer, _, fewer_envelope = run_split(
+        data, SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=6), store=store
+    )
     assert isinstance(fewer, DocumentSplit)
+    # Another rule on the same file is a new result: consumers deduplicating by event id must not drop it.
+    assert fewer_envelope.event_id != first_envelope.event_id
+    assert {p.part_id for p in fewer.parts}.isdisjoint({p.part_id for p in first.parts})
     parts = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/doc-1/")
     thumbs = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/thumbnails/doc-1/")
     assert len(parts) == len(thumbs) == len(fewer.parts)
