@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads annotations at runtime
@@ -56,7 +56,18 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 
-def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
+def make_broker(
+    settings: KafkaSettings,
+    *,
+    service: str,
+    max_request_size: int = 1_048_576,
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None,
+) -> KafkaBroker:
+    """The FastStream Kafka broker every service uses.
+
+    Services that emit big events (the splitter's DocumentSplit of a 10,000-page export is ~1.6 MB of JSON) pass
+    a larger ``max_request_size`` and ``compression_type="gzip"``.
+    """
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"smartpost-{service}",
@@ -64,6 +75,8 @@ def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
         # tansu rejects InitProducerId v0, so no idempotent producer: consumers dedupe by event id instead.
         enable_idempotence=False,
         acks="all",
+        max_request_size=max_request_size,
+        compression_type=compression_type,
     )
 
 

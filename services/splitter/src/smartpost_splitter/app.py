@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
 
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import make_broker
@@ -21,6 +20,8 @@ from smartpost_splitter.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from faststream.kafka import KafkaBroker
 
 log = get_logger(__name__)
 
@@ -34,14 +35,11 @@ def make_splitter_broker(settings: Settings) -> KafkaBroker:
     """
     if settings.max_event_bytes <= 1_048_576:
         return make_broker(settings.kafka, service=settings.service_name)
-    return KafkaBroker(
-        settings.kafka.bootstrap_servers,
-        client_id=f"smartpost-{settings.service_name}",
-        logger=None,
-        enable_idempotence=False,  # tansu rejects InitProducerId v0 (as in make_broker)
-        acks="all",
-        compression_type="gzip",
+    return make_broker(
+        settings.kafka,
+        service=settings.service_name,
         max_request_size=settings.max_event_bytes,
+        compression_type="gzip",
     )
 
 
