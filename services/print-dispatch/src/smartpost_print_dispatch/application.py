@@ -30,6 +30,7 @@ from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.contracts.printing import LetterClass, MailpieceStatus, PrintJobStatusChanged
 from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
+from smartpost_shared.messaging import TransientError
 from smartpost_shared.masterdata import COUNTRY_NAMES, Contact, MasterDataReader, apply_masterdata
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError
 from sqlalchemy import and_, insert, or_, select, update
@@ -312,14 +313,14 @@ class PrintDispatch:
                     findings="[]",
                     address_lines=json.dumps(lines),
                     submit_attempts=0,
-                    event_seq=0,
+                    event_seq=1,
                     correlation_id=context.correlation_id,
                     causation_id=context.causation_id,
                     created_at=now,
                     updated_at=now,
                 )
             )
-            self._emit(conn, context.account_id, plan.mailpiece_id, MailpieceStatus.CREATED)
+            self._emit(conn, context.account_id, plan.mailpiece_id, MailpieceStatus.CREATED, 1)
             if problem is not None:
                 self._transition(conn, context.account_id, plan.mailpiece_id, MailpieceStatus.ACTION_REQUIRED,
                                  reason=problem, stage="final")
@@ -343,17 +344,12 @@ class PrintDispatch:
         return dict(row)
 
     def _emit(
-        self, conn: Connection, account_id: str, mailpiece_id: str, status: MailpieceStatus,
+        self, conn: Connection, account_id: str, mailpiece_id: str, status: MailpieceStatus, seq: int,
         provider_status: str | None = None,
     ) -> None:
+        """Record history row ``seq`` and queue its event (the caller has already set ``event_seq = seq``)."""
         row = self._row(conn, account_id, mailpiece_id)
-        seq = int(row["event_seq"]) + 1
         now = self.clock()
-        conn.execute(
-            update(mailpieces)
-            .where(and_(mailpieces.c.account_id == account_id, mailpieces.c.mailpiece_id == mailpiece_id))
-            .values(event_seq=seq, updated_at=now)
-        )
         conn.execute(
             insert(status_history).values(
                 account_id=account_id, mailpiece_id=mailpiece_id, seq=seq, status=status.value,
@@ -398,26 +394,42 @@ class PrintDispatch:
         **fields: Any,
     ) -> bool:
         """Move a mailpiece forward and publish it; a backwards or repeated status only updates new facts."""
-        row = self._row(conn, account_id, mailpiece_id)
-        current = MailpieceStatus(row["status"])
-        moved = can_move(current, status)
-        new_tracking = fields.get("tracking_number") and fields["tracking_number"] != row["tracking_number"]
-        values = {k: v for k, v in fields.items() if v is not None}
-        if moved:
-            values["status"] = status.value
-            if status in TERMINAL:
-                values["stage"] = "final"
-        if provider_status is not None:
-            values["provider_status"] = provider_status
-        if values:
+        for _attempt in range(10):
+            row = self._row(conn, account_id, mailpiece_id)
+            current = MailpieceStatus(row["status"])
+            moved = can_move(current, status)
+            new_tracking = bool(fields.get("tracking_number")) and fields["tracking_number"] != row["tracking_number"]
+            values = {k: v for k, v in fields.items() if v is not None}
+            if moved:
+                values["status"] = status.value
+                if status in TERMINAL:
+                    values["stage"] = "final"
+            if provider_status is not None:
+                values["provider_status"] = provider_status
+            seq = int(row["event_seq"]) + 1
+            if moved or new_tracking:
+                values["event_seq"] = seq
+            if not values:
+                return False
             values["updated_at"] = self.clock()
-            conn.execute(
+            # Optimistic concurrency: a webhook and the status poller may report the same change at once.
+            result = conn.execute(
                 update(mailpieces)
-                .where(and_(mailpieces.c.account_id == account_id, mailpieces.c.mailpiece_id == mailpiece_id))
+                .where(
+                    and_(
+                        mailpieces.c.account_id == account_id,
+                        mailpieces.c.mailpiece_id == mailpiece_id,
+                        mailpieces.c.event_seq == row["event_seq"],
+                    )
+                )
                 .values(**values)
             )
+            if result.rowcount == 1:
+                break
+        else:
+            raise TransientError(f"mailpiece {mailpiece_id} keeps changing concurrently")
         if moved or new_tracking:
-            self._emit(conn, account_id, mailpiece_id, status if moved else current, provider_status)
+            self._emit(conn, account_id, mailpiece_id, status if moved else current, seq, provider_status)
         return moved
 
     # ---------------------------------------------------------------- digital-first fallback

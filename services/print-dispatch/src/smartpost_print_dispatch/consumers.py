@@ -3,7 +3,7 @@ its processed-event row and its outgoing events (outbox)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: Settings) -> EventConsumer:
     consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
-    timeouts = {
+    options: dict[str, Any] = {
+        "group_id": settings.consumer_group,
         "session_timeout_ms": settings.kafka.session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
@@ -29,10 +30,10 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
             for event_type in ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived",
                                "ContractUpserted")
         },
-        **timeouts,
+        **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
-    consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **timeouts)
+    consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **options)
     portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
-    consumer.subscribe(PORTAL, {"DocumentViewed": portal.handler(dispatch.on_document_viewed)}, **timeouts)
+    consumer.subscribe(PORTAL, {"DocumentViewed": portal.handler(dispatch.on_document_viewed)}, **options)
     return consumer

@@ -222,8 +222,11 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
                 fake.letters[letter.id] = letter
                 fake.by_key[idempotency_key] = letter.id
         # Slow answer AFTER the letter exists: the client may give up or die, the letter is already accepted.
-        if fake.config.submit_delay_seconds > 0:
-            await asyncio.sleep(fake.config.submit_delay_seconds)
+        # Lowering the delay through /_control also shortens answers already waiting.
+        waited = 0.0
+        while waited < fake.config.submit_delay_seconds:
+            await asyncio.sleep(0.05)
+            waited += 0.05
         return letter.public()
 
     def find(letter_id: str) -> FakeLetter:

@@ -49,6 +49,8 @@ class Settings(ServiceSettings):
     profiles: dict[str, AddressProfile] = Field(default_factory=dict)
     postage: PostageConfig = Field(default_factory=PostageConfig)
 
+    # Kafka consumer group (default ``smartpost-print-dispatch``); tests sharing one broker use unique groups.
+    consumer_group: str | None = None
     sender_line: str = ""
     landscape_pages: LandscapePolicy = LandscapePolicy.ROTATE
     on_address_mismatch: MismatchPolicy = MismatchPolicy.COVER_PAGE

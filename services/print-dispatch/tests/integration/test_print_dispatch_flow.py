@@ -65,6 +65,7 @@ def settings_for(kafka_settings, storage_settings, sqlite_url, *, port, fake_url
         status_poll_seconds=0.5,
         fallback_poll_seconds=0.3,
         submit_retry_seconds=0.2,
+        consumer_group=f"pd-{uuid.uuid4().hex[:10]}",
         **extra,
     )
 
