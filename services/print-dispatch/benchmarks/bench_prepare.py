@@ -12,12 +12,11 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from smartpost_shared.contracts.letters import EnvelopeFormat, RegisteredMail
-
 from smartpost_print_dispatch.adapters.pdf import PartPdf, PrepareRequest, UnsendableError, prepare_mailpiece
 from smartpost_print_dispatch.domain.geometry import DIN5008_B
 from smartpost_print_dispatch.domain.postage import PostageConfig, price
 from smartpost_print_dispatch.testing import demo_address, write_letter
+from smartpost_shared.contracts.letters import EnvelopeFormat, RegisteredMail
 
 CONFIG = PostageConfig()
 
@@ -27,8 +26,14 @@ def work(request: PrepareRequest) -> tuple[bool, int]:
         result = prepare_mailpiece(request)
     except UnsendableError:
         return False, 0
-    price(CONFIG, sheets=result.sheets, printed_pages=result.printed_pages, envelope=EnvelopeFormat.DL,
-          color=False, registered=RegisteredMail.NONE)
+    price(
+        CONFIG,
+        sheets=result.sheets,
+        printed_pages=result.printed_pages,
+        envelope=EnvelopeFormat.DL,
+        color=False,
+        registered=RegisteredMail.NONE,
+    )
     return result.cover_page, result.sheets
 
 
@@ -47,8 +52,9 @@ def main() -> None:
         mode = "missing" if index % 10 == 0 else "window"
         printed = demo_address(index + 1) if index % 25 == 1 else lines
         data = write_letter(printed, mode=mode, pages=args.pages)
-        requests.append(PrepareRequest(f"mp-{index}", lines, DIN5008_B, [PartPdf(f"i{index}", data, 1, args.pages)],
-                                       duplex=True))
+        requests.append(
+            PrepareRequest(f"mp-{index}", lines, DIN5008_B, [PartPdf(f"i{index}", data, 1, args.pages)], duplex=True)
+        )
     generated = time.perf_counter() - started
     pages = args.letters * args.pages
     print(f"generated {args.letters} letters / {pages} pages in {generated:.1f} s (reportlab, not measured below)")

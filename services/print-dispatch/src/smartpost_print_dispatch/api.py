@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
-from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 
 from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, parse_webhook, verify_signature
 from smartpost_print_dispatch.application import CancelNotPossibleError, UnknownMailpieceError, UnknownOrderError
+from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 
 if TYPE_CHECKING:
     from smartpost_print_dispatch.application import PrintDispatch

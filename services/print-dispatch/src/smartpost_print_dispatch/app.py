@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
-from smartpost_shared.storage import MinioStore
 from sqlalchemy import text
 
 from smartpost_print_dispatch.adapters.db import metadata
@@ -23,8 +17,15 @@ from smartpost_print_dispatch.adapters.providers.http import HttpPrintProvider
 from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
+from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.masterdata import create_masterdata_tables
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.storage import MinioStore
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
     from smartpost_print_dispatch.adapters.providers.base import PrintProvider
     from smartpost_print_dispatch.settings import Settings
 
@@ -61,7 +62,7 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, sto
     while not stopped.is_set():
         try:
             worked = await step()
-        except Exception:  # noqa: BLE001 - storage/provider/database outage: keep the loop alive
+        except Exception:
             log.warning("loop.failed", loop=name, exc_info=True)
             worked = 0
         if not worked:
@@ -69,7 +70,7 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, sto
                 await asyncio.wait_for(stopped.wait(), pause)
 
 
-def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: C901, PLR0915 - wiring
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)

@@ -11,28 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from smartpost_shared.contracts.envelope import deterministic_event_id, make_envelope
-from smartpost_shared.contracts.letters import (
-    EnvelopeFormat,
-    PrintOptions,
-    PrintOrdered,
-    RecipientFilter,
-    ReleasedItem,
-)
-from smartpost_shared.contracts.masterdata import ContactArchived, ContactUpserted  # noqa: F401 - registry
-from smartpost_shared.contracts.portal import DocumentViewed
-from smartpost_shared.contracts.printing import LetterClass, MailpieceStatus, PrintJobStatusChanged
-from smartpost_shared.db import add_to_outbox
-from smartpost_shared.logging import get_logger
-from smartpost_shared.messaging import TransientError
-from smartpost_shared.masterdata import COUNTRY_NAMES, Contact, MasterDataReader, apply_masterdata
-from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError
 from sqlalchemy import and_, insert, or_, select, update
 
 from smartpost_print_dispatch.adapters.db import item_views, mailpieces, orders, status_history
@@ -52,17 +35,40 @@ from smartpost_print_dispatch.adapters.providers.base import (
     TrackedPiece,
 )
 from smartpost_print_dispatch.domain.address import AddressError, validate_postal_lines
-from smartpost_print_dispatch.domain.lifecycle import TERMINAL, UnknownProviderStatusError, can_move, map_provider_status
+from smartpost_print_dispatch.domain.lifecycle import (
+    TERMINAL,
+    UnknownProviderStatusError,
+    can_move,
+    map_provider_status,
+)
 from smartpost_print_dispatch.domain.planning import MailpiecePlan, Segment, plan_mailpieces
 from smartpost_print_dispatch.domain.postage import Postage, PostageError, price, sheets_for
 from smartpost_print_dispatch.domain.selection import RecipientFacts, Selection, add_working_days, select_items
+from smartpost_shared.contracts.envelope import deterministic_event_id, make_envelope
+from smartpost_shared.contracts.letters import (
+    EnvelopeFormat,
+    PrintOptions,
+    PrintOrdered,
+    RecipientFilter,
+    ReleasedItem,
+)
+from smartpost_shared.contracts.masterdata import ContactArchived, ContactUpserted  # noqa: F401 - registry
+from smartpost_shared.contracts.portal import DocumentViewed
+from smartpost_shared.contracts.printing import LetterClass, MailpieceStatus, PrintJobStatusChanged
+from smartpost_shared.db import add_to_outbox
+from smartpost_shared.logging import get_logger
+from smartpost_shared.masterdata import COUNTRY_NAMES, Contact, MasterDataReader, apply_masterdata
+from smartpost_shared.messaging import TransientError
+from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError
 
 if TYPE_CHECKING:
-    from smartpost_shared.contracts.envelope import Envelope
-    from smartpost_shared.storage import ObjectStore
+    from concurrent.futures import Executor
+
     from sqlalchemy.engine import Connection, Engine
 
     from smartpost_print_dispatch.settings import Settings
+    from smartpost_shared.contracts.envelope import Envelope
+    from smartpost_shared.storage import ObjectStore
 
 log = get_logger(__name__)
 PRODUCER = "print-dispatch"
@@ -126,7 +132,7 @@ def _segments(raw: str) -> list[Segment]:
 
 
 class PrintDispatch:
-    def __init__(  # noqa: PLR0913 - the composition root passes every collaborator explicitly
+    def __init__(
         self,
         engine: Engine,
         store: ObjectStore,
@@ -203,7 +209,11 @@ class PrintDispatch:
             )
         )
         context = _OrderContext(
-            account, payload.print_order_id, payload.letter_id, options, str(envelope.correlation_id),
+            account,
+            payload.print_order_id,
+            payload.letter_id,
+            options,
+            str(envelope.correlation_id),
             str(envelope.event_id),
         )
         if fallback_due is not None:
@@ -221,7 +231,9 @@ class PrintDispatch:
     def _viewed(self, conn: Connection, account_id: str, items: list[ReleasedItem]) -> set[str]:
         ids = [i.item_id for i in items]
         rows = conn.execute(
-            select(item_views.c.item_id).where(and_(item_views.c.account_id == account_id, item_views.c.item_id.in_(ids)))
+            select(item_views.c.item_id).where(
+                and_(item_views.c.account_id == account_id, item_views.c.item_id.in_(ids))
+            )
         )
         return {r[0] for r in rows}
 
@@ -229,9 +241,7 @@ class PrintDispatch:
         self, conn: Connection, account_id: str, items: list[ReleasedItem], recipient_filter: RecipientFilter
     ) -> Selection:
         contacts = self._facts(conn, account_id, items)
-        facts = {
-            cid: RecipientFacts(cid, c.channel_preference, c.portal_registered) for cid, c in contacts.items()
-        }
+        facts = {cid: RecipientFacts(cid, c.channel_preference, c.portal_registered) for cid, c in contacts.items()}
         viewed = self._viewed(conn, account_id, items) if recipient_filter is RecipientFilter.NOT_VIEWED else set()
         return select_items(items, recipient_filter, facts, viewed)
 
@@ -322,8 +332,14 @@ class PrintDispatch:
             )
             self._emit(conn, context.account_id, plan.mailpiece_id, MailpieceStatus.CREATED, 1)
             if problem is not None:
-                self._transition(conn, context.account_id, plan.mailpiece_id, MailpieceStatus.ACTION_REQUIRED,
-                                 reason=problem, stage="final")
+                self._transition(
+                    conn,
+                    context.account_id,
+                    plan.mailpiece_id,
+                    MailpieceStatus.ACTION_REQUIRED,
+                    reason=problem,
+                    stage="final",
+                )
         log.info(
             "print_order.planned",
             print_order_id=context.print_order_id,
@@ -334,17 +350,26 @@ class PrintDispatch:
     # ---------------------------------------------------------------- status changes and events
 
     def _row(self, conn: Connection, account_id: str, mailpiece_id: str) -> dict[str, Any]:
-        row = conn.execute(
-            select(mailpieces).where(
-                and_(mailpieces.c.account_id == account_id, mailpieces.c.mailpiece_id == mailpiece_id)
+        row = (
+            conn.execute(
+                select(mailpieces).where(
+                    and_(mailpieces.c.account_id == account_id, mailpieces.c.mailpiece_id == mailpiece_id)
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if row is None:
             raise UnknownMailpieceError(mailpiece_id)
         return dict(row)
 
     def _emit(
-        self, conn: Connection, account_id: str, mailpiece_id: str, status: MailpieceStatus, seq: int,
+        self,
+        conn: Connection,
+        account_id: str,
+        mailpiece_id: str,
+        status: MailpieceStatus,
+        seq: int,
         provider_status: str | None = None,
     ) -> None:
         """Record history row ``seq`` and queue its event (the caller has already set ``event_seq = seq``)."""
@@ -352,8 +377,13 @@ class PrintDispatch:
         now = self.clock()
         conn.execute(
             insert(status_history).values(
-                account_id=account_id, mailpiece_id=mailpiece_id, seq=seq, status=status.value,
-                provider_status=provider_status, reason=row["reason"], at=now,
+                account_id=account_id,
+                mailpiece_id=mailpiece_id,
+                seq=seq,
+                status=status.value,
+                provider_status=provider_status,
+                reason=row["reason"],
+                at=now,
             )
         )
         payload = PrintJobStatusChanged(
@@ -448,11 +478,15 @@ class PrintDispatch:
             ).all()
         for account_id, print_order_id in due:
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    select(orders).where(
-                        and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id)
+                row = (
+                    conn.execute(
+                        select(orders).where(
+                            and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id)
+                        )
                     )
-                ).mappings().first()
+                    .mappings()
+                    .first()
+                )
                 if row is None or row["fallback_done"]:
                     continue
                 options = PrintOptions.model_validate_json(row["options"])
@@ -547,8 +581,9 @@ class PrintDispatch:
         account, mailpiece = row["account_id"], row["mailpiece_id"]
         if isinstance(outcome, str):
             with self.engine.begin() as conn:
-                self._transition(conn, account, mailpiece, MailpieceStatus.ACTION_REQUIRED, reason=outcome,
-                                 stage="final")
+                self._transition(
+                    conn, account, mailpiece, MailpieceStatus.ACTION_REQUIRED, reason=outcome, stage="final"
+                )
             log.warning("mailpiece.unsendable", mailpiece_id=mailpiece, reason=outcome)
             return
         options = self._options(row)
@@ -563,8 +598,9 @@ class PrintDispatch:
             )
         except PostageError as exc:
             with self.engine.begin() as conn:
-                self._transition(conn, account, mailpiece, MailpieceStatus.ACTION_REQUIRED, reason=str(exc),
-                                 stage="final")
+                self._transition(
+                    conn, account, mailpiece, MailpieceStatus.ACTION_REQUIRED, reason=str(exc), stage="final"
+                )
             return
         key = print_key(account, row["letter_id"], row["print_order_id"], mailpiece)
         self.store.put(key, outcome.pdf, content_type="application/pdf")
@@ -675,8 +711,14 @@ class PrintDispatch:
                 pdf = self.store.get(row["print_key"])
             except ObjectNotFoundError:
                 with self.engine.begin() as conn:
-                    self._transition(conn, row["account_id"], row["mailpiece_id"], MailpieceStatus.ACTION_REQUIRED,
-                                     reason="print file missing in storage", stage="final")
+                    self._transition(
+                        conn,
+                        row["account_id"],
+                        row["mailpiece_id"],
+                        MailpieceStatus.ACTION_REQUIRED,
+                        reason="print file missing in storage",
+                        stage="final",
+                    )
                 continue
             except StorageUnavailableError:
                 log.warning("mailpiece.storage_unavailable", mailpiece_id=row["mailpiece_id"])
@@ -704,8 +746,9 @@ class PrintDispatch:
             attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
             delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
             self._postpone(rows, delay)
-            log.warning("provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc),
-                        retry_in=delay)
+            log.warning(
+                "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
+            )
             return 0
         self._record_results(provider.name, rows, results)
         return len(results)
@@ -730,8 +773,14 @@ class PrintDispatch:
             for result in results:
                 account = accounts[result.mailpiece_id]
                 if result.error is not None:
-                    self._transition(conn, account, result.mailpiece_id, MailpieceStatus.ACTION_REQUIRED,
-                                     reason=result.error, stage="final")
+                    self._transition(
+                        conn,
+                        account,
+                        result.mailpiece_id,
+                        MailpieceStatus.ACTION_REQUIRED,
+                        reason=result.error,
+                        stage="final",
+                    )
                     continue
                 try:
                     status = map_provider_status(result.status) or MailpieceStatus.SUBMITTED
@@ -740,9 +789,15 @@ class PrintDispatch:
                 if status in (MailpieceStatus.CREATED, MailpieceStatus.VALIDATING):
                     status = MailpieceStatus.SUBMITTED
                 self._transition(
-                    conn, account, result.mailpiece_id, status, provider_status=result.status,
-                    provider_ref=result.provider_ref, tracking_number=result.tracking_number,
-                    stage="final" if status in TERMINAL else "tracking", next_attempt_at=None,
+                    conn,
+                    account,
+                    result.mailpiece_id,
+                    status,
+                    provider_status=result.status,
+                    provider_ref=result.provider_ref,
+                    tracking_number=result.tracking_number,
+                    stage="final" if status in TERMINAL else "tracking",
+                    next_attempt_at=None,
                 )
                 conn.execute(
                     update(mailpieces)
@@ -771,10 +826,17 @@ class PrintDispatch:
                 return False
             if status is None:
                 return False
-            reason = update_.reason if status in (MailpieceStatus.ACTION_REQUIRED, MailpieceStatus.UNDELIVERABLE) else None
+            reason = (
+                update_.reason if status in (MailpieceStatus.ACTION_REQUIRED, MailpieceStatus.UNDELIVERABLE) else None
+            )
             return self._transition(
-                conn, row[0], row[1], status, provider_status=update_.status,
-                tracking_number=update_.tracking_number, reason=reason,
+                conn,
+                row[0],
+                row[1],
+                status,
+                provider_status=update_.status,
+                tracking_number=update_.tracking_number,
+                reason=reason,
             )
 
     async def poll_statuses(self) -> int:
@@ -784,7 +846,9 @@ class PrintDispatch:
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(
-                        mailpieces.c.account_id, mailpieces.c.print_order_id, mailpieces.c.mailpiece_id,
+                        mailpieces.c.account_id,
+                        mailpieces.c.print_order_id,
+                        mailpieces.c.mailpiece_id,
                         mailpieces.c.provider_ref,
                     )
                     .where(
@@ -826,8 +890,14 @@ class PrintDispatch:
         stage = row["stage"]
         if stage in ("planned", "ready") or (stage == "final" and row["status"] == MailpieceStatus.ACTION_REQUIRED):
             with self.engine.begin() as conn:
-                self._transition(conn, account_id, mailpiece_id, MailpieceStatus.CANCELLED, reason="cancelled by staff",
-                                 stage="final")
+                self._transition(
+                    conn,
+                    account_id,
+                    mailpiece_id,
+                    MailpieceStatus.CANCELLED,
+                    reason="cancelled by staff",
+                    stage="final",
+                )
             return MailpieceStatus.CANCELLED.value
         if stage == "tracking":
             provider = self.providers[row["provider"]]
@@ -887,8 +957,12 @@ class PrintDispatch:
             "notes": [
                 "a cover page (one more sheet) is added where the address is not in the window",
                 *(
-                    [f"final selection after {options.not_viewed_working_days} working days: letters opened by then "
-                     "are not printed"]
+                    [
+                        (
+                            f"final selection after {options.not_viewed_working_days} working days: "
+                            "letters opened by then are not printed"
+                        )
+                    ]
                     if options.recipient_filter is RecipientFilter.NOT_VIEWED
                     else []
                 ),
@@ -897,9 +971,15 @@ class PrintDispatch:
 
     def order_view(self, account_id: str, print_order_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(orders).where(and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id))
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    select(orders).where(
+                        and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 raise UnknownOrderError(print_order_id)
             pieces = self._mailpiece_views(
@@ -931,7 +1011,9 @@ class PrintDispatch:
 
     def _mailpiece_views(self, conn: Connection, condition: Any) -> list[dict[str, Any]]:
         rows = conn.execute(
-            select(mailpieces).where(condition).order_by(mailpieces.c.created_at, mailpieces.c.position, mailpieces.c.mailpiece_id)
+            select(mailpieces)
+            .where(condition)
+            .order_by(mailpieces.c.created_at, mailpieces.c.position, mailpieces.c.mailpiece_id)
         ).mappings()
         return [
             {

@@ -1,5 +1,7 @@
-"""Kafka subscriptions: master data, print orders, portal views. Each handler runs in one DB transaction with
-its processed-event row and its outgoing events (outbox)."""
+"""Kafka subscriptions: master data, print orders, portal views.
+
+Each handler runs in one DB transaction with its processed-event row and its outgoing events (outbox).
+"""
 
 from __future__ import annotations
 
@@ -27,8 +29,13 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
         MASTERDATA,
         {
             event_type: masterdata.handler(dispatch.on_masterdata)
-            for event_type in ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived",
-                               "ContractUpserted")
+            for event_type in (
+                "PropertyUpserted",
+                "UnitUpserted",
+                "ContactUpserted",
+                "ContactArchived",
+                "ContractUpserted",
+            )
         },
         **options,
     )

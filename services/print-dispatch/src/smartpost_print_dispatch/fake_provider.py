@@ -24,11 +24,10 @@ import hashlib
 import io
 import json
 import secrets
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import pikepdf
@@ -38,6 +37,9 @@ from fastapi.responses import Response
 
 from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, sign
 from smartpost_print_dispatch.domain.geometry import MM_PER_POINT, is_a4
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 PROGRESSION = ["submitted", "printing", "sent", "delivered"]
 
@@ -111,8 +113,9 @@ class FakeProvider:
             raise HTTPException(422, f"file_too_many_pages: {len(pages)} > {self.config.max_pages}")
         return len(pages)
 
-    async def set_status(self, letter: FakeLetter, status: str, tracking: str | None = None,
-                         reason: str | None = None) -> None:
+    async def set_status(
+        self, letter: FakeLetter, status: str, tracking: str | None = None, reason: str | None = None
+    ) -> None:
         letter.status = status
         letter.history.append(status)
         if tracking:
@@ -132,10 +135,11 @@ class FakeProvider:
             try:
                 async with httpx.AsyncClient(timeout=5) as client:
                     response = await client.post(self.config.webhook_url, content=body, headers=headers)
-                self.webhooks_sent.append({"letter": letter.id, "status": letter.status, "code": response.status_code})
-                return
             except httpx.HTTPError:
                 await asyncio.sleep(0.2 * (attempt + 1))
+            else:
+                self.webhooks_sent.append({"letter": letter.id, "status": letter.status, "code": response.status_code})
+                return
         self.webhooks_sent.append({"letter": letter.id, "status": letter.status, "code": None})
 
     async def advance_all(self) -> None:
@@ -179,8 +183,8 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
     async def create_letter(
         request: Request,
         response: Response,
-        authorization: str | None = Header(default=None),
-        idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+        authorization: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         authorize(authorization)
         if not idempotency_key:
@@ -236,14 +240,14 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
         return letter
 
     @app.get("/v1/letters/{letter_id}")
-    async def get_letter(letter_id: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    async def get_letter(letter_id: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         authorize(authorization)
         if fake.config.get_delay_seconds > 0:
             await asyncio.sleep(fake.config.get_delay_seconds)
         return find(letter_id).public()
 
     @app.post("/v1/letters/{letter_id}/cancel")
-    async def cancel_letter(letter_id: str, authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    async def cancel_letter(letter_id: str, authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
         authorize(authorization)
         letter = find(letter_id)
         if letter.status not in ("submitted", "validating", "accepted"):
@@ -265,8 +269,13 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
         return {
             "submit_requests": fake.submit_requests,
             "letters": [
-                {**letter.public(), "idempotency_key": letter.idempotency_key,
-                 "submit_requests": letter.submit_requests, "history": letter.history, "request": letter.request}
+                {
+                    **letter.public(),
+                    "idempotency_key": letter.idempotency_key,
+                    "submit_requests": letter.submit_requests,
+                    "history": letter.history,
+                    "request": letter.request,
+                }
                 for letter in fake.letters.values()
             ],
             "webhooks_sent": fake.webhooks_sent,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from smartpost_shared.settings import ServiceSettings
 
 from smartpost_print_dispatch.adapters.pdf import LandscapePolicy, MismatchPolicy
 from smartpost_print_dispatch.domain.geometry import BUILTIN_PROFILES, AddressProfile
 from smartpost_print_dispatch.domain.postage import PostageConfig
+from smartpost_shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from datetime import date
 
 
 class FileDropSettings(BaseModel):
@@ -36,9 +39,7 @@ class HttpProviderSettings(BaseModel):
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SMARTPOST_PRINT_DISPATCH_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_PRINT_DISPATCH_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "print-dispatch"
     http_port: int = 8105

@@ -1,14 +1,19 @@
-"""Generated letters for tests, the benchmark and the demo (reportlab): DIN 5008 layouts with the address in the
-window, missing, outside the window or different from master data, optional landscape pages."""
+"""Generated letters for tests, the benchmark and the demo (reportlab).
+
+DIN 5008 layouts with the address in the window, missing, outside the window or different from master data, optional
+landscape pages.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Collection
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from smartpost_print_dispatch.adapters.pdf import _Fonts
 from smartpost_print_dispatch.domain.geometry import MM_PER_POINT
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 AddressMode = Literal["window", "missing", "outside", "image"]
 _A4 = (595.2756, 841.8898)
@@ -19,7 +24,7 @@ def _mm(value: float) -> float:
     return value / MM_PER_POINT
 
 
-def write_letter(  # noqa: PLR0913 - a test-data builder with many knobs
+def write_letter(
     address_lines: list[str],
     *,
     mode: AddressMode = "window",

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import uvicorn
-from smartpost_shared.devstack import free_port
 
 from smartpost_print_dispatch.fake_provider import FakeConfig, create_fake_app
+from smartpost_shared.devstack import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -11,6 +11,14 @@ import httpx
 import pypdfium2 as pdfium
 import pytest
 from aiokafka import AIOKafkaConsumer
+
+from smartpost_print_dispatch.adapters.pdf import zone_text
+from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, sign
+from smartpost_print_dispatch.app import create_app
+from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
+from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
+from smartpost_print_dispatch.settings import FileDropSettings, HttpProviderSettings, Settings
+from smartpost_print_dispatch.testing import write_letter
 from smartpost_shared.contracts.common import ChannelPreference, PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, RecipientFilter, RegisteredMail, ReleasedItem
@@ -20,25 +28,31 @@ from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
 
-from smartpost_print_dispatch.adapters.pdf import zone_text
-from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, sign
-from smartpost_print_dispatch.app import create_app
-from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
-from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
-from smartpost_print_dispatch.settings import FileDropSettings, HttpProviderSettings, Settings
-from smartpost_print_dispatch.testing import write_letter
-
 pytestmark = pytest.mark.real
 
 CONTACTS = {
-    "c1": ContactUpserted(contact_id="c1", salutation="Frau", first_name="Erika", last_name="Mustermann",
-                          address=PostalAddress(street="Lindenallee 12", postal_code="50667", city="Köln"),
-                          channel_preference=ChannelPreference.POST),
-    "c2": ContactUpserted(contact_id="c2", salutation="Herr", first_name="Otto", last_name="Normal",
-                          address=PostalAddress(street="Bahnhofstraße 3", postal_code="80331", city="München"),
-                          portal_registered=True),
-    "c3": ContactUpserted(contact_id="c3", first_name="Jana", last_name="Novak",
-                          address=PostalAddress(street="Ringstraße 1", postal_code="1010", city="Wien", country="AT")),
+    "c1": ContactUpserted(
+        contact_id="c1",
+        salutation="Frau",
+        first_name="Erika",
+        last_name="Mustermann",
+        address=PostalAddress(street="Lindenallee 12", postal_code="50667", city="Köln"),
+        channel_preference=ChannelPreference.POST,
+    ),
+    "c2": ContactUpserted(
+        contact_id="c2",
+        salutation="Herr",
+        first_name="Otto",
+        last_name="Normal",
+        address=PostalAddress(street="Bahnhofstraße 3", postal_code="80331", city="München"),
+        portal_registered=True,
+    ),
+    "c3": ContactUpserted(
+        contact_id="c3",
+        first_name="Jana",
+        last_name="Novak",
+        address=PostalAddress(street="Ringstraße 1", postal_code="1010", city="Wien", country="AT"),
+    ),
 }
 LINES = {
     "c1": ["Frau Erika Mustermann", "Lindenallee 12", "50667 Köln"],
@@ -83,8 +97,12 @@ async def publish(kafka_settings, envelopes) -> None:
 
 async def print_events(kafka_settings, letter_id: str, expected: int, timeout: float = 30):
     consumer = AIOKafkaConsumer(
-        "print.events", bootstrap_servers=kafka_settings.bootstrap_servers, auto_offset_reset="earliest",
-        group_id=f"t-{uuid.uuid4().hex[:8]}", session_timeout_ms=2000, heartbeat_interval_ms=500,
+        "print.events",
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=f"t-{uuid.uuid4().hex[:8]}",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
     )
     await consumer.start()
     found = []
@@ -111,8 +129,15 @@ def put_letter(store, account, letter_id, index, lines, **kw) -> ReleasedItem:
 
 def make_item(account, letter_id, store, index, contact, lines, **kw) -> ReleasedItem:
     key, pages = put_letter(store, account, letter_id, index, lines, **kw)
-    return ReleasedItem(item_id=f"{letter_id}-item{index}", document_id="doc1", part_id=f"part{index}",
-                        contact_id=contact, unit_id=f"u{index}", storage_key=key, page_count=pages)
+    return ReleasedItem(
+        item_id=f"{letter_id}-item{index}",
+        document_id="doc1",
+        part_id=f"part{index}",
+        contact_id=contact,
+        unit_id=f"u{index}",
+        storage_key=key,
+        page_count=pages,
+    )
 
 
 def window(pdf: bytes, profile, page: int = 0) -> str:
@@ -123,7 +148,7 @@ def window(pdf: bytes, profile, page: int = 0) -> str:
         document.close()
 
 
-async def test_http_provider_flow_merging_tracking_webhooks(
+async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     kafka_settings, storage_settings, object_store, sqlite_url, make_id, fake_provider, serve, wait
 ):
     account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
@@ -139,7 +164,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(
         make_item(account, letter_id, object_store, 4, "ghost", LINES["c1"]),  # not in master data
     ]
     order = PrintOrdered(
-        letter_id=letter_id, print_order_id=order_id, title="Abrechnung", items=items, ordered_by="staff",
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="Abrechnung",
+        items=items,
+        ordered_by="staff",
         options=PrintOptions(provider="hybridpost", registered=RegisteredMail.EINWURF, duplex=True),
     )
     await publish(kafka_settings, [make_envelope(c, account_id=account, producer="erp") for c in CONTACTS.values()])
@@ -188,8 +217,9 @@ async def test_http_provider_flow_merging_tracking_webhooks(
     fake_provider.set_status(c1_letter["id"], "delivered")
 
     def delivered():
-        piece = next(p for p in api.get(f"/letters/{letter_id}/mailpieces").json()["mailpieces"]
-                     if p["contact_id"] == "c1")
+        piece = next(
+            p for p in api.get(f"/letters/{letter_id}/mailpieces").json()["mailpieces"] if p["contact_id"] == "c1"
+        )
         return piece if piece["status"] == "delivered" else None
 
     piece = await asyncio.to_thread(wait, delivered, 30, 0.2, "delivered via webhook")
@@ -197,8 +227,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(
 
     # A stale webhook never moves a mailpiece backwards; a forged one is refused.
     stale = json.dumps({"letter": {"id": c1_letter["id"], "status": "printing"}}).encode()
-    response = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale,
-                          headers={SIGNATURE_HEADER: sign("dev-webhook-secret", stale)})
+    response = httpx.post(
+        f"{service.url}/webhooks/hybridpost",
+        content=stale,
+        headers={SIGNATURE_HEADER: sign("dev-webhook-secret", stale)},
+    )
     assert response.json() == {"applied": False}
     forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers={SIGNATURE_HEADER: "sha256=00"})
     assert forged.status_code == 401
@@ -217,10 +250,13 @@ async def test_http_provider_flow_merging_tracking_webhooks(
     assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 422
 
     # Estimate before ordering: filter by channel preference.
-    estimate = api.post("/estimates", json={
-        "items": [i.model_dump(mode="json") for i in items[:4]],
-        "options": {"recipient_filter": "post_preference", "provider": "hybridpost", "duplex": False},
-    }).json()
+    estimate = api.post(
+        "/estimates",
+        json={
+            "items": [i.model_dump(mode="json") for i in items[:4]],
+            "options": {"recipient_filter": "post_preference", "provider": "hybridpost", "duplex": False},
+        },
+    ).json()
     assert [m["contact_id"] for m in estimate["mailpieces"]] == ["c1"]
     assert estimate["mailpieces"][0]["sheets"] == 5
     assert estimate["totals"]["cost_cents"] == estimate["mailpieces"][0]["cost_cents"] > 0
@@ -237,8 +273,14 @@ async def test_provider_failures_and_slow_answers_never_duplicate(
     service = serve(create_app(settings), port)
     fake_provider.control(fail_submits=2, submit_delay_seconds=2.5)  # 500, 500, then accepted but too slow
     items = [make_item(account, letter_id, object_store, 0, "c1", LINES["c1"])]
-    order = PrintOrdered(letter_id=letter_id, print_order_id=order_id, title="T", items=items, ordered_by="s",
-                         options=PrintOptions(provider="hybridpost"))
+    order = PrintOrdered(
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="T",
+        items=items,
+        ordered_by="s",
+        options=PrintOptions(provider="hybridpost"),
+    )
     await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
     await asyncio.sleep(1.0)
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
@@ -275,14 +317,31 @@ async def test_filedrop_digital_first_fallback(
         make_item(account, letter_id, object_store, 1, "c2", LINES["c2"]),
         make_item(account, letter_id, object_store, 2, "c3", LINES["c3"], mode="outside"),
     ]
-    order = PrintOrdered(letter_id=letter_id, print_order_id=order_id, title="T", items=items, ordered_by="s",
-                         options=PrintOptions(provider="filedrop", recipient_filter=RecipientFilter.NOT_VIEWED,
-                                              not_viewed_working_days=2))
-    viewed = DocumentViewed(document_id="d", letter_id=letter_id, item_id=items[1].item_id, contact_id="c2",
-                            first_viewed_at=datetime.now(UTC))
+    order = PrintOrdered(
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="T",
+        items=items,
+        ordered_by="s",
+        options=PrintOptions(
+            provider="filedrop", recipient_filter=RecipientFilter.NOT_VIEWED, not_viewed_working_days=2
+        ),
+    )
+    viewed = DocumentViewed(
+        document_id="d",
+        letter_id=letter_id,
+        item_id=items[1].item_id,
+        contact_id="c2",
+        first_viewed_at=datetime.now(UTC),
+    )
     await publish(kafka_settings, [make_envelope(c, account_id=account, producer="erp") for c in CONTACTS.values()])
-    await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters"),
-                                   make_envelope(viewed, account_id=account, producer="portal-publisher")])
+    await publish(
+        kafka_settings,
+        [
+            make_envelope(order, account_id=account, producer="letters"),
+            make_envelope(viewed, account_id=account, producer="portal-publisher"),
+        ],
+    )
     api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
 
     def scheduled():
@@ -317,8 +376,10 @@ async def test_filedrop_digital_first_fallback(
 
     # The print shop reports back with a status file.
     c3 = next(row for row in lines if row["contact_id"] == "c3")
-    object_store.put(f"print-shop/{account}/{order_id}/status/day1.csv",
-                     f"mailpiece_id;status;tracking_number\n{c3['mailpiece_id']};sent;\n".encode())
+    object_store.put(
+        f"print-shop/{account}/{order_id}/status/day1.csv",
+        f"mailpiece_id;status;tracking_number\n{c3['mailpiece_id']};sent;\n".encode(),
+    )
 
     def sent():
         pieces = api.get(f"/orders/{order_id}").json()["mailpieces"]

@@ -12,6 +12,8 @@ import sys
 
 import httpx
 import pytest
+
+from smartpost_print_dispatch.testing import write_letter
 from smartpost_shared.contracts.common import PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, ReleasedItem
@@ -20,17 +22,15 @@ from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
 
-from smartpost_print_dispatch.testing import write_letter
-
 pytestmark = pytest.mark.real
 
 
 def start_service(env: dict[str, str], log_path) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    log = log_path.open("ab")
     return subprocess.Popen([sys.executable, "-m", "smartpost_print_dispatch"], env=env, stdout=log, stderr=log)
 
 
-async def test_kill_9_while_provider_is_slow_sends_one_letter(
+async def test_kill_9_while_provider_is_slow_sends_one_letter(  # noqa: PLR0915
     kafka_settings, storage_settings, object_store, tmp_path, make_id, fake_provider, wait
 ):
     account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
@@ -57,18 +57,28 @@ async def test_kill_9_while_provider_is_slow_sends_one_letter(
     key = part_key(account, letter_id, "doc1", 0)
     lines = ["Frau Erika Mustermann", "Lindenallee 12", "50667 Köln"]
     object_store.put(key, write_letter(lines), content_type="application/pdf")
-    contact = ContactUpserted(contact_id="c1", salutation="Frau", first_name="Erika", last_name="Mustermann",
-                              address=PostalAddress(street="Lindenallee 12", postal_code="50667", city="Köln"))
-    item = ReleasedItem(item_id="item0", document_id="doc1", part_id="p0", contact_id="c1", storage_key=key,
-                        page_count=2)
-    order = PrintOrdered(letter_id=letter_id, print_order_id=order_id, title="T", items=[item], ordered_by="s",
-                         options=PrintOptions(provider="hybridpost"))
+    contact = ContactUpserted(
+        contact_id="c1",
+        salutation="Frau",
+        first_name="Erika",
+        last_name="Mustermann",
+        address=PostalAddress(street="Lindenallee 12", postal_code="50667", city="Köln"),
+    )
+    item = ReleasedItem(
+        item_id="item0", document_id="doc1", part_id="p0", contact_id="c1", storage_key=key, page_count=2
+    )
+    order = PrintOrdered(
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="T",
+        items=[item],
+        ordered_by="s",
+        options=PrintOptions(provider="hybridpost"),
+    )
 
     process = start_service(env, tmp_path / "service.log")
     try:
-        await asyncio.to_thread(
-            wait, lambda: _get(f"http://127.0.0.1:{port}/readyz") == 200, 60, 0.2, "service ready"
-        )
+        await asyncio.to_thread(wait, lambda: _get(f"http://127.0.0.1:{port}/readyz") == 200, 60, 0.2, "service ready")
         broker = make_broker(kafka_settings, service="test")
         await broker.start()
         publisher = EventPublisher(broker)

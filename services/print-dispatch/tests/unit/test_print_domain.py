@@ -3,9 +3,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from smartpost_shared.contracts.letters import EnvelopeFormat, RecipientFilter, RegisteredMail, ReleasedItem
-from smartpost_shared.contracts.printing import LetterClass
-from smartpost_shared.contracts.printing import MailpieceStatus as S
 
 from smartpost_print_dispatch.domain.address import (
     AddressError,
@@ -22,6 +19,9 @@ from smartpost_print_dispatch.domain.selection import (
     easter_sunday,
     select_items,
 )
+from smartpost_shared.contracts.letters import EnvelopeFormat, RecipientFilter, RegisteredMail, ReleasedItem
+from smartpost_shared.contracts.printing import LetterClass
+from smartpost_shared.contracts.printing import MailpieceStatus as S
 
 CONFIG = PostageConfig()
 
@@ -33,8 +33,9 @@ def item(n: int, contact: str, pages: int = 2) -> ReleasedItem:
 
 
 def klass(sheets: int, envelope: EnvelopeFormat = EnvelopeFormat.DL) -> tuple[LetterClass, EnvelopeFormat]:
-    p = price(CONFIG, sheets=sheets, printed_pages=sheets, envelope=envelope, color=False,
-              registered=RegisteredMail.NONE)
+    p = price(
+        CONFIG, sheets=sheets, printed_pages=sheets, envelope=envelope, color=False, registered=RegisteredMail.NONE
+    )
     return p.letter_class, p.envelope
 
 
@@ -65,14 +66,16 @@ def test_beyond_maxi_is_an_error_and_capacity_matches():
         klass(191)
     strict = PostageConfig(auto_c4=False)
     with pytest.raises(PostageError):
-        price(strict, sheets=9, printed_pages=9, envelope=EnvelopeFormat.DL, color=False,
-              registered=RegisteredMail.NONE)
+        price(
+            strict, sheets=9, printed_pages=9, envelope=EnvelopeFormat.DL, color=False, registered=RegisteredMail.NONE
+        )
 
 
 def test_cost_adds_registered_colour_and_print_prices_from_config():
     config = PostageConfig(print_cents_per_sheet=10, print_cents_per_page=2, color_cents_per_page=5)
-    p = price(config, sheets=2, printed_pages=4, envelope=EnvelopeFormat.DL, color=True,
-              registered=RegisteredMail.EINWURF)
+    p = price(
+        config, sheets=2, printed_pages=4, envelope=EnvelopeFormat.DL, color=True, registered=RegisteredMail.EINWURF
+    )
     assert p.letter_class is LetterClass.STANDARD
     assert p.postage_cents == 95
     assert p.registered_cents == 235
@@ -101,8 +104,13 @@ def test_merge_by_contact_id_in_stable_order():
 
 def test_120_page_letter_fits_maxi_simplex_and_splits_for_a_50_page_provider():
     big = [item(1, "c1", pages=120)]
-    plans = plan_mailpieces("o1", big, one_envelope_per_contact=True, duplex=False,
-                            max_sheets=CONFIG.max_sheets_any_envelope(EnvelopeFormat.DL))
+    plans = plan_mailpieces(
+        "o1",
+        big,
+        one_envelope_per_contact=True,
+        duplex=False,
+        max_sheets=CONFIG.max_sheets_any_envelope(EnvelopeFormat.DL),
+    )
     assert len(plans) == 1
     assert plans[0].pages == 120
     # Pingen: 50 pages per letter incl. the cover page; duplex pads, so 48 letter pages per envelope.
@@ -112,8 +120,9 @@ def test_120_page_letter_fits_maxi_simplex_and_splits_for_a_50_page_provider():
     assert [p.part_index for p in split] == [1, 2, 3]
     assert len({p.mailpiece_id for p in split}) == 3
     with pytest.raises(OversizeError):
-        plan_mailpieces("o1", big, one_envelope_per_contact=True, duplex=True, max_sheets=190, max_pages=50,
-                        split_oversize=False)
+        plan_mailpieces(
+            "o1", big, one_envelope_per_contact=True, duplex=True, max_sheets=190, max_pages=50, split_oversize=False
+        )
 
 
 def test_split_prefers_letter_boundaries():
@@ -134,7 +143,9 @@ def test_recipient_filters_and_unknown_contacts_stay_selected():
     assert [i.item_id for i in pref.selected] == ["i1", "i3"]
     assert pref.excluded[0].reason == "prefers online delivery"
     assert [i.item_id for i in select_items(items, RecipientFilter.NOT_REGISTERED, facts, set()).selected] == [
-        "i1", "i3"]
+        "i1",
+        "i3",
+    ]
     viewed = select_items(items, RecipientFilter.NOT_VIEWED, facts, {"i1"})
     assert [i.item_id for i in viewed.selected] == ["i2", "i3"]
 
@@ -152,14 +163,19 @@ def test_working_days_skip_weekends_and_german_holidays():
 
 
 def test_address_rules():
-    assert validate_postal_lines(["Max Muster", "", " Hauptstr. 1 ", "10115 Berlin"], country="DE",
-                                 country_line=None) == ["Max Muster", "Hauptstr. 1", "10115 Berlin"]
+    assert validate_postal_lines(
+        ["Max Muster", "", " Hauptstr. 1 ", "10115 Berlin"], country="DE", country_line=None
+    ) == ["Max Muster", "Hauptstr. 1", "10115 Berlin"]
     with pytest.raises(AddressError, match="7 lines"):
         validate_postal_lines([f"l{i}" for i in range(6)] + ["10115 Berlin"], country="DE", country_line=None)
     with pytest.raises(AddressError, match="country"):
         validate_postal_lines(["Anna", "Ring 1", "1010 Wien"], country="AT", country_line="ÖSTERREICH")
-    assert validate_postal_lines(["Anna", "Ring 1", "1010 Wien", "ÖSTERREICH"], country="AT",
-                                 country_line="ÖSTERREICH")[-1] == "ÖSTERREICH"
+    assert (
+        validate_postal_lines(["Anna", "Ring 1", "1010 Wien", "ÖSTERREICH"], country="AT", country_line="ÖSTERREICH")[
+            -1
+        ]
+        == "ÖSTERREICH"
+    )
     with pytest.raises(AddressError, match="postcode"):
         validate_postal_lines(["Anna", "Ring 1", "Berlin"], country="DE", country_line=None)
 
@@ -168,7 +184,8 @@ def test_address_comparison_tolerates_format_not_content():
     expected = ["Herr Max Muster", "Hauptstraße 1", "10115 Berlin"]
     assert compare_address(expected, "Herrn Max Muster\r\nHauptstr. 1\r\nD-10115 Berlin") is AddressMatch.MATCH
     assert compare_address(expected, "c/o Verwaltung\nHerr Max Muster\nHauptstraße 1\n10115 Berlin") is (
-        AddressMatch.MATCH)
+        AddressMatch.MATCH
+    )
     assert compare_address(expected, "Herr Max Muster\nNebenweg 9\n10115 Berlin") is AddressMatch.DIFFERENT
     assert compare_address(expected, "  \n") is AddressMatch.EMPTY
 

@@ -165,8 +165,9 @@ def test_merged_letters_pad_duplex_and_keep_order():
 def test_continuation_of_a_split_120_page_letter_gets_a_cover_with_note():
     data = write_letter(ADDRESS, pages=120)
     result = prepare_mailpiece(
-        PrepareRequest("mp-2", ADDRESS, PINGEN, [PartPdf("i1", data, 49, 96)], True, force_cover=True,
-                       cover_note="Sendung 2 von 3")
+        PrepareRequest(
+            "mp-2", ADDRESS, PINGEN, [PartPdf("i1", data, 49, 96)], True, force_cover=True, cover_note="Sendung 2 von 3"
+        )
     )
     assert result.cover_page
     assert result.pages == 50
@@ -182,7 +183,9 @@ def test_continuation_of_a_split_120_page_letter_gets_a_cover_with_note():
 def test_foreign_address_and_sender_line_on_cover():
     lines = ["Anna Berger", "Ringstraße 1", "1010 Wien", "ÖSTERREICH"]
     result = prepare_mailpiece(
-        request([part(write_letter(ADDRESS, mode="missing"))], lines=lines, sender_line="HV Muster · Weg 1 · 10115 Berlin")
+        request(
+            [part(write_letter(ADDRESS, mode="missing"))], lines=lines, sender_line="HV Muster · Weg 1 · 10115 Berlin"
+        )
     )
     text, _ = window_of(result.pdf)
     assert text.replace("\r", "").splitlines() == lines

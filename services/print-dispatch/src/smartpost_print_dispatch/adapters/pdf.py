@@ -89,8 +89,10 @@ class FirstPageInspection:
 
     @property
     def sendable_as_is(self) -> bool:
-        return self.match is AddressMatch.MATCH and self.zone_ink_pixels >= _MIN_ADDRESS_INK_PIXELS and not (
-            self.blocked_zones
+        return (
+            self.match is AddressMatch.MATCH
+            and self.zone_ink_pixels >= _MIN_ADDRESS_INK_PIXELS
+            and not (self.blocked_zones)
         )
 
 
@@ -229,7 +231,7 @@ def render_cover_page(
     return buffer.getvalue()
 
 
-def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | None, reason: str) -> tuple[bool, str]:
+def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | None, reason: str) -> tuple[bool, str]:  # noqa: PLR0911 - one return per finding
     """(needs cover page, finding). ``inspection`` is None when page 1 could not be inspected (``reason``)."""
     if inspection is None:
         return True, reason
@@ -253,7 +255,7 @@ def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | Non
     return True, "no address on page 1"
 
 
-def prepare_mailpiece(request: PrepareRequest) -> PreparedMailpiece:  # noqa: C901, PLR0912 - one linear pipeline
+def prepare_mailpiece(request: PrepareRequest) -> PreparedMailpiece:  # noqa: C901, PLR0912, PLR0915 - one linear pipeline
     """Build the print file of one mailpiece (pure CPU: bytes in, bytes out). Raises :class:`UnsendableError`."""
     if not request.parts:
         raise UnsendableError("mailpiece has no letters")

@@ -54,7 +54,7 @@ class AddressMatch(StrEnum):
 
 
 def compare_address(expected_lines: list[str], found_text: str) -> AddressMatch:
-    """Does the text found in the address zone carry every expected line (order kept, extra lines allowed)?
+    """Check that the text found in the address zone carries every expected line (order kept, extras allowed).
 
     Extra lines are tolerated (a "c/o" or a notes line the letter printed); a missing or changed line is not.
     """

@@ -80,7 +80,7 @@ def _sheets(pages: int, *, duplex: bool) -> int:
     return math.ceil(pages / 2) if duplex else pages
 
 
-def plan_mailpieces(  # noqa: PLR0913 - every argument is an order option or a capacity limit
+def plan_mailpieces(
     print_order_id: str,
     items: Sequence[ReleasedItem],
     *,
@@ -135,8 +135,9 @@ def _pack(
     sheets = pages = 0
     for item in items:
         chunks = [
-            Segment(item.item_id, item.storage_key, start, min(start + chunk_pages - 1, item.page_count),
-                    item.page_count)
+            Segment(
+                item.item_id, item.storage_key, start, min(start + chunk_pages - 1, item.page_count), item.page_count
+            )
             for start in range(1, item.page_count + 1, chunk_pages)
         ]
         for chunk in chunks:

@@ -1,5 +1,8 @@
-"""Sheets, letter class and cost of a mailpiece. All prices and limits come from configuration (postage changes
-every January); the defaults are the Deutsche Post 2025 figures from the domain notes."""
+"""Sheets, letter class and cost of a mailpiece.
+
+All prices and limits come from configuration (postage changes every January); the defaults are the Deutsche Post
+2025 figures from the domain notes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from smartpost_shared.contracts.letters import EnvelopeFormat, RegisteredMail
 from smartpost_shared.contracts.printing import LetterClass
 
@@ -120,8 +124,7 @@ def price(
             chosen = EnvelopeFormat.C4
         else:
             raise PostageError(
-                f"{sheets} sheets do not fit a {envelope.value} envelope "
-                f"(max {config.envelope_max_sheets[envelope]})"
+                f"{sheets} sheets do not fit a {envelope.value} envelope (max {config.envelope_max_sheets[envelope]})"
             )
     if sheets > config.envelope_max_sheets[chosen]:
         raise PostageError(

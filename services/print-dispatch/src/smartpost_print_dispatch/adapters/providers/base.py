@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from smartpost_shared.contracts.letters import PrintOptions
-
     from smartpost_print_dispatch.domain.geometry import AddressProfile
+    from smartpost_shared.contracts.letters import PrintOptions
 
 
 class ProviderUnavailableError(ConnectionError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +23,8 @@ from smartpost_print_dispatch.adapters.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from smartpost_shared.storage import ObjectStore
-
     from smartpost_print_dispatch.domain.geometry import AddressProfile
+    from smartpost_shared.storage import ObjectStore
 
 MANIFEST_FIELDS = [
     "mailpiece_id",
@@ -63,7 +61,7 @@ class FolderStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -82,8 +80,14 @@ class FolderStore:
 class FileDropProvider:
     batches_orders = True
 
-    def __init__(self, target: ObjectStore | FolderStore, profile: AddressProfile, *, prefix: str = "print-shop",
-                 name: str = "filedrop") -> None:
+    def __init__(
+        self,
+        target: ObjectStore | FolderStore,
+        profile: AddressProfile,
+        *,
+        prefix: str = "print-shop",
+        name: str = "filedrop",
+    ) -> None:
         self.target = target
         self.profile = profile
         self.prefix = prefix.strip("/")

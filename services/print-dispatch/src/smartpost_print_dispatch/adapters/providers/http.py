@@ -57,7 +57,7 @@ def letter_request(submission: Submission) -> dict[str, Any]:
 class HttpPrintProvider:
     batches_orders = False
 
-    def __init__(  # noqa: PLR0913 - connection settings
+    def __init__(
         self,
         name: str,
         base_url: str,
