@@ -9,6 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from smartpost_assignment.adapters.db import create_tables
+from smartpost_assignment.application import AssignmentService, import_envelopes, letter_view
+from smartpost_assignment.domain.importing import parse_masterdata
 from smartpost_shared.contracts.common import DocumentType, LetterScope, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
 from smartpost_shared.contracts.envelope import make_envelope
@@ -16,10 +19,6 @@ from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAc
 from smartpost_shared.db import create_platform_tables, make_engine, outbox, pending_outbox
 from smartpost_shared.masterdata import MasterDataReader, create_masterdata_tables
 from smartpost_shared.messaging import SqlIdempotency
-
-from smartpost_assignment.adapters.db import create_tables
-from smartpost_assignment.application import AssignmentService, import_envelopes, letter_view
-from smartpost_assignment.domain.importing import parse_masterdata
 
 
 def part(lines: list[str], ids: list[str] = (), pid: str = "p-0") -> SplitPart:  # type: ignore[assignment]
