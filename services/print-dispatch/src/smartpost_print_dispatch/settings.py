@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date  # noqa: TC003 - pydantic needs it at runtime
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -12,9 +12,6 @@ from smartpost_print_dispatch.adapters.pdf import LandscapePolicy, MismatchPolic
 from smartpost_print_dispatch.domain.geometry import BUILTIN_PROFILES, AddressProfile
 from smartpost_print_dispatch.domain.postage import PostageConfig
 from smartpost_shared.settings import ServiceSettings
-
-if TYPE_CHECKING:
-    from datetime import date
 
 
 class FileDropSettings(BaseModel):
