@@ -327,3 +327,13 @@ def test_warnings_cover_every_rule() -> None:
     assert ("contact_without_part", "firma") in codes
     cross = document_warnings(snap, context(LetterScope.CROSS_PROPERTY), {"a": 2}, assignments[:1])
     assert "contact_without_part" not in {w.code for w in cross}
+
+
+def test_references_printed_with_extra_text_still_match_on_whole_tokens() -> None:
+    from smartpost_assignment.domain.matching import reference_keys
+
+    assert "weg815" in reference_keys("WEG-0815 Lindenstraße 12")
+    assert "weg815" not in reference_keys("WEG-08150 Lindenstraße 12")  # never cut inside a number
+    assert "3" in reference_keys("WE 03 (1. OG links)", unit=True)
+    assert "3" not in reference_keys("WE 31", unit=True)
+    assert "weg" not in reference_keys("WEG-0815")  # a bare word identifies nothing

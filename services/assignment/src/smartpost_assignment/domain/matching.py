@@ -132,7 +132,7 @@ def _is_street_line(line: str) -> bool:
     return bool(re.search(r"\d", line)) and (bool(_STREET_HINT.search(line)) or bool(re.search(r"\s\d+\s?\w?$", line)))
 
 
-def parse_window(part: SplitPart) -> Window:  # noqa: C901 - one branch per kind of window line
+def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch per kind of window line
     window = Window()
     lines = [ln.strip() for ln in part.address_lines if ln.strip()]
     # A sender line ("Hausverwaltung X · Weg 1 · 12345 Ort") above the address is not the recipient.
@@ -162,11 +162,43 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901 - one branch per kind
     for ident in part.identifiers:
         window.identifiers[compact_ref(ident)] = ident
     for ref in part.property_refs:
-        window.property_refs[compact_ref(ref)] = ref
+        for key in reference_keys(ref):
+            window.property_refs.setdefault(key, ref)
     for ref in part.unit_refs:
-        window.unit_refs[unit_key(ref)] = ref
+        for key in reference_keys(ref, unit=True):
+            window.unit_refs.setdefault(key, ref)
         window.unit_texts.add(fold(ref))
+        # "WE 03 (1. OG links)": the position in brackets is a unit text of its own.
+        for inner in re.findall(r"\(([^)]+)\)", ref):
+            window.unit_texts.add(fold(inner))
     return window
+
+
+_REF_TOKEN = re.compile(r"[a-z]+|\d+")
+
+
+def reference_keys(printed: str, *, unit: bool = False, max_tokens: int = 4) -> list[str]:
+    """Keys under which a reference printed on a page can match master data.
+
+    ERPs print more than the bare reference ("Objekt: WEG-0815 Lindenstraße 12", "Einheit: WE 03 (1. OG links)"),
+    so besides the whole text every leading run of whole tokens is a key ("weg815", "3"). Tokens are never cut
+    in the middle: "WE 31" never gives the key of "WE 3".
+    """
+    whole = unit_key(printed) if unit else compact_ref(printed)
+    keys = [whole]
+    tokens = _REF_TOKEN.findall(fold(printed))
+    if unit and len(tokens) > 1 and tokens[0] in _UNIT_KIND_WORDS and tokens[1].isdigit():
+        tokens = tokens[1:]
+    prefix = ""
+    for token in tokens[:max_tokens]:
+        prefix += token.lstrip("0") or "0" if token.isdigit() else token
+        # A key must carry a number: a bare word ("weg", "objekt") identifies nothing.
+        if prefix not in keys and any(ch.isdigit() for ch in prefix):
+            keys.append(prefix)
+    return keys
+
+
+_UNIT_KIND_WORDS = frozenset({"wohnung", "whg", "we", "einheit", "nr", "nummer", "app", "apartment", "ge", "tg"})
 
 
 # --- master data, prepared once per letter ---------------------------------------------------------------------
