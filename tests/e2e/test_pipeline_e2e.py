@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def system(stack: Stack) -> Iterator[LocalSystem]:
     data = Path(tempfile.mkdtemp(prefix="smartpost-e2e-"))
-    local = LocalSystem(stack, data, ports=free_ports_for(list(SERVICES)))
+    local = LocalSystem(stack, data, ports=free_ports_for(list(SERVICES)), group_tag=f"e2e-{data.name}")
     local.extra_env = {
         "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "1",
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "6000",

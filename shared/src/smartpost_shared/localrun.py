@@ -54,6 +54,8 @@ class LocalSystem:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Several systems on one broker (tests) must not share consumer groups: a tag gives each its own.
+    group_tag: str | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -85,6 +87,16 @@ class LocalSystem:
                 else ""
             ),
         }
+        if self.group_tag:
+            tag = self.group_tag
+            env |= {
+                "SMARTPOST_KAFKA_GROUP_PREFIX": tag,
+                "SMARTPOST_LETTERS_CONSUMER_GROUP": f"{tag}-letters",
+                "SMARTPOST_SPLITTER_CONSUMER_GROUP": f"{tag}-splitter",
+                "SMARTPOST_PORTAL_PUBLISHER_CONSUMER_GROUP": f"{tag}-portal-publisher",
+                "SMARTPOST_PRINT_DISPATCH_CONSUMER_GROUP": f"{tag}-print-dispatch",
+                "SMARTPOST_NOTIFIER_KAFKA_GROUP_ID": f"{tag}-notifier",
+            }
         env.update(self.extra_env)
         return {k: v for k, v in env.items() if v != ""}
 

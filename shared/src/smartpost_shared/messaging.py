@@ -119,9 +119,11 @@ class EventConsumer:
         attempts: int = 3,
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
+        group_prefix: str = "smartpost",
     ) -> None:
         self.broker = broker
         self.service = service
+        self.group_prefix = group_prefix
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -144,7 +146,7 @@ class EventConsumer:
         consume.__name__ = f"on_{topic.name.replace('.', '_')}"
         self.broker.subscriber(
             topic.name,
-            group_id=group_id or f"smartpost-{self.service}",
+            group_id=group_id or f"{self.group_prefix}-{self.service}",
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=session_timeout_ms,

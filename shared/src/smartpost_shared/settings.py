@@ -17,6 +17,8 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     handler_attempts: int = Field(default=3, ge=1)
+    # Consumer groups are "<group_prefix>-<service>"; tests and parallel local systems on one broker use their own.
+    group_prefix: str = "smartpost"
 
 
 class StorageSettings(BaseSettings):

@@ -212,7 +212,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     }
     data_dir = Path(tempfile.mkdtemp(prefix="smartpost-gw-e2e-"))
     names = [s for s in SERVICES if installed(s)]
-    system = LocalSystem(stack, data_dir, ports=free_ports_for(names))
+    system = LocalSystem(stack, data_dir, ports=free_ports_for(names), group_tag=f"gw-{data_dir.name}")
     system.extra_env = {
         "SMARTPOST_GATEWAY_STAFF_USERS": json.dumps(staff),
         "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({account_id: {"name": "HV Muster", "four_eyes_release": False}}),

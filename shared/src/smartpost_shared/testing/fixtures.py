@@ -52,7 +52,13 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 def kafka_settings(stack: Stack) -> KafkaSettings:
     # Short group timeouts: joining a consumer group takes session_timeout/2 on tansu.
-    return KafkaSettings(bootstrap_servers=stack.bootstrap_servers, session_timeout_ms=2000, heartbeat_interval_ms=500)
+    # Its own consumer-group prefix per test: apps of earlier tests on the shared broker are never group peers.
+    return KafkaSettings(
+        bootstrap_servers=stack.bootstrap_servers,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        group_prefix=f"t{uuid.uuid4().hex[:10]}",
+    )
 
 
 @pytest.fixture
