@@ -34,13 +34,13 @@ from smartpost_letters.schemas import (
     LetterListOut,
     LetterOut,
     LetterSummaryOut,
+    PrintOrderIn,
     ReassignIn,
     ReleaseIn,
     ReorderIn,
     RevokeIn,
 )
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
-from smartpost_shared.contracts.letters import PrintOptions  # noqa: TC001 - FastAPI body model
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -439,10 +439,10 @@ async def release(request: Request, who: CallerDep, letter_id: str, body: Releas
 
 
 @router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"])
-async def order_print(request: Request, who: CallerDep, letter_id: str, body: PrintOptions) -> JSONResponse:
+async def order_print(request: Request, who: CallerDep, letter_id: str, body: PrintOrderIn) -> JSONResponse:
     """Order postal dispatch of the released, not revoked items (once per letter)."""
     service = _service(request)
-    letter = await _run(lambda: service.order_print(who.ctx, _letter_uuid(letter_id), options=body))
+    letter = await _run(lambda: service.order_print(who.ctx, _letter_uuid(letter_id), options=body.options()))
     return _letter_response(letter)
 
 

@@ -58,6 +58,19 @@ class ReassignIn(Model):
     unit_id: str | None = None
 
 
+class PrintOrderIn(PrintOptions):
+    """The print options as a command body, strict about unknown fields.
+
+    Unlike the tolerant wire contract, a misspelt option is refused (422) instead of silently falling back to a
+    default (e.g. paper for everyone instead of post-preference only).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def options(self) -> PrintOptions:
+        return PrintOptions.model_validate(self.model_dump())
+
+
 class ReleaseIn(Model):
     notify_by_email: bool = Field(description="e-mail registered recipients now, in addition to the daily digest")
 

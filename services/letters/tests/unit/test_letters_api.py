@@ -152,6 +152,9 @@ def test_full_flow_over_http(env):  # noqa: PLR0915 - one scenario end to end
     r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": True}, headers=headers())
     assert r.status_code == 200
     assert [i["item_id"] for i in r.json()["items"]] == [f"{lid}:{parts[0].part_id}"]
+    # A misspelt option is refused, not silently replaced by a default (paper for everyone).
+    r = client.post(f"/v1/letters/{lid}/print-order", json={"recipient_filtr": "post_preference"}, headers=headers())
+    assert r.status_code == 422
     r = client.post(f"/v1/letters/{lid}/print-order", json={"color": True, "registered": "einwurf"}, headers=headers())
     assert r.json()["status"] == "print_ordered"
     assert r.json()["print_order"]["options"]["registered"] == "einwurf"
