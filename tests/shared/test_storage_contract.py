@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.settings import StorageSettings
 from smartpost_shared.storage import (
     MemoryStore,
@@ -21,7 +22,7 @@ from smartpost_shared.storage import (
 )
 
 if TYPE_CHECKING:
-    from smartpost_shared.devstack import Stack
+    from pathlib import Path
 
 
 @pytest.fixture(params=["memory", "seaweedfs"])
@@ -109,19 +110,24 @@ def test_seaweedfs_presigned_get_works_and_tampering_is_refused(object_store: Mi
 
 @pytest.mark.real
 def test_unreachable_storage_raises_storage_unavailable() -> None:
-    from smartpost_shared.devstack import free_port
-
     store = MinioStore(StorageSettings(endpoint=f"127.0.0.1:{free_port()}", bucket="unreachable-bucket"))
     with pytest.raises(StorageUnavailableError):
         store.put("k", b"v")
 
 
 @pytest.mark.real
-def test_seaweedfs_keeps_data_across_restart(stack: Stack, object_store: MinioStore) -> None:
-    """Ops promise: a restart of local storage keeps letters (same data dir)."""
-    object_store.put("persist/me.pdf", b"%PDF keep")
-    stack.processes["seaweedfs"].terminate()
-    stack.processes["seaweedfs"].wait(timeout=30)
+def test_seaweedfs_keeps_data_across_restart(tmp_path: Path) -> None:
+    """Ops promise: a restart of local storage keeps letters (same data dir). Own stack: restarting the session's
+    SeaweedFS would pull the floor from under other tests."""
+    stack = Stack(tmp_path / "stack", s3_port=free_port(), with_smtp=False)
     stack.start_seaweedfs()
-    stack.wait_for_s3()
-    assert object_store.get("persist/me.pdf") == b"%PDF keep"
+    try:
+        stack.wait_for_s3()
+        store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, bucket="smartpost"))
+        store.put("persist/me.pdf", b"%PDF keep")
+        stack.down()
+        stack.start_seaweedfs()
+        stack.wait_for_s3()
+        assert store.get("persist/me.pdf") == b"%PDF keep"
+    finally:
+        stack.down()

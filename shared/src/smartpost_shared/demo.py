@@ -540,7 +540,8 @@ def print_report(report: Report) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--maildir", default=os.environ.get("SMARTPOST_MAILDIR", "var/stack/maildir"))
+    stack_dir = os.environ.get("SMARTPOST_STACK_DIR", "var/stack")
+    parser.add_argument("--maildir", default=os.environ.get("SMARTPOST_MAILDIR", f"{stack_dir}/maildir"))
     args = parser.parse_args()
     from smartpost_shared.localrun import SERVICES  # noqa: PLC0415
 
