@@ -64,7 +64,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         poll_seconds=settings.relay_poll_seconds,
         fault=settings.fault_injection,
     )
-    service = LetterService(event_app)
+    service = LetterService(event_app, four_eyes_accounts=frozenset(settings.four_eyes_accounts))
     consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 

@@ -211,9 +211,18 @@ def _action_name(event: object) -> str:
 class LetterService:
     """Commands and queries of serial letters and document types, scoped by account."""
 
-    def __init__(self, app: LettersApplication, *, on_saved: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: LettersApplication,
+        *,
+        on_saved: Callable[[], None] | None = None,
+        four_eyes_accounts: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.on_saved = on_saved
+        # Accounts whose releases need a second person (the reviewer may not release): enforced here, not only in
+        # the gateway, so no API client can bypass it.
+        self.four_eyes_accounts = four_eyes_accounts
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
@@ -402,7 +411,13 @@ class LetterService:
 
     def release(self, ctx: CommandContext, letter_id: uuid.UUID, *, notify_by_email: bool) -> SerialLetter:
         return self._execute(
-            ctx, letter_id, lambda letter: letter.release(notify_by_email=notify_by_email, actor=ctx.as_actor)
+            ctx,
+            letter_id,
+            lambda letter: letter.release(
+                notify_by_email=notify_by_email,
+                actor=ctx.as_actor,
+                four_eyes=ctx.account_id in self.four_eyes_accounts,
+            ),
         )
 
     def order_print(self, ctx: CommandContext, letter_id: uuid.UUID, *, options: PrintOptions) -> SerialLetter:

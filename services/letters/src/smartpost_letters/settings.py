@@ -37,6 +37,8 @@ class Settings(ServiceSettings):
     # Kafka consumer group of the inbound subscriptions (one group per deployment of this service).
     consumer_group: str = "smartpost-letters"
     fault_injection: FaultInjection = FaultInjection.NONE
+    # Accounts with four-eyes release: the person who confirmed the review may not release (JSON list).
+    four_eyes_accounts: list[str] = Field(default_factory=list)
 
     def resolved_event_store_url(self) -> str:
         if self.event_store_url:

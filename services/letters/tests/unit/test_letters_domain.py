@@ -513,6 +513,16 @@ def test_release_creates_one_item_per_assigned_part_with_deterministic_ids():
         b.letter.release(notify_by_email=True, actor=STAFF)
 
 
+def test_four_eyes_release_needs_a_second_person():
+    b = LetterBuilder().to_review(2)
+    b.letter.confirm_review(actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match="four-eyes"):
+        b.letter.release(notify_by_email=False, actor=Actor(STAFF.name.upper()), four_eyes=True)
+    assert b.letter.status == LetterStatus.REVIEWED
+    b.letter.release(notify_by_email=False, actor=Actor("teamleitung@hv.de"), four_eyes=True)
+    assert b.letter.status == LetterStatus.RELEASED
+
+
 # ------------------------------------------------------------------------------------------------ print
 
 

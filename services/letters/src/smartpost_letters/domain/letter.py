@@ -716,11 +716,16 @@ class SerialLetter(Aggregate):
             letter.released_by = self.actor
             letter.status_value = str(LetterStatus.RELEASED)
 
-    def release(self, *, notify_by_email: bool, actor: Actor) -> list[ReleasedItem]:
+    def release(self, *, notify_by_email: bool, actor: Actor, four_eyes: bool = False) -> list[ReleasedItem]:
         if self.status == LetterStatus.IN_REVIEW:
             blockers = self._release_blockers() or ["the review has not been confirmed"]
             raise ReleaseBlockedError("cannot release: " + "; ".join(blockers))
         self._require({LetterStatus.REVIEWED}, "release")
+        reviewer = self.review_confirmed_by
+        if four_eyes and reviewer is not None and reviewer.casefold() == actor.name.casefold():
+            raise ReleaseBlockedError(
+                "four-eyes release: the review was confirmed by the same person; another person must release"
+            )
         blockers = self._release_blockers()
         if blockers:
             raise ReleaseBlockedError("cannot release: " + "; ".join(blockers))
