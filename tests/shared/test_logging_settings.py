@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
+import structlog
 
 from smartpost_shared.logging import configure_logging, get_logger, message_context
 from smartpost_shared.settings import KafkaSettings, ServiceSettings, StorageSettings
 
 
-def test_json_log_lines_carry_correlation_and_account(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def restore_structlog():
+    # configure_logging binds the current sys.stderr; under capsys that stream is closed after the test, and later
+    # tests' log calls would fail on it.
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def test_json_log_lines_carry_correlation_and_account(capsys: pytest.CaptureFixture[str], restore_structlog) -> None:
     configure_logging("test-service", level="INFO", json=True)
     log = get_logger("x")
     with message_context(correlation_id="corr-1", account_id="acc-1"):

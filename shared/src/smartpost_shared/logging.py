@@ -25,11 +25,16 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Looked up per logger, not bound once: whoever replaces sys.stderr later (test capture) is honoured.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
