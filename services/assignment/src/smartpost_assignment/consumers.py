@@ -20,9 +20,7 @@ CONSUMER = "assignment"
 def register_consumers(
     broker: KafkaBroker, engine: Engine, service: AssignmentService, kafka: KafkaSettings
 ) -> EventConsumer:
-    consumer = EventConsumer(
-        broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix
-    )
+    consumer = EventConsumer(broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix)
     idempotent = SqlIdempotency(engine, CONSUMER)
     consumer.subscribe(
         MASTERDATA,
