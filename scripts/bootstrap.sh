@@ -19,7 +19,8 @@ stamp=.venv/.smartpost-installed
 want=$(cat constraints.txt pyproject.toml shared/pyproject.toml services/*/pyproject.toml 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Python packages"
-  .venv/bin/pip install -q -c constraints.txt "${packages[@]}" -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+  # (the grep only hides this machine's pip notices about missing local index folders; pip's status decides)
+  .venv/bin/pip install -q -c constraints.txt "${packages[@]}" -e ".[dev]" 2> >(grep -v "^WARNING: Location" >&2)
   .venv/bin/python -c "import smartpost_shared, faststream, eventsourcing, pikepdf, pypdfium2, minio" 
   echo "$want" > "$stamp"
 fi
