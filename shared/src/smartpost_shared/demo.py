@@ -189,6 +189,18 @@ def owner_letters() -> list[SampleRecipient]:
                 + f" {c['last_name']},",
             )
         )
+    # The ERP export also holds a letter for someone who is not (yet) in SmartPost's master data: it must never be
+    # assigned automatically; staff see it in the review and discard it.
+    letters.append(
+        SampleRecipient(
+            contact_id="UNKNOWN",
+            reference_id="K-009999",
+            address_lines=["Herrn Karl Unbekannt", "Nirgendweg 1", "99999 Irgendwo"],
+            property_ref="WEG-0815 Lindenstraße 12",
+            unit_ref="WE 09 (DG)",
+            salutation_line="Sehr geehrter Herr Unbekannt,",
+        )
+    )
     return letters
 
 
@@ -202,6 +214,7 @@ class Report:
     auto_assigned: int = 0
     needs_review: int = 0
     manually_assigned: int = 0
+    discarded: int = 0
     assignments: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     state_after_release: str = ""
@@ -348,11 +361,19 @@ class Walkthrough:
         return current
 
     def review(self, letter: dict[str, Any]) -> None:
-        """Staff review: a part that needs review gets the candidate staff pick (here: the best-ranked one)."""
+        """Staff review: what the service could not assign is decided by a person.
+
+        A part without any candidate (recipient not in master data) is discarded; one that needs review gets the
+        candidate staff pick (here: the best-ranked one).
+        """
         letter_id = self.report.letter_id
         for part in (p for d in letter["documents"] for p in d["parts"]):
             assignment = part["assignment"]
-            if assignment["status"] != "needs_review" or not assignment["candidates"]:
+            if assignment["status"] == "assigned":
+                continue
+            if not assignment["candidates"]:
+                self._ok(self.http.post(self._url("letters", f"/letters/{letter_id}/parts/{part['part_id']}/discard")))
+                self.report.discarded += 1
                 continue
             best = assignment["candidates"][0]
             self._ok(
@@ -514,7 +535,7 @@ def print_report(report: Report) -> None:
     out(f"\nSerienbrief {report.letter_id}: {report.pages} Seiten -> {report.parts} Einzelbriefe")
     out(
         f"  automatisch zugeordnet: {report.auto_assigned}, zur Prüfung: {report.needs_review}, "
-        f"von Hand zugeordnet: {report.manually_assigned}"
+        f"von Hand zugeordnet: {report.manually_assigned}, verworfen: {report.discarded}"
     )
     for a in report.assignments:
         out(
