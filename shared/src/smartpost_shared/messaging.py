@@ -137,8 +137,14 @@ class EventConsumer:
         group_id: str | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        rebalance_timeout_ms: int | None = None,
     ) -> None:
-        """Consume ``topic``; events without a handler are skipped (not every consumer needs every event)."""
+        """Consume ``topic``; events without a handler are skipped (not every consumer needs every event).
+
+        The rebalance timeout is what the broker waits for members to rejoin. It defaults to aiokafka's
+        max_poll_interval (5 minutes); tansu then keeps a member that died mid-join for that long and a restarted
+        service receives nothing meanwhile. A few session timeouts is enough for a live member to rejoin.
+        """
 
         async def consume(msg: KafkaMessage) -> None:
             await self._consume(topic, handlers, msg)
@@ -151,6 +157,7 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms or max(3 * session_timeout_ms, 10_000),
             title=f"{self.service}:{topic.name}",
             description=f"{self.service} consumes {', '.join(sorted(handlers))} from {topic.name}",
         )(consume)
