@@ -440,7 +440,7 @@ class Walkthrough:
 
         def mails() -> list[dict[str, str]] | None:
             found = [
-                {"to": str(m["To"]), "subject": str(make_header(decode_header(m["Subject"] or "")))}
+                {"to": _decoded(m["To"]), "subject": _decoded(m["Subject"])}
                 for m in mailbox.Maildir(self.maildir, create=False)
                 if any(a in str(m["To"]) for a in addresses)
             ]
@@ -506,6 +506,11 @@ class Walkthrough:
         )
         self.order_print()
         return self.report
+
+
+def _decoded(header: str | None) -> str:
+    """A mail header as people read it ("Jürgen Weiß <…>", not RFC 2047 encoded words)."""
+    return str(make_header(decode_header(header or "")))
 
 
 def _items(data: Any) -> list[dict[str, Any]]:
