@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from smartpost_notifier.adapters.db import DocumentRow, MailRow, NotifierRepository
+from smartpost_notifier.adapters.handover import HandoverJournal, journal_path
 from smartpost_notifier.adapters.smtp import SmtpPermanentError, SmtpTransientError, SmtpUnconfirmedError
 from smartpost_notifier.domain import (
     DocumentLine,
@@ -105,6 +106,7 @@ class Notifier:
         self.mailer = mailer
         self.clock = clock
         self.timezone = ZoneInfo(settings.timezone)
+        self.journal = HandoverJournal(journal_path(settings.resolved_database_url(), settings.data_dir))
 
     # --- configuration -----------------------------------------------------------------------------------------
     def profile(self, account_id: str) -> AccountProfile:
@@ -250,22 +252,32 @@ class Notifier:
 
     # --- sending -----------------------------------------------------------------------------------------------
     def recover_in_flight(self) -> tuple[int, int]:
-        """At start-up (single instance): ``sending`` rows go back to the queue, ``handed_over`` rows count as sent.
+        """At start-up (single instance): settle the mails a previous process left in flight.
 
+        A ``sending`` mail whose id is in the hand-over journal reached the final dot: it counts as sent
+        (unconfirmed). Any other ``sending`` mail goes back to the queue: the relay discarded the unfinished
+        transaction. (``handed_over`` rows come from versions that recorded the hand-over in the database.)
         Returns (requeued, assumed_sent).
         """
         now = self.clock()
+        journal = self.journal.handed_over()
+        requeued = 0
         with self.engine.begin() as conn:
             repo = NotifierRepository(conn)
-            sending = repo.mails_in_status(MailStatus.SENDING)
-            for mail in sending:
-                repo.set_mail(mail.mail_id, expect=MailStatus.SENDING, status=MailStatus.PENDING, claimed_at=None)
             handed = repo.mails_in_status(MailStatus.HANDED_OVER)
+            for mail in repo.mails_in_status(MailStatus.SENDING):
+                if mail.mail_id in journal:
+                    handed.append(mail)
+                    continue
+                repo.set_mail(mail.mail_id, expect=MailStatus.SENDING, status=MailStatus.PENDING, claimed_at=None)
+                requeued += 1
             for mail in handed:
                 self._record_sent(conn, mail, repo.linked_document_ids(mail.mail_id), now, confirmed=False)
-        if sending or handed:
-            log.warning("sender.recovered", requeued=len(sending), assumed_sent=len(handed))
-        return len(sending), len(handed)
+        # Every journal entry is now settled in the database (sent rows stay sent).
+        self.journal.clear()
+        if requeued or handed:
+            log.warning("sender.recovered", requeued=requeued, assumed_sent=len(handed))
+        return requeued, len(handed)
 
     def claim_due(self) -> list[str]:
         now = self.clock()
@@ -326,18 +338,8 @@ class Notifier:
                 return prepared
 
         def handed_over() -> None:
-            with self.engine.begin() as conn:
-                moved = NotifierRepository(conn).set_mail(
-                    mail_id,
-                    expect=MailStatus.SENDING,
-                    status=MailStatus.HANDED_OVER,
-                    handed_over_at=self.clock(),
-                    recipient=prepared.rendered.envelope_to,
-                    message_id=prepared.rendered.message_id,
-                )
-            if not moved:
-                msg = f"mail {mail_id} is no longer ours to send"
-                raise RuntimeError(msg)
+            # Point of no return, right before the final dot: one write() to the journal (see adapters/handover.py).
+            self.journal.record(mail_id)
 
         try:
             reply = self.mailer.send(prepared.rendered, handed_over)
@@ -353,10 +355,12 @@ class Notifier:
             return "failed"
         except SmtpUnconfirmedError as exc:
             with self.engine.begin() as conn:
+                self._record_delivery(conn, mail_id, prepared.rendered)
                 self._record_sent(conn, mail, prepared.document_ids, self.clock(), confirmed=False)
             log.warning("mail.sent_unconfirmed", mail_id=mail_id, error=str(exc))
             return "sent"
         with self.engine.begin() as conn:
+            self._record_delivery(conn, mail_id, prepared.rendered)
             self._record_sent(conn, mail, prepared.document_ids, self.clock(), confirmed=True)
         log.info("mail.sent", mail_id=mail_id, kind=mail.kind.value, documents=len(prepared.document_ids), reply=reply)
         return "sent"
@@ -435,6 +439,14 @@ class Notifier:
             property_name=prop.name if prop else None,
             unit_label=unit_label,
             url=url,
+        )
+
+    def _record_delivery(self, conn: Connection, mail_id: str, rendered: RenderedMail) -> None:
+        NotifierRepository(conn).set_mail(
+            mail_id,
+            handed_over_at=self.clock(),
+            recipient=rendered.envelope_to,
+            message_id=rendered.message_id,
         )
 
     def _record_sent(

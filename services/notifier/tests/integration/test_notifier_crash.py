@@ -20,7 +20,8 @@ import pytest
 from smartpost_notifier.domain import digest_mail_id, immediate_mail_id
 from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.contracts.portal import DocumentPublished
-from smartpost_shared.devstack import free_port
+from smartpost_shared.devstack import Stack, free_port
+from smartpost_shared.settings import KafkaSettings
 
 from .notifier_testkit import Producer, count_of, mails_of, message_id_counts, wait_for
 
@@ -29,6 +30,25 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 RECIPIENTS = 100
 KILLS_PER_PHASE = 2
 MESSAGE_ID_DOMAIN = "crash.test"
+
+
+@pytest.fixture
+def own_stack(tmp_path_factory):
+    """A broker and SMTP server of this test's own.
+
+    On the session's shared broker, after many earlier tests, the restarted notifier once stopped receiving after
+    the second quick kill (tansu group coordination, not yet understood); the exactly-once property under test does
+    not depend on other tests' broker state, so it gets a clean one.
+    """
+    root = tmp_path_factory.mktemp("crash-stack")
+    stack = Stack(root, kafka_port=free_port(), smtp_port=free_port(), tansu_storage="memory")
+    try:
+        stack.start_tansu()
+        stack.create_topics()
+        stack.start_smtp()
+        yield stack
+    finally:
+        stack.down()
 
 
 class NotifierProcess:
@@ -89,7 +109,11 @@ async def kill_mid_batch(proc: NotifierProcess, maildir, account: str, target: i
     return at
 
 
-async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(stack, kafka_settings, tmp_path, make_id):  # noqa: PLR0915
+async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(own_stack, tmp_path, make_id):  # noqa: PLR0915
+    stack = own_stack
+    kafka_settings = KafkaSettings(
+        bootstrap_servers=stack.bootstrap_servers, session_timeout_ms=2000, heartbeat_interval_ms=500
+    )
     account = make_id("acc")
     letter = make_id("letter")
     contacts = [f"c{i:04d}" for i in range(RECIPIENTS)]
