@@ -349,7 +349,9 @@ def test_crash_after_the_final_dot_never_sends_twice(env):
     with pytest.raises(Crash):
         env.send_all()
     mail_id = immediate_mail_id(ACCOUNT, "c1", "L1")
-    assert env.status(mail_id).status is MailStatus.HANDED_OVER
+    # The point of no return is in the hand-over journal (one write()), not in a database commit.
+    assert env.status(mail_id).status is MailStatus.SENDING
+    assert mail_id in env.notifier.journal.handed_over()
     env.mailer.mode = "ok"
     notifier = restart(env)
     assert notifier.recover_in_flight() == (0, 1)
