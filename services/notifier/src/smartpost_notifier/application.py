@@ -306,12 +306,30 @@ class Notifier:
                     self._release(claimed[index + 1 :], retry_at)
                     counts["deferred"] += 1
                     break
+                except Exception:
+                    # Anything else (e.g. a database hiccup): settle the failing mail by the recovery rule and put
+                    # the rest of the batch back in the queue now, not only at the next restart.
+                    self._settle_after_error(mail_id)
+                    self._release(claimed[index + 1 :], self.clock())
+                    raise
                 counts[outcome] += 1
                 if interval:
                     time_module.sleep(interval)
         finally:
             self.mailer.close()
         return SendReport(**counts)
+
+    def _settle_after_error(self, mail_id: str) -> None:
+        """Past the journal entry the relay has the mail (count it sent); before it, send it again later."""
+        with self.engine.begin() as conn:
+            repo = NotifierRepository(conn)
+            mail = repo.mail(mail_id)
+            if mail is None or mail.status is not MailStatus.SENDING:
+                return
+            if mail_id in self.journal.handed_over():
+                self._record_sent(conn, mail, repo.linked_document_ids(mail_id), self.clock(), confirmed=False)
+            else:
+                repo.set_mail(mail_id, expect=MailStatus.SENDING, status=MailStatus.PENDING, claimed_at=None)
 
     def _release(self, mail_ids: list[str], retry_at: datetime) -> None:
         if not mail_ids:
