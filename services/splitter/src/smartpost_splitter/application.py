@@ -111,6 +111,10 @@ class _Run:
     scanned: int = 0
     pages: int = 0
     last_short: bool = False
+    rule_digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rule_digest = rule_fingerprint(self.request)  # once per split, not once per part
 
 
 class SplitService:
@@ -281,7 +285,7 @@ class SplitService:
                         request.letter_id,
                         request.document_id,
                         run.source_sha256,
-                        rule_fingerprint(request),
+                        run.rule_digest,
                         index,
                     )
                 ),
