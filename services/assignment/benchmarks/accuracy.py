@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from corpus import LETTER_DATE, Corpus, Truth, build_account, make_part, missing_person_part
+from corpus import LETTER_DATE, UNNAMED_PROPERTY_RATE, Corpus, Truth, build_account, make_part, missing_person_part
 from sqlalchemy import insert
 
 from smartpost_assignment.domain.matching import (
@@ -53,7 +53,14 @@ class Letter:
 
 
 def letter_parts(
-    rng: random.Random, corpus: Corpus, letter_id: str, role: str, unit_ids: list[str], *, missing_rate: float = 0.01
+    rng: random.Random,
+    corpus: Corpus,
+    letter_id: str,
+    role: str,
+    unit_ids: list[str],
+    *,
+    missing_rate: float = 0.01,
+    unnamed_rate: float = UNNAMED_PROPERTY_RATE,
 ) -> tuple[list[SplitPart], dict[str, Truth]]:
     snap = corpus.snapshot
     parts: list[SplitPart] = []
@@ -77,7 +84,9 @@ def letter_parts(
         for group in groups:
             index = len(parts)
             eheleute = len(group) > 1
-            part = make_part(rng, corpus, letter_id, index, group, unit_id, eheleute=eheleute)
+            part = make_part(
+                rng, corpus, letter_id, index, group, unit_id, eheleute=eheleute, unnamed_rate=unnamed_rate
+            )
             dups = {d for d, o in corpus.duplicate_of.items() if o in group}
             if eheleute:
                 category = "co-owners, one letter"
@@ -220,7 +229,14 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=30)
     parser.add_argument("--property-letters", type=int, default=60, help="properties that get owner + tenant letters")
     parser.add_argument("--cross-parts", type=int, default=2500)
+    parser.add_argument(
+        "--unnamed-property-rate",
+        type=float,
+        default=UNNAMED_PROPERTY_RATE,
+        help="share of letters whose page names no property (the rest name it by number and/or address)",
+    )
     args = parser.parse_args()
+    unnamed = args.unnamed_property_rate
     rng = random.Random(args.seed)
     corpus = build_account(
         rng, account_id="bench", properties=args.properties, units_per_property=args.units, extra_contacts=1200
@@ -241,7 +257,7 @@ def main() -> None:
             context = LetterContext(
                 "bench", letter_id, LetterScope.PROPERTY, prop_id, roles_for_groups([group]), False, LETTER_DATE
             )
-            parts, truth = letter_parts(rng, corpus, letter_id, role, unit_ids)
+            parts, truth = letter_parts(rng, corpus, letter_id, role, unit_ids, unnamed_rate=unnamed)
             letters.append(Letter(context, parts, truth))
     results, truth, seconds = run_letters(corpus, letters)
     total, per = evaluate(results, truth)
@@ -250,7 +266,7 @@ def main() -> None:
     # Cross-property scope: one letter to owners all over the account.
     all_units = sorted(snap.units)
     cross_id = "cross-owners"
-    parts, truth = letter_parts(rng, corpus, cross_id, "owner", all_units)
+    parts, truth = letter_parts(rng, corpus, cross_id, "owner", all_units, unnamed_rate=unnamed)
     keep = sorted(rng.sample(range(len(parts)), min(args.cross_parts, len(parts))))
     parts = [parts[i] for i in keep]
     truth = {p.part_id: truth[p.part_id] for p in parts}
@@ -270,6 +286,17 @@ def main() -> None:
         total,
         per,
         cross_seconds,
+    )
+
+    several = [p for p in parts if truth[p.part_id].category == "contact in several properties"]
+    for label, group in (
+        ("names the property", [p for p in several if p.property_refs]),
+        ("names no property", [p for p in several if not p.property_refs]),
+    ):
+        auto = sum(1 for p in group if cross_results[p.part_id].status is AssignmentStatus.ASSIGNED)
+        print(f"  contact in several properties, page {label}: {auto}/{len(group)} automatic ({pct(auto, len(group))})")
+    print(
+        f"  (pages naming no property: {100 * unnamed:.0f} %; the rest name it by number, number + address or address)"
     )
 
     load = sqlite_load_seconds(corpus)

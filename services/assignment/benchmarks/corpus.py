@@ -255,6 +255,24 @@ def window_lines(rng: random.Random, contacts: list[Contact], *, eheleute: bool 
     return lines
 
 
+# Share of letters whose page names no property at all (or in a form the splitter does not pick up). A per-unit
+# letter from an ERP (statement, invitation) names its property; the rest name it by number, number and address,
+# or address only, as ERPs print it ("Objekt: WEG-0815 Lindenstraße 12" / "Objekt: Lindenstraße 12, 10115 Berlin").
+UNNAMED_PROPERTY_RATE = 0.15
+
+
+def property_naming(roll: float, prop: Property, unnamed_rate: float) -> list[str]:
+    """How the page names the letter's property, decided by one random roll in [0, 1)."""
+    if roll < unnamed_rate:
+        return []
+    named = (roll - unnamed_rate) / (1 - unnamed_rate)  # again uniform in [0, 1)
+    if named < 0.55:
+        return [prop.reference]
+    if named < 0.70:
+        return [f"{prop.reference} {prop.street}"]
+    return [f"{prop.street}, {prop.postal_code} {prop.city}"]
+
+
 def make_part(
     rng: random.Random,
     corpus: Corpus,
@@ -264,6 +282,7 @@ def make_part(
     unit_id: str,
     *,
     eheleute: bool = False,
+    unnamed_rate: float = UNNAMED_PROPERTY_RATE,
 ) -> SplitPart:
     snap = corpus.snapshot
     contacts = [snap.contacts[c] for c in contact_ids]
@@ -295,7 +314,7 @@ def make_part(
         size_bytes=1,
         address_lines=window_lines(rng, contacts, eheleute=eheleute),
         identifiers=identifiers,
-        property_refs=[snap.properties[unit.property_id].reference] if rng.random() < 0.6 else [],
+        property_refs=property_naming(rng.random(), snap.properties[unit.property_id], unnamed_rate),
         unit_refs=[unit.number] if rng.random() < 0.5 else [],
     )
 

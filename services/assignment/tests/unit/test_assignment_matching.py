@@ -12,6 +12,7 @@ from smartpost_assignment.domain.matching import (
     parse_window,
     placement_for_contact,
     roles_for_groups,
+    street_keys_in,
 )
 from smartpost_assignment.domain.normalize import (
     compact_ref,
@@ -182,10 +183,26 @@ def test_co_owner_is_told_apart_by_first_name() -> None:
     assert (result.status, result.contact_id) == (AssignmentStatus.ASSIGNED, "anna")
 
 
-def test_eheleute_letter_without_id_goes_to_review_with_both_spouses() -> None:
+def test_eheleute_letter_to_co_owners_of_one_unit_goes_to_one_of_them() -> None:
+    # Both spouses are named in full and own the same unit: either is an addressee, the tie is no reason to ask.
     result = matcher().assign(part(["Eheleute", "Hans und Anna Müller", "Lindenstraße 12", "10115 Berlin"]))
+    assert result.status is AssignmentStatus.ASSIGNED
+    assert (result.contact_id, result.unit_id) == ("anna", "u1")  # equal scores: the lower contact id, stable
+    assert any("gemeinsam adressiert mit Hans Müller" in e for e in result.evidence)
+
+
+def test_eheleute_letter_goes_to_review_when_the_spouses_hold_different_units() -> None:
+    snap = snapshot()
+    snap.contracts = [c for c in snap.contracts if c.contact_id != "anna"]
+    snap.contracts.append(Contract(A, "k11", "anna", "u4", "p1", "owner", date(2018, 1, 1), None, "V-k11"))
+    result = matcher(snap=snap).assign(part(["Eheleute", "Hans und Anna Müller", "Lindenstraße 12", "10115 Berlin"]))
     assert result.status is AssignmentStatus.NEEDS_REVIEW
     assert {c.contact_id for c in result.candidates[:2]} == {"hans", "anna"}
+
+
+def test_tie_between_co_owners_named_only_by_last_name_goes_to_review() -> None:
+    result = matcher().assign(part(["Familie Müller", "Lindenstraße 12", "10115 Berlin"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
 
 
 def test_spelling_variant_without_id_is_not_enough_alone() -> None:
@@ -252,6 +269,33 @@ def test_cross_property_resolves_property_by_reference_or_flags() -> None:
     assert any("mehreren Liegenschaften" in e for e in ambiguous.evidence)
 
 
+def test_cross_property_resolves_property_named_by_its_address() -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY))
+    lines = ["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"]
+    for printed in ("Gartenweg 3", "WEG Gartenweg 3, 10115 Berlin", "gartenweg 3"):
+        result = m.assign(part(lines, ["K-004714"], prefs=[printed]))
+        assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3"), printed
+    # Another house number of the same street names no property of the contact: review, never a guess.
+    assert m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 30"])).status is AssignmentStatus.NEEDS_REVIEW
+
+
+def test_an_address_shared_by_two_properties_decides_nothing_without_the_postal_code() -> None:
+    snap = snapshot()
+    snap.properties["p1"] = Property(A, "p1", "WEG-0815", "WEG Lindenstraße", "Gartenweg 3", "10115", "Berlin")
+    snap.properties["p2"] = Property(A, "p2", "WEG-0900", "WEG Gartenweg", "Gartenweg 3", "80331", "München")
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    lines = ["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"]
+    assert m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3"])).status is AssignmentStatus.NEEDS_REVIEW
+    resolved = m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3, 80331 München"]))
+    assert (resolved.status, resolved.property_id) == (AssignmentStatus.ASSIGNED, "p2")
+
+
+def test_street_keys_in_printed_references() -> None:
+    assert "lindenstr12" in street_keys_in("Objekt Lindenstraße 12, 10115 Berlin")
+    assert "ammarkt5a" in street_keys_in("WEG Am Markt 5 a")
+    assert street_keys_in("WEG-0815") == []
+
+
 def test_foreign_reference_id_counts_against_a_namesake() -> None:
     # The page carries Anna's id but says "Hans": never auto-assign to either.
     result = matcher().assign(part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004712"]))
@@ -290,7 +334,7 @@ def test_warnings_cover_every_rule() -> None:
         part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="a"),
         part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="b", pages=9),
         part(["Herrn Gustav Gans", "Entenweg 1", "12345 Entenhausen"], pid="c"),
-        part(["Eheleute", "Hans und Anna Müller", "Lindenstraße 12", "10115 Berlin"], pid="d"),
+        part(["Familie Müller", "Lindenstraße 12", "10115 Berlin"], pid="d"),
     ]
     assignments = [m.assign(p) for p in parts]
     assert [a.status for a in assignments] == ["assigned", "assigned", "unmatched", "needs_review"]

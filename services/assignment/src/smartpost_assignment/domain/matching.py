@@ -124,6 +124,8 @@ class Window:
     postal_codes: set[str] = field(default_factory=set)
     identifiers: dict[str, str] = field(default_factory=dict)  # compact key -> as printed
     property_refs: dict[str, str] = field(default_factory=dict)
+    # (street key, postal codes printed beside it, as printed): a property named by its address.
+    property_streets: list[tuple[str, frozenset[str], str]] = field(default_factory=list)
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
 
@@ -164,6 +166,8 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
     for ref in part.property_refs:
         for key in reference_keys(ref):
             window.property_refs.setdefault(key, ref)
+        postal = frozenset(re.findall(r"\b\d{5}\b", ref))
+        window.property_streets += [(key, postal, ref) for key in street_keys_in(ref)]
     for ref in part.unit_refs:
         for key in reference_keys(ref, unit=True):
             window.unit_refs.setdefault(key, ref)
@@ -195,6 +199,29 @@ def reference_keys(printed: str, *, unit: bool = False, max_tokens: int = 4) -> 
         # A key must carry a number: a bare word ("weg", "objekt") identifies nothing.
         if prefix not in keys and any(ch.isdigit() for ch in prefix):
             keys.append(prefix)
+    return keys
+
+
+_HOUSE_NUMBER = re.compile(r"[1-9]\d{0,3}[a-z]?")  # "0815" is a reference, not a house number
+
+
+def street_keys_in(printed: str) -> list[str]:
+    """Street keys of every "street + house number" a printed property reference may contain.
+
+    ERPs name a property by its address as often as by a number ("Objekt: Lindenstraße 12, 10115 Berlin",
+    "WEG Am Alten Markt 5"). The street is the one to four words before a house number; every such run is a key
+    and only keys equal to the street of exactly one property of the account count (see AccountIndex).
+    """
+    words = fold(printed).split()
+    keys: list[str] = []
+    for i, word in enumerate(words):
+        if not _HOUSE_NUMBER.fullmatch(word) or i == 0 or words[i - 1].isdigit():
+            continue
+        number = word + (words[i + 1] if i + 1 < len(words) and re.fullmatch(r"[a-z]", words[i + 1]) else "")
+        for start in range(max(0, i - 4), i):
+            key = street_key(" ".join([*words[start:i], number]))
+            if key not in keys:
+                keys.append(key)
     return keys
 
 
@@ -291,6 +318,14 @@ class AccountIndex:
         self.property_ref_keys: dict[str, str] = {
             compact_ref(p.reference): p.property_id for p in snapshot.properties.values() if p.reference
         }
+        # Street key -> properties at that address (several when two properties share a street name in two towns,
+        # or a WEG and a rental house share a building: then the postal code must decide, or nothing does).
+        self.property_streets: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for prop in snapshot.properties.values():
+            # The street field; without one, the address in the name ("WEG Lindenstraße 12").
+            keys = [street_key(prop.street)] if re.search(r"\d", prop.street) else street_keys_in(prop.name)
+            for key in keys:
+                self.property_streets[key].append((prop.property_id, prop.postal_code.strip()))
         self.contract_number_keys: dict[str, str] = {
             c.contract_id: compact_ref(c.contract_number) for c in snapshot.contracts if c.contract_number
         }
@@ -321,6 +356,7 @@ class MatchIndex:
         self.unit_keys = account.unit_keys
         self.property_ref_keys = account.property_ref_keys
         self.contract_number_keys = account.contract_number_keys
+        self.property_streets = account.property_streets
         in_period: dict[str, list[Placement]] = defaultdict(list)
         out_of_period: dict[str, list[Placement]] = defaultdict(list)
         for contract in snapshot.contracts:
@@ -376,6 +412,17 @@ class MatchIndex:
             for token in (*f.last, *f.company):
                 self.by_token[token].add(contact_id)
 
+    def properties_at(self, window: Window) -> set[str]:
+        """Properties the page names by address: a street key that fits exactly one property (postal code too)."""
+        found: set[str] = set()
+        for key, postal, _printed in window.property_streets:
+            at = self.property_streets.get(key, [])
+            if postal:
+                at = [a for a in at if not a[1] or a[1] in postal]  # a known, different code excludes
+            if len(at) == 1:
+                found.add(at[0][0])
+        return found
+
     def retrieve(self, window: Window) -> set[str]:
         found: set[str] = set()
         for key in window.identifiers:
@@ -408,6 +455,7 @@ class Scored:
     placement: Placement | None
     placement_property: str | None
     placement_problem: str | None
+    foreign_names: frozenset[str] = frozenset()  # window names this contact does not explain (penalised)
 
     @property
     def contact_id(self) -> str:
@@ -522,7 +570,7 @@ class Matcher:
         evidence: list[str] = []
         wanted_props = {
             self.index.property_ref_keys[key] for key in window.property_refs if key in self.index.property_ref_keys
-        }
+        } | self.index.properties_at(window)
         by_number = [
             p
             for p in placements
@@ -592,6 +640,7 @@ class Matcher:
             score += POINTS_CONTRACT_NUMBER
             evidence.append(f"Vertragsnummer {hits[0]}")
         name_points, name_text, used = _name_points(profile, window)
+        foreign: set[str] = set()
         if name_points:
             score += name_points
             evidence.append(name_text)
@@ -599,7 +648,9 @@ class Matcher:
             foreign = {
                 t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
             }
-            if foreign and name_points >= POINTS_LAST_NAME and profile.last:
+            if not (name_points >= POINTS_LAST_NAME and profile.last):
+                foreign = set()
+            if foreign:
                 score += PENALTY_FOREIGN_NAME
                 evidence.append("weitere Namen im Adressfeld: " + ", ".join(sorted(foreign)))
                 if name_points < POINTS_NAME_FULL_FUZZY:
@@ -634,6 +685,7 @@ class Matcher:
             placement=placement,
             placement_property=property_id,
             placement_problem=problem,
+            foreign_names=frozenset(foreign),
         )
 
     def _prescore(self, profile: Profile, window: Window) -> float:
@@ -683,14 +735,16 @@ class Matcher:
         by_name_and_address = best.name_points >= POINTS_NAME_FULL_FUZZY and best.address_points >= POINTS_STREET_FUZZY
         return by_identifier or by_name_and_address
 
-    def _review_reasons(self, ranked: list[Scored]) -> list[str]:
+    def _review_reasons(self, ranked: list[Scored], joint: list[Scored]) -> list[str]:
         best = ranked[0]
         reasons: list[str] = []
+        # The other names in the window of a joint letter are explained by the co-addressees: no penalty then.
+        score = best.score - (PENALTY_FOREIGN_NAME if joint and best.foreign_names else 0.0)
         if not best.in_period:
             reasons.append("bester Kandidat hat keinen am Briefdatum gültigen Vertrag")
-        if best.score < self.policy.auto_threshold or not self._is_strong(best):
-            reasons.append(f"Beweislage zu schwach ({best.score:g} Punkte, nötig {self.policy.auto_threshold:g})")
-        if len(ranked) > 1 and best.score - ranked[1].score < self.policy.auto_margin:
+        if score < self.policy.auto_threshold or not self._is_strong(best):
+            reasons.append(f"Beweislage zu schwach ({score:g} Punkte, nötig {self.policy.auto_threshold:g})")
+        if len(ranked) > 1 and best.score - ranked[1].score < self.policy.auto_margin and not joint:
             reasons.append(
                 f"kein eindeutiger Treffer: Abstand zum nächsten Kandidaten {best.score - ranked[1].score:g} Punkte"
             )
@@ -702,6 +756,32 @@ class Matcher:
         if best.placement_problem:
             reasons.append(best.placement_problem)
         return reasons
+
+    def joint_addressees(self, ranked: list[Scored]) -> list[Scored]:
+        """The other addressees of a letter to several co-owners of one unit ("Eheleute Julia und Lukas Franke").
+
+        Such a letter names every close candidate in full and all of them own the same unit: whichever of them
+        gets the part, it reaches an addressee of that unit, so the closeness is no reason for review. Any doubt
+        (a candidate not named in full, another unit, no contract at the letter date, contradictions) leaves the
+        ordinary margin rule in force. Returns the co-addressees, or an empty list.
+        """
+        best = ranked[0]
+        close = [s for s in ranked[1:] if best.score - s.score < self.policy.auto_margin]
+        if not close or best.placement is None:
+            return []
+        group = (best, *close)
+        names = {t for s in group for t in (*s.profile.first, *s.profile.last)}
+        for other in group:
+            if (
+                other.name_points < POINTS_NAME_FULL_FUZZY
+                or other.conflicts
+                or not other.in_period
+                or other.placement is None
+                or other.placement.unit_id != best.placement.unit_id
+                or not all(any(fuzzy_token_equal(t, n) for n in names) for t in other.foreign_names)
+            ):
+                return []
+        return close
 
     def duplicates_of(self, profile: Profile) -> list[str]:
         """Other candidates that are probably the same person (same name, same address or same unit)."""
@@ -740,7 +820,8 @@ class Matcher:
                 status=AssignmentStatus.UNMATCHED,
                 evidence=["kein Kontakt im Empfängerkreis passt zu Adressfeld und Kennungen"],
             )
-        reasons = self._review_reasons(ranked)
+        joint = self.joint_addressees(ranked)
+        reasons = self._review_reasons(ranked, joint)
         best = ranked[0]
         if reasons:
             return PartAssignment(
@@ -751,6 +832,10 @@ class Matcher:
                 candidates=candidates,
             )
         assert best.placement is not None
+        evidence = list(best.evidence)
+        if joint:
+            names = ", ".join(_display_name(s.profile.contact) for s in joint)
+            evidence.append(f"gemeinsam adressiert mit {names} (Miteigentum derselben Einheit)")
         return PartAssignment(
             part_id=part.part_id,
             status=AssignmentStatus.ASSIGNED,
@@ -759,9 +844,13 @@ class Matcher:
             unit_id=best.placement.unit_id,
             method=AssignmentMethod.AUTO,
             score=best.score,
-            evidence=best.evidence,
+            evidence=evidence,
             candidates=candidates,
         )
+
+
+def _display_name(contact: Contact) -> str:
+    return " ".join(x for x in (contact.first_name, contact.last_name) if x) or contact.company or contact.contact_id
 
 
 def _share_unit(a: Profile, b: Profile) -> bool:
