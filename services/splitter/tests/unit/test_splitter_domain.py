@@ -115,3 +115,17 @@ def test_fixed_pages() -> None:
 def test_rule_errors_are_readable() -> None:
     with pytest.raises(RuleError, match="identifier_pattern"):
         plan_from_rule(SplitRule(strategy=SplitStrategy.IDENTIFIER))
+
+
+def test_grey_png_round_trips_through_a_standard_decoder() -> None:
+    import io
+
+    from PIL import Image
+
+    from smartpost_splitter.adapters.pdf import grey_png
+
+    width, height, stride = 5, 3, 8  # stride > width: pdfium pads rows
+    pixels = bytes((x * 40 + y) % 256 if x < width else 0xEE for y in range(height) for x in range(stride))
+    image = Image.open(io.BytesIO(grey_png(pixels, width, height, stride)))
+    assert (image.format, image.mode, image.size) == ("PNG", "L", (width, height))
+    assert list(image.getdata()) == [(x * 40 + y) % 256 for y in range(height) for x in range(width)]
