@@ -17,6 +17,7 @@ import hashlib
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,29 +61,48 @@ class SplitterOptions:
 
 
 class Uploader:
-    """Uploads in a few threads with a bounded backlog, so parts never pile up in memory."""
+    """Uploads in a few threads with a bounded backlog, so parts never pile up in memory.
+
+    Finished uploads are forgotten at once (only failures are kept): a Future costs ~3.7 KB, and holding the
+    5,700 of a 10k-page document until the end was 20 MB of the splitter's peak memory.
+    """
 
     def __init__(self, store: ObjectStore, threads: int) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="splitter-upload")
         self._slots = threading.BoundedSemaphore(threads * 2)
-        self._futures: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self._pending: set[Future[None]] = set()
+        self._errors: list[BaseException] = []
         self.keys: list[str] = []
         self.bytes = 0
 
     def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None) -> None:
+        if self._errors:
+            self.wait()  # storage failed: stop cutting parts now rather than at the end of a 10k-page document
         self._slots.acquire()
         self.keys.append(key)
         self.bytes += len(data)
         future = self._pool.submit(self.store.put, key, data, content_type=content_type, metadata=metadata)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[None]) -> None:
+        error = future.exception()
+        with self._lock:
+            self._pending.discard(future)
+            if error is not None:
+                self._errors.append(error)
+        self._slots.release()
 
     def wait(self) -> None:
         """Block until everything is stored; an outage becomes a TransientError (the event is retried)."""
-        errors = [f.exception() for f in self._futures]
-        self._futures = [f for f in self._futures if not f.done()]
-        failed = [e for e in errors if e is not None]
+        with self._lock:
+            pending = list(self._pending)
+        futures_wait(pending)
+        with self._lock:
+            failed, self._errors = self._errors, []
         if failed:
             if any(isinstance(e, (StorageUnavailableError, ConnectionError, OSError)) for e in failed):
                 msg = f"object storage unavailable while storing parts: {failed[0]}"

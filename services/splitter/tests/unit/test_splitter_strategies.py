@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from PIL import Image
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed, SplitFailureReason
+from smartpost_shared.messaging import TransientError
 from smartpost_shared.sample_letters import SampleLetterTruth, demo_recipients, write_serial_letter
-from smartpost_shared.storage import part_key, thumbnail_key
+from smartpost_shared.storage import MemoryStore, StorageUnavailableError, part_key, thumbnail_key
 
 from .splitter_helpers import ACCOUNT, LETTER, first_page_text, page_count, run_split
 
@@ -198,3 +199,37 @@ def test_landscape_pages_are_reported(tmp_path: Path) -> None:
     flagged = [p.index for p in result.parts if any("nicht A4 hochkant" in w for w in p.warnings)]
     assert flagged == [2, 5]
     assert any("nicht A4 hochkant" in w for w in result.warnings)
+
+
+class _FlakyStore(MemoryStore):
+    """Object storage that goes down after ``healthy_puts`` uploads (for outage tests)."""
+
+    def __init__(self, healthy_puts: int) -> None:
+        super().__init__()
+        self.healthy_puts = healthy_puts
+        self.down = False
+
+    def put(self, key: str, data: bytes, **kwargs: Any) -> None:
+        if self.down or (key.split("/")[-3] in {"parts", "thumbnails"} and self.healthy_puts <= 0):
+            self.down = True
+            raise StorageUnavailableError("connection refused")
+        if key.split("/")[-3] in {"parts", "thumbnails"}:
+            self.healthy_puts -= 1
+        super().put(key, data, **kwargs)
+
+
+def test_storage_outage_mid_split_is_retried_and_resumes_to_the_same_result(
+    corpus: dict[str, tuple[bytes, list[SampleLetterTruth]]],
+) -> None:
+    data, truth = corpus["plain_b"]
+    rule = SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
+    healthy, _, healthy_envelope = run_split(data, rule)
+    store = _FlakyStore(healthy_puts=9)
+    with pytest.raises(TransientError, match="object storage unavailable"):
+        run_split(data, rule, store=store)  # the consumer retries a TransientError; nothing is emitted
+    store.down, store.healthy_puts = False, 10**6  # storage is back: the redelivered request resumes
+    resumed, store, resumed_envelope = run_split(data, rule, store=store)
+    assert isinstance(resumed, DocumentSplit)
+    assert resumed_envelope.event_id == healthy_envelope.event_id  # same event: consumers deduplicate it
+    assert resumed.model_dump() == healthy.model_dump()
+    assert len(store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/doc-1/")) == len(truth)  # no duplicates
