@@ -14,12 +14,9 @@ from smartpost_splitter.domain import (
     Segmenter,
     SegmentKind,
     address_from_zone,
-    find_identifiers,
-    find_property_refs,
-    find_unit_refs,
     plan_from_rule,
-    tolerant_literal,
 )
+from smartpost_splitter.pages import find_identifiers, find_property_refs, find_unit_refs, tolerant_literal
 
 PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
 
@@ -129,3 +126,16 @@ def test_grey_png_round_trips_through_a_standard_decoder() -> None:
     image = Image.open(io.BytesIO(grey_png(pixels, width, height, stride)))
     assert (image.format, image.mode, image.size) == ("PNG", "L", (width, height))
     assert list(image.getdata()) == [(x * 40 + y) % 256 for y in range(height) for x in range(width)]
+
+
+def test_worker_side_modules_load_neither_pydantic_nor_pikepdf() -> None:
+    # A spawned text worker imports only these; pydantic + contracts (18 MB) and pikepdf (6 MB) stay out of it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, smartpost_splitter.adapters.scan, smartpost_splitter.pages;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pikepdf', 'smartpost_splitter'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['smartpost_splitter']"

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from smartpost_shared.contracts.base import Contract
+from smartpost_shared.vocabulary import SplitStrategy as SplitStrategy  # noqa: PLC0414 - explicit re-export (the enum is pydantic-free)
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -42,15 +43,6 @@ class DocumentType(Contract):
 
     id: Id
     path: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1, max_length=5)
-
-
-class SplitStrategy(StrEnum):
-    FIRST_PAGE = "first_page"
-    ADDRESS_BLOCK = "address_block"
-    IDENTIFIER = "identifier"
-    KEYWORD = "keyword"
-    BLANK_SEPARATOR = "blank_separator"
-    FIXED_PAGES = "fixed_pages"
 
 
 class SplitRule(Contract):

@@ -1,0 +1,18 @@
+"""Enumerations that pure, pydantic-free code needs too (the splitter's text-extraction worker processes).
+
+They are part of the wire contracts and re-exported by :mod:`smartpost_shared.contracts.common`; they live here so
+that importing them does not load pydantic and every contract model (about 18 MB per process).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SplitStrategy(StrEnum):
+    FIRST_PAGE = "first_page"
+    ADDRESS_BLOCK = "address_block"
+    IDENTIFIER = "identifier"
+    KEYWORD = "keyword"
+    BLANK_SEPARATOR = "blank_separator"
+    FIXED_PAGES = "fixed_pages"
