@@ -76,6 +76,17 @@ def test_stream_returns_large_objects_in_chunks(store: ObjectStore) -> None:
     assert len(chunks) >= 2
 
 
+def test_get_range_reads_part_of_an_object(store: ObjectStore) -> None:
+    store.put("pack", b"0123456789abcdef")
+    assert store.get_range("pack", 0, 4) == b"0123"
+    assert store.get_range("pack", 10, 6) == b"abcdef"
+    assert store.get_range("pack", 14, 10) == b"ef"  # a range past the end is cut, as HTTP does
+    with pytest.raises(ObjectNotFoundError):
+        store.get_range("missing", 0, 1)
+    with pytest.raises(ValueError, match="offset"):
+        store.get_range("pack", 0, 0)
+
+
 def test_put_file(store: ObjectStore, tmp_path) -> None:
     path = tmp_path / "f.pdf"
     path.write_bytes(b"%PDF-1.4 file")

@@ -25,7 +25,11 @@ DOCTYPE = DocumentType(id="dt-abrechnung", path=["Abrechnungen", "Heizkosten"])
 RULE = SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
 
 
-def make_parts(account: str, letter_id: str, document_id: str, count: int, pages: int = 2) -> list[SplitPart]:
+def make_parts(
+    account: str, letter_id: str, document_id: str, count: int, pages: int = 2, *, thumbnail_pack: bool = False
+) -> list[SplitPart]:
+    """Parts as the splitter reports them; ``thumbnail_pack``: thumbnails as 10-byte ranges of one pack object."""
+    pack = f"accounts/{account}/letters/{letter_id}/thumbnails/{document_id}/thumbnails.pngpack"
     return [
         SplitPart(
             part_id=f"{document_id}-p{i}",
@@ -34,7 +38,11 @@ def make_parts(account: str, letter_id: str, document_id: str, count: int, pages
             last_page=i * pages + pages,
             page_count=pages,
             storage_key=f"accounts/{account}/letters/{letter_id}/parts/{document_id}/{i:05d}.pdf",
-            thumbnail_key=f"accounts/{account}/letters/{letter_id}/thumbnails/{document_id}/{i:05d}.png",
+            thumbnail_key=pack
+            if thumbnail_pack
+            else f"accounts/{account}/letters/{letter_id}/thumbnails/{document_id}/{i:05d}.png",
+            thumbnail_offset=i * 10 if thumbnail_pack else None,
+            thumbnail_size=10 if thumbnail_pack else None,
             sha256=hashlib.sha256(f"{document_id}{i}".encode()).hexdigest(),
             size_bytes=1000 + i,
             address_lines=[f"Kontakt {i}", "Hauptstr. 1", "10115 Berlin"],

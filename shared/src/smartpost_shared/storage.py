@@ -52,6 +52,8 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes: ...
+
     def stream(self, key: str) -> Iterator[bytes]: ...
 
     def stat(self, key: str) -> StoredObject: ...
@@ -79,6 +81,11 @@ def part_key(account_id: str, letter_id: str, document_id: str, index: int) -> s
 
 def thumbnail_key(account_id: str, letter_id: str, document_id: str, index: int) -> str:
     return f"{letter_prefix(account_id, letter_id)}thumbnails/{document_id}/{index:05d}.png"
+
+
+def thumbnail_pack_key(account_id: str, letter_id: str, document_id: str) -> str:
+    """One object with the PNG thumbnails of every part of a document, read by byte range (see SplitPart)."""
+    return f"{letter_prefix(account_id, letter_id)}thumbnails/{document_id}/thumbnails.pngpack"
 
 
 class MinioStore:
@@ -138,6 +145,24 @@ class MinioStore:
 
     def get(self, key: str) -> bytes:
         return b"".join(self.stream(key))
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes ``offset`` .. ``offset + length - 1`` of an object (an HTTP range request)."""
+        if offset < 0 or length < 1:
+            raise ValueError("offset must be >= 0 and length >= 1")
+        try:
+            response = self.client.get_object(self.bucket, key, offset=offset, length=length)
+        except S3Error as exc:
+            if exc.code in {"NoSuchKey", "NoSuchObject"}:
+                raise ObjectNotFoundError(key) from exc
+            raise
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailableError(str(exc)) from exc
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
 
     def stream(self, key: str) -> Iterator[bytes]:
         try:
@@ -222,6 +247,11 @@ class MemoryStore:
                 return self._objects[key][0]
             except KeyError:
                 raise ObjectNotFoundError(key) from None
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 1:
+            raise ValueError("offset must be >= 0 and length >= 1")
+        return self.get(key)[offset : offset + length]
 
     def stream(self, key: str) -> Iterator[bytes]:
         data = self.get(key)

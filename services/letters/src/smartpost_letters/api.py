@@ -383,10 +383,22 @@ async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
     part = letter.part(part_id)
     key = _checked_key(who, letter, part.thumbnail_key)
-    response: StreamingResponse = await _run(
-        lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png")
+    offset, size = part.thumbnail_offset, part.thumbnail_size
+    if offset is None or size is None:  # parts split before thumbnail packs: one PNG object per part
+        response: StreamingResponse = await _run(
+            lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png")
+        )
+        return response
+    store: ObjectStore = request.app.state.store
+    try:
+        png = await _run(lambda: store.get_range(key, offset, size))
+    except ObjectNotFoundError:
+        raise HTTPException(404, "the file is not (yet) in storage") from None
+    return StreamingResponse(
+        iter([png]),
+        media_type="image/png",
+        headers={"Content-Length": str(len(png)), "Content-Disposition": f'inline; filename="{part_id}.png"'},
     )
-    return response
 
 
 @router.post("/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"])

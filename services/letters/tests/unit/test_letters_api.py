@@ -70,13 +70,13 @@ def upload(client, letter_id, data=PDF, role="split", command=None, account="acc
     )
 
 
-def drive_to_review(app, client, letter_id, count=2):
+def drive_to_review(app, client, letter_id, count=2, *, thumbnail_pack=False):
     r = client.post(f"/v1/letters/{letter_id}/split", headers=headers())
     assert r.status_code == 200, r.text
     doc_id = r.json()["documents"][0]["document_id"]
     service = app.state.service
     lid = uuid.UUID(letter_id)
-    parts = make_parts("acc-1", letter_id, doc_id, count)
+    parts = make_parts("acc-1", letter_id, doc_id, count, thumbnail_pack=thumbnail_pack)
     service.record_split(
         "acc-1",
         lid,
@@ -143,6 +143,7 @@ def test_full_flow_over_http(env):  # noqa: PLR0915 - one scenario end to end
     assert part_resp.content == b"%PDF-part0"
     thumb = client.get(f"/v1/letters/{lid}/parts/{parts[0].part_id}/thumbnail", headers=headers())
     assert thumb.headers["content-type"] == "image/png"
+    assert thumb.content == b"\x89PNG..."
     r = client.post(f"/v1/letters/{lid}/parts/{parts[1].part_id}/discard", headers=headers())
     assert r.json()["counts"]["discarded"] == 1
     r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": True}, headers=headers())
@@ -301,3 +302,16 @@ def test_openapi_is_served(env):
     spec = client.get("/openapi.json").json()
     assert "/v1/letters/{letter_id}/release" in spec["paths"]
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_thumbnail_from_the_documents_thumbnail_pack_is_its_byte_range(env) -> None:
+    client, app, store = env
+    lid = make_letter(client)["letter_id"]
+    assert upload(client, lid, rule={"strategy": "fixed_pages", "pages_per_letter": 2}).status_code == 201
+    _, parts = drive_to_review(app, client, lid, count=3, thumbnail_pack=True)
+    assert parts[0].thumbnail_key is not None
+    store.put(parts[0].thumbnail_key, b"".join(b"thumb-%04d" % i for i in range(3)), content_type="image/png")
+    for i, part in enumerate(parts):
+        got = client.get(f"/v1/letters/{lid}/parts/{part.part_id}/thumbnail", headers=headers())
+        assert got.status_code == 200
+        assert (got.content, got.headers["content-type"]) == (b"thumb-%04d" % i, "image/png")

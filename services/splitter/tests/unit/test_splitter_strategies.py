@@ -13,7 +13,13 @@ from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed, SplitFailureReason
 from smartpost_shared.messaging import TransientError
 from smartpost_shared.sample_letters import SampleLetterTruth, demo_recipients, write_serial_letter
-from smartpost_shared.storage import MemoryStore, StorageUnavailableError, part_key, thumbnail_key
+from smartpost_shared.storage import (
+    MemoryStore,
+    StorageUnavailableError,
+    part_key,
+    thumbnail_key,
+    thumbnail_pack_key,
+)
 
 from .splitter_helpers import ACCOUNT, LETTER, first_page_text, page_count, run_split
 
@@ -94,8 +100,12 @@ def test_strategy_finds_every_letter_boundary(corpus, variant: str, rule: SplitR
             assert part.property_refs == [recipient.property_ref]
             assert part.unit_refs == [recipient.unit_ref]
         assert part.storage_key == part_key(ACCOUNT, LETTER, "doc-1", part.index)
-        assert part.thumbnail_key == thumbnail_key(ACCOUNT, LETTER, "doc-1", part.index)
-        thumbnail = Image.open(io.BytesIO(store.get(part.thumbnail_key)))
+        # One thumbnail pack per document; each part names its byte range in it.
+        assert part.thumbnail_key == thumbnail_pack_key(ACCOUNT, LETTER, "doc-1")
+        assert part.thumbnail_offset is not None
+        assert part.thumbnail_size is not None
+        png = store.get_range(part.thumbnail_key, part.thumbnail_offset, part.thumbnail_size)
+        thumbnail = Image.open(io.BytesIO(png))
         assert thumbnail.format == "PNG"
         assert thumbnail.size[0] == 120
         assert thumbnail.size[1] > thumbnail.size[0]
@@ -186,7 +196,19 @@ def test_rerun_is_deterministic_and_removes_stale_parts(corpus) -> None:
     assert {p.part_id for p in fewer.parts}.isdisjoint({p.part_id for p in first.parts})
     parts = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/doc-1/")
     thumbs = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/thumbnails/doc-1/")
-    assert len(parts) == len(thumbs) == len(fewer.parts)
+    assert len(parts) == len(fewer.parts)
+    assert thumbs == [thumbnail_pack_key(ACCOUNT, LETTER, "doc-1")]
+    assert sum(p.thumbnail_size or 0 for p in fewer.parts) == len(store.get(thumbs[0]))
+
+
+def test_per_part_thumbnails_of_an_earlier_version_are_removed_by_a_rerun(corpus) -> None:
+    data, _truth = corpus["plain_b"]
+    store = MemoryStore()
+    old = thumbnail_key(ACCOUNT, LETTER, "doc-1", 0)
+    store.put(old, b"png of the old layout", content_type="image/png")
+    result, store, _ = run_split(data, SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK), store=store)
+    assert isinstance(result, DocumentSplit)
+    assert not store.exists(old)
 
 
 def test_landscape_pages_are_reported(tmp_path: Path) -> None:
@@ -218,13 +240,14 @@ class _FlakyStore(MemoryStore):
         super().put(key, data, **kwargs)
 
 
+@pytest.mark.parametrize("healthy_puts", [9, len(RECIPIENTS)], ids=["while-cutting-parts", "at-the-thumbnail-pack"])
 def test_storage_outage_mid_split_is_retried_and_resumes_to_the_same_result(
-    corpus: dict[str, tuple[bytes, list[SampleLetterTruth]]],
+    corpus: dict[str, tuple[bytes, list[SampleLetterTruth]]], healthy_puts: int
 ) -> None:
     data, truth = corpus["plain_b"]
     rule = SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
     healthy, _, healthy_envelope = run_split(data, rule)
-    store = _FlakyStore(healthy_puts=9)
+    store = _FlakyStore(healthy_puts=healthy_puts)
     with pytest.raises(TransientError, match="object storage unavailable"):
         run_split(data, rule, store=store)  # the consumer retries a TransientError; nothing is emitted
     store.down, store.healthy_puts = False, 10**6  # storage is back: the redelivered request resumes

@@ -21,6 +21,11 @@ class SplitPart(Contract):
     page_count: int = Field(ge=1)
     storage_key: str
     thumbnail_key: str | None = None
+    # Since splitter 2026-11: every part's PNG thumbnail sits in one object per document ("thumbnail pack"), bytes
+    # thumbnail_offset .. thumbnail_offset + thumbnail_size - 1 of thumbnail_key; without them the object at
+    # thumbnail_key is the PNG itself (earlier events). One PUT per document instead of one per part.
+    thumbnail_offset: int | None = Field(default=None, ge=0)
+    thumbnail_size: int | None = Field(default=None, ge=1)
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0)
     address_lines: list[str] = Field(default_factory=list)

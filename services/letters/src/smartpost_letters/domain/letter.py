@@ -445,6 +445,8 @@ class SerialLetter(Aggregate):
                 page_count=p.page_count,
                 storage_key=p.storage_key,
                 thumbnail_key=p.thumbnail_key,
+                thumbnail_offset=p.thumbnail_offset,
+                thumbnail_size=p.thumbnail_size,
                 sha256=p.sha256,
                 size_bytes=p.size_bytes,
                 address_lines=list(p.address_lines),

@@ -84,6 +84,8 @@ class Part(Entity):
     page_count: int
     storage_key: str
     thumbnail_key: str | None = None
+    thumbnail_offset: int | None = None  # set: the PNG is a byte range of the document's thumbnail pack
+    thumbnail_size: int | None = None
     sha256: str
     size_bytes: int
     address_lines: list[str] = Field(default_factory=list)
