@@ -24,6 +24,7 @@ from smartpost_print_dispatch.adapters.pdf import (
     PreparedMailpiece,
     PrepareRequest,
     UnsendableError,
+    layout_needs_cover,
     prepare_mailpiece,
 )
 from smartpost_print_dispatch.adapters.providers.base import (
@@ -264,13 +265,14 @@ class PrintDispatch:
             contact.postal_lines(), country=contact.country, country_line=COUNTRY_NAMES.get(contact.country.upper())
         )
 
-    def _estimate_postage(self, plan: MailpiecePlan, options: PrintOptions) -> Postage:
+    def _estimate_postage(self, plan: MailpiecePlan, options: PrintOptions, *, layout_cover: bool = False) -> Postage:
         pages = [s.pages for s in plan.segments]
-        sheets = sheets_for(pages, duplex=options.duplex) + (1 if plan.needs_cover else 0)
+        cover = plan.needs_cover or layout_cover
+        sheets = sheets_for(pages, duplex=options.duplex) + (1 if cover else 0)
         return price(
             self.settings.postage,
             sheets=sheets,
-            printed_pages=sum(pages) + (1 if plan.needs_cover else 0),
+            printed_pages=sum(pages) + (1 if cover else 0),
             envelope=options.envelope,
             color=options.color,
             registered=options.registered,
@@ -916,7 +918,10 @@ class PrintDispatch:
             contacts = self._facts(conn, account_id, selection.selected)
         pieces: list[dict[str, Any]] = []
         total = 0
-        for plan in self._plan("estimate", selection.selected, options):
+        plans = self._plan("estimate", selection.selected, options)
+        document_of = {item.item_id: item.document_id for item in selection.selected}
+        layout = self._layout_covers(plans, document_of, contacts, options)
+        for plan in plans:
             entry: dict[str, Any] = {
                 "contact_id": plan.contact_id,
                 "item_ids": list(plan.item_ids),
@@ -925,13 +930,15 @@ class PrintDispatch:
                 "parts": plan.part_count,
             }
             problem = self._plan_problem(plan, options)
+            cover_reason = layout.get(document_of[plan.segments[0].item_id]) if plan.segments[0].starts_letter else None
             try:
                 entry["address_lines"] = self._address(contacts.get(plan.contact_id))
-                postage = self._estimate_postage(plan, options)
+                postage = self._estimate_postage(plan, options, layout_cover=cover_reason is not None)
             except (AddressError, PostageError) as exc:
                 problem = problem or str(exc)
             else:
                 entry.update(
+                    cover_page=plan.needs_cover or cover_reason is not None,
                     sheets=postage.sheets,
                     envelope=postage.envelope.value,
                     letter_class=postage.letter_class.value,
@@ -954,8 +961,13 @@ class PrintDispatch:
                 "sheets": sum(p.get("sheets", 0) for p in pieces),
                 "cost_cents": total,
             },
+            "cover_page_layouts": layout,
             "notes": [
-                "a cover page (one more sheet) is added where the address is not in the window",
+                (
+                    "a cover page (one more sheet) is added where the address is not in the window; the estimate "
+                    "checks one letter per document for its layout (cover_page_layouts); an address that differs "
+                    "from master data is found only when the print files are made"
+                ),
                 *(
                     [
                         (
@@ -968,6 +980,37 @@ class PrintDispatch:
                 ),
             ],
         }
+
+    def _layout_covers(
+        self,
+        plans: list[MailpiecePlan],
+        document_of: dict[str, str],
+        contacts: dict[str, Contact],
+        options: PrintOptions,
+    ) -> dict[str, str]:
+        """Per document: why its layout needs a cover page with this provider (checked on one of its letters)."""
+        provider = self.providers.get(options.provider)
+        if provider is None:
+            return {}
+        found: dict[str, str] = {}
+        checked: set[str] = set()
+        for plan in plans:
+            first = plan.segments[0]
+            document = document_of[first.item_id]
+            if document in checked or not first.starts_letter:
+                continue
+            try:
+                lines = self._address(contacts.get(plan.contact_id))
+                data = self.store.get(first.storage_key)
+            except (AddressError, ObjectNotFoundError):
+                continue  # try the next letter of the document
+            except StorageUnavailableError as exc:
+                raise TransientError(f"object storage unavailable: {exc}") from exc
+            checked.add(document)
+            reason = layout_needs_cover(data, first.first_page, provider.profile, lines)
+            if reason is not None:
+                found[document] = reason
+        return found
 
     def order_view(self, account_id: str, print_order_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:

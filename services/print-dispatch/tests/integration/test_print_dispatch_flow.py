@@ -258,7 +258,26 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
         },
     ).json()
     assert [m["contact_id"] for m in estimate["mailpieces"]] == ["c1"]
-    assert estimate["mailpieces"][0]["sheets"] == 5
+    # 2 + 3 pages simplex = 5 sheets, plus the cover sheet the print file gets (sender line in the franking zone):
+    # the estimate checks one letter of the document against the provider's zones and foresees it.
+    assert estimate["mailpieces"][0]["sheets"] == 6
+    assert estimate["mailpieces"][0]["cover_page"] is True
+    assert next(iter(estimate["cover_page_layouts"].values())).startswith("content in")
+    # With the order's own options the estimate gives what was really sent.
+    same_options = api.post(
+        "/estimates",
+        json={
+            "items": [i.model_dump(mode="json") for i in items[:4]],
+            "options": {
+                "recipient_filter": "post_preference",
+                "provider": "hybridpost",
+                "duplex": True,
+                "registered": "einwurf",
+            },
+        },
+    ).json()
+    assert same_options["mailpieces"][0]["sheets"] == pieces["c1"]["sheets"] == 4
+    assert same_options["mailpieces"][0]["cost_cents"] == pieces["c1"]["cost_cents"]
     assert estimate["totals"]["cost_cents"] == estimate["mailpieces"][0]["cost_cents"] > 0
     assert {e["contact_id"] for e in estimate["excluded"]} == {"c2", "c3"}
     api.close()

@@ -16,6 +16,7 @@ from smartpost_print_dispatch.adapters.pdf import (
     PrepareRequest,
     UnsendableError,
     ink_pixels,
+    layout_needs_cover,
     prepare_mailpiece,
     zone_text,
 )
@@ -193,3 +194,25 @@ def test_foreign_address_and_sender_line_on_cover():
     sender = zone_text(document[0], DIN5008_B.sender_zone)
     document.close()
     assert "HV Muster" in sender
+
+
+@pytest.mark.parametrize(
+    ("data", "profile", "lines"),
+    [
+        (write_letter(ADDRESS), DIN5008_B, ADDRESS),  # sendable as is
+        (write_letter(ADDRESS), PINGEN, ADDRESS),  # content in the franking zone
+        (write_letter(ADDRESS, form="A"), DIN5008_B, ADDRESS),  # form A letter, form B window
+        (write_letter(ADDRESS, mode="outside"), DIN5008_B, ADDRESS),
+        (write_letter(ADDRESS, mode="missing"), DIN5008_B, ADDRESS),
+    ],
+    ids=["window-ok", "franking-zone", "other-form", "outside", "missing"],
+)
+def test_cost_estimate_layout_check_agrees_with_the_print_file(data, profile, lines):
+    reason = layout_needs_cover(data, 1, profile, lines)
+    result = prepare_mailpiece(request([part(data)], profile=profile, lines=lines))
+    assert (reason is not None) == result.cover_page, (reason, result.address_check)
+
+
+def test_cost_estimate_layout_check_leaves_a_differing_address_to_the_single_letter():
+    # The address differs from master data: a property of this letter, not of the layout.
+    assert layout_needs_cover(write_letter(OTHER), 1, DIN5008_B, ADDRESS) is None

@@ -255,6 +255,42 @@ def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | Non
     return True, "no address on page 1"
 
 
+def layout_needs_cover(  # noqa: PLR0911 - one return per finding
+    data: bytes, page_number: int, profile: AddressProfile, address_lines: list[str]
+) -> str | None:
+    """Why letters laid out like this one need a cover page for ``profile`` (None: they do not, or it depends).
+
+    For the cost estimate before an order: one letter per document stands for its layout (letters of one ERP
+    export share it). Only layout reasons count (content in a blocked zone such as the franking zone, no or an
+    unreadable address in the window, a landscape or rotated first page); an address that merely differs from
+    master data is a property of the single letter and decided when the print file is made.
+    """
+    try:
+        with pikepdf.open(io.BytesIO(data)) as pdf:
+            page = pdf.pages[page_number - 1]
+            width, height, rotate = _page_size_mm(page)
+            if is_a4_landscape(width, height):
+                return "page 1 is landscape"
+            if rotate % 360 != 0:
+                return "page 1 is rotated"
+    except (pikepdf.PdfError, IndexError):
+        return None  # not readable: making the print file will say so
+    document = pdfium.PdfDocument(data)
+    try:
+        inspection = inspect_first_page(document[page_number - 1], profile, address_lines)
+    finally:
+        document.close()
+    if inspection.sendable_as_is or inspection.match is AddressMatch.DIFFERENT:
+        return None
+    if inspection.blocked_zones:
+        return f"content in {', '.join(inspection.blocked_zones)}"
+    if inspection.match is AddressMatch.MATCH:
+        return "address text in the window is not visible when rendered"
+    if inspection.address_elsewhere:
+        return "address outside the window zone"
+    return "no machine-readable address in the window"
+
+
 def prepare_mailpiece(request: PrepareRequest) -> PreparedMailpiece:  # noqa: C901, PLR0912, PLR0915 - one linear pipeline
     """Build the print file of one mailpiece (pure CPU: bytes in, bytes out). Raises :class:`UnsendableError`."""
     if not request.parts:
