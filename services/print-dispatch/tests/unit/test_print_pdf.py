@@ -216,3 +216,26 @@ def test_cost_estimate_layout_check_agrees_with_the_print_file(data, profile, li
 def test_cost_estimate_layout_check_leaves_a_differing_address_to_the_single_letter():
     # The address differs from master data: a property of this letter, not of the layout.
     assert layout_needs_cover(write_letter(OTHER), 1, DIN5008_B, ADDRESS) is None
+
+
+def test_letter_laid_out_for_din_5008_under_an_offset_provider_window_is_layout_not_a_different_address(tmp_path):
+    # The shared sample letters print the address at 20 mm (DIN 5008 form B); Pingen's window starts at 22 mm and
+    # clips the first characters. That is the layout: a cover page fixes it, and a strict mismatch policy must not
+    # block a correctly addressed letter.
+    from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+
+    recipient = demo_recipients(1, seed=3)[0]
+    path = tmp_path / "letter.pdf"
+    truth = write_serial_letter(path, [recipient], seed=3)
+    data = path.read_bytes()
+    lines = list(recipient.address_lines)
+    pages = truth[0].last_page
+    for policy in (MismatchPolicy.COVER_PAGE, MismatchPolicy.ACTION_REQUIRED):
+        result = prepare_mailpiece(
+            request([PartPdf("i1", data, 1, pages)], profile=PINGEN, lines=lines, on_mismatch=policy)
+        )
+        assert result.cover_page
+        assert result.address_check == "address block outside the provider's window (letter laid out for din5008_b)"
+    assert layout_needs_cover(data, 1, PINGEN, lines) == result.address_check
+    # Under its own window the same letter needs nothing.
+    assert not prepare_mailpiece(request([PartPdf("i1", data, 1, pages)], lines=lines)).cover_page

@@ -18,7 +18,7 @@ import pikepdf
 import pypdfium2 as pdfium
 
 from smartpost_print_dispatch.domain.address import AddressMatch, compare_address, mentions_address
-from smartpost_print_dispatch.domain.geometry import MM_PER_POINT, Rect, is_a4, is_a4_landscape
+from smartpost_print_dispatch.domain.geometry import DIN5008_A, DIN5008_B, MM_PER_POINT, Rect, is_a4, is_a4_landscape
 
 if TYPE_CHECKING:
     from smartpost_print_dispatch.domain.geometry import AddressProfile
@@ -86,6 +86,10 @@ class FirstPageInspection:
     zone_ink_pixels: int
     blocked_zones: list[str]
     address_elsewhere: bool
+    # The standard window the letter's address does fit when the provider's window shows something else: the
+    # letter is laid out for another window (e.g. DIN 5008 at 20 mm vs. a provider window at 22 mm), which is a
+    # matter of layout, not an address that differs from master data.
+    laid_out_for: str | None = None
 
     @property
     def sendable_as_is(self) -> bool:
@@ -150,7 +154,18 @@ def inspect_first_page(page: pdfium.PdfPage, profile: AddressProfile, expected: 
     elsewhere = False
     if match is AddressMatch.EMPTY:
         elsewhere = mentions_address(expected, page_text(page))
-    return FirstPageInspection(text, match, ink, blocked, elsewhere)
+    laid_out_for = None
+    if match is AddressMatch.DIFFERENT:
+        laid_out_for = next(
+            (
+                standard.name
+                for standard in (DIN5008_B, DIN5008_A)
+                if standard.address_zone != profile.address_zone
+                and compare_address(expected, zone_text(page, standard.address_zone)) is AddressMatch.MATCH
+            ),
+            None,
+        )
+    return FirstPageInspection(text, match, ink, blocked, elsewhere, laid_out_for)
 
 
 def _page_size_mm(page: pikepdf.Page) -> tuple[float, float, int]:
@@ -241,6 +256,8 @@ def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | Non
         if inspection.blocked_zones:
             return True, f"content in {', '.join(inspection.blocked_zones)}"
         return True, "address text in the window is not visible when rendered"
+    if inspection.laid_out_for is not None:
+        return True, f"address block outside the provider's window (letter laid out for {inspection.laid_out_for})"
     if inspection.match is AddressMatch.DIFFERENT:
         if request.on_mismatch is MismatchPolicy.ACTION_REQUIRED:
             raise UnsendableError(
@@ -280,7 +297,11 @@ def layout_needs_cover(  # noqa: PLR0911 - one return per finding
         inspection = inspect_first_page(document[page_number - 1], profile, address_lines)
     finally:
         document.close()
-    if inspection.sendable_as_is or inspection.match is AddressMatch.DIFFERENT:
+    if inspection.sendable_as_is:
+        return None
+    if inspection.laid_out_for is not None:
+        return f"address block outside the provider's window (letter laid out for {inspection.laid_out_for})"
+    if inspection.match is AddressMatch.DIFFERENT:
         return None
     if inspection.blocked_zones:
         return f"content in {', '.join(inspection.blocked_zones)}"
