@@ -99,6 +99,9 @@ def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, s
     post_contacts = sorted(c["contact_id"] for c in CONTACTS if c["channel_preference"] == "post")
     assert sorted(p["contact_id"] for p in report.mailpieces) == post_contacts
     assert all(p["status"] in {"submitted", "printing", "sent", "delivered"} for p in report.mailpieces)
+    # The estimate before the order is what was sent (cover pages included).
+    assert report.estimate["totals"]["sheets"] == sum(p["sheets"] for p in report.mailpieces)
+    assert report.estimate["totals"]["cost_cents"] == sum(p["cost_cents"] for p in report.mailpieces)
     provider = httpx.get(f"{system.provider_url}/_control/letters", timeout=10).json()
     provider_letters = provider if isinstance(provider, list) else provider.get("letters", [])
     assert len(provider_letters) == len(post_contacts), "exactly one paper letter per mailpiece at the provider"

@@ -234,6 +234,9 @@ class Walkthrough:
         self.timeout = timeout
         self.http = httpx.Client(timeout=30, headers={"X-SmartPost-Account": account, "X-SmartPost-Actor": ACTOR})
         self.report = Report()
+        # Data stays in var/ between runs: only what this run publishes and sends counts as its result.
+        self.started_at = datetime.now(UTC)
+        self.mails_before: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _url(self, service: str, path: str) -> str:
@@ -419,7 +422,7 @@ class Walkthrough:
             def documents(headers: dict[str, str] = auth) -> list[dict[str, Any]]:
                 r = httpx.get(f"{portal}/portal/documents", headers=headers)
                 docs = _items(r.json()) if r.status_code == 200 else []
-                return [d for d in docs if d.get("letter_id", self.report.letter_id) == self.report.letter_id]
+                return [d for d in docs if datetime.fromisoformat(d["published_at"]) >= self.started_at]
 
             docs = self._poll(f"documents in {contact_id}'s portal inbox", documents)
             self.report.portal[contact_id] = [
@@ -441,8 +444,8 @@ class Walkthrough:
         def mails() -> list[dict[str, str]] | None:
             found = [
                 {"to": _decoded(m["To"]), "subject": _decoded(m["Subject"])}
-                for m in mailbox.Maildir(self.maildir, create=False)
-                if any(a in str(m["To"]) for a in addresses)
+                for key, m in mailbox.Maildir(self.maildir, create=False).items()
+                if key not in self.mails_before and any(a in str(m["To"]) for a in addresses)
             ]
             reached = {a for a in addresses if any(a in f["to"] for f in found)}
             return found if reached == addresses else None
@@ -498,6 +501,8 @@ class Walkthrough:
         pdf = workdir / "jahresabrechnung-2025.pdf"
         write_serial_letter(pdf, owner_letters(), seed=7, pages_per_letter=(2, 4))
         self.review(self.create_and_split(pdf))
+        if self.maildir.exists():
+            self.mails_before = set(mailbox.Maildir(self.maildir, create=False).keys())
         self.release()
         self.read_portal(["C-1001", "C-1003"])
         owners = {c["contact_id"] for c in CONTRACTS if c["role"] == "owner"}
