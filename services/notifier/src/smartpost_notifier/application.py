@@ -129,6 +129,11 @@ class Notifier:
         payload = envelope.payload
         assert isinstance(payload, DocumentPublished)
         account = envelope.account_id
+        if not payload.visible_on_publication:
+            # The recipient cannot open it (contract outside the portal's access window): announcing it would only
+            # send them to a document they are refused; neither the immediate mail nor the digest mentions it.
+            log.info("document.hidden_not_announced", document_id=payload.document_id)
+            return
         repo = NotifierRepository(conn)
         added = repo.add_document(
             {

@@ -104,7 +104,7 @@ def env(sqlite_url):
     def contact(cid, email="x@example.org", registered=True, **kw):
         deliver(ContactUpserted(contact_id=cid, email=email, portal_registered=registered, last_name=cid, **kw))
 
-    def publish(doc, contact_id, letter="L1", notify=True, at=None, unit_id=None, property_id=None):
+    def publish(doc, contact_id, letter="L1", notify=True, at=None, unit_id=None, property_id=None, visible=True):
         return deliver(
             DocumentPublished(
                 document_id=doc,
@@ -118,6 +118,7 @@ def env(sqlite_url):
                 letter_date=date(2026, 1, 2),
                 notify_by_email=notify,
                 published_at=at or clock.now,
+                visible_on_publication=visible,
             )
         )
 
@@ -364,3 +365,17 @@ def test_crash_after_the_final_dot_never_sends_twice(env):
     events = env.outbox_events()
     assert len(events) == 1
     assert events[0].event_id == uuid.uuid5(uuid.NAMESPACE_URL, f"smartpost:notifier/NotificationSent/{mail_id}")
+
+
+def test_document_hidden_by_the_contract_window_is_announced_neither_now_nor_in_the_digest(env):
+    env.contact("c1", email="one@example.org")
+    env.publish("d1", "c1", letter="L1", notify=True, visible=False)  # e.g. an owner who sold years ago
+    env.publish("d2", "c1", letter="L2", notify=False)
+    env.clock.advance(60)
+    env.send_all()
+    assert env.mailer.delivered == []  # no immediate mail for the hidden one
+    assert env.notifier.run_digest(ACCOUNT, date(2026, 1, 5)) == 1
+    env.send_all()
+    (digest,) = env.mailer.delivered
+    assert b"Titel d2" in digest
+    assert b"Titel d1" not in digest

@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
     broker = make_broker(settings.kafka, service=SERVICE)
-    publisher = Publisher()
+    config = portal_config(settings)
+    publisher = Publisher(default_window=config.default_window, timezone=config.timezone)
     register_consumers(broker, engine, publisher, settings)
     relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.relay_poll_seconds)
 
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.engine = engine
     app.state.relay = relay
     app.state.store = object_store
-    app.state.portal = PortalService(engine, object_store, portal_config(settings))
+    app.state.portal = PortalService(engine, object_store, config)
     app.state.internal_api_token = settings.internal_api_token
     app.state.public_base_url = settings.public_base_url
     install_routes(app)

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from smartpost_portal_publisher.adapters.db import PortalRepository
@@ -19,6 +19,7 @@ from smartpost_portal_publisher.domain import (
     CODE_GROUP_LENGTH,
     CODE_GROUPS,
     AccessWindow,
+    ContractPeriod,
     CoUserRights,
     FolderNode,
     PortalDocument,
@@ -35,6 +36,7 @@ from smartpost_portal_publisher.domain import (
     may_invite_co_user,
     normalize_code,
     unit_accessible,
+    within_window,
 )
 from smartpost_portal_publisher.security import (
     DownloadGrant,
@@ -118,8 +120,17 @@ class StorageFailureError(PortalError):
 class Publisher:
     """Turns LetterReleased into portal documents and LetterItemsRevoked into revocations (sync, in a transaction)."""
 
-    def __init__(self, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        clock: Clock = utc_now,
+        *,
+        default_window: AccessWindow | None = None,
+        timezone: tzinfo = UTC,
+    ) -> None:
         self.clock = clock
+        # The access window decides whether a document is visible when it is published (None: always visible).
+        self.default_window = default_window
+        self.timezone = timezone
 
     def on_letter_released(self, envelope: Envelope, conn: Connection) -> None:
         release = envelope.payload
@@ -133,6 +144,9 @@ class Publisher:
             except StorageKeyError as exc:
                 raise PermanentError(str(exc)) from exc
         now = self.clock()
+        today = now.astimezone(self.timezone).date()
+        window = repo.access_window(account, self.default_window) if self.default_window is not None else None
+        periods: dict[str, list[ContractPeriod]] = {}
         published = skipped = 0
         item_ids = [item.item_id for item in release.items]
         already_published = repo.published_contacts(account, item_ids)
@@ -175,6 +189,13 @@ class Publisher:
                 notify_by_email=release.notify_by_email,
                 correlation_id=str(envelope.correlation_id),
             )
+            visible = True
+            if window is not None:
+                if item.contact_id not in periods:
+                    periods[item.contact_id] = repo.contract_periods(account, item.contact_id)
+                visible = within_window(document, periods[item.contact_id], window, today)
+                if not visible:
+                    log.info("portal.published_hidden", item_id=item.item_id, reason="outside the access window")
             event = DocumentPublished(
                 document_id=document.document_id,
                 letter_id=document.letter_id,
@@ -187,6 +208,7 @@ class Publisher:
                 letter_date=document.letter_date,
                 notify_by_email=release.notify_by_email,
                 published_at=now,
+                visible_on_publication=visible,
             )
             add_to_outbox(
                 conn,

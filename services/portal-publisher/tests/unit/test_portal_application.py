@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from smartpost_portal_publisher.app import create_app
 from smartpost_portal_publisher.application import Publisher
+from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings
 from smartpost_shared.db import outbox
 from smartpost_shared.masterdata import apply_masterdata
@@ -320,3 +321,23 @@ def test_repeated_wrong_passwords_lock_the_login_for_a_while(app_env, scenario):
     # ... until the lockout has passed.
     app_env.app.state.portal.clock = lambda: datetime.now(UTC) + timedelta(minutes=16)
     assert c.post("/portal/sessions", json={**body, "password": PASSWORD}).status_code == 201
+
+
+def test_document_outside_the_access_window_is_published_hidden_and_says_so(app_env, scenario):
+    # Bert's contract ended 100 days ago; the account's window keeps letters readable 30 days after the end.
+    app_env.md.run_once(
+        lambda e, conn: apply_masterdata(conn, e),
+        scenario.contract_update("c-bert", end=scenario.today - timedelta(days=100)),
+    )
+    app_env.publisher = Publisher(default_window=AccessWindow(0, 30))
+    release(app_env, scenario, [scenario.item(0, "c-anna"), scenario.item(1, "c-bert")])
+    published = {e["payload"]["contact_id"]: e["payload"] for e in outbox_events(app_env.engine, "DocumentPublished")}
+    assert published["c-anna"]["visible_on_publication"] is True
+    assert published["c-bert"]["visible_on_publication"] is False  # the notifier announces nothing for it
+    bert = login_as(app_env, scenario, "c-bert", "bert")
+    app_env.client.put(
+        "/internal/access-window",
+        json={"days_before_start": 0, "days_after_end": 30},
+        headers={"X-SmartPost-Account": scenario.account_id},
+    )
+    assert app_env.client.get("/portal/documents", headers=bert).json() == []  # hidden indeed

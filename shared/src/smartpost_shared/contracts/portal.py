@@ -28,6 +28,9 @@ class DocumentPublished(EventPayload):
     letter_date: date
     notify_by_email: bool
     published_at: AwareDatetime
+    # False: the recipient's contract for the unit is outside the account's access window today (e.g. an owner who
+    # sold years ago), so the portal keeps the document hidden and nobody announces it (no e-mail, no digest).
+    visible_on_publication: bool = True
 
 
 @register
