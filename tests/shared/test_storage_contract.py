@@ -82,6 +82,8 @@ def test_get_range_reads_part_of_an_object(store: ObjectStore) -> None:
     assert store.get_range("pack", 10, 6) == b"abcdef"
     assert store.get_range("pack", 14, 10) == b"ef"  # a range past the end is cut, as HTTP does
     with pytest.raises(ObjectNotFoundError):
+        store.get_range("pack", 16, 4)  # a range that starts past the end has nothing
+    with pytest.raises(ObjectNotFoundError):
         store.get_range("missing", 0, 1)
     with pytest.raises(ValueError, match="offset"):
         store.get_range("pack", 0, 0)

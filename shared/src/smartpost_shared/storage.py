@@ -155,11 +155,15 @@ class MinioStore:
         except S3Error as exc:
             if exc.code in {"NoSuchKey", "NoSuchObject"}:
                 raise ObjectNotFoundError(key) from exc
+            if exc.code == "InvalidRange":  # the range starts past the end: nothing of the object is there
+                raise ObjectNotFoundError(f"{key} (bytes {offset}+{length})") from exc
             raise
         except _UNAVAILABLE as exc:
             raise StorageUnavailableError(str(exc)) from exc
         try:
             return bytes(response.read())
+        except _UNAVAILABLE as exc:
+            raise StorageUnavailableError(str(exc)) from exc
         finally:
             response.close()
             response.release_conn()
@@ -251,7 +255,10 @@ class MemoryStore:
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         if offset < 0 or length < 1:
             raise ValueError("offset must be >= 0 and length >= 1")
-        return self.get(key)[offset : offset + length]
+        data = self.get(key)
+        if offset >= len(data):
+            raise ObjectNotFoundError(f"{key} (bytes {offset}+{length})")  # as S3 answers InvalidRange
+        return data[offset : offset + length]
 
     def stream(self, key: str) -> Iterator[bytes]:
         data = self.get(key)

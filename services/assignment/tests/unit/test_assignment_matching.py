@@ -200,6 +200,18 @@ def test_eheleute_letter_goes_to_review_when_the_spouses_hold_different_units() 
     assert {c.contact_id for c in result.candidates[:2]} == {"hans", "anna"}
 
 
+def test_letter_to_the_heirs_of_a_co_owner_is_not_a_joint_letter() -> None:
+    # "Erben nach Anna Müller": Anna is named in full but is not an addressee; never auto-assign to her.
+    for lines in (
+        ["Erben nach Anna Müller", "Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"],
+        ["Herrn Hans Müller", "c/o Anna Müller", "Lindenstraße 12", "10115 Berlin"],
+        ["Anna Müller", "Hans Müller", "Lindenstraße 12", "10115 Berlin"],  # two names, no "und"/"Eheleute"
+    ):
+        result = matcher().assign(part(lines))
+        assert result.contact_id != "anna" or result.status is not AssignmentStatus.ASSIGNED, lines
+        assert not any("gemeinsam adressiert" in e for e in result.evidence), lines
+
+
 def test_tie_between_co_owners_named_only_by_last_name_goes_to_review() -> None:
     result = matcher().assign(part(["Familie Müller", "Lindenstraße 12", "10115 Berlin"]))
     assert result.status is AssignmentStatus.NEEDS_REVIEW
@@ -288,6 +300,27 @@ def test_an_address_shared_by_two_properties_decides_nothing_without_the_postal_
     assert m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3"])).status is AssignmentStatus.NEEDS_REVIEW
     resolved = m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3, 80331 München"]))
     assert (resolved.status, resolved.property_id) == (AssignmentStatus.ASSIGNED, "p2")
+
+
+def test_compound_house_numbers_and_longer_street_names_never_pick_another_property() -> None:
+    snap = snapshot()
+    snap.properties["p3"] = Property(A, "p3", "WEG-0901", "WEG Gartenweg 3/1", "Gartenweg 3/1")
+    snap.properties["p4"] = Property(A, "p4", "WEG-0902", "WEG Am Gartenweg 3", "Am Gartenweg 3")
+    snap.units["u5"] = Unit(A, "u5", "p3", "WE 01", "EG")
+    snap.units["u6"] = Unit(A, "u6", "p4", "WE 01", "EG")
+    for kid, uid, pid in (("k12", "u5", "p3"), ("k13", "u6", "p4")):
+        snap.contracts.append(Contract(A, kid, "firma", uid, pid, "owner", date(2015, 1, 1), None, f"V-{kid}"))
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    lines = ["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"]
+    # "3/1" is not "3": the firma owns in both, so the property stays open and the part goes to review.
+    for printed in ("Gartenweg 3/1", "Gartenweg 3-5", "Gartenweg 3 1/2"):
+        result = m.assign(part(lines, ["K-004714"], prefs=[printed]))
+        assert result.status is AssignmentStatus.NEEDS_REVIEW, printed
+    # The longest street name on the page decides: "Am Gartenweg 3" is p4, never p2 "Gartenweg 3".
+    result = m.assign(part(lines, ["K-004714"], prefs=["Objekt: Am Gartenweg 3"]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p4", "u6")
+    result = m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3"]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3")
 
 
 def test_street_keys_in_printed_references() -> None:

@@ -35,6 +35,7 @@ from smartpost_portal_publisher.domain import (
     in_folder,
     may_invite_co_user,
     normalize_code,
+    relevant_contracts,
     unit_accessible,
     within_window,
 )
@@ -193,7 +194,10 @@ class Publisher:
             if window is not None:
                 if item.contact_id not in periods:
                     periods[item.contact_id] = repo.contract_periods(account, item.contact_id)
-                visible = within_window(document, periods[item.contact_id], window, today)
+                # No contract known (yet): master data and releases arrive on separate topics, so the contract
+                # may simply not be here yet. Announce it then; the portal itself still checks at every read.
+                known = relevant_contracts(document, periods[item.contact_id])
+                visible = not known or within_window(document, periods[item.contact_id], window, today)
                 if not visible:
                     log.info("portal.published_hidden", item_id=item.item_id, reason="outside the access window")
             event = DocumentPublished(

@@ -341,3 +341,13 @@ def test_document_outside_the_access_window_is_published_hidden_and_says_so(app_
         headers={"X-SmartPost-Account": scenario.account_id},
     )
     assert app_env.client.get("/portal/documents", headers=bert).json() == []  # hidden indeed
+
+
+def test_document_for_a_contract_not_yet_known_is_announced(app_env, scenario):
+    # Master data and releases come on separate topics: a contract may arrive after the release. Such a document
+    # is not declared hidden (the portal still checks the window at every read).
+    app_env.publisher = Publisher(default_window=AccessWindow(0, 30))
+    item = scenario.item(2, "c-anna").model_copy(update={"unit_id": "unit-not-in-master-data-yet"})
+    release(app_env, scenario, [item])
+    (published,) = outbox_events(app_env.engine, "DocumentPublished")
+    assert published["payload"]["visible_on_publication"] is True

@@ -91,17 +91,24 @@ class Uploader:
         self._slots.acquire()
         self.keys.append(key)
         self.bytes += len(data)
-        future = self._pool.submit(self.store.put, key, data, content_type=content_type, metadata=metadata)
+        future = self._pool.submit(self._put, key, data, content_type, metadata)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._finished)
 
+    def _put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None) -> None:
+        try:
+            self.store.put(key, data, content_type=content_type, metadata=metadata)
+        except BaseException as exc:
+            # Recorded inside the task, before its future counts as done: wait() can never miss it (a done
+            # callback runs only after waiters have been woken).
+            with self._lock:
+                self._errors.append(exc)
+            raise
+
     def _finished(self, future: Future[None]) -> None:
-        error = future.exception()
         with self._lock:
             self._pending.discard(future)
-            if error is not None:
-                self._errors.append(error)
         self._slots.release()
 
     def wait(self) -> None:
@@ -203,17 +210,12 @@ class SplitService:
         log.info("split.started", document_id=request.document_id, pages=info.page_count, strategy=plan.strategy)
         writer = PartWriter(source, attachments)
         uploader = Uploader(self.store, self.options.upload_threads)
-        run = _Run(
-            account_id,
-            request,
-            source,
-            source_sha,
-            plan,
-            writer,
-            uploader,
-            self.options.thumbnail_width,
-            tmp / "thumbnails.pngpack",
-        )
+        try:
+            run = self._new_run(account_id, request, source, source_sha, plan, writer, uploader, tmp)
+        except BaseException:
+            uploader.close()
+            writer.close()
+            raise
         try:
             result = self._stream(run, info.page_count)
         except BaseException:
@@ -224,6 +226,29 @@ class SplitService:
             run.pack.close()
         uploader.close()
         return result, source_sha
+
+    def _new_run(
+        self,
+        account_id: str,
+        request: SplitRequested,
+        source: Path,
+        source_sha: str,
+        plan: SplitPlan,
+        writer: PartWriter,
+        uploader: Uploader,
+        tmp: Path,
+    ) -> _Run:
+        return _Run(
+            account_id,
+            request,
+            source,
+            source_sha,
+            plan,
+            writer,
+            uploader,
+            self.options.thumbnail_width,
+            tmp / "thumbnails.pngpack",
+        )
 
     def _download(self, key: str, target: Path) -> str:
         digest = hashlib.sha256()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from smartpost_shared.contracts.base import Contract, EventPayload
 from smartpost_shared.contracts.common import Id, SplitStrategy
@@ -33,6 +33,16 @@ class SplitPart(Contract):
     property_refs: list[str] = Field(default_factory=list)
     unit_refs: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _thumbnail_range_complete(self) -> SplitPart:
+        if (self.thumbnail_offset is None) != (self.thumbnail_size is None):
+            msg = "thumbnail_offset and thumbnail_size go together (a byte range of thumbnail_key)"
+            raise ValueError(msg)
+        if self.thumbnail_offset is not None and self.thumbnail_key is None:
+            msg = "a thumbnail range needs thumbnail_key"
+            raise ValueError(msg)
+        return self
 
 
 @register

@@ -108,6 +108,13 @@ class MatchPolicy:
 _POSTAL_LINE = re.compile(r"^(?:[A-Z]{1,2}\s?-\s?)?(\d{4,5})\s+\S")
 _CO_LINE = re.compile(r"^\s*(c\s*/\s*o|z\.?\s*hd\.?|zu\s+h(ä|ae)nden|bei)\b", re.IGNORECASE)
 _SENDER_MARKS = ("·", "•", "|")
+# A window addressed to several people together; "&" is left out on purpose ("GmbH & Co. KG").
+_JOINT_MARK = re.compile(r"\b(eheleute|ehepaar|und)\b|\bu\.\s", re.IGNORECASE)
+# Heirs of someone, a guardian, an intermediary: the names in the window are not all addressees.
+_NOT_JOINT_MARK = re.compile(
+    r"erben|erbengemeinschaft|nachlass|verstorben|betreu|vormund|bevollm|c\s*/\s*o|z\.?\s*hd|zu\s+h(ä|ae)nden",
+    re.IGNORECASE,
+)
 _STREET_HINT = re.compile(
     r"(str(\.|a(ss|ß)e)?|weg|platz|allee|gasse|ring|damm|ufer|chaussee|postfach)\b", re.IGNORECASE
 )
@@ -125,9 +132,10 @@ class Window:
     identifiers: dict[str, str] = field(default_factory=dict)  # compact key -> as printed
     property_refs: dict[str, str] = field(default_factory=dict)
     # (street key, postal codes printed beside it, as printed): a property named by its address.
-    property_streets: list[tuple[str, frozenset[str], str]] = field(default_factory=list)
+    property_streets: list[tuple[tuple[str, ...], frozenset[str], str]] = field(default_factory=list)
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
+    joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
 
 
 def _is_street_line(line: str) -> bool:
@@ -153,6 +161,9 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
             window.street_keys.append(street_key(line))
             continue
         name_lines.append(line)
+    window.joint_address = any(_JOINT_MARK.search(line) for line in name_lines) and not any(
+        _NOT_JOINT_MARK.search(line) for line in lines
+    )
     for line in name_lines:
         if _CO_LINE.match(line):
             window.co_tokens.update(name_tokens(_CO_LINE.sub("", line)))
@@ -167,7 +178,7 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
         for key in reference_keys(ref):
             window.property_refs.setdefault(key, ref)
         postal = frozenset(re.findall(r"\b\d{5}\b", ref))
-        window.property_streets += [(key, postal, ref) for key in street_keys_in(ref)]
+        window.property_streets += [(keys, postal, ref) for keys in street_key_groups(ref)]
     for ref in part.unit_refs:
         for key in reference_keys(ref, unit=True):
             window.unit_refs.setdefault(key, ref)
@@ -203,26 +214,37 @@ def reference_keys(printed: str, *, unit: bool = False, max_tokens: int = 4) -> 
 
 
 _HOUSE_NUMBER = re.compile(r"[1-9]\d{0,3}[a-z]?")  # "0815" is a reference, not a house number
+# "3/1", "3-5", "12 a-c": compound house numbers are not compared at all (the index keeps "3/1" as "31").
+_COMPOUND_NUMBER = re.compile(r"\d+\s*[a-zA-Z]?\s*(?:\d+\s*)?[-/–]\s*\d*[a-zA-Z]?\b")
+_COMPOUND_MARK = " zzcompound "
 
 
-def street_keys_in(printed: str) -> list[str]:
-    """Street keys of every "street + house number" a printed property reference may contain.
+def street_key_groups(printed: str) -> list[tuple[str, ...]]:
+    """Per house number in a printed property reference, the street keys it may stand for, longest first.
 
     ERPs name a property by its address as often as by a number ("Objekt: Lindenstraße 12, 10115 Berlin",
-    "WEG Am Alten Markt 5"). The street is the one to four words before a house number; every such run is a key
-    and only keys equal to the street of exactly one property of the account count (see AccountIndex).
+    "WEG Am Alten Markt 5"). The street is the one to four words before a house number. The matcher uses the
+    longest key that is a property street of the account, and only if it fits exactly one property (see
+    MatchIndex.properties_at). Compound numbers ("3/1", "3-5", "3 1/2") give no key: they cannot be told apart
+    from their first number once folded, and an unresolved property goes to review, never to a guess.
     """
-    words = fold(printed).split()
-    keys: list[str] = []
+    words = fold(_COMPOUND_NUMBER.sub(_COMPOUND_MARK, printed)).split()
+    groups: list[tuple[str, ...]] = []
     for i, word in enumerate(words):
         if not _HOUSE_NUMBER.fullmatch(word) or i == 0 or words[i - 1].isdigit():
             continue
-        number = word + (words[i + 1] if i + 1 < len(words) and re.fullmatch(r"[a-z]", words[i + 1]) else "")
-        for start in range(max(0, i - 4), i):
-            key = street_key(" ".join([*words[start:i], number]))
-            if key not in keys:
-                keys.append(key)
-    return keys
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if following.isdigit() and len(following) <= 4:  # "3 1 2" from "3 1/2": a fraction, not a postal code
+            continue
+        number = word + (following if re.fullmatch(r"[a-z]", following) else "")
+        keys = [street_key(" ".join([*words[start:i], number])) for start in range(max(0, i - 4), i)]
+        groups.append(tuple(dict.fromkeys(keys)))
+    return groups
+
+
+def street_keys_in(printed: str) -> list[str]:
+    """Every street key of a printed property reference (all groups, flattened)."""
+    return [key for group in street_key_groups(printed) for key in group]
 
 
 _UNIT_KIND_WORDS = frozenset({"wohnung", "whg", "we", "einheit", "nr", "nummer", "app", "apartment", "ge", "tg"})
@@ -415,8 +437,9 @@ class MatchIndex:
     def properties_at(self, window: Window) -> set[str]:
         """Properties the page names by address: a street key that fits exactly one property (postal code too)."""
         found: set[str] = set()
-        for key, postal, _printed in window.property_streets:
-            at = self.property_streets.get(key, [])
+        for keys, postal, _printed in window.property_streets:
+            # The longest run of words that is a property street decides ("Am Gartenweg 3" is not "Gartenweg 3").
+            at = next((self.property_streets[key] for key in keys if key in self.property_streets), [])
             if postal:
                 at = [a for a in at if not a[1] or a[1] in postal]  # a known, different code excludes
             if len(at) == 1:
@@ -757,7 +780,7 @@ class Matcher:
             reasons.append(best.placement_problem)
         return reasons
 
-    def joint_addressees(self, ranked: list[Scored]) -> list[Scored]:
+    def joint_addressees(self, ranked: list[Scored], window: Window) -> list[Scored]:
         """The other addressees of a letter to several co-owners of one unit ("Eheleute Julia und Lukas Franke").
 
         Such a letter names every close candidate in full and all of them own the same unit: whichever of them
@@ -767,7 +790,7 @@ class Matcher:
         """
         best = ranked[0]
         close = [s for s in ranked[1:] if best.score - s.score < self.policy.auto_margin]
-        if not close or best.placement is None:
+        if not close or best.placement is None or not window.joint_address:
             return []
         group = (best, *close)
         names = {t for s in group for t in (*s.profile.first, *s.profile.last)}
@@ -820,7 +843,7 @@ class Matcher:
                 status=AssignmentStatus.UNMATCHED,
                 evidence=["kein Kontakt im Empfängerkreis passt zu Adressfeld und Kennungen"],
             )
-        joint = self.joint_addressees(ranked)
+        joint = self.joint_addressees(ranked, parse_window(part))
         reasons = self._review_reasons(ranked, joint)
         best = ranked[0]
         if reasons:
