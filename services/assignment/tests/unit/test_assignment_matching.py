@@ -206,6 +206,7 @@ def test_letter_to_the_heirs_of_a_co_owner_is_not_a_joint_letter() -> None:
         ["Erben nach Anna Müller", "Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"],
         ["Herrn Hans Müller", "c/o Anna Müller", "Lindenstraße 12", "10115 Berlin"],
         ["Anna Müller", "Hans Müller", "Lindenstraße 12", "10115 Berlin"],  # two names, no "und"/"Eheleute"
+        ["Hans Müller und Anna Müller †", "Lindenstraße 12", "10115 Berlin"],  # Anna has died
     ):
         result = matcher().assign(part(lines))
         assert result.contact_id != "anna" or result.status is not AssignmentStatus.ASSIGNED, lines
@@ -313,7 +314,15 @@ def test_compound_house_numbers_and_longer_street_names_never_pick_another_prope
     m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
     lines = ["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"]
     # "3/1" is not "3": the firma owns in both, so the property stays open and the part goes to review.
-    for printed in ("Gartenweg 3/1", "Gartenweg 3-5", "Gartenweg 3 1/2"):
+    for printed in (
+        "Gartenweg 3/1",
+        "Gartenweg 3-5",
+        "Gartenweg 3 1/2",
+        "Gartenweg 3 und 5",
+        "Gartenweg 3 bis 5",
+        "Gartenweg 3 u. 5",
+        "Gartenweg 3 Hinterhaus",  # words after the number may name another property
+    ):
         result = m.assign(part(lines, ["K-004714"], prefs=[printed]))
         assert result.status is AssignmentStatus.NEEDS_REVIEW, printed
     # The longest street name on the page decides: "Am Gartenweg 3" is p4, never p2 "Gartenweg 3".
@@ -321,10 +330,16 @@ def test_compound_house_numbers_and_longer_street_names_never_pick_another_prope
     assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p4", "u6")
     result = m.assign(part(lines, ["K-004714"], prefs=["Gartenweg 3"]))
     assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3")
+    # A street not (yet) in master data is never shortened to a known one: "Am Gartenweg 7" is not "Gartenweg 7".
+    snap.properties["p4"] = Property(A, "p4", "WEG-0902", "WEG Gartenweg 7", "Gartenweg 7")
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    result = m.assign(part(lines, ["K-004714"], prefs=["Am Gartenweg 7"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
 
 
 def test_street_keys_in_printed_references() -> None:
     assert "lindenstr12" in street_keys_in("Objekt Lindenstraße 12, 10115 Berlin")
+    assert street_keys_in("Gartenweg 3 Hinterhaus") == []
     assert "ammarkt5a" in street_keys_in("WEG Am Markt 5 a")
     assert street_keys_in("WEG-0815") == []
 

@@ -112,7 +112,8 @@ _SENDER_MARKS = ("·", "•", "|")
 _JOINT_MARK = re.compile(r"\b(eheleute|ehepaar|und)\b|\bu\.\s", re.IGNORECASE)
 # Heirs of someone, a guardian, an intermediary: the names in the window are not all addressees.
 _NOT_JOINT_MARK = re.compile(
-    r"erben|erbengemeinschaft|nachlass|verstorben|betreu|vormund|bevollm|c\s*/\s*o|z\.?\s*hd|zu\s+h(ä|ae)nden",
+    r"erben|erbengemeinschaft|nachlass|verstorben|verst\.|gest\.|selig|†|✝|betreu|vormund|bevollm|"
+    r"c\s*/\s*o|z\.?\s*hd|zu\s+h(ä|ae)nden",
     re.IGNORECASE,
 )
 _STREET_HINT = re.compile(
@@ -132,7 +133,7 @@ class Window:
     identifiers: dict[str, str] = field(default_factory=dict)  # compact key -> as printed
     property_refs: dict[str, str] = field(default_factory=dict)
     # (street key, postal codes printed beside it, as printed): a property named by its address.
-    property_streets: list[tuple[tuple[str, ...], frozenset[str], str]] = field(default_factory=list)
+    property_streets: list[tuple[tuple[StreetCandidate, ...], frozenset[str], str]] = field(default_factory=list)
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
     joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
@@ -214,37 +215,80 @@ def reference_keys(printed: str, *, unit: bool = False, max_tokens: int = 4) -> 
 
 
 _HOUSE_NUMBER = re.compile(r"[1-9]\d{0,3}[a-z]?")  # "0815" is a reference, not a house number
-# "3/1", "3-5", "12 a-c": compound house numbers are not compared at all (the index keeps "3/1" as "31").
-_COMPOUND_NUMBER = re.compile(r"\d+\s*[a-zA-Z]?\s*(?:\d+\s*)?[-/–]\s*\d*[a-zA-Z]?\b")
+# "3/1", "3-5", "3 1/2", "3 und 5", "3 bis 5", "12 a-c": compound house numbers are not compared at all.
+_COMPOUND_NUMBER = re.compile(
+    r"\d+\s*[a-zA-Z]?\s*(?:\d+\s*)?(?:[-/–+&]|\b(?:und|bis)\b|\bu\.)\s*\d*[a-zA-Z]?\b", re.IGNORECASE
+)
 _COMPOUND_MARK = " zzcompound "
+_COMMA_MARK = " zzcomma "
+# Words that may stand before a street in a property reference without being part of the street's name.
+_DESIGNATION_WORDS = frozenset(
+    {
+        "objekt",
+        "liegenschaft",
+        "verwaltungsobjekt",
+        "weg",  # "WEG Lindenstraße 12": the owners' association, not a street word
+        "wohnungseigentuemergemeinschaft",
+        "eigentuemergemeinschaft",
+        "wohnanlage",
+        "anlage",
+        "haus",
+        "wohnhaus",
+        "mehrfamilienhaus",
+        "gebaeude",
+        "nr",
+        "zzcomma",
+    }
+)
 
 
-def street_key_groups(printed: str) -> list[tuple[str, ...]]:
+@dataclass(frozen=True)
+class StreetCandidate:
+    """A street key a printed property reference may mean, and whether the words before it allow shortening."""
+
+    key: str
+    clean_prefix: bool  # only designations ("Objekt", "WEG", reference numbers) stand before this key
+
+
+def street_key_groups(printed: str) -> list[tuple[StreetCandidate, ...]]:
     """Per house number in a printed property reference, the street keys it may stand for, longest first.
 
     ERPs name a property by its address as often as by a number ("Objekt: Lindenstraße 12, 10115 Berlin",
-    "WEG Am Alten Markt 5"). The street is the one to four words before a house number. The matcher uses the
-    longest key that is a property street of the account, and only if it fits exactly one property (see
-    MatchIndex.properties_at). Compound numbers ("3/1", "3-5", "3 1/2") give no key: they cannot be told apart
-    from their first number once folded, and an unresolved property goes to review, never to a guess.
+    "WEG Am Alten Markt 5"). The street is the one to four words before a house number; a shorter key is only
+    acceptable when the words left out are designations ("Objekt", "WEG", a reference number), never a part of
+    a street name ("Am Gartenweg 3" is not "Gartenweg 3"). After the number only a comma or a postal code may
+    follow ("Gartenweg 3 Hinterhaus" could be another property). Compound numbers ("3/1", "3-5", "3 und 5") give
+    nothing. Whatever is not certain gives no key: an unresolved property goes to review, never to a guess.
     """
-    words = fold(_COMPOUND_NUMBER.sub(_COMPOUND_MARK, printed)).split()
-    groups: list[tuple[str, ...]] = []
+    marked = _COMPOUND_NUMBER.sub(_COMPOUND_MARK, printed).replace(",", _COMMA_MARK)
+    words = fold(marked).split()
+    groups: list[tuple[StreetCandidate, ...]] = []
     for i, word in enumerate(words):
         if not _HOUSE_NUMBER.fullmatch(word) or i == 0 or words[i - 1].isdigit():
             continue
-        following = words[i + 1] if i + 1 < len(words) else ""
-        if following.isdigit() and len(following) <= 4:  # "3 1 2" from "3 1/2": a fraction, not a postal code
+        after = i + 1
+        suffix = ""
+        if after < len(words) and re.fullmatch(r"[a-z]", words[after]):
+            suffix, after = words[after], after + 1
+        following = words[after] if after < len(words) else ""
+        if following and following != "zzcomma" and not re.fullmatch(r"\d{5}", following):
             continue
-        number = word + (following if re.fullmatch(r"[a-z]", following) else "")
-        keys = [street_key(" ".join([*words[start:i], number])) for start in range(max(0, i - 4), i)]
-        groups.append(tuple(dict.fromkeys(keys)))
+        first = i
+        while first > 0 and words[first - 1] != "zzcomma" and i - first < 4:
+            first -= 1
+        line_start = max((k + 1 for k in range(i) if words[k] == "zzcomma"), default=0)
+        candidates = []
+        for start in range(first, i):
+            skipped = words[line_start:start]
+            clean = all(w in _DESIGNATION_WORDS or any(ch.isdigit() for ch in w) for w in skipped)
+            candidates.append(StreetCandidate(street_key(" ".join([*words[start:i], word + suffix])), clean))
+        groups.append(tuple({c.key: c for c in candidates}.values()))
     return groups
 
 
 def street_keys_in(printed: str) -> list[str]:
     """Every street key of a printed property reference (all groups, flattened)."""
-    return [key for group in street_key_groups(printed) for key in group]
+    return [c.key for group in street_key_groups(printed) for c in group]
 
 
 _UNIT_KIND_WORDS = frozenset({"wohnung", "whg", "we", "einheit", "nr", "nummer", "app", "apartment", "ge", "tg"})
@@ -437,9 +481,13 @@ class MatchIndex:
     def properties_at(self, window: Window) -> set[str]:
         """Properties the page names by address: a street key that fits exactly one property (postal code too)."""
         found: set[str] = set()
-        for keys, postal, _printed in window.property_streets:
-            # The longest run of words that is a property street decides ("Am Gartenweg 3" is not "Gartenweg 3").
-            at = next((self.property_streets[key] for key in keys if key in self.property_streets), [])
+        for candidates, postal, _printed in window.property_streets:
+            # The longest run of words that is a property street decides; a shorter one only if nothing but
+            # designations were left out ("Am Gartenweg 3" may be a property not (yet) in master data).
+            hit = next((c for c in candidates if c.key in self.property_streets), None)
+            if hit is None or not hit.clean_prefix:
+                continue
+            at = self.property_streets[hit.key]
             if postal:
                 at = [a for a in at if not a[1] or a[1] in postal]  # a known, different code excludes
             if len(at) == 1:
