@@ -312,15 +312,22 @@ async def reorder_documents(request: Request, who: CallerDep, letter_id: str, bo
     return _letter_response(letter)
 
 
-def _stream(store: ObjectStore, key: str, media_type: str, filename: str) -> StreamingResponse:
+def _stream(
+    store: ObjectStore, key: str, media_type: str, filename: str, byte_range: tuple[int, int] | None = None
+) -> StreamingResponse:
+    """The object (or ``byte_range`` = (offset, size) of it, e.g. one thumbnail of a pack) as a download."""
     try:
-        info = store.stat(key)
+        if byte_range is None:
+            size, body = store.stat(key).size, store.stream(key)
+        else:
+            data = store.get_range(key, *byte_range)
+            size, body = len(data), iter([data])
     except ObjectNotFoundError:
         raise HTTPException(404, "the file is not (yet) in storage") from None
     return StreamingResponse(
-        store.stream(key),
+        body,
         media_type=media_type,
-        headers={"Content-Length": str(info.size), "Content-Disposition": f'inline; filename="{filename}"'},
+        headers={"Content-Length": str(size), "Content-Disposition": f'inline; filename="{filename}"'},
     )
 
 
@@ -383,22 +390,13 @@ async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
     part = letter.part(part_id)
     key = _checked_key(who, letter, part.thumbnail_key)
+    # Parts split before thumbnail packs have one PNG object each (no range).
     offset, size = part.thumbnail_offset, part.thumbnail_size
-    if offset is None or size is None:  # parts split before thumbnail packs: one PNG object per part
-        response: StreamingResponse = await _run(
-            lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png")
-        )
-        return response
-    store: ObjectStore = request.app.state.store
-    try:
-        png = await _run(lambda: store.get_range(key, offset, size))
-    except ObjectNotFoundError:
-        raise HTTPException(404, "the file is not (yet) in storage") from None
-    return StreamingResponse(
-        iter([png]),
-        media_type="image/png",
-        headers={"Content-Length": str(len(png)), "Content-Disposition": f'inline; filename="{part_id}.png"'},
+    byte_range = (offset, size) if offset is not None and size is not None else None
+    response: StreamingResponse = await _run(
+        lambda: _stream(request.app.state.store, key, "image/png", f"{part_id}.png", byte_range)
     )
+    return response
 
 
 @router.post("/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"])

@@ -776,8 +776,7 @@ class Matcher:
             points += POINTS_POSTAL_CODE
         return points
 
-    def rank(self, part: SplitPart) -> list[Scored]:
-        window = parse_window(part)
+    def rank(self, window: Window) -> list[Scored]:
         found = self.index.retrieve(window)
         profiles = [self.index.profiles[cid] for cid in sorted(found)]
         if len(profiles) > PRESELECT:
@@ -867,13 +866,13 @@ class Matcher:
         )
 
     def assign(self, part: SplitPart) -> PartAssignment:
-        ranked = self.rank(part)
+        window = parse_window(part)  # once per part: ranking, duplicates and the joint-letter rule share it
+        ranked = self.rank(window)
         if ranked:
             # A probable duplicate must be shown for review even if the page does not name it.
             shown = {s.contact_id for s in ranked}
             missing = [d for d in self.duplicates_of(ranked[0].profile) if d not in shown]
             if missing:
-                window = parse_window(part)
                 ranked = [ranked[0], *(self.score(self.index.profiles[d], window) for d in missing), *ranked[1:]]
         candidates = [
             Candidate(
@@ -891,7 +890,7 @@ class Matcher:
                 status=AssignmentStatus.UNMATCHED,
                 evidence=["kein Kontakt im Empfängerkreis passt zu Adressfeld und Kennungen"],
             )
-        joint = self.joint_addressees(ranked, parse_window(part))
+        joint = self.joint_addressees(ranked, window)
         reasons = self._review_reasons(ranked, joint)
         best = ranked[0]
         if reasons:

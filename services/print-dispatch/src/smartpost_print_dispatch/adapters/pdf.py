@@ -246,35 +246,44 @@ def render_cover_page(
     return buffer.getvalue()
 
 
-def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | None, reason: str) -> tuple[bool, str]:  # noqa: PLR0911 - one return per finding
+_ADDRESS_DIFFERS = "address differs from master data"
+
+
+def _cover_finding(inspection: FirstPageInspection) -> str | None:  # noqa: PLR0911 - one return per finding
+    """Why page 1 needs a cover page (None: sendable as is). Shared by the print file and the cost estimate."""
+    if inspection.sendable_as_is:
+        return None
+    if inspection.match is AddressMatch.MATCH:
+        if inspection.blocked_zones:
+            return f"content in {', '.join(inspection.blocked_zones)}"
+        return "address text in the window is not visible when rendered"
+    if inspection.laid_out_for is not None:
+        return f"address block outside the provider's window (letter laid out for {inspection.laid_out_for})"
+    if inspection.match is AddressMatch.DIFFERENT:
+        return _ADDRESS_DIFFERS
+    if inspection.zone_ink_pixels >= _MIN_ADDRESS_INK_PIXELS:
+        return "address in the window is not machine-readable (image or drawing)"
+    if inspection.address_elsewhere:
+        return "address outside the window zone"
+    return "no address on page 1"
+
+
+def _decide_cover(request: PrepareRequest, inspection: FirstPageInspection | None, reason: str) -> tuple[bool, str]:
     """(needs cover page, finding). ``inspection`` is None when page 1 could not be inspected (``reason``)."""
     if inspection is None:
         return True, reason
-    if inspection.sendable_as_is:
+    finding = _cover_finding(inspection)
+    if finding is None:
         return False, "address in window"
-    if inspection.match is AddressMatch.MATCH:
-        if inspection.blocked_zones:
-            return True, f"content in {', '.join(inspection.blocked_zones)}"
-        return True, "address text in the window is not visible when rendered"
-    if inspection.laid_out_for is not None:
-        return True, f"address block outside the provider's window (letter laid out for {inspection.laid_out_for})"
-    if inspection.match is AddressMatch.DIFFERENT:
-        if request.on_mismatch is MismatchPolicy.ACTION_REQUIRED:
-            raise UnsendableError(
-                "address in the letter differs from master data: "
-                + " / ".join(line for line in inspection.zone_text.splitlines() if line.strip())
-            )
-        return True, "address differs from master data"
-    if inspection.zone_ink_pixels >= _MIN_ADDRESS_INK_PIXELS:
-        return True, "address in the window is not machine-readable (image or drawing)"
-    if inspection.address_elsewhere:
-        return True, "address outside the window zone"
-    return True, "no address on page 1"
+    if finding == _ADDRESS_DIFFERS and request.on_mismatch is MismatchPolicy.ACTION_REQUIRED:
+        raise UnsendableError(
+            "address in the letter differs from master data: "
+            + " / ".join(line for line in inspection.zone_text.splitlines() if line.strip())
+        )
+    return True, finding
 
 
-def layout_needs_cover(  # noqa: PLR0911 - one return per finding
-    data: bytes, page_number: int, profile: AddressProfile, address_lines: list[str]
-) -> str | None:
+def layout_needs_cover(data: bytes, page_number: int, profile: AddressProfile, address_lines: list[str]) -> str | None:
     """Why letters laid out like this one need a cover page for ``profile`` (None: they do not, or it depends).
 
     For the cost estimate before an order: one letter per document stands for its layout (letters of one ERP
@@ -297,19 +306,8 @@ def layout_needs_cover(  # noqa: PLR0911 - one return per finding
         inspection = inspect_first_page(document[page_number - 1], profile, address_lines)
     finally:
         document.close()
-    if inspection.sendable_as_is:
-        return None
-    if inspection.laid_out_for is not None:
-        return f"address block outside the provider's window (letter laid out for {inspection.laid_out_for})"
-    if inspection.match is AddressMatch.DIFFERENT:
-        return None
-    if inspection.blocked_zones:
-        return f"content in {', '.join(inspection.blocked_zones)}"
-    if inspection.match is AddressMatch.MATCH:
-        return "address text in the window is not visible when rendered"
-    if inspection.address_elsewhere:
-        return "address outside the window zone"
-    return "no machine-readable address in the window"
+    finding = _cover_finding(inspection)
+    return None if finding == _ADDRESS_DIFFERS else finding
 
 
 def prepare_mailpiece(request: PrepareRequest) -> PreparedMailpiece:  # noqa: C901, PLR0912, PLR0915 - one linear pipeline
