@@ -1,3 +1,9 @@
 """Root conftest: the shared real-server fixtures are available to every test in the repository."""
 
+import os
+
+# Tests are local development: settings may leave secrets unset (services then generate their own per process).
+# Tests of the production rules pass local_development=False explicitly.
+os.environ.setdefault("SMARTPOST_LOCAL_DEVELOPMENT", "true")
+
 pytest_plugins = ["smartpost_shared.testing.fixtures"]

@@ -338,10 +338,14 @@ def env_problems(
     by_path: dict[str, set[str]] = {}
     for env_name, info in known.fields.items():
         by_path.setdefault(info.path, set()).add(env_name)
+    cls = settings_class or load_settings_class(service)
+    required_secrets = set(getattr(cls, "required_secrets", ()))
     for env_name, info in sorted(known.fields.items()):
         if _covered(info.path, by_path, set_names):
             continue
-        if info.required:
+        if info.path in required_secrets:
+            problems.append(f"{where}: {info.path} is a required secret without default; set {env_name}")
+        elif info.required:
             problems.append(f"{where}: required setting {info.path} is not set (env {env_name})")
         elif info.unsafe_default:
             problems.append(f"{where}: {info.path} would default to {info.unsafe_default}; set {env_name}")

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,9 +26,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-S3_ACCESS_KEY = "devaccesskey"
-S3_SECRET_KEY = "devsecretkey123"  # noqa: S105 - local development credentials, loopback only
+S3_ACCESS_KEY = "smartpost"
 TANSU_BUCKET = "tansu"
+SECRETS_FILE = "secrets.json"
+
+
+def stack_secrets(root: Path) -> dict[str, str]:
+    """The local stack's secrets: generated at random the first time, then kept (mode 0600) under ``root``.
+
+    Every process of one stack (stack, services, demo, ``down``) reads the same values; no secret is a constant in
+    code. Kept rather than regenerated so that a restarted stack can still read download links it signed.
+    """
+    path = root / SECRETS_FILE
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    root.mkdir(parents=True, exist_ok=True)
+    values = {
+        name: secrets.token_urlsafe(24)
+        for name in ("s3_secret_key", "download_link_secret", "provider_api_key", "provider_webhook_secret")
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(values, handle)
+    return values
 
 
 def free_port() -> int:
@@ -82,6 +104,14 @@ class Stack:
         return f"127.0.0.1:{self.s3_port}"
 
     @property
+    def secrets(self) -> dict[str, str]:
+        return stack_secrets(self.root)
+
+    @property
+    def s3_secret_key(self) -> str:
+        return self.secrets["s3_secret_key"]
+
+    @property
     def maildir(self) -> Path:
         return self.root / "maildir"
 
@@ -91,7 +121,8 @@ class Stack:
             "SMARTPOST_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "SMARTPOST_S3_ENDPOINT": self.s3_endpoint,
             "SMARTPOST_S3_ACCESS_KEY": S3_ACCESS_KEY,
-            "SMARTPOST_S3_SECRET_KEY": S3_SECRET_KEY,
+            "SMARTPOST_S3_SECRET_KEY": self.s3_secret_key,
+            "SMARTPOST_LOCAL_DEVELOPMENT": "true",
             "SMARTPOST_SMTP_HOST": "127.0.0.1",
             "SMARTPOST_SMTP_PORT": str(self.smtp_port),
         }
@@ -116,7 +147,7 @@ class Stack:
         config.parent.mkdir(parents=True, exist_ok=True)
         identity = {
             "name": "app",
-            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": self.s3_secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}))
@@ -149,7 +180,7 @@ class Stack:
     def wait_for_s3(self, timeout: float = 60.0) -> None:
         from minio import Minio  # noqa: PLC0415
 
-        client = Minio(self.s3_endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, secure=False, region="us-east-1")
+        client = Minio(self.s3_endpoint, S3_ACCESS_KEY, self.s3_secret_key, secure=False, region="us-east-1")
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -172,7 +203,7 @@ class Stack:
             storage = f"s3://{TANSU_BUCKET}/"
             env = {
                 "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+                "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
                 "AWS_ENDPOINT": f"http://{self.s3_endpoint}",
                 "AWS_ALLOW_HTTP": "true",
                 "AWS_DEFAULT_REGION": "us-east-1",
@@ -239,6 +270,12 @@ class Stack:
             pid_file.unlink(missing_ok=True)
 
 
+def redacted(env: dict[str, str]) -> dict[str, str]:
+    """Environment for printing: values of secret-looking names are masked (start-up output lands in logs)."""
+    markers = ("SECRET", "PASSWORD", "TOKEN", "API_KEY")
+    return {k: ("***" if any(m in k for m in markers) else v) for k, v in env.items()}
+
+
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -296,7 +333,7 @@ def main() -> None:
     )
     if args.command == "up":
         stack.up()
-        print(json.dumps({"status": "up", **stack.env()}, indent=2))  # noqa: T201 - CLI output
+        print(json.dumps({"status": "up", **redacted(stack.env())}, indent=2))  # noqa: T201 - CLI output
     elif args.command == "down":
         stack.down()
         print("stopped")  # noqa: T201

@@ -93,6 +93,9 @@ class MinioStore:
 
     def __init__(self, settings: StorageSettings, *, bucket: str | None = None) -> None:
         self.bucket = bucket or settings.bucket
+        if settings.secret_key is None:
+            msg = "object storage needs SMARTPOST_S3_SECRET_KEY"
+            raise ValueError(msg)
         self.client = Minio(
             settings.endpoint,
             access_key=settings.access_key,

@@ -15,7 +15,9 @@ from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
+from smartpost_gateway.adapters.sessions import SessionStore
 from smartpost_gateway.settings import Settings, get_settings
+from smartpost_shared.db import make_engine
 from smartpost_shared.logging import configure_logging, get_logger
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
 
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.sessions = SessionStore(make_engine(settings.resolved_database_url()))
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
 

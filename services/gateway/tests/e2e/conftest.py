@@ -216,7 +216,6 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     system.extra_env = {
         "SMARTPOST_GATEWAY_STAFF_USERS": json.dumps(staff),
         "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({account_id: {"name": "HV Muster", "four_eyes_release": False}}),
-        "SMARTPOST_GATEWAY_SESSION_SECRET": uuid.uuid4().hex,
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_LOG_LEVEL": "INFO",

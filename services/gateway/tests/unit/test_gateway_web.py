@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from typing import Any
 
 import httpx
@@ -86,7 +87,7 @@ def make_client(four_eyes: bool, state: dict[str, Any]) -> tuple[TestClient, Fak
             "paul@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare"]},
         },
         accounts={"acc-1": {"name": "HV", "four_eyes_release": four_eyes}},
-        session_secret="s" * 32,
+        data_dir=tempfile.mkdtemp(prefix="gateway-unit-"),
         log_json=False,
     )
     fake = FakeServices(state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -16,6 +17,7 @@ class Settings(ServiceSettings):
     )
 
     service_name: str = "portal-publisher"
+    required_secrets: ClassVar[tuple[str, ...]] = ("storage.secret_key", "download_link_secret")
     http_port: int = 8104
     # Consumer group on letters.events / masterdata.events; tests give every app its own group.
     consumer_group: str | None = None
@@ -28,8 +30,8 @@ class Settings(ServiceSettings):
     # Calendar used to decide "today" for contract windows (contracts are dates in German local time).
     timezone: str = "Europe/Berlin"
 
-    # Download links are signed by this service (HMAC-SHA256). Set the same secret on every replica; when unset a
-    # random per-process secret is used (links then die with the process, which is safe but unfriendly).
+    # Download links are signed by this service (HMAC-SHA256). Set the same secret on every replica. Required outside
+    # local development; there, when unset, a random per-process secret is used (links die with the process).
     download_link_secret: SecretStr | None = None
     download_link_ttl_seconds: int = Field(default=120, ge=5, le=3600)
     # Base of the download links handed out (e.g. https://portal.example.de behind a proxy); request URL if unset.

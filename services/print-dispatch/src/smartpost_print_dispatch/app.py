@@ -26,6 +26,8 @@ from smartpost_shared.storage import MinioStore
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from pydantic import SecretStr
+
     from smartpost_print_dispatch.adapters.providers.base import PrintProvider
     from smartpost_print_dispatch.settings import Settings
 
@@ -49,12 +51,18 @@ def build_providers(settings: Settings, store: MinioStore) -> dict[str, PrintPro
         providers[http.name] = HttpPrintProvider(
             http.name,
             http.base_url,
-            http.api_key.get_secret_value(),
-            http.webhook_secret.get_secret_value(),
+            _secret(http.api_key),
+            _secret(http.webhook_secret),
             settings.profile(http.profile),
             timeout_seconds=http.timeout_seconds,
         )
     return providers
+
+
+def _secret(value: SecretStr | None) -> str:
+    # Settings refuse to load a provider without its secrets; this only narrows the type.
+    assert value is not None
+    return value.get_secret_value()
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, stopped: asyncio.Event) -> None:
@@ -87,7 +95,7 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.broker = broker
         app.state.dispatch = dispatch
         app.state.store = store
-        app.state.webhook_secrets = {p.name: p.webhook_secret.get_secret_value() for p in settings.http_providers}
+        app.state.webhook_secrets = {p.name: _secret(p.webhook_secret) for p in settings.http_providers}
         await broker.start()
         relay = OutboxRelay(engine, EventPublisher(broker))
         stopped = asyncio.Event()

@@ -18,7 +18,7 @@ from smartpost_print_dispatch.app import create_app
 from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
 from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
 from smartpost_print_dispatch.settings import FileDropSettings, HttpProviderSettings, Settings
-from smartpost_print_dispatch.testing import write_letter
+from smartpost_print_dispatch.testing import PROVIDER_API_KEY, PROVIDER_WEBHOOK_SECRET, write_letter
 from smartpost_shared.contracts.common import ChannelPreference, PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, RecipientFilter, RegisteredMail, ReleasedItem
@@ -63,7 +63,16 @@ LINES = {
 
 def settings_for(kafka_settings, storage_settings, sqlite_url, *, port, fake_url=None, **extra) -> Settings:
     providers = (
-        [HttpProviderSettings(name="hybridpost", base_url=fake_url, profile="pingen", timeout_seconds=1.0)]
+        [
+            HttpProviderSettings(
+                name="hybridpost",
+                base_url=fake_url,
+                profile="pingen",
+                timeout_seconds=1.0,
+                api_key=PROVIDER_API_KEY,
+                webhook_secret=PROVIDER_WEBHOOK_SECRET,
+            )
+        ]
         if fake_url
         else []
     )
@@ -230,7 +239,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     response = httpx.post(
         f"{service.url}/webhooks/hybridpost",
         content=stale,
-        headers={SIGNATURE_HEADER: sign("dev-webhook-secret", stale)},
+        headers={SIGNATURE_HEADER: sign(PROVIDER_WEBHOOK_SECRET, stale)},
     )
     assert response.json() == {"applied": False}
     forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers={SIGNATURE_HEADER: "sha256=00"})
