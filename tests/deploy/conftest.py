@@ -317,7 +317,7 @@ def _collect(
 ALLOWED_PLAIN_ENV = frozenset({"TZ", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER"})
 
 
-def env_problems(
+def env_problems(  # noqa: C901 - one pass over names, one over fields
     service: str, env: dict[str, str], where: str, settings_class: type[BaseSettings] | None = None
 ) -> list[str]:
     """Compare a container environment with the service's Settings: unknown names, missing required ones."""

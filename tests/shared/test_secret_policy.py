@@ -4,7 +4,6 @@ known-default secret; the local stack generates its secrets per stack."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 from typing import TYPE_CHECKING
 
