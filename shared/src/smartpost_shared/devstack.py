@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smartpost_shared.identity import CallerTokenIssuer, generate_keypair
+
 S3_ACCESS_KEY = "smartpost"
 TANSU_BUCKET = "tansu"
 SECRETS_FILE = "secrets.json"
@@ -46,6 +48,10 @@ def stack_secrets(root: Path) -> dict[str, str]:
         name: secrets.token_urlsafe(24)
         for name in ("s3_secret_key", "download_link_secret", "provider_api_key", "provider_webhook_secret")
     }
+    # Caller identities (smartpost_shared.identity): the gateway signs for staff, "tools" for the demo, the ERP
+    # import and tests; services get only the public keys.
+    for issuer in ("gateway", "tools"):
+        values[f"{issuer}_private_key"], values[f"{issuer}_public_key"] = generate_keypair()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(values, handle)
@@ -107,6 +113,17 @@ class Stack:
     def secrets(self) -> dict[str, str]:
         return stack_secrets(self.root)
 
+    def trusted_issuers(self) -> str:
+        keys = self.secrets
+        return json.dumps({name: {"public_key": keys[f"{name}_public_key"]} for name in ("gateway", "tools")})
+
+    def caller_headers(
+        self, account_id: str, actor: str = "tools@smartpost.local", *, audience: str, roles: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """Headers proving a caller (the stack's "tools" identity) towards the service ``audience``."""
+        issuer = CallerTokenIssuer("tools", self.secrets["tools_private_key"], ttl_seconds=600)
+        return issuer.headers(audience, account_id, actor, roles)
+
     @property
     def s3_secret_key(self) -> str:
         return self.secrets["s3_secret_key"]
@@ -123,6 +140,7 @@ class Stack:
             "SMARTPOST_S3_ACCESS_KEY": S3_ACCESS_KEY,
             "SMARTPOST_S3_SECRET_KEY": self.s3_secret_key,
             "SMARTPOST_LOCAL_DEVELOPMENT": "true",
+            "SMARTPOST_IDENTITY_TRUSTED_ISSUERS": self.trusted_issuers(),
             "SMARTPOST_SMTP_HOST": "127.0.0.1",
             "SMARTPOST_SMTP_PORT": str(self.smtp_port),
         }

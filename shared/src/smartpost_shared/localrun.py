@@ -71,6 +71,8 @@ class LocalSystem:
             **self.stack.env(),
             # Generated per stack (devstack.stack_secrets), never constants.
             "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": secrets["download_link_secret"],
+            "SMARTPOST_IDENTITY_ISSUER": "gateway" if service == "gateway" else "",
+            "SMARTPOST_IDENTITY_PRIVATE_KEY": secrets["gateway_private_key"] if service == "gateway" else "",
             "SMARTPOST_FAKE_PROVIDER_API_KEY": secrets["provider_api_key"] if service == "fake-provider" else "",
             "SMARTPOST_FAKE_PROVIDER_WEBHOOK_SECRET": (
                 secrets["provider_webhook_secret"] if service == "fake-provider" else ""

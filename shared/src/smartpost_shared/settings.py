@@ -61,6 +61,31 @@ class StorageSettings(BaseSettings):
     bucket: str = "smartpost"
 
 
+class TrustedIssuer(BaseModel):
+    """A caller whose signature a service accepts, and for what."""
+
+    public_key: str = Field(min_length=40)  # base64 of the raw 32-byte Ed25519 public key
+    accounts: list[str] = Field(default_factory=lambda: ["*"])
+    audiences: list[str] = Field(default_factory=lambda: ["*"])
+
+    def allows(self, account_id: str, audience: str) -> bool:
+        return ("*" in self.accounts or account_id in self.accounts) and (
+            "*" in self.audiences or audience in self.audiences
+        )
+
+
+class IdentitySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_IDENTITY_", extra="ignore")
+
+    # Public keys of the callers this service accepts (JSON: {"gateway": {"public_key": "..."}, ...}).
+    trusted_issuers: dict[str, TrustedIssuer] = Field(default_factory=dict)
+    # This process's own signing identity, only for callers (gateway, tools): issuer name and private key.
+    issuer: str | None = None
+    private_key: SecretStr | None = None
+    token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    leeway_seconds: int = Field(default=10, ge=0, le=120)
+
+
 class ServiceSettings(BaseSettings):
     """Common settings; a service adds its own fields and an ``env_prefix`` such as ``SMARTPOST_LETTERS_``."""
 
@@ -76,6 +101,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     # Explicit local-development mode (SMARTPOST_LOCAL_DEVELOPMENT=true, set by the local stack and the tests): a
     # missing secret is then allowed (the service generates one per process or does without) and cookies may go
     # over plain HTTP. Outside it a service refuses to start with a missing, short or known-default secret.

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cache
 from typing import ClassVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
@@ -42,7 +42,8 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPOST_GATEWAY_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "gateway"
-    required_secrets: ClassVar[tuple[str, ...]] = ()  # no object storage; sessions live in its database
+    # No object storage; sessions live in its database; it signs caller claims for the staff user.
+    required_secrets: ClassVar[tuple[str, ...]] = ("identity.private_key",)
     http_port: int = 8100
 
     letters_url: str = "http://127.0.0.1:8101"
@@ -50,9 +51,6 @@ class Settings(ServiceSettings):
     portal_url: str = "http://127.0.0.1:8104"
     print_url: str = "http://127.0.0.1:8105"
     notifier_url: str = "http://127.0.0.1:8106"
-    # Bearer tokens of the services' APIs (when they require one).
-    letters_api_token: SecretStr | None = None
-    portal_internal_token: SecretStr | None = None
     service_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Sessions are server-side (the gateway's own database, ``database_url``; share it between replicas).

@@ -107,7 +107,7 @@ def require(session: StaffSession, role: Role) -> None:
 
 
 def caller(session: StaffSession) -> Caller:
-    return Caller(account_id=session.account_id, actor=session.login)
+    return Caller(account_id=session.account_id, actor=session.login, roles=frozenset(session.roles))
 
 
 def letters(request: Request) -> LettersClient:

@@ -226,7 +226,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
         asyncio.run(publish(stack.bootstrap_servers, account_id, events))
         # Master data reaches the assignment service through Kafka: wait until it can answer.
         deadline = time.monotonic() + 60
-        headers = {"X-SmartPost-Account": account_id, "X-SmartPost-Actor": "e2e"}
+        headers = stack.caller_headers(account_id, "e2e", audience="assignment")
         while True:
             response = httpx.get(f"{system.url('assignment')}/contacts", headers=headers, params={"limit": 50})
             if response.status_code == 200 and len(response.json()["contacts"]) >= len(PEOPLE):

@@ -17,6 +17,8 @@ from smartpost_gateway.app import create_app
 from smartpost_gateway.auth import hash_password
 from smartpost_gateway.settings import Settings
 from smartpost_gateway.texts import translate
+from smartpost_shared.identity import CALLER_HEADER, CallerVerifier
+from smartpost_shared.settings import IdentitySettings
 
 PASSWORD = "geheim"
 LETTER_ID = "0b6f1f1c-0000-4000-8000-000000000001"
@@ -145,8 +147,11 @@ def test_release_forwards_caller_and_version_and_confirms_an_open_review() -> No
     confirm, release = fake.posted("/review/confirm"), fake.posted("/release")
     assert len(confirm) == 1
     assert len(release) == 1
-    assert release[0].headers["X-SmartPost-Account"] == "acc-1"
-    assert release[0].headers["X-SmartPost-Actor"] == "anna@hv.de"
+    # The letters service learns account and actor only from claims the gateway signed for it.
+    claims = CallerVerifier("letters", IdentitySettings().trusted_issuers).verify(release[0].headers[CALLER_HEADER])
+    assert claims.account_id == "acc-1"
+    assert claims.actor == "anna@hv.de"
+    assert "release" in claims.roles
     assert release[0].headers["If-Match"] == '"8"'
     assert json.loads(release[0].content) == {"notify_by_email": True}
 

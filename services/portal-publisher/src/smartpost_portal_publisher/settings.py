@@ -44,9 +44,6 @@ class Settings(ServiceSettings):
     max_login_failures: int = Field(default=10, ge=1, le=1000)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
-    # Optional shared bearer token for the /internal API (staff back office, ERP connector); trusted network if unset.
-    internal_api_token: SecretStr | None = None
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -21,6 +21,7 @@ from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = pytest.mark.real
 
@@ -104,7 +105,9 @@ async def test_kill_9_while_provider_is_slow_sends_one_letter(  # noqa: PLR0915
     fake_provider.control(submit_delay_seconds=0)
     process = start_service(env, tmp_path / "service.log")
     try:
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-SmartPost-Account": account})
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=caller_headers(account, audience="print-dispatch")
+        )
 
         def submitted():
             try:
