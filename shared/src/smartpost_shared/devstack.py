@@ -114,8 +114,11 @@ class Stack:
         return stack_secrets(self.root)
 
     def trusted_issuers(self) -> str:
+        """The stack's own issuers, plus those the launching process trusts already (a test suite's key)."""
         keys = self.secrets
-        return json.dumps({name: {"public_key": keys[f"{name}_public_key"]} for name in ("gateway", "tools")})
+        inherited = json.loads(os.environ.get("SMARTPOST_IDENTITY_TRUSTED_ISSUERS") or "{}")
+        own = {name: {"public_key": keys[f"{name}_public_key"]} for name in ("gateway", "tools")}
+        return json.dumps({**inherited, **own})
 
     def caller_headers(
         self, account_id: str, actor: str = "tools@smartpost.local", *, audience: str, roles: tuple[str, ...] = ()

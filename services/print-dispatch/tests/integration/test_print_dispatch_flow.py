@@ -259,7 +259,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
         f"{service.url}/orders/{order_id}", headers=caller_headers("someone-else", audience="print-dispatch")
     )
     assert other.status_code == 404
-    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 422
+    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 401  # no signed caller claims
 
     # Estimate before ordering: filter by channel preference.
     estimate = api.post(
