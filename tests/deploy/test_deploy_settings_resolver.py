@@ -40,6 +40,7 @@ GOOD = {
     "SMARTPOST_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
     "SMARTPOST_S3_ENDPOINT": "minio:9000",
     "SMARTPOST_S3_SECRET_KEY": "s3-secret-of-the-test-env",
+    "SMARTPOST_KAFKA_SIGNING_KEY": "event-key-of-the-test-env",
 }
 
 

@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartpost_shared.identity import CallerTokenIssuer, generate_keypair
+from smartpost_shared.topics import ALL_TOPICS
 
 S3_ACCESS_KEY = "smartpost"
+# Every producer named by the topic registry (services and the ERP side of master data).
+PRODUCERS = tuple(sorted({topic.producer for topic in ALL_TOPICS}))
 TANSU_BUCKET = "tansu"
 SECRETS_FILE = "secrets.json"
 
@@ -40,21 +43,21 @@ def stack_secrets(root: Path) -> dict[str, str]:
     code. Kept rather than regenerated so that a restarted stack can still read download links it signed.
     """
     path = root / SECRETS_FILE
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    root.mkdir(parents=True, exist_ok=True)
-    values = {
-        name: secrets.token_urlsafe(24)
-        for name in ("s3_secret_key", "download_link_secret", "provider_api_key", "provider_webhook_secret")
-    }
-    # Caller identities (smartpost_shared.identity): the gateway signs for staff, "tools" for the demo, the ERP
-    # import and tests; services get only the public keys.
-    for issuer in ("gateway", "tools"):
-        values[f"{issuer}_private_key"], values[f"{issuer}_public_key"] = generate_keypair()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(values, handle)
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    values = dict(stored)
+    for name in ("s3_secret_key", "download_link_secret", "provider_api_key", "provider_webhook_secret"):
+        values.setdefault(name, secrets.token_urlsafe(24))
+    # Caller identities (smartpost_shared.identity): the gateway signs for staff, "tools" for the demo and tests.
+    # Event producers (smartpost_shared.event_signing): one key per producer of the topic registry.
+    for name in ("gateway", "tools", *(f"producer_{p}" for p in PRODUCERS)):
+        if f"{name}_private_key" not in values:
+            values[f"{name}_private_key"], values[f"{name}_public_key"] = generate_keypair()
+    if values != stored:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+        path.with_suffix(".tmp").replace(path)
     return values
 
 
@@ -120,6 +123,19 @@ class Stack:
         own = {name: {"public_key": keys[f"{name}_public_key"]} for name in ("gateway", "tools")}
         return json.dumps({**inherited, **own})
 
+    def trusted_producers(self) -> str:
+        """Each producer's public key; master data may also come from the assignment service's importer."""
+        keys = self.secrets
+        trusted: dict[str, list[str]] = json.loads(os.environ.get("SMARTPOST_KAFKA_TRUSTED_PRODUCERS") or "{}")
+        for producer in PRODUCERS:
+            trusted.setdefault(producer, []).append(keys[f"producer_{producer}_public_key"])
+        trusted["erp-integration"].append(keys["producer_assignment_public_key"])
+        return json.dumps(trusted)
+
+    def producer_key(self, producer: str) -> str:
+        """The private event-signing key of ``producer`` in this stack (a service, or erp-integration)."""
+        return self.secrets[f"producer_{producer}_private_key"]
+
     def caller_headers(
         self, account_id: str, actor: str = "tools@smartpost.local", *, audience: str, roles: tuple[str, ...] = ()
     ) -> dict[str, str]:
@@ -144,6 +160,7 @@ class Stack:
             "SMARTPOST_S3_SECRET_KEY": self.s3_secret_key,
             "SMARTPOST_LOCAL_DEVELOPMENT": "true",
             "SMARTPOST_IDENTITY_TRUSTED_ISSUERS": self.trusted_issuers(),
+            "SMARTPOST_KAFKA_TRUSTED_PRODUCERS": self.trusted_producers(),
             "SMARTPOST_SMTP_HOST": "127.0.0.1",
             "SMARTPOST_SMTP_PORT": str(self.smtp_port),
         }
@@ -317,8 +334,6 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
 async def create_topics(bootstrap_servers: str) -> None:
     """Create every registered topic and its dead-letter topic (idempotent)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
-
-    from smartpost_shared.topics import ALL_TOPICS  # noqa: PLC0415
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from smartpost_shared.devstack import Stack, free_port, redacted, stop_pid
+from smartpost_shared.devstack import PRODUCERS, Stack, free_port, redacted, stop_pid
 
 # service name -> (python module, default port)
 SERVICES: dict[str, tuple[str, int]] = {
@@ -71,6 +71,8 @@ class LocalSystem:
             **self.stack.env(),
             # Generated per stack (devstack.stack_secrets), never constants.
             "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": secrets["download_link_secret"],
+            # Each service signs the events it publishes with its own producer key.
+            "SMARTPOST_KAFKA_SIGNING_KEY": self.stack.producer_key(service) if service in PRODUCERS else "",
             "SMARTPOST_IDENTITY_ISSUER": "gateway" if service == "gateway" else "",
             "SMARTPOST_IDENTITY_PRIVATE_KEY": secrets["gateway_private_key"] if service == "gateway" else "",
             "SMARTPOST_FAKE_PROVIDER_API_KEY": secrets["provider_api_key"] if service == "fake-provider" else "",

@@ -47,6 +47,10 @@ class KafkaSettings(BaseSettings):
     handler_attempts: int = Field(default=3, ge=1)
     # Consumer groups are "<group_prefix>-<service>"; tests and parallel local systems on one broker use their own.
     group_prefix: str = "smartpost"
+    # Events prove their producer (smartpost_shared.event_signing): this service's Ed25519 signing key (base64),
+    # and the public keys of every producer it accepts events from ({"letters": ["<base64>"], ...}).
+    signing_key: SecretStr | None = None
+    trusted_producers: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class StorageSettings(BaseSettings):
@@ -109,7 +113,7 @@ class ServiceSettings(BaseSettings):
         default=False, validation_alias=AliasChoices("SMARTPOST_LOCAL_DEVELOPMENT", "local_development")
     )
     # Dotted paths of the secrets this service cannot work without (a service overrides it).
-    required_secrets: ClassVar[tuple[str, ...]] = ("storage.secret_key",)
+    required_secrets: ClassVar[tuple[str, ...]] = ("storage.secret_key", "kafka.signing_key")
 
     @model_validator(mode="after")
     def _secrets_are_safe(self) -> ServiceSettings:

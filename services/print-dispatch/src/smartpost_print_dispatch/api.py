@@ -13,6 +13,7 @@ from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, p
 from smartpost_print_dispatch.application import CancelNotPossibleError, UnknownMailpieceError, UnknownOrderError
 from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 from smartpost_shared.identity import verified_account
+from smartpost_shared.storage import account_key_problem
 
 if TYPE_CHECKING:
     from smartpost_print_dispatch.application import PrintDispatch
@@ -36,6 +37,9 @@ router = APIRouter()
 
 @router.post("/estimates")
 async def create_estimate(body: EstimateRequest, request: Request, account: AccountHeader) -> dict[str, Any]:
+    # The estimate reads the parts: only the caller's own account's objects, whatever the body names.
+    if any(account_key_problem(account, item.storage_key) for item in body.items):
+        raise HTTPException(status_code=422, detail="Ein Einzelbrief gehört nicht zu diesem Konto.")
     return await asyncio.to_thread(_dispatch(request).estimate, account, body.items, body.options)
 
 
