@@ -493,7 +493,7 @@ class SplitService:
             tuple(jobs),
             str(run.tmp),
             self.options.thumbnail_width,
-            max(0, run.stored_budget - run.uploader.bytes),
+            max(0, run.stored_budget - run.uploader.bytes - run.pack_size),
             last,
             timeout=self._timeout(run.deadline, pages),
         )
@@ -534,8 +534,8 @@ class SplitService:
         path = Path(result.path)
         data = path.read_bytes()
         path.unlink()
-        if run.uploader.bytes + len(data) > run.stored_budget:
-            raise OutputBudgetError(run.uploader.bytes + len(data))
+        if run.uploader.bytes + run.pack_size + len(data) > run.stored_budget:  # parts and thumbnails
+            raise OutputBudgetError(run.uploader.bytes + run.pack_size + len(data))
         key = part_key(run.account_id, request.letter_id, split_document_id(request, run.split_id), index)
         run.uploader.put(
             key,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ class SourceReport:
 # Input checks
 # ----------------------------------------------------------------------------------------------------------------
 
-_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s:;,'\"()]+")
+# A file system path (two or more segments, e.g. /tmp/splitter-1-x/source.pdf); PDF names like /Pages stay.
+_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}[\\/]?")
 
 
 def clean_detail(text: str, path: Path | str | None, label: str) -> str:
@@ -91,7 +93,7 @@ def _short(exc: BaseException, path: Path | str | None, label: str) -> str:
     return clean_detail((text[-1] if text else type(exc).__name__)[:200], path, label)
 
 
-def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:
+def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:  # noqa: C901 - one branch per reason
     """Reject what cannot be split before any work: empty, not a PDF, corrupt, encrypted, no pages, over budget.
 
     Junk before ``%PDF-`` is accepted as qpdf and pdfium accept it (the header anywhere in the first 1,024 bytes).
@@ -110,13 +112,18 @@ def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:
         with pikepdf.open(source) as pdf:
             if pdf.is_encrypted:
                 raise PdfRejectedError(_encrypted(label))
-            report = _inspect_open(pdf, label, budgets)
+            try:
+                report = _inspect_open(pdf, label, budgets)
+            except pikepdf.PdfError as exc:
+                if any("nested" in w.lower() for w in pdf.get_warnings()):
+                    raise PdfRejectedError(too_deeply_nested(label)) from exc
+                raise
     except pikepdf.PasswordError as exc:
         raise PdfRejectedError(_encrypted(label)) from exc
     except RecursionError as exc:
         raise PdfRejectedError(too_deeply_nested(label)) from exc
     except pikepdf.PdfError as exc:
-        if "nested" in str(exc).lower():
+        if "nested" in str(exc).lower() or too_deep(source):
             raise PdfRejectedError(too_deeply_nested(label)) from exc
         raise PdfRejectedError(
             Failure(
@@ -146,6 +153,28 @@ def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:
     finally:
         doc.close()
     return report
+
+
+# qpdf drops objects nested deeper than 500 levels (and pdfium's limit is lower); nothing real comes close.
+MAX_NESTING = 500
+_STREAM_DATA = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
+_BRACKETS = re.compile(rb"\[|\]|<<|>>")
+
+
+def too_deep(path: Path) -> bool:
+    """Whether arrays/dictionaries in the file nest deeper than :data:`MAX_NESTING` (stream data skipped).
+
+    Only asked after qpdf failed: it tells "deeply nested" apart from other damage.
+    """
+    data = _STREAM_DATA.sub(b"", path.read_bytes())
+    depth = 0
+    for match in _BRACKETS.finditer(data):
+        token = match.group()
+        depth += 1 if token in {b"[", b"<<"} else -1
+        depth = max(depth, 0)
+        if depth > MAX_NESTING:
+            return True
+    return False
 
 
 def _inspect_open(pdf: pikepdf.Pdf, label: str, budgets: Budgets) -> SourceReport:
@@ -401,6 +430,9 @@ def removed_warning(removed: Iterable[str] | Counter[str]) -> str | None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+PRUNE_ABOVE_RESOURCES = 24
+
+
 class PartWriter:
     """Cuts parts from one source: opened once, page list materialised once, streams copied as stored."""
 
@@ -411,6 +443,7 @@ class PartWriter:
         self._pages = list(self._source.pages)
         self._attachments = [pikepdf.open(p) for p in attachments]
         self._attachment_pages = [list(a.pages) for a in self._attachments]
+        self._pruned: set[int] = set()
 
     @property
     def attachment_page_count(self) -> int:
@@ -418,26 +451,52 @@ class PartWriter:
 
     def write(self, first: int, last: int) -> tuple[bytes, Counter[str]]:
         """Pages ``first``..``last`` (0-based, inclusive) plus every attachment, sanitised, as PDF bytes."""
+        for index in range(first, last + 1):
+            self._prune(index)
         out = pikepdf.Pdf.new()
         try:
-            out.pages.extend(self._pages[first : last + 1])
-            for pages in self._attachment_pages:
-                out.pages.extend(pages)
+            with warnings.catch_warnings():
+                # pikepdf warns that form fields are not carried over: intended, parts carry no forms.
+                warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
+                out.pages.extend(self._pages[first : last + 1])
+                for pages in self._attachment_pages:
+                    out.pages.extend(pages)
             removed = sanitize(out)
-            # Resources shared by all pages of the upload (one /XObject dictionary naming every image) would
-            # otherwise be copied whole into every part: keep only what the part's pages draw.
-            out.remove_unreferenced_resources()
             buffer = io.BytesIO()
             # deterministic_id: a re-run must produce byte-identical parts (same SHA-256 as the re-emitted event).
-            out.save(
-                buffer,
-                compress_streams=False,
-                object_stream_mode=pikepdf.ObjectStreamMode.generate,
-                deterministic_id=True,
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
+                out.save(
+                    buffer,
+                    compress_streams=False,
+                    object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                    deterministic_id=True,
+                )
             return buffer.getvalue(), removed
         finally:
             out.close()
+
+    def _prune(self, index: int) -> None:
+        """Drop the resources page ``index`` does not use, if it names many (in memory; the upload is not saved).
+
+        An export that writes one resource dictionary for the whole document (every image of 400 letters named on
+        every page) would otherwise have all of it copied into every part: 4.3 MB became 1.68 GB. Pages with a
+        handful of resources are left alone (parsing their content costs time and saves nothing).
+        """
+        if index in self._pruned:
+            return
+        self._pruned.add(index)
+        page = self._pages[index]
+        resources = page.obj.get("/Resources")
+        if not isinstance(resources, pikepdf.Dictionary):
+            return
+        names = 0
+        for kind in ("/XObject", "/Font", "/ExtGState", "/Pattern", "/Shading", "/ColorSpace", "/Properties"):
+            group = resources.get(kind)
+            if isinstance(group, pikepdf.Dictionary):
+                names += len(group.keys())
+        if names > PRUNE_ABOVE_RESOURCES:
+            page.remove_unreferenced_resources()
 
     def close(self) -> None:
         for pdf in self._attachments:

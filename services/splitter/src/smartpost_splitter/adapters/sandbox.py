@@ -13,6 +13,7 @@ task never takes down the tasks of other documents running in the other workers.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import os
 import resource
@@ -69,7 +70,7 @@ def _apply_cpu_budget(cpu_seconds: int) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = usage.ru_utime + usage.ru_stime
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(used) + max(1, cpu_seconds)
+    soft = math.ceil(used) + max(1, cpu_seconds)
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
@@ -84,6 +85,9 @@ def _serve(conn: Connection, limits: Limits) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             return
+        except Exception as exc:  # noqa: BLE001 - e.g. a task whose module cannot be imported here
+            conn.send((False, RuntimeError(f"task not loadable in the sandbox: {type(exc).__name__}: {exc}")))
+            continue
         if message is None:
             return
         fn, args, cpu_seconds = message

@@ -208,7 +208,7 @@ def thumbnail_scale(page_width: float, page_height: float, width: int) -> float 
 
     ``None`` for a degenerate page (a side of zero, negative or not a number): nothing to render.
     """
-    if not (page_width > 0.01 and page_height > 0.01):  # also catches NaN
+    if not (page_width > 0 and page_height > 0):  # also catches NaN
         return None
     return min(width / page_width, width * THUMBNAIL_MAX_ASPECT / page_height)
 
