@@ -386,7 +386,7 @@ def active_markers(part: bytes) -> list[str]:
     return sorted(found)
 
 
-def cases(*, bomb_mb: int = 512, pages: int = 30_000) -> list[Case]:
+def cases(*, bomb_mb: int = 1024, pages: int = 30_000) -> list[Case]:
     """The corpus; sizes chosen so that every case is under 1 MB except ``many_pages`` (~1.6 MB)."""
     return [
         Case("double-flate-bomb", double_flate_bomb(bomb_mb), "corrupt", ("entpackte Daten",)),

@@ -18,7 +18,7 @@ MB = 1024 * 1024
 class Budgets:
     max_pages: int = 10_000
     # Decoded size of all content/image streams (images count width x height x components x bits).
-    max_stream_bytes: int = 1024 * MB
+    max_stream_bytes: int = 512 * MB
     # Largest page side in points (14,400 pt = 200 in = 5.08 m is the PDF limit without UserUnit).
     max_page_side_pt: float = 14_400.0
     # Thumbnails are scaled by both sides: never wider than ``thumbnail_width``, never higher than this factor of it.

@@ -39,7 +39,7 @@ class Settings(ServiceSettings):
 
     # Budgets per document (see README "Splitter hardening"); exceeding one fails the document with a reason.
     max_pages: int = Field(default=10_000, ge=1)
-    max_stream_mb: int = Field(default=1024, ge=1)
+    max_stream_mb: int = Field(default=512, ge=1)
     max_page_side_pt: float = Field(default=14_400.0, gt=0)
     document_seconds: float = Field(default=600.0, gt=0)
     page_seconds: float = Field(default=2.0, gt=0)

@@ -54,7 +54,7 @@ def _outcome(envelope: Envelope) -> str:
 
 
 @pytest.mark.real
-async def test_hostile_corpus_against_the_real_service(  # noqa: PLR0915 - one run of the whole corpus
+async def test_hostile_corpus_against_the_real_service(  # noqa: C901, PLR0915 - one run of the whole corpus
     kafka_settings, storage_settings, object_store, make_id, tmp_path: Path
 ) -> None:
     account, letter = make_id("acc"), make_id("letter")

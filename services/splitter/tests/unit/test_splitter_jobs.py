@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitter_hostile_corpus import FIXED_1, control_letter
 
 from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed
-from smartpost_shared.contracts.envelope import Envelope
 from smartpost_shared.storage import MemoryStore
 from smartpost_splitter.adapters.sandbox import InlineRunner
 from smartpost_splitter.application import SplitService, SplitterOptions
 from smartpost_splitter.jobs import JOB_PREFIX, SplitJobs, job_key
 
 from .splitter_helpers import request_envelope
+
+if TYPE_CHECKING:
+    from smartpost_shared.contracts.envelope import Envelope
 
 
 class _Published:
@@ -145,7 +147,7 @@ async def test_a_redelivered_request_is_not_queued_twice() -> None:
     assert len(published.events) == 1
 
 
-class _TooLarge(Exception):
+class _TooLargeError(Exception):
     retriable = False
 
 
@@ -155,7 +157,7 @@ async def test_a_result_the_broker_refuses_becomes_a_failure_staff_see() -> None
 
     async def publish(envelope: Envelope) -> None:
         if isinstance(envelope.payload, DocumentSplit):
-            raise _TooLarge("MessageSizeTooLargeError")
+            raise _TooLargeError("MessageSizeTooLargeError")
         sent.append(envelope)
 
     jobs = SplitJobs(store, _service(store), publish)
