@@ -35,7 +35,7 @@ from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFai
 from smartpost_shared.storage import MemoryStore
 from smartpost_splitter.adapters.pdf import clean_detail
 from smartpost_splitter.adapters.sandbox import InlineRunner, Limits, Sandbox
-from smartpost_splitter.adapters.scan import THUMBNAIL_MAX_ASPECT, scan_range, thumbnail_scale
+from smartpost_splitter.adapters.scan import THUMBNAIL_MAX_ASPECT, PageUnreadableError, scan_range, thumbnail_scale
 from smartpost_splitter.application import SplitService, SplitterOptions, remove_orphaned_work
 from smartpost_splitter.limits import MB, Budgets
 
@@ -218,6 +218,28 @@ class _BrokenRunner(InlineRunner):
 
 def _divide_by_zero() -> None:
     _ = 1 / 0
+
+
+class _UnloadablePageRunner(InlineRunner):
+    """Page scanning meets a page pdfium cannot load although the page counts agree (seen in real corpora)."""
+
+    def submit(self, fn: Any, *args: Any, timeout: float, cpu_seconds: int | None = None) -> Any:
+        if fn is scan_range:
+            return super().submit(_unloadable_page, timeout=timeout)
+        return super().submit(fn, *args, timeout=timeout, cpu_seconds=cpu_seconds)
+
+
+def _unloadable_page() -> None:
+    raise PageUnreadableError(1, "Failed to load page.")
+
+
+def test_a_page_pdfium_cannot_load_is_named_in_the_reason(tmp_path: Path) -> None:
+    store = MemoryStore()
+    envelope = request_envelope(FIXED_1)
+    store.put(envelope.payload.source_key, control_letter(), content_type="application/pdf")  # type: ignore[union-attr]
+    result = SplitService(store, _UnloadablePageRunner(), _options(tmp_path)).handle(envelope)
+    failed = _failed(result.payload, "Seite 2 ist beschädigt")
+    assert failed.reason_code is SplitFailureReason.CORRUPT
 
 
 def test_an_unexpected_error_ends_in_document_split_failed_with_the_correlation_id(tmp_path: Path) -> None:
