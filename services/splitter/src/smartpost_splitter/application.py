@@ -84,7 +84,7 @@ from smartpost_splitter.limits import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from smartpost_shared.storage import ObjectStore
 
@@ -226,6 +226,8 @@ class SplitService:
         self.store = store
         self.runner = runner
         self.options = options or SplitterOptions()
+        self._active = 0  # documents being split right now (by concurrent job runners)
+        self._active_lock = threading.Lock()
 
     @property
     def budgets(self) -> Budgets:
@@ -243,7 +245,7 @@ class SplitService:
         split_id = str(envelope.event_id)
         source_sha = "unknown"
         payload: DocumentSplit | DocumentSplitFailed
-        with work_directory(self.options.work_dir) as tmp:
+        with work_directory(self.options.work_dir) as tmp, self._counted():
             try:
                 source_sha = self._download(request.source_key, tmp / "source.pdf")
                 payload = self._split(envelope, request, split_id, source_sha, tmp)
@@ -275,6 +277,16 @@ class SplitService:
             rule_fingerprint(request),
         )
         return caused_by(envelope, payload, producer=PRODUCER, event_id=event_id)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._active_lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     # -- steps ---------------------------------------------------------------------------------------------------
 
@@ -419,8 +431,9 @@ class SplitService:
         scans: deque[tuple[int, Future[list[PageFacts]]]] = deque()
         cuts: deque[Future[list[CutResult]]] = deque()
         batch: list[CutJob] = []
-        window = max(1, self.runner.processes) * 2
+        window = self._window()
         while ranges or scans:
+            window = self._window()  # shrinks while other documents are being split (fair share of the workers)
             while ranges and len(scans) < window:
                 start, stop = ranges.popleft()
                 future = self.runner.submit(
@@ -477,6 +490,15 @@ class SplitService:
             parts=run.parts,
             warnings=warnings,
         )
+
+    def _window(self) -> int:
+        """Sandbox tasks one document may have queued or running: two per worker, shared among the documents.
+
+        A slow document thus never has more than its share of the queue ahead of another one.
+        """
+        with self._active_lock:
+            active = max(1, self._active)
+        return max(1, (max(1, self.runner.processes) * 2) // active)
 
     def _job(self, run: _Run, segment: Segment) -> CutJob:
         index = run.next_index

@@ -307,3 +307,12 @@ def test_folders_of_dead_splitter_processes_are_removed_at_start(tmp_path: Path)
     assert not dead.exists()
     assert alive.exists()
     assert other.exists()
+
+
+def test_documents_split_at_the_same_time_share_the_sandbox_queue(sandbox: Sandbox) -> None:
+    service = SplitService(MemoryStore(), sandbox, _options())
+    assert service._window() == 4  # alone: two tasks per worker
+    with service._counted(), service._counted():
+        assert service._window() == 2  # two documents: half each, a slow one cannot fill the queue
+    with service._counted(), service._counted(), service._counted(), service._counted(), service._counted():
+        assert service._window() == 1
