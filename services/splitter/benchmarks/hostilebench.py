@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, nargs="*", default=[])
     parser.add_argument("--shared-pages", type=int, default=400)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--corpus-only", action="store_true", help="skip the crafted and shared-image cases")
     args = parser.parse_args()
     configure_logging("bench", level="ERROR", json=False)
     budgets = Budgets()
@@ -83,8 +84,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-hostile-"))
     service = SplitService(store, sandbox, SplitterOptions(work_dir=work, budgets=budgets))
     try:
-        crafted(service, store, sandbox)
-        shared(service, store, args.shared_pages)
+        if not args.corpus_only:
+            crafted(service, store, sandbox)
+            shared(service, store, args.shared_pages)
         for folder in args.corpus:
             real_world(service, store, folder)
         print(f"temporary files left: {sum(1 for _ in work.rglob('*'))}; workers replaced: {sandbox.replaced}")
@@ -148,6 +150,8 @@ def real_world(service: SplitService, store: MemoryStore, folder: Path) -> None:
                     assert len(part_pdf.pages) >= 1
         if outcome.endswith("INTERNAL_ERROR"):
             print(f"  internal error: {path}: {getattr(payload, 'reason', '')}")
+        for key in store.list("accounts/bench/"):  # keep the in-memory store small over a big corpus
+            store.delete(key)
     total = time.perf_counter() - started
     print(f"real-world corpus {folder}: {len(files)} PDFs in {total:.1f} s")
     for outcome, count in outcomes.most_common():
