@@ -316,3 +316,17 @@ def test_documents_split_at_the_same_time_share_the_sandbox_queue(sandbox: Sandb
         assert service._window() == 2  # two documents: half each, a slow one cannot fill the queue
     with service._counted(), service._counted(), service._counted(), service._counted(), service._counted():
         assert service._window() == 1
+
+
+def test_a_stream_no_reader_can_decode_does_not_break_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fuzzed file of the pdf.js corpus made qpdf raise a UnicodeDecodeError while decoding a stream."""
+    import pikepdf
+
+    from smartpost_splitter.adapters import pdf as pdf_adapter
+
+    def undecodable(stream: object, budget: int) -> int:
+        raise UnicodeDecodeError("utf-8", b"\xa9", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(pdf_adapter, "_stream_bytes", undecodable)
+    with pikepdf.open(io.BytesIO(control_letter())) as pdf:
+        assert pdf_adapter.decoded_stream_bytes(pdf, 10**9) >= 0

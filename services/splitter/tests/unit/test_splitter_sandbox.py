@@ -27,8 +27,10 @@ def sandbox() -> Iterator[Sandbox]:
 def test_tasks_run_in_other_processes_and_errors_come_back(sandbox: Sandbox) -> None:
     assert sandbox.call(tasks.add, 2, 3, timeout=10) == 5
     assert sandbox.call(tasks.pid, timeout=10) != os.getpid()
-    with pytest.raises(ValueError, match="kaputt"):
+    with pytest.raises(ValueError, match="kaputt") as info:
         sandbox.call(tasks.fail, timeout=10)
+    assert "in sandbox worker" in "".join(getattr(info.value, "__notes__", []))  # the worker's traceback, for the log
+    assert 'raise ValueError("kaputt")' in "".join(info.value.__notes__)
     assert sandbox.call(tasks.add, 1, 1, timeout=10) == 2  # an ordinary exception keeps the worker
 
 

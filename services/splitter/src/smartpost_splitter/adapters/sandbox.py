@@ -20,6 +20,7 @@ import resource
 import signal
 import threading
 import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,6 +98,7 @@ def _serve(conn: Connection, limits: Limits) -> None:
         except MemoryError:
             answer = (False, SandboxError(SandboxFault.MEMORY, "MemoryError in worker"))
         except BaseException as exc:  # noqa: BLE001 - every failure travels back to the parent
+            exc.add_note(f"in sandbox worker {os.getpid()}:\n{traceback.format_exc()}")  # for the parent's log
             answer = (False, exc)
         try:
             conn.send(answer)
