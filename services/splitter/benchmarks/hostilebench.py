@@ -148,8 +148,8 @@ def real_world(service: SplitService, store: MemoryStore, folder: Path) -> None:
             for part in payload.parts[:1]:
                 with pikepdf.open(io.BytesIO(store.get(part.storage_key))) as part_pdf:
                     assert len(part_pdf.pages) >= 1
-        if outcome.endswith("INTERNAL_ERROR"):
-            print(f"  internal error: {path}: {getattr(payload, 'reason', '')}")
+        if "/" in outcome:  # a budget, a crash, nesting or an internal error: worth a look
+            print(f"  {outcome}: {path.name} ({elapsed:.1f} s): {getattr(payload, 'reason', '')[:160]}")
         for key in store.list("accounts/bench/"):  # keep the in-memory store small over a big corpus
             store.delete(key)
     total = time.perf_counter() - started
