@@ -31,7 +31,7 @@ class Budgets:
     max_stored_ratio: float = 25.0
     stored_floor_bytes: int = 64 * MB
     # Address space per worker process and CPU seconds per task (resource.setrlimit in the sandbox).
-    memory_bytes: int = 1536 * MB
+    memory_bytes: int = 1024 * MB
     cpu_seconds: int = 300
 
     def stored_budget(self, upload_bytes: int) -> int:

@@ -46,7 +46,7 @@ class Settings(ServiceSettings):
     task_overhead_seconds: float = Field(default=10.0, ge=0)
     max_stored_ratio: float = Field(default=25.0, gt=0)
     stored_floor_mb: int = Field(default=64, ge=0)
-    worker_memory_mb: int = Field(default=1536, ge=128)
+    worker_memory_mb: int = Field(default=1024, ge=128)
     worker_cpu_seconds: int = Field(default=300, ge=1)
 
     def budgets(self) -> Budgets:

@@ -58,7 +58,7 @@ class SandboxError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    memory_bytes: int = 1536 * 1024 * 1024  # address space per worker
+    memory_bytes: int = 1024 * 1024 * 1024  # address space per worker
     cpu_seconds: int = 120  # CPU time per task
 
 
