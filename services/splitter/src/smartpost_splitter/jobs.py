@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+import uuid
 from typing import TYPE_CHECKING, TypeVar
 
 from smartpost_shared.contracts.envelope import Envelope, parse_envelope
@@ -49,6 +51,8 @@ class SplitJobs:
         concurrency: int = 2,
         max_attempts: int = 3,
         retry_seconds: float = 1.0,
+        lease_seconds: float = 90.0,
+        rescan_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.service = service
@@ -56,6 +60,10 @@ class SplitJobs:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
+        self.lease_seconds = lease_seconds
+        self.rescan_seconds = rescan_seconds
+        self.instance = uuid.uuid4().hex[:12]  # owner of the jobs this process runs (a lease, see _claim)
+        self._running: dict[str, _Lease] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._known: set[str] = set()  # job keys queued or running in this process
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,9 +105,23 @@ class SplitJobs:
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._runner(n), name=f"split-job-{n}") for n in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self._rescan(), name="split-job-rescan"))
+
+    async def _rescan(self) -> None:
+        """Now and then queue recorded jobs again: those of an instance that died and is not restarted."""
+        while True:
+            await asyncio.sleep(self.rescan_seconds)
+            try:
+                await asyncio.wait_for(self.resume(), timeout=max(self.rescan_seconds, 5.0))
+            except (TimeoutError, StorageUnavailableError):
+                log.warning("split_job.rescan_failed", exc_info=True)
 
     async def stop(self) -> None:
         self.stopping = True
+        # Give up the lease of the jobs running here: the next instance to start takes them at once.
+        for lease in list(self._running.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._release(lease), timeout=5)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -138,9 +160,45 @@ class SplitJobs:
             log.exception("split_job.unreadable", key=key, error=str(exc))
             await self._storage(self.store.delete, key)
             return
+        owner, heartbeat = record.get("owner"), float(record.get("heartbeat", 0))
+        if owner not in {None, self.instance} and time.time() - heartbeat < self.lease_seconds:
+            log.info("split_job.leased_elsewhere", key=key, owner=owner)
+            return  # another live instance runs it; the rescan looks again after its lease
         attempts = int(record.get("attempts", 0)) + 1
-        record["attempts"] = attempts
+        record.update(attempts=attempts, owner=self.instance, heartbeat=time.time())
         await self._storage(self.store.put, key, json.dumps(record).encode(), content_type="application/json")
+        lease = _Lease(key, record)
+        self._running[key] = lease
+        heartbeat_task = asyncio.create_task(self._heartbeat(lease))
+        try:
+            await self._run_claimed(lease, envelope, attempts)
+        finally:
+            await lease.end()
+            heartbeat_task.cancel()
+            self._running.pop(key, None)
+
+    async def _heartbeat(self, lease: _Lease) -> None:
+        """Renew the lease while the job runs (a third of the lease apart)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            async with lease.lock:
+                if not lease.active:
+                    return
+                lease.record["heartbeat"] = time.time()
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._put_record, lease.key, lease.record)
+
+    def _put_record(self, key: str, record: dict[str, object]) -> None:
+        self.store.put(key, json.dumps(record).encode(), content_type="application/json")
+
+    async def _release(self, lease: _Lease) -> None:
+        """Hand a running job back at shutdown: no owner, so the next instance to start takes it at once."""
+        await lease.end()
+        lease.record.update(owner=None, heartbeat=0)
+        await asyncio.to_thread(self._put_record, lease.key, lease.record)
+
+    async def _run_claimed(self, lease: _Lease, envelope: Envelope, attempts: int) -> None:
+        key = lease.key
         with message_context(
             correlation_id=envelope.correlation_id,
             account_id=envelope.account_id,
@@ -160,6 +218,7 @@ class SplitJobs:
             if self.stopping:
                 return  # interrupted by the shutdown (workers killed): resumed at the next start
             await self._publish(envelope, result)
+            await lease.end()  # no heartbeat may write the record again once it is deleted
             await self._storage(self.store.delete, key)
             self.finished += 1
 
@@ -207,6 +266,20 @@ class SplitJobs:
                 log.warning("split_job.storage_unavailable", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+
+class _Lease:
+    """A claim of this instance on a running job; ended before the job is deleted or handed back."""
+
+    def __init__(self, key: str, record: dict[str, object]) -> None:
+        self.key = key
+        self.record = record
+        self.lock = asyncio.Lock()
+        self.active = True
+
+    async def end(self) -> None:
+        async with self.lock:
+            self.active = False
 
 
 def _retriable(exc: BaseException) -> bool:

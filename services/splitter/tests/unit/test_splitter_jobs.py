@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from splitter_hostile_corpus import FIXED_1, control_letter
@@ -172,3 +173,59 @@ async def test_a_result_the_broker_refuses_becomes_a_failure_staff_see() -> None
     assert isinstance(event.payload, DocumentSplitFailed)
     assert str(envelope.correlation_id) in event.payload.reason
     assert store.list(JOB_PREFIX) == []
+
+
+async def test_a_job_leased_by_a_live_instance_is_left_alone_until_its_lease_expires() -> None:
+    store = MemoryStore()
+    envelope = _request(store)
+    record = {"attempts": 1, "envelope": envelope.to_bytes().decode(), "owner": "other", "heartbeat": time.time()}
+    store.put(job_key(envelope), json.dumps(record).encode(), content_type="application/json")
+    jobs = SplitJobs(store, _service(store), published := _Published(), lease_seconds=60)
+    jobs.start()
+    try:
+        await jobs.resume()
+        await asyncio.wait_for(jobs.idle(), 30)
+        assert published.events == []  # the other instance is alive: no double work
+        assert store.exists(job_key(envelope))
+        record["heartbeat"] = time.time() - 120  # ... it died and was not restarted: its lease runs out
+        store.put(job_key(envelope), json.dumps(record).encode(), content_type="application/json")
+        await jobs.resume()  # what the periodic rescan does
+        await asyncio.wait_for(jobs.idle(), 30)
+    finally:
+        await jobs.stop()
+    (event,) = published.events
+    assert isinstance(event.payload, DocumentSplit)
+    assert store.list(JOB_PREFIX) == []
+
+
+class _Blocking:
+    """A split service that runs until released (a long split)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def handle(self, envelope: Envelope) -> Envelope:
+        self.started.set()
+        self.release.wait(20)
+        return envelope
+
+
+async def test_at_shutdown_a_running_job_is_handed_back_not_published() -> None:
+    store = MemoryStore()
+    service = _Blocking()
+    jobs = SplitJobs(store, service, published := _Published(), lease_seconds=60)  # type: ignore[arg-type]
+    envelope = _request(store)
+    await jobs.accept(envelope)
+    jobs.start()
+    assert await asyncio.to_thread(service.started.wait, 10)
+    leased = json.loads(store.get(job_key(envelope)))
+    assert leased["owner"] == jobs.instance
+    assert leased["attempts"] == 1
+    stopping = asyncio.create_task(jobs.stop())
+    await asyncio.sleep(0.2)
+    service.release.set()
+    await stopping
+    assert published.events == []
+    handed_back = json.loads(store.get(job_key(envelope)))
+    assert handed_back["owner"] is None  # the next instance to start takes it at once
