@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from smartpost_shared.contracts.envelope import Envelope, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
 from smartpost_shared.logging import get_logger, message_context
+from smartpost_shared.metrics import count_dead_letter
 from smartpost_shared.topics import Topic, topic_for_event
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ class EventConsumer:
             },
         )
         self.dead_lettered += 1
+        count_dead_letter(self.service, topic.name, dead.reason, dead.error_type)
 
 
 class SqlIdempotency:
@@ -298,3 +300,7 @@ class OutboxRelay:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def resume(self) -> None:
+        """Allow :meth:`run` again after :meth:`stop` (the next term of its lease)."""
+        self._stopped.clear()

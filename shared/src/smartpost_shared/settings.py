@@ -32,6 +32,20 @@ class StorageSettings(BaseSettings):
     bucket: str = "smartpost"
 
 
+class LeaseSettings(BaseSettings):
+    """Leases for single-owner work (``smartpost_shared.lease``): how often the holder proves it is alive."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_LEASE_", extra="ignore")
+
+    # Lease row expiry (SQLite); PostgreSQL advisory locks end with the holder's session instead.
+    ttl_seconds: float = Field(default=15.0, gt=0)
+    renew_seconds: float = Field(default=5.0, gt=0)
+    retry_seconds: float = Field(default=2.0, gt=0)
+    # A new holder whose predecessor did not release waits this long before working (the predecessor, if alive,
+    # notices the loss at its next renewal and stops).
+    takeover_seconds: float = Field(default=10.0, ge=0)
+
+
 class ServiceSettings(BaseSettings):
     """Common settings; a service adds its own fields and an ``env_prefix`` such as ``SMARTPOST_LETTERS_``."""
 
@@ -47,6 +61,7 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir}/{self.service_name}.sqlite3"

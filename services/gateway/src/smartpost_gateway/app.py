@@ -17,6 +17,7 @@ from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.metrics import install_metrics
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -58,6 +59,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
     app.state.settings = settings
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
+    install_metrics(app, settings.service_name)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

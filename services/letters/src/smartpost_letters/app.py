@@ -15,10 +15,13 @@ from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
+from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.metrics import ScrapeSource, install_metrics
 from smartpost_shared.storage import MinioStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -80,14 +83,17 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             await asyncio.to_thread(minio.ensure_bucket)
         await broker.start()
         stopped = asyncio.Event()
+        # One relay across all replicas: it runs where the lease is held (see smartpost_shared.lease).
+        relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
         tasks = [
-            asyncio.create_task(relay.run(), name="letters-outbox-relay"),
+            asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
             asyncio.create_task(_projector_loop(projector, stopped), name="letters-projector"),
         ]
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
         finally:
+            relay_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
@@ -114,6 +120,8 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.consumer = consumer
     install_error_handlers(app)
     app.include_router(router)
+    sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

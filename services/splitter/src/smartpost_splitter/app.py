@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import make_broker
+from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
 from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
 from smartpost_splitter.application import SplitService, SplitterOptions
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     app.state.settings = settings
     app.state.service = service
+    install_metrics(app, settings.service_name, kafka=settings.kafka)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

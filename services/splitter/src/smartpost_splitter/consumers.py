@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from smartpost_shared.messaging import EventConsumer, EventPublisher
 from smartpost_shared.topics import LETTERS
+from smartpost_splitter.metrics import record_split_result
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -25,7 +27,9 @@ def register_consumers(broker: KafkaBroker, service: SplitService, settings: Set
 
     async def on_split_requested(envelope: Envelope) -> None:
         async with lock:
+            started = time.perf_counter()
             result = await asyncio.to_thread(service.handle, envelope)
+            record_split_result(result, time.perf_counter() - started)
         await publisher.publish(result)
 
     consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts)
