@@ -228,7 +228,6 @@ class KafkaLagSource:
 
     async def _read(self) -> list[Metric]:
         from aiokafka import AIOKafkaConsumer  # noqa: PLC0415 - only services with Kafka need it
-        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415
         from aiokafka.structs import TopicPartition  # noqa: PLC0415
 
         from smartpost_shared.topics import ALL_TOPICS  # noqa: PLC0415 - avoid import cycle
@@ -256,42 +255,64 @@ class KafkaLagSource:
         known = {t.name: t for t in ALL_TOPICS}
         dlq_topics = sorted({known[t].dead_letter for t in topics if t in known})
         servers = self.kafka.bootstrap_servers
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=int(self.timeout_seconds * 1000))
         consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
-        await admin.start()
+        await consumer.start()
         try:
-            await consumer.start()
-            try:
-                partitions: dict[str, list[TopicPartition]] = {}
-                for topic in [*topics, *dlq_topics]:
+            partitions: dict[str, list[TopicPartition]] = {}
+            for topic in [*topics, *dlq_topics]:
+                ids = consumer.partitions_for_topic(topic)
+                if ids is None:
+                    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
                     ids = consumer.partitions_for_topic(topic)
-                    if ids is None:
-                        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-                        ids = consumer.partitions_for_topic(topic)
-                    partitions[topic] = [TopicPartition(topic, p) for p in sorted(ids or ())]
-                all_tps = [tp for tps in partitions.values() for tp in tps]
-                ends = await consumer.end_offsets(all_tps) if all_tps else {}
-                begins = await consumer.beginning_offsets(all_tps) if all_tps else {}
-            finally:
-                await consumer.stop()
-            for topic in topics:
-                for tp in partitions.get(topic, []):
-                    end_f.add_metric([topic, str(tp.partition)], float(ends.get(tp, 0)))
-            for group in sorted({g for g, _ in subs}):
-                offsets = await admin.list_consumer_group_offsets(group)
-                for topic in sorted({t for g, t in subs if g == group}):
-                    for tp in partitions.get(topic, []):
-                        meta = offsets.get(tp)
-                        committed = meta.offset if meta is not None and meta.offset >= 0 else begins.get(tp, 0)
-                        labels = [group, topic, str(tp.partition)]
-                        committed_f.add_metric(labels, float(committed))
-                        lag.add_metric(labels, float(max(ends.get(tp, 0) - committed, 0)))
-            for topic in dlq_topics:
-                depth = sum(ends.get(tp, 0) - begins.get(tp, 0) for tp in partitions.get(topic, []))
-                dlq_f.add_metric([topic], float(depth))
+                partitions[topic] = [TopicPartition(topic, p) for p in sorted(ids or ())]
+            all_tps = [tp for tps in partitions.values() for tp in tps]
+            # Committed offsets first, end offsets after: lag is never under-reported by a commit in between.
+            committed_by_group = {
+                group: await self._committed(group, [tp for g, t in subs if g == group for tp in partitions[t]])
+                for group in sorted({g for g, _ in subs})
+            }
+            ends = await consumer.end_offsets(all_tps) if all_tps else {}
+            begins = await consumer.beginning_offsets(all_tps) if all_tps else {}
         finally:
-            await admin.close()
+            await consumer.stop()
+        for topic in topics:
+            for tp in partitions.get(topic, []):
+                end_f.add_metric([topic, str(tp.partition)], float(ends.get(tp, 0)))
+        for group, offsets in committed_by_group.items():
+            for tp in sorted(offsets):
+                stored = offsets.get(tp)
+                committed = stored if stored is not None and stored >= 0 else begins.get(tp, 0)
+                labels = [group, tp.topic, str(tp.partition)]
+                committed_f.add_metric(labels, float(committed))
+                lag.add_metric(labels, float(max(ends.get(tp, 0) - committed, 0)))
+        for topic in dlq_topics:
+            depth = sum(ends.get(tp, 0) - begins.get(tp, 0) for tp in partitions.get(topic, []))
+            dlq_f.add_metric([topic], float(depth))
         return [lag, committed_f, end_f, dlq_f]
+
+    async def _committed(self, group: str, tps: list[Any]) -> dict[Any, int | None]:
+        timeout_ms = int(self.timeout_seconds * 1000)
+        return await _committed_offsets(self.kafka.bootstrap_servers, group, tps, timeout_ms)
+
+
+async def _committed_offsets(servers: str, group: str, tps: list[Any], timeout_ms: int) -> dict[Any, int | None]:
+    """The group's committed offsets, read the way its members read them (OffsetFetch through the coordinator).
+
+    A consumer with the group id but no subscription never joins the group, so it does not disturb the members.
+    """
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=servers, group_id=group, enable_auto_commit=False, request_timeout_ms=timeout_ms
+    )
+    await reader.start()
+    try:
+        result: dict[Any, int | None] = {}
+        for tp in tps:
+            result[tp] = await reader.committed(tp)
+        return result
+    finally:
+        await reader.stop()
 
 
 def broker_subscriptions(app: FastAPI) -> Callable[[], list[tuple[str, str]]]:
@@ -395,7 +416,7 @@ def _collect_list(source: ScrapeSource) -> list[Metric]:
     return list(source.collect())
 
 
-@dataclass
+@dataclass(eq=False)
 class _Families:
     families: list[Any]
 
