@@ -314,6 +314,7 @@ class Leadership:
 
     async def run(self, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         """Until :meth:`stop`: acquire, run the work while renewing, stop the work when the lease is lost."""
+        LEASE_HELD.labels(self.lease.name, self.lease.holder).set(0)  # every replica reports, holder or not
         while not self._stopped.is_set():
             try:
                 acquired = await asyncio.to_thread(self.lease.try_acquire)
