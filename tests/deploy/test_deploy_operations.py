@@ -110,7 +110,7 @@ def test_alert_rules_cover_what_pages_someone(rules):
         "smartpost_mailpieces_submit_retrying",  # provider failing
     ):
         assert needed in paged, needed
-    assert any("smartpost_dead_letter_topic_messages" in r["expr"] for r in rules)
+    assert any("smartpost_dead_lettered_total" in r["expr"] and r["labels"]["severity"] == "ticket" for r in rules)
 
 
 def test_alert_rules_use_only_exported_metrics(rules):

@@ -164,9 +164,11 @@ def test_metrics_of_every_service_show_the_demo(system: LocalSystem, demo: tuple
         assert "smartpost_outbox_oldest_age_seconds" in m[name], name
     # letters by state (the demo letter was released and ordered on paper), with waiting time per state
     letters = m["letters"]
-    assert _total(letters, "smartpost_letters", state="print_ordered") + _total(
-        letters, "smartpost_letters", state="released"
-    ) >= 1
+    assert (
+        _total(letters, "smartpost_letters", state="print_ordered")
+        + _total(letters, "smartpost_letters", state="released")
+        >= 1
+    )
     assert "smartpost_letters_oldest_waiting_seconds" in letters
     # split pages and seconds
     assert _total(m["splitter"], "smartpost_split_pages_total", outcome="split") >= report.pages

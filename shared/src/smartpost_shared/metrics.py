@@ -248,7 +248,7 @@ class KafkaLagSource:
         )
         dlq_f = GaugeMetricFamily(
             "smartpost_dead_letter_topic_messages",
-            "Messages held in a dead-letter topic (end offset minus first offset, all partitions)",
+            "Records held in a dead-letter topic (end minus first offset, all partitions; re-drive markers included)",
             labels=["topic"],
         )
         topics = sorted({topic for _, topic in subs})
