@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from smartpost_gateway import texts, web
+from smartpost_gateway import deadletters, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
@@ -59,6 +59,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
     app.state.settings = settings
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
+    app.include_router(deadletters.router)
     install_metrics(app, settings.service_name)
 
     @app.get("/healthz", include_in_schema=False)
