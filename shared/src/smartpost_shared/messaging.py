@@ -29,6 +29,7 @@ from smartpost_shared.db import claim_event, mark_published, message_key, pendin
 from smartpost_shared.logging import get_logger, message_context
 from smartpost_shared.metrics import count_dead_letter
 from smartpost_shared.topics import Topic, topic_for_event
+from smartpost_shared.tracing import consume_span, kafka_headers, publish_span
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -89,13 +90,15 @@ class EventPublisher:
 
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
-        await self.broker.publish(
-            envelope.to_bytes(),
-            topic=topic.name,
-            key=message_key(envelope).encode(),
-            headers={"event_type": envelope.event_type, "schema_version": str(envelope.schema_version)},
-            correlation_id=str(envelope.correlation_id),
-        )
+        headers = {"event_type": envelope.event_type, "schema_version": str(envelope.schema_version)}
+        with publish_span(envelope, topic.name, headers):  # adds the W3C traceparent to the headers
+            await self.broker.publish(
+                envelope.to_bytes(),
+                topic=topic.name,
+                key=message_key(envelope).encode(),
+                headers=headers,
+                correlation_id=str(envelope.correlation_id),
+            )
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
         data = body.encode() if isinstance(body, str) else body
@@ -173,11 +176,14 @@ class EventConsumer:
         handler = handlers.get(envelope.event_type)
         if handler is None:
             return
-        with message_context(
-            correlation_id=envelope.correlation_id,
-            account_id=envelope.account_id,
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
+        with (
+            message_context(
+                correlation_id=envelope.correlation_id,
+                account_id=envelope.account_id,
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+            ),
+            consume_span(envelope, topic.name, kafka_headers(msg.raw_message)),
         ):
             await self._run_with_retries(topic, msg, envelope, handler)
 

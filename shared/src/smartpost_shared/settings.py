@@ -46,6 +46,16 @@ class LeaseSettings(BaseSettings):
     takeover_seconds: float = Field(default=10.0, ge=0)
 
 
+class TracingSettings(BaseSettings):
+    """OpenTelemetry export (``smartpost_shared.tracing``): off unless an OTLP/HTTP endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_TRACING_", extra="ignore")
+
+    otlp_endpoint: str | None = None  # e.g. http://otel-collector:4318/v1/traces
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    export_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class ServiceSettings(BaseSettings):
     """Common settings; a service adds its own fields and an ``env_prefix`` such as ``SMARTPOST_LETTERS_``."""
 
@@ -62,6 +72,7 @@ class ServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir}/{self.service_name}.sqlite3"

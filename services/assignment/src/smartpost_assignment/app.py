@@ -22,6 +22,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -67,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_router(engine, service, settings, broker))
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), AssignmentSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
     return app

@@ -18,6 +18,7 @@ from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.metrics import install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -61,6 +62,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
     app.include_router(web.router)
     app.include_router(deadletters.router)
     install_metrics(app, settings.service_name)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -23,6 +23,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
 from smartpost_shared.storage import MinioStore, ObjectStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -122,6 +123,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.include_router(router)
     sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -20,6 +20,7 @@ from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -116,4 +117,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     app.include_router(router)
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), MailSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
     return app

@@ -27,6 +27,7 @@ from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
 from smartpost_shared.metrics import OutboxSource, install_metrics
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
 
     _install_health_routes(app, engine, object_store, broker)
     install_metrics(app, SERVICE, sources=[OutboxSource(engine, SERVICE)], kafka=settings.kafka)
+    install_tracing(app, SERVICE, settings.tracing)
     return app
 
 

@@ -25,6 +25,7 @@ from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
     app.include_router(router)
     install_metrics(app, settings.service_name, sources=print_sources(app), kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:

@@ -14,6 +14,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import make_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
+from smartpost_shared.tracing import install_tracing
 from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
 from smartpost_splitter.application import SplitService, SplitterOptions
 from smartpost_splitter.consumers import register_consumers
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     install_metrics(app, settings.service_name, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

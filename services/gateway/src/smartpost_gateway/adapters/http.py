@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from smartpost_shared.tracing import httpx_event_hooks
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -77,7 +79,13 @@ class ServiceClient:
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            headers=headers,
+            transport=transport,
+            event_hooks=httpx_event_hooks(),  # pass the trace context on (smartpost_shared.tracing)
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
