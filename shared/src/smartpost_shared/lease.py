@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -78,13 +77,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def default_holder() -> str:
-    """The replica's identity: ``SMARTPOST_REPLICA_ID``, else the pod name (``HOSTNAME``), else the host name.
+    """The replica's identity when none is configured: the host name (in Kubernetes the pod name).
 
     A process restarted in the same replica (a container restart keeps the pod name) takes over its predecessor's
-    lease at once: that process is dead. Run one process per replica identity (set ``SMARTPOST_REPLICA_ID`` when
-    several replicas share one host).
+    lease at once: that process is dead. Run one process per replica identity (``LeaseSettings.replica_id``,
+    ``SMARTPOST_REPLICA_ID``, when several replicas share one host).
     """
-    return os.environ.get("SMARTPOST_REPLICA_ID") or os.environ.get("HOSTNAME") or socket.gethostname()
+    return socket.gethostname()
 
 
 def _now() -> datetime:
@@ -423,7 +422,7 @@ def relay_work(relay: Relay) -> Callable[[asyncio.Event], Coroutine[Any, Any, No
 
 def leadership(engine: Engine, name: str, settings: LeaseSettings, *, holder: str | None = None) -> Leadership:
     """The :class:`Leadership` for one named piece of single-owner work in this service's database."""
-    lease = make_lease(engine, name, holder=holder, ttl_seconds=settings.ttl_seconds)
+    lease = make_lease(engine, name, holder=holder or settings.replica_id, ttl_seconds=settings.ttl_seconds)
     return Leadership(
         lease,
         renew_seconds=settings.renew_seconds,

@@ -6,7 +6,7 @@ down explicitly; nothing deeper in the code reads the environment.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,8 +35,13 @@ class StorageSettings(BaseSettings):
 class LeaseSettings(BaseSettings):
     """Leases for single-owner work (``smartpost_shared.lease``): how often the holder proves it is alive."""
 
-    model_config = SettingsConfigDict(env_prefix="SMARTPOST_LEASE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_LEASE_", extra="ignore", populate_by_name=True)
 
+    # Who holds a lease: one id per replica. Default: the host name (in Kubernetes the pod name), so a restarted
+    # container takes its own lease back at once. Set it when several replicas share one host.
+    replica_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SMARTPOST_REPLICA_ID", "SMARTPOST_LEASE_REPLICA_ID")
+    )
     # Lease row expiry (SQLite); PostgreSQL advisory locks end with the holder's session instead.
     ttl_seconds: float = Field(default=15.0, gt=0)
     renew_seconds: float = Field(default=5.0, gt=0)

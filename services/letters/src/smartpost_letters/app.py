@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -86,15 +87,18 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         stopped = asyncio.Event()
         # One relay across all replicas: it runs where the lease is held (see smartpost_shared.lease).
         relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
+        # The read model too: two projectors inserting the same letter would collide.
+        projector_leader = leadership(engine, "letters-projector", settings.lease)
         tasks = [
             asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
-            asyncio.create_task(_projector_loop(projector, stopped), name="letters-projector"),
+            asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
         finally:
             relay_leader.stop()
+            projector_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
