@@ -95,14 +95,17 @@ async def test_metrics_endpoint_reports_lag_dead_letters_outbox_and_http_latency
             ends = pick(values, "smartpost_topic_end_offset", topic=MASTERDATA.name)
             assert sum(committed) == sum(ends) > 0
 
-            # The non-JSON message went to the dead-letter topic, counted by reason.
-            assert pick(
+            # The non-JSON message went to the dead-letter topic, counted by reason (the new group reads the topic
+            # from its start, so broken messages of earlier tests on the session's broker count as well).
+            invalid = pick(
                 values,
                 "smartpost_dead_lettered_total",
                 service=service,
                 topic=MASTERDATA.name,
                 reason="invalid_message",
-            ) == [1.0]
+                error_type="JSONDecodeError",
+            )
+            assert sum(invalid) >= 1
             values = samples((await client.get("/metrics")).text)
             assert pick(values, "smartpost_dead_letter_topic_messages", topic=MASTERDATA.dead_letter)[0] >= 1
 
