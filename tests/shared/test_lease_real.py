@@ -225,3 +225,33 @@ async def test_leadership_stops_the_work_when_the_lease_is_lost(sqlite_url):
         leader.stop()
         await asyncio.wait_for(task, 15)
         engine.dispose()
+
+
+async def test_a_takeover_from_a_holder_that_never_released_waits_before_working(sqlite_url):
+    """The previous holder crashed (row still names it): the new one waits ``takeover_delay`` before its work."""
+    engine = make_engine(sqlite_url)
+    crashed = make_lease(engine, "print", holder="replica-a", ttl_seconds=0.2)
+    assert crashed.try_acquire() is not None  # ... and then the process died without releasing
+    started_at: list[float] = []
+
+    async def work(stop: asyncio.Event) -> None:
+        started_at.append(time.monotonic())
+        await stop.wait()
+
+    leader = Leadership(
+        make_lease(engine, "print", holder="replica-b", ttl_seconds=5),
+        renew_seconds=0.1,
+        retry_seconds=0.05,
+        takeover_delay=1.0,
+    )
+    begun = time.monotonic()
+    task = asyncio.create_task(leader.run(work))
+    try:
+        await asyncio.wait_for(leader.held.wait(), 10)
+        await asyncio.sleep(0.1)
+        assert started_at
+        assert started_at[0] - begun >= 1.0 + 0.2 - 0.05  # expiry of the dead holder's lease + the takeover wait
+    finally:
+        leader.stop()
+        await asyncio.wait_for(task, 10)
+        engine.dispose()
