@@ -21,7 +21,7 @@ from sqlalchemy import Column, MetaData, String, Table, func, select
 from smartpost_shared.contracts import make_envelope
 from smartpost_shared.contracts.masterdata import PropertyUpserted
 from smartpost_shared.db import make_engine
-from smartpost_shared.messaging import make_broker
+from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.topics import MASTERDATA
 
 pytestmark = [pytest.mark.real]
@@ -37,7 +37,7 @@ from smartpost_shared.messaging import EventConsumer, SqlIdempotency, make_broke
 from smartpost_shared.settings import KafkaSettings
 from smartpost_shared.topics import MASTERDATA
 
-url, bootstrap, group, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+url, bootstrap, group, seconds, account = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 md = MetaData()
 effects = Table("effects", md, Column("event_id", String(36), primary_key=True))
 engine = make_engine(url)
@@ -45,6 +45,8 @@ create_platform_tables(engine)
 md.create_all(engine)
 
 def apply(envelope, conn):
+    if envelope.account_id != account:
+        return  # other tests' events on the shared broker
     print("handling", envelope.event_id, flush=True)
     time.sleep(seconds)
     conn.execute(insert(effects).values(event_id=str(envelope.event_id)))
@@ -81,8 +83,8 @@ def effect_counts(url: str) -> dict[str, int]:
 
 
 class ConsumerProcess:
-    def __init__(self, script, url: str, bootstrap: str, group: str, log_path) -> None:
-        self.args = [sys.executable, str(script), url, bootstrap, group, str(HANDLER_SECONDS)]
+    def __init__(self, script, url: str, bootstrap: str, group: str, log_path, account: str) -> None:
+        self.args = [sys.executable, str(script), url, bootstrap, group, str(HANDLER_SECONDS), account]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -110,7 +112,9 @@ async def test_sigterm_mid_message_finishes_or_hands_back_and_nothing_is_lost_or
     script.write_text(CONSUMER)
     group = f"graceful-{uuid.uuid4().hex[:8]}"
     account = f"acc-{uuid.uuid4().hex[:8]}"
-    first = ConsumerProcess(script, sqlite_url, kafka_settings.bootstrap_servers, group, tmp_path / "first.log")
+    first = ConsumerProcess(
+        script, sqlite_url, kafka_settings.bootstrap_servers, group, tmp_path / "first.log", account
+    )
     first.start()
     await first.wait_log("started")
     # Let the group settle before producing, so the first member gets the partition.
@@ -126,7 +130,7 @@ async def test_sigterm_mid_message_finishes_or_hands_back_and_nothing_is_lost_or
     ]
     try:
         for event in events:  # same key: one partition, processed in order
-            await producer.publish(event.to_bytes(), topic=MASTERDATA.name, key=account.encode())
+            await EventPublisher(producer).publish_raw(MASTERDATA.name, account, event.to_bytes())
     finally:
         await producer.stop()
     ids = [str(e.event_id) for e in events]
@@ -144,7 +148,9 @@ async def test_sigterm_mid_message_finishes_or_hands_back_and_nothing_is_lost_or
     assert done_before_restart.get(ids[0]) == 1
     assert ids[3] not in done_before_restart  # it stopped consuming
 
-    second = ConsumerProcess(script, sqlite_url, kafka_settings.bootstrap_servers, group, tmp_path / "second.log")
+    second = ConsumerProcess(
+        script, sqlite_url, kafka_settings.bootstrap_servers, group, tmp_path / "second.log", account
+    )
     second.start()
     try:
         deadline = time.monotonic() + 120

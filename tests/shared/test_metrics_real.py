@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from smartpost_shared.contracts import make_envelope
 from smartpost_shared.contracts.masterdata import PropertyUpserted
 from smartpost_shared.db import add_to_outbox, create_platform_tables, make_engine
-from smartpost_shared.messaging import EventConsumer, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
 from smartpost_shared.metrics import KafkaLagSource, OutboxSource, install_metrics
 from smartpost_shared.topics import MASTERDATA
 
@@ -66,8 +66,8 @@ async def test_metrics_endpoint_reports_lag_dead_letters_outbox_and_http_latency
         account_id="acc-metrics",
         producer="test",
     )
-    await producer.publish(event.to_bytes(), topic=MASTERDATA.name, key=b"acc-metrics")
-    await producer.publish(b"not json at all", topic=MASTERDATA.name, key=b"acc-metrics")
+    await EventPublisher(producer).publish_raw(MASTERDATA.name, "acc-metrics", event.to_bytes())
+    await EventPublisher(producer).publish_raw(MASTERDATA.name, "acc-metrics", b"not json at all")
     with engine.begin() as conn:
         add_to_outbox(conn, event)
     transport = httpx.ASGITransport(app=app)

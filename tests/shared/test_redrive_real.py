@@ -17,7 +17,7 @@ from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 from smartpost_shared.contracts import make_envelope
 from smartpost_shared.contracts.masterdata import PropertyUpserted
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.messaging import EventConsumer, PermanentError, SqlIdempotency, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, PermanentError, SqlIdempotency, make_broker
 from smartpost_shared.redrive import dead_letter_topics, read_dead_letters, redrive
 from smartpost_shared.redrive import select as select_letters
 from smartpost_shared.topics import MASTERDATA
@@ -86,7 +86,7 @@ async def test_dead_letter_is_listed_shown_and_redriven_once_after_the_fix(  # n
     await broker.start()
     await producer.start()
     try:
-        await producer.publish(event.to_bytes(), topic=MASTERDATA.name, key=account.encode())
+        await EventPublisher(producer).publish_raw(MASTERDATA.name, account, event.to_bytes())
 
         async def dead_lettered() -> bool:
             letters = await read_dead_letters(kafka_settings, dead_letter_topics(MASTERDATA.name))
@@ -143,7 +143,7 @@ async def test_dead_letter_is_listed_shown_and_redriven_once_after_the_fix(  # n
 
         # ... and even a copy published twice (two operators at once, markers not yet written) applies once:
         # consumers deduplicate by event id.
-        await producer.publish(event.to_bytes(), topic=MASTERDATA.name, key=account.encode())
+        await EventPublisher(producer).publish_raw(MASTERDATA.name, account, event.to_bytes())
         await asyncio.sleep(3)
         assert effect_count(event_id) == 1
         letters = await read_dead_letters(kafka_settings, dead_letter_topics(MASTERDATA.name))

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from smartpost_shared.event_signing import SIGNATURE_HEADER
 from smartpost_shared.metrics import reason_category
 from smartpost_shared.settings import KafkaSettings
 from smartpost_shared.topics import ALL_TOPICS
@@ -249,6 +250,10 @@ async def redrive(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Redriv
             headers = [(REDRIVEN_FROM, letter.coordinates.encode())]
             if letter.event_type:
                 headers.append(("event_type", letter.event_type.encode()))
+            # The producer's own signature travels on: a re-driven event is still provably its (a forged one that
+            # was dead-lettered for lacking it is refused again, as it should be).
+            if SIGNATURE_HEADER in letter.headers:
+                headers.append((SIGNATURE_HEADER, letter.headers[SIGNATURE_HEADER].encode()))
             await producer.send_and_wait(letter.source_topic, letter.body, key=letter.key, headers=headers)
             await producer.send_and_wait(
                 letter.topic,
