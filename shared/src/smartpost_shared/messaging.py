@@ -24,12 +24,14 @@ from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStrea
 from faststream.middlewares import AckPolicy
 from sqlalchemy.exc import OperationalError
 
-from smartpost_shared.contracts.envelope import Envelope, parse_envelope
+from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
 from smartpost_shared.logging import get_logger, message_context
 from smartpost_shared.topics import Topic, topic_for_event
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.engine import Connection, Engine
 
     from smartpost_shared.settings import KafkaSettings
@@ -237,6 +239,19 @@ class EventConsumer:
         self.dead_lettered += 1
 
 
+def answer_key(envelope: Envelope) -> uuid.UUID:
+    """Dedup key of an ANSWER event: its id together with the request it answers (its causation id).
+
+    A service may answer a new request with an event id it used before (same input, deterministic id), e.g. the
+    splitter re-splitting an unchanged file after another file of the letter was removed. Keyed by the event id
+    alone, that new answer looks like a redelivery and is dropped; keyed by (event id, request) it is new, while a
+    true redelivery (same id, same request) is still recognised.
+    """
+    if envelope.causation_id is None:
+        return envelope.event_id
+    return deterministic_event_id("answer", envelope.event_id, envelope.causation_id)
+
+
 class SqlIdempotency:
     """Runs a synchronous handler in one database transaction together with the processed-events ledger row."""
 
@@ -244,16 +259,18 @@ class SqlIdempotency:
         self.engine = engine
         self.consumer = consumer
 
-    def handler(self, fn: SqlHandler) -> Handler:
+    def handler(self, fn: SqlHandler, *, key: Callable[[Envelope], uuid.UUID] | None = None) -> Handler:
+        """Wrap ``fn``; ``key`` chooses the dedup key (default: the event id; :func:`answer_key` for answers)."""
+
         async def run(envelope: Envelope) -> None:
-            await asyncio.to_thread(self.run_once, fn, envelope)
+            await asyncio.to_thread(self.run_once, fn, envelope, key)
 
         return run
 
-    def run_once(self, fn: SqlHandler, envelope: Envelope) -> bool:
+    def run_once(self, fn: SqlHandler, envelope: Envelope, key: Callable[[Envelope], uuid.UUID] | None = None) -> bool:
         """Apply ``fn`` unless this consumer already processed the event. Returns whether it ran."""
         with self.engine.begin() as conn:
-            if not claim_event(conn, self.consumer, envelope.event_id):
+            if not claim_event(conn, self.consumer, key(envelope) if key else envelope.event_id):
                 log.info("message.duplicate_skipped", event_id=str(envelope.event_id))
                 return False
             fn(envelope, conn)

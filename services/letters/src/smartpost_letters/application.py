@@ -268,7 +268,7 @@ class LetterService:
         for _ in range(MAX_CONCURRENCY_RETRIES):
             letter = self.get_letter(account_id, letter_id)
             outcome = record(letter)
-            if outcome != InboundOutcome.APPLIED:
+            if outcome == InboundOutcome.DUPLICATE:
                 return outcome
             try:
                 self._save(letter)
@@ -452,7 +452,7 @@ class LetterService:
 
     # ---------------------------------------------------------------------------------------------- inbound
 
-    def record_split(
+    def record_split(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -463,6 +463,7 @@ class LetterService:
         parts: Sequence[SplitPart],
         warnings: Sequence[str],
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -474,10 +475,11 @@ class LetterService:
                 parts=parts,
                 warnings=warnings,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 
-    def record_split_failure(
+    def record_split_failure(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -488,6 +490,7 @@ class LetterService:
         reason: str,
         failed_at: datetime,
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -499,10 +502,11 @@ class LetterService:
                 reason=reason,
                 failed_at=failed_at,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 
-    def record_assignments(
+    def record_assignments(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -513,6 +517,7 @@ class LetterService:
         warnings: Sequence[AssignmentWarning],
         is_correction: bool,
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -524,6 +529,7 @@ class LetterService:
                 warnings=warnings,
                 is_correction=is_correction,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 
