@@ -82,6 +82,91 @@ def make_broker(
     )
 
 
+class Startup:
+    """Start-up steps that need the stack (broker, storage, database), run in the background.
+
+    A service must start while a dependency is down: its HTTP app serves ``/healthz`` at once, ``/readyz``
+    reports not-ready (``check()``) naming what it waits for, and every step is retried with capped backoff until
+    it succeeds, instead of failing the start-up ("Application startup failed ... Unable to bootstrap").
+    """
+
+    def __init__(self, service: str, *, first_delay: float = 0.5, max_delay: float = 10.0) -> None:
+        self.service = service
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.done = False
+        self.waiting_for: str | None = None
+        self.last_error: str | None = None
+        self.completed: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def step(
+        self, what: str, run: Callable[[], Awaitable[object]], *, cleanup: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Run ``run`` until it succeeds; ``cleanup`` undoes a half-done attempt before the next one."""
+        delay = self.first_delay
+        attempt = 0
+        self.waiting_for = what
+        while True:
+            attempt += 1
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a dependency is waited out, never fatal
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.warning(
+                    "startup.waiting_for", dependency=what, error=self.last_error, attempt=attempt, retry_in=delay
+                )
+                if cleanup is not None:
+                    with contextlib.suppress(Exception):
+                        await cleanup()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            break
+        self.completed.add(what)
+        self.waiting_for = None
+        self.last_error = None
+        log.info("startup.connected", dependency=what, attempts=attempt)
+
+    def begin(self, steps: Callable[[], Awaitable[None]]) -> None:
+        """Run ``steps`` (a coroutine function calling :meth:`step`) in the background."""
+
+        async def run() -> None:
+            await steps()
+            self.done = True
+            log.info("startup.complete", service=self.service)
+
+        self._task = asyncio.create_task(run(), name=f"{self.service}-startup")
+
+    async def settle(self, grace_seconds: float = 15.0) -> bool:
+        """Give the start-up this long to finish before the app serves (it goes on in the background after)."""
+        if self._task is None:
+            return self.done
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        return self.done
+
+    def check(self) -> str:
+        """``"ok"`` once started, else what the service is waiting for (for ``/readyz``)."""
+        if self.done:
+            return "ok"
+        detail = f" ({self.last_error})" if self.last_error else ""
+        return f"starting: waiting for {self.waiting_for or 'start-up'}{detail}"
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def start_broker(startup: Startup, broker: KafkaBroker) -> None:
+    """Connect the broker (producer and subscribers), retrying while it is unreachable."""
+    await startup.step("kafka", broker.start, cleanup=broker.stop)
+
+
 class EventPublisher:
     """Publishes envelopes to the topic that the registry names for their event type, keyed as it says."""
 

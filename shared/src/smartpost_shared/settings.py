@@ -19,6 +19,9 @@ class KafkaSettings(BaseSettings):
     handler_attempts: int = Field(default=3, ge=1)
     # Consumer groups are "<group_prefix>-<service>"; tests and parallel local systems on one broker use their own.
     group_prefix: str = "smartpost"
+    # Start-up waits this long for broker/storage/database before serving; after that the service serves /healthz,
+    # reports not-ready on /readyz and keeps connecting in the background (a dependency being down is not fatal).
+    startup_grace_seconds: float = Field(default=10.0, ge=0)
 
 
 class StorageSettings(BaseSettings):

@@ -18,7 +18,7 @@ from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.storage import MinioStore, ObjectStore
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Ev
             await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
-def create_app(  # noqa: PLR0915 - the wiring is one readable list
+def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     settings: Settings | None = None, *, store: ObjectStore | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -66,6 +66,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     )
     service = LetterService(event_app, four_eyes_accounts=frozenset(settings.four_eyes_accounts))
     consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    startup = Startup(settings.service_name)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
@@ -76,9 +77,15 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             loop.call_soon_threadsafe(relay.wake)
 
         service.on_saved = wake_relay
-        if minio is not None:
-            await asyncio.to_thread(minio.ensure_bucket)
-        await broker.start()
+
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            if minio is not None:
+                await startup.step("storage", lambda: asyncio.to_thread(minio.ensure_bucket))
+            await start_broker(startup, broker)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         stopped = asyncio.Event()
         tasks = [
             asyncio.create_task(relay.run(), name="letters-outbox-relay"),
@@ -88,12 +95,14 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         try:
             yield
         finally:
+            await startup.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 10)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             event_app.close()
             engine.dispose()
             app.state.stopped = True
@@ -112,6 +121,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.relay = relay
     app.state.event_app = event_app
     app.state.consumer = consumer
+    app.state.startup = startup
     install_error_handlers(app)
     app.include_router(router)
 
@@ -121,7 +131,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": startup.check()}
         try:
             await asyncio.to_thread(event_app.recorder.max_notification_id)
             checks["event_store"] = "ok"

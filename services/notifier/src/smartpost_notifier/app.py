@@ -16,7 +16,7 @@ from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
 from smartpost_shared.db import make_engine
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,13 +64,11 @@ async def _every(seconds: float, stop: asyncio.Event, tick: Callable[[], Awaitab
 def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
+    startup = Startup(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_tables, engine)
         notifier = Notifier(engine, settings, mailer or make_mailer(settings), clock=clock)
-        # Before anything sends: settle what a previous process left in flight.
-        await asyncio.to_thread(notifier.recover_in_flight)
         broker = make_broker(settings.kafka, service=settings.service_name)
         consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
         register_consumers(consumer, notifier, engine, settings)
@@ -78,31 +76,45 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         app.state.broker = broker
         app.state.notifier = notifier
         stop = asyncio.Event()
-        # Mails already in the outbox go out even while Kafka is still joining (or down).
-        tasks = [asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender")]
-        await broker.start()
+        tasks: list[asyncio.Task[None]] = []
 
         async def digest_tick() -> None:
             await asyncio.to_thread(notifier.run_due_digests)
 
-        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if settings.digest_enabled:
-            tasks.append(
-                asyncio.create_task(_every(settings.digest_check_seconds, stop, digest_tick, "digest"), name="digest")
-            )
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("database", lambda: asyncio.to_thread(create_tables, engine))
+            # Before anything sends: settle what a previous process left in flight.
+            await startup.step("database", lambda: asyncio.to_thread(notifier.recover_in_flight))
+            # Mails already in the outbox go out even while Kafka is still joining (or down).
+            tasks.append(asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender"))
+            await start_broker(startup, broker)
+            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
+            if settings.digest_enabled:
+                tasks.append(
+                    asyncio.create_task(
+                        _every(settings.digest_check_seconds, stop, digest_tick, "digest"), name="digest"
+                    )
+                )
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("notifier.started", smtp=f"{settings.smtp_host}:{settings.smtp_port}")
         try:
             yield
         finally:
+            await startup.stop()
             stop.set()
             relay.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("notifier.stopped")
 
     app = FastAPI(title="SmartPost notifier", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
+    app.state.startup = startup
     app.include_router(router)
     return app

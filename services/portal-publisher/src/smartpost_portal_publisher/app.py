@@ -23,7 +23,7 @@ from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -60,9 +60,13 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     settings = settings or get_settings()
     configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
-    create_platform_tables(engine)
-    create_masterdata_tables(engine)
-    portal_metadata.create_all(engine)
+    startup = Startup(SERVICE)
+
+    def create_all_tables() -> None:
+        create_platform_tables(engine)
+        create_masterdata_tables(engine)
+        portal_metadata.create_all(engine)
+
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
     broker = make_broker(settings.kafka, service=SERVICE)
@@ -73,16 +77,28 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="portal-outbox-relay")
+        relay_task: asyncio.Task[None] | None = None
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            nonlocal relay_task
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await start_broker(startup, broker)
+            relay_task = asyncio.create_task(relay.run(), name="portal-outbox-relay")
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("portal_publisher.started", port=settings.http_port)
         try:
             yield
         finally:
+            await startup.stop()
             relay.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
+            if relay_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("portal_publisher.stopped")
         del app
@@ -92,6 +108,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.broker = broker
     app.state.engine = engine
     app.state.relay = relay
+    app.state.startup = startup
     app.state.store = object_store
     app.state.portal = PortalService(engine, object_store, config)
     app.state.internal_api_token = settings.internal_api_token
@@ -109,7 +126,7 @@ def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectSto
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": app.state.startup.check()}
         try:
             await asyncio.to_thread(_ping_db)
             checks["database"] = "ok"

@@ -20,7 +20,7 @@ from smartpost_print_dispatch.consumers import register_consumers
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.storage import MinioStore
 
 if TYPE_CHECKING:
@@ -75,12 +75,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
         engine = make_engine(settings.resolved_database_url())
-        create_platform_tables(engine)
-        create_masterdata_tables(engine)
-        metadata.create_all(engine)
         store = MinioStore(settings.storage)
-        await asyncio.to_thread(store.ensure_bucket)
-        providers = await asyncio.to_thread(build_providers, settings, store)
+        providers: dict[str, PrintProvider] = {}
         dispatch = PrintDispatch(engine, store, providers, settings, clock=clock)
         broker = make_broker(settings.kafka, service=settings.service_name)
         register_consumers(broker, dispatch, settings)
@@ -88,9 +84,14 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.dispatch = dispatch
         app.state.store = store
         app.state.webhook_secrets = {p.name: p.webhook_secret.get_secret_value() for p in settings.http_providers}
-        await broker.start()
         relay = OutboxRelay(engine, EventPublisher(broker))
         stopped = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+
+        def create_all_tables() -> None:
+            create_platform_tables(engine)
+            create_masterdata_tables(engine)
+            metadata.create_all(engine)
 
         async def dispatch_step() -> int:
             prepared = await asyncio.to_thread(dispatch.prepare_pending)
@@ -99,32 +100,48 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         async def fallback_step() -> int:
             return await asyncio.to_thread(dispatch.run_fallback)
 
-        tasks = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(_loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, stopped)),
-            asyncio.create_task(_loop("fallback", fallback_step, settings.fallback_poll_seconds, stopped)),
-            asyncio.create_task(_loop("status", dispatch.poll_statuses, settings.status_poll_seconds, stopped)),
-        ]
-        log.info("print_dispatch.started", providers=sorted(providers))
+        async def connect() -> None:
+            # Database, storage or broker down at start-up: serve /healthz, report not-ready, connect when back.
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            providers.update(await asyncio.to_thread(build_providers, settings, store))
+            await start_broker(startup, broker)
+            tasks.extend(
+                [
+                    asyncio.create_task(relay.run(), name="outbox-relay"),
+                    asyncio.create_task(_loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, stopped)),
+                    asyncio.create_task(_loop("fallback", fallback_step, settings.fallback_poll_seconds, stopped)),
+                    asyncio.create_task(_loop("status", dispatch.poll_statuses, settings.status_poll_seconds, stopped)),
+                ]
+            )
+            log.info("print_dispatch.connected", providers=sorted(providers))
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
+        log.info("print_dispatch.started")
         try:
             yield
         finally:
+            await startup.stop()
             stopped.set()
             relay.stop()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, 10)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             for provider in providers.values():
                 await provider.close()
             engine.dispose()
 
+    startup = Startup(settings.service_name)
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
+    app.state.startup = startup
     app.include_router(router)
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks: dict[str, bool] = {}
+        checks: dict[str, bool] = {"startup": startup.done}
         dispatch: PrintDispatch = app.state.dispatch
 
         def database() -> bool:
@@ -147,7 +164,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         for name, provider in dispatch.providers.items():
             checks[f"provider:{name}"] = await provider.ready()
         # Providers being down does not make this service unready: submissions wait and retry.
-        ready = checks["database"] and checks["storage"] and checks["broker"]
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        ready = checks["startup"] and checks["database"] and checks["storage"] and checks["broker"]
+        body = {"ready": ready, "checks": checks, "startup": startup.check()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import make_broker
+from smartpost_shared.messaging import Startup, make_broker, start_broker
 from smartpost_shared.storage import MinioStore
 from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
 from smartpost_splitter.application import SplitService, SplitterOptions
@@ -72,21 +73,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_consumers(broker, service, settings)
 
+    startup = Startup(settings.service_name)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(store.ensure_bucket)
-        await broker.start()
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            await start_broker(startup, broker)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("splitter.started", text_processes=settings.text_processes)
         try:
             yield
         finally:
-            await broker.stop()
+            await startup.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             await asyncio.to_thread(scanner.close)
 
     app = FastAPI(title="SmartPost splitter", lifespan=lifespan)
     app.state.broker = broker
     app.state.settings = settings
     app.state.service = service
+    app.state.startup = startup
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -95,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         problems: dict[str, str] = {}
+        if not startup.done:
+            problems["startup"] = startup.check()
         try:
             await asyncio.wait_for(asyncio.to_thread(store.client.bucket_exists, store.bucket), timeout=3)
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure
