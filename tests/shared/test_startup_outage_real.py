@@ -77,9 +77,7 @@ async def test_services_start_before_the_stack_and_connect_when_it_comes(tmp_pat
         "portal-publisher": create_portal(PortalSettings(data_dir=str(tmp_path / "p"), **common)),
         "print-dispatch": create_print(PrintSettings(data_dir=str(tmp_path / "d"), **common)),
         "notifier": create_notifier(
-            NotifierSettings(
-                data_dir=str(tmp_path / "n"), smtp_host="127.0.0.1", smtp_port=stack.smtp_port, **common
-            )
+            NotifierSettings(data_dir=str(tmp_path / "n"), smtp_host="127.0.0.1", smtp_port=stack.smtp_port, **common)
         ),
     }
     try:
