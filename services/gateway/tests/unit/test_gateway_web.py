@@ -190,3 +190,7 @@ def test_translation_of_service_errors() -> None:
     assert "weder einem Kontakt zugeordnet noch verworfen" in blocked.message
     down = translate(ServiceError("assignment", 503, "nicht erreichbar (ConnectError)"))
     assert "Zuordnungs-Dienst" in down.message
+    rejected = translate(
+        ServiceError("letters", 422, "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte).", "upload_rejected")
+    )
+    assert rejected.message == "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte)."
