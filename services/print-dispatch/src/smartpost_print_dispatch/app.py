@@ -53,6 +53,7 @@ def build_providers(settings: Settings, store: MinioStore) -> dict[str, PrintPro
             http.webhook_secret.get_secret_value(),
             settings.profile(http.profile),
             timeout_seconds=http.timeout_seconds,
+            honours_idempotency=http.honours_idempotency,
         )
     return providers
 

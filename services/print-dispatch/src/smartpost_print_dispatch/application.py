@@ -29,6 +29,7 @@ from smartpost_print_dispatch.adapters.pdf import (
 )
 from smartpost_print_dispatch.adapters.providers.base import (
     PrintProvider,
+    ProviderOutcomeUnknownError,
     ProviderUnavailableError,
     ProviderUpdate,
     Submission,
@@ -74,6 +75,13 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 PRODUCER = "print-dispatch"
 Clock = Callable[[], datetime]
+# provider_status of a mailpiece whose hand-over is unknown at a provider without idempotency keys
+OUTCOME_UNKNOWN = "outcome_unknown"
+UNCLEAR_REASON = (
+    "Status unklar: Der Druckdienstleister hat die Übergabe nicht bestätigt. Er erkennt Wiederholungen nicht, "
+    "daher wird der Brief nicht automatisch erneut gesendet (sonst könnte er zweimal gedruckt werden). Bitte beim "
+    "Dienstleister prüfen, ob der Brief angekommen ist."
+)
 
 
 class UnknownOrderError(LookupError):
@@ -638,7 +646,9 @@ class PrintDispatch:
                 submitted += await self._submit_batch(provider, batch_id, rows)
         return submitted
 
-    def _claim_batches(self, provider_name: str, provider: PrintProvider) -> list[tuple[str, list[dict[str, Any]]]]:
+    def _claim_batches(  # noqa: C901 - one pass over due work
+        self, provider_name: str, provider: PrintProvider
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
         """Pick due work and record stage ``submitting`` (with the batch id) before anything leaves the house."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -657,6 +667,13 @@ class PrintDispatch:
                     .limit(500)
                 ).mappings()
             ]
+            if not provider.honours_idempotency:
+                # A claimed piece still "submitting" here was handed over by a process that died (or timed out)
+                # before the answer was recorded: the provider may have it and would print a resend again.
+                unclear = [r for r in rows if r["stage"] == "submitting"]
+                for row in unclear:
+                    self._mark_unclear(conn, row, "claimed before, no answer recorded (crash or restart)")
+                rows = [r for r in rows if r["stage"] != "submitting"]
             if not rows:
                 return []
             batches: dict[str, list[dict[str, Any]]] = {}
@@ -745,9 +762,15 @@ class PrintDispatch:
         try:
             results = await provider.submit(batch_id, submissions)
         except ProviderUnavailableError as exc:
+            if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
+                with self.engine.begin() as conn:
+                    for row in rows:
+                        self._mark_unclear(conn, row, str(exc))
+                return 0
             attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
             delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
-            self._postpone(rows, delay)
+            # Nothing reached the provider (or it keeps one letter per key): send again later.
+            self._postpone(rows, delay, back_to_ready=not provider.honours_idempotency)
             log.warning(
                 "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
             )
@@ -755,7 +778,10 @@ class PrintDispatch:
         self._record_results(provider.name, rows, results)
         return len(results)
 
-    def _postpone(self, rows: list[dict[str, Any]], delay: float) -> None:
+    def _postpone(self, rows: list[dict[str, Any]], delay: float, *, back_to_ready: bool = False) -> None:
+        values: dict[str, Any] = {"next_attempt_at": self.clock() + timedelta(seconds=delay)}
+        if back_to_ready:
+            values["stage"] = "ready"
         with self.engine.begin() as conn:
             for row in rows:
                 conn.execute(
@@ -766,8 +792,27 @@ class PrintDispatch:
                             mailpieces.c.mailpiece_id == row["mailpiece_id"],
                         )
                     )
-                    .values(next_attempt_at=self.clock() + timedelta(seconds=delay))
+                    .values(**values)
                 )
+
+    def _mark_unclear(self, conn: Connection, row: dict[str, Any], detail: str) -> None:
+        """Unknown outcome at a provider without idempotency keys: to staff ("Status unklar"), never resent."""
+        log.warning(
+            "mailpiece.outcome_unknown",
+            mailpiece_id=row["mailpiece_id"],
+            provider=row["provider"],
+            detail=detail[:500],
+        )
+        self._transition(
+            conn,
+            row["account_id"],
+            row["mailpiece_id"],
+            MailpieceStatus.ACTION_REQUIRED,
+            provider_status=OUTCOME_UNKNOWN,
+            reason=UNCLEAR_REASON,
+            stage="final",
+            next_attempt_at=None,
+        )
 
     def _record_results(self, provider_name: str, rows: list[dict[str, Any]], results: list[SubmitResult]) -> None:
         accounts = {r["mailpiece_id"]: r["account_id"] for r in rows}
@@ -1077,6 +1122,7 @@ class PrintDispatch:
                 "envelope": r["envelope"],
                 "cost_cents": r["cost_cents"],
                 "reason": r["reason"],
+                "outcome_unknown": r["provider_status"] == OUTCOME_UNKNOWN,
                 "findings": json.loads(r["findings"]),
                 "print_key": r["print_key"],
             }

@@ -33,6 +33,9 @@ class HttpProviderSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
     profile: str = "pingen"
     timeout_seconds: float = 10.0
+    # Does the provider keep one letter per Idempotency-Key? Only then is a submission whose outcome is unknown
+    # (timeout after sending, crash while waiting) sent again; otherwise staff see "Status unklar" and decide.
+    honours_idempotency: bool = True
 
 
 class Settings(ServiceSettings):
