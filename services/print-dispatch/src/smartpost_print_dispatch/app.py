@@ -95,6 +95,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             metadata.create_all(engine)
 
         async def dispatch_step() -> int:
+            # Orders that waited for master data are planned as soon as it arrived (cheap when there are none).
+            await asyncio.to_thread(dispatch.run_fallback)
             prepared = await asyncio.to_thread(dispatch.prepare_pending)
             return prepared + await dispatch.submit_ready()
 

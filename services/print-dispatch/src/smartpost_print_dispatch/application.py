@@ -228,8 +228,27 @@ class PrintDispatch:
         if fallback_due is not None:
             log.info("print_order.fallback_scheduled", print_order_id=payload.print_order_id, due=str(fallback_due))
             return
+        missing = self._missing_contacts(conn, account, payload.items)
+        if missing and self._may_wait_for_masterdata(ordered_at):
+            # Master data comes on another topic and may not be consumed yet (a restart, a backlog): plan the order
+            # when it is there (deferred planning loop) instead of as "address unknown" now. Other orders go on.
+            conn.execute(
+                update(orders)
+                .where(and_(orders.c.account_id == account, orders.c.print_order_id == payload.print_order_id))
+                .values(fallback_due=self.local_today(), fallback_done=False)
+            )
+            log.info("print_order.waiting_for_masterdata", print_order_id=payload.print_order_id, contacts=missing)
+            return
         selection = self._select(conn, account, payload.items, options.recipient_filter)
         self._record_selection(conn, context, selection)
+
+    def _missing_contacts(self, conn: Connection, account_id: str, items: list[ReleasedItem]) -> list[str]:
+        known = self._facts(conn, account_id, items)
+        return sorted({i.contact_id for i in items} - set(known))
+
+    def _may_wait_for_masterdata(self, ordered_at: datetime) -> bool:
+        waited = self.clock() - (_aware(ordered_at) or ordered_at)
+        return waited < timedelta(seconds=self.settings.masterdata_wait_seconds)
 
     # ---------------------------------------------------------------- selection and planning
 
@@ -478,7 +497,10 @@ class PrintDispatch:
         return self.clock().astimezone(self.zone).date()
 
     def run_fallback(self, today: date | None = None) -> int:
-        """Send paper for not-viewed orders whose waiting time is over. Returns the number of orders decided."""
+        """Plan deferred orders: not-viewed orders whose waiting time is over, orders waiting for master data.
+
+        Returns the number of orders decided.
+        """
         today = today or self.local_today()
         with self.engine.connect() as conn:
             due = conn.execute(
@@ -486,6 +508,7 @@ class PrintDispatch:
                     and_(orders.c.fallback_done.is_(False), orders.c.fallback_due <= today)
                 )
             ).all()
+        decided = 0
         for account_id, print_order_id in due:
             with self.engine.begin() as conn:
                 row = (
@@ -501,7 +524,9 @@ class PrintDispatch:
                     continue
                 options = PrintOptions.model_validate_json(row["options"])
                 items = [ReleasedItem.model_validate(i) for i in json.loads(row["items"])]
-                selection = self._select(conn, account_id, items, RecipientFilter.NOT_VIEWED)
+                if self._missing_contacts(conn, account_id, items) and self._may_wait_for_masterdata(row["ordered_at"]):
+                    continue
+                selection = self._select(conn, account_id, items, options.recipient_filter)
                 context = _OrderContext(
                     account_id, print_order_id, row["letter_id"], options, row["correlation_id"], row["causation_id"]
                 )
@@ -511,8 +536,9 @@ class PrintDispatch:
                     .where(and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id))
                     .values(fallback_done=True)
                 )
-            log.info("print_order.fallback_sent", print_order_id=print_order_id, unopened=len(selection.selected))
-        return len(due)
+            decided += 1
+            log.info("print_order.deferred_planned", print_order_id=print_order_id, selected=len(selection.selected))
+        return decided
 
     # ---------------------------------------------------------------- print files
 

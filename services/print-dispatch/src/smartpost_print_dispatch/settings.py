@@ -66,6 +66,9 @@ class Settings(ServiceSettings):
     fallback_poll_seconds: float = 60.0
     status_poll_seconds: float = 30.0
     submit_retry_seconds: float = 2.0
+    # Master data and print orders come on different topics: an order whose contacts are not known yet waits
+    # (retried, not committed) up to this long after it was placed before a missing contact counts as missing.
+    masterdata_wait_seconds: float = Field(default=120.0, ge=0)
     prepare_batch_size: int = Field(default=50, ge=1)
 
     def profile(self, name: str) -> AddressProfile:
