@@ -213,6 +213,59 @@ async def delete_letter(
     return _letter_response(letter)
 
 
+WAITING_STATUSES = ("splitting", "assigning", "print_ordered")
+
+
+@router.get("/stuck-letters", tags=["letters"])
+async def stuck_letters(
+    request: Request,
+    who: CallerDep,
+    older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """Letters that wait for another service longer than ``older_than_seconds`` (default: the setting)."""
+    settings: Settings = request.app.state.settings
+    service = _service(request)
+    projector: LetterSummaryProjector = request.app.state.projector
+    await _run(projector.catch_up)
+    ids = [
+        uuid.UUID(row["letter_id"])
+        for status in WAITING_STATUSES
+        for row in await _run(lambda s=status: projector.list_letters(who.account_id, status=s, limit=500))  # type: ignore[misc]
+    ]
+    threshold = settings.stuck_after_seconds if older_than_seconds is None else older_than_seconds
+    found = await _run(lambda: service.stuck_letters(who.account_id, ids, older_than=threshold))
+    return {
+        "older_than_seconds": threshold,
+        "letters": [
+            {
+                "letter_id": s.letter_id,
+                "title": s.title,
+                "status": s.status,
+                "waiting_for": s.waiting_for,
+                "since": s.since.isoformat(),
+                "seconds": round(s.seconds),
+            }
+            for s in found
+        ],
+    }
+
+
+@router.post("/letters/{letter_id}/resend", tags=["letters"])
+async def resend(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Erneut anstoßen: publish the open requests of a waiting letter again, with their original event ids."""
+    service = _service(request)
+    letter, envelopes = await _run(lambda: service.resend_requests(who.ctx, _letter_uuid(letter_id)))
+    publisher = request.app.state.relay.publisher
+    try:
+        for envelope in envelopes:
+            await publisher.publish(envelope)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: say so, staff can try again
+        return JSONResponse({"detail": f"broker unavailable: {exc}", "code": "broker_unavailable"}, status_code=503)
+    body = LetterOut.of(letter).model_dump(mode="json")
+    body["resent_event_ids"] = [str(e.event_id) for e in envelopes]
+    return JSONResponse(body, headers={"ETag": f'"{letter.version}"'})
+
+
 @router.get("/letters/{letter_id}/audit", response_model=AuditLogOut, tags=["letters"])
 async def audit_log(request: Request, who: CallerDep, letter_id: str) -> AuditLogOut:
     """Who did what when: the letter's full event history."""

@@ -135,3 +135,59 @@ async def test_resplit_after_a_failed_split_reaches_the_review(
         audit = (await client.get(f"/v1/letters/{lid}/audit", headers=h(account))).json()
         actions = [e["action"] for e in audit["entries"]]
         assert "answer_superseded" in actions, actions
+
+
+async def test_a_letter_waiting_for_the_splitter_is_reported_and_resent_with_the_same_event_id(
+    tmp_path, kafka_settings, storage_settings, object_store, make_id
+):
+    """Issue #15 item 4: stuck letters surface; "erneut anstoßen" re-sends the request idempotently."""
+    from letters_testkit import read_topic, tiny_pdf
+
+    account = make_id("acc")
+    letters = create_letters(
+        LettersSettings(  # type: ignore[arg-type]
+            data_dir=str(tmp_path / "letters"),
+            relay_poll_seconds=0.1,
+            consumer_group=f"{kafka_settings.group_prefix}-letters",
+            stuck_after_seconds=3600,
+            kafka=kafka_settings,
+            storage=storage_settings,
+            log_json=False,
+        )
+    )
+    async with (
+        letters.router.lifespan_context(letters),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=letters), base_url="http://letters") as client,
+    ):
+        dt = (await client.post("/v1/document-types", json={"name": "Briefe"}, headers=h(account))).json()
+        body = {
+            "title": "T",
+            "document_type_id": dt["created_id"],
+            "recipient_groups": ["owners"],
+            "scope": "cross_property",
+        }
+        lid = (await client.post("/v1/letters", json=body, headers=h(account))).json()["letter_id"]
+        await upload(client, account, lid, "brief.pdf", tiny_pdf(2))
+        assert (await client.post(f"/v1/letters/{lid}/split", headers=h(account))).status_code == 200
+
+        # No splitter runs: the letter waits. Not stuck yet by the configured time, stuck with a threshold of 0.
+        assert (await client.get("/v1/stuck-letters", headers=h(account))).json()["letters"] == []
+        stuck = (await client.get("/v1/stuck-letters?older_than_seconds=0", headers=h(account))).json()["letters"]
+        assert [(s["letter_id"], s["waiting_for"]) for s in stuck] == [(lid, "splitter")]
+        assert stuck[0]["since"]
+
+        r = await client.post(f"/v1/letters/{lid}/resend", headers=h(account))
+        assert r.status_code == 200, r.text
+        (resent_id,) = r.json()["resent_event_ids"]
+        found = await read_topic(
+            kafka_settings.bootstrap_servers,
+            "letters.events",
+            lambda b, _h: b["event_type"] == "SplitRequested" and b["payload"]["letter_id"] == lid,
+            until=lambda m: len(m) >= 2,
+        )
+        assert [m[0]["event_id"] for m in found] == [resent_id, resent_id], "the same request, not a new one"
+        audit = (await client.get(f"/v1/letters/{lid}/audit", headers=h(account))).json()
+        assert "requests_resent" in [e["action"] for e in audit["entries"]]
+        # A letter that waits for nobody cannot be nudged.
+        await client.post(f"/v1/letters/{lid}/reopen", headers=h(account))
+        assert (await client.post(f"/v1/letters/{lid}/resend", headers=h(account))).status_code == 422

@@ -786,3 +786,23 @@ def test_deferred_assignments_of_another_split_result_are_not_applied():
     b.letter.record_split(**_split_kwargs(b, "split-new", request))
     assert b.letter.status == LetterStatus.ASSIGNING
     assert all(p.assignment is None for p in b.letter.parts())
+
+
+def test_waiting_for_names_the_service_and_the_time_the_wait_began():
+    b = LetterBuilder().attach()
+    assert b.letter.waiting_for() is None
+    b.letter.start_split(actor=STAFF)
+    what, since_split = b.letter.waiting_for()
+    assert what == "splitter"
+    b.split(count=2)
+    what, since_assign = b.letter.waiting_for()
+    assert what == "assignment"
+    assert since_assign >= since_split
+    b.assign()
+    assert b.letter.waiting_for() is None  # in review: staff are next
+    with pytest.raises(IllegalTransitionError):
+        b.letter.record_resend(waiting_for="splitter", event_ids=[], actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    b.letter.release(notify_by_email=True, actor=STAFF)
+    b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
+    assert b.letter.waiting_for()[0] == "print-dispatch"

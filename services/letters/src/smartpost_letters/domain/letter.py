@@ -160,6 +160,7 @@ class SerialLetter(Aggregate):
         self.deleted_at: datetime | None = None
         self.processed_commands: dict[str, int] = {command_id: 1} if command_id else {}
         self.processed_inbound: dict[str, int] = {}
+        self.waiting_since: datetime | None = None  # since when the letter waits for another service
 
     # ----------------------------------------------------------------------------------------------- creation
 
@@ -384,6 +385,7 @@ class SerialLetter(Aggregate):
                 doc.split_event_id = None
             letter.review_confirmed_by = None
             letter.status_value = str(LetterStatus.SPLITTING)
+            letter.waiting_since = self.timestamp
 
     def start_split(self, *, actor: Actor) -> list[SplitRequest]:
         self._require({LetterStatus.DRAFT}, "start the split")
@@ -425,6 +427,7 @@ class SerialLetter(Aggregate):
             doc.parts = [p.model_copy(deep=True) for p in self.parts]
             doc.split_warnings = list(self.warnings)
             doc.split_event_id = self.inbound_event_id
+            letter.waiting_since = self.timestamp  # from now on: waiting for this document's assignment
             pending = doc.pending_assignment
             doc.pending_assignment = None
             if pending is not None and pending.answer_to in {"", self.inbound_event_id}:
@@ -932,6 +935,35 @@ class SerialLetter(Aggregate):
             revoked_item_ids=revoked,
         )
         return revoked
+
+    # ----------------------------------------------------------------------------------------------- waiting
+
+    def waiting_for(self) -> tuple[str, datetime] | None:
+        """What the letter waits for from another service and since when; None when staff or nobody is next.
+
+        ``splitter`` (split requested, no answer for every document), ``assignment`` (split, no assignments yet),
+        ``print-dispatch`` (print ordered, no mailpiece status yet).
+        """
+        since: datetime = getattr(self, "waiting_since", None) or self.modified_on
+        if self.status == LetterStatus.SPLITTING:
+            return "splitter", since
+        if self.status == LetterStatus.ASSIGNING:
+            return "assignment", since
+        if self.status == LetterStatus.PRINT_ORDERED and not self.mailpieces and self.print_ordered_at is not None:
+            return "print-dispatch", self.print_ordered_at
+        return None
+
+    class RequestsResent(Event):
+        """Staff re-sent the open requests ("erneut anstoßen"): the same events again, consumers dedupe them."""
+
+        waiting_for: str
+        event_ids: list[str]
+
+    def record_resend(self, *, waiting_for: str, event_ids: Sequence[str], actor: Actor) -> None:
+        current = self.waiting_for()
+        if current is None or current[0] != waiting_for:
+            raise IllegalTransitionError(f"the letter does not wait for {waiting_for} (it is {self.status.value})")
+        self._emit(self.RequestsResent, actor, waiting_for=waiting_for, event_ids=list(event_ids))
 
     # ----------------------------------------------------------------------------------------------- print, portal
 
