@@ -79,6 +79,12 @@ REGISTERED = {
 
 ENVELOPE = {"DL": "DIN lang (DL)", "C4": "C4 (ungefalzt)"}
 
+WAITING_FOR = {
+    "splitter": "die Aufteilung der PDF-Dateien in Einzelbriefe",
+    "assignment": "die Zuordnung der Empfänger",
+    "print-dispatch": "den Briefversand-Dienst",
+}
+
 MAILPIECE_STATUS = {
     "created": "Angelegt",
     "validating": "Wird geprüft",

@@ -500,6 +500,8 @@ class LetterService:
         return letter, envelopes
 
     def _open_requests(self, letter: SerialLetter, what: str) -> list[Envelope]:
+        if what == "assignment":
+            return []  # the assignment service answers the splitter, not us: it re-runs itself (rematch)
         wanted: type[SerialLetter.Event] = (
             SerialLetter.PrintOrderPlaced if what == "print-dispatch" else SerialLetter.SplitStarted
         )
