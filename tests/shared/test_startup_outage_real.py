@@ -126,3 +126,47 @@ async def test_services_start_before_the_stack_and_connect_when_it_comes(tmp_pat
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    with contextlib.suppress(Exception):
+        writer.close()
+
+
+async def test_a_service_starts_while_its_database_is_down(postgres_url, kafka_settings, storage_settings) -> None:
+    """PostgreSQL unreachable at start-up (a TCP proxy in front of it that is not listening yet)."""
+    port = free_port()
+    host_and_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    real_host, real_port = host_and_port.split(":")
+    url = postgres_url.replace(f"@{host_and_port}/", f"@127.0.0.1:{port}/")
+    kafka = kafka_settings.model_copy(update={"startup_grace_seconds": 0})
+    app = create_assignment(AssignmentSettings(database_url=url, kafka=kafka, storage=storage_settings, log_json=False))
+
+    async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(real_host, int(real_port))
+        await asyncio.gather(_pipe(client_reader, server_writer), _pipe(server_reader, client_writer))
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://assignment") as client,
+    ):
+        assert (await client.get("/healthz")).status_code == 200
+        code, body = await _status(client, "/readyz")
+        assert code == 503, body
+        assert "waiting for database" in str(body), body
+
+        proxy = await asyncio.start_server(forward, "127.0.0.1", port)
+        try:
+
+            async def ready() -> bool:
+                return (await _status(client, "/readyz"))[0] == 200
+
+            await _wait(ready, 60, "assignment ready once the database is reachable")
+            contacts = await client.get("/contacts", headers=H)
+            assert contacts.status_code == 200, contacts.text
+        finally:
+            proxy.close()
