@@ -468,7 +468,8 @@ async def upload(
             )
         except ServiceError as exc:
             ui = texts.translate(exc)
-            errors.append(f"„{name}“: {ui.message}")
+            # The letters service's upload checks already name the file.
+            errors.append(ui.message if exc.code == "upload_rejected" else f"„{name}“: {ui.message}")
     if errors:
         error = texts.UiError(
             " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""

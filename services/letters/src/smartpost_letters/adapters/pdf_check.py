@@ -45,7 +45,7 @@ def check_upload(data: bytes, filename: str, *, max_bytes: int) -> list[UploadPr
             )
         ]
     if PDF_MAGIC not in data[:1024]:
-        return [UploadProblem(filename, "not_a_pdf", f"{label} ist keine PDF-Datei.")]
+        return [UploadProblem(filename, "not_a_pdf", f"{label} ist kein PDF (der Inhalt ist keine PDF-Datei).")]
     try:
         with pikepdf.open(io.BytesIO(data)) as pdf:
             encrypted = pdf.is_encrypted
