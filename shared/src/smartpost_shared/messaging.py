@@ -26,7 +26,7 @@ from faststream.middlewares import AckPolicy
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
-from smartpost_shared.contracts.envelope import Envelope, parse_envelope
+from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
 from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSecurity, signature_of
 from smartpost_shared.logging import get_logger, message_context
@@ -36,6 +36,8 @@ from smartpost_shared.topics import Topic, topic_for_event
 from smartpost_shared.tracing import consume_span, kafka_headers, publish_span
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.engine import Connection, Engine
 
 from smartpost_shared.settings import KafkaSettings
@@ -96,6 +98,91 @@ _SECURITY: weakref.WeakKeyDictionary[KafkaBroker, EventSecurity] = weakref.WeakK
 def broker_security(broker: KafkaBroker) -> EventSecurity:
     """The signing key and trusted producers of a broker made by :func:`make_broker` (none for a foreign one)."""
     return _SECURITY.get(broker) or EventSecurity.from_settings(_EMPTY_KAFKA_SETTINGS)
+
+
+class Startup:
+    """Start-up steps that need the stack (broker, storage, database), run in the background.
+
+    A service must start while a dependency is down: its HTTP app serves ``/healthz`` at once, ``/readyz``
+    reports not-ready (``check()``) naming what it waits for, and every step is retried with capped backoff until
+    it succeeds, instead of failing the start-up ("Application startup failed ... Unable to bootstrap").
+    """
+
+    def __init__(self, service: str, *, first_delay: float = 0.5, max_delay: float = 10.0) -> None:
+        self.service = service
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.done = False
+        self.waiting_for: str | None = None
+        self.last_error: str | None = None
+        self.completed: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def step(
+        self, what: str, run: Callable[[], Awaitable[object]], *, cleanup: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Run ``run`` until it succeeds; ``cleanup`` undoes a half-done attempt before the next one."""
+        delay = self.first_delay
+        attempt = 0
+        self.waiting_for = what
+        while True:
+            attempt += 1
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a dependency is waited out, never fatal
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.warning(
+                    "startup.waiting_for", dependency=what, error=self.last_error, attempt=attempt, retry_in=delay
+                )
+                if cleanup is not None:
+                    with contextlib.suppress(Exception):
+                        await cleanup()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            break
+        self.completed.add(what)
+        self.waiting_for = None
+        self.last_error = None
+        log.info("startup.connected", dependency=what, attempts=attempt)
+
+    def begin(self, steps: Callable[[], Awaitable[None]]) -> None:
+        """Run ``steps`` (a coroutine function calling :meth:`step`) in the background."""
+
+        async def run() -> None:
+            await steps()
+            self.done = True
+            log.info("startup.complete", service=self.service)
+
+        self._task = asyncio.create_task(run(), name=f"{self.service}-startup")
+
+    async def settle(self, grace_seconds: float = 15.0) -> bool:
+        """Give the start-up this long to finish before the app serves (it goes on in the background after)."""
+        if self._task is None:
+            return self.done
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        return self.done
+
+    def check(self) -> str:
+        """``"ok"`` once started, else what the service is waiting for (for ``/readyz``)."""
+        if self.done:
+            return "ok"
+        detail = f" ({self.last_error})" if self.last_error else ""
+        return f"starting: waiting for {self.waiting_for or 'start-up'}{detail}"
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def start_broker(startup: Startup, broker: KafkaBroker) -> None:
+    """Connect the broker (producer and subscribers), retrying while it is unreachable."""
+    await startup.step("kafka", broker.start, cleanup=broker.stop)
 
 
 class EventPublisher:
@@ -308,6 +395,19 @@ class EventConsumer:
         count_dead_letter(self.service, topic.name, dead.reason, dead.error_type)
 
 
+def answer_key(envelope: Envelope) -> uuid.UUID:
+    """Dedup key of an ANSWER event: its id together with the request it answers (its causation id).
+
+    A service may answer a new request with an event id it used before (same input, deterministic id), e.g. the
+    splitter re-splitting an unchanged file after another file of the letter was removed. Keyed by the event id
+    alone, that new answer looks like a redelivery and is dropped; keyed by (event id, request) it is new, while a
+    true redelivery (same id, same request) is still recognised.
+    """
+    if envelope.causation_id is None:
+        return envelope.event_id
+    return deterministic_event_id("answer", envelope.event_id, envelope.causation_id)
+
+
 class SqlIdempotency:
     """Runs a synchronous handler in one database transaction together with the processed-events ledger row."""
 
@@ -315,16 +415,18 @@ class SqlIdempotency:
         self.engine = engine
         self.consumer = consumer
 
-    def handler(self, fn: SqlHandler) -> Handler:
+    def handler(self, fn: SqlHandler, *, key: Callable[[Envelope], uuid.UUID] | None = None) -> Handler:
+        """Wrap ``fn``; ``key`` chooses the dedup key (default: the event id; :func:`answer_key` for answers)."""
+
         async def run(envelope: Envelope) -> None:
-            await asyncio.to_thread(self.run_once, fn, envelope)
+            await asyncio.to_thread(self.run_once, fn, envelope, key)
 
         return run
 
-    def run_once(self, fn: SqlHandler, envelope: Envelope) -> bool:
+    def run_once(self, fn: SqlHandler, envelope: Envelope, key: Callable[[Envelope], uuid.UUID] | None = None) -> bool:
         """Apply ``fn`` unless this consumer already processed the event. Returns whether it ran."""
         with self.engine.begin() as conn:
-            if not claim_event(conn, self.consumer, envelope.event_id):
+            if not claim_event(conn, self.consumer, key(envelope) if key else envelope.event_id):
                 log.info("message.duplicate_skipped", event_id=str(envelope.event_id))
                 return False
             fn(envelope, conn)

@@ -51,6 +51,9 @@ class KafkaSettings(BaseSettings):
     # and the public keys of every producer it accepts events from ({"letters": ["<base64>"], ...}).
     signing_key: SecretStr | None = None
     trusted_producers: dict[str, list[str]] = Field(default_factory=dict)
+    # Start-up waits this long for broker/storage/database before serving; after that the service serves /healthz,
+    # reports not-ready on /readyz and keeps connecting in the background (a dependency being down is not fatal).
+    startup_grace_seconds: float = Field(default=10.0, ge=0)
 
 
 class StorageSettings(BaseSettings):

@@ -68,8 +68,11 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
         return {"status": "ok"}
 
     @router.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         problems: dict[str, str] = {}
+        startup = getattr(request.app.state, "startup", None)
+        if startup is not None and not startup.done:
+            problems["startup"] = startup.check()
         try:
             await asyncio.to_thread(_ping_database, engine)
         except Exception as exc:  # noqa: BLE001 - report any failure as not ready

@@ -22,7 +22,7 @@ from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
 from smartpost_shared.tracing import install_tracing
 
@@ -36,9 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
-    create_platform_tables(engine)
-    create_masterdata_tables(engine)
-    create_tables(engine)
+    startup = Startup(settings.service_name)
+
+    def create_all_tables() -> None:
+        create_platform_tables(engine)
+        create_masterdata_tables(engine)
+        create_tables(engine)
+
     service = AssignmentService(MatchPolicy(settings.auto_threshold, settings.auto_margin))
     broker = make_broker(settings.kafka, service=settings.service_name)
     consumer = register_consumers(broker, engine, service, settings.kafka)
@@ -46,17 +50,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
         relay_leader = leadership(engine, "assignment-outbox-relay", settings.lease)
-        relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="assignment-outbox-relay")
+        relay_task: asyncio.Task[None] | None = None
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            nonlocal relay_task
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await start_broker(startup, broker)
+            relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="assignment-outbox-relay")
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("assignment.started", port=settings.http_port)
         try:
             yield
         finally:
+            await startup.stop()
             relay_leader.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
+            if relay_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("assignment.stopped")
 
@@ -73,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.consumer = consumer
     app.state.relay = relay
     app.state.service = service
+    app.state.startup = startup
     app.include_router(build_router(engine, service, settings, broker))
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), AssignmentSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)

@@ -46,7 +46,7 @@ from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAc
 from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import AccountSnapshot, MasterDataReader, apply_masterdata
-from smartpost_shared.messaging import PermanentError
+from smartpost_shared.messaging import PermanentError, answer_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -130,7 +130,7 @@ class AssignmentService:
                 split_envelope,
                 event,
                 producer=PRODUCER,
-                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", split_envelope.event_id),
+                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", answer_key(split_envelope)),
             ),
         )
         log.info(

@@ -79,6 +79,12 @@ REGISTERED = {
 
 ENVELOPE = {"DL": "DIN lang (DL)", "C4": "C4 (ungefalzt)"}
 
+WAITING_FOR = {
+    "splitter": "die Aufteilung der PDF-Dateien in Einzelbriefe",
+    "assignment": "die Zuordnung der Empfänger",
+    "print-dispatch": "den Briefversand-Dienst",
+}
+
 MAILPIECE_STATUS = {
     "created": "Angelegt",
     "validating": "Wird geprüft",
@@ -207,6 +213,8 @@ def translate(error: ServiceError) -> UiError:  # noqa: PLR0911 - one answer per
         return UiError(f"Der {service} ist gerade nicht erreichbar. Bitte später erneut versuchen.", error.detail)
     if error.status == 401:
         return UiError(f"Der {service} hat die Anfrage nicht angenommen (Anmeldung).", error.detail)
+    if error.code == "upload_rejected":
+        return UiError(error.detail)  # the letters service's upload checks answer in German for staff
     for pattern, sentence in _DETAIL_PATTERNS:
         if pattern.search(error.detail):
             return UiError(sentence, error.detail)

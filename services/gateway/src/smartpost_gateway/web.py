@@ -228,12 +228,29 @@ async def overview(request: Request, session: SessionDep) -> HTMLResponse:
     who = caller(session)
     error = None
     rows: list[Json] = []
+    stuck: list[Json] = []
     try:
         rows = await letters(request).list_letters(who)
+        stuck = await letters(request).stuck_letters(who)
     except ServiceError as exc:
         error = texts.translate(exc)
     master = await views.load_master_data(assignment(request), who)
-    return render(request, "overview.html", {"session": session, "letters": rows, "master": master, "error": error})
+    context = {"session": session, "letters": rows, "stuck": stuck, "master": master, "error": error}
+    return render(request, "overview.html", context)
+
+
+@router.post("/serienbriefe/{letter_id}/erneut-anstossen", response_class=HTMLResponse)
+async def nudge(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    """A letter stuck waiting for another service: send the open request again (idempotently)."""
+    require(session, Role.PREPARE)
+    who = caller(session)
+    try:
+        letter = await letters(request).resend(who, letter_id)
+        if letter.get("status") == "assigning":
+            await assignment(request).rematch(who, letter_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
+    return redirect(request, "/serienbriefe")
 
 
 # ------------------------------------------------------------------------------------------------- new letter
@@ -483,7 +500,8 @@ async def upload(
             )
         except ServiceError as exc:
             ui = texts.translate(exc)
-            errors.append(f"„{name}“: {ui.message}")
+            # The letters service's upload checks already name the file.
+            errors.append(ui.message if exc.code == "upload_rejected" else f"„{name}“: {ui.message}")
     if errors:
         error = texts.UiError(
             " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""

@@ -355,18 +355,27 @@ def test_bad_input_is_answered_in_the_page(running: RunningSystem, browser_page:
     expect(page.locator("[data-testid=error]")).to_contain_text("kein PDF")
     expect(page.locator("[data-testid=document]")).to_have_count(0)
 
-    # an encrypted PDF: accepted as a file, refused by the splitter, shown in German
+    # an encrypted PDF: refused right at the upload, in German (issue #15: checked at upload, not at split time)
     plain = tmp_path / "plain.pdf"
     write_serial_letter(plain, [running.demo.recipient("mueller")], seed=9, pages_per_letter=(1, 1))
     encrypted = tmp_path / "geschuetzt.pdf"
     with pikepdf.open(plain) as pdf:
         pdf.save(encrypted, encryption=pikepdf.Encryption(owner="owner-secret", user="user-secret"))
     upload(page, encrypted)
+    expect(page.locator("[data-testid=error]")).to_contain_text("verschlüsselt")
+    expect(page.locator("[data-testid=document]")).to_have_count(0)
+    shot(page, "09-fehler-verschluesselt")
+
+    # a readable PDF in which the splitter finds no letter: refused by the splitter, shown in German
+    no_address = tmp_path / "ohne-adresse.pdf"
+    write_serial_letter(
+        no_address, [running.demo.recipient("mueller")], seed=9, pages_per_letter=(1, 1), address_mode="missing"
+    )
+    upload(page, no_address)
     expect(page.locator("[data-testid=document]")).to_have_count(1)
     page.click("button:has-text('Aufteilen und Kontakte zuordnen')")
     failure = page.locator("[data-testid=document-failure]")
-    expect(failure).to_contain_text("verschlüsselt", timeout=FLOW_TIMEOUT_MS)
-    shot(page, "09-fehler-verschluesselt")
+    expect(failure).to_contain_text("kein Brief", timeout=FLOW_TIMEOUT_MS)
     # the staff member removes it and can go on
     doc = page.locator("[data-testid=document]").first
     doc.locator("summary:has-text('Trennregel ändern')").click()

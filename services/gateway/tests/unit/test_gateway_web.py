@@ -58,7 +58,7 @@ class FakeServices:
         self.state = state
         self.calls: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - one answer per route
+    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: C901, PLR0911 - one answer per route
         self.calls.append(request)
         path = request.url.path
         if path == f"/v1/letters/{LETTER_ID}" and request.method == "GET":
@@ -71,6 +71,14 @@ class FakeServices:
             return httpx.Response(
                 422, json={"detail": [{"loc": ["body", "title"], "msg": "String should have at least 1 character"}]}
             )
+        if "stuck" in self.state and path == "/v1/letters" and request.method == "GET":
+            return httpx.Response(200, json={"letters": []})
+        if "stuck" in self.state and path == "/v1/stuck-letters":
+            return httpx.Response(200, json={"older_than_seconds": 300, "letters": self.state["stuck"]})
+        if path == f"/v1/letters/{LETTER_ID}/resend":
+            return httpx.Response(200, json={**self.state["letter"], "resent_event_ids": []})
+        if path == f"/letters/{LETTER_ID}/rematch":
+            return httpx.Response(200, json={"documents": []})
         if path == "/v1/document-types":
             return httpx.Response(200, json={"version": 1, "nodes": []})
         if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
@@ -196,3 +204,33 @@ def test_translation_of_service_errors() -> None:
     assert "weder einem Kontakt zugeordnet noch verworfen" in blocked.message
     down = translate(ServiceError("assignment", 503, "nicht erreichbar (ConnectError)"))
     assert "Zuordnungs-Dienst" in down.message
+    rejected = translate(
+        ServiceError("letters", 422, "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte).", "upload_rejected")
+    )
+    assert rejected.message == "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte)."
+
+
+def test_stuck_letters_show_what_they_wait_for_and_can_be_nudged() -> None:
+    stuck = [
+        {
+            "letter_id": LETTER_ID,
+            "title": "Hausgeld",
+            "status": "assigning",
+            "waiting_for": "assignment",
+            "since": "2026-03-01T09:15:00+00:00",
+            "seconds": 900,
+        }
+    ]
+    client, fake = make_client(False, {"letter": letter("assigning"), "stuck": stuck})
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get("/serienbriefe")
+        assert page.status_code == 200
+        assert "wartet auf die Zuordnung der Empfänger seit 01.03.2026 09:15" in page.text
+        assert "erneut anstoßen" in page.text
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/erneut-anstossen", data={"csrf_token": token}, follow_redirects=False
+        )
+        assert response.status_code in (200, 303), response.text
+    assert len(fake.posted("/resend")) == 1
+    assert len(fake.posted("/rematch")) == 1

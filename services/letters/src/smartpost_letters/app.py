@@ -23,7 +23,7 @@ from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
 from smartpost_shared.storage import MinioStore, ObjectStore
 from smartpost_shared.tracing import install_tracing
@@ -46,7 +46,7 @@ async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Ev
             await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
-def create_app(  # noqa: PLR0915 - the wiring is one readable list
+def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     settings: Settings | None = None, *, store: ObjectStore | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -73,6 +73,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     )
     service = LetterService(event_app, four_eyes_accounts=frozenset(settings.four_eyes_accounts))
     consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    startup = Startup(settings.service_name)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
@@ -83,9 +84,15 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             loop.call_soon_threadsafe(relay.wake)
 
         service.on_saved = wake_relay
-        if minio is not None:
-            await asyncio.to_thread(minio.ensure_bucket)
-        await broker.start()
+
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            if minio is not None:
+                await startup.step("storage", lambda: asyncio.to_thread(minio.ensure_bucket))
+            await start_broker(startup, broker)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         stopped = asyncio.Event()
         # One relay across all replicas: it runs where the lease is held (see smartpost_shared.lease).
         relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
@@ -99,6 +106,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         try:
             yield
         finally:
+            await startup.stop()
             relay_leader.stop()
             projector_leader.stop()
             relay.stop()
@@ -106,7 +114,8 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 10)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             event_app.close()
             engine.dispose()
             app.state.stopped = True
@@ -131,6 +140,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.relay = relay
     app.state.event_app = event_app
     app.state.consumer = consumer
+    app.state.startup = startup
     install_error_handlers(app)
     app.include_router(router)
     sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
@@ -143,7 +153,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": startup.check()}
         try:
             await asyncio.to_thread(event_app.recorder.max_notification_id)
             checks["event_store"] = "ok"

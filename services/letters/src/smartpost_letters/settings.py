@@ -37,6 +37,9 @@ class Settings(ServiceSettings):
     fault_injection: FaultInjection = FaultInjection.NONE
     # Accounts with four-eyes release: the person who confirmed the review may not release (JSON list).
     four_eyes_accounts: list[str] = Field(default_factory=list)
+    # A letter waiting this long for another service (splitter, assignment, print dispatch) counts as stuck and
+    # is shown to staff with "erneut anstoßen".
+    stuck_after_seconds: float = Field(default=300.0, ge=0)
 
     def resolved_event_store_url(self) -> str:
         if self.event_store_url:

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 import pytest
-from letters_testkit import make_parts, read_topic
+from letters_testkit import make_parts, read_topic, tiny_pdf
 
 from smartpost_letters.app import create_app
 from smartpost_letters.settings import Settings
@@ -27,7 +27,7 @@ from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = [pytest.mark.real]
 
-PDF = b"%PDF-1.7\n% test\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = tiny_pdf(2)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -36,7 +36,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    checks: dict[str, str] = {}
+    startup = getattr(request.app.state, "startup", None)
+    checks: dict[str, str] = {"startup": startup.check()} if startup is not None else {}
     engine = request.app.state.engine
 
     def ping_db() -> None:

@@ -20,7 +20,7 @@ from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
 from smartpost_shared.tracing import install_tracing
 
@@ -67,13 +67,13 @@ async def _every(seconds: float, stop: asyncio.Event, tick: Callable[[], Awaitab
             await asyncio.wait_for(stop.wait(), seconds)
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
+    startup = Startup(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_tables, engine)
         notifier = Notifier(engine, settings, mailer or make_mailer(settings), clock=clock)
         broker = make_broker(settings.kafka, service=settings.service_name)
         consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         app.state.broker = broker
         app.state.notifier = notifier
         stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
 
         async def digest_tick() -> None:
             await asyncio.to_thread(notifier.run_due_digests)
@@ -97,19 +98,28 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
 
         sender_leader = leadership(engine, "notifier-sender", settings.lease)
         relay_leader = leadership(engine, "notifier-outbox-relay", settings.lease)
-        # Mails already in the outbox go out even while Kafka is still joining (or down).
-        tasks = [asyncio.create_task(sender_leader.run(sending), name="sender")]
-        await broker.start()
-        tasks.append(asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"))
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("database", lambda: asyncio.to_thread(create_tables, engine))
+            # Mails already in the outbox go out even while Kafka is still joining (or down).
+            tasks.append(asyncio.create_task(sender_leader.run(sending), name="sender"))
+            await start_broker(startup, broker)
+            tasks.append(asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"))
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("notifier.started", smtp=f"{settings.smtp_host}:{settings.smtp_port}")
         try:
             yield
         finally:
+            await startup.stop()
             stop.set()
             sender_leader.stop()
             relay_leader.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("notifier.stopped")
 
@@ -120,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck())
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.startup = startup
     app.include_router(router)
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), MailSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)

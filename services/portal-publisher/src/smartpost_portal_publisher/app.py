@@ -26,7 +26,7 @@ from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, install_metrics
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
 from smartpost_shared.tracing import install_tracing
@@ -61,13 +61,17 @@ def portal_config(settings: Settings) -> PortalConfig:
     )
 
 
-def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     settings = settings or get_settings()
     configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
-    create_platform_tables(engine)
-    create_masterdata_tables(engine)
-    portal_metadata.create_all(engine)
+    startup = Startup(SERVICE)
+
+    def create_all_tables() -> None:
+        create_platform_tables(engine)
+        create_masterdata_tables(engine)
+        portal_metadata.create_all(engine)
+
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
     broker = make_broker(settings.kafka, service=SERVICE)
@@ -78,17 +82,29 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
         relay_leader = leadership(engine, "portal-outbox-relay", settings.lease)
-        relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
+        relay_task: asyncio.Task[None] | None = None
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            nonlocal relay_task
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await start_broker(startup, broker)
+            relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("portal_publisher.started", port=settings.http_port)
         try:
             yield
         finally:
+            await startup.stop()
             relay_leader.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
+            if relay_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("portal_publisher.stopped")
         del app
@@ -102,6 +118,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.broker = broker
     app.state.engine = engine
     app.state.relay = relay
+    app.state.startup = startup
     app.state.store = object_store
     app.state.portal = PortalService(engine, object_store, config)
     app.state.public_base_url = settings.public_base_url
@@ -120,7 +137,7 @@ def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectSto
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": app.state.startup.check()}
         try:
             await asyncio.to_thread(_ping_db)
             checks["database"] = "ok"

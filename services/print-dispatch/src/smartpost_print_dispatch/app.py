@@ -24,7 +24,7 @@ from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
@@ -61,6 +61,7 @@ def build_providers(settings: Settings, store: MinioStore) -> dict[str, PrintPro
             _secret(http.webhook_secret),
             settings.profile(http.profile),
             timeout_seconds=http.timeout_seconds,
+            honours_idempotency=http.honours_idempotency,
         )
     return providers
 
@@ -86,15 +87,11 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, sto
 
 def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: C901, PLR0915 - wiring
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:  # noqa: PLR0915 - wiring
         configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
         engine = make_engine(settings.resolved_database_url())
-        create_platform_tables(engine)
-        create_masterdata_tables(engine)
-        metadata.create_all(engine)
         store = MinioStore(settings.storage)
-        await asyncio.to_thread(store.ensure_bucket)
-        providers = await asyncio.to_thread(build_providers, settings, store)
+        providers: dict[str, PrintProvider] = {}
         dispatch = PrintDispatch(engine, store, providers, settings, clock=clock)
         broker = make_broker(settings.kafka, service=settings.service_name)
         register_consumers(broker, dispatch, settings)
@@ -102,11 +99,18 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.dispatch = dispatch
         app.state.store = store
         app.state.webhook_secrets = {p.name: _secret(p.webhook_secret) for p in settings.http_providers}
-        await broker.start()
         relay = OutboxRelay(engine, EventPublisher(broker))
         stopped = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+
+        def create_all_tables() -> None:
+            create_platform_tables(engine)
+            create_masterdata_tables(engine)
+            metadata.create_all(engine)
 
         async def dispatch_step() -> int:
+            # Orders that waited for master data are planned as soon as it arrived (cheap when there are none).
+            await asyncio.to_thread(dispatch.run_fallback)
             prepared = await asyncio.to_thread(dispatch.prepare_pending)
             return prepared + await dispatch.submit_ready()
 
@@ -123,37 +127,54 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
 
         work_leader = leadership(engine, "print-dispatch-worker", settings.lease)
         relay_leader = leadership(engine, "print-dispatch-outbox-relay", settings.lease)
-        tasks = [
-            asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"),
-            asyncio.create_task(work_leader.run(single_owner), name="dispatch"),
-        ]
-        log.info("print_dispatch.started", providers=sorted(providers))
+
+        async def connect() -> None:
+            # Database, storage or broker down at start-up: serve /healthz, report not-ready, connect when back.
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            providers.update(await asyncio.to_thread(build_providers, settings, store))
+            await start_broker(startup, broker)
+            tasks.extend(
+                [
+                    asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"),
+                    asyncio.create_task(work_leader.run(single_owner), name="dispatch"),
+                ]
+            )
+            log.info("print_dispatch.connected", providers=sorted(providers))
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
+        log.info("print_dispatch.started")
         try:
             yield
         finally:
+            await startup.stop()
             stopped.set()
             work_leader.stop()
             relay_leader.stop()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                     await asyncio.wait_for(task, 25)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             for provider in providers.values():
                 await provider.close()
             engine.dispose()
 
+    startup = Startup(settings.service_name)
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
     # Bodies are bounded while they stream, and only read once the caller is proven.
     app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/webhooks"))
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.startup = startup
     app.include_router(router)
     install_metrics(app, settings.service_name, sources=print_sources(app), kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks: dict[str, bool] = {}
+        checks: dict[str, bool] = {"startup": startup.done}
         dispatch: PrintDispatch = app.state.dispatch
 
         def database() -> bool:
@@ -176,7 +197,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         for name, provider in dispatch.providers.items():
             checks[f"provider:{name}"] = await provider.ready()
         # Providers being down does not make this service unready: submissions wait and retry.
-        ready = checks["database"] and checks["storage"] and checks["broker"]
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        ready = checks["startup"] and checks["database"] and checks["storage"] and checks["broker"]
+        body = {"ready": ready, "checks": checks, "startup": startup.check()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

@@ -8,7 +8,8 @@
 - ``GET /v1/letters/{id}``, ``POST /v1/letters/{id}/cancel``; status changes are pushed to the webhook URL,
   signed ``X-Webhook-Signature: sha256=<hmac>``.
 - Failure injection for tests: ``POST /_control`` with ``fail_submits`` (next n submits answer 500),
-  ``submit_delay_seconds`` (slow answer AFTER the letter is stored), ``get_delay_seconds``, ``reject_next``;
+  ``submit_delay_seconds`` (slow answer AFTER the letter is stored), ``get_delay_seconds``, ``reject_next``,
+  ``honour_idempotency`` (false: every request is a new letter, like a provider without idempotency keys);
   ``POST /_control/letters/{id}/status`` moves a letter; ``GET /_control/letters`` lists letters with the number
   of submit requests each got.
 """
@@ -57,6 +58,8 @@ class FakeConfig:
     submit_delay_seconds: float = 0.0
     get_delay_seconds: float = 0.0
     reject_next: str | None = None
+    # False: behaves like a provider without idempotency keys - every request is a new letter (prints again).
+    honour_idempotency: bool = True
 
 
 @dataclass
@@ -189,11 +192,12 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         authorize(authorization)
-        if not idempotency_key:
+        if not idempotency_key and fake.config.honour_idempotency:
             raise HTTPException(400, "Idempotency-Key header required")
+        idempotency_key = idempotency_key or ""
         async with fake.lock:
             fake.submit_requests += 1
-            existing = fake.by_key.get(idempotency_key)
+            existing = fake.by_key.get(idempotency_key) if fake.config.honour_idempotency else None
             if existing is not None:
                 letter = fake.letters[existing]
                 letter.submit_requests += 1

@@ -34,6 +34,9 @@ class HttpProviderSettings(BaseModel):
     webhook_secret: SecretStr | None = None
     profile: str = "pingen"
     timeout_seconds: float = 10.0
+    # Does the provider keep one letter per Idempotency-Key? Only then is a submission whose outcome is unknown
+    # (timeout after sending, crash while waiting) sent again; otherwise staff see "Status unklar" and decide.
+    honours_idempotency: bool = True
 
 
 class Settings(ServiceSettings):
@@ -64,6 +67,9 @@ class Settings(ServiceSettings):
     fallback_poll_seconds: float = 60.0
     status_poll_seconds: float = 30.0
     submit_retry_seconds: float = 2.0
+    # Master data and print orders come on different topics: an order whose contacts are not known yet waits
+    # (retried, not committed) up to this long after it was placed before a missing contact counts as missing.
+    masterdata_wait_seconds: float = Field(default=120.0, ge=0)
     prepare_batch_size: int = Field(default=50, ge=1)
 
     @model_validator(mode="after")

@@ -164,7 +164,14 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
     port = free_port()
     fake_provider.control(webhook_url=f"http://127.0.0.1:{port}/webhooks/hybridpost")
-    settings = settings_for(kafka_settings, storage_settings, sqlite_url, port=port, fake_url=fake_provider.url)
+    settings = settings_for(
+        kafka_settings,
+        storage_settings,
+        sqlite_url,
+        port=port,
+        fake_url=fake_provider.url,
+        masterdata_wait_seconds=3.0,  # "ghost" is never in master data: counts as missing after 3 s
+    )
     service = serve(create_app(settings), port)
     items = [
         make_item(account, letter_id, object_store, 0, "c1", LINES["c1"]),
@@ -420,3 +427,41 @@ async def test_filedrop_digital_first_fallback(
     assert next(p for p in pieces if p["status"] == "sent")["contact_id"] == "c3"
     assert service.app.state.broker is not None
     api.close()
+
+
+async def test_print_order_before_its_master_data_waits_for_it(
+    kafka_settings, storage_settings, object_store, sqlite_url, make_id, fake_provider, serve, wait
+):
+    """Issue #15 finding 5: master data and print orders travel on different topics.
+
+    A service working through a backlog (or restarted) may see a print order before the contact's master data;
+    the order used to be planned as "contact unknown" at once and the letter never went out. It waits now.
+    """
+    account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
+    port = free_port()
+    settings = settings_for(kafka_settings, storage_settings, sqlite_url, port=port, fake_url=fake_provider.url)
+    service = serve(create_app(settings), port)
+    order = PrintOrdered(
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="T",
+        items=[make_item(account, letter_id, object_store, 0, "c1", LINES["c1"])],
+        ordered_by="s",
+        options=PrintOptions(provider="hybridpost"),
+    )
+    await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
+    await asyncio.sleep(3.0)  # the order is consumed and waits; master data arrives late
+    await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
+    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+
+    def submitted():
+        response = api.get(f"/orders/{order_id}")
+        if response.status_code != 200 or not response.json()["mailpieces"]:
+            return None
+        piece = response.json()["mailpieces"][0]
+        return piece if piece["status"] in ("submitted", "action_required") else None
+
+    piece = await asyncio.to_thread(wait, submitted, 60, 0.2, "mailpiece settled")
+    api.close()
+    assert piece["status"] == "submitted", piece["reason"]
+    assert len(fake_provider.letters()["letters"]) == 1

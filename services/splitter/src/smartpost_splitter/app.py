@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.messaging import EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
@@ -51,7 +52,7 @@ def make_sandbox(settings: Settings) -> Sandbox:
     return Sandbox(settings.text_processes, Limits(memory_bytes=budgets.memory_bytes, cpu_seconds=budgets.cpu_seconds))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     store = MinioStore(settings.storage)
@@ -80,22 +81,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_consumers(broker, jobs, settings)
 
+    startup = Startup(settings.service_name)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         orphans = await asyncio.to_thread(remove_orphaned_work, work_dir)
-        await asyncio.to_thread(store.ensure_bucket)
         await asyncio.to_thread(sandbox.warm_up)
-        await broker.start()
-        jobs.start()
-        resumed = await jobs.resume()
-        log.info(
-            "splitter.started", sandbox_processes=settings.text_processes, resumed_jobs=resumed, orphans_removed=orphans
-        )
+
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            await start_broker(startup, broker)
+            jobs.start()
+            resumed = await jobs.resume()
+            log.info("splitter.connected", resumed_jobs=resumed)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
+        log.info("splitter.started", sandbox_processes=settings.text_processes, orphans_removed=orphans)
         try:
             yield
         finally:
             jobs.stopping = True
-            await broker.stop()
+            await startup.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             await asyncio.to_thread(sandbox.close)
             await jobs.stop()
 
@@ -107,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sandbox = sandbox
     install_metrics(app, settings.service_name, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
+    app.state.startup = startup
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -115,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         problems: dict[str, str] = {}
+        if not startup.done:
+            problems["startup"] = startup.check()
         try:
             await asyncio.wait_for(asyncio.to_thread(store.client.bucket_exists, store.bucket), timeout=3)
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure
