@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from smartpost_assignment.app import create_app as create_assignment
 from smartpost_assignment.settings import Settings as AssignmentSettings
@@ -64,14 +65,14 @@ async def test_services_start_before_the_stack_and_connect_when_it_comes(tmp_pat
         group_prefix="outage",
         startup_grace_seconds=0,
     )
-    storage = StorageSettings(endpoint=stack.s3_endpoint, bucket="smartpost")
+    storage = StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="smartpost")
     common: dict[str, Any] = {"kafka": kafka, "storage": storage, "log_json": False}
     apps = {
         "letters": create_letters(
             LettersSettings(data_dir=str(tmp_path / "l"), relay_poll_seconds=0.1, consumer_group="outage-l", **common)
         ),
         "splitter": create_splitter(
-            SplitterSettings(text_processes=0, work_dir=str(tmp_path), consumer_group="outage-s", **common)
+            SplitterSettings(text_processes=1, work_dir=str(tmp_path), consumer_group="outage-s", **common)
         ),
         "assignment": create_assignment(AssignmentSettings(data_dir=str(tmp_path / "a"), **common)),
         "portal-publisher": create_portal(PortalSettings(data_dir=str(tmp_path / "p"), **common)),

@@ -50,7 +50,7 @@ async def three_services(tmp_path: Path, kafka_settings, storage_settings) -> As
     splitter = create_splitter(
         SplitterSettings(  # type: ignore[arg-type]
             data_dir=str(tmp_path / "splitter"),
-            text_processes=0,
+            text_processes=1,
             work_dir=str(tmp_path),
             consumer_group=f"{kafka_settings.group_prefix}-splitter",
             **common,
