@@ -31,6 +31,9 @@ from smartpost_splitter.domain import Segmenter, plan_from_rule
 from smartpost_splitter.pages import CompiledPlan, PageFacts, address_from_zone
 
 SPLIT_ERROR = "split error (letters merged or cut)"
+# Letters that must go to review whatever the layout: a duplicate contact, an addressee missing from master data,
+# a printed number that belongs to someone else. "assignable" below means every other letter.
+MUST_NOT_AUTO = ("duplicate contact", "missing from master data", "misprinted number (another owner's)")
 
 
 def split_and_truth(
@@ -96,14 +99,17 @@ class Row:
     split_errors: int = 0
     lost_letters: int = 0
     must_not: int = 0
+    auto_assignable: int = 0
 
 
 def tally(row: Row, a: PartAssignment, t: Truth) -> None:
     row.parts += 1
     if t.category == SPLIT_ERROR:
         row.split_errors += 1
-    if t.category in ("duplicate contact", "missing from master data"):
+    if t.category in MUST_NOT_AUTO:
         row.must_not += 1
+    elif a.status is AssignmentStatus.ASSIGNED:
+        row.auto_assignable += 1
     if a.status is AssignmentStatus.ASSIGNED:
         row.auto += 1
         if (
@@ -172,7 +178,7 @@ def main(seeds: list[int], only: str | None, properties: int, units: int, proper
     print(f"foreign layouts: {len(layouts)} layouts x seeds {seeds}; account {properties} properties x {units} units")
     print("split rule: Anschriftfeld (form per layout); billing period 2024 given to the matcher when it supports it")
     traps: dict[str, dict[str, Row]] = {"property": defaultdict(Row), "cross": defaultdict(Row)}
-    header = f"{'layout':28} {'scope':8} {'parts':>6} {'auto %':>7} {'min seed':>8} {'wrong':>5} {'rev!top3':>8} {'split err':>9} {'lost':>4}"
+    header = f"{'layout':28} {'scope':8} {'parts':>6} {'auto %':>7} {'min seed':>8} {'assignable auto %':>17} {'wrong':>5} {'rev!top3':>8} {'split err':>9} {'lost':>4}"
     print(header)
     started = time.perf_counter()
     for layout in layouts:
@@ -187,7 +193,8 @@ def main(seeds: list[int], only: str | None, properties: int, units: int, proper
                     add(traps[scope][trap], row)
         for scope, row in sums.items():
             print(
-                f"{layout.name:28} {scope:8} {row.parts:6d} {pct(row.auto, row.parts):>7} {mins[scope]:8.2f} {row.wrong:5d} "
+                f"{layout.name:28} {scope:8} {row.parts:6d} {pct(row.auto, row.parts):>7} {mins[scope]:8.2f} "
+                f"{pct(row.auto_assignable, row.parts - row.must_not):>17} {row.wrong:5d} "
                 f"{row.flagged_not_top3:8d} {row.split_errors:9d} {row.lost_letters:4d}"
             )
     print(f"\nper trap, all layouts and seeds ({time.perf_counter() - started:.0f} s):")

@@ -386,13 +386,13 @@ def build_letters(
                 trap = "joint, partner not in master data"
             else:
                 window = single_window(rng, main)
-            if trap == "plain":
+            if all(c in duplicated for c in group):
+                trap = "duplicate contact"  # whatever else the letter is: a duplicate always goes to review
+            elif trap == "plain":
                 if old_new and group[0] == corpus.owners_by_unit[unit_id][0]:
                     trap = "former owner (change in period)"
                 elif old_new:
                     trap = "new owner (change in period)"
-                elif group[0] in duplicated:
-                    trap = "duplicate contact"
                 elif unit_id in changed:
                     trap = "owner change outside period"
                 elif len(owner_props[group[0]]) > 1:
@@ -418,7 +418,11 @@ def build_letters(
                 if identifier != main.reference_id:
                     trap = "misprinted number (another owner's)"
             dups = {d for d, o in corpus.duplicate_of.items() if o in group}
-            truth = Truth(frozenset(group) | dups, prop.property_id, unit_id, trap)
+            right = frozenset(group) | dups
+            if trap != "duplicate contact":
+                # A joint letter may go to any co-addressee, but never to one who exists twice.
+                right = frozenset(c for c in group if c not in duplicated)
+            truth = Truth(right, prop.property_id, unit_id, trap)
             pages = 1 if rng.random() < 0.3 else rng.choice([2, 2, 2, 3])
             docs.append(LetterDoc(truth, trap, window, prop, unit, identifier, _greeting(contacts, partner), pages))
             if rng.random() < 0.01:

@@ -55,7 +55,7 @@ _UNIT_LABEL = r"\b(?:Einheit|EINHEIT|Nutzeinheit|Wohneinheit|Wohnung|WOHNUNG|Whg
 PROPERTY_PATTERNS = (
     re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + _COLON + _VALUE),
     # Without colon the value must start like a reference or a name: "Objekt 1020", "Liegenschaft Parkallee 7".
-    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + r"[ \t]{1,20}(?=[0-9A-ZÄÖÜ])" + _VALUE),
+    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + r"[ \t]{1,20}(?!Nr\b|Nummer\b)(?=[0-9A-ZÄÖÜ])" + _VALUE),
     # "WEG Parkallee 7": the owners' association named by its address (upper case only: "Weg" is a street word).
     re.compile(r"\bWEG[ \t]{1,20}(?=[A-ZÄÖÜ])" + _VALUE),
 )

@@ -819,7 +819,7 @@ class Matcher:
             foreign = {
                 t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
             }
-            if not (name_points >= POINTS_LAST_NAME and profile.last):
+            if not (name_points >= POINTS_LAST_NAME_FUZZY and profile.last):
                 foreign = set()
             if window.joint_address and name_points >= POINTS_NAME_FULL_FUZZY:
                 # "Eheleute Anna und Bernd X", "Herrn A X und Frau B Y", "A X u. B Y": the contact is named in
