@@ -87,6 +87,8 @@ class AssignmentService:
             roles=roles_for_groups(payload.recipient_groups),
             include_archived=payload.include_archived,
             letter_date=payload.letter_date,
+            period_start=payload.period_start,
+            period_end=payload.period_end,
         )
         lock_letter(conn, envelope.account_id, payload.letter_id)
         store = AssignmentStore(conn)

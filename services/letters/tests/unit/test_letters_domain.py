@@ -667,3 +667,13 @@ def test_every_event_names_its_actor_and_the_history_replays_to_the_same_state()
         replayed = e.mutate(replayed)
     assert replayed.status == LetterStatus.RELEASED
     assert replayed.items == b.letter.items
+
+
+def test_billing_period_is_optional_complete_and_ordered():
+    letter = create(period_start=date(2024, 1, 1), period_end=date(2024, 12, 31))
+    assert (letter.period_start, letter.period_end) == (date(2024, 1, 1), date(2024, 12, 31))
+    assert create().period_start is None
+    with pytest.raises(InvalidLetterError, match="start and its end"):
+        create(period_start=date(2024, 1, 1))
+    with pytest.raises(InvalidLetterError, match="ends before it starts"):
+        create(period_start=date(2024, 12, 31), period_end=date(2024, 1, 1))

@@ -52,6 +52,17 @@ letters = Table(
     Column("title", String(200), nullable=False, default=""),
 )
 
+# The billing period of a letter (LetterCreated.period_start/end, since 2026-11): a table of its own so that
+# databases created before need no column migration (create_all adds a missing table, never a missing column).
+letter_periods = Table(
+    "asg_letter_periods",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("letter_id", String(128), primary_key=True),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+)
+
 pending_splits = Table(
     "asg_pending_splits",
     metadata,
@@ -140,6 +151,19 @@ class AssignmentStore:
             )
         else:
             self.conn.execute(update(letters).where(key).values(**values))
+        period_key = and_(
+            letter_periods.c.account_id == context.account_id, letter_periods.c.letter_id == context.letter_id
+        )
+        self.conn.execute(delete(letter_periods).where(period_key))
+        if context.period_start is not None and context.period_end is not None:
+            self.conn.execute(
+                insert(letter_periods).values(
+                    account_id=context.account_id,
+                    letter_id=context.letter_id,
+                    period_start=context.period_start,
+                    period_end=context.period_end,
+                )
+            )
 
     def letter(self, account_id: str, letter_id: str) -> LetterContext | None:
         row = self.conn.execute(
@@ -149,6 +173,11 @@ class AssignmentStore:
             return None
         data = row._mapping  # noqa: SLF001 - SQLAlchemy's documented row mapping accessor
         letter_date: date = data["letter_date"]
+        period = self.conn.execute(
+            select(letter_periods.c.period_start, letter_periods.c.period_end).where(
+                and_(letter_periods.c.account_id == account_id, letter_periods.c.letter_id == letter_id)
+            )
+        ).first()
         return LetterContext(
             account_id=account_id,
             letter_id=letter_id,
@@ -157,6 +186,8 @@ class AssignmentStore:
             roles=frozenset(json.loads(data["roles"])),
             include_archived=bool(data["include_archived"]),
             letter_date=letter_date,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
         )
 
     # -- splits that arrived before their letter --
