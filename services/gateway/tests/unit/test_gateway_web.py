@@ -215,7 +215,7 @@ def test_new_letter_form_forwards_the_billing_period() -> None:
 
 
 def test_address_block_help_says_what_the_rule_does() -> None:
-    from smartpost_gateway.texts import SPLIT_STRATEGIES  # noqa: PLC0415
+    from smartpost_gateway.texts import SPLIT_STRATEGIES
 
     help_text = SPLIT_STRATEGIES["address_block"][1]
     assert "auf jeder Seite mit einer Anschrift" not in help_text  # the old, wrong promise
