@@ -32,6 +32,7 @@ from sqlalchemy import (
 from smartpost_assignment.domain.matching import LetterContext
 from smartpost_shared.contracts.common import LetterScope
 from smartpost_shared.contracts.documents import AssignmentWarning, PartAssignment, SplitPart
+from smartpost_shared.db import processed_events
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -61,6 +62,22 @@ letter_periods = Table(
     Column("letter_id", String(128), primary_key=True),
     Column("period_start", Date, nullable=False),
     Column("period_end", Date, nullable=False),
+)
+
+# Master-data imports over the API: what was received (or rejected, with the row errors) and which events the
+# import produced, so that GET /imports/{id} can tell when they are all applied to the read model.
+imports = Table(
+    "asg_imports",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("import_id", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),  # received | rejected
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("filename", String(300), nullable=False, default=""),
+    Column("counts", Text, nullable=False, default="{}"),
+    Column("errors", Text, nullable=False, default="[]"),
+    Column("event_ids", Text, nullable=False, default="[]"),
 )
 
 pending_splits = Table(
@@ -164,6 +181,70 @@ class AssignmentStore:
                     period_end=context.period_end,
                 )
             )
+
+    # -- imports --
+    def record_import(
+        self,
+        account_id: str,
+        import_id: str,
+        *,
+        status: str,
+        actor: str,
+        filename: str,
+        counts: dict[str, int],
+        errors: list[dict[str, str]],
+        event_ids: list[str],
+    ) -> None:
+        key = and_(imports.c.account_id == account_id, imports.c.import_id == import_id)
+        self.conn.execute(delete(imports).where(key))
+        self.conn.execute(
+            insert(imports).values(
+                account_id=account_id,
+                import_id=import_id,
+                status=status,
+                received_at=datetime.now(UTC),
+                actor=actor,
+                filename=filename[:300],
+                counts=json.dumps(counts),
+                errors=json.dumps(errors),
+                event_ids=json.dumps(event_ids),
+            )
+        )
+
+    def import_status(self, account_id: str, import_id: str, consumer: str) -> dict[str, Any] | None:
+        """Status: received (queued), applied (every event processed by ``consumer``) or rejected (row errors)."""
+        row = self.conn.execute(
+            select(imports).where(and_(imports.c.account_id == account_id, imports.c.import_id == import_id))
+        ).first()
+        if row is None:
+            return None
+        data = row._mapping  # noqa: SLF001 - SQLAlchemy's documented row mapping accessor
+        event_ids: list[str] = json.loads(data["event_ids"])
+        applied = 0
+        for chunk in range(0, len(event_ids), 500):
+            wanted = event_ids[chunk : chunk + 500]
+            applied += len(
+                self.conn.execute(
+                    select(processed_events.c.event_id).where(
+                        and_(processed_events.c.consumer == consumer, processed_events.c.event_id.in_(wanted))
+                    )
+                ).all()
+            )
+        status = str(data["status"])
+        if status == "received" and applied == len(event_ids):
+            status = "applied"
+        received_at: datetime = data["received_at"]
+        return {
+            "import_id": import_id,
+            "status": status,
+            "received_at": received_at.isoformat(),
+            "actor": data["actor"],
+            "filename": data["filename"],
+            "counts": json.loads(data["counts"]),
+            "events": len(event_ids),
+            "applied_events": applied,
+            "errors": json.loads(data["errors"]),
+        }
 
     def letter(self, account_id: str, letter_id: str) -> LetterContext | None:
         row = self.conn.execute(
