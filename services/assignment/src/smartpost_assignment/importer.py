@@ -53,7 +53,7 @@ def _counts(result: ImportResult) -> str:
     return ", ".join(f"{result.counts.get(kind, 0)} {name}" for kind, name in KIND_NAMES.items())
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:  # noqa: C901, PLR0912 - one branch per outcome
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:  # noqa: C901, PLR0911, PLR0912 - one branch per outcome
     out = out or sys.stdout
     parser = argparse.ArgumentParser(
         prog="python -m smartpost_assignment.importer", description=__doc__.splitlines()[0]

@@ -405,8 +405,10 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
     account, other = make_id("acc"), make_id("acc")
     tag = make_id("i")
     rows = [
-        "account_id,record_type,property_id,reference,name,street,postal_code,city,unit_id,number,contact_id,"
-        "first_name,last_name,role,start",
+        (
+            "account_id,record_type,property_id,reference,name,street,postal_code,city,unit_id,number,contact_id,"
+            "first_name,last_name,role,start"
+        ),
         f"{account},property,{tag}-P,1020,WEG Parkallee 7,Parkallee 7,10115,Berlin,,,,,,,",
         f"{account},unit,{tag}-P,,,,,,{tag}-U1,WE 01,,,,,",
     ]

@@ -137,7 +137,7 @@ def test_a_file_with_several_accounts_is_read_per_account_never_mixed() -> None:
     assert b.ok
     assert [e.last_name for e in a.events if isinstance(e, ContactUpserted)] == ["Alpha"]
     assert [e.last_name for e in b.events if isinstance(e, ContactUpserted)] == ["Beta"]
-    with pytest.raises(ImportFormatError, match="several accounts .*account_id.*acc-a, acc-b"):
+    with pytest.raises(ImportFormatError, match=r"several accounts .*account_id.*acc-a, acc-b"):
         parse_masterdata(raw, filename="x.csv")
     with pytest.raises(ImportFormatError, match="no rows for account 'acc-c'"):
         parse_masterdata(raw, filename="x.csv", account="acc-c")
