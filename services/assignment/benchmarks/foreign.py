@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from corpus import Corpus, Truth, build_account
-from layouts import LAYOUTS, LETTER_DATE, PERIOD, Layout, LetterDoc, build_letters, render
+from layouts import LAYOUTS, LETTER_DATE, PERIOD, UNTUNED_LAYOUT, Layout, LetterDoc, build_letters, render
 
 from smartpost_assignment.domain.matching import AccountIndex, LetterContext, Matcher, MatchIndex, roles_for_groups
 from smartpost_shared.contracts.common import LetterScope, SplitRule, SplitStrategy
@@ -174,7 +174,9 @@ def add(into: Row, row: Row) -> None:
 
 
 def main(seeds: list[int], only: str | None, properties: int, units: int, property_letters: int) -> None:
-    layouts = [layout for layout in LAYOUTS if only is None or layout.name.startswith(only)]
+    layouts = [layout for layout in (*LAYOUTS, UNTUNED_LAYOUT) if only is None or layout.name.startswith(only)]
+    if only is None:
+        layouts = list(LAYOUTS)  # the untuned layout G runs only when asked for (--only G)
     print(f"foreign layouts: {len(layouts)} layouts x seeds {seeds}; account {properties} properties x {units} units")
     print("split rule: Anschriftfeld (form per layout); billing period 2024 given to the matcher when it supports it")
     traps: dict[str, dict[str, Row]] = {"property": defaultdict(Row), "cross": defaultdict(Row)}

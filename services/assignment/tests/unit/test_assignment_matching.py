@@ -535,3 +535,14 @@ def test_property_named_by_its_name_or_unit_printed_as_me_is_found_by_dictionary
     result = m.assign(part(lines, ["K-004714"], urefs=["ME 3"]))
     assert (result.status, result.unit_id) == (AssignmentStatus.ASSIGNED, "u4")
     assert unit_key("ME 12") == unit_key("WE 12") == unit_key("Whg. 12") == "12"
+
+
+def test_a_name_printed_without_its_umlaut_finds_the_contact_even_when_the_plain_name_exists_too() -> None:
+    # "Kuhn" is somebody else's name; "Sophie Kuhn" in the window still means Sophie Kühn (OCR dropped the umlaut).
+    snap = snapshot()
+    snap.contacts["kuehn"] = contact("kuehn", "Sophie", "Kühn", ref="K-004790", street="Am Markt 1", pc="10178")
+    snap.contacts["kuhn"] = contact("kuhn", "Peter", "Kuhn", ref="K-004791", street="Ring 9", pc="10178")
+    for kid, cid, uid in (("k30", "kuehn", "u4"), ("k31", "kuhn", "u2")):
+        snap.contracts.append(Contract(A, kid, cid, uid, "p1", "owner", date(2015, 1, 1), None, f"V-{kid}"))
+    result = matcher(period_context(), snap).assign(part(["Frau", "Sophie Kuhn", "Am Markt 1", "10178 Berlin"]))
+    assert "kuehn" in [c.contact_id for c in result.candidates[:3]]

@@ -34,10 +34,11 @@ DEFAULT_SIMILARITY = 0.35
 # Evidence patterns. Extractors that keep reading order may join label and value with a newline or nothing
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
 # Every quantifier is bounded: the patterns run in linear time on any page (a megabyte of tabs after a label).
+# "Unser Zeichen" (our reference, DIN 5008 information block) counts; "Ihr Zeichen" is the recipient's own number.
 DEFAULT_IDENTIFIER_PATTERNS = (
     (
         r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto)"
-        r"|(?:unser|ihr)[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
+        r"|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )

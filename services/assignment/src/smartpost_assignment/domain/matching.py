@@ -597,8 +597,10 @@ class MatchIndex:
         for token in window.name_tokens | window.co_tokens:
             exact = self.by_token.get(token)
             if exact:
-                # The word is somebody's name as printed: variants of it are not needed to find them.
+                # The word is somebody's name as printed; a name one letter longer may still be meant ("Kuhn"
+                # printed for "Kühn" = "kuehn" without its "e"): one lookup of the word among the deletion keys.
                 found |= exact
+                found |= self.by_name.get(token, set())
                 continue
             for key in deletion_keys(token) | {ocr_skeleton(token)}:
                 found |= self.by_name.get(key, set())
