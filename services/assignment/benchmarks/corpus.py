@@ -145,7 +145,7 @@ def build_account(
         street = _street(rng)
         reference = f"{1000 + 10 * p}" if numeric_refs else f"WEG-{p:04d}"
         name = f"WEG {street}"
-        if rng.random() < named_rate:
+        if named_rate and rng.random() < named_rate:  # no draw at 0: the default corpus stays as it was
             for _ in range(20):
                 candidate = f"{rng.choice(PROPERTY_KINDS)} {rng.choice(STREET_STEMS)}{rng.choice(PROPERTY_ENDS)}"
                 if candidate not in used_names:
