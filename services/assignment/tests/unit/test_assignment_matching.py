@@ -530,7 +530,10 @@ def test_property_named_by_its_name_or_unit_printed_as_me_is_found_by_dictionary
     assert m.assign(part(lines, ["K-004714"])).status is AssignmentStatus.NEEDS_REVIEW  # u3 (p2) or u4 (p1)?
     result = m.assign(part(lines, ["K-004714"], prefs=["Wohnanlage Rosenhof übersenden wir die Abrechnung."]))
     assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3")
-    assert "Liegenschaft WEG-0900 auf der Seite" in result.evidence
+    # The found reference is shown to staff as printed.
+    assert (
+        "Liegenschaft WEG-0900 auf der Seite („Wohnanlage Rosenhof übersenden wir die Abrechnung.“)" in result.evidence
+    )
     # The unit printed the way exports do: "ME 3" is unit "WE 03".
     result = m.assign(part(lines, ["K-004714"], urefs=["ME 3"]))
     assert (result.status, result.unit_id) == (AssignmentStatus.ASSIGNED, "u4")

@@ -158,7 +158,8 @@ class Window:
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
     joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
-    named_properties: set[str] | None = None  # properties the page names (computed once, by the MatchIndex)
+    # Properties the page names -> the printed reference that names it (computed once per part, by the MatchIndex).
+    named_properties: dict[str, str] | None = None
 
 
 def _is_street_line(line: str) -> bool:
@@ -557,12 +558,12 @@ class MatchIndex:
             first_set=frozenset(f.first), last_set=frozenset(f.last), company_set=frozenset(f.company),
         )  # fmt: skip
 
-    def properties_named(self, window: Window) -> set[str]:
+    def properties_named(self, window: Window) -> dict[str, str]:
         """Properties whose name (as in master data) appears in one of the page's property references."""
         names = self.account.property_names
         if not names:
-            return set()
-        found: set[str] = set()
+            return {}
+        found: dict[str, str] = {}
         longest = self.account.max_name_words
         for printed in set(window.property_refs.values()):
             words = _REF_WORD.findall(fold(printed))
@@ -570,14 +571,14 @@ class MatchIndex:
                 for n in range(min(longest, len(words) - i), 0, -1):
                     hit = names.get(" ".join(words[i : i + n]))
                     if hit is not None:
-                        found.add(hit)
+                        found.setdefault(hit, printed)
                         break
         return found
 
-    def properties_at(self, window: Window) -> set[str]:
+    def properties_at(self, window: Window) -> dict[str, str]:
         """Properties the page names by address: a street key that fits exactly one property (postal code too)."""
-        found: set[str] = set()
-        for candidates, postal, _printed in window.property_streets:
+        found: dict[str, str] = {}
+        for candidates, postal, printed in window.property_streets:
             # The longest run of words that is a property street decides; a shorter one only if nothing but
             # designations were left out ("Am Gartenweg 3" may be a property not (yet) in master data).
             hit = next((c for c in candidates if c.key in self.property_streets), None)
@@ -587,7 +588,7 @@ class MatchIndex:
             if postal:
                 at = [a for a in at if not a[1] or a[1] in postal]  # a known, different code excludes
             if len(at) == 1:
-                found.add(at[0][0])
+                found.setdefault(at[0][0], printed)
         return found
 
     def retrieve(self, window: Window) -> set[str]:
@@ -738,12 +739,16 @@ class Matcher:
         points = 0.0
         evidence: list[str] = []
         if window.named_properties is None:
-            window.named_properties = (
-                {self.index.property_ref_keys[k] for k in window.property_refs if k in self.index.property_ref_keys}
-                | self.index.properties_at(window)
-                | self.index.properties_named(window)
-            )
-        wanted_props = window.named_properties
+            named = {
+                self.index.property_ref_keys[k]: printed
+                for k, printed in reversed(window.property_refs.items())
+                if k in self.index.property_ref_keys
+            }
+            for more in (self.index.properties_at(window), self.index.properties_named(window)):
+                for property_id, printed in more.items():
+                    named.setdefault(property_id, printed)
+            window.named_properties = named
+        wanted_props = set(window.named_properties)
         by_number = [
             p
             for p in placements
@@ -755,12 +760,15 @@ class Matcher:
         if wanted_props:
             if wanted_props & own_props:
                 points += POINTS_PROPERTY_REF
-                refs = ", ".join(snapshot.properties[p].reference for p in sorted(wanted_props & own_props))
-                evidence.append(f"Liegenschaft {refs} auf der Seite")
+                hits = sorted(wanted_props & own_props)
+                refs = ", ".join(snapshot.properties[p].reference for p in hits)
+                printed = "; ".join(dict.fromkeys(window.named_properties[p] for p in hits))
+                evidence.append(f"Liegenschaft {refs} auf der Seite („{printed}“)")
                 placements = [p for p in placements if p.property_id in wanted_props]
             else:
                 points += PENALTY_PROPERTY_REF
-                evidence.append("Liegenschaft auf der Seite passt nicht zu den Verträgen des Kontakts")
+                printed = "; ".join(dict.fromkeys(window.named_properties.values()))
+                evidence.append(f"Liegenschaft auf der Seite („{printed}“) passt nicht zu den Verträgen des Kontakts")
         if window.unit_refs or window.unit_texts:
             by_unit: list[Placement] = []
             position_hit = False
