@@ -7,14 +7,17 @@ crosses accounts.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from smartpost_assignment.adapters.masterdata_queries import search_contacts, units_of_property
+from smartpost_assignment.adapters.db import AssignmentStore
+from smartpost_assignment.adapters.masterdata_queries import count_contacts, search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
+from smartpost_assignment.consumers import CONSUMER
 from smartpost_assignment.domain.importing import ImportFormatError
 from smartpost_shared.identity import verified_account, verified_actor
 from smartpost_shared.masterdata import Contact, MasterDataReader
@@ -92,15 +95,24 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
         q: str = "",
         property_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
+        """One page of the matching contacts (``offset``/``limit``) and how many match in all (``total``)."""
         account_id = _account(account)
 
-        def run() -> list[Contact]:
+        def run() -> tuple[list[Contact], int]:
             with engine.connect() as conn:
-                return search_contacts(conn, account_id, q, property_id=property_id, limit=limit)
+                found = search_contacts(conn, account_id, q, property_id=property_id, limit=limit, offset=offset)
+                return found, count_contacts(conn, account_id, q, property_id=property_id)
 
-        found = await asyncio.to_thread(run)
-        return {"contacts": [contact_summary(c) for c in found]}
+        found, total = await asyncio.to_thread(run)
+        return {
+            "contacts": [contact_summary(c) for c in found],
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "next_offset": offset + len(found) if offset + len(found) < total else None,
+        }
 
     @router.get("/contacts/{contact_id}")
     async def get_contact(contact_id: str, account: AccountHeader = None) -> dict[str, Any]:
@@ -222,6 +234,20 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
         except LookupError:
             raise HTTPException(status_code=404, detail="letter not known to the assignment service") from None
 
+    @router.get("/imports/{import_id}")
+    async def import_status(import_id: str, account: AccountHeader = None) -> dict[str, Any]:
+        """Status: received (queued), applied (every event in the read model) or rejected (with the row errors)."""
+        account_id = _account(account)
+
+        def run() -> dict[str, Any] | None:
+            with engine.connect() as conn:
+                return AssignmentStore(conn).import_status(account_id, import_id, CONSUMER)
+
+        found = await asyncio.to_thread(run)
+        if found is None:
+            raise HTTPException(status_code=404, detail="import not found")
+        return found
+
     @router.post("/imports")
     async def import_masterdata(
         request: Request, account: AccountHeader = None, actor: ActorHeader = None
@@ -234,11 +260,16 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
                 try:
                     result, import_id = service.import_masterdata(conn, account_id, raw, filename, actor_name)
                 except ImportFormatError as exc:
-                    return JSONResponse({"status": "rejected", "errors": [{"row": "", "message": str(exc)}]}, 422)
+                    import_id = hashlib.sha256(account_id.encode() + b"\0" + raw).hexdigest()[:32]
+                    return JSONResponse(
+                        {"status": "rejected", "import_id": import_id, "errors": [{"row": "", "message": str(exc)}]},
+                        422,
+                    )
             if not result.ok:
                 return JSONResponse(
                     {
                         "status": "rejected",
+                        "import_id": import_id,
                         "message": "nothing was imported: fix the rows below and upload the file again",
                         "errors": [
                             {"row": e.row, "record_type": e.record_type, "record_id": e.record_id, "message": e.message}

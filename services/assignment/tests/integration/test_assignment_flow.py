@@ -410,3 +410,72 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
             assert json.dumps(stored.json()).count(tag_a) == 0
         finally:
             await publisher_broker.stop()
+
+
+async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_paging(
+    kafka_settings, sqlite_url, make_id
+) -> None:
+    account, other = make_id("acc"), make_id("acc")
+    tag = make_id("i")
+    rows = [
+        (
+            "account_id,record_type,property_id,reference,name,street,postal_code,city,unit_id,number,contact_id,"
+            "first_name,last_name,role,start"
+        ),
+        f"{account},property,{tag}-P,1020,WEG Parkallee 7,Parkallee 7,10115,Berlin,,,,,,,",
+        f"{account},unit,{tag}-P,,,,,,{tag}-U1,WE 01,,,,,",
+    ]
+    for n in range(5):
+        rows.append(f"{account},contact,,,,Parkallee 7,10115,Berlin,,,{tag}-c{n},Eva,Paging{n},,")
+        # No contract_id column value: the ERP exports none, the importer derives a stable one.
+        rows.append(f"{account},contract,{tag}-P,,,,,,{tag}-U1,,{tag}-c{n},,,owner,2020-01-01")
+    body = "\n".join(rows).encode()
+    settings = Settings(database_url=sqlite_url, kafka=kafka_settings, log_json=False)
+    app, client = await run_service(settings)
+    async with app.router.lifespan_context(app), client:
+        headers = {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff", "Content-Type": "text/csv"}
+        accepted = await client.post("/imports", content=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        import_id = accepted.json()["import_id"]
+        assert accepted.json()["counts"] == {"property": 1, "unit": 1, "contact": 5, "contract": 5}
+
+        async def applied() -> bool:
+            status = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})
+            assert status.status_code == 200
+            assert status.json()["status"] in {"received", "applied"}
+            return bool(status.json()["status"] == "applied")
+
+        await wait_until(applied)
+        status = (await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})).json()
+        assert status["events"] == status["applied_events"] == 12
+        # Another account sees nothing of it.
+        hidden = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": other})
+        assert hidden.status_code == 404
+        # Paging with a total: 5 contacts, pages of 2.
+        seen: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await client.get(
+                "/contacts",
+                params={"q": "Paging", "limit": 2, "offset": offset},
+                headers={"X-SmartPost-Account": account},
+            )
+            data = page.json()
+            assert data["total"] == 5
+            seen += [c["contact_id"] for c in data["contacts"]]
+            offset = data["next_offset"]
+        assert sorted(seen) == [f"{tag}-c{n}" for n in range(5)]
+        # The derived contract ids are stable and visible on the contact.
+        contact = (await client.get(f"/contacts/{tag}-c0", headers={"X-SmartPost-Account": account})).json()
+        assert contact["contracts"][0]["contract_id"].startswith("V-")
+        # A file that also holds another account's rows is refused, naming the column; the refusal has a status.
+        mixed = body + f"\n{other},contact,,,,Weg 1,10115,Berlin,,,{tag}-x,Max,Fremd,,".encode()
+        refused = await client.post("/imports", content=mixed, headers=headers)
+        assert refused.status_code == 422
+        assert "account_id" in refused.json()["errors"][0]["message"]
+        assert other in refused.json()["errors"][0]["message"]
+        status = (
+            await client.get(f"/imports/{refused.json()['import_id']}", headers={"X-SmartPost-Account": account})
+        ).json()
+        assert status["status"] == "rejected"
+        assert "account_id" in status["errors"][0]["message"]

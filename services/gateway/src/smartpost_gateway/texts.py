@@ -41,22 +41,41 @@ ASSIGNMENT_STATUS = {
 SPLIT_STRATEGIES = {
     "address_block": (
         "Anschriftfeld (DIN 5008)",
-        "Ein neuer Brief beginnt auf jeder Seite mit einer Anschrift im Sichtfenster.",
+        (
+            "Ein neuer Brief beginnt auf einer Seite mit einer Anschrift im Sichtfenster, wenn sich die Anschrift "
+            "gegenüber dem vorigen Brief ändert – oder wenn die Seite wie eine erste Seite aussieht (Seitenzählung "
+            "beginnt neu, z. B. „Seite 1 von 3“ oder „- 1 -“, oder ohne Seitenzahl eine Anrede wie „Sehr geehrte“). "
+            "Folgeseiten, die die Anschrift wiederholen („Seite 2 von 3“), bleiben beim Brief."
+        ),
     ),
     "first_page": (
         "Erste Seite bestimmen",
         (
-            "Wählen Sie eine Musterseite: Seiten, die ihr ähnlich sehen, beginnen einen neuen Brief. "
-            "Alternativ ein Text, der nur auf ersten Seiten steht."
+            "Jede Seite, die den angegebenen Text enthält (z. B. „Seite 1 von“), beginnt einen neuen Brief. "
+            "Oder eine Musterseite: jede Seite, deren Briefkopf (obere 10 cm) der Musterseite genügend ähnelt, "
+            "beginnt einen neuen Brief. Seiten vor der ersten erkannten Seite werden zur Prüfung gemeldet."
         ),
     ),
     "identifier": (
         "Kennung (z. B. Kontakt-Nr.)",
-        "Ein neuer Brief beginnt, wenn sich die Kennung (regulärer Ausdruck) auf der Seite ändert.",
+        (
+            "Ein neuer Brief beginnt auf einer Seite, deren Kennung (regulärer Ausdruck) sich von der vorigen "
+            "unterscheidet; Seiten ohne Kennung gehören zum laufenden Brief. Zwei Briefe mit derselben Kennung "
+            "direkt hintereinander werden zu einem."
+        ),
     ),
-    "keyword": ("Trennwort", "Seiten mit diesem Text trennen die Briefe (z. B. eine Trennseite „Trennseite“)."),
-    "blank_separator": ("Leere Trennseiten", "Leere Seiten trennen die Briefe."),
-    "fixed_pages": ("Feste Seitenzahl", "Jeder Brief hat genau die angegebene Anzahl Seiten."),
+    "keyword": (
+        "Trennwort",
+        (
+            "Jede Seite mit diesem Text (z. B. „Trennseite“) trennt die Briefe und wird entfernt; steht auf ihr "
+            "eine Anschrift, gilt sie für den folgenden Brief, wenn dieser selbst keine hat."
+        ),
+    ),
+    "blank_separator": ("Leere Trennseiten", "Jede Seite ohne Text und ohne Bild trennt die Briefe und wird entfernt."),
+    "fixed_pages": (
+        "Feste Seitenzahl",
+        "Alle n Seiten beginnt ein neuer Brief; ist die Seitenzahl kein Vielfaches von n, ist der letzte kürzer.",
+    ),
 }
 
 RECIPIENT_GROUPS = {"owners": "Eigentümer", "tenants": "Mieter"}
@@ -179,6 +198,11 @@ _DETAIL_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"property.*(required|needs)|needs a property|requires a property", re.IGNORECASE),
         "Bitte eine Liegenschaft wählen oder „Liegenschaftsübergreifender Versand“ ankreuzen.",
     ),
+    (
+        re.compile(r"billing period needs both|period_start and period_end go together", re.IGNORECASE),
+        "Bitte für den Abrechnungszeitraum Beginn und Ende angeben (oder beide Felder leer lassen).",
+    ),
+    (re.compile(r"billing period ends before", re.IGNORECASE), "Der Abrechnungszeitraum endet vor seinem Beginn."),
     (re.compile(r"dispatch date lies in the past", re.IGNORECASE), "Das Versanddatum liegt in der Vergangenheit."),
     (re.compile(r"already ordered", re.IGNORECASE), "Der Briefversand wurde bereits beauftragt."),
     (re.compile(r"recipient group", re.IGNORECASE), "Bitte mindestens einen Empfängerkreis wählen."),

@@ -291,6 +291,8 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
     property_id: Annotated[str, Form()] = "",
     cross_property: Annotated[str, Form()] = "",
     letter_date: Annotated[str, Form()] = "",
+    period_start: Annotated[str, Form()] = "",
+    period_end: Annotated[str, Form()] = "",
     form_id: Annotated[str, Form()] = "",
 ) -> Response:
     require(session, Role.PREPARE)
@@ -304,6 +306,8 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         "property_id": property_id,
         "cross_property": cross,
         "letter_date": letter_date,
+        "period_start": period_start,
+        "period_end": period_end,
         "new_document_type": new_document_type,
     }
     client = letters(request)
@@ -323,6 +327,10 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         }
         if letter_date:
             payload["letter_date"] = letter_date
+        if period_start or period_end:
+            # Both or neither: the letters service refuses half a period with a message (translated below).
+            payload["period_start"] = period_start or None
+            payload["period_end"] = period_end or None
         letter = await client.create_letter(who, payload, command_id=form_id or None)
     except ServiceError as exc:
         context = await _new_letter_context(request, session)

@@ -234,3 +234,35 @@ def test_stuck_letters_show_what_they_wait_for_and_can_be_nudged() -> None:
         assert response.status_code in (200, 303), response.text
     assert len(fake.posted("/resend")) == 1
     assert len(fake.posted("/rematch")) == 1
+
+    half = translate(
+        ServiceError("letters", 422, "a billing period needs both its start and its end", "invalid_letter")
+    )
+    assert "Abrechnungszeitraum Beginn und Ende" in half.message
+
+
+def test_new_letter_form_forwards_the_billing_period() -> None:
+    client, fake = make_client(False, {"letter": letter("draft")})
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get("/serienbriefe/neu")
+        assert 'name="period_start"' in page.text
+        assert "Abrechnungszeitraum" in page.text
+        client.post(
+            "/serienbriefe/neu",
+            data={
+                "csrf_token": token, "title": "Jahresabrechnung 2024", "document_type_id": "t", "groups": "owners",
+                "property_id": "P1", "period_start": "2024-01-01", "period_end": "2024-12-31",
+            },
+        )  # fmt: skip
+    created = json.loads(fake.posted("/v1/letters")[0].content)
+    assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")
+
+
+def test_address_block_help_says_what_the_rule_does() -> None:
+    from smartpost_gateway.texts import SPLIT_STRATEGIES
+
+    help_text = SPLIT_STRATEGIES["address_block"][1]
+    assert "auf jeder Seite mit einer Anschrift" not in help_text  # the old, wrong promise
+    assert "Seite 1 von 3" in help_text
+    assert "wiederholen" in help_text

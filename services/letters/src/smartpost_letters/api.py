@@ -182,6 +182,8 @@ async def create_letter(request: Request, who: CallerDep, body: CreateLetterIn) 
             property_id=body.property_id,
             include_archived=body.include_archived,
             letter_date=body.letter_date,
+            period_start=body.period_start,
+            period_end=body.period_end,
         )
     )
     return _letter_response(letter, 201)

@@ -292,7 +292,7 @@ class LetterService:
 
     # ---------------------------------------------------------------------------------------------- letters
 
-    def create_letter(
+    def create_letter(  # noqa: PLR0913 - the basic parameters of a serial letter
         self,
         ctx: CommandContext,
         *,
@@ -303,6 +303,8 @@ class LetterService:
         property_id: str | None,
         include_archived: bool,
         letter_date: date | None,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> SerialLetter:
         if ctx.command_id:
             letter_id = uuid.uuid5(LETTER_NAMESPACE, f"{ctx.account_id}\x00{ctx.command_id}")
@@ -324,6 +326,8 @@ class LetterService:
             include_archived=include_archived,
             letter_date=letter_date or datetime.now(UTC).date(),
             actor=ctx.as_actor,
+            period_start=period_start,
+            period_end=period_end,
         )
         try:
             self._save(letter)

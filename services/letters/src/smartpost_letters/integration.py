@@ -45,6 +45,8 @@ def wire_payloads(event: object) -> list[EventPayload]:  # noqa: PLR0911 - one b
                 include_archived=event.include_archived,
                 letter_date=event.letter_date,
                 created_by=event.actor,
+                period_start=getattr(event, "period_start", None),
+                period_end=getattr(event, "period_end", None),
             )
         ]
     if isinstance(event, SerialLetter.SplitStarted):

@@ -88,10 +88,13 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
             "document_type_id": dt,
             "recipient_groups": ["tenants"],
             "scope": "cross_property",
+            "period_start": "2024-01-01",
+            "period_end": "2024-12-31",
         },
         headers=h(account),
     )
     assert r.status_code == 201, r.text
+    assert (r.json()["period_start"], r.json()["period_end"]) == ("2024-01-01", "2024-12-31")
     lid = r.json()["letter_id"]
     r = await client.post(
         f"/v1/letters/{lid}/documents",
@@ -216,6 +219,8 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
         until=lambda m: len(m) >= len(wanted),
     )
     assert [e["event_type"] for e, _ in events] == wanted  # all on one partition, in order
+    created = events[0][0]["payload"]
+    assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")  # billing period
     released = events[3][0]
     assert released["account_id"] == account
     assert released["payload"]["notify_by_email"] is True

@@ -806,3 +806,13 @@ def test_waiting_for_names_the_service_and_the_time_the_wait_began():
     b.letter.release(notify_by_email=True, actor=STAFF)
     b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
     assert b.letter.waiting_for()[0] == "print-dispatch"
+
+
+def test_billing_period_is_optional_complete_and_ordered():
+    letter = create(period_start=date(2024, 1, 1), period_end=date(2024, 12, 31))
+    assert (letter.period_start, letter.period_end) == (date(2024, 1, 1), date(2024, 12, 31))
+    assert create().period_start is None
+    with pytest.raises(InvalidLetterError, match="start and its end"):
+        create(period_start=date(2024, 1, 1))
+    with pytest.raises(InvalidLetterError, match="ends before it starts"):
+        create(period_start=date(2024, 12, 31), period_end=date(2024, 1, 1))

@@ -120,6 +120,9 @@ class SerialLetter(Aggregate):
         property_id: str | None
         include_archived: bool
         letter_date: date
+        # Optional billing period (added 2026-11; events stored before carry neither field).
+        period_start: date | None = None
+        period_end: date | None = None
 
     def __init__(  # noqa: PLR0913 - the Created event's fields
         self,
@@ -134,8 +137,12 @@ class SerialLetter(Aggregate):
         property_id: str | None,
         include_archived: bool,
         letter_date: date,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> None:
         self.account_id = account_id
+        self.period_start = period_start
+        self.period_end = period_end
         self.created_by = actor
         self.title = title
         self.document_type = document_type
@@ -178,6 +185,8 @@ class SerialLetter(Aggregate):
         include_archived: bool,
         letter_date: date,
         actor: Actor,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> SerialLetter:
         title = title.strip()
         if not title:
@@ -195,6 +204,10 @@ class SerialLetter(Aggregate):
             raise InvalidLetterError("a property letter needs a property")
         if not account_id:
             raise InvalidLetterError("the account is missing")
+        if (period_start is None) != (period_end is None):
+            raise InvalidLetterError("a billing period needs both its start and its end")
+        if period_start is not None and period_end is not None and period_end < period_start:
+            raise InvalidLetterError("the billing period ends before it starts")
         return cls._create(
             cls.Created,
             id=letter_id,
@@ -208,6 +221,8 @@ class SerialLetter(Aggregate):
             property_id=property_id,
             include_archived=include_archived,
             letter_date=letter_date,
+            period_start=period_start,
+            period_end=period_end,
         )
 
     # ----------------------------------------------------------------------------------------------- views
