@@ -15,11 +15,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_portal_publisher.adapters.db import portal_metadata
+from smartpost_portal_publisher.adapters.mail import MailSender, SmtpSender
 from smartpost_portal_publisher.api import install_routes
 from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings, get_settings
+from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
@@ -53,10 +55,25 @@ def portal_config(settings: Settings) -> PortalConfig:
         min_password_length=settings.min_password_length,
         max_login_failures=settings.max_login_failures,
         login_lockout=timedelta(minutes=settings.login_lockout_minutes),
+        password_reset_ttl=timedelta(minutes=settings.password_reset_ttl_minutes),
     )
 
 
-def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+def _smtp_sender(settings: Settings) -> SmtpSender:
+    return SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_sender_address,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, store: ObjectStore | None = None, mailer: MailSender | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
@@ -97,6 +114,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.internal_api_token = settings.internal_api_token
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
+    install_web(
+        app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
+    )
 
     _install_health_routes(app, engine, object_store, broker)
     return app
