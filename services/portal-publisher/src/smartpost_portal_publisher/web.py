@@ -409,12 +409,22 @@ async def logout(request: Request, account_id: str, csrf_token: Annotated[str, F
 
 
 @router.get("/{account_id}/einladung")
-async def redeem_form(request: Request, account_id: str, code: str | None = None) -> Response:
+async def redeem_form(
+    request: Request, account_id: str, code: str | None = None, weiter: str | None = None
+) -> Response:
     try:
         branding = _branding_or_404(request, account_id)
     except _RefusedError as refused:
         return refused.response
-    return render(request, "portal/einladung.html", branding, code=code or "", login="", error=None)
+    return render(
+        request,
+        "portal/einladung.html",
+        branding,
+        code=code or "",
+        login="",
+        error=None,
+        weiter=_safe_next(branding, weiter),
+    )
 
 
 @router.post("/{account_id}/einladung")
@@ -426,6 +436,7 @@ async def redeem_submit(
     password: Annotated[str, Form()] = "",
     password_repeat: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
+    weiter: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         branding = _branding_or_404(request, account_id)
@@ -436,7 +447,16 @@ async def redeem_submit(
         return _csrf_refusal(request, branding)
 
     def again(error: str, status: int) -> HTMLResponse:
-        return render(request, "portal/einladung.html", branding, status=status, code=code, login=login, error=error)
+        return render(
+            request,
+            "portal/einladung.html",
+            branding,
+            status=status,
+            code=code,
+            login=login,
+            error=error,
+            weiter=_safe_next(branding, weiter),
+        )
 
     if not code.strip():
         return again("Bitte geben Sie Ihren Einladungscode ein.", 422)
@@ -449,7 +469,10 @@ async def redeem_submit(
         return again(exc.german, exc.status)
     # The code decides the account (a code of another management company leads to that company's portal).
     target = web.branding(session.principal.account_id)
-    response = _redirect(f"{target.base}/posteingang?hinweis=willkommen")
+    after = _safe_next(target, weiter)
+    if after == f"{target.base}/posteingang":
+        after += "?hinweis=willkommen"
+    response = _redirect(after)
     _set_session(response, web, target.account_id, session)
     return response
 
