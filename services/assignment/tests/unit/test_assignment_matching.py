@@ -429,3 +429,13 @@ def test_references_printed_with_extra_text_still_match_on_whole_tokens() -> Non
     assert "3" in reference_keys("WE 03 (1. OG links)", unit=True)
     assert "3" not in reference_keys("WE 31", unit=True)
     assert "weg" not in reference_keys("WEG-0815")  # a bare word identifies nothing
+
+
+def test_unusual_page_count_message_is_german_singular_and_decimal_comma():
+    snap = snapshot()
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4 Seiten in diesem Dokument"
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5, "f": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4,5 Seiten in diesem Dokument"

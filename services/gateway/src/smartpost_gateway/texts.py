@@ -1,17 +1,25 @@
 """German UI text: state names, split rules, print options and the translation of service errors.
 
 The services answer in English with a machine-readable ``code``; staff read German. The gateway shows a German
-sentence for what it recognises and always keeps the service's own detail underneath, so nothing is hidden.
+sentence and a support number; the service's own (English) detail goes to the log under that number.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smartpost_gateway.adapters.http import ServiceError
+
+log = get_logger(__name__)
 
 LETTER_STATUS = {
     "draft": "Entwurf",
@@ -129,6 +137,12 @@ PRINT_TEXT = {
 def print_text(text: str) -> str:
     if text in PRINT_TEXT:
         return PRINT_TEXT[text]
+    if text.startswith("a cover page (one more sheet) is added"):
+        return (
+            "Wo die Anschrift nicht im Sichtfenster des Versanddienstleisters steht, wird ein Deckblatt (ein Blatt "
+            "mehr) vorangestellt. Die Schätzung prüft dafür je Dokument einen Brief; eine Anschrift, die von den "
+            "Stammdaten abweicht, fällt erst beim Erstellen der Druckdateien auf."
+        )
     match = re.match(r"final selection after (\d+) working days", text)
     if match:
         return (
@@ -195,13 +209,31 @@ _CODE_TEXT = {
 
 @dataclass(frozen=True)
 class UiError:
-    """An error as staff see it: a German sentence and the technical detail from the service."""
+    """An error as staff see it: a German sentence and a support number.
+
+    ``detail`` (the service's technical, English answer) is logged with ``support_id`` and never shown.
+    """
 
     message: str
     detail: str = ""
+    support_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
 
-def translate(error: ServiceError) -> UiError:  # noqa: PLR0911 - one answer per kind of error
+def translate(error: ServiceError) -> UiError:
+    ui = _translate(error)
+    log.warning(
+        "gateway.service_error",
+        support_id=ui.support_id,
+        service=error.service,
+        status=error.status,
+        code=error.code,
+        detail=error.detail,
+        shown=ui.message,
+    )
+    return ui
+
+
+def _translate(error: ServiceError) -> UiError:  # noqa: PLR0911 - one answer per kind of error
     service = SERVICE_NAMES.get(error.service, error.service)
     if error.unavailable and error.status == 503 and not error.code:
         return UiError(f"Der {service} ist gerade nicht erreichbar. Bitte später erneut versuchen.", error.detail)
@@ -247,3 +279,148 @@ def euro(cents: float | None) -> str:
         return "–"
     value = f"{cents / 100:,.2f}"
     return value.replace(",", "X").replace(".", ",").replace("X", ".") + " €"
+
+
+_EVIDENCE_ACTIONS = {
+    "reassign": "von Hand zugeordnet",
+    "unassign": "Zuordnung von Hand aufgehoben",
+    "discard": "verworfen",
+}
+
+
+def evidence_text(text: str, staff_name: Callable[[str], str] | None = None) -> str:
+    """Evidence of an assignment in German (the letters service records manual decisions in English)."""
+    match = re.fullmatch(r"manual (reassign|unassign|discard) by (.+)", text)
+    if match:
+        who = staff_name(match.group(2)) if staff_name else match.group(2)
+        return f"{_EVIDENCE_ACTIONS[match.group(1)]} von {who}"
+    return text
+
+
+def de_number(value: float, digits: int = 0) -> str:
+    """1234.5 -> '1.234,5' (German grouping and decimal comma)."""
+    text = f"{value:,.{digits}f}"
+    return text.replace(",", "X").replace(".", ",").replace("X", ".")
+
+
+# --- the Verlauf (audit log) as sentences ---------------------------------------------------------------------
+
+SYSTEM_ACTORS = {"system", "splitter", "assignment", "letters", "print-dispatch", "portal-publisher", "smartpost"}
+
+
+@dataclass(frozen=True)
+class AuditNames:
+    """What the sentences need to name people and places (all lookups fall back to something German)."""
+
+    staff_name: Callable[[str], str]
+    contact_name: Callable[[str | None], str]
+    property_name: Callable[[str | None], str]
+    unit_label: Callable[[str | None], str]
+    part_number: Callable[[str | None], int | None]
+
+
+def _who(actor: str, names: AuditNames) -> str:
+    if not actor or actor.lower() in SYSTEM_ACTORS or ":" in actor:
+        return "SmartPost"
+    return names.staff_name(actor)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _part(part_id: str | None, names: AuditNames) -> str:
+    number = names.part_number(part_id)
+    return f"Einzelbrief {number}" if number else "einen Einzelbrief"
+
+
+def _place(details: dict[str, Any], names: AuditNames) -> str:
+    bits = []
+    if details.get("unit_id"):
+        bits.append(names.unit_label(details["unit_id"]))
+    if details.get("property_id"):
+        bits.append(names.property_name(details["property_id"]))
+    return f" ({', '.join(bits)})" if bits else ""
+
+
+def audit_sentence(entry: dict[str, Any], names: AuditNames) -> str:  # noqa: C901, PLR0911, PLR0912 - one per action
+    """One line of the Verlauf, e.g. „Anna Muster hat Einzelbrief 3 Jürgen Weiß zugeordnet (WE 02, Parkallee 7).“."""
+    action = str(entry.get("action", ""))
+    d: dict[str, Any] = entry.get("details") or {}
+    who = _who(str(entry.get("actor", "")), names)
+    if action == "created":
+        scope = (
+            "liegenschaftsübergreifend"
+            if d.get("scope") == "cross_property"
+            else names.property_name(d.get("property_id"))
+        )
+        return f"{who} hat den Serienbrief „{d.get('title', '')}“ angelegt ({scope})."
+    if action == "document_attached":
+        document = d.get("document") or {}
+        return f"{who} hat die Datei „{document.get('filename', 'PDF')}“ hochgeladen."
+    if action == "document_changed":
+        return f"{who} hat die Trennregel eines Dokuments geändert."
+    if action == "document_removed":
+        return f"{who} hat ein Dokument entfernt."
+    if action == "documents_reordered":
+        return f"{who} hat die Reihenfolge der Dokumente geändert."
+    if action == "split_started":
+        return f"{who} hat das Aufteilen gestartet."
+    if action == "split_recorded":
+        parts = len(d.get("parts") or [])
+        pages = _count(int(d.get("page_count") or 0), "Seite", "Seiten")
+        return f"Das Dokument wurde aufgeteilt: {pages}, {_count(parts, 'Einzelbrief', 'Einzelbriefe')}."
+    if action == "split_failed":
+        failure = d.get("failure") or {}
+        reason = SPLIT_FAILURE.get(str(failure.get("reason_code", "")), "Grund siehe Details.")
+        return f"Das Aufteilen ist fehlgeschlagen: {reason}"
+    if action == "reopened":
+        return f"{who} hat den Serienbrief zur Bearbeitung wieder geöffnet."
+    if action == "assignments_recorded":
+        assignments = d.get("assignments") or []
+        assigned = sum(1 for a in assignments if a.get("status") == "assigned")
+        review = sum(1 for a in assignments if a.get("status") == "needs_review")
+        text = "Zuordnungsvorschlag erhalten" if not d.get("is_correction") else "Korrektur bestätigt"
+        return f"{text}: {_count(assigned, 'Einzelbrief', 'Einzelbriefe')} zugeordnet, {review} zur Prüfung."
+    if action == "assignments_deferred":
+        return "Die Zuordnung wartet, bis die Stammdaten vollständig sind."
+    if action == "part_corrected":
+        part = _part(d.get("part_id"), names)
+        kind = d.get("action")
+        if kind == "reassign":
+            return f"{who} hat {part} {names.contact_name(d.get('contact_id'))} zugeordnet{_place(d, names)}."
+        if kind == "unassign":
+            return f"{who} hat die Zuordnung von {part} aufgehoben."
+        if kind == "discard":
+            return f"{who} hat {part} verworfen."
+        return f"{who} hat {part} geändert."
+    if action == "review_confirmed":
+        return f"{who} hat die Prüfung abgeschlossen."
+    if action == "released":
+        items = len(d.get("items") or [])
+        mail = " und die Empfänger per E-Mail benachrichtigt" if d.get("notify_by_email") else ""
+        return f"{who} hat {_count(items, 'Einzelbrief', 'Einzelbriefe')} im Kundenportal freigegeben{mail}."
+    if action == "print_order_placed":
+        items = len(d.get("items") or [])
+        return f"{who} hat den Briefversand für {_count(items, 'Einzelbrief', 'Einzelbriefe')} beauftragt."
+    if action == "items_revoked":
+        items = len(d.get("item_ids") or [])
+        reason = f" Begründung: {d['reason']}" if d.get("reason") else ""
+        unit = f" ({names.unit_label(d['unit_id'])})" if d.get("unit_id") else ""
+        return f"{who} hat {_count(items, 'Einzelbrief', 'Einzelbriefe')}{unit} zurückgezogen.{reason}"
+    if action == "deleted":
+        reason = f" Begründung: {d['reason']}" if d.get("reason") else ""
+        return f"{who} hat den Serienbrief gelöscht.{reason}"
+    if action == "mailpiece_status_recorded":
+        mailpiece = d.get("mailpiece") or {}
+        status = MAILPIECE_STATUS.get(str(mailpiece.get("status", "")), "neuer Stand")
+        contact = names.contact_name(mailpiece.get("contact_id")) if mailpiece.get("contact_id") else "einen Empfänger"
+        return f"Briefversand an {contact}: {status}."
+    if action == "item_viewed":
+        return "Ein Empfänger hat seinen Einzelbrief im Kundenportal geöffnet."
+    return f"{who} hat den Serienbrief geändert."
+
+
+def audit_record(entry: dict[str, Any]) -> str:
+    """The technical record behind the sentence (readable umlauts, indented)."""
+    return json.dumps(entry, ensure_ascii=False, indent=2, sort_keys=True, default=str)

@@ -37,6 +37,7 @@ TEMPLATES.env.globals.update(
     de_datetime=texts.de_datetime,
     rule_help={k: v[1] for k, v in texts.SPLIT_STRATEGIES.items()},
 )
+TEMPLATES.env.filters["evidence_de"] = texts.evidence_text
 
 router = APIRouter()
 Json = dict[str, Any]
@@ -346,6 +347,8 @@ async def _letter_page(
         except ServiceError as exc:
             context["audit"] = []
             context["error"] = error or texts.translate(exc)
+        await views.add_audit_master_data(master, assignment(request), who, context["audit"])
+        context["audit_names"] = views.audit_names(master, context["parts"], _settings(request).staff_users)
     context.update(extra or {})
     return render(request, "letter.html", context, status_code=status_code)
 
