@@ -239,6 +239,14 @@ class Stack:
             pid_file.unlink(missing_ok=True)
 
 
+_SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "CREDENTIAL")
+
+
+def masked(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for printing and logs: values of secret-looking variables replaced by ``***``."""
+    return {key: "***" if any(word in key.upper() for word in _SECRET_WORDS) else value for key, value in env.items()}
+
+
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -296,7 +304,8 @@ def main() -> None:
     )
     if args.command == "up":
         stack.up()
-        print(json.dumps({"status": "up", **stack.env()}, indent=2))  # noqa: T201 - CLI output
+        # Secrets stay out of the start-up output (``env`` prints them for ``eval`` on purpose).
+        print(json.dumps({"status": "up", **masked(stack.env())}, indent=2))  # noqa: T201 - CLI output
     elif args.command == "down":
         stack.down()
         print("stopped")  # noqa: T201

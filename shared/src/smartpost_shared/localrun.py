@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from smartpost_shared.devstack import Stack, free_port, stop_pid
+from smartpost_shared.devstack import Stack, free_port, masked, stop_pid
 
 # service name -> (python module, default port)
 SERVICES: dict[str, tuple[str, int]] = {
@@ -224,7 +224,7 @@ def main() -> None:
     names = system.start_all()
     # Leave the service processes running: 'down' stops them by PID.
     system.processes.clear()
-    print(json.dumps({"services": {n: system.url(n) for n in names}, **stack.env()}, indent=2))  # noqa: T201
+    print(json.dumps({"services": {n: system.url(n) for n in names}, **masked(stack.env())}, indent=2))  # noqa: T201
 
 
 if __name__ == "__main__":
