@@ -179,6 +179,14 @@ _DETAIL_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "Freigabe nicht möglich: Es gibt noch Einzelbriefe, die weder einem Kontakt zugeordnet noch verworfen sind.",
     ),
     (
+        re.compile(r"have no contract \(property and unit\)", re.IGNORECASE),
+        (
+            "Noch nicht fertig zugeordnet: Bei liegenschaftsübergreifenden Briefen braucht jeder Einzelbrief den "
+            "Vertrag des Empfängers (Liegenschaft und Einheit). Bitte bei den markierten Einzelbriefen „Vertrag "
+            "wählen“."
+        ),
+    ),
+    (
         re.compile(r"at least one part must be assigned", re.IGNORECASE),
         "Mindestens ein Einzelbrief muss einem Kontakt zugeordnet sein.",
     ),

@@ -598,6 +598,28 @@ async def contact_search(
     )
 
 
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/vertraege", response_class=HTMLResponse)
+async def contact_contracts(
+    request: Request,
+    session: SessionDep,
+    letter_id: str,
+    part_id: str,
+    contact_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> HTMLResponse:
+    """One contact's contracts to choose from (cross-property: the contact alone does not name property and unit)."""
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+        contact = await assignment(request).contact(who, contact_id)
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    return render(
+        request,
+        "_contact_results.html",
+        {"session": session, "letter": letter, "part_id": part_id, "contacts": [contact], "query": contact_id},
+    )
+
+
 @router.post("/serienbriefe/{letter_id}/teile/{part_id}/zuordnen", response_class=HTMLResponse)
 async def reassign(
     request: Request,
