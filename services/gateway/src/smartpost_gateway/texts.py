@@ -10,7 +10,9 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from smartpost_shared.logging import get_logger
 
@@ -198,6 +200,14 @@ _DETAIL_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"dispatch date lies in the past", re.IGNORECASE), "Das Versanddatum liegt in der Vergangenheit."),
     (re.compile(r"already ordered", re.IGNORECASE), "Der Briefversand wurde bereits beauftragt."),
     (re.compile(r"recipient group", re.IGNORECASE), "Bitte mindestens einen Empfängerkreis wählen."),
+    (
+        re.compile(r"nested at most (\d+) levels", re.IGNORECASE),
+        "Dokumententypen haben höchstens fünf Ebenen. Bitte eine höhere Ebene wählen.",
+    ),
+    (
+        re.compile(r"document type named .* already exists", re.IGNORECASE),
+        "Auf dieser Ebene gibt es diesen Dokumententyp schon.",
+    ),
     (re.compile(r"title", re.IGNORECASE), "Bitte einen Titel angeben."),
     (re.compile(r"attach at least", re.IGNORECASE), "Bitte zuerst mindestens ein Anschreiben (PDF) hochladen."),
 ]
@@ -432,3 +442,42 @@ def audit_sentence(entry: dict[str, Any], names: AuditNames) -> str:  # noqa: C9
 def audit_record(entry: dict[str, Any]) -> str:
     """The technical record behind the sentence (readable umlauts, indented)."""
     return json.dumps(entry, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+def paper_status(mailpiece: dict[str, Any] | None) -> str:
+    """What revoking a released letter means for its paper copy (revocation never stops a print job by itself)."""
+    if not mailpiece:
+        return "Für diesen Brief ist kein Papierversand beauftragt."
+    status = str(mailpiece.get("status", ""))
+    label = MAILPIECE_STATUS.get(status, "unbekannter Stand")
+    if status in {"created", "validating", "action_required"}:
+        return (
+            f"Der Papierbrief ist beauftragt, aber noch nicht beim Druckdienstleister (Stand: {label}). Der Widerruf "
+            "hält ihn nicht an; er kann im Briefversand-Dienst noch storniert werden."
+        )
+    if status in {"submitted", "printing"}:
+        return (
+            f"Der Papierbrief liegt bereits beim Druckdienstleister (Stand: {label}). Der Widerruf hält ihn nicht an; "
+            "ob er noch gestoppt werden kann, entscheidet der Dienstleister."
+        )
+    if status in {"sent", "delivered"}:
+        return f"Der Papierbrief ist bereits verschickt (Stand: {label}) und lässt sich nicht mehr aufhalten."
+    return f"Der Papierbrief wurde nicht zugestellt (Stand: {label})."
+
+
+def mailpiece_of(letter: dict[str, Any], item: dict[str, Any]) -> dict[str, Any] | None:
+    """The paper mailpiece that carries ``item`` (by item id, else by contact), if a print order exists."""
+    order = letter.get("print_order") or {}
+    pieces = list(order.get("mailpieces") or [])
+    for piece in pieces:
+        if item.get("item_id") in (piece.get("item_ids") or []):
+            return dict(piece)
+    for piece in pieces:
+        if piece.get("contact_id") == item.get("contact_id") and not piece.get("item_ids"):
+            return dict(piece)
+    return None
+
+
+def today_berlin() -> date:
+    """Today in the German calendar (dispatch dates are German dates)."""
+    return datetime.now(ZoneInfo("Europe/Berlin")).date()

@@ -238,6 +238,7 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
     title: Annotated[str, Form()] = "",
     document_type_id: Annotated[str, Form()] = "",
     new_document_type: Annotated[str, Form()] = "",
+    new_document_type_parent: Annotated[str, Form()] = "",
     groups: Annotated[list[str] | None, Form()] = None,
     custom_group: Annotated[str, Form()] = "",
     property_id: Annotated[str, Form()] = "",
@@ -257,11 +258,15 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         "cross_property": cross,
         "letter_date": letter_date,
         "new_document_type": new_document_type,
+        "new_document_type_parent": new_document_type_parent,
     }
     client = letters(request)
     try:
         if new_document_type.strip():
-            tree = await client.add_document_type(who, new_document_type.strip())
+            # Any level: a sub-type goes below the chosen document type (at most five levels, the service checks).
+            tree = await client.add_document_type(
+                who, new_document_type.strip(), parent_id=new_document_type_parent or None
+            )
             document_type_id = str(tree.get("created_id") or "")
             # Created now: if the letter itself is refused, the form offers the new type as selected.
             form["document_type_id"] = document_type_id
@@ -768,6 +773,13 @@ def default_tab_safe() -> str:
 # ------------------------------------------------------------------------------------------------- postal dispatch
 
 
+class PastDispatchDateError(ValueError):
+    """A dispatch date before today (German calendar)."""
+
+
+PAST_DATE = texts.UiError("Das Versanddatum liegt in der Vergangenheit. Bitte heute oder ein späteres Datum wählen.")
+
+
 def _print_options(form: Any) -> Json:
     options: Json = {
         "recipient_filter": str(form.get("recipient_filter") or "all"),
@@ -780,7 +792,10 @@ def _print_options(form: Any) -> Json:
     if form.get("not_viewed_working_days"):
         options["not_viewed_working_days"] = int(str(form["not_viewed_working_days"]))
     if form.get("dispatch_date"):
-        options["dispatch_date"] = date.fromisoformat(str(form["dispatch_date"])).isoformat()
+        dispatch_date = date.fromisoformat(str(form["dispatch_date"]))
+        if dispatch_date < texts.today_berlin():
+            raise PastDispatchDateError(dispatch_date.isoformat())
+        options["dispatch_date"] = dispatch_date.isoformat()
     return options
 
 
@@ -796,6 +811,8 @@ async def print_estimate(request: Request, session: PostSessionDep, letter_id: s
         if not active:
             return error_fragment(request, texts.UiError("Keine freigegebenen Einzelbriefe zum Versand."), 200)
         estimate = await printing(request).estimate(who, active, options)
+    except PastDispatchDateError:
+        return error_fragment(request, PAST_DATE, status_code=200)
     except ValueError:
         return error_fragment(request, texts.UiError("Die Versandoptionen sind ungültig."), status_code=200)
     except ServiceError as exc:
@@ -813,6 +830,8 @@ async def order_print(request: Request, session: PostSessionDep, letter_id: str)
     try:
         options = _print_options(form)
         await letters(request).order_print(caller(session), letter_id, options)
+    except PastDispatchDateError:
+        return await _letter_page(request, session, letter_id, "versand", status_code=422, error=PAST_DATE)
     except ValueError:
         return await _letter_page(
             request,

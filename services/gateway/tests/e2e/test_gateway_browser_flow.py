@@ -45,7 +45,24 @@ def browser_page(running: RunningSystem) -> Iterator[Page]:
             browser.close()
 
 
+# English service wording or raw data that must never reach a staff page's visible text.
+LEAKS = re.compile(
+    r"\\u00|\{\s*\"detail\"|String should|\bnot found\b|\bmanual\b|\bneeds a property\b|\binvalid\b|"
+    r"\berror\b|\bError\b|a cover page|\bSeiten, üblich sind \d+\.\d|\(1 Seiten|Traceback|Internal Server"
+)
+PAGES_CHECKED: list[str] = []
+
+
+def check_german(page: Page, what: str) -> None:
+    """Every state a screenshot records is German: no English service message, no raw JSON or escapes."""
+    text = page.inner_text("body")
+    leak = LEAKS.search(text)
+    assert leak is None, f"{what}: '{leak.group(0)}' in the visible text"
+    PAGES_CHECKED.append(what)
+
+
 def shot(page: Page, name: str) -> None:
+    check_german(page, name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -257,10 +274,39 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
     row = page.locator("[data-testid=item]").filter(has_text="Anna Schmidt")
     row.locator("[data-testid=revoke]").click()
     revoke = page.locator("#revoke-dialog")
-    expect(revoke).to_contain_text("WE 02")
+    # the dialog says whose letter for which property and unit, and what happens to paper
+    expect(revoke.locator("[data-testid=revoke-what]")).to_contain_text("Anna Schmidt")
+    expect(revoke.locator("[data-testid=revoke-what]")).to_contain_text("WEG Lindenstraße 5, WE 02")
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_have_text(
+        "Für diesen Brief ist kein Papierversand beauftragt."
+    )
+    shot(page, "10-widerruf-dialog")
+    revoke.locator("button:has-text('Abbrechen')").click()
+    page.locator("[data-testid=item]").filter(has_text="Hans Müller").locator("[data-testid=revoke]").click()
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_contain_text("Papierbrief")
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_contain_text("hält ihn nicht an")
+    revoke.locator("button:has-text('Abbrechen')").click()
+    row.locator("[data-testid=revoke]").click()
     revoke.locator("input[name=reason]").fill("Falsche Abrechnung")
     revoke.locator("button:has-text('Widerrufen')").click()
     expect(page.locator("[data-testid=item]").filter(has_text="Anna Schmidt")).to_contain_text("widerrufen")
+
+    # the Verlauf reads as German sentences, the technical record behind "Details"
+    page.click("nav.tabs >> text=Verlauf")
+    sentences = page.locator("[data-testid=audit-sentence]")
+    expect(sentences.first).to_have_text(
+        "Anna Muster hat den Serienbrief „Hausgeldabrechnung 2024“ angelegt (WEG Lindenstraße 5)."
+    )
+    expect(page.locator("[data-testid=audit]")).to_contain_text("Begründung: Falsche Abrechnung")
+    expect(page.locator("[data-testid=audit]")).to_contain_text("im Kundenportal freigegeben")
+    page.locator("details.audit-record summary").last.click()
+    expect(page.locator("details.audit-record pre").last).to_be_visible()
+    shot(page, "11-verlauf")
+    # a letter that does not exist: German, with a support number, no service text
+    page.goto(f"{running.gateway_url}/serienbriefe/00000000-0000-4000-8000-000000000000")
+    expect(page.locator("[data-testid=error]")).to_contain_text("Nicht gefunden")
+    expect(page.locator("[data-testid=support-id]")).to_have_text(re.compile(r"^[0-9a-f]{10}$"))
+    check_german(page, "404 Serienbrief")
 
     # back in the overview: the letter with scope, state and counts
     page.click("header >> text=Übersicht")

@@ -213,3 +213,17 @@ def test_print_notes_and_evidence_in_german() -> None:
         "verworfen von Anna Muster"
     )
     assert evidence_text("PLZ 10115") == "PLZ 10115"
+
+
+def test_a_past_dispatch_date_is_refused_in_german_for_estimate_and_order() -> None:
+    with client() as c:
+        login(c)
+        page = c.get(f"/serienbriefe/{LETTER_ID}/versand")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        form = {"csrf_token": token, "recipient_filter": "all", "dispatch_date": "2020-03-01"}
+        estimate = c.post(f"/serienbriefe/{LETTER_ID}/versand/kosten", data=form)
+        order = c.post(f"/serienbriefe/{LETTER_ID}/versand", data=form)
+    assert "Das Versanddatum liegt in der Vergangenheit" in estimate.text
+    assert order.status_code == 422
+    assert "Das Versanddatum liegt in der Vergangenheit" in order.text
+    assert re.search(r'name="dispatch_date" min="\d{4}-\d{2}-\d{2}"', page.text)
