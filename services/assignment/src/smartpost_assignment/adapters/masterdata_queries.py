@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 def search_contacts(
     conn: Connection, account_id: str, text: str, *, property_id: str | None = None, limit: int = 20
 ) -> list[Contact]:
-    """Contacts of one account whose name, company, reference id, e-mail or street contains ``text``, or who have a
-    contract in a property whose name, reference or street contains it (case-insensitive)."""
+    """Contacts of one account matching ``text`` (case-insensitive).
+
+    Matches name, company, reference id, e-mail or the contact's street, or a property the contact has a contract in
+    (its name, reference or street).
+    """
     query = select(contacts.c.contact_id).where(contacts.c.account_id == account_id)
     text = text.strip()
     if text:
