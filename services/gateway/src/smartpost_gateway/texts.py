@@ -282,6 +282,13 @@ def de_datetime(value: str | None, *, seconds: bool = False) -> str:
     """ISO timestamp from a service as German date and time (the services store UTC; shown as sent)."""
     if not value:
         return "–"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        # Timestamps with a zone (the services store UTC) are shown in German local time.
+        value = parsed.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
     match = re.match(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}):?(\d{2})?)?", value)
     if not match:
         return value
@@ -424,8 +431,8 @@ def audit_sentence(entry: dict[str, Any], names: AuditNames) -> str:  # noqa: C9
     if action == "items_revoked":
         items = len(d.get("item_ids") or [])
         reason = f" Begründung: {d['reason']}" if d.get("reason") else ""
-        unit = f" ({names.unit_label(d['unit_id'])})" if d.get("unit_id") else ""
-        return f"{who} hat {_count(items, 'Einzelbrief', 'Einzelbriefe')}{unit} zurückgezogen.{reason}"
+        unit = f" für {names.unit_label(d['unit_id'])}" if d.get("unit_id") else ""
+        return f"{who} hat {_count(items, 'Einzelbrief', 'Einzelbriefe')}{unit} widerrufen.{reason}"
     if action == "deleted":
         reason = f" Begründung: {d['reason']}" if d.get("reason") else ""
         return f"{who} hat den Serienbrief gelöscht.{reason}"

@@ -159,7 +159,7 @@ def test_verlauf_reads_as_german_sentences_with_the_record_behind_details() -> N
         "Anna Muster hat den Serienbrief „Jahresabrechnung 2025“ angelegt (liegenschaftsübergreifend).",
         "Anna Muster hat Einzelbrief 3 Jürgen Weiß zugeordnet (WE 02, Parkallee 7).",
         "Anna Muster hat 3 Einzelbriefe im Kundenportal freigegeben und die Empfänger per E-Mail benachrichtigt.",
-        "Anna Muster hat 1 Einzelbrief (WE 02) zurückgezogen. Begründung: falscher Empfänger",
+        "Anna Muster hat 1 Einzelbrief für WE 02 widerrufen. Begründung: falscher Empfänger",
     ]
     assert page.text.count("<summary>Details</summary>") == 4
     # The record behind the toggle keeps umlauts readable (no \\u00fc escapes).
@@ -227,3 +227,14 @@ def test_a_past_dispatch_date_is_refused_in_german_for_estimate_and_order() -> N
     assert order.status_code == 422
     assert "Das Versanddatum liegt in der Vergangenheit" in order.text
     assert re.search(r'name="dispatch_date" min="\d{4}-\d{2}-\d{2}"', page.text)
+
+
+def test_dates_numbers_and_money_in_german_format() -> None:
+    from smartpost_gateway.texts import de_datetime, de_number, euro
+
+    assert de_datetime("2026-11-30T15:48:09+00:00") == "30.11.2026 16:48"  # UTC shown in German local time
+    assert de_datetime("2026-07-01T10:00:00Z") == "01.07.2026 12:00"  # summer time
+    assert de_datetime("2026-03-02") == "02.03.2026"
+    assert euro(123456) == "1.234,56 €"
+    assert de_number(4.5, 1) == "4,5"
+    assert de_number(12500) == "12.500"
