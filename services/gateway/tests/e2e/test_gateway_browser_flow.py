@@ -35,7 +35,8 @@ FLOW_TIMEOUT_MS = 90_000
 def browser_page(running: RunningSystem) -> Iterator[Page]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="de-DE", accept_downloads=True)
+        # 1280 px: every page and table must fit without sideways scrolling (checked with every screenshot).
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="de-DE", accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(20_000)
         try:
@@ -58,6 +59,8 @@ def check_german(page: Page, what: str) -> None:
     text = page.inner_text("body")
     leak = LEAKS.search(text)
     assert leak is None, f"{what}: '{leak.group(0)}' in the visible text"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"{what}: the page is {width}px wide, more than the 1280px window"
     PAGES_CHECKED.append(what)
 
 

@@ -238,3 +238,14 @@ def test_dates_numbers_and_money_in_german_format() -> None:
     assert euro(123456) == "1.234,56 €"
     assert de_number(4.5, 1) == "4,5"
     assert de_number(12500) == "12.500"
+
+
+def test_unknown_addresses_get_a_german_page_in_the_browser() -> None:
+    with client() as c:
+        login(c)
+        page = c.get("/gibt-es-nicht", headers={"Accept": "text/html"})
+        api = c.get("/gibt-es-nicht")
+    assert page.status_code == 404
+    assert "Seite nicht gefunden." in page.text
+    assert "Not Found" not in page.text
+    assert api.json() == {"detail": "Not Found"}
