@@ -14,6 +14,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+
 from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from smartpost_gateway.adapters.http import ServiceError
 
 log = get_logger(__name__)
+LOCALE = "de_DE"
+BERLIN = ZoneInfo("Europe/Berlin")
 
 LETTER_STATUS = {
     "draft": "Entwurf",
@@ -279,31 +284,26 @@ def scope_label(scope: str, property_name: str | None) -> str:
 
 
 def de_datetime(value: str | None, *, seconds: bool = False) -> str:
-    """ISO timestamp from a service as German date and time (the services store UTC; shown as sent)."""
+    """ISO date or timestamp from a service in German format; timestamps with a zone in German local time (Babel)."""
     if not value:
         return "–"
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        parsed = None
-    if parsed is not None and parsed.tzinfo is not None:
-        # Timestamps with a zone (the services store UTC) are shown in German local time.
-        value = parsed.astimezone(ZoneInfo("Europe/Berlin")).isoformat()
-    match = re.match(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}):?(\d{2})?)?", value)
-    if not match:
         return value
-    year, month, day, hour, minute, second = match.groups()
-    text = f"{day}.{month}.{year}"
-    if hour:
-        text += f" {hour}:{minute}" + (f":{second}" if seconds and second else "")
-    return text
+    if len(value) <= len("2026-01-01"):
+        return format_date(parsed.date(), "dd.MM.yyyy", locale=LOCALE)
+    pattern = "dd.MM.yyyy HH:mm:ss" if seconds else "dd.MM.yyyy HH:mm"
+    if parsed.tzinfo is None:
+        return format_datetime(parsed, pattern, locale=LOCALE)
+    return format_datetime(parsed, pattern, tzinfo=BERLIN, locale=LOCALE)
 
 
 def euro(cents: float | None) -> str:
+    """Cents as German money, e.g. 123456 -> '1.234,56 €' (Babel; non-breaking space before the sign)."""
     if cents is None:
         return "–"
-    value = f"{cents / 100:,.2f}"
-    return value.replace(",", "X").replace(".", ",").replace("X", ".") + " €"
+    return str(format_currency(cents / 100, "EUR", locale=LOCALE))
 
 
 _EVIDENCE_ACTIONS = {
@@ -323,9 +323,10 @@ def evidence_text(text: str, staff_name: Callable[[str], str] | None = None) -> 
 
 
 def de_number(value: float, digits: int = 0) -> str:
-    """1234.5 -> '1.234,5' (German grouping and decimal comma)."""
-    text = f"{value:,.{digits}f}"
-    return text.replace(",", "X").replace(".", ",").replace("X", ".")
+    """1234.5 -> '1.234,5' (German grouping and decimal comma, Babel)."""
+    return str(
+        format_decimal(round(value, digits), format="#,##0" + ("." + "0" * digits if digits else ""), locale=LOCALE)
+    )
 
 
 # --- the Verlauf (audit log) as sentences ---------------------------------------------------------------------
@@ -487,4 +488,4 @@ def mailpiece_of(letter: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]
 
 def today_berlin() -> date:
     """Today in the German calendar (dispatch dates are German dates)."""
-    return datetime.now(ZoneInfo("Europe/Berlin")).date()
+    return datetime.now(BERLIN).date()

@@ -235,7 +235,7 @@ def test_dates_numbers_and_money_in_german_format() -> None:
     assert de_datetime("2026-11-30T15:48:09+00:00") == "30.11.2026 16:48"  # UTC shown in German local time
     assert de_datetime("2026-07-01T10:00:00Z") == "01.07.2026 12:00"  # summer time
     assert de_datetime("2026-03-02") == "02.03.2026"
-    assert euro(123456) == "1.234,56 €"
+    assert euro(123456) == "1.234,56\u00a0€"
     assert de_number(4.5, 1) == "4,5"
     assert de_number(12500) == "12.500"
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -48,20 +49,6 @@ SESSION_COOKIE = "sp_portal_session"
 CSRF_COOKIE = "sp_portal_csrf"
 _ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _BERLIN = ZoneInfo("Europe/Berlin")
-_MONTHS = [
-    "Januar",
-    "Februar",
-    "März",
-    "April",
-    "Mai",
-    "Juni",
-    "Juli",
-    "August",
-    "September",
-    "Oktober",
-    "November",
-    "Dezember",
-]
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -75,16 +62,17 @@ NOTES = {
 
 
 def german_date(value: date | datetime | None) -> str:
+    """02.03.2026, or for a moment '30.11.2026 um 16:48 Uhr' in German local time (Babel)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        local = value.astimezone(_BERLIN)
-        return f"{local.day:02d}.{local.month:02d}.{local.year} um {local.hour:02d}:{local.minute:02d} Uhr"
-    return f"{value.day:02d}.{value.month:02d}.{value.year}"
+        return str(format_datetime(value, "dd.MM.yyyy 'um' HH:mm 'Uhr'", tzinfo=_BERLIN, locale="de_DE"))
+    return str(format_date(value, "dd.MM.yyyy", locale="de_DE"))
 
 
 def german_long_date(value: date) -> str:
-    return f"{value.day}. {_MONTHS[value.month - 1]} {value.year}"
+    """2. März 2026."""
+    return str(format_date(value, "long", locale="de_DE"))
 
 
 templates.env.filters["datum"] = german_date

@@ -357,3 +357,14 @@ def test_logout_ends_the_session(env, scenario):
     assert "Sie haben sich abgemeldet." in r.text
     again = client.get(f"{env.base}/posteingang")
     assert urlsplit(str(again.url)).path == f"{env.base}/anmelden"
+
+
+def test_dates_in_german():
+    from datetime import date
+
+    from smartpost_portal_publisher.web import german_date, german_long_date
+
+    assert german_date(date(2026, 3, 2)) == "02.03.2026"
+    assert german_long_date(date(2026, 3, 2)) == "2. März 2026"
+    assert german_date(datetime(2026, 11, 30, 15, 48, tzinfo=UTC)) == "30.11.2026 um 16:48 Uhr"
+    assert german_date(datetime(2026, 7, 1, 10, 0, tzinfo=UTC)) == "01.07.2026 um 12:00 Uhr"
