@@ -13,6 +13,8 @@ from smartpost_gateway import texts
 from smartpost_gateway.adapters.http import Caller, ServiceError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smartpost_gateway.adapters.assignment import AssignmentClient
 
 Json = dict[str, Any]
@@ -177,14 +179,21 @@ async def add_audit_master_data(
     master.properties.update(extra.properties)
 
 
-def audit_names(master: MasterData, parts: list[Json], staff: dict[str, Any]) -> texts.AuditNames:
-    """Names for the Verlauf: staff by login, contacts/properties/units from master data, parts by number."""
-    numbers = {str(p.get("part_id")): index for index, p in enumerate(parts, start=1)}
+def staff_namer(staff: dict[str, Any]) -> Callable[[str], str]:
+    """Login -> the staff member's name (the login when no name is configured)."""
 
     def staff_name(login: str) -> str:
         user = staff.get(login)
         name = getattr(user, "name", None) if user is not None else None
         return str(name) if name else login
+
+    return staff_name
+
+
+def audit_names(master: MasterData, parts: list[Json], staff: dict[str, Any]) -> texts.AuditNames:
+    """Names for the Verlauf: staff by login, contacts/properties/units from master data, parts by number."""
+    numbers = {str(p.get("part_id")): index for index, p in enumerate(parts, start=1)}
+    staff_name = staff_namer(staff)
 
     def contact(contact_id: str | None) -> str:
         return master.contact_name(contact_id) if contact_id else "niemandem"

@@ -37,7 +37,6 @@ TEMPLATES.env.globals.update(
     de_datetime=texts.de_datetime,
     rule_help={k: v[1] for k, v in texts.SPLIT_STRATEGIES.items()},
 )
-TEMPLATES.env.filters["evidence_de"] = texts.evidence_text
 
 router = APIRouter()
 Json = dict[str, Any]
@@ -339,6 +338,7 @@ async def _letter_page(
         "parts": views.all_parts(letter),
         "letter_warnings": views.letter_warnings(letter),
         "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
+        "staff_name": views.staff_namer(_settings(request).staff_users),
     }
     if tab == "einzelbriefe" and letter.get("items"):
         try:

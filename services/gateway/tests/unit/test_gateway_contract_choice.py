@@ -30,7 +30,15 @@ PART_ASSIGNMENTS = [
         "candidates": [{"contact_id": "C-weiss", "property_id": None, "unit_id": None, "score": 9.0}],
     },
     # Part 2: assigned by hand to the contact only (no contract yet).
-    {"status": "assigned", "method": "manual", "contact_id": "C-weiss", "property_id": None, "unit_id": None},
+    {
+        "status": "assigned",
+        "method": "manual",
+        "contact_id": "C-weiss",
+        "property_id": None,
+        "unit_id": None,
+        "decided_by": "anna@hv.de",
+        "evidence": ["manual reassign by anna@hv.de"],
+    },
 ]
 
 
@@ -115,7 +123,12 @@ def fake(request: httpx.Request) -> httpx.Response:
 def client() -> TestClient:
     settings = Settings(
         staff_users={
-            "anna@hv.de": {"password_hash": hash_password(PASSWORD), "account_id": "acc-1", "roles": ["prepare"]}
+            "anna@hv.de": {
+                "password_hash": hash_password(PASSWORD),
+                "account_id": "acc-1",
+                "roles": ["prepare"],
+                "name": "Anna Muster",
+            }
         },
         session_secret="s" * 32,
         log_json=False,
@@ -136,6 +149,10 @@ def test_contact_only_suggestion_asks_for_the_contract() -> None:
         # The part assigned to the contact alone is marked as missing its contract.
         assert 'data-testid="contract-missing"' in part2
         assert 'data-testid="contract-missing"' not in part1
+        # Manual decisions read German and name the staff member.
+        assert "Erkannt über: von Hand zugeordnet von Anna Muster" in part2
+        assert "manuell von Anna Muster" in part2
+        assert "manual reassign" not in review
 
         choice = c.get(f"/serienbriefe/{LETTER_ID}/teile/p1/vertraege", params={"contact_id": "C-weiss"}).text
     buttons = re.findall(r'data-testid="assign-contact">([^<]+)<', choice)
