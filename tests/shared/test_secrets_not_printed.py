@@ -31,3 +31,34 @@ def test_devstack_up_does_not_print_the_s3_secret_key(monkeypatch, capsys, tmp_p
     out = capsys.readouterr().out
     assert S3_SECRET_KEY not in out
     assert json.loads(out)["SMARTPOST_S3_SECRET_KEY"] == "***"
+
+
+def test_access_log_lines_carry_no_tokens_or_signatures(caplog):
+    import logging
+
+    from smartpost_shared.logging import configure_logging
+
+    configure_logging("test", json=True)
+    access = logging.getLogger("uvicorn.access")
+    with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/kundenportal/hv/passwort-neu?t=SECRET-RESET-TOKEN",
+            "1.1",
+            200,
+        )
+        access.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/portal/downloads/d1?a=hv&p=p1&e=1796054644&s=SIGNATURE",
+            "1.1",
+            200,
+        )
+    text = caplog.text
+    assert "SECRET-RESET-TOKEN" not in text
+    assert "SIGNATURE" not in text
+    assert "passwort-neu?t=***" in text
+    assert "a=hv&p=p1&e=1796054644&s=***" in text
