@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PRODUCER = "portal-publisher"
+RESET_MAIL_INTERVAL = timedelta(minutes=2)
 Clock = Callable[[], datetime]
 
 
@@ -541,6 +542,10 @@ class PortalService:
                 log.info("portal.password_reset_unknown_login")
                 return None
             principal = found[0]
+            if repo.password_resets_since(principal.principal_id, now - RESET_MAIL_INTERVAL):
+                # One mail per interval: the form cannot be used to flood someone's mailbox.
+                log.info("portal.password_reset_throttled", principal_id=principal.principal_id)
+                return None
             contact = MasterDataReader(conn).contact(account_id, principal.contact_id)
             # A co-user's login is their own address; a contact's mail goes to the address in master data.
             if "@" in login:
@@ -556,6 +561,11 @@ class PortalService:
         name = contact.display_name if contact is not None and principal.kind is PrincipalKind.CONTACT else ""
         log.info("portal.password_reset_issued", principal_id=principal.principal_id)
         return PasswordReset(token, principal, email, name, expires_at)
+
+    def withdraw_password_reset(self, token: str) -> None:
+        """The mail with this link could not be sent: the link never works and a new request is not throttled."""
+        with self.engine.begin() as conn:
+            PortalRepository(conn).forget_password_reset(hash_secret_token(token))
 
     def check_password_reset(self, account_id: str, token: str) -> None:
         """Raise the German explanation if the reset link cannot be used (unknown, used, expired)."""

@@ -513,6 +513,7 @@ async def forgot_submit(
         try:
             await asyncio.to_thread(web.mailer.send, mail)
         except MailNotSentError:
+            await asyncio.to_thread(web.service.withdraw_password_reset, reset.token)
             support = _support_id()
             log.warning("portal_web.reset_mail_failed", support_id=support)
             return message_page(

@@ -327,6 +327,12 @@ def test_expired_reset_link_explains_itself_and_mail_outage_is_reported(env, sce
     page = client.get(f"{env.base}/passwort-vergessen")
     client.post(f"{env.base}/passwort-vergessen", data={"login": "anna@example.org", "csrf_token": csrf(page.text)})
     link = re.search(r"http://testserver(\S+)", env.mailer.sent[0].text).group(1)
+    # A second request right away sends no second mail (no flooding), the answer is the same.
+    again = client.post(
+        f"{env.base}/passwort-vergessen", data={"login": "anna@example.org", "csrf_token": csrf(page.text)}
+    )
+    assert 'data-testid="reset-gesendet"' in again.text
+    assert len(env.mailer.sent) == 1
     env.app.state.portal.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
     r = client.get(link)
     assert r.status_code == 401
@@ -336,6 +342,11 @@ def test_expired_reset_link_explains_itself_and_mail_outage_is_reported(env, sce
     r = client.post(f"{env.base}/passwort-vergessen", data={"login": "anna@example.org", "csrf_token": csrf(page.text)})
     assert r.status_code == 503
     assert "keine E-Mail versenden" in r.text
+    # The relay is back: asking again at once sends the mail (the failed attempt does not throttle).
+    env.mailer.fail = False
+    r = client.post(f"{env.base}/passwort-vergessen", data={"login": "anna@example.org", "csrf_token": csrf(page.text)})
+    assert 'data-testid="reset-gesendet"' in r.text
+    assert len(env.mailer.sent) == 2
 
 
 def test_unknown_pages_are_german_for_browsers_and_json_for_apps(env, scenario):

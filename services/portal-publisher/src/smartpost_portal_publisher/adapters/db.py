@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     func,
     insert,
     select,
@@ -623,6 +624,17 @@ class PortalRepository:
                 expires_at=expires_at,
             )
         )
+
+    def forget_password_reset(self, token_hash: str) -> None:
+        self.conn.execute(delete(password_resets).where(password_resets.c.token_hash == token_hash))
+
+    def password_resets_since(self, principal_id: str, since: datetime) -> int:
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(password_resets)
+            .where(and_(password_resets.c.principal_id == principal_id, password_resets.c.created_at >= since))
+        ).scalar()
+        return int(count or 0)
 
     def password_reset(self, token_hash: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(password_resets).where(password_resets.c.token_hash == token_hash)).first()
