@@ -349,7 +349,12 @@ def test_cross_property_letter_flow(running: RunningSystem, browser_page: Page, 
     unknown = page.locator("[data-testid=part]").filter(has_text="Erika Unbekannt")
     unknown.locator("summary:has-text('Kontakt')").click()
     unknown.locator("[data-testid=contact-search]").fill("Klein")
-    unknown.locator("[data-testid=assign-contact]").first.click()
+    # she owns flats in both properties: the search asks which contract (property and unit) the letter is for
+    choices = unknown.locator("[data-testid=assign-contact]")
+    expect(choices).to_have_count(2)
+    expect(unknown.locator("[data-testid=contact-results]")).to_contain_text("Welcher Vertrag?")
+    expect(choices.filter(has_text="WEG Lindenstraße 5 · WE 05")).to_have_count(1)
+    choices.filter(has_text="WEG Gartenweg 3 · WE 02").click()
     klein = part_by_name(page, "Eva Klein")
     expect(klein.locator("[data-testid=part-property]")).to_have_text("WEG Gartenweg 3")
     expect(klein.locator("[data-testid=part-unit]")).to_contain_text("WE 02")
