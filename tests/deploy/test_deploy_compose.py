@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
 from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 
+from smartpost_shared.settings import InsecureSettingsError
 from smartpost_shared.topics import SERVICES
 
 INFRASTRUCTURE = {"kafka", "kafka-init", "minio", "minio-init", "postgres"}
@@ -173,13 +175,18 @@ def test_service_env_matches_its_settings_class(kit, compose, env_example, servi
 def test_service_settings_built_from_the_compose_env(kit, compose, env_example, ports, service, monkeypatch):
     """pydantic-settings really resolves the compose env to the values the stack needs."""
     env = kit.compose_environment(compose["services"][service], env_example)
+    if service != "gateway":  # the gateway holds no storage secret
+        with pytest.raises(InsecureSettingsError, match="placeholder"):
+            kit.instantiate_settings(service, env, monkeypatch)
+    # An operator replaces the example's placeholders with real secrets; only then does a service start.
+    env = {k: v.replace("change-me", secrets.token_urlsafe(18)) for k, v in env.items()}
     settings = kit.instantiate_settings(service, env, monkeypatch)
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == ports[service]
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.storage.endpoint == "minio:9000"
     assert settings.storage.access_key == env_example["SMARTPOST_S3_ACCESS_KEY"]
-    assert settings.storage.secret_key.get_secret_value() == env_example["SMARTPOST_S3_SECRET_KEY"]
+    assert settings.storage.secret_key.get_secret_value() == env["SMARTPOST_S3_SECRET_KEY"]
     assert settings.storage.bucket == env_example["SMARTPOST_S3_BUCKET"]
     assert urlsplit(settings.database_url).hostname == "postgres"
     assert kit.loopback_in(settings) is None, f"{service}: a setting still points at loopback in the container"

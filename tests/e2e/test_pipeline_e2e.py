@@ -47,7 +47,7 @@ def system(stack: Stack) -> Iterator[LocalSystem]:
 
 def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, stack: Stack, tmp_path: Path) -> None:
     urls = {name: system.url(name) for name in SERVICES if name in system.ports}
-    walk = Walkthrough(urls, stack.maildir, account="demo", timeout=90)
+    walk = Walkthrough(urls, stack.maildir, stack, account="demo", timeout=90)
     report = walk.run(tmp_path)
 
     # Split: one individual letter per owner contract (plus one for an unknown person), none merged, none lost.
@@ -114,7 +114,7 @@ def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, s
 
 def test_another_account_sees_nothing_of_the_demo_letter(system: LocalSystem) -> None:
     foreign = httpx.Client(
-        base_url=system.url("letters"), headers={"X-SmartPost-Account": "other", "X-SmartPost-Actor": "x@y.z"}
+        base_url=system.url("letters"), headers=system.stack.caller_headers("other", "x@y.z", audience="letters")
     )
     listing = foreign.get("/v1/letters").json()
     assert listing.get("letters", listing.get("items", [])) == []

@@ -129,8 +129,9 @@ async def test_malformed_messages_go_to_dead_letter_topic_and_consumer_keeps_goi
         wrong_type["event_id"] = str(uuid.uuid4())
         import json
 
-        await broker.publish(bad_json, topic=MASTERDATA.name, key=account.encode())
-        await broker.publish(json.dumps(wrong_type).encode(), topic=MASTERDATA.name, key=account.encode())
+        # Signed by a trusted producer (publish_raw signs), so the contract check is what refuses them.
+        await EventPublisher(broker).publish_raw(MASTERDATA.name, account, bad_json)
+        await EventPublisher(broker).publish_raw(MASTERDATA.name, account, json.dumps(wrong_type).encode())
         good = contact_event(account, "c-2")
         await EventPublisher(broker).publish(good)
         await wait_until(lambda: len(received) == 1)

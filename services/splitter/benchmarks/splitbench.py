@@ -29,6 +29,7 @@ from typing import Self
 
 import pikepdf
 import pypdfium2 as pdfium
+from pydantic import SecretStr
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit
@@ -153,7 +154,9 @@ def floor(pool: ProcessPoolExecutor, processes: int, path: Path, truth: list[Sam
     return text, time.perf_counter() - started
 
 
-def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, threads: int) -> tuple[float, int]:
+def _store_parts(
+    path: str, ranges: list[tuple[int, int]], endpoint: str, secret: str, threads: int
+) -> tuple[float, int]:
     """Storage floor: PUT the parts of ``ranges`` (cut beforehand, untimed) to the same SeaweedFS, concurrently."""
     parts: list[bytes] = []
     with pikepdf.open(path) as src:
@@ -165,7 +168,7 @@ def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, thread
             out.save(buffer, compress_streams=False, object_stream_mode=pikepdf.ObjectStreamMode.generate)
             parts.append(buffer.getvalue())
             out.close()
-    store = MinioStore(StorageSettings(endpoint=endpoint, bucket="bench"))
+    store = MinioStore(StorageSettings(endpoint=endpoint, secret_key=SecretStr(secret), bucket="bench"))
     prefix = uuid.uuid4().hex[:8]
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -178,9 +181,11 @@ def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, thread
     return time.perf_counter() - started, sum(len(p) for p in parts)
 
 
-def storage_floor(pool: ProcessPoolExecutor, endpoint: str, path: Path, truth: list[SampleLetterTruth]) -> float:
+def storage_floor(pool: ProcessPoolExecutor, stack: Stack, path: Path, truth: list[SampleLetterTruth]) -> float:
     ranges = [(t.first_page, t.last_page) for t in truth]
-    seconds, _ = pool.submit(_store_parts, str(path), ranges, endpoint, UPLOAD_THREADS).result()
+    seconds, _ = pool.submit(
+        _store_parts, str(path), ranges, stack.s3_endpoint, stack.s3_secret_key, UPLOAD_THREADS
+    ).result()
     return seconds
 
 
@@ -231,7 +236,9 @@ def main() -> None:
     stack.root.mkdir(parents=True, exist_ok=True)
     stack.start_seaweedfs()
     stack.wait_for_s3()
-    store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, bucket="bench"))
+    store = MinioStore(
+        StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="bench")
+    )
     store.ensure_bucket()
     scanner = ProcessScanner(processes, chunk_pages=250, thumbnail_width=200, inline_below_pages=0)
     service = SplitService(store, scanner, SplitterOptions(upload_threads=UPLOAD_THREADS, thumbnail_width=200))
@@ -265,7 +272,7 @@ def main() -> None:
             )
             # What storing alone costs on this machine (SeaweedFS shares the cores): the floor the issue defines
             # leaves it out, so show the pipeline against floor + storage floor as well.
-            stored_s = statistics.median(storage_floor(floor_pool, stack.s3_endpoint, path, truth) for _ in range(2))
+            stored_s = statistics.median(storage_floor(floor_pool, stack, path, truth) for _ in range(2))
             print(
                 f"        storage floor (bare PUT of the same {len(truth)} parts to the same SeaweedFS, "
                 f"{UPLOAD_THREADS} threads) {stored_s:.2f} s = {stored_s / (text_s + split_s):.2f}x floor | "

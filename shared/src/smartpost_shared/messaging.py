@@ -15,24 +15,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads annotations at runtime
 from faststream.middlewares import AckPolicy
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
 from smartpost_shared.contracts.envelope import Envelope, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
+from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSecurity, signature_of
 from smartpost_shared.logging import get_logger, message_context
+from smartpost_shared.storage import account_key_problem
 from smartpost_shared.topics import Topic, topic_for_event
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from smartpost_shared.settings import KafkaSettings
+from smartpost_shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
@@ -68,7 +72,7 @@ def make_broker(
     Services that emit big events (the splitter's DocumentSplit of a 10,000-page export is ~1.6 MB of JSON) pass
     a larger ``max_request_size`` and ``compression_type="gzip"``.
     """
-    return KafkaBroker(
+    broker = KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"smartpost-{service}",
         logger=None,
@@ -78,6 +82,18 @@ def make_broker(
         max_request_size=max_request_size,
         compression_type=compression_type,
     )
+    # Signing and verification ride with the broker, so every publisher and consumer built on it uses them.
+    _SECURITY[broker] = EventSecurity.from_settings(settings)
+    return broker
+
+
+_EMPTY_KAFKA_SETTINGS = KafkaSettings(signing_key=None, trusted_producers={})
+_SECURITY: weakref.WeakKeyDictionary[KafkaBroker, EventSecurity] = weakref.WeakKeyDictionary()
+
+
+def broker_security(broker: KafkaBroker) -> EventSecurity:
+    """The signing key and trusted producers of a broker made by :func:`make_broker` (none for a foreign one)."""
+    return _SECURITY.get(broker) or EventSecurity.from_settings(_EMPTY_KAFKA_SETTINGS)
 
 
 class EventPublisher:
@@ -85,20 +101,54 @@ class EventPublisher:
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
+        self.signer = broker_security(broker).signer
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        return self.signer.headers(body) if self.signer else {}
 
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
+        body = envelope.to_bytes()
         await self.broker.publish(
-            envelope.to_bytes(),
+            body,
             topic=topic.name,
             key=message_key(envelope).encode(),
-            headers={"event_type": envelope.event_type, "schema_version": str(envelope.schema_version)},
+            headers={
+                "event_type": envelope.event_type,
+                "schema_version": str(envelope.schema_version),
+                **self._signed(body),
+            },
             correlation_id=str(envelope.correlation_id),
         )
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
         data = body.encode() if isinstance(body, str) else body
-        await self.broker.publish(data, topic=topic, key=key.encode())
+        await self.broker.publish(data, topic=topic, key=key.encode(), headers=self._signed(data))
+
+
+def _foreign_storage_key(envelope: Envelope) -> str | None:
+    """The first storage key outside the event's account, or None.
+
+    Storage keys are the ``*_key`` and ``*_keys`` fields of a payload, also in nested items (every contract names
+    them so).
+    """
+    problems = (account_key_problem(envelope.account_id, key) for key in _storage_keys(envelope.payload))
+    return next((p for p in problems if p is not None), None)
+
+
+def _storage_keys(value: object) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            field_value = getattr(value, name)
+            if name.endswith("_key") and isinstance(field_value, str):
+                yield field_value
+            elif name.endswith("_keys") and isinstance(field_value, list | tuple):
+                yield from (str(k) for k in field_value)
+            else:
+                yield from _storage_keys(field_value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _storage_keys(item)
 
 
 @dataclass
@@ -128,6 +178,7 @@ class EventConsumer:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.dead_lettered = 0
+        self.verifier = broker_security(broker).verifier
 
     def subscribe(
         self,
@@ -164,6 +215,11 @@ class EventConsumer:
 
     async def _consume(self, topic: Topic, handlers: Mapping[str, Handler], msg: KafkaMessage) -> None:
         raw: bytes = msg.body
+        # Only the producer the registry names for this topic may have written it (checked before parsing).
+        forged = self.verifier.problem(topic.producer, raw, signature_of(getattr(msg.raw_message, "headers", None)))
+        if forged is not None:
+            await self._dead_letter(topic, msg, DeadLetter(topic, f"not from {topic.producer}: {forged}", "Forged"))
+            return
         try:
             envelope = parse_envelope(raw)
         except ValueError as exc:
@@ -171,6 +227,10 @@ class EventConsumer:
             return
         handler = handlers.get(envelope.event_type)
         if handler is None:
+            return
+        foreign = _foreign_storage_key(envelope)
+        if foreign is not None:
+            await self._dead_letter(topic, msg, DeadLetter(topic, foreign, "ForeignStorageKey"))
             return
         with message_context(
             correlation_id=envelope.correlation_id,
@@ -220,11 +280,14 @@ class EventConsumer:
             offset=source_offset,
             reason=dead.reason,
         )
+        # The producer's signature stays with the message, so a re-drive after a fix is still provably its.
+        signature = signature_of(getattr(raw, "headers", None))
         await self.broker.publish(
             msg.body,
             topic=topic.dead_letter,
             key=key if isinstance(key, bytes) else None,
             headers={
+                **({SIGNATURE_HEADER: signature.decode()} if signature else {}),
                 "dlq_reason": dead.reason[:2000],
                 "dlq_error_type": dead.error_type,
                 "dlq_source_topic": topic.name,

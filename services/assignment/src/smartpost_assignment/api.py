@@ -1,6 +1,7 @@
 """HTTP API for the staff gateway: contacts, properties, a letter's assignments, re-matching, imports.
 
-Every data route is scoped by the ``X-SmartPost-Account`` header; nothing crosses accounts.
+Every data route is scoped by the account of the verified caller claims (``smartpost_shared.identity``); nothing
+crosses accounts.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_assignment.adapters.masterdata_queries import search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
 from smartpost_assignment.domain.importing import ImportFormatError
+from smartpost_shared.identity import verified_account, verified_actor
 from smartpost_shared.masterdata import Contact, MasterDataReader
 
 if TYPE_CHECKING:
@@ -24,19 +26,20 @@ if TYPE_CHECKING:
     from smartpost_assignment.application import AssignmentService
     from smartpost_assignment.settings import Settings
 
-AccountHeader = Annotated[str | None, Header(alias="X-SmartPost-Account")]
-ActorHeader = Annotated[str | None, Header(alias="X-SmartPost-Actor")]
+# Account and actor come from the caller's signed claims (smartpost_shared.identity), never from plain headers.
+AccountHeader = Annotated[str | None, Depends(verified_account)]
+ActorHeader = Annotated[str | None, Depends(verified_actor)]
 
 
 def _account(value: str | None) -> str:
     if not value or not value.strip() or len(value) > 64:
-        raise HTTPException(status_code=400, detail="header X-SmartPost-Account is required")
+        raise HTTPException(status_code=400, detail="verified caller has no account")
     return value.strip()
 
 
 def _actor(value: str | None) -> str:
     if not value or not value.strip():
-        raise HTTPException(status_code=400, detail="header X-SmartPost-Actor is required")
+        raise HTTPException(status_code=400, detail="verified caller has no actor")
     return value.strip()
 
 

@@ -16,6 +16,7 @@ from smartpost_assignment.consumers import register_consumers
 from smartpost_assignment.domain.matching import MatchPolicy
 from smartpost_assignment.settings import Settings
 from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="SmartPost assignment", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.engine = engine
     app.state.broker = broker
     app.state.consumer = consumer

@@ -28,6 +28,7 @@ from smartpost_shared.contracts.envelope import Envelope, make_envelope, parse_e
 from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
 from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
 from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_shared.topics import ASSIGNMENT
 
 pytestmark = [pytest.mark.real, pytest.mark.asyncio]
@@ -204,7 +205,7 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
 
             async def masterdata_applied() -> bool:
                 response = await client.get(
-                    "/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account}
+                    "/contacts", params={"q": "Weber"}, headers=caller_headers(account, audience="assignment")
                 )
                 return response.status_code == 200 and len(response.json()["contacts"]) == 1
 
@@ -290,7 +291,7 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
                 )
             )
             await asyncio.sleep(1.0)
-            headers = {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff@hv.example"}
+            headers = caller_headers(account, "staff@hv.example", audience="assignment")
             response = await client.post(f"/letters/{letter}/rematch", headers=headers)
             assert response.status_code == 200, response.text
             view = (await client.get(f"/letters/{letter}/assignments", headers=headers)).json()
@@ -299,7 +300,9 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
             assert parts_view[f"{letter}-part-2"]["confirmed"] is True
             assert parts_view[f"{letter}-part-3"]["status"] == "unmatched"
             # The other account cannot see this letter.
-            other_view = await client.get(f"/letters/{letter}/assignments", headers={"X-SmartPost-Account": other})
+            other_view = await client.get(
+                f"/letters/{letter}/assignments", headers=caller_headers(other, audience="assignment")
+            )
             assert other_view.status_code == 404
         finally:
             await publisher_broker.stop()
@@ -351,13 +354,17 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
 
             async def applied() -> bool:
                 response = await client.get(
-                    "/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_a}
+                    "/contacts", params={"q": "Fremd"}, headers=caller_headers(account_a, audience="assignment")
                 )
-                b = await client.get("/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account_b})
+                b = await client.get(
+                    "/contacts", params={"q": "Weber"}, headers=caller_headers(account_b, audience="assignment")
+                )
                 return len(response.json()["contacts"]) == 1 and len(b.json()["contacts"]) == 1
 
             await wait_until(applied)
-            hidden = await client.get("/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_b})
+            hidden = await client.get(
+                "/contacts", params={"q": "Fremd"}, headers=caller_headers(account_b, audience="assignment")
+            )
             assert hidden.json()["contacts"] == []
 
             await publisher.publish(letter_created(account_b, letter_b, LetterScope.CROSS_PROPERTY, None, ["owners"]))
@@ -393,7 +400,9 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
             assert all(not c.contact_id.startswith(tag_a) for a in result.values() for c in a.candidates)
             # Cross-property letters have no "contact without a letter" warning.
             assert "contact_without_part" not in {w.code for w in event.payload.warnings}  # type: ignore[attr-defined]
-            stored = await client.get(f"/letters/{letter_b}/assignments", headers={"X-SmartPost-Account": account_b})
+            stored = await client.get(
+                f"/letters/{letter_b}/assignments", headers=caller_headers(account_b, audience="assignment")
+            )
             assert json.dumps(stored.json()).count(tag_a) == 0
         finally:
             await publisher_broker.stop()

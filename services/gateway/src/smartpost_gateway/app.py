@@ -17,7 +17,10 @@ from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
+from smartpost_gateway.adapters.sessions import SessionStore
 from smartpost_gateway.settings import Settings, get_settings
+from smartpost_shared.db import make_engine
+from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
 
 if TYPE_CHECKING:
@@ -36,17 +39,17 @@ def create_app(  # noqa: C901 - one closure per route and handler
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     timeout = settings.service_timeout_seconds
-    portal_token = settings.portal_internal_token.get_secret_value() if settings.portal_internal_token else None
-    letters_token = settings.letters_api_token.get_secret_value() if settings.letters_api_token else None
+    # The gateway vouches for the logged-in staff user towards every service with its own signing key.
+    issuer = CallerTokenIssuer.from_settings(settings.identity)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.letters = LettersClient(
-            settings.letters_url, timeout=timeout, token=letters_token, transport=transport
+        app.state.letters = LettersClient(settings.letters_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.assignment = AssignmentClient(
+            settings.assignment_url, issuer=issuer, timeout=timeout, transport=transport
         )
-        app.state.assignment = AssignmentClient(settings.assignment_url, timeout=timeout, transport=transport)
-        app.state.portal = PortalClient(settings.portal_url, timeout=timeout, token=portal_token, transport=transport)
-        app.state.print = PrintClient(settings.print_url, timeout=timeout, transport=transport)
+        app.state.portal = PortalClient(settings.portal_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.print = PrintClient(settings.print_url, issuer=issuer, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
@@ -58,6 +61,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
 
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.sessions = SessionStore(make_engine(settings.resolved_database_url()))
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
 

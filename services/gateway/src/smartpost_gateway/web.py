@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +18,10 @@ from fastapi.templating import Jinja2Templates
 
 from smartpost_gateway import texts, views
 from smartpost_gateway.adapters.http import Caller, ServiceError
-from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, read_session, sign_session
+from smartpost_gateway.adapters.sessions import SessionStore, ThrottleLimits
+from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, session_for
 from smartpost_gateway.settings import Role, Settings
+from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
     from smartpost_gateway.adapters.assignment import AssignmentClient
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from smartpost_gateway.adapters.portal import PortalClient
     from smartpost_gateway.adapters.print_dispatch import PrintClient
 
+log = get_logger(__name__)
 SESSION_COOKIE = "smartpost_session"
 CSRF_HEADER = "X-CSRF-Token"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -62,13 +65,17 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
 def current_session(request: Request) -> StaffSession:
-    settings = _settings(request)
-    session = read_session(
-        request.cookies.get(SESSION_COOKIE),
-        settings.session_secret.get_secret_value(),
-        max_age_seconds=settings.session_max_age_seconds,
-        users=settings.staff_users,
+    stored = sessions(request).find(request.cookies.get(SESSION_COOKIE))
+    if stored is None:
+        raise LoginRequiredError
+    session = session_for(
+        stored.login, stored.csrf_token, int(stored.issued_at.timestamp()), _settings(request).staff_users
     )
     if session is None:
         raise LoginRequiredError
@@ -100,7 +107,7 @@ def require(session: StaffSession, role: Role) -> None:
 
 
 def caller(session: StaffSession) -> Caller:
-    return Caller(account_id=session.account_id, actor=session.login)
+    return Caller(account_id=session.account_id, actor=session.login, roles=frozenset(session.roles))
 
 
 def letters(request: Request) -> LettersClient:
@@ -160,24 +167,48 @@ async def login(
     request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
     settings = _settings(request)
-    session = authenticate(settings.staff_users, login, password)
+    store = sessions(request)
+    key = login.strip().casefold()[:320]
+    address = request.client.host if request.client else "unknown"
+    limits = ThrottleLimits(
+        per_login=settings.login_max_failures_per_login,
+        per_address=settings.login_max_failures_per_address,
+        window=timedelta(seconds=settings.login_throttle_seconds),
+    )
+    attempt = await asyncio.to_thread(store.reserve_attempt, key, address, limits)
+    if attempt is None:
+        log.warning("gateway.login_throttled", address=address)
+        minutes = max(1, settings.login_throttle_seconds // 60)
+        error = texts.UiError(
+            f"Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in {minutes} Minuten erneut."
+        )
+        return render(request, "login.html", {"error": error, "login": login}, status_code=429)
+    # scrypt takes ~50 ms of CPU: off the event loop, so one slow login does not stall every other request.
+    session = await asyncio.to_thread(authenticate, settings.staff_users, login, password)
+    await asyncio.to_thread(store.settle, attempt, succeeded=session is not None, login=key)
     if session is None:
         error = texts.UiError("Anmeldung fehlgeschlagen: E-Mail-Adresse oder Passwort ist falsch.")
         return render(request, "login.html", {"error": error, "login": login}, status_code=401)
+    ttl = timedelta(seconds=settings.session_max_age_seconds)
+    token = await asyncio.to_thread(store.open, session.login, session.csrf_token, ttl)
     response = RedirectResponse("/serienbriefe", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        sign_session(session, settings.session_secret.get_secret_value()),
+        token,
         max_age=settings.session_max_age_seconds,
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
     )
     return response
 
 
 @router.post("/logout")
-async def logout(_session: PostSessionDep) -> Response:
+async def logout(request: Request, _session: PostSessionDep) -> Response:
+    # Ends the session server-side: the old cookie is worthless at once, also if someone copied it.
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await asyncio.to_thread(sessions(request).end, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

@@ -229,7 +229,6 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     system.extra_env = {
         "SMARTPOST_GATEWAY_STAFF_USERS": json.dumps(staff),
         "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({account_id: {"name": "HV Muster", "four_eyes_release": False}}),
-        "SMARTPOST_GATEWAY_SESSION_SECRET": uuid.uuid4().hex,
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_LOG_LEVEL": "INFO",
@@ -240,7 +239,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
         asyncio.run(publish(stack.bootstrap_servers, account_id, events))
         # Master data reaches the assignment service through Kafka: wait until it can answer.
         deadline = time.monotonic() + 60
-        headers = {"X-SmartPost-Account": account_id, "X-SmartPost-Actor": "e2e"}
+        headers = stack.caller_headers(account_id, "e2e", audience="assignment")
         while True:
             response = httpx.get(f"{system.url('assignment')}/contacts", headers=headers, params={"limit": 50})
             if response.status_code == 200 and len(response.json()["contacts"]) >= len(PEOPLE):

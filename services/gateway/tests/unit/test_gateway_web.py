@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from smartpost_gateway.app import create_app
 from smartpost_gateway.auth import hash_password
 from smartpost_gateway.settings import Settings
 from smartpost_gateway.texts import translate
+from smartpost_shared.identity import CALLER_HEADER, CallerVerifier
+from smartpost_shared.settings import IdentitySettings
 
 PASSWORD = "geheim"
 LETTER_ID = "0b6f1f1c-0000-4000-8000-000000000001"
@@ -86,7 +89,7 @@ def make_client(four_eyes: bool, state: dict[str, Any]) -> tuple[TestClient, Fak
             "paul@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare"]},
         },
         accounts={"acc-1": {"name": "HV", "four_eyes_release": four_eyes}},
-        session_secret="s" * 32,
+        data_dir=tempfile.mkdtemp(prefix="gateway-unit-"),
         log_json=False,
     )
     fake = FakeServices(state)
@@ -144,8 +147,11 @@ def test_release_forwards_caller_and_version_and_confirms_an_open_review() -> No
     confirm, release = fake.posted("/review/confirm"), fake.posted("/release")
     assert len(confirm) == 1
     assert len(release) == 1
-    assert release[0].headers["X-SmartPost-Account"] == "acc-1"
-    assert release[0].headers["X-SmartPost-Actor"] == "anna@hv.de"
+    # The letters service learns account and actor only from claims the gateway signed for it.
+    claims = CallerVerifier("letters", IdentitySettings().trusted_issuers).verify(release[0].headers[CALLER_HEADER])
+    assert claims.account_id == "acc-1"
+    assert claims.actor == "anna@hv.de"
+    assert "release" in claims.roles
     assert release[0].headers["If-Match"] == '"8"'
     assert json.loads(release[0].content) == {"notify_by_email": True}
 

@@ -1,7 +1,8 @@
 """HTTP face of the letters service (called by the gateway and other internal systems).
 
-Caller identity comes from ``X-SmartPost-Account`` / ``X-SmartPost-Actor`` (trusted internal network, optional
-shared bearer token). Every route is scoped to that account: another account's letter answers 404.
+Caller identity comes from signed caller claims (``X-SmartPost-Caller``, see :mod:`smartpost_shared.identity`):
+account and actor are verified on every request. Every route is scoped to that account: another account's letter
+answers 404.
 Commands accept ``X-SmartPost-Command-Id`` (a retried command is applied once) and ``If-Match: <version>``
 (a stale write answers 409 with the current version). Letter responses carry ``ETag: "<version>"``.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import uuid
 from dataclasses import asdict
@@ -41,6 +41,7 @@ from smartpost_letters.schemas import (
     RevokeIn,
 )
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI reads it at runtime
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -75,22 +76,12 @@ class Caller:
 
 
 def caller(
-    request: Request,
-    x_smartpost_account: Annotated[str | None, Header()] = None,
-    x_smartpost_actor: Annotated[str | None, Header()] = None,
+    claims: VerifiedCaller,
     x_smartpost_command_id: Annotated[str | None, Header(max_length=200)] = None,
     if_match: Annotated[str | None, Header()] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    settings: Settings = request.app.state.settings
-    if settings.api_token is not None:
-        expected = f"Bearer {settings.api_token.get_secret_value()}"
-        if not authorization or not hmac.compare_digest(authorization, expected):
-            raise HTTPException(401, "missing or wrong bearer token")
-    if not x_smartpost_account or not x_smartpost_actor:
-        raise HTTPException(401, "X-SmartPost-Account and X-SmartPost-Actor headers are required")
-    if len(x_smartpost_account) > 64:
-        raise HTTPException(422, "account id too long")
+    # Account and actor come only from the caller's signed claims: four-eyes and the audit log see the verified
+    # person, not a header the uploader could set to someone else's name.
     expected_version: int | None = None
     if if_match:
         raw = if_match.strip().removeprefix("W/").strip('"')
@@ -98,7 +89,7 @@ def caller(
             expected_version = int(raw)
         except ValueError:
             raise HTTPException(422, 'If-Match must carry the letter version, e.g. "7"') from None
-    return Caller(x_smartpost_account, x_smartpost_actor, x_smartpost_command_id or "", expected_version)
+    return Caller(claims.account_id, claims.actor, x_smartpost_command_id or "", expected_version)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -17,6 +17,7 @@ from smartpost_letters.application import LettersApplication, LetterService, eve
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
 from smartpost_shared.storage import MinioStore, ObjectStore
@@ -105,6 +106,8 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.service = service
     app.state.projector = projector
     app.state.store = store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
@@ -24,8 +24,6 @@ class Settings(ServiceSettings):
 
     service_name: str = "letters"
     http_port: int = 8101
-    # Optional shared bearer token between the gateway and this service (trusted network otherwise).
-    api_token: SecretStr | None = None
     # Event store: None = SQLite file ``<data_dir>/letters-events.sqlite3``; a postgresql:// URL puts the event
     # store in that database. The read model (letter list) follows ``database_url`` (SQLite by default); when
     # ``database_url`` is PostgreSQL and ``event_store_url`` is unset, the event store uses the same database.

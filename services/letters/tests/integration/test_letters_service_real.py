@@ -23,6 +23,7 @@ from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.contracts.printing import MailpieceStatus, PrintJobStatusChanged
 from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = [pytest.mark.real]
 
@@ -59,7 +60,7 @@ async def running(tmp_path, database_url, kafka_settings, storage_settings, obje
 
 
 def h(account, actor="staff:anna"):
-    return {"X-SmartPost-Account": account, "X-SmartPost-Actor": actor}
+    return caller_headers(account, actor, audience="letters")
 
 
 async def wait_for(client, account, letter_id, predicate, timeout=20.0):

@@ -14,12 +14,13 @@ from smartpost_letters.domain.letter import Actor
 from smartpost_letters.settings import Settings
 from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
 PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 def headers(account="acc-1", actor="staff:anna", command=None, version=None):
-    h = {"X-SmartPost-Account": account, "X-SmartPost-Actor": actor}
+    h = caller_headers(account, actor, audience="letters")
     if command:
         h["X-SmartPost-Command-Id"] = command
     if version is not None:
@@ -109,13 +110,14 @@ def drive_to_review(app, client, letter_id, count=2, *, thumbnail_pack=False):
     return doc_id, parts
 
 
-def test_headers_are_required_and_bearer_token_checked(tmp_path):
-    app = create_app(Settings(data_dir=str(tmp_path), api_token="s3cret", log_json=False), store=MemoryStore())
+def test_only_signed_caller_claims_identify_the_caller(tmp_path):
+    app = create_app(Settings(data_dir=str(tmp_path), log_json=False), store=MemoryStore())
     client = TestClient(app)
-    assert client.get("/v1/letters", headers=headers()).status_code == 401
-    ok = client.get("/v1/letters", headers={**headers(), "Authorization": "Bearer s3cret"})
-    assert ok.status_code == 200
-    assert client.get("/v1/letters", headers={"Authorization": "Bearer s3cret"}).status_code == 401
+    assert client.get("/v1/letters").status_code == 401
+    plain = {"X-SmartPost-Account": "acc-1", "X-SmartPost-Actor": "staff:anna"}
+    assert client.get("/v1/letters", headers=plain).status_code == 401
+    assert client.get("/v1/letters", headers=caller_headers("acc-1", audience="assignment")).status_code == 401
+    assert client.get("/v1/letters", headers=headers()).status_code == 200
     app.state.event_app.close()
 
 

@@ -15,6 +15,7 @@ from smartpost_notifier.api import router
 from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
 from smartpost_shared.db import make_engine
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
 
@@ -104,5 +105,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     app = FastAPI(title="SmartPost notifier", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)
     return app

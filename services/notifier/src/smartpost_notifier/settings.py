@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import time
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
@@ -37,6 +37,7 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPOST_NOTIFIER_", extra="ignore", populate_by_name=True)
 
     service_name: str = "notifier"
+    required_secrets: ClassVar[tuple[str, ...]] = ()  # no object storage
     http_port: int = 8106
 
     # SMTP relay. STARTTLS upgrades a plain connection; implicit TLS (port 465) is smtp_ssl.

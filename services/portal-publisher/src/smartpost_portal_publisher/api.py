@@ -5,13 +5,12 @@ Refusals never reveal whether another contact's document exists: "not yours" and
 
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,7 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
-    ForbiddenError,
     IssuedInvitation,
     IssuedSession,
     OpenedDownload,
@@ -31,11 +29,8 @@ from smartpost_portal_publisher.application import (
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
 from smartpost_portal_publisher.web import html_refusal, not_found_page, wants_html
+from smartpost_shared.identity import VerifiedCaller, verified_account
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
-
-ACCOUNT_HEADER = "X-SmartPost-Account"
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -239,22 +234,8 @@ def _current_principal(service: Service, token: Token) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 
-def _account(
-    request: Request,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER, min_length=1, max_length=64)] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> str:
-    expected: SecretStr | None = request.app.state.internal_api_token
-    if expected is not None:
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise AuthenticationError("internal API token required")
-    if not account:
-        raise ForbiddenError(f"header {ACCOUNT_HEADER} required")
-    return account
-
-
-Account = Annotated[str, Depends(_account)]
+# Internal (staff) routes: the account comes from the caller's signed claims (smartpost_shared.identity).
+Account = Annotated[str, Depends(verified_account)]
 
 
 # --- routes ------------------------------------------------------------------------------------------------------
@@ -351,9 +332,12 @@ def remove_co_user(co_user_id: str, principal: CurrentPrincipal, service: Servic
 
 
 @internal.post("/invitations", response_model=InvitationOut, status_code=201)
-def issue_invitation(body: InvitationRequest, account: Account, service: Service) -> InvitationOut:
-    """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail."""
-    return _invitation_out(service.issue_contact_invitation(account, body.contact_id, issued_by=body.issued_by))
+def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: Service) -> InvitationOut:
+    """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail.
+
+    ``issued_by`` in the audit trail is the verified actor; the body's field is ignored (kept for old clients).
+    """
+    return _invitation_out(service.issue_contact_invitation(caller.account_id, body.contact_id, issued_by=caller.actor))
 
 
 @internal.get("/letters/{letter_id}/deliveries", response_model=list[DeliveryOut])

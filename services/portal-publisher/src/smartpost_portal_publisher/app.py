@@ -23,6 +23,7 @@ from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -106,12 +107,13 @@ def create_app(
 
     app = FastAPI(title="SmartPost portal publisher", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
     app.state.engine = engine
     app.state.relay = relay
     app.state.store = object_store
     app.state.portal = PortalService(engine, object_store, config)
-    app.state.internal_api_token = settings.internal_api_token
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
     install_web(

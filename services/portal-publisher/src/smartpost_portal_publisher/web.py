@@ -178,7 +178,7 @@ def render(
             path=PREFIX,
             httponly=True,
             samesite="strict",
-            secure=web.settings.cookie_secure,
+            secure=web.settings.secure_cookies,
         )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -222,7 +222,7 @@ def _set_session(response: Response, web: WebPortal, account_id: str, session: I
         path=f"{PREFIX}/{account_id}",
         httponly=True,
         samesite="lax",
-        secure=web.settings.cookie_secure,
+        secure=web.settings.secure_cookies,
         expires=session.expires_at,
     )
 

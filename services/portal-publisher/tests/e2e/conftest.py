@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from smartpost_shared.contracts.common import ChannelPreference, ContractRole, DocumentType, PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope
@@ -79,7 +80,7 @@ class RecipientSystem:
         r = httpx.post(
             f"{self.portal_url}/internal/invitations",
             json={"contact_id": self.people[key].contact_id},
-            headers={"X-SmartPost-Account": self.account_id},
+            headers=self.stack.caller_headers(self.account_id, audience="portal-publisher"),
             timeout=10,
         )
         assert r.status_code == 201, r.text
@@ -88,7 +89,7 @@ class RecipientSystem:
     def deliveries(self) -> list[dict[str, Any]]:
         r = httpx.get(
             f"{self.portal_url}/internal/letters/{self.letter_id}/deliveries",
-            headers={"X-SmartPost-Account": self.account_id},
+            headers=self.stack.caller_headers(self.account_id, audience="portal-publisher"),
             timeout=10,
         )
         assert r.status_code == 200, r.text
@@ -216,7 +217,9 @@ def recipients(stack: Stack) -> Iterator[RecipientSystem]:
                 start=date(2019, 1, 1),
             ),
         ]
-    store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, bucket="smartpost"))
+    store = MinioStore(
+        StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="smartpost")
+    )
     store.ensure_bucket()
     items = []
     for index, person in enumerate(people.values()):

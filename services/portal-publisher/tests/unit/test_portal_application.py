@@ -19,6 +19,7 @@ from smartpost_shared.db import outbox
 from smartpost_shared.masterdata import apply_masterdata
 from smartpost_shared.messaging import PermanentError, SqlIdempotency
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
 PASSWORD = "ein-langes-passwort"
 
@@ -65,7 +66,9 @@ def release(env, scenario, items):
 
 def login_as(env, scenario, contact_id, login):
     r = env.client.post(
-        "/internal/invitations", json={"contact_id": contact_id}, headers={"X-SmartPost-Account": scenario.account_id}
+        "/internal/invitations",
+        json={"contact_id": contact_id},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     )
     assert r.status_code == 201, r.text
     r = env.client.post(
@@ -154,7 +157,8 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert viewed[0]["payload"]["contact_id"] == "c-anna"
 
     deliveries = c.get(
-        f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": scenario.account_id}
+        f"/internal/letters/{scenario.letter_id}/deliveries",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     ).json()
     by_item = {d["item_id"]: d for d in deliveries}
     assert by_item[items[0].item_id]["first_viewed_at"] is not None
@@ -162,7 +166,11 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert by_item[items[1].item_id]["first_viewed_at"] is None
     # Another account sees nothing of this letter.
     assert (
-        c.get(f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": "x"}).json() == []
+        c.get(
+            f"/internal/letters/{scenario.letter_id}/deliveries",
+            headers=caller_headers("x", audience="portal-publisher"),
+        ).json()
+        == []
     )
 
     # Refusals: other contact's document (detail, link, content), guessed id, tampered and expired links.
@@ -187,9 +195,9 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
 
 def test_invitations_login_and_reactivation(app_env, scenario):
     c = app_env.client
-    account = {"X-SmartPost-Account": scenario.account_id}
+    account = caller_headers(scenario.account_id, audience="portal-publisher")
     assert c.post("/internal/invitations", json={"contact_id": "c-nobody"}, headers=account).status_code == 404
-    assert c.post("/internal/invitations", json={"contact_id": "c-anna"}).status_code == 403
+    assert c.post("/internal/invitations", json={"contact_id": "c-anna"}).status_code == 401
     first = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
     second = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
     body = {"login": "anna@example.org", "password": PASSWORD}
@@ -267,7 +275,7 @@ def test_contract_window_and_account_override(app_env, scenario):
     )
     assert len(c.get("/portal/documents", headers=bert).json()) == 1
     # ... but the account shortens it to 30 days: access ends at once, also for links already handed out.
-    account = {"X-SmartPost-Account": scenario.account_id}
+    account = caller_headers(scenario.account_id, audience="portal-publisher")
     r = c.put("/internal/access-window", json={"days_before_start": 0, "days_after_end": 30}, headers=account)
     assert r.status_code == 200
     assert c.get("/internal/access-window", headers=account).json()["days_after_end"] == 30
@@ -276,12 +284,14 @@ def test_contract_window_and_account_override(app_env, scenario):
     assert c.get(f"/portal/documents/{doc}", headers=bert).status_code == 403
 
 
-def test_internal_api_token_when_configured(tmp_path, scenario):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", internal_api_token=SecretStr("tok"))
+def test_internal_routes_need_signed_caller_claims_for_this_service(tmp_path, scenario):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}")
     c = TestClient(create_app(settings, store=MemoryStore()))
-    headers = {"X-SmartPost-Account": scenario.account_id}
-    assert c.get("/internal/access-window", headers=headers).status_code == 401
-    assert c.get("/internal/access-window", headers={**headers, "Authorization": "Bearer tok"}).status_code == 200
+    assert c.get("/internal/access-window", headers={"X-SmartPost-Account": scenario.account_id}).status_code == 401
+    other_service = caller_headers(scenario.account_id, audience="letters")
+    assert c.get("/internal/access-window", headers=other_service).status_code == 401
+    headers = caller_headers(scenario.account_id, audience="portal-publisher")
+    assert c.get("/internal/access-window", headers=headers).status_code == 200
 
 
 def test_revoked_document_disappears_and_link_dies(app_env, scenario):
@@ -338,7 +348,7 @@ def test_document_outside_the_access_window_is_published_hidden_and_says_so(app_
     app_env.client.put(
         "/internal/access-window",
         json={"days_before_start": 0, "days_after_end": 30},
-        headers={"X-SmartPost-Account": scenario.account_id},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     )
     assert app_env.client.get("/portal/documents", headers=bert).json() == []  # hidden indeed
 

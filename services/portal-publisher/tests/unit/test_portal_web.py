@@ -23,6 +23,7 @@ from smartpost_shared.db import outbox
 from smartpost_shared.masterdata import apply_masterdata
 from smartpost_shared.messaging import SqlIdempotency
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
 PASSWORD = "ein-langes-passwort"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -80,7 +81,9 @@ def csrf(html: str) -> str:
 
 def invitation(env, scenario, contact_id: str) -> str:
     r = env.staff.post(
-        "/internal/invitations", json={"contact_id": contact_id}, headers={"X-SmartPost-Account": scenario.account_id}
+        "/internal/invitations",
+        json={"contact_id": contact_id},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     )
     assert r.status_code == 201, r.text
     return r.json()["code"]
@@ -379,3 +382,18 @@ def test_dates_in_german():
     assert german_long_date(date(2026, 3, 2)) == "2. März 2026"
     assert german_date(datetime(2026, 11, 30, 15, 48, tzinfo=UTC)) == "30.11.2026 um 16:48 Uhr"
     assert german_date(datetime(2026, 7, 1, 10, 0, tzinfo=UTC)) == "01.07.2026 um 12:00 Uhr"
+
+
+def test_cookies_are_secure_outside_local_development(tmp_path):
+    base = {"database_url": f"sqlite:///{tmp_path / 'p.sqlite3'}", "log_json": False}
+    strong = SecretStr("k8Jq2-vN0pX4-wT7zR1y-aB3c")
+    production = Settings(
+        **base,
+        local_development=False,
+        download_link_secret=strong,
+        storage={"secret_key": strong},
+        kafka={"signing_key": strong},
+    )
+    assert production.secure_cookies is True
+    assert Settings(**base, local_development=True).secure_cookies is False
+    assert Settings(**base, local_development=True, cookie_secure=True).secure_cookies is True

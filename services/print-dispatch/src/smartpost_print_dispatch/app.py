@@ -18,6 +18,7 @@ from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
 from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -25,6 +26,8 @@ from smartpost_shared.storage import MinioStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from pydantic import SecretStr
 
     from smartpost_print_dispatch.adapters.providers.base import PrintProvider
     from smartpost_print_dispatch.settings import Settings
@@ -49,12 +52,18 @@ def build_providers(settings: Settings, store: MinioStore) -> dict[str, PrintPro
         providers[http.name] = HttpPrintProvider(
             http.name,
             http.base_url,
-            http.api_key.get_secret_value(),
-            http.webhook_secret.get_secret_value(),
+            _secret(http.api_key),
+            _secret(http.webhook_secret),
             settings.profile(http.profile),
             timeout_seconds=http.timeout_seconds,
         )
     return providers
+
+
+def _secret(value: SecretStr | None) -> str:
+    # Settings refuse to load a provider without its secrets; this only narrows the type.
+    assert value is not None
+    return value.get_secret_value()
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, stopped: asyncio.Event) -> None:
@@ -87,7 +96,7 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.broker = broker
         app.state.dispatch = dispatch
         app.state.store = store
-        app.state.webhook_secrets = {p.name: p.webhook_secret.get_secret_value() for p in settings.http_providers}
+        app.state.webhook_secrets = {p.name: _secret(p.webhook_secret) for p in settings.http_providers}
         await broker.start()
         relay = OutboxRelay(engine, EventPublisher(broker))
         stopped = asyncio.Event()
@@ -120,6 +129,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             engine.dispose()
 
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)
 
     @app.get("/readyz")

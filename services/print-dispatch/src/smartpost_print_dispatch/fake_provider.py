@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ PROGRESSION = ["submitted", "printing", "sent", "delivered"]
 
 @dataclass
 class FakeConfig:
-    api_key: str = "dev-api-key"
-    webhook_secret: str = "dev-webhook-secret"  # noqa: S105 - local fake
+    # Random unless given: whoever starts the fake hands the same values to print-dispatch.
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_url: str | None = None
     max_pages: int = 200
     auto_advance_seconds: float = 0.0
@@ -299,16 +301,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8107)
-    parser.add_argument("--api-key", default="dev-api-key")
-    parser.add_argument("--webhook-secret", default="dev-webhook-secret")
+    # Secrets come from the environment (not argv, which every local user can read in the process list).
+    api_key = os.environ.get("SMARTPOST_FAKE_PROVIDER_API_KEY") or secrets.token_urlsafe(24)
+    webhook_secret = os.environ.get("SMARTPOST_FAKE_PROVIDER_WEBHOOK_SECRET") or secrets.token_urlsafe(24)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--auto-advance-seconds", type=float, default=0.0)
     parser.add_argument("--submit-delay-seconds", type=float, default=0.0)
     parser.add_argument("--max-pages", type=int, default=200)
     args = parser.parse_args()
     config = FakeConfig(
-        api_key=args.api_key,
-        webhook_secret=args.webhook_secret,
+        api_key=api_key,
+        webhook_secret=webhook_secret,
         webhook_url=args.webhook_url,
         auto_advance_seconds=args.auto_advance_seconds,
         submit_delay_seconds=args.submit_delay_seconds,

@@ -18,7 +18,7 @@ from smartpost_print_dispatch.app import create_app
 from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
 from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
 from smartpost_print_dispatch.settings import FileDropSettings, HttpProviderSettings, Settings
-from smartpost_print_dispatch.testing import write_letter
+from smartpost_print_dispatch.testing import PROVIDER_API_KEY, PROVIDER_WEBHOOK_SECRET, write_letter
 from smartpost_shared.contracts.common import ChannelPreference, PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, RecipientFilter, RegisteredMail, ReleasedItem
@@ -27,6 +27,7 @@ from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = pytest.mark.real
 
@@ -63,7 +64,16 @@ LINES = {
 
 def settings_for(kafka_settings, storage_settings, sqlite_url, *, port, fake_url=None, **extra) -> Settings:
     providers = (
-        [HttpProviderSettings(name="hybridpost", base_url=fake_url, profile="pingen", timeout_seconds=1.0)]
+        [
+            HttpProviderSettings(
+                name="hybridpost",
+                base_url=fake_url,
+                profile="pingen",
+                timeout_seconds=1.0,
+                api_key=PROVIDER_API_KEY,
+                webhook_secret=PROVIDER_WEBHOOK_SECRET,
+            )
+        ]
         if fake_url
         else []
     )
@@ -175,7 +185,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     await asyncio.sleep(1.5)  # master data first, as the ERP import would have happened long before
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
 
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account}, timeout=10)
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"), timeout=10)
 
     def settled():
         response = api.get(f"/orders/{order_id}")
@@ -230,7 +240,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     response = httpx.post(
         f"{service.url}/webhooks/hybridpost",
         content=stale,
-        headers={SIGNATURE_HEADER: sign("dev-webhook-secret", stale)},
+        headers={SIGNATURE_HEADER: sign(PROVIDER_WEBHOOK_SECRET, stale)},
     )
     assert response.json() == {"applied": False}
     forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers={SIGNATURE_HEADER: "sha256=00"})
@@ -245,9 +255,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     assert next(e for e in events if e.payload.status.value == "sent").payload.tracking_number
 
     # Tenancy: another account sees nothing.
-    other = httpx.get(f"{service.url}/orders/{order_id}", headers={"X-SmartPost-Account": "someone-else"})
+    other = httpx.get(
+        f"{service.url}/orders/{order_id}", headers=caller_headers("someone-else", audience="print-dispatch")
+    )
     assert other.status_code == 404
-    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 422
+    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 401  # no signed caller claims
 
     # Estimate before ordering: filter by channel preference.
     estimate = api.post(
@@ -310,7 +322,7 @@ async def test_provider_failures_and_slow_answers_never_duplicate(
 
     await asyncio.to_thread(wait, retried_after_timeout, 60, 0.2, "resubmission after timeout")
     fake_provider.control(submit_delay_seconds=0)
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
 
     def submitted():
         body = api.get(f"/orders/{order_id}").json()
@@ -361,7 +373,7 @@ async def test_filedrop_digital_first_fallback(
             make_envelope(viewed, account_id=account, producer="portal-publisher"),
         ],
     )
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
 
     def scheduled():
         response = api.get(f"/orders/{order_id}")

@@ -13,7 +13,7 @@ import sys
 import httpx
 import pytest
 
-from smartpost_print_dispatch.testing import write_letter
+from smartpost_print_dispatch.testing import PROVIDER_API_KEY, PROVIDER_WEBHOOK_SECRET, write_letter
 from smartpost_shared.contracts.common import PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, ReleasedItem
@@ -21,6 +21,7 @@ from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = pytest.mark.real
 
@@ -43,13 +44,23 @@ async def test_kill_9_while_provider_is_slow_sends_one_letter(  # noqa: PLR0915
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_S3_ENDPOINT": storage_settings.endpoint,
         "SMARTPOST_S3_BUCKET": storage_settings.bucket,
+        "SMARTPOST_S3_SECRET_KEY": storage_settings.secret_key.get_secret_value(),
         "SMARTPOST_PRINT_DISPATCH_DATABASE_URL": f"sqlite:///{database}",
         "SMARTPOST_PRINT_DISPATCH_HTTP_PORT": str(port),
         "SMARTPOST_PRINT_DISPATCH_CONSUMER_GROUP": make_id("pd"),
         "SMARTPOST_PRINT_DISPATCH_DISPATCH_POLL_SECONDS": "0.1",
         "SMARTPOST_PRINT_DISPATCH_SUBMIT_RETRY_SECONDS": "0.2",
         "SMARTPOST_PRINT_DISPATCH_HTTP_PROVIDERS": json.dumps(
-            [{"name": "hybridpost", "base_url": fake_provider.url, "profile": "din5008_b", "timeout_seconds": 120}]
+            [
+                {
+                    "name": "hybridpost",
+                    "base_url": fake_provider.url,
+                    "profile": "din5008_b",
+                    "timeout_seconds": 120,
+                    "api_key": PROVIDER_API_KEY,
+                    "webhook_secret": PROVIDER_WEBHOOK_SECRET,
+                }
+            ]
         ),
     }
     # The provider stores the letter, then takes a minute to answer: the service is killed while it waits.
@@ -104,7 +115,9 @@ async def test_kill_9_while_provider_is_slow_sends_one_letter(  # noqa: PLR0915
     fake_provider.control(submit_delay_seconds=0)
     process = start_service(env, tmp_path / "service.log")
     try:
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-SmartPost-Account": account})
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=caller_headers(account, audience="print-dispatch")
+        )
 
         def submitted():
             try:
