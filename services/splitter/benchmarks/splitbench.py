@@ -39,7 +39,7 @@ from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.sample_letters import SampleLetterTruth, demo_recipients, read_truth, write_serial_letter
 from smartpost_shared.settings import StorageSettings
 from smartpost_shared.storage import MinioStore, source_key
-from smartpost_splitter.adapters.pdf import ProcessScanner
+from smartpost_splitter.adapters.sandbox import Sandbox
 from smartpost_splitter.application import SplitService, SplitterOptions
 
 CACHE = Path(tempfile.gettempdir()) / "smartpost-splitter-bench"
@@ -205,7 +205,7 @@ def pipeline(
         account_id=account,
         producer="bench",
     )
-    with MemorySampler(service.scanner.worker_pids()) as memory:  # type: ignore[attr-defined]
+    with MemorySampler(service.runner.worker_pids()) as memory:  # type: ignore[attr-defined]
         started = time.perf_counter()
         result = service.handle(envelope)
         elapsed = time.perf_counter() - started
@@ -240,8 +240,11 @@ def main() -> None:
         StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="bench")
     )
     store.ensure_bucket()
-    scanner = ProcessScanner(processes, chunk_pages=250, thumbnail_width=200, inline_below_pages=0)
-    service = SplitService(store, scanner, SplitterOptions(upload_threads=UPLOAD_THREADS, thumbnail_width=200))
+    scanner = Sandbox(processes)
+    scanner.warm_up()
+    service = SplitService(
+        store, scanner, SplitterOptions(upload_threads=UPLOAD_THREADS, thumbnail_width=200, chunk_pages=250)
+    )
     floor_pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         warm, warm_truth = corpus(200, "warm")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fastapi import Depends, HTTPException, Request
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
     from smartpost_shared.settings import IdentitySettings, TrustedIssuer
 
@@ -194,3 +194,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def caller_precheck(*exempt_prefixes: str) -> Callable[[MutableMapping[str, Any]], Awaitable[tuple[int, str] | None]]:
+    """A body-limit precheck (:mod:`smartpost_shared.http`): no valid caller claims, no body read.
+
+    Paths under ``exempt_prefixes`` prove their caller otherwise (recipient sessions, signed provider webhooks).
+    """
+
+    async def check(scope: MutableMapping[str, Any]) -> tuple[int, str] | None:
+        path = str(scope.get("path", ""))
+        if path.startswith(exempt_prefixes):
+            return None
+        verifier: CallerVerifier | None = getattr(scope["app"].state, "caller_verifier", None)
+        token = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", []) if k == CALLER_HEADER.lower().encode()), None
+        )
+        if verifier is None:
+            return 401, "Aufrufer nicht nachgewiesen"
+        try:
+            verifier.verify(token)
+        except InvalidCallerError:
+            return 401, "Aufrufer nicht nachgewiesen"
+        return None
+
+    return check

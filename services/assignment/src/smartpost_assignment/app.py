@@ -16,7 +16,8 @@ from smartpost_assignment.consumers import register_consumers
 from smartpost_assignment.domain.matching import MatchPolicy
 from smartpost_assignment.settings import Settings
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.identity import CallerVerifier
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -56,6 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="SmartPost assignment", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_import_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
+    )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.engine = engine

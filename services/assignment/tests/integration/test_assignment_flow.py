@@ -132,10 +132,14 @@ def document_split(account: str, letter: str, parts: list[SplitPart]) -> Envelop
         DocumentSplit(
             letter_id=letter,
             document_id=f"{letter}-doc",
-            source_key=f"{account}/{letter}/source.pdf",
+            source_key=f"accounts/{account}/letters/{letter}/sources/source.pdf",
             strategy=SplitStrategy.ADDRESS_BLOCK,
             source_page_count=sum(p.page_count for p in parts),
-            parts=parts,
+            # Consumers refuse keys outside the event's account, so the parts live in this account's area.
+            parts=[
+                p.model_copy(update={"storage_key": f"accounts/{account}/letters/{letter}/parts/{p.index}.pdf"})
+                for p in parts
+            ],
         ),
         account_id=account,
         producer="splitter",

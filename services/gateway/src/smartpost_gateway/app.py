@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -20,11 +23,12 @@ from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.adapters.sessions import SessionStore
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, MutableMapping
 
     import httpx
 
@@ -62,6 +66,10 @@ def create_app(  # noqa: C901 - one closure per route and handler
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.sessions = SessionStore(make_engine(settings.resolved_database_url()))
+    # Uploads are bounded while they stream and read only for a logged-in user (not for anyone who can connect).
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=_session_precheck
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
 
@@ -111,3 +119,20 @@ def create_app(  # noqa: C901 - one closure per route and handler
         )
 
     return app
+
+
+async def _session_precheck(scope: MutableMapping[str, Any]) -> tuple[int, str] | None:
+    """Uploads (multipart) only from a logged-in user; other forms are small and their routes check the session."""
+    headers = dict(scope.get("headers", []))
+    if not headers.get(b"content-type", b"").startswith(b"multipart/"):
+        return None
+    cookies: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            with contextlib.suppress(CookieError):
+                cookies.load(value.decode("latin-1"))
+    morsel = cookies.get(web.SESSION_COOKIE)
+    store: SessionStore = scope["app"].state.sessions
+    if morsel is None or await asyncio.to_thread(store.find, morsel.value) is None:
+        return 401, "Bitte melden Sie sich an."
+    return None

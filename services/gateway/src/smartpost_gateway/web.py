@@ -21,6 +21,7 @@ from smartpost_gateway.adapters.http import Caller, ServiceError
 from smartpost_gateway.adapters.sessions import SessionStore, ThrottleLimits
 from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, session_for
 from smartpost_gateway.settings import Role, Settings
+from smartpost_shared.http import content_disposition
 from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -548,7 +549,7 @@ async def _stream(opened: Any, media_type: str, filename: str | None = None) -> 
     response, body = opened
     headers = {"Cache-Control": "private, no-store"}
     if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        headers["Content-Disposition"] = content_disposition("attachment", filename)
     return StreamingResponse(body, media_type=response.headers.get("content-type", media_type), headers=headers)
 
 

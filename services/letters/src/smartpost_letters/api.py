@@ -41,6 +41,7 @@ from smartpost_letters.schemas import (
     RevokeIn,
 )
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.http import content_disposition
 from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI reads it at runtime
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
@@ -318,7 +319,7 @@ def _stream(
     return StreamingResponse(
         body,
         media_type=media_type,
-        headers={"Content-Length": str(size), "Content-Disposition": f'inline; filename="{filename}"'},
+        headers={"Content-Length": str(size), "Content-Disposition": content_disposition("inline", filename)},
     )
 
 

@@ -17,7 +17,8 @@ from smartpost_letters.application import LettersApplication, LetterService, eve
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
-from smartpost_shared.identity import CallerVerifier
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
 from smartpost_shared.storage import MinioStore, ObjectStore
@@ -106,6 +107,10 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
+    )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.service = service

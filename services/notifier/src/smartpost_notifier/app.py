@@ -15,7 +15,8 @@ from smartpost_notifier.api import router
 from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
 from smartpost_shared.db import make_engine
-from smartpost_shared.identity import CallerVerifier
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
 
@@ -105,6 +106,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     app = FastAPI(title="SmartPost notifier", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck())
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)

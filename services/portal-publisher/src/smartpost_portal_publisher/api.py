@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
+    ForbiddenError,
     IssuedInvitation,
     IssuedSession,
     OpenedDownload,
@@ -234,6 +235,7 @@ def _current_principal(service: Service, token: Token) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 
+ADMIN_ROLE = "admin"
 # Internal (staff) routes: the account comes from the caller's signed claims (smartpost_shared.identity).
 Account = Annotated[str, Depends(verified_account)]
 
@@ -353,9 +355,19 @@ def get_access_window(account: Account, service: Service) -> WindowBody:
 
 
 @internal.put("/access-window", response_model=WindowBody)
-def put_access_window(body: WindowBody, account: Account, service: Service) -> WindowBody:
-    service.set_access_window(account, AccessWindow(body.days_before_start, body.days_after_end))
+def put_access_window(body: WindowBody, caller: VerifiedCaller, service: Service) -> WindowBody:
+    """Only a caller with the ``admin`` role (signed by its issuer) changes what recipients may see; audited."""
+    if ADMIN_ROLE not in caller.roles:
+        raise ForbiddenError("Nur Administratoren dürfen das Zugriffsfenster ändern.")
+    window = AccessWindow(body.days_before_start, body.days_after_end)
+    service.set_access_window(caller.account_id, window, actor=caller.actor)
     return body
+
+
+@internal.get("/staff-audit")
+def staff_audit(account: Account, service: Service) -> list[dict[str, Any]]:
+    """Who changed what recipients may see, and when (oldest first)."""
+    return service.staff_actions(account)
 
 
 def install_routes(app: FastAPI) -> None:

@@ -21,9 +21,11 @@ from smartpost_portal_publisher.application import PortalConfig, PortalService, 
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings, get_settings
+from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.identity import CallerVerifier
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -107,6 +109,11 @@ def create_app(
 
     app = FastAPI(title="SmartPost portal publisher", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    # Recipients prove themselves by session (API) or session cookie + CSRF token (web portal), not caller claims.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
+    )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker

@@ -385,6 +385,8 @@ class PortalService:
         self.store = store
         self.config = config
         self.clock = clock
+        # A real hash of a random password: an unknown login costs the same as a wrong password.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16), secrets.token_bytes(16))
 
     def _today(self, now: datetime) -> date:
         return now.astimezone(self.config.timezone).date()
@@ -469,6 +471,15 @@ class PortalService:
                 if kind is PrincipalKind.CONTACT
                 else None
             )
+            if existing_id is not None and repo.has_credentials(existing_id):
+                # A code never takes over an existing login (whoever holds a fresh code would lock the recipient
+                # out); a recipient who lost the password uses the password reset instead.
+                log.warning("portal.invitation_for_registered_contact", contact_id=invitation["contact_id"])
+                raise ConflictError(
+                    "this contact already has a portal login",
+                    "Sie haben schon einen Zugang zum Kundenportal. Bitte melden Sie sich an; wenn Sie das Passwort "
+                    "vergessen haben, nutzen Sie „Passwort vergessen?“.",
+                )
             if repo.login_taken(account_id, login, except_principal=existing_id):
                 raise ConflictError(
                     "this login is already in use",
@@ -512,21 +523,26 @@ class PortalService:
     def login(self, account_id: str, login: str, password: str) -> IssuedSession:
         """Password login; after too many failures for one login, refuse for a while (no online guessing)."""
         now = self.clock()
-        login = login.strip().lower()
+        login = login.strip().lower()[:320]
         since = now - self.config.login_lockout
-        with self.engine.connect() as conn:
-            failures = PortalRepository(conn).login_failures_since(account_id, login, since)
-        if failures >= self.config.max_login_failures:
-            log.warning("portal.login_locked", failures=failures)
-            raise TooManyAttemptsError("too many failed logins, try again later")
+        # Count and reserve in one serialised transaction: parallel guesses each take a slot, none slips past.
         with self.engine.begin() as conn:
             repo = PortalRepository(conn)
+            repo.lock_login(account_id, login)
+            failures = repo.login_failures_since(account_id, login, since)
+            if failures >= self.config.max_login_failures:
+                log.warning("portal.login_locked", failures=failures)
+                raise TooManyAttemptsError("too many failed logins, try again later")
+            attempt = repo.reserve_login_attempt(account_id, login, now)
             found = repo.principal_by_login(account_id, login)
-            if found is not None and verify_password(password, found[1]):
-                return self._open_session(repo, found[0], now)
+        # The same work whether or not the login exists: the answer time tells nothing about who has a login.
+        stored_hash = found[1] if found is not None else self._dummy_hash
+        if not verify_password(password, stored_hash) or found is None:
+            raise AuthenticationError("login or password wrong", "Benutzername oder Passwort ist falsch.")
         with self.engine.begin() as conn:
-            PortalRepository(conn).record_login_failure(account_id, login, now)
-        raise AuthenticationError("login or password wrong", "Benutzername oder Passwort ist falsch.")
+            repo = PortalRepository(conn)
+            repo.forget_login_attempt(attempt)
+            return self._open_session(repo, found[0], now)
 
     def request_password_reset(self, account_id: str, login: str) -> PasswordReset | None:
         """A reset token for the login's principal, or None (unknown login, no address to send it to).
@@ -795,9 +811,22 @@ class PortalService:
             for d in documents
         ]
 
-    def set_access_window(self, account_id: str, window: AccessWindow) -> None:
+    def set_access_window(self, account_id: str, window: AccessWindow, *, actor: str) -> None:
+        """Change what recipients may see (an admin's decision): applied and audited in one transaction."""
         with self.engine.begin() as conn:
-            PortalRepository(conn).set_access_window(account_id, window)
+            repo = PortalRepository(conn)
+            before = repo.access_window(account_id, self.config.default_window)
+            repo.set_access_window(account_id, window)
+            detail = {
+                "before": {"days_before_start": before.days_before_start, "days_after_end": before.days_after_end},
+                "after": {"days_before_start": window.days_before_start, "days_after_end": window.days_after_end},
+            }
+            repo.record_staff_action(account_id, actor, "access_window_changed", detail, self.clock())
+        log.info("portal.access_window_changed", actor=actor, **detail)
+
+    def staff_actions(self, account_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return PortalRepository(conn).staff_actions(account_id)
 
     def access_window(self, account_id: str) -> AccessWindow:
         with self.engine.connect() as conn:

@@ -84,6 +84,20 @@ def new_page(browser: Browser, *, phone: bool = False) -> Page:
     return page
 
 
+# Passwords of the recipients who have a login already (an invitation never takes over an existing login).
+PASSWORDS: dict[str, str] = {}
+
+
+def sign_in(page: Page, recipients: RecipientSystem, key: str) -> None:
+    """From the login page: log in if this recipient has a login already, otherwise redeem an invitation."""
+    if key not in PASSWORDS:
+        redeem(page, recipients, key)
+        return
+    page.get_by_label("Benutzername (meist Ihre E-Mail-Adresse)").fill(recipients.people[key].email)
+    page.get_by_label("Passwort").fill(PASSWORDS[key])
+    page.get_by_role("button", name="Anmelden").click()
+
+
 def redeem(page: Page, recipients: RecipientSystem, key: str) -> None:
     """From the login page: follow 'Einladungscode einlösen' and set login and password."""
     person = recipients.people[key]
@@ -94,6 +108,8 @@ def redeem(page: Page, recipients: RecipientSystem, key: str) -> None:
     page.get_by_label("Passwort", exact=True).fill(PASSWORD)
     page.get_by_label("Passwort wiederholen").fill(PASSWORD)
     page.get_by_role("button", name="Zugang einrichten").click()
+    expect(page.get_by_role("button", name="Abmelden")).to_be_visible()
+    PASSWORDS[key] = PASSWORD
 
 
 def test_recipient_goes_from_the_email_link_to_the_downloaded_pdf(chromium: Browser, recipients: RecipientSystem):  # noqa: PLR0915 - one walk through the portal
@@ -194,6 +210,16 @@ def test_forgotten_password_by_email(chromium: Browser, recipients: RecipientSys
     page.goto(f"{base}/anmelden")
     redeem(page, recipients, "bert")
     expect(page.get_by_role("status")).to_have_text("Willkommen in Ihrem Kundenportal. Ihr Zugang ist eingerichtet.")
+    # A second invitation never takes over the existing login: the portal points to the password reset.
+    page.goto(f"{base}/einladung")
+    page.get_by_label("Einladungscode").fill(recipients.invitation("bert"))
+    page.get_by_label("Benutzername (z. B. Ihre E-Mail-Adresse)").fill("jemand-anders@example.org")
+    page.get_by_label("Passwort", exact=True).fill(PASSWORD)
+    page.get_by_label("Passwort wiederholen").fill(PASSWORD)
+    page.get_by_role("button", name="Zugang einrichten").click()
+    expect(page.get_by_role("alert")).to_contain_text("Sie haben schon einen Zugang zum Kundenportal")
+    check_page(page, "Einladung für bestehenden Zugang")
+    page.goto(f"{base}/posteingang")
     page.get_by_role("button", name="Abmelden").click()
     expect(page.get_by_role("status")).to_have_text("Sie haben sich abgemeldet.")
 
@@ -212,6 +238,7 @@ def test_forgotten_password_by_email(chromium: Browser, recipients: RecipientSys
     page.get_by_label("Passwort wiederholen").fill(new_password)
     page.get_by_role("button", name="Passwort speichern").click()
     expect(page.get_by_role("status")).to_have_text("Ihr neues Passwort ist gespeichert. Sie sind angemeldet.")
+    PASSWORDS["bert"] = new_password
     # The link works once.
     page.goto(link)
     expect(page.get_by_test_id("meldung")).to_contain_text("schon benutzt")
@@ -251,7 +278,7 @@ def test_recipient_a_never_sees_b_and_a_revoked_letter_disappears(chromium: Brow
     # Bert has his letter until the management company revokes it; then it is gone from list and link.
     page = new_page(chromium)
     page.goto(f"{base}/anmelden")
-    redeem(page, recipients, "bert")  # a new code re-activates (and resets) Bert's access
+    sign_in(page, recipients, "bert")
     expect(page.get_by_test_id("dokument")).to_have_count(1)
     recipients.revoke("bert")
     deadline = time.monotonic() + 60

@@ -18,7 +18,8 @@ from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.identity import CallerVerifier
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
@@ -129,6 +130,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             engine.dispose()
 
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/webhooks"))
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import make_broker
+from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import MinioStore
-from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
-from smartpost_splitter.application import SplitService, SplitterOptions
+from smartpost_splitter.adapters.sandbox import Limits, Sandbox
+from smartpost_splitter.application import SplitService, SplitterOptions, remove_orphaned_work
 from smartpost_splitter.consumers import register_consumers
+from smartpost_splitter.jobs import SplitJobs
 from smartpost_splitter.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -43,15 +44,9 @@ def make_splitter_broker(settings: Settings) -> KafkaBroker:
     )
 
 
-def make_scanner(settings: Settings) -> PageScanner:
-    if settings.text_processes == 0:
-        return InlineScanner(chunk_pages=settings.chunk_pages, thumbnail_width=settings.thumbnail_width)
-    return ProcessScanner(
-        settings.text_processes,
-        chunk_pages=settings.chunk_pages,
-        thumbnail_width=settings.thumbnail_width,
-        inline_below_pages=settings.inline_below_pages,
-    )
+def make_sandbox(settings: Settings) -> Sandbox:
+    budgets = settings.budgets()
+    return Sandbox(settings.text_processes, Limits(memory_bytes=budgets.memory_bytes, cpu_seconds=budgets.cpu_seconds))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,34 +54,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     store = MinioStore(settings.storage)
     broker = make_splitter_broker(settings)
-    scanner = make_scanner(settings)
+    sandbox = make_sandbox(settings)
+    work_dir = Path(settings.work_dir) if settings.work_dir else None
     service = SplitService(
         store,
-        scanner,
+        sandbox,
         SplitterOptions(
-            work_dir=Path(settings.work_dir) if settings.work_dir else None,
+            work_dir=work_dir,
             upload_threads=settings.upload_threads,
             thumbnail_width=settings.thumbnail_width,
+            chunk_pages=settings.chunk_pages,
             evidence_patterns=settings.identifier_patterns,
+            budgets=settings.budgets(),
         ),
     )
-    register_consumers(broker, service, settings)
+    publisher = EventPublisher(broker)
+    jobs = SplitJobs(
+        store,
+        service,
+        publisher.publish,
+        concurrency=settings.concurrent_documents,
+        max_attempts=settings.job_max_attempts,
+    )
+    register_consumers(broker, jobs, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        orphans = await asyncio.to_thread(remove_orphaned_work, work_dir)
         await asyncio.to_thread(store.ensure_bucket)
+        await asyncio.to_thread(sandbox.warm_up)
         await broker.start()
-        log.info("splitter.started", text_processes=settings.text_processes)
+        jobs.start()
+        resumed = await jobs.resume()
+        log.info(
+            "splitter.started", sandbox_processes=settings.text_processes, resumed_jobs=resumed, orphans_removed=orphans
+        )
         try:
             yield
         finally:
+            jobs.stopping = True
             await broker.stop()
-            await asyncio.to_thread(scanner.close)
+            await asyncio.to_thread(sandbox.close)
+            await jobs.stop()
 
     app = FastAPI(title="SmartPost splitter", lifespan=lifespan)
     app.state.broker = broker
     app.state.settings = settings
     app.state.service = service
+    app.state.jobs = jobs
+    app.state.sandbox = sandbox
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

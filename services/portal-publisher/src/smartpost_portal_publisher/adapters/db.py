@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 
@@ -167,6 +168,18 @@ access_windows = Table(
     Column("account_id", String(64), primary_key=True),
     Column("days_before_start", Integer, nullable=False),
     Column("days_after_end", Integer, nullable=False),
+)
+
+# Staff changes to what recipients may see (access window), with the verified actor: an auditor's trail.
+staff_audit = Table(
+    "portal_staff_audit",
+    portal_metadata,
+    Column("audit_id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("detail", Text, nullable=False),
 )
 
 
@@ -397,6 +410,21 @@ class PortalRepository:
             return default
         return AccessWindow(days_before_start=row.days_before_start, days_after_end=row.days_after_end)
 
+    def record_staff_action(
+        self, account_id: str, actor: str, action: str, detail: dict[str, Any], at: datetime
+    ) -> None:
+        self.conn.execute(
+            insert(staff_audit).values(
+                account_id=account_id, at=at, actor=actor, action=action, detail=json.dumps(detail, sort_keys=True)
+            )
+        )
+
+    def staff_actions(self, account_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(staff_audit).where(staff_audit.c.account_id == account_id).order_by(staff_audit.c.audit_id)
+        ).mappings()
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
     def set_access_window(self, account_id: str, window: AccessWindow) -> None:
         values = {"days_before_start": window.days_before_start, "days_after_end": window.days_after_end}
         result = self.conn.execute(
@@ -459,6 +487,14 @@ class PortalRepository:
                 created_at=at,
             )
         )
+
+    def has_credentials(self, principal_id: str) -> bool:
+        row = self.conn.execute(
+            select(principals.c.password_hash, principals.c.disabled_at).where(
+                principals.c.principal_id == principal_id
+            )
+        ).first()
+        return row is not None and bool(row.password_hash) and row.disabled_at is None
 
     def update_credentials(self, principal_id: str, login: str, password_hash: str) -> None:
         self.conn.execute(
@@ -557,6 +593,21 @@ class PortalRepository:
 
     def record_login_failure(self, account_id: str, login: str, at: datetime) -> None:
         self.conn.execute(insert(login_failures).values(account_id=account_id, login=login, failed_at=at))
+
+    def lock_login(self, account_id: str, login: str) -> None:
+        """Serialise attempts on one login until the transaction ends (SQLite: BEGIN IMMEDIATE holds the lock)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{account_id}/{login}"})
+
+    def reserve_login_attempt(self, account_id: str, login: str, at: datetime) -> int:
+        """Count the attempt as a failure until it is known to have succeeded (parallel guesses all count)."""
+        result = self.conn.execute(insert(login_failures).values(account_id=account_id, login=login, failed_at=at))
+        key = result.inserted_primary_key
+        assert key is not None  # an autoincrement insert always has one
+        return int(key[0])
+
+    def forget_login_attempt(self, failure_id: int) -> None:
+        self.conn.execute(delete(login_failures).where(login_failures.c.failure_id == failure_id))
 
     def login_failures_since(self, account_id: str, login: str, since: datetime) -> int:
         count = self.conn.execute(
