@@ -14,7 +14,17 @@ from smartpost_shared.settings import InsecureSettingsError
 from smartpost_shared.topics import SERVICES
 
 NAMESPACE = "smartpost"
-ALLOWED_KINDS = {"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "Job", "Kustomization"}
+ALLOWED_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "Deployment",
+    "Job",
+    "Kustomization",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+}
 EXTERNAL = ("kafka", "minio", "postgres", "zookeeper")
 # Kubernetes-only extras of the image environment (never read by Settings).
 JOB_NAMES = {"smartpost-kafka-topics", "smartpost-minio-buckets"}

@@ -30,8 +30,10 @@ from smartpost_shared.contracts.envelope import Envelope, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
 from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSecurity, signature_of
 from smartpost_shared.logging import get_logger, message_context
+from smartpost_shared.metrics import count_dead_letter
 from smartpost_shared.storage import account_key_problem
 from smartpost_shared.topics import Topic, topic_for_event
+from smartpost_shared.tracing import consume_span, kafka_headers, publish_span
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -109,17 +111,19 @@ class EventPublisher:
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
         body = envelope.to_bytes()
-        await self.broker.publish(
-            body,
-            topic=topic.name,
-            key=message_key(envelope).encode(),
-            headers={
-                "event_type": envelope.event_type,
-                "schema_version": str(envelope.schema_version),
-                **self._signed(body),
-            },
-            correlation_id=str(envelope.correlation_id),
-        )
+        headers = {
+            "event_type": envelope.event_type,
+            "schema_version": str(envelope.schema_version),
+            **self._signed(body),
+        }
+        with publish_span(envelope, topic.name, headers):  # adds the W3C traceparent to the headers
+            await self.broker.publish(
+                body,
+                topic=topic.name,
+                key=message_key(envelope).encode(),
+                headers=headers,
+                correlation_id=str(envelope.correlation_id),
+            )
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
         data = body.encode() if isinstance(body, str) else body
@@ -232,11 +236,14 @@ class EventConsumer:
         if foreign is not None:
             await self._dead_letter(topic, msg, DeadLetter(topic, foreign, "ForeignStorageKey"))
             return
-        with message_context(
-            correlation_id=envelope.correlation_id,
-            account_id=envelope.account_id,
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
+        with (
+            message_context(
+                correlation_id=envelope.correlation_id,
+                account_id=envelope.account_id,
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+            ),
+            consume_span(envelope, topic.name, kafka_headers(msg.raw_message)),
         ):
             await self._run_with_retries(topic, msg, envelope, handler)
 
@@ -298,6 +305,7 @@ class EventConsumer:
             },
         )
         self.dead_lettered += 1
+        count_dead_letter(self.service, topic.name, dead.reason, dead.error_type)
 
 
 class SqlIdempotency:
@@ -361,3 +369,7 @@ class OutboxRelay:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def resume(self) -> None:
+        """Allow :meth:`run` again after :meth:`stop` (the next term of its lease)."""
+        self._stopped.clear()

@@ -90,6 +90,35 @@ class IdentitySettings(BaseSettings):
     leeway_seconds: int = Field(default=10, ge=0, le=120)
 
 
+class LeaseSettings(BaseSettings):
+    """Leases for single-owner work (``smartpost_shared.lease``): how often the holder proves it is alive."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_LEASE_", extra="ignore", populate_by_name=True)
+
+    # Who holds a lease: one id per replica. Default: the host name (in Kubernetes the pod name), so a restarted
+    # container takes its own lease back at once. Set it when several replicas share one host.
+    replica_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SMARTPOST_REPLICA_ID", "SMARTPOST_LEASE_REPLICA_ID")
+    )
+    # Lease row expiry (SQLite); PostgreSQL advisory locks end with the holder's session instead.
+    ttl_seconds: float = Field(default=15.0, gt=0)
+    renew_seconds: float = Field(default=5.0, gt=0)
+    retry_seconds: float = Field(default=2.0, gt=0)
+    # A new holder whose predecessor did not release waits this long before working (the predecessor, if alive,
+    # notices the loss at its next renewal and stops).
+    takeover_seconds: float = Field(default=10.0, ge=0)
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry export (``smartpost_shared.tracing``): off unless an OTLP/HTTP endpoint is set."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTPOST_TRACING_", extra="ignore")
+
+    otlp_endpoint: str | None = None  # e.g. http://otel-collector:4318/v1/traces
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    export_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 class ServiceSettings(BaseSettings):
     """Common settings; a service adds its own fields and an ``env_prefix`` such as ``SMARTPOST_LETTERS_``."""
 
@@ -105,6 +134,8 @@ class ServiceSettings(BaseSettings):
     http_port: int = 0
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     # Explicit local-development mode (SMARTPOST_LOCAL_DEVELOPMENT=true, set by the local stack and the tests): a
     # missing secret is then allowed (the service generates one per process or does without) and cookies may go

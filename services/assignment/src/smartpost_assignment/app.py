@@ -14,13 +14,17 @@ from smartpost_assignment.api import build_router
 from smartpost_assignment.application import AssignmentService
 from smartpost_assignment.consumers import register_consumers
 from smartpost_assignment.domain.matching import MatchPolicy
+from smartpost_assignment.metrics import AssignmentSource
 from smartpost_assignment.settings import Settings
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -43,12 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="assignment-outbox-relay")
+        relay_leader = leadership(engine, "assignment-outbox-relay", settings.lease)
+        relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="assignment-outbox-relay")
         log.info("assignment.started", port=settings.http_port)
         try:
             yield
         finally:
-            relay.stop()
+            relay_leader.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
             await broker.stop()
@@ -69,4 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.relay = relay
     app.state.service = service
     app.include_router(build_router(engine, service, settings, broker))
+    sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), AssignmentSource(engine)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
     return app

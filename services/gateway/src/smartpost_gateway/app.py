@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartpost_gateway import texts, web
+from smartpost_gateway import deadletters, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
@@ -26,6 +26,8 @@ from smartpost_shared.db import make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.metrics import install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, MutableMapping
@@ -72,6 +74,9 @@ def create_app(  # noqa: C901 - one closure per route and handler
     )
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
+    app.include_router(deadletters.router)
+    install_metrics(app, settings.service_name)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

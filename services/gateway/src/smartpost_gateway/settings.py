@@ -23,6 +23,7 @@ from smartpost_shared.settings import ServiceSettings
 class Role(StrEnum):
     PREPARE = "prepare"  # create serial letters, upload, split, review and correct assignments
     RELEASE = "release"  # release to the portal, order postal dispatch, revoke, delete
+    ADMIN = "admin"  # operations: dead letters of the own account (list, show, re-drive)
 
 
 class StaffUserConfig(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -15,13 +16,17 @@ from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
+from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.metrics import ScrapeSource, install_metrics
 from smartpost_shared.storage import MinioStore, ObjectStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -82,14 +87,20 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             await asyncio.to_thread(minio.ensure_bucket)
         await broker.start()
         stopped = asyncio.Event()
+        # One relay across all replicas: it runs where the lease is held (see smartpost_shared.lease).
+        relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
+        # The read model too: two projectors inserting the same letter would collide.
+        projector_leader = leadership(engine, "letters-projector", settings.lease)
         tasks = [
-            asyncio.create_task(relay.run(), name="letters-outbox-relay"),
-            asyncio.create_task(_projector_loop(projector, stopped), name="letters-projector"),
+            asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
+            asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
         finally:
+            relay_leader.stop()
+            projector_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
@@ -122,6 +133,9 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.consumer = consumer
     install_error_handlers(app)
     app.include_router(router)
+    sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

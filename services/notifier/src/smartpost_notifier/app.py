@@ -14,11 +14,15 @@ from smartpost_notifier.adapters.smtp import Mailer, SmtpMailer
 from smartpost_notifier.api import router
 from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
+from smartpost_notifier.metrics import MailSource
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,8 +75,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(create_tables, engine)
         notifier = Notifier(engine, settings, mailer or make_mailer(settings), clock=clock)
-        # Before anything sends: settle what a previous process left in flight.
-        await asyncio.to_thread(notifier.recover_in_flight)
         broker = make_broker(settings.kafka, service=settings.service_name)
         consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
         register_consumers(consumer, notifier, engine, settings)
@@ -80,24 +82,32 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         app.state.broker = broker
         app.state.notifier = notifier
         stop = asyncio.Event()
-        # Mails already in the outbox go out even while Kafka is still joining (or down).
-        tasks = [asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender")]
-        await broker.start()
 
         async def digest_tick() -> None:
             await asyncio.to_thread(notifier.run_due_digests)
 
-        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if settings.digest_enabled:
-            tasks.append(
-                asyncio.create_task(_every(settings.digest_check_seconds, stop, digest_tick, "digest"), name="digest")
-            )
+        async def sending(lease_stop: asyncio.Event) -> None:
+            """Only in the replica holding the lease: recovery, sending, digests (the recovery owns every row)."""
+            # Before anything sends: settle what a previous holder left in flight.
+            await asyncio.to_thread(notifier.recover_in_flight)
+            work = [_sender_loop(notifier, lease_stop, settings.send_poll_seconds)]
+            if settings.digest_enabled:
+                work.append(_every(settings.digest_check_seconds, lease_stop, digest_tick, "digest"))
+            await asyncio.gather(*work)
+
+        sender_leader = leadership(engine, "notifier-sender", settings.lease)
+        relay_leader = leadership(engine, "notifier-outbox-relay", settings.lease)
+        # Mails already in the outbox go out even while Kafka is still joining (or down).
+        tasks = [asyncio.create_task(sender_leader.run(sending), name="sender")]
+        await broker.start()
+        tasks.append(asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"))
         log.info("notifier.started", smtp=f"{settings.smtp_host}:{settings.smtp_port}")
         try:
             yield
         finally:
             stop.set()
-            relay.stop()
+            sender_leader.stop()
+            relay_leader.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await broker.stop()
             engine.dispose()
@@ -111,4 +121,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)
+    sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), MailSource(engine)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
     return app

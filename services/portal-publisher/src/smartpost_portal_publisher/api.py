@@ -247,9 +247,10 @@ internal = APIRouter(prefix="/internal", tags=["internal"])
 
 
 @portal.post("/invitations/redeem", response_model=SessionOut, status_code=201)
-def redeem_invitation(body: RedeemRequest, service: Service) -> SessionOut:
-    """Register with an invitation code (or reset credentials with a re-activated one) and get a session."""
-    return _session_out(service.redeem_invitation(body.code, body.login, body.password))
+def redeem_invitation(body: RedeemRequest, request: Request, service: Service) -> SessionOut:
+    """Register with an invitation code and get a session (throttled per source address: codes are not guessed)."""
+    source = request.client.host if request.client else "unknown"
+    return _session_out(service.redeem_invitation(body.code, body.login, body.password, source=source))
 
 
 @portal.post("/sessions", response_model=SessionOut, status_code=201)

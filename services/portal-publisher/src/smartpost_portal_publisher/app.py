@@ -26,10 +26,13 @@ from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.metrics import OutboxSource, install_metrics
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -94,12 +97,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="portal-outbox-relay")
+        relay_leader = leadership(engine, "portal-outbox-relay", settings.lease)
+        relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
         log.info("portal_publisher.started", port=settings.http_port)
         try:
             yield
         finally:
-            relay.stop()
+            relay_leader.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
             await broker.stop()
@@ -128,6 +132,8 @@ def create_app(
     )
 
     _install_health_routes(app, engine, object_store, broker)
+    install_metrics(app, SERVICE, sources=[OutboxSource(engine, SERVICE)], kafka=settings.kafka)
+    install_tracing(app, SERVICE, settings.tracing)
     return app
 
 

@@ -373,6 +373,10 @@ class OpenedDownload:
     chunks: Iterator[bytes]
 
 
+# Failed invitation redemptions are counted like failed logins, under this pseudo account, per source address.
+REDEEM_SCOPE = "*redeem*"
+
+
 def _new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH))
 
@@ -445,8 +449,25 @@ class PortalService:
             format_code(code), principal.contact_id, PrincipalKind.CO_USER, rights, unit_id, expires_at
         )
 
-    def redeem_invitation(self, code: str, login: str, password: str) -> IssuedSession:
-        """Register (or, for a re-activated contact key, reset) portal credentials and open a session."""
+    def redeem_invitation(self, code: str, login: str, password: str, *, source: str = "unknown") -> IssuedSession:
+        """Register portal credentials with a one-time code and open a session.
+
+        Failed redemptions count per source address (like failed logins): guessing codes runs into the lockout.
+        """
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            repo.lock_login(REDEEM_SCOPE, source)
+            since = self.clock() - self.config.login_lockout
+            if repo.login_failures_since(REDEEM_SCOPE, source, since) >= self.config.max_login_failures:
+                log.warning("portal.redeem_locked", source=source)
+                raise TooManyAttemptsError("too many failed attempts, try again later")
+            attempt = repo.reserve_login_attempt(REDEEM_SCOPE, source, self.clock())
+        session = self._redeem(code, login, password)
+        with self.engine.begin() as conn:
+            PortalRepository(conn).forget_login_attempt(attempt)
+        return session
+
+    def _redeem(self, code: str, login: str, password: str) -> IssuedSession:
         normalized = normalize_code(code)
         if normalized is None:
             raise AuthenticationError("invalid invitation code", _CODE_INVALID)

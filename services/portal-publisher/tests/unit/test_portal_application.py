@@ -412,3 +412,20 @@ def test_unknown_and_known_logins_cost_the_same(app_env, scenario):
 
     known, unknown = fastest_seconds("anna@example.org"), fastest_seconds(f"nobody-{uuid.uuid4().hex}@example.org")
     assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_guessing_invitation_codes_runs_into_a_lockout(app_env, scenario):
+    c = app_env.client
+    body = {"login": "guess@example.org", "password": PASSWORD}
+    answers = [
+        c.post("/portal/invitations/redeem", json={**body, "code": f"AAAA-BBBB-{i:04d}"}).status_code for i in range(12)
+    ]
+    assert answers[:10] == [401] * 10
+    assert answers[10:] == [429, 429]
+    # The lockout holds also for a genuine code from the same address until the window passes.
+    code = c.post(
+        "/internal/invitations",
+        json={"contact_id": "c-anna"},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+    ).json()["code"]
+    assert c.post("/portal/invitations/redeem", json={**body, "code": code}).status_code == 429

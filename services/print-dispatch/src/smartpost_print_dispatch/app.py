@@ -17,13 +17,17 @@ from smartpost_print_dispatch.adapters.providers.http import HttpPrintProvider
 from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
+from smartpost_print_dispatch.metrics import print_sources
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -109,21 +113,30 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         async def fallback_step() -> int:
             return await asyncio.to_thread(dispatch.run_fallback)
 
+        async def single_owner(lease_stop: asyncio.Event) -> None:
+            """Only in the replica holding the lease: print files, submission, digital-first fallback, tracking."""
+            await asyncio.gather(
+                _loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, lease_stop),
+                _loop("fallback", fallback_step, settings.fallback_poll_seconds, lease_stop),
+                _loop("status", dispatch.poll_statuses, settings.status_poll_seconds, lease_stop),
+            )
+
+        work_leader = leadership(engine, "print-dispatch-worker", settings.lease)
+        relay_leader = leadership(engine, "print-dispatch-outbox-relay", settings.lease)
         tasks = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(_loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, stopped)),
-            asyncio.create_task(_loop("fallback", fallback_step, settings.fallback_poll_seconds, stopped)),
-            asyncio.create_task(_loop("status", dispatch.poll_statuses, settings.status_poll_seconds, stopped)),
+            asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"),
+            asyncio.create_task(work_leader.run(single_owner), name="dispatch"),
         ]
         log.info("print_dispatch.started", providers=sorted(providers))
         try:
             yield
         finally:
             stopped.set()
-            relay.stop()
+            work_leader.stop()
+            relay_leader.stop()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, 10)
+                    await asyncio.wait_for(task, 25)
             await broker.stop()
             for provider in providers.values():
                 await provider.close()
@@ -135,6 +148,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.include_router(router)
+    install_metrics(app, settings.service_name, sources=print_sources(app), kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:

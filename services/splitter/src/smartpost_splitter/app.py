@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
+from smartpost_shared.tracing import install_tracing
 from smartpost_splitter.adapters.sandbox import Limits, Sandbox
 from smartpost_splitter.application import SplitService, SplitterOptions, remove_orphaned_work
 from smartpost_splitter.consumers import register_consumers
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.jobs = jobs
     app.state.sandbox = sandbox
+    install_metrics(app, settings.service_name, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -25,6 +25,7 @@ from smartpost_shared.logging import get_logger, message_context
 from smartpost_shared.messaging import TRANSIENT_EXCEPTIONS, PermanentError
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError
 from smartpost_splitter.limits import internal_error, repeatedly_aborted
+from smartpost_splitter.metrics import record_split_result
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -226,7 +227,8 @@ class SplitJobs:
         delay = self.retry_seconds
         while True:
             try:
-                return await asyncio.to_thread(self.service.handle, envelope)
+                started = time.perf_counter()
+                result = await asyncio.to_thread(self.service.handle, envelope)
             except PermanentError as exc:
                 log.exception("split_job.not_a_split_request", error=str(exc))
                 return None
@@ -236,6 +238,9 @@ class SplitJobs:
                 log.warning("split_job.transient_failure", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            else:
+                record_split_result(result, time.perf_counter() - started)
+                return result
 
     async def _publish(self, cause: Envelope, result: Envelope) -> None:
         delay = self.retry_seconds

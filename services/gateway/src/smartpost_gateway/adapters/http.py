@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from smartpost_shared.tracing import httpx_event_hooks
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -79,7 +81,12 @@ class ServiceClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.issuer = issuer
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            event_hooks=httpx_event_hooks(),  # pass the trace context on (smartpost_shared.tracing)
+        )
 
     def caller_headers(self, caller: Caller | None) -> dict[str, str]:
         if caller is None:
