@@ -192,10 +192,16 @@ def test_service_settings_built_from_the_compose_env(kit, compose, env_example, 
     assert kit.loopback_in(settings) is None, f"{service}: a setting still points at loopback in the container"
 
 
-def test_only_the_gateway_is_published(compose):
+def test_only_the_gateway_and_the_recipients_portal_are_published(compose):
     published = {name for name, spec in compose["services"].items() if spec.get("ports")}
-    assert published == {"gateway", "minio"}, "only the gateway (and the MinIO console on loopback) are published"
+    assert published == {"gateway", "portal-publisher", "minio"}, (
+        "only the gateway (staff), portal-publisher (recipients' portal) and the MinIO console on loopback"
+    )
     assert compose["services"]["gateway"]["ports"] == ["${SMARTPOST_GATEWAY_PUBLISH:-8100}:8100"]
+    assert compose["services"]["portal-publisher"]["ports"] == ["${SMARTPOST_PORTAL_PUBLISH:-8104}:8104"]
+    # The e-mail links lead to the published portal.
+    notifier_env = compose["services"]["notifier"]["environment"]
+    assert notifier_env["SMARTPOST_NOTIFIER_PORTAL_BASE_URL"].endswith("}/kundenportal")
     assert all(p.startswith("127.0.0.1:") for p in compose["services"]["minio"]["ports"])
 
 

@@ -90,7 +90,7 @@ class LocalSystem:
             "SMARTPOST_GATEWAY_PRINT_URL": self.url("print-dispatch") if "print-dispatch" in self.ports else "",
             "SMARTPOST_GATEWAY_NOTIFIER_URL": self.url("notifier") if "notifier" in self.ports else "",
             "SMARTPOST_NOTIFIER_PORTAL_BASE_URL": (
-                self.url("portal-publisher") + "/portal" if "portal-publisher" in self.ports else ""
+                self.url("portal-publisher") + "/kundenportal" if "portal-publisher" in self.ports else ""
             ),
             "SMARTPOST_PRINT_DISPATCH_HTTP_PROVIDERS": (
                 json.dumps(

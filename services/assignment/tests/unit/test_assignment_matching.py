@@ -549,3 +549,13 @@ def test_a_name_printed_without_its_umlaut_finds_the_contact_even_when_the_plain
         snap.contracts.append(Contract(A, kid, cid, uid, "p1", "owner", date(2015, 1, 1), None, f"V-{kid}"))
     result = matcher(period_context(), snap).assign(part(["Frau", "Sophie Kuhn", "Am Markt 1", "10178 Berlin"]))
     assert "kuehn" in [c.contact_id for c in result.candidates[:3]]
+
+
+def test_unusual_page_count_message_is_german_singular_and_decimal_comma():
+    snap = snapshot()
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4 Seiten in diesem Dokument"
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5, "f": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4,5 Seiten in diesem Dokument"

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartpost_gateway import deadletters, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
@@ -103,6 +105,23 @@ def create_app(  # noqa: C901 - one closure per route and handler
             session = None
         template = "_error.html" if request.headers.get("HX-Request") else "error_page.html"
         return web.render(request, template, {"session": session, "error": error}, status_code=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Browsers get a German page for unknown addresses and wrong methods; API clients keep FastAPI's JSON.
+        if "text/html" not in request.headers.get("accept", ""):
+            return await http_exception_handler(request, exc)
+        try:
+            session = web.current_session(request)
+        except web.LoginRequiredError:
+            session = None
+        message = "Seite nicht gefunden." if exc.status_code == 404 else "Diese Anfrage ist so nicht möglich."
+        return web.render(
+            request,
+            "error_page.html",
+            {"session": session, "error": texts.UiError(message)},
+            status_code=exc.status_code,
+        )
 
     return app
 

@@ -286,6 +286,7 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
     title: Annotated[str, Form()] = "",
     document_type_id: Annotated[str, Form()] = "",
     new_document_type: Annotated[str, Form()] = "",
+    new_document_type_parent: Annotated[str, Form()] = "",
     groups: Annotated[list[str] | None, Form()] = None,
     custom_group: Annotated[str, Form()] = "",
     property_id: Annotated[str, Form()] = "",
@@ -309,11 +310,15 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         "period_start": period_start,
         "period_end": period_end,
         "new_document_type": new_document_type,
+        "new_document_type_parent": new_document_type_parent,
     }
     client = letters(request)
     try:
         if new_document_type.strip():
-            tree = await client.add_document_type(who, new_document_type.strip())
+            # Any level: a sub-type goes below the chosen document type (at most five levels, the service checks).
+            tree = await client.add_document_type(
+                who, new_document_type.strip(), parent_id=new_document_type_parent or None
+            )
             document_type_id = str(tree.get("created_id") or "")
             # Created now: if the letter itself is refused, the form offers the new type as selected.
             form["document_type_id"] = document_type_id
@@ -390,6 +395,7 @@ async def _letter_page(
         "parts": views.all_parts(letter),
         "letter_warnings": views.letter_warnings(letter),
         "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
+        "staff_name": views.staff_namer(_settings(request).staff_users),
     }
     if tab == "einzelbriefe" and letter.get("items"):
         try:
@@ -403,6 +409,8 @@ async def _letter_page(
         except ServiceError as exc:
             context["audit"] = []
             context["error"] = error or texts.translate(exc)
+        await views.add_audit_master_data(master, assignment(request), who, context["audit"])
+        context["audit_names"] = views.audit_names(master, context["parts"], _settings(request).staff_users)
     context.update(extra or {})
     return render(request, "letter.html", context, status_code=status_code)
 
@@ -653,6 +661,28 @@ async def contact_search(
     )
 
 
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/vertraege", response_class=HTMLResponse)
+async def contact_contracts(
+    request: Request,
+    session: SessionDep,
+    letter_id: str,
+    part_id: str,
+    contact_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> HTMLResponse:
+    """One contact's contracts to choose from (cross-property: the contact alone does not name property and unit)."""
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+        contact = await assignment(request).contact(who, contact_id)
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    return render(
+        request,
+        "_contact_results.html",
+        {"session": session, "letter": letter, "part_id": part_id, "contacts": [contact], "query": contact_id},
+    )
+
+
 @router.post("/serienbriefe/{letter_id}/teile/{part_id}/zuordnen", response_class=HTMLResponse)
 async def reassign(
     request: Request,
@@ -801,6 +831,13 @@ def default_tab_safe() -> str:
 # ------------------------------------------------------------------------------------------------- postal dispatch
 
 
+class PastDispatchDateError(ValueError):
+    """A dispatch date before today (German calendar)."""
+
+
+PAST_DATE = texts.UiError("Das Versanddatum liegt in der Vergangenheit. Bitte heute oder ein späteres Datum wählen.")
+
+
 def _print_options(form: Any) -> Json:
     options: Json = {
         "recipient_filter": str(form.get("recipient_filter") or "all"),
@@ -813,7 +850,10 @@ def _print_options(form: Any) -> Json:
     if form.get("not_viewed_working_days"):
         options["not_viewed_working_days"] = int(str(form["not_viewed_working_days"]))
     if form.get("dispatch_date"):
-        options["dispatch_date"] = date.fromisoformat(str(form["dispatch_date"])).isoformat()
+        dispatch_date = date.fromisoformat(str(form["dispatch_date"]))
+        if dispatch_date < texts.today_berlin():
+            raise PastDispatchDateError(dispatch_date.isoformat())
+        options["dispatch_date"] = dispatch_date.isoformat()
     return options
 
 
@@ -829,6 +869,8 @@ async def print_estimate(request: Request, session: PostSessionDep, letter_id: s
         if not active:
             return error_fragment(request, texts.UiError("Keine freigegebenen Einzelbriefe zum Versand."), 200)
         estimate = await printing(request).estimate(who, active, options)
+    except PastDispatchDateError:
+        return error_fragment(request, PAST_DATE, status_code=200)
     except ValueError:
         return error_fragment(request, texts.UiError("Die Versandoptionen sind ungültig."), status_code=200)
     except ServiceError as exc:
@@ -846,6 +888,8 @@ async def order_print(request: Request, session: PostSessionDep, letter_id: str)
     try:
         options = _print_options(form)
         await letters(request).order_print(caller(session), letter_id, options)
+    except PastDispatchDateError:
+        return await _letter_page(request, session, letter_id, "versand", status_code=422, error=PAST_DATE)
     except ValueError:
         return await _letter_page(
             request,

@@ -163,6 +163,19 @@ def build_demo(account_id: str) -> tuple[Demo, list[Any]]:
                 start=date(2019, 1, 1),
             )
         )
+    # Eva Klein also owns a flat in the other property: in a cross-property letter her contract must be chosen.
+    events += [
+        UnitUpserted(unit_id=f"{p1}-U5", property_id=p1, number="WE 05", position="2. OG links"),
+        ContractUpserted(
+            contract_id=f"V-klein-2-{tag}",
+            contact_id=contact_ids["klein"],
+            unit_id=f"{p1}-U5",
+            property_id=p1,
+            role=ContractRole.OWNER,
+            start=date(2021, 1, 1),
+        ),
+    ]
+    labels[f"{p1}-U5"] = "WE 05"
     people = {p.key: p for p in [*PEOPLE, STRANGER]}
     return Demo(account_id, p1, p2, people, contact_ids, units, labels), events
 

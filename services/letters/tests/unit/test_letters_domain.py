@@ -441,6 +441,31 @@ def test_cross_property_reassign_keeps_the_given_property():
     assert b.letter.part("doc-1-p0").assignment.property_id == "prop-9"
 
 
+def test_cross_property_release_needs_a_contract_for_every_assigned_part():
+    b = LetterBuilder(scope=LetterScope.CROSS_PROPERTY).to_review(2)
+    b.letter.reassign_part(part_id="doc-1-p1", contact_id="c-weiss", property_id=None, unit_id=None, actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match=r"1 part\(s\) have no contract .*: doc-1-p1"):
+        b.letter.confirm_review(actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match="no contract"):
+        b.letter.release(notify_by_email=False, actor=STAFF)
+    b.letter.reassign_part(part_id="doc-1-p1", contact_id="c-weiss", property_id="prop-9", unit_id=None, actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match="no contract"):
+        b.letter.confirm_review(actor=STAFF)
+    b.letter.reassign_part(
+        part_id="doc-1-p1", contact_id="c-weiss", property_id="prop-9", unit_id="unit-9", actor=STAFF
+    )
+    b.letter.confirm_review(actor=STAFF)
+    items = b.letter.release(notify_by_email=False, actor=STAFF)
+    assert (items[1].property_id, items[1].unit_id) == ("prop-9", "unit-9")
+
+
+def test_property_letter_still_accepts_a_contact_without_unit():
+    b = LetterBuilder().to_review(1)
+    b.letter.reassign_part(part_id="doc-1-p0", contact_id="c-beirat", property_id=None, unit_id=None, actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    assert b.letter.status == LetterStatus.REVIEWED
+
+
 def test_corrections_are_not_allowed_before_review_or_after_release():
     b = LetterBuilder().attach()
     b.letter.start_split(actor=STAFF)

@@ -58,9 +58,12 @@ class Settings(ServiceSettings):
     sender_name: str = "SmartPost"
     account_name: str = "Ihre Hausverwaltung"
     message_id_domain: str = "smartpost.notifier"
-    portal_base_url: str = "http://127.0.0.1:8104/portal"
-    # Deep link to one document; ``{base}`` is the portal base URL.
-    portal_document_url: str = "{base}/documents/{document_id}"
+    # The recipients' web portal (portal-publisher, ``/kundenportal/<account>/...``).
+    portal_base_url: str = "http://127.0.0.1:8104/kundenportal"
+    # Deep link to one document (the portal asks for the login first and then opens it) and the inbox link;
+    # ``{base}`` is the portal base URL, ``{account_id}`` the account.
+    portal_document_url: str = "{base}/{account_id}/dokumente/{document_id}"
+    portal_home_url: str = "{base}/{account_id}/posteingang"
     default_language: Language = "de"
     accounts: dict[str, AccountOverride] = Field(default_factory=dict)
 

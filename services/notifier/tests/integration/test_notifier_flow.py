@@ -154,8 +154,8 @@ async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, 
         assert text.startswith("Sehr geehrte Frau Albers,")
         assert "Lindenstraße 5, Einheit 1 (EG links)" in text
         assert "Am Markt 1, Einheit 7" in text
-        assert "https://portal.example/hv/documents/d-anna-a" in text
-        assert "https://portal.example/hv/documents/d-anna-b" in text
+        assert f"https://portal.example/hv/{account}/dokumente/d-anna-a" in text
+        assert f"https://portal.example/hv/{account}/dokumente/d-anna-b" in text
 
         response = await client.post(
             "/internal/digests/run",

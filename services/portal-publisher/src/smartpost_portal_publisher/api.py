@@ -11,9 +11,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartpost_portal_publisher.application import (
     AuthenticationError,
@@ -27,6 +29,7 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
+from smartpost_portal_publisher.web import html_refusal, not_found_page, wants_html
 from smartpost_shared.identity import VerifiedCaller, verified_account
 
 _bearer = HTTPBearer(auto_error=False)
@@ -373,6 +376,16 @@ def install_routes(app: FastAPI) -> None:
     app.include_router(internal)
 
     @app.exception_handler(PortalError)
-    async def _portal_error(_request: Request, exc: PortalError) -> JSONResponse:
+    async def _portal_error(request: Request, exc: PortalError) -> Response:
+        # A browser that opens an API link (a signed download link from the address bar, a bookmark) gets the
+        # German explanation as a page; apps get JSON.
+        if hasattr(request.app.state, "web_portal") and wants_html(request):
+            return html_refusal(request, exc, request.query_params.get("a"))
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and hasattr(request.app.state, "web_portal") and wants_html(request):
+            return not_found_page(request)
+        return await http_exception_handler(request, exc)

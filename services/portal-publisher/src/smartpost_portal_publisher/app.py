@@ -15,11 +15,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_portal_publisher.adapters.db import portal_metadata
+from smartpost_portal_publisher.adapters.mail import MailSender, SmtpSender
 from smartpost_portal_publisher.api import install_routes
 from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings, get_settings
+from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
+from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
@@ -58,10 +61,25 @@ def portal_config(settings: Settings) -> PortalConfig:
         min_password_length=settings.min_password_length,
         max_login_failures=settings.max_login_failures,
         login_lockout=timedelta(minutes=settings.login_lockout_minutes),
+        password_reset_ttl=timedelta(minutes=settings.password_reset_ttl_minutes),
     )
 
 
-def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
+def _smtp_sender(settings: Settings) -> SmtpSender:
+    return SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_sender_address,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def create_app(  # noqa: PLR0915 - wiring
+    settings: Settings | None = None, *, store: ObjectStore | None = None, mailer: MailSender | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
@@ -112,7 +130,10 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app = FastAPI(title="SmartPost portal publisher", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     # Bodies are bounded while they stream, and only read once the caller is proven.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal"))
+    # Recipients prove themselves by session (API) or session cookie + CSRF token (web portal), not caller claims.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
+    )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
@@ -123,6 +144,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.portal = PortalService(engine, object_store, config)
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
+    install_web(
+        app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
+    )
 
     _install_health_routes(app, engine, object_store, broker)
     install_metrics(app, SERVICE, sources=[OutboxSource(engine, SERVICE)], kafka=settings.kafka)

@@ -76,7 +76,10 @@ def document_warnings(
         warnings.append(
             AssignmentWarning(
                 code=UNUSUAL_PAGE_COUNT,
-                message=f"{count} Seiten, üblich sind {norm:g} Seiten in diesem Dokument",
+                message=(
+                    f"{count} {'Seite' if count == 1 else 'Seiten'}, üblich sind "
+                    f"{f'{norm:g}'.replace('.', ',')} Seiten in diesem Dokument"
+                ),
                 part_id=part_id,
             )
         )

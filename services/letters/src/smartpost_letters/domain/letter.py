@@ -792,6 +792,21 @@ class SerialLetter(Aggregate):
             blockers.append(f"{len(undecided)} part(s) are neither assigned nor discarded: {', '.join(undecided)}")
         if parts and not any(p.is_assigned for p in parts):
             blockers.append("at least one part must be assigned to a contact")
+        if self.scope == LetterScope.CROSS_PROPERTY:
+            # Across properties the contact alone does not say which contract (property and unit) a letter is for:
+            # the portal's access window, the unit shown to the recipient and the paper address depend on it.
+            without = [
+                p.part_id
+                for p in parts
+                if p.is_assigned
+                and p.assignment is not None
+                and not (p.assignment.property_id and p.assignment.unit_id)
+            ]
+            if without:
+                blockers.append(
+                    f"{len(without)} part(s) have no contract (property and unit) in a cross-property letter: "
+                    + ", ".join(without)
+                )
         return blockers
 
     class ReviewConfirmed(Event):

@@ -150,6 +150,18 @@ login_failures = Table(
     Index("ix_portal_login_failures_login", "account_id", "login", "failed_at"),
 )
 
+password_resets = Table(
+    "portal_password_resets",
+    portal_metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("principal_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Index("ix_portal_password_resets_principal", "account_id", "principal_id"),
+)
+
 access_windows = Table(
     "portal_access_windows",
     portal_metadata,
@@ -634,6 +646,63 @@ class PortalRepository:
         if expires_at is None or expires_at <= now:
             return None
         return self.principal(row.principal_id)
+
+    def end_sessions_of(self, principal_id: str, at: datetime) -> None:
+        self.conn.execute(
+            update(sessions)
+            .where(and_(sessions.c.principal_id == principal_id, sessions.c.ended_at.is_(None)))
+            .values(ended_at=at)
+        )
+
+    def set_password_hash(self, principal_id: str, password_hash: str) -> None:
+        self.conn.execute(
+            update(principals).where(principals.c.principal_id == principal_id).values(password_hash=password_hash)
+        )
+
+    def insert_password_reset(self, token_hash: str, principal: Principal, at: datetime, expires_at: datetime) -> None:
+        # One open reset per principal: a new request withdraws the older links.
+        self.conn.execute(
+            update(password_resets)
+            .where(and_(password_resets.c.principal_id == principal.principal_id, password_resets.c.used_at.is_(None)))
+            .values(used_at=at)
+        )
+        self.conn.execute(
+            insert(password_resets).values(
+                token_hash=token_hash,
+                account_id=principal.account_id,
+                principal_id=principal.principal_id,
+                created_at=at,
+                expires_at=expires_at,
+            )
+        )
+
+    def forget_password_reset(self, token_hash: str) -> None:
+        self.conn.execute(delete(password_resets).where(password_resets.c.token_hash == token_hash))
+
+    def password_resets_since(self, principal_id: str, since: datetime) -> int:
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(password_resets)
+            .where(and_(password_resets.c.principal_id == principal_id, password_resets.c.created_at >= since))
+        ).scalar()
+        return int(count or 0)
+
+    def password_reset(self, token_hash: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(password_resets).where(password_resets.c.token_hash == token_hash)).first()
+        if row is None:
+            return None
+        found = dict(row._asdict())
+        found["expires_at"] = aware(found["expires_at"])
+        found["used_at"] = aware(found["used_at"])
+        return found
+
+    def mark_password_reset_used(self, token_hash: str, at: datetime) -> bool:
+        result = self.conn.execute(
+            update(password_resets)
+            .where(and_(password_resets.c.token_hash == token_hash, password_resets.c.used_at.is_(None)))
+            .values(used_at=at)
+        )
+        return result.rowcount == 1
 
     def end_session(self, token_hash: str, at: datetime) -> None:
         self.conn.execute(
