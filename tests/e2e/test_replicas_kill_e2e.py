@@ -118,7 +118,7 @@ def test_sigkill_one_replica_of_every_service_mid_run(
     before = lease_holders(databases)
     assert set(before.values()) == {"replica-b"}, before  # B holds every single-owner job before the kills
     urls = {name: a.url(name) for name in SERVICES}
-    walk = Walkthrough(urls, stack.maildir, account="demo", timeout=150)
+    walk = Walkthrough(urls, stack.maildir, stack, account="demo", timeout=150)
     outcome: dict[str, object] = {}
 
     def run() -> None:

@@ -138,6 +138,8 @@ def create_app(  # noqa: PLR0915 - wiring
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
     app.state.engine = engine
+    # Tests that drive the app without its lifespan (no broker) create the tables themselves.
+    app.state.create_tables = create_all_tables
     app.state.relay = relay
     app.state.startup = startup
     app.state.store = object_store

@@ -37,6 +37,7 @@ def app_env(tmp_path, scenario, make_pdf):
     )
     store = MemoryStore()
     app = create_app(settings, store=store)
+    app.state.create_tables()  # the lifespan (which creates them) is not started here
     engine = app.state.engine
     publisher = Publisher()
     md = SqlIdempotency(engine, "t:md")
@@ -297,7 +298,9 @@ def test_contract_window_and_account_override(app_env, scenario):
 
 def test_internal_routes_need_signed_caller_claims_for_this_service(tmp_path, scenario):
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}")
-    c = TestClient(create_app(settings, store=MemoryStore()))
+    app = create_app(settings, store=MemoryStore())
+    app.state.create_tables()
+    c = TestClient(app)
     assert c.get("/internal/access-window", headers={"X-SmartPost-Account": scenario.account_id}).status_code == 401
     other_service = caller_headers(scenario.account_id, audience="letters")
     assert c.get("/internal/access-window", headers=other_service).status_code == 401

@@ -51,6 +51,7 @@ def env(tmp_path, scenario, make_pdf):
     store = MemoryStore()
     mailer = FakeMailer()
     app = create_app(settings, store=store, mailer=mailer)
+    app.state.create_tables()  # the lifespan (which creates them) is not started here
     engine = app.state.engine
     md = SqlIdempotency(engine, "t:md")
     for envelope in scenario.masterdata():

@@ -165,6 +165,7 @@ async def test_kill_9_at_a_provider_without_idempotency_goes_to_staff_not_to_pap
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_S3_ENDPOINT": storage_settings.endpoint,
         "SMARTPOST_S3_BUCKET": storage_settings.bucket,
+        "SMARTPOST_S3_SECRET_KEY": storage_settings.secret_key.get_secret_value(),
         "SMARTPOST_PRINT_DISPATCH_DATABASE_URL": f"sqlite:///{database}",
         "SMARTPOST_PRINT_DISPATCH_HTTP_PORT": str(port),
         "SMARTPOST_PRINT_DISPATCH_CONSUMER_GROUP": make_id("pd"),
@@ -178,6 +179,8 @@ async def test_kill_9_at_a_provider_without_idempotency_goes_to_staff_not_to_pap
                     "profile": "din5008_b",
                     "timeout_seconds": 120,
                     "honours_idempotency": False,
+                    "api_key": PROVIDER_API_KEY,
+                    "webhook_secret": PROVIDER_WEBHOOK_SECRET,
                 }
             ]
         ),
