@@ -277,3 +277,71 @@ def test_local_stack_keeps_topics_and_messages_across_restart(tmp_path: Path) ->
         assert [r.key for r in records] == [b"acc-persist"]
     finally:
         stack.down()
+
+
+async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through_tansu_and_seaweedfs(
+    kafka_settings: KafkaSettings, object_store: Any, make_id: Callable[[str], str]
+) -> None:
+    """4,000 parts (3.5 MB of JSON) on a broker with the 1 MiB default: the wire carries a bounded claim check and
+    the consumer's handler gets the whole event; a consumer without storage dead-letters it with the reason."""
+    from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
+    from smartpost_shared.messaging import CLAIM_CHECK_BYTES
+    from smartpost_shared.topics import SPLITTER
+
+    account, letter_id = make_id("acc"), make_id("letter")
+    parts = [
+        SplitPart(
+            part_id=f"{letter_id}-part-{i:05d}",
+            index=i,
+            first_page=2 * i + 1,
+            last_page=2 * i + 2,
+            page_count=2,
+            storage_key=f"accounts/{account}/letters/{letter_id}/parts/D-1/{i:05d}.pdf",
+            sha256="0" * 64,
+            size_bytes=40_000,
+            address_lines=[f"Frau Erika Mustermann-{i}", "Lindenstraße 12", "10115 Berlin"],
+            property_refs=["WEG Lindenstraße 12"],
+        )
+        for i in range(4_000)
+    ]
+    sent = make_envelope(
+        DocumentSplit(
+            letter_id=letter_id,
+            document_id="D-1",
+            source_key="s",
+            strategy="address_block",
+            source_page_count=10_000,
+            parts=parts,
+        ),
+        account_id=account,
+        producer="test",
+    )
+    assert len(sent.to_bytes()) > 1_048_576
+    received: list[Envelope] = []
+
+    async def on_split(envelope: Envelope) -> None:
+        if envelope.account_id == account:
+            received.append(envelope)
+
+    broker = make_broker(kafka_settings, service="test")  # the 1 MiB producer default
+    with_store = EventConsumer(broker, service="test", backoff_seconds=0.05, store=object_store)
+    with_store.subscribe(SPLITTER, {"DocumentSplit": on_split}, group_id=make_id("group"))
+    without_store = EventConsumer(broker, service="test-nostore", backoff_seconds=0.05)
+    without_store.subscribe(SPLITTER, {"DocumentSplit": on_split}, group_id=make_id("group"))
+    await broker.start()
+    try:
+        await EventPublisher(broker, store=object_store).publish(sent)
+        await wait_until(lambda: len(received) == 1 and without_store.dead_lettered == 1)
+        assert received[0] == sent
+        records = await read_topic(kafka_settings.bootstrap_servers, SPLITTER.name, expected=10_000, timeout=4)
+        mine = [r for r in records if r.key == letter_id.encode()]
+        assert len(mine) == 1
+        assert len(mine[0].value) <= CLAIM_CHECK_BYTES
+        assert object_store.exists(f"accounts/{account}/events/DocumentSplit/{sent.event_id}.json")
+        dead = await read_topic(kafka_settings.bootstrap_servers, SPLITTER.dead_letter, expected=10_000, timeout=4)
+        reasons = [dict(r.headers)["dlq_reason"] for r in dead if r.key == letter_id.encode()]
+        assert reasons == [
+            f"claim-check message accounts/{account}/events/DocumentSplit/{sent.event_id}.json but this consumer has no object storage".encode()
+        ]
+    finally:
+        await broker.stop()

@@ -7,13 +7,19 @@ The consumer helper gives every service the same guarantees:
   the offset is not committed, so nothing is lost;
 - a handler that keeps failing otherwise goes to the dead-letter topic after ``attempts`` tries;
 - idempotency: wrap handlers with :meth:`SqlIdempotency.handler` (ledger row + effects + outbox in one
-  transaction) or make the aggregate itself idempotent (letters service).
+  transaction) or make the aggregate itself idempotent (letters service);
+- bounded messages (claim check): an envelope above :data:`CLAIM_CHECK_BYTES` is written to object storage under
+  the event's account prefix and travels as its header plus ``payload_ref`` (key, size, sha256); the consumer helper
+  fetches and verifies it before validation, so handlers never see the difference. No message on any topic is
+  above :data:`MAX_MESSAGE_BYTES`, whatever the letter's size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,12 +33,14 @@ from sqlalchemy.exc import OperationalError
 from smartpost_shared.contracts.envelope import Envelope, parse_envelope
 from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
 from smartpost_shared.logging import get_logger, message_context
+from smartpost_shared.storage import ObjectNotFoundError
 from smartpost_shared.topics import Topic, topic_for_event
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from smartpost_shared.settings import KafkaSettings
+    from smartpost_shared.storage import ObjectStore
 
 log = get_logger(__name__)
 
@@ -54,6 +62,79 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OperationalError,
 )
+
+# The Kafka producer's default limit (``max.request.size``) and the broker's default ``message.max.bytes``.
+MAX_MESSAGE_BYTES = 1_048_576
+# Envelopes above this size travel as a claim check (header + payload_ref); leaves room for headers and batching.
+CLAIM_CHECK_BYTES = 512 * 1024
+
+
+class MessageTooLargeError(PermanentError):
+    """An envelope is above the claim-check bound and this publisher has no object storage to put it in."""
+
+
+def claim_check_key(account_id: str, event_type: str, event_id: str) -> str:
+    """Where the body of a claim-checked envelope is stored: under the account's prefix, one object per event."""
+    return f"accounts/{account_id}/events/{event_type}/{event_id}.json"
+
+
+class ClaimCheck:
+    """Keeps every message below :data:`CLAIM_CHECK_BYTES`.
+
+    Big envelopes go to object storage, the wire carries their header and a ``payload_ref``. Keys are per event
+    id, so a re-publish overwrites the same object.
+    """
+
+    def __init__(self, store: ObjectStore | None, *, threshold: int = CLAIM_CHECK_BYTES) -> None:
+        self.store = store
+        self.threshold = threshold
+        self.checked_out = 0
+
+    def outgoing(self, body: bytes) -> bytes:
+        """The bytes to put on the wire for an encoded envelope (sync: may write to object storage)."""
+        if len(body) <= self.threshold:
+            return body
+        data = json.loads(body)
+        if not isinstance(data, dict) or "payload" not in data:
+            msg = f"message of {len(body)} bytes is above {self.threshold} and not an envelope"
+            raise MessageTooLargeError(msg)
+        if self.store is None:
+            msg = f"{data.get('event_type')} of {len(body)} bytes is above {self.threshold} and no object storage"
+            raise MessageTooLargeError(msg)
+        key = claim_check_key(str(data["account_id"]), str(data["event_type"]), str(data["event_id"]))
+        self.store.put(key, body, content_type="application/json")
+        self.checked_out += 1
+        header = {k: v for k, v in data.items() if k != "payload"}
+        header["payload_ref"] = {"key": key, "size_bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        log.info("message.claim_checked", event_type=data.get("event_type"), size_bytes=len(body), key=key)
+        return json.dumps(header, separators=(",", ":")).encode()
+
+    def incoming(self, data: dict[str, Any]) -> bytes:
+        """The full envelope of a claim-check message (sync: reads object storage).
+
+        Raises :class:`PermanentError` when the object is missing or not the one named, ``ConnectionError`` (e.g.
+        ``StorageUnavailableError``) when storage is down.
+        """
+        ref = data.get("payload_ref")
+        if not isinstance(ref, dict) or not isinstance(ref.get("key"), str):
+            msg = "payload_ref without key"
+            raise PermanentError(msg)
+        if self.store is None:
+            msg = f"claim-check message {ref['key']} but this consumer has no object storage"
+            raise PermanentError(msg)
+        try:
+            body = self.store.get(ref["key"])
+        except ObjectNotFoundError:
+            msg = f"claim-check object {ref['key']} not found"
+            raise PermanentError(msg) from None
+        if hashlib.sha256(body).hexdigest() != ref.get("sha256"):
+            msg = f"claim-check object {ref['key']} does not match its sha256"
+            raise PermanentError(msg)
+        full = json.loads(body)
+        if not isinstance(full, dict) or str(full.get("event_id")) != str(data.get("event_id")):
+            msg = f"claim-check object {ref['key']} holds another event"
+            raise PermanentError(msg)
+        return body
 
 
 def make_broker(
@@ -81,15 +162,25 @@ def make_broker(
 
 
 class EventPublisher:
-    """Publishes envelopes to the topic that the registry names for their event type, keyed as it says."""
+    """Publishes envelopes to the topic that the registry names for their event type, keyed as it says.
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    With a ``store`` every envelope above :data:`CLAIM_CHECK_BYTES` travels as a claim check; without one such an
+    envelope raises :class:`MessageTooLargeError` (a permanent error: the relay surfaces it, never loses it).
+    """
+
+    def __init__(self, broker: KafkaBroker, *, store: ObjectStore | None = None) -> None:
         self.broker = broker
+        self.claim_check = ClaimCheck(store)
+
+    async def _bounded(self, body: bytes) -> bytes:
+        if len(body) <= self.claim_check.threshold:
+            return body
+        return await asyncio.to_thread(self.claim_check.outgoing, body)
 
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
         await self.broker.publish(
-            envelope.to_bytes(),
+            await self._bounded(envelope.to_bytes()),
             topic=topic.name,
             key=message_key(envelope).encode(),
             headers={"event_type": envelope.event_type, "schema_version": str(envelope.schema_version)},
@@ -98,7 +189,7 @@ class EventPublisher:
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
         data = body.encode() if isinstance(body, str) else body
-        await self.broker.publish(data, topic=topic, key=key.encode())
+        await self.broker.publish(await self._bounded(data), topic=topic, key=key.encode())
 
 
 @dataclass
@@ -120,10 +211,12 @@ class EventConsumer:
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
         group_prefix: str = "smartpost",
+        store: ObjectStore | None = None,
     ) -> None:
         self.broker = broker
         self.service = service
         self.group_prefix = group_prefix
+        self.claim_check = ClaimCheck(store)
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -165,7 +258,15 @@ class EventConsumer:
     async def _consume(self, topic: Topic, handlers: Mapping[str, Handler], msg: KafkaMessage) -> None:
         raw: bytes = msg.body
         try:
+            data = json.loads(raw)
+            if isinstance(data, dict) and "payload_ref" in data and "payload" not in data:
+                if handlers.get(str(data.get("event_type"))) is None:
+                    return
+                raw = await self._resolve_claim_check(data)
             envelope = parse_envelope(raw)
+        except PermanentError as exc:
+            await self._dead_letter(topic, msg, DeadLetter(topic, str(exc), type(exc).__name__))
+            return
         except ValueError as exc:
             await self._dead_letter(topic, msg, DeadLetter(topic, f"invalid message: {exc}", type(exc).__name__))
             return
@@ -179,6 +280,20 @@ class EventConsumer:
             event_type=envelope.event_type,
         ):
             await self._run_with_retries(topic, msg, envelope, handler)
+
+    async def _resolve_claim_check(self, data: dict[str, Any]) -> bytes:
+        """Fetch a claim-checked envelope; storage outages are retried with backoff (nothing is committed)."""
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self.claim_check.incoming, data)
+            except PermanentError:
+                raise
+            except TRANSIENT_EXCEPTIONS as exc:
+                failures += 1
+                delay = min(self.backoff_seconds * 2 ** min(failures, 10), self.max_backoff_seconds)
+                log.warning("claim_check.storage_unavailable", error=str(exc), retry_in=delay, failures=failures)
+                await asyncio.sleep(delay)
 
     async def _run_with_retries(self, topic: Topic, msg: KafkaMessage, envelope: Envelope, handler: Handler) -> None:
         attempt = 0
@@ -260,6 +375,72 @@ class SqlIdempotency:
             return True
 
 
+class PublishHealth:
+    """What a relay knows about publishing: a message that keeps failing is surfaced, never retried silently.
+
+    After ``stuck_after`` consecutive failures (or at once for a :class:`PermanentError` such as a message too
+    large) the relay is *stuck*: ``/readyz`` reports it, every retry logs ``outbox.stuck`` at error level, and the
+    row stays pending, so nothing is lost once the cause is fixed.
+    """
+
+    def __init__(self, *, stuck_after: int = 5) -> None:
+        self.stuck_after = stuck_after
+        self.failures = 0
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self.permanent = False
+        self.failing_event: dict[str, str] = {}
+
+    @property
+    def stuck(self) -> bool:
+        return self.permanent or self.failures >= self.stuck_after
+
+    def failed(self, exc: BaseException, event: Mapping[str, str] | None = None) -> None:
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.failing_since = self.failing_since or time.time()
+        self.permanent = isinstance(exc, PermanentError)
+        self.failing_event = dict(event or {})
+        fields = {"failures": self.failures, "error": self.last_error, **self.failing_event}
+        if self.stuck:
+            log.error("outbox.stuck", **fields)
+        else:
+            log.warning("outbox.publish_failed", **fields)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info("outbox.recovered", failures=self.failures)
+        self.failures = 0
+        self.last_error = None
+        self.failing_since = None
+        self.permanent = False
+        self.failing_event = {}
+
+    def check(self) -> str:
+        """``ok`` or a readable reason for ``/readyz``."""
+        if not self.stuck:
+            return "ok"
+        event = ", ".join(f"{k}={v}" for k, v in self.failing_event.items())
+        return f"stuck: {self.failures} failed publishes ({event}): {self.last_error}"
+
+    def backoff(self, base: float, cap: float = 30.0) -> float:
+        return float(min(base * 2 ** min(self.failures, 8), cap))
+
+
+def _event_of(body: str | bytes) -> dict[str, str]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
+    fields = {k: str(data[k]) for k in ("event_type", "event_id", "account_id") if k in data}
+    if isinstance(payload, dict) and "letter_id" in payload:
+        fields["letter_id"] = str(payload["letter_id"])
+    return fields
+
+
 class OutboxRelay:
     """Publishes rows of the transactional outbox in order, then marks them; at-least-once, consumers dedupe."""
 
@@ -267,14 +448,25 @@ class OutboxRelay:
         self.engine = engine
         self.publisher = publisher
         self.poll_seconds = poll_seconds
+        self.health = PublishHealth()
         self._stopped = asyncio.Event()
 
     async def publish_pending(self) -> int:
         rows = await asyncio.to_thread(self._pending)
-        for row in rows:
-            await self.publisher.publish_raw(row["topic"], row["message_key"], row["body"])
+        done: list[int] = []
+        try:
+            for row in rows:
+                try:
+                    await self.publisher.publish_raw(row["topic"], row["message_key"], row["body"])
+                except Exception as exc:
+                    self.health.failed(exc, _event_of(row["body"]))
+                    raise
+                done.append(int(row["position"]))
+        finally:
+            if done:
+                await asyncio.to_thread(self._mark, done)
         if rows:
-            await asyncio.to_thread(self._mark, [int(r["position"]) for r in rows])
+            self.health.succeeded()
         return len(rows)
 
     def _pending(self) -> list[dict[str, Any]]:
@@ -287,14 +479,15 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while not self._stopped.is_set():
+            delay = self.poll_seconds
             try:
                 sent = await self.publish_pending()
-            except Exception:
-                log.warning("outbox.publish_failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - recorded and logged by PublishHealth; the row stays pending
                 sent = 0
+                delay = self.health.backoff(self.poll_seconds)
             if not sent:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._stopped.wait(), delay)
 
     def stop(self) -> None:
         self._stopped.set()

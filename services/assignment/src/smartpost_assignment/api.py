@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from smartpost_assignment.application import AssignmentService
     from smartpost_assignment.settings import Settings
+    from smartpost_shared.messaging import OutboxRelay
 
 AccountHeader = Annotated[str | None, Header(alias="X-SmartPost-Account")]
 ActorHeader = Annotated[str | None, Header(alias="X-SmartPost-Actor")]
@@ -57,7 +58,13 @@ def contact_summary(contact: Contact) -> dict[str, Any]:
     }
 
 
-def build_router(engine: Engine, service: AssignmentService, settings: Settings, broker: KafkaBroker) -> APIRouter:  # noqa: C901, PLR0915 - one closure per route
+def build_router(  # noqa: C901, PLR0915 - one closure per route
+    engine: Engine,
+    service: AssignmentService,
+    settings: Settings,
+    broker: KafkaBroker,
+    relay: OutboxRelay | None = None,
+) -> APIRouter:
     router = APIRouter()
 
     @router.get("/healthz")
@@ -76,6 +83,8 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
                 problems["kafka"] = "broker not reachable"
         except Exception as exc:  # noqa: BLE001
             problems["kafka"] = str(exc)
+        if relay is not None and relay.health.stuck:
+            problems["outbox"] = relay.health.check()
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})

@@ -208,11 +208,12 @@ class AssignmentService:
         ]
         warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in document.parts}, assignments)
         store.save_document(account, payload.letter_id, payload.document_id, document.parts, warnings)
+        # The echo carries what changed: the corrected part and its warnings (the letter keeps the others).
         event = PagesAssigned(
             letter_id=payload.letter_id,
             document_id=payload.document_id,
             assignments=[corrected],
-            warnings=warnings,
+            warnings=[w for w in warnings if w.part_id == part.part_id],
             is_correction=True,
         )
         add_to_outbox(

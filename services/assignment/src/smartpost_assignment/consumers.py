@@ -13,14 +13,21 @@ if TYPE_CHECKING:
 
     from smartpost_assignment.application import AssignmentService
     from smartpost_shared.settings import KafkaSettings
+    from smartpost_shared.storage import ObjectStore
 
 CONSUMER = "assignment"
 
 
 def register_consumers(
-    broker: KafkaBroker, engine: Engine, service: AssignmentService, kafka: KafkaSettings
+    broker: KafkaBroker,
+    engine: Engine,
+    service: AssignmentService,
+    kafka: KafkaSettings,
+    store: ObjectStore | None = None,
 ) -> EventConsumer:
-    consumer = EventConsumer(broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix)
+    consumer = EventConsumer(
+        broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix, store=store
+    )
     idempotent = SqlIdempotency(engine, CONSUMER)
     consumer.subscribe(
         MASTERDATA,

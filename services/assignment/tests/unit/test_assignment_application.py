@@ -136,6 +136,10 @@ def test_correction_is_re_emitted_and_survives_rematch(tmp_path: Path) -> None:
     assert corrected["is_correction"] is True
     (only,) = corrected["assignments"]
     assert (only["contact_id"], only["method"], only["unit_id"]) == ("C-1003", "manual", "U-0815-03")
+    # The echo is slim: only the corrected part's warnings, not the document's (e.g. contact_without_part).
+    assert all(w["part_id"] == "p1" for w in corrected["warnings"])
+    first = published(engine)[0]["payload"]
+    assert any(w["part_id"] != "p1" for w in first["warnings"])
     with engine.begin() as conn:
         service.rematch_letter(conn, ACCOUNT, "L1", "staff@hv")
     with engine.connect() as conn:

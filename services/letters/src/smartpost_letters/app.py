@@ -55,7 +55,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     else:
         minio = None
     broker = make_broker(settings.kafka, service=settings.service_name)
-    publisher = EventPublisher(broker)
+    publisher = EventPublisher(broker, store=store)
     relay = NotificationLogRelay(
         event_app,
         publisher,
@@ -65,7 +65,9 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         fault=settings.fault_injection,
     )
     service = LetterService(event_app, four_eyes_accounts=frozenset(settings.four_eyes_accounts))
-    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    consumer = EventConsumer(
+        broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=store
+    )
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
@@ -131,6 +133,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             checks["kafka"] = "ok" if await request.app.state.broker.ping(timeout=2.0) else "unreachable"
         except Exception as exc:  # noqa: BLE001
             checks["kafka"] = f"error: {exc}"
+        checks["outbox"] = relay.health.check()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

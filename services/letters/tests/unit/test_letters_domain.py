@@ -410,6 +410,60 @@ def test_correction_echo_enriches_matching_manual_decision_and_stale_echo_is_ign
     assert b.letter.part("doc-1-p0").assignment.contact_id == "c-new"
 
 
+def test_echo_of_a_correction_after_the_review_was_confirmed_keeps_the_confirmation():
+    """Staff discard a part, confirm at once; the assignment service's echo arrives after the confirmation."""
+    b = LetterBuilder().to_review(2)
+    b.letter.discard_part(part_id="doc-1-p1", actor=STAFF)
+    b.letter.confirm_review(actor=Actor("staff:bernd"))
+    version = b.letter.version
+    echo = PartAssignment(
+        part_id="doc-1-p1",
+        status=AssignmentStatus.DISCARDED,
+        method=AssignmentMethod.MANUAL,
+        evidence=["von staff:anna verworfen"],
+    )
+    outcome = b.letter.record_assignments(
+        inbound_event_id="echo-discard",
+        document_id="doc-1",
+        assignments=[echo],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
+    assert outcome == InboundOutcome.UNCHANGED
+    assert b.letter.version == version  # no event for an echo that changes nothing
+    assert b.letter.status == LetterStatus.REVIEWED
+    assert b.letter.review_confirmed_by == "staff:bernd"
+
+
+def test_echo_that_completes_the_placement_after_confirmation_keeps_the_confirmation():
+    b = LetterBuilder().to_review(1)
+    b.letter.reassign_part(part_id="doc-1-p0", contact_id="c-new", property_id=None, unit_id=None, actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    echo = PartAssignment(
+        part_id="doc-1-p0",
+        status=AssignmentStatus.ASSIGNED,
+        contact_id="c-new",
+        property_id="prop-1",
+        unit_id="unit-7",
+        method=AssignmentMethod.MANUAL,
+        score=1.0,
+        evidence=["manuell zugeordnet von staff:anna"],
+    )
+    outcome = b.letter.record_assignments(
+        inbound_event_id="echo-unit",
+        document_id="doc-1",
+        assignments=[echo],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
+    assert outcome == InboundOutcome.APPLIED
+    assert b.letter.part("doc-1-p0").assignment.unit_id == "unit-7"
+    assert b.letter.status == LetterStatus.REVIEWED
+    assert b.letter.review_confirmed_by == "staff:anna"
+
+
 # ------------------------------------------------------------------------------------------------ review
 
 

@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         register_consumers(consumer, notifier, engine, settings)
         relay = OutboxRelay(engine, EventPublisher(broker))
         app.state.broker = broker
+        app.state.relay = relay
         app.state.notifier = notifier
         stop = asyncio.Event()
         # Mails already in the outbox go out even while Kafka is still joining (or down).

@@ -68,8 +68,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     broker = make_broker(settings.kafka, service=SERVICE)
     config = portal_config(settings)
     publisher = Publisher(default_window=config.default_window, timezone=config.timezone)
-    register_consumers(broker, engine, publisher, settings)
-    relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.relay_poll_seconds)
+    register_consumers(broker, engine, publisher, settings, store=object_store)
+    relay = OutboxRelay(engine, EventPublisher(broker, store=object_store), poll_seconds=settings.relay_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,11 +98,13 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
 
-    _install_health_routes(app, engine, object_store, broker)
+    _install_health_routes(app, engine, object_store, broker, relay)
     return app
 
 
-def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectStore, broker: KafkaBroker) -> None:
+def _install_health_routes(
+    app: FastAPI, engine: Engine, object_store: ObjectStore, broker: KafkaBroker, relay: OutboxRelay
+) -> None:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -121,6 +123,7 @@ def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectSto
         except StorageUnavailableError as exc:
             checks["storage"] = f"error: {exc}"
         checks["kafka"] = "ok" if await broker.ping(timeout=2.0) else "error: unreachable"
+        checks["outbox"] = relay.health.check()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from smartpost_portal_publisher.application import Publisher
     from smartpost_portal_publisher.settings import Settings
     from smartpost_shared.contracts.envelope import Envelope
+    from smartpost_shared.storage import ObjectStore
 
 SERVICE = "portal-publisher"
 
@@ -23,8 +24,10 @@ def _apply_masterdata(envelope: Envelope, conn: Connection) -> None:
     apply_masterdata(conn, envelope)
 
 
-def register_consumers(broker: KafkaBroker, engine: Engine, publisher: Publisher, settings: Settings) -> EventConsumer:
-    consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts)
+def register_consumers(
+    broker: KafkaBroker, engine: Engine, publisher: Publisher, settings: Settings, *, store: ObjectStore | None = None
+) -> EventConsumer:
+    consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts, store=store)
     group = settings.consumer_group or f"smartpost-{SERVICE}"
     timeouts = {
         "session_timeout_ms": settings.kafka.session_timeout_ms,

@@ -89,7 +89,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.store = store
         app.state.webhook_secrets = {p.name: p.webhook_secret.get_secret_value() for p in settings.http_providers}
         await broker.start()
-        relay = OutboxRelay(engine, EventPublisher(broker))
+        relay = OutboxRelay(engine, EventPublisher(broker, store=store))
+        app.state.relay = relay
         stopped = asyncio.Event()
 
         async def dispatch_step() -> int:
@@ -146,8 +147,10 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             checks["broker"] = False
         for name, provider in dispatch.providers.items():
             checks[f"provider:{name}"] = await provider.ready()
+        relay = getattr(app.state, "relay", None)
+        checks["outbox"] = relay is None or not relay.health.stuck
         # Providers being down does not make this service unready: submissions wait and retry.
-        ready = checks["database"] and checks["storage"] and checks["broker"]
+        ready = checks["database"] and checks["storage"] and checks["broker"] and checks["outbox"]
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     return app

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 
 def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: Settings) -> EventConsumer:
-    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    consumer = EventConsumer(
+        broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=dispatch.store
+    )
     options: dict[str, Any] = {
         "group_id": settings.consumer_group,
         "session_timeout_ms": settings.kafka.session_timeout_ms,

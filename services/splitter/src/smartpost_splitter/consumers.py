@@ -19,7 +19,7 @@ SERVICE = "splitter"
 
 
 def register_consumers(broker: KafkaBroker, service: SplitService, settings: Settings) -> EventConsumer:
-    publisher = EventPublisher(broker)
+    publisher = EventPublisher(broker, store=service.store)
     # One document at a time per instance: the work is CPU-bound and already uses all text processes.
     lock = asyncio.Lock()
 

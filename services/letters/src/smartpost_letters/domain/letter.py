@@ -60,6 +60,7 @@ class InboundOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # the same inbound event was recorded before: nothing changes
     STALE = "stale"  # refers to an earlier round (e.g. split result after a split failure): ignored
+    UNCHANGED = "unchanged"  # an echo of a command already applied that adds nothing: no event, no state change
 
 
 @dataclass(frozen=True)
@@ -536,7 +537,9 @@ class SerialLetter(Aggregate):
         def effect(self, letter: SerialLetter) -> None:
             doc = letter.document(self.document_id)
             changed = _apply_assignments(doc, self.assignments, self.warnings, is_correction=self.is_correction)
-            if changed and letter.status == LetterStatus.REVIEWED:
+            # A correction echo only completes a decision staff already made (and saw when they confirmed): it
+            # never takes the review confirmation back. New automatic proposals do.
+            if changed and not self.is_correction and letter.status == LetterStatus.REVIEWED:
                 letter.review_confirmed_by = None
                 letter.status_value = str(LetterStatus.IN_REVIEW)
             letter.advance_after_inbound()
@@ -584,6 +587,8 @@ class SerialLetter(Aggregate):
         unknown = sorted({a.part_id for a in assignments} - known)
         if unknown:
             raise InboundMismatchError(f"assignments name unknown part(s) of document {document_id}: {unknown}")
+        if is_correction and not _echo_adds_something(doc, assignments, warnings):
+            return InboundOutcome.UNCHANGED
         self._emit(
             self.AssignmentsRecorded,
             actor,
@@ -902,6 +907,32 @@ class SerialLetter(Aggregate):
             first_viewed_at=first_viewed_at,
         )
         return InboundOutcome.APPLIED
+
+
+def _echo_adds_something(
+    doc: SourceDocument, assignments: Sequence[PartAssignment], warnings: Sequence[AssignmentWarning]
+) -> bool:
+    """Whether a correction echo changes more than wording.
+
+    That is a placement staff left open, or the warnings of the corrected parts. Evidence alone is not worth an
+    event (the audit log has the manual decision).
+    """
+    by_id = {p.part_id: p for p in doc.parts}
+    touched: set[str] = set()
+    for proposal in assignments:
+        current = by_id[proposal.part_id].assignment
+        if current is None or current.method != AssignmentMethod.MANUAL or current.contact_id != proposal.contact_id:
+            continue
+        if proposal.status not in {current.status, AssignmentStatus.ASSIGNED}:
+            continue
+        touched.add(proposal.part_id)
+        if (proposal.property_id and proposal.property_id != current.property_id) or (
+            proposal.unit_id and proposal.unit_id != current.unit_id
+        ):
+            return True
+    before = [w for w in doc.assignment_warnings if w.part_id in touched]
+    after = [w for w in warnings if w.part_id in touched]
+    return before != after
 
 
 def _apply_assignments(
