@@ -423,6 +423,23 @@ class PublishHealth:
         event = ", ".join(f"{k}={v}" for k, v in self.failing_event.items())
         return f"stuck: {self.failures} failed publishes ({event}): {self.last_error}"
 
+    def problem_for(self, *, account_id: str, letter_id: str) -> str | None:
+        """The stuck publish of this letter, if any (for the letter's error state in the staff UI)."""
+        event = self.failing_event
+        if self.stuck and event.get("letter_id") == letter_id and event.get("account_id") == account_id:
+            return f"{event.get('event_type', 'event')}: {self.last_error}"
+        return None
+
+    def status(self, account_id: str) -> dict[str, Any]:
+        """For ``GET /outbox/status``: whether the relay is stuck and, within the caller's account, on which letter."""
+        mine = self.failing_event.get("account_id") == account_id
+        return {
+            "stuck": self.stuck,
+            "failures": self.failures,
+            "letter_id": self.failing_event.get("letter_id") if mine else None,
+            "event_type": self.failing_event.get("event_type") if mine else None,
+        }
+
     def backoff(self, base: float, cap: float = 30.0) -> float:
         return float(min(base * 2 ** min(self.failures, 8), cap))
 

@@ -89,6 +89,13 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    @router.get("/outbox/status")
+    async def outbox_status(account: AccountHeader = None) -> dict[str, Any]:
+        """Whether a PagesAssigned cannot be published (the gateway shows the letter's error state from it)."""
+        if relay is None:
+            return {"stuck": False, "failures": 0, "letter_id": None, "event_type": None}
+        return relay.health.status(_account(account))
+
     @router.get("/contacts")
     async def list_contacts(
         account: AccountHeader = None,

@@ -24,6 +24,13 @@ LETTER_STATUS = {
     "deleted": "Gelöscht",
 }
 
+# A result of this letter could not be passed on to the next service (e.g. the message was refused): the relay keeps
+# it and retries, /readyz and the log name it; staff must know that waiting does not help.
+PUBLISH_STUCK = (
+    "Ein Zwischenergebnis dieses Serienbriefs kann nicht weitergegeben werden. Es geht nichts verloren, aber "
+    "Warten hilft nicht: Bitte wenden Sie sich an den technischen Support (Details stehen im Protokoll des Dienstes)."
+)
+
 DOCUMENT_STATUS = {
     "uploaded": "Hochgeladen",
     "splitting": "Wird aufgeteilt",

@@ -379,7 +379,14 @@ async def progress(request: Request, session: SessionDep, letter_id: str) -> Res
         return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/pruefung"})
     if letter["status"] == "draft" and any(d["status"] == "failed" for d in letter["documents"]):
         return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/dokumente"})
-    return render(request, "_progress.html", {"session": session, "letter": letter})
+    stuck = bool(letter.get("publish_problem"))
+    if not stuck and letter["status"] == "assigning":
+        try:
+            status = await assignment(request).outbox_status(caller(session))
+            stuck = bool(status.get("stuck")) and status.get("letter_id") == letter_id
+        except ServiceError:
+            stuck = False  # the assignment service being down is not this letter's error; polling goes on
+    return render(request, "_progress.html", {"session": session, "letter": letter, "stuck": stuck})
 
 
 # ------------------------------------------------------------------------------------------------- documents

@@ -68,6 +68,8 @@ class FakeServices:
             return httpx.Response(
                 422, json={"detail": [{"loc": ["body", "title"], "msg": "String should have at least 1 character"}]}
             )
+        if path == "/outbox/status":
+            return httpx.Response(200, json=self.state.get("outbox", {"stuck": False, "letter_id": None}))
         if path == "/v1/document-types":
             return httpx.Response(200, json={"version": 1, "nodes": []})
         if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
@@ -190,3 +192,31 @@ def test_translation_of_service_errors() -> None:
     assert "weder einem Kontakt zugeordnet noch verworfen" in blocked.message
     down = translate(ServiceError("assignment", 503, "nicht erreichbar (ConnectError)"))
     assert "Zuordnungs-Dienst" in down.message
+
+
+@pytest.mark.parametrize(
+    ("outbox", "stuck"),
+    [
+        ({"stuck": False, "letter_id": None}, False),
+        ({"stuck": True, "letter_id": "another-letter"}, False),
+        ({"stuck": True, "letter_id": LETTER_ID, "event_type": "PagesAssigned"}, True),
+    ],
+)
+def test_progress_shows_a_german_error_when_the_letter_s_result_cannot_be_published(
+    outbox: dict[str, Any], stuck: bool
+) -> None:
+    client, _ = make_client(False, {"letter": letter("assigning"), "outbox": outbox})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.get(f"/serienbriefe/{LETTER_ID}/fortschritt/status")
+    assert response.status_code == 200
+    assert ("Verarbeitung angehalten" in response.text) is stuck
+    assert "Wird zugeordnet" in response.text
+
+
+def test_progress_shows_the_letters_own_publish_problem() -> None:
+    client, _ = make_client(False, {"letter": {**letter("splitting"), "publish_problem": "LetterCreated: ..."}})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.get(f"/serienbriefe/{LETTER_ID}/fortschritt/status")
+    assert "Verarbeitung angehalten" in response.text

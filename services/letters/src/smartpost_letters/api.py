@@ -197,7 +197,13 @@ async def get_letter(request: Request, who: CallerDep, letter_id: str) -> JSONRe
     """The letter with documents, parts, assignments, warnings, released items and print status."""
     service = _service(request)
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
-    return _letter_response(letter)
+    response = _letter_response(letter)
+    problem = request.app.state.relay.health.problem_for(account_id=who.account_id, letter_id=str(letter.id))
+    if problem is not None:
+        body = json.loads(response.body)
+        body["publish_problem"] = problem
+        response = JSONResponse(body, headers={"ETag": f'"{letter.version}"'})
+    return response
 
 
 @router.delete("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])

@@ -252,6 +252,9 @@ class LetterOut(Model):
     items: list[ItemOut]
     print_order: PrintOrderOut | None
     deleted_at: datetime | None
+    publish_problem: str | None = Field(
+        default=None, description="an event of this letter cannot be published (the relay is stuck on it)"
+    )
 
     @classmethod
     def of(cls, letter: SerialLetter) -> LetterOut:

@@ -315,3 +315,21 @@ def test_thumbnail_from_the_documents_thumbnail_pack_is_its_byte_range(env) -> N
         got = client.get(f"/v1/letters/{lid}/parts/{part.part_id}/thumbnail", headers=headers())
         assert got.status_code == 200
         assert (got.content, got.headers["content-type"]) == (b"thumb-%04d" % i, "image/png")
+
+
+def test_a_letter_whose_event_cannot_be_published_shows_it(env):
+    from smartpost_shared.messaging import MessageTooLargeError
+
+    client, app, _ = env
+    created = make_letter(client)
+    other = make_letter(client, account="acc-2")
+    assert client.get(f"/v1/letters/{created['letter_id']}", headers=headers()).json()["publish_problem"] is None
+    app.state.relay.health.failed(
+        MessageTooLargeError("LetterReleased of 2000000 bytes"),
+        {"event_type": "LetterReleased", "account_id": "acc-1", "letter_id": created["letter_id"]},
+    )
+    body = client.get(f"/v1/letters/{created['letter_id']}", headers=headers()).json()
+    assert "LetterReleased" in body["publish_problem"]
+    assert client.get(f"/v1/letters/{other['letter_id']}", headers=headers("acc-2")).json()["publish_problem"] is None
+    # another account never learns about it
+    assert app.state.relay.health.problem_for(account_id="acc-2", letter_id=created["letter_id"]) is None
