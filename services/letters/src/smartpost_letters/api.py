@@ -200,7 +200,7 @@ async def get_letter(request: Request, who: CallerDep, letter_id: str) -> JSONRe
     response = _letter_response(letter)
     problem = request.app.state.relay.health.problem_for(account_id=who.account_id, letter_id=str(letter.id))
     if problem is not None:
-        body = json.loads(response.body)
+        body = json.loads(bytes(response.body))
         body["publish_problem"] = problem
         response = JSONResponse(body, headers={"ETag": f'"{letter.version}"'})
     return response
