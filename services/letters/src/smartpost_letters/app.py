@@ -45,7 +45,9 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     event_app = LettersApplication(
-        event_store_env(settings.resolved_event_store_url()), snapshot_interval=settings.snapshot_interval
+        event_store_env(settings.resolved_event_store_url()),
+        snapshot_interval=settings.snapshot_interval,
+        cached_letters=settings.cached_letters,
     )
     engine = make_engine(settings.resolved_database_url())
     projector = LetterSummaryProjector(event_app, engine)

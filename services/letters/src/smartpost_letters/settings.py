@@ -31,6 +31,8 @@ class Settings(ServiceSettings):
     # ``database_url`` is PostgreSQL and ``event_store_url`` is unset, the event store uses the same database.
     event_store_url: str | None = None
     snapshot_interval: int = Field(default=50, ge=2)
+    # Letters kept in memory and fast-forwarded from the event store (commands cost O(1) in the letter's size).
+    cached_letters: int = Field(default=4, ge=0)
     relay_poll_seconds: float = Field(default=0.2, gt=0)
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)

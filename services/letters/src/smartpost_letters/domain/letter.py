@@ -26,12 +26,15 @@ from smartpost_letters.domain.errors import (
 )
 from smartpost_letters.domain.models import (
     Assignment,
+    BulkAction,
+    BulkChange,
     DocumentRole,
     DocumentStatus,
     LetterStatus,
     MailpieceView,
     Part,
     PendingAssignment,
+    SafeProposalPolicy,
     SourceDocument,
     SplitFailure,
     SplitRequest,
@@ -41,6 +44,7 @@ from smartpost_shared.contracts.documents import (
     AssignmentMethod,
     AssignmentStatus,
     AssignmentWarning,
+    Candidate,
     PartAssignment,
     SplitFailureReason,
     SplitPart,
@@ -683,6 +687,157 @@ class SerialLetter(Aggregate):
             unit_id=None,
         )
 
+    # ----------------------------------------------------------------------------------------------- bulk review
+
+    class BulkReviewed(Event):
+        """One bulk review action: every part it changed, before and after (undo restores ``before``)."""
+
+        bulk_id: str
+        action: str
+        property_id: str | None
+        changes: list[BulkChange]
+
+        def effect(self, letter: SerialLetter) -> None:
+            by_id = {p.part_id: p for p in letter.parts()}
+            for change in self.changes:
+                by_id[change.part_id].assignment = change.after
+            letter.bulk_changes[self.bulk_id] = list(self.changes)
+            letter.bulk_actions[self.bulk_id] = {
+                "action": self.action,
+                "property_id": self.property_id,
+                "parts": len(self.changes),
+                "by": self.actor,
+                "at": self.timestamp,
+                "undone": False,
+            }
+            letter.review_confirmed_by = None
+            letter.status_value = str(LetterStatus.IN_REVIEW)
+
+    class BulkReviewUndone(Event):
+        bulk_id: str
+        restored: list[BulkChange]  # after = what the part is again (the bulk action's ``before``)
+
+        def effect(self, letter: SerialLetter) -> None:
+            by_id = {p.part_id: p for p in letter.parts()}
+            for change in self.restored:
+                by_id[change.part_id].assignment = change.after
+            if self.bulk_id in letter.bulk_actions:
+                letter.bulk_actions[self.bulk_id] = {**letter.bulk_actions[self.bulk_id], "undone": True}
+            letter.review_confirmed_by = None
+            letter.status_value = str(LetterStatus.IN_REVIEW)
+
+    def _manual(self, before: Assignment | None, actor: Actor, **fields: Any) -> Assignment:
+        return Assignment(
+            method=AssignmentMethod.MANUAL,
+            decided_by=actor.name,
+            candidates=list(before.candidates) if before else [],
+            **fields,
+        )
+
+    def bulk_review(
+        self,
+        *,
+        bulk_id: str,
+        action: BulkAction,
+        actor: Actor,
+        property_id: str | None = None,
+        policy: SafeProposalPolicy | None = None,
+    ) -> list[BulkChange]:
+        """One command for many parts. Parts staff assigned or discarded by hand are never touched."""
+        self._require(EDITABLE_REVIEW_STATES, f"run the bulk action {action.value}")
+        if bulk_id in self.bulk_actions:
+            raise PartError(f"bulk action {bulk_id} was already recorded")
+        if action == BulkAction.DEFER_PROPERTY and not property_id:
+            raise PartError("a property is required to set its letters aside")
+        policy = policy or SafeProposalPolicy()
+        changes: list[BulkChange] = []
+        for part in self.parts():
+            before = part.assignment
+            if before is not None and before.method == AssignmentMethod.MANUAL and part.is_decided:
+                continue  # a decision staff made by hand is never overridden in bulk
+            after = self._bulk_outcome(part, action, actor, property_id, policy)
+            if after is not None:
+                changes.append(
+                    BulkChange(part_id=part.part_id, document_id=part.document_id, before=before, after=after)
+                )
+        if not changes:
+            raise PartError(f"the bulk action {action.value} finds no part to change")
+        self._emit(
+            self.BulkReviewed, actor, bulk_id=bulk_id, action=str(action), property_id=property_id, changes=changes
+        )
+        return changes
+
+    def _bulk_outcome(
+        self, part: Part, action: BulkAction, actor: Actor, property_id: str | None, policy: SafeProposalPolicy
+    ) -> Assignment | None:
+        before = part.assignment
+        if action == BulkAction.DISCARD_UNMATCHED:
+            if before is not None and (before.status != AssignmentStatus.UNMATCHED or before.candidates):
+                return None
+            return self._manual(
+                before, actor, status=AssignmentStatus.DISCARDED, evidence=["keinem Kontakt zuordenbar, verworfen"]
+            )
+        if action == BulkAction.DEFER_PROPERTY:
+            if before is None or before.property_id != property_id or before.status == AssignmentStatus.DISCARDED:
+                return None
+            return before.model_copy(
+                update={
+                    "status": AssignmentStatus.DISCARDED,
+                    "method": AssignmentMethod.MANUAL,
+                    "decided_by": actor.name,
+                    "deferred": True,
+                    "evidence": [*before.evidence, f"Liegenschaft {property_id} zurückgestellt"],
+                }
+            )
+        top = _safe_candidate(before, policy)
+        if top is None:
+            return None
+        placement = top.property_id or (before.property_id if before else None)
+        if self.scope == LetterScope.PROPERTY:
+            placement = self.property_id
+        return self._manual(
+            before,
+            actor,
+            status=AssignmentStatus.ASSIGNED,
+            contact_id=top.contact_id,
+            property_id=placement,
+            unit_id=top.unit_id,
+            score=top.score,
+            evidence=[*top.evidence, "sicherer Vorschlag übernommen"],
+        )
+
+    def undo_bulk_review(self, *, bulk_id: str, actor: Actor) -> list[BulkChange]:
+        """Restore what a bulk action changed, for every part nobody changed since (before release only)."""
+        self._require(EDITABLE_REVIEW_STATES, "undo a bulk action")
+        recorded = self.bulk_actions.get(bulk_id)
+        if recorded is None:
+            raise PartError(f"no bulk action {bulk_id} in this letter")
+        if recorded["undone"]:
+            raise PartError(f"bulk action {bulk_id} was already undone")
+        by_id = {p.part_id: p for p in self.parts()}
+        restored: list[BulkChange] = []
+        for change in self._bulk_changes(bulk_id):
+            part = by_id.get(change.part_id)
+            if part is None or part.assignment != change.after or change.before is None:
+                continue
+            restored.append(change.model_copy(update={"before": change.after, "after": change.before}))
+        self._emit(self.BulkReviewUndone, actor, bulk_id=bulk_id, restored=restored)
+        return restored
+
+    def _bulk_changes(self, bulk_id: str) -> list[BulkChange]:
+        return list(self.bulk_changes.get(bulk_id, []))
+
+    @property
+    def bulk_actions(self) -> dict[str, dict[str, Any]]:
+        """Bulk review actions of this letter (kept in state; letters stored before bulk actions have none)."""
+        found: dict[str, dict[str, Any]] = self.__dict__.setdefault("bulk_action_log", {})
+        return found
+
+    @property
+    def bulk_changes(self) -> dict[str, list[BulkChange]]:
+        found: dict[str, list[BulkChange]] = self.__dict__.setdefault("bulk_change_log", {})
+        return found
+
     # ----------------------------------------------------------------------------------------------- review, release
 
     def _release_blockers(self) -> list[str]:
@@ -907,6 +1062,26 @@ class SerialLetter(Aggregate):
             first_viewed_at=first_viewed_at,
         )
         return InboundOutcome.APPLIED
+
+
+def _safe_candidate(proposal: Assignment | None, policy: SafeProposalPolicy) -> Candidate | None:
+    """The proposal's top candidate if it is safe to accept without looking.
+
+    Safe: a proposal waiting for review, its top candidate alone at the top (no other contact or placement within
+    ``min_margin``), scored at least ``min_score``, with at least ``min_evidence`` pieces of evidence. Anything
+    less stays with staff.
+    """
+    if proposal is None or proposal.status != AssignmentStatus.NEEDS_REVIEW or not proposal.candidates:
+        return None
+    ranked = sorted(proposal.candidates, key=lambda c: c.score, reverse=True)
+    top = ranked[0]
+    if top.score < policy.min_score or len(top.evidence) < policy.min_evidence:
+        return None
+    if len(ranked) > 1 and top.score - ranked[1].score < policy.min_margin:
+        return None
+    if proposal.contact_id is not None and proposal.contact_id != top.contact_id:
+        return None
+    return top
 
 
 def _echo_adds_something(
