@@ -833,7 +833,7 @@ def test_defer_property_sets_its_letters_aside_from_the_release_and_undo_brings_
     changes = b.letter.bulk_review(bulk_id="b1", action=BulkAction.DEFER_PROPERTY, property_id="prop-2", actor=STAFF)
     assert [c.part_id for c in changes] == ["doc-1-p5"]
     deferred = b.letter.part("doc-1-p5").assignment
-    assert deferred.deferred and deferred.status.value == "discarded" and deferred.contact_id == "c5"
+    assert (deferred.deferred, deferred.status.value, deferred.contact_id) == (True, "discarded", "c5")
     b.letter.bulk_review(bulk_id="b2", action=BulkAction.DISCARD_UNMATCHED, actor=STAFF)
     for i in (1, 2, 4):
         b.letter.discard_part(part_id=f"doc-1-p{i}", actor=STAFF)
