@@ -31,6 +31,12 @@ PUBLISH_STUCK = (
     "Warten hilft nicht: Bitte wenden Sie sich an den technischen Support (Details stehen im Protokoll des Dienstes)."
 )
 
+BULK_ACTIONS = {
+    "discard_unmatched": "Alle nicht zuordenbaren verworfen",
+    "accept_safe": "Sichere Vorschläge übernommen",
+    "defer_property": "Liegenschaft zurückgestellt",
+}
+
 DOCUMENT_STATUS = {
     "uploaded": "Hochgeladen",
     "splitting": "Wird aufgeteilt",
