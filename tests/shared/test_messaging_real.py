@@ -345,3 +345,61 @@ async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through
         ]
     finally:
         await broker.stop()
+
+
+async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_events_isolated(
+    kafka_settings: KafkaSettings, make_id: Callable[[str], str], sqlite_url: str
+) -> None:
+    """2,000 contacts in a few transactions; a message that fails its contract and one whose handler breaks are
+    dead-lettered alone, everything else is applied exactly once (a re-delivered batch changes nothing)."""
+    from smartpost_shared.masterdata import MasterDataReader, apply_masterdata, create_masterdata_tables
+
+    account = make_id("acc")
+    engine = make_engine(sqlite_url)
+    create_platform_tables(engine)
+    create_masterdata_tables(engine)
+    transactions: list[int] = []
+
+    def on_masterdata(envelope: Envelope, conn: Connection) -> None:
+        payload = envelope.payload
+        if isinstance(payload, ContactUpserted) and payload.contact_id == "poison":
+            raise RuntimeError("bug in handler")
+        apply_masterdata(conn, envelope)
+
+    idempotency = SqlIdempotency(engine, "batch-test")
+    original = idempotency.run_batch
+
+    def counting(handlers: Any, envelopes: list[Envelope]) -> int:
+        transactions.append(len(envelopes))
+        return original(handlers, envelopes)
+
+    idempotency.run_batch = counting  # type: ignore[method-assign]
+    broker = make_broker(kafka_settings, service="test")
+    consumer = EventConsumer(broker, service="test", backoff_seconds=0.05, attempts=2)
+    consumer.subscribe_batch(
+        MASTERDATA, idempotency, dict.fromkeys(MASTERDATA.event_types, on_masterdata), group_id=make_id("group")
+    )
+    await broker.start()
+    try:
+        publisher = EventPublisher(broker)
+        events = [contact_event(account, f"c-{i:05d}") for i in range(2_000)]
+        events.insert(700, contact_event(account, "poison"))
+        for envelope in events:
+            await publisher.publish(envelope)
+        await publisher.publish_raw(MASTERDATA.name, account, b'{"event_type": "ContactUpserted"}')
+        await publisher.publish(events[5])  # a duplicate
+
+        def count() -> int:
+            with engine.connect() as conn:
+                return len(MasterDataReader(conn).contacts(account))
+
+        await wait_until(lambda: count() == 2_000 and consumer.dead_lettered == 2, timeout=120)
+    finally:
+        await broker.stop()
+    assert sum(transactions) >= 2_001
+    assert len(transactions) < 2_001 / 10  # batches, not one transaction per event
+    dead = await read_topic(kafka_settings.bootstrap_servers, MASTERDATA.dead_letter, expected=10_000, timeout=4)
+    reasons = sorted(dict(r.headers)["dlq_reason"] for r in dead if r.key == account.encode())
+    assert len(reasons) == 2
+    assert b"handler failed 2 times" in reasons[0]
+    assert b"invalid message" in reasons[1]

@@ -35,10 +35,10 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
         group_id=settings.kafka_group_id,
         **timeouts,
     )
-    masterdata = idempotency.handler(notifier.on_masterdata)
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        dict.fromkeys(MASTERDATA.event_types, masterdata),
+        idempotency,
+        dict.fromkeys(MASTERDATA.event_types, notifier.on_masterdata),
         group_id=f"{settings.kafka_group_id}-masterdata",
         **timeouts,
     )

@@ -44,9 +44,10 @@ def register_consumers(
         **timeouts,
     )
     masterdata = SqlIdempotency(engine, f"{SERVICE}:masterdata")
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        {event_type: masterdata.handler(_apply_masterdata) for event_type in MASTERDATA.event_types},
+        masterdata,
+        dict.fromkeys(MASTERDATA.event_types, _apply_masterdata),
         group_id=f"{group}.masterdata",
         **timeouts,
     )

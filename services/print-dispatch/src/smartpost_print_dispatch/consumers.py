@@ -27,18 +27,13 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
     masterdata = SqlIdempotency(dispatch.engine, f"{settings.service_name}:masterdata")
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        {
-            event_type: masterdata.handler(dispatch.on_masterdata)
-            for event_type in (
-                "PropertyUpserted",
-                "UnitUpserted",
-                "ContactUpserted",
-                "ContactArchived",
-                "ContractUpserted",
-            )
-        },
+        masterdata,
+        dict.fromkeys(
+            ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
+            dispatch.on_masterdata,
+        ),
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
