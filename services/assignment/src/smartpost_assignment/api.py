@@ -12,8 +12,10 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from smartpost_assignment.adapters.imports import import_status
 from smartpost_assignment.adapters.masterdata_queries import search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
+from smartpost_assignment.consumers import CONSUMER
 from smartpost_assignment.domain.importing import ImportFormatError
 from smartpost_shared.masterdata import Contact, MasterDataReader
 
@@ -260,6 +262,20 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
             return JSONResponse({"status": "accepted", "import_id": import_id, "counts": result.counts}, 202)
 
         return await asyncio.to_thread(run)
+
+    @router.get("/imports/{import_id}")
+    async def import_progress(import_id: str, account: AccountHeader = None) -> dict[str, Any]:
+        """Progress of an import: events queued, published, applied to this service's master data."""
+        account_id = _account(account)
+
+        def run() -> dict[str, Any] | None:
+            with engine.connect() as conn:
+                return import_status(conn, account_id=account_id, import_id=import_id, consumer=CONSUMER)
+
+        found = await asyncio.to_thread(run)
+        if found is None:
+            raise HTTPException(status_code=404, detail="no such import in this account")
+        return found
 
     return router
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
+from smartpost_assignment.adapters.imports import record_import
 from smartpost_assignment.adapters.locks import lock_letter
 from smartpost_assignment.adapters.masterdata_queries import known_ids
 from smartpost_assignment.domain.importing import ImportResult, KnownIds, parse_masterdata
@@ -329,8 +330,17 @@ class AssignmentService:
         result = parse_masterdata(raw, filename=filename, known=KnownIds(props, unit_map, contact_ids))
         import_id = hashlib.sha256(account_id.encode() + b"\0" + raw).hexdigest()[:32]
         if result.ok:
-            for envelope in import_envelopes(result.events, account_id=account_id, import_id=import_id):
+            envelopes = import_envelopes(result.events, account_id=account_id, import_id=import_id)
+            for envelope in envelopes:
                 add_to_outbox(conn, envelope)
+            record_import(
+                conn,
+                account_id=account_id,
+                import_id=import_id,
+                filename=filename,
+                actor=actor,
+                event_ids=[str(e.event_id) for e in envelopes],
+            )
             log.info("masterdata.import_queued", import_id=import_id, actor=actor, **result.counts)
         return result, import_id
 

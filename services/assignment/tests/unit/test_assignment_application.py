@@ -169,3 +169,49 @@ def test_invalid_import_queues_nothing_valid_import_queues_everything(tmp_path: 
     assert types.count("ContractUpserted") == 4
     with engine.connect() as conn:
         assert len(MasterDataReader(conn).contacts(ACCOUNT)) == 4  # applied earlier through the consumer path
+
+
+def test_import_status_counts_queued_published_and_applied_events(tmp_path: Path) -> None:
+    from smartpost_assignment.adapters.imports import import_status
+    from smartpost_shared.contracts.envelope import parse_envelope
+    from smartpost_shared.db import mark_published
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'i.sqlite3'}")
+    create_platform_tables(engine)
+    create_masterdata_tables(engine)
+    create_tables(engine)
+    service = AssignmentService()
+    with engine.begin() as conn:
+        result, import_id = service.import_masterdata(conn, ACCOUNT, EXAMPLE.read_bytes(), "m.csv", "staff")
+    total = sum(result.counts.values())
+
+    def status() -> dict:
+        with engine.connect() as conn:
+            found = import_status(conn, account_id=ACCOUNT, import_id=import_id, consumer="assignment")
+        assert found is not None
+        return found
+
+    assert (status()["total"], status()["published"], status()["applied"], status()["status"]) == (
+        total,
+        0,
+        0,
+        "publishing",
+    )
+    rows = published(engine)
+    with engine.begin() as conn:
+        mark_published(conn, list(range(1, len(rows) + 1)))
+    assert status()["status"] == "applying"
+    idem = SqlIdempotency(engine, "assignment")
+    half = len(rows) // 2
+    idem.run_batch(
+        dict.fromkeys({r["event_type"] for r in rows}, service.on_masterdata), [parse_envelope(r) for r in rows[:half]]
+    )
+    assert status()["applied"] == half
+    for row in rows[half:]:
+        idem.run_once(service.on_masterdata, parse_envelope(row))
+    assert (status()["applied"], status()["status"]) == (total, "applied")
+    with engine.begin() as conn:  # the same file again is the same import
+        service.import_masterdata(conn, ACCOUNT, EXAMPLE.read_bytes(), "m.csv", "staff")
+    assert status()["total"] == total
+    with engine.connect() as conn:
+        assert import_status(conn, account_id="other", import_id=import_id, consumer="assignment") is None
