@@ -119,10 +119,15 @@ class _RecordingBroker:
         self.sent: list[bytes] = []
         self.fail = fail
 
-    async def publish(self, body: bytes, **_: Any) -> None:
+    async def publish(self, body: bytes, **kwargs: Any) -> Any:
         if self.fail is not None:
             raise self.fail
         self.sent.append(body)
+        if kwargs.get("no_confirm"):
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return None
 
 
 def test_publisher_puts_only_bounded_messages_on_the_wire() -> None:

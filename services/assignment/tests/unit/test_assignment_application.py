@@ -215,3 +215,42 @@ def test_import_status_counts_queued_published_and_applied_events(tmp_path: Path
     assert status()["total"] == total
     with engine.connect() as conn:
         assert import_status(conn, account_id="other", import_id=import_id, consumer="assignment") is None
+
+
+def test_corrections_reuse_the_account_snapshot_until_master_data_changes(tmp_path: Path) -> None:
+    engine, service, idem = setup(tmp_path)
+    idem.run_once(service.on_letter_created, letter())
+    idem.run_once(service.on_document_split, split())
+    loads = service.snapshot_loads
+
+    def correct(part_id: str, contact_id: str) -> None:
+        idem.run_once(
+            service.on_assignment_corrected,
+            make_envelope(
+                AssignmentCorrected(
+                    letter_id="L1",
+                    document_id="D1",
+                    part_id=part_id,
+                    action=CorrectionAction.REASSIGN,
+                    contact_id=contact_id,
+                    actor="staff@hv",
+                ),
+                account_id=ACCOUNT,
+                producer="letters",
+            ),
+        )
+
+    correct("p0", "C-1003")
+    correct("p1", "C-1001")
+    assert service.snapshot_loads == loads  # no reload of the account per correction
+    from smartpost_shared.contracts.masterdata import ContactUpserted
+
+    idem.run_once(
+        service.on_masterdata,
+        make_envelope(
+            ContactUpserted(contact_id="C-2000", last_name="Neu", first_name="Nora"), account_id=ACCOUNT, producer="erp"
+        ),
+    )
+    correct("p1", "C-2000")  # the new contact is known at once: the snapshot was reloaded
+    assert service.snapshot_loads == loads + 1
+    assert published(engine)[-1]["payload"]["assignments"][0]["contact_id"] == "C-2000"
