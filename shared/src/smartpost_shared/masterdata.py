@@ -28,6 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smartpost_shared.contracts.masterdata import (
     ContactArchived,
@@ -243,14 +245,10 @@ def _bump_revision(conn: Connection, account: str) -> None:
         conn.execute(insert(revisions).values(account_id=account, revision=1))
 
 
-def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
-    """Apply one master-data event to the read model (idempotent: upserts are absolute, not deltas)."""
-    account = envelope.account_id
-    payload = envelope.payload
-    _bump_revision(conn, account)
+def _row(account: str, payload: Any) -> tuple[Table, dict[str, Any], dict[str, Any]] | None:
+    """The table, key and values an upsert event writes (None for ContactArchived and unknown payloads)."""
     if isinstance(payload, PropertyUpserted):
-        _upsert(
-            conn,
+        return (
             properties,
             {"account_id": account, "property_id": payload.property_id},
             {
@@ -261,16 +259,14 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "city": payload.address.city,
             },
         )
-    elif isinstance(payload, UnitUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, UnitUpserted):
+        return (
             units,
             {"account_id": account, "unit_id": payload.unit_id},
             {"property_id": payload.property_id, "number": payload.number, "position": payload.position},
         )
-    elif isinstance(payload, ContactUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, ContactUpserted):
+        return (
             contacts,
             {"account_id": account, "contact_id": payload.contact_id},
             {
@@ -290,15 +286,8 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "archived": payload.archived,
             },
         )
-    elif isinstance(payload, ContactArchived):
-        conn.execute(
-            update(contacts)
-            .where(and_(contacts.c.account_id == account, contacts.c.contact_id == payload.contact_id))
-            .values(archived=True)
-        )
-    elif isinstance(payload, ContractUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, ContractUpserted):
+        return (
             contracts,
             {"account_id": account, "contract_id": payload.contract_id},
             {
@@ -311,6 +300,78 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "contract_number": payload.contract_number,
             },
         )
+    return None
+
+
+def _archive(conn: Connection, account: str, contact_ids: list[str]) -> None:
+    conn.execute(
+        update(contacts)
+        .where(and_(contacts.c.account_id == account, contacts.c.contact_id.in_(contact_ids)))
+        .values(archived=True)
+    )
+
+
+def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
+    """Apply one master-data event to the read model (idempotent: upserts are absolute, not deltas)."""
+    account = envelope.account_id
+    payload = envelope.payload
+    _bump_revision(conn, account)
+    row = _row(account, payload)
+    if row is not None:
+        _upsert(conn, *row)
+    elif isinstance(payload, ContactArchived):
+        _archive(conn, account, [payload.contact_id])
+
+
+def _bulk_upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key_names: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE for many rows in one statement execution (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql_insert(table)
+        pg_values = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in key_names}
+        conn.execute(pg.on_conflict_do_update(index_elements=key_names, set_=pg_values), rows)
+        return
+    lite = sqlite_insert(table)
+    lite_values = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key_names}
+    conn.execute(lite.on_conflict_do_update(index_elements=key_names, set_=lite_values), rows)
+
+
+def apply_masterdata_batch(conn: Connection, envelopes: list[Envelope]) -> None:
+    """Apply many master-data events in order with bulk statements (one per run of the same kind).
+
+    The same result as :func:`apply_masterdata` one by one: consecutive upserts of one table become one
+    ``INSERT ... ON CONFLICT DO UPDATE`` (the last event per key wins, as it would one by one), an archive between
+    two upserts keeps its place. The account's revision is raised once per account.
+    """
+    run_table: Table | None = None
+    run: dict[tuple[Any, ...], dict[str, Any]] = {}
+    archived: dict[str, list[str]] = {}
+
+    def flush() -> None:
+        nonlocal run_table, run
+        if run_table is not None and run:
+            keys = [c.name for c in run_table.primary_key.columns]
+            _bulk_upsert(conn, run_table, list(run.values()), keys)
+        for account, ids in archived.items():
+            _archive(conn, account, ids)
+        run_table, run = None, {}
+        archived.clear()
+
+    for account in dict.fromkeys(e.account_id for e in envelopes):
+        _bump_revision(conn, account)
+    for envelope in envelopes:
+        row = _row(envelope.account_id, envelope.payload)
+        if row is None:
+            if isinstance(envelope.payload, ContactArchived):
+                if run:
+                    flush()
+                archived.setdefault(envelope.account_id, []).append(envelope.payload.contact_id)
+            continue
+        table, key, values = row
+        if table is not run_table or archived:
+            flush()
+            run_table = table
+        run[tuple(key.values())] = {**key, **values}  # every column: one statement shape for all rows
+    flush()
 
 
 def _contact(row: Any) -> Contact:

@@ -31,7 +31,7 @@ from faststream.middlewares import AckPolicy
 from sqlalchemy.exc import OperationalError
 
 from smartpost_shared.contracts.envelope import Envelope, parse_envelope
-from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
+from smartpost_shared.db import claim_event, claim_events, mark_published, message_key, pending_outbox
 from smartpost_shared.logging import get_logger, message_context
 from smartpost_shared.storage import ObjectNotFoundError
 from smartpost_shared.topics import Topic, topic_for_event
@@ -46,6 +46,7 @@ log = get_logger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 SqlHandler = Callable[[Envelope, "Connection"], None]
+SqlBatchHandler = Callable[["Connection", list[Envelope]], None]
 
 
 class TransientError(Exception):
@@ -287,18 +288,21 @@ class EventConsumer:
         rebalance_timeout_ms: int | None = None,
         max_records: int = 500,
         batch_timeout_ms: int = 200,
+        apply_batch: SqlBatchHandler | None = None,
     ) -> None:
         """Consume ``topic`` in batches: up to ``max_records`` events applied in ONE database transaction.
 
         For high-volume streams such as master data (an account of 20,000 contacts and contracts). The guarantees
         stay those of :meth:`subscribe`: invalid messages are dead-lettered one by one, outages are retried
         without committing; if the batch's transaction fails otherwise, its events are applied one at a time, so
-        only the poisonous one is dead-lettered.
+        only the poisonous one is dead-lettered. ``apply_batch`` applies all new events of a batch at once (bulk
+        statements, e.g. :func:`smartpost_shared.masterdata.apply_masterdata_batch`); it must have the same effect
+        as ``handlers`` one by one.
         """
         single = {event_type: idempotency.handler(fn) for event_type, fn in handlers.items()}
 
         async def consume(msg: KafkaMessage) -> None:
-            await self._consume_batch(topic, idempotency, handlers, single, msg)
+            await self._consume_batch(topic, idempotency, handlers, single, msg, apply_batch)
 
         consume.__name__ = f"on_{topic.name.replace('.', '_')}_batch"
         self.broker.subscriber(
@@ -323,6 +327,7 @@ class EventConsumer:
         handlers: Mapping[str, SqlHandler],
         single: Mapping[str, Handler],
         msg: KafkaMessage,
+        apply_batch: SqlBatchHandler | None = None,
     ) -> None:
         records = [_Delivery(record, record.value or b"") for record in msg.raw_message]
         batch: list[tuple[_Delivery, Envelope]] = []
@@ -336,7 +341,7 @@ class EventConsumer:
         failures = 0
         while True:
             try:
-                applied = await asyncio.to_thread(idempotency.run_batch, handlers, envelopes)
+                applied = await asyncio.to_thread(idempotency.run_batch, handlers, envelopes, apply_batch)
             except TRANSIENT_EXCEPTIONS as exc:
                 failures += 1
                 delay = min(self.backoff_seconds * 2 ** min(failures, 10), self.max_backoff_seconds)
@@ -475,16 +480,21 @@ class SqlIdempotency:
 
         return run
 
-    def run_batch(self, handlers: Mapping[str, SqlHandler], envelopes: list[Envelope]) -> int:
+    def run_batch(
+        self,
+        handlers: Mapping[str, SqlHandler],
+        envelopes: list[Envelope],
+        apply_batch: SqlBatchHandler | None = None,
+    ) -> int:
         """Apply every envelope this consumer has not processed yet, all in ONE transaction. Returns how many."""
-        applied = 0
         with self.engine.begin() as conn:
-            for envelope in envelopes:
-                if not claim_event(conn, self.consumer, envelope.event_id):
-                    continue
-                handlers[envelope.event_type](envelope, conn)
-                applied += 1
-        return applied
+            new = claim_events(conn, self.consumer, envelopes)
+            if apply_batch is not None:
+                apply_batch(conn, new)
+            else:
+                for envelope in new:
+                    handlers[envelope.event_type](envelope, conn)
+        return len(new)
 
     def run_once(self, fn: SqlHandler, envelope: Envelope) -> bool:
         """Apply ``fn`` unless this consumer already processed the event. Returns whether it ran."""

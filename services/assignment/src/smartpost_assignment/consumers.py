@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA, SPLITTER
 
@@ -34,6 +35,7 @@ def register_consumers(
         MASTERDATA,
         idempotent,
         dict.fromkeys(MASTERDATA.event_types, service.on_masterdata),
+        apply_batch=apply_masterdata_batch,
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import MASTERDATA, PORTAL
 
@@ -39,6 +40,7 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
         MASTERDATA,
         idempotency,
         dict.fromkeys(MASTERDATA.event_types, notifier.on_masterdata),
+        apply_batch=apply_masterdata_batch,
         group_id=f"{settings.kafka_group_id}-masterdata",
         **timeouts,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smartpost_shared.masterdata import apply_masterdata
+from smartpost_shared.masterdata import apply_masterdata, apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA
 
@@ -48,6 +48,7 @@ def register_consumers(
         MASTERDATA,
         masterdata,
         dict.fromkeys(MASTERDATA.event_types, _apply_masterdata),
+        apply_batch=apply_masterdata_batch,
         group_id=f"{group}.masterdata",
         **timeouts,
     )

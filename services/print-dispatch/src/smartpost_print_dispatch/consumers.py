@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
 
@@ -34,6 +35,7 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
             ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
             dispatch.on_masterdata,
         ),
+        apply_batch=apply_masterdata_batch,
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
