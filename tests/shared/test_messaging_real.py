@@ -369,9 +369,9 @@ async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_even
     idempotency = SqlIdempotency(engine, "batch-test")
     original = idempotency.run_batch
 
-    def counting(handlers: Any, envelopes: list[Envelope]) -> int:
+    def counting(handlers: Any, envelopes: list[Envelope], apply_batch: Any = None) -> int:
         transactions.append(len(envelopes))
-        return original(handlers, envelopes)
+        return original(handlers, envelopes, apply_batch)
 
     idempotency.run_batch = counting  # type: ignore[method-assign]
     broker = make_broker(kafka_settings, service="test")
