@@ -318,8 +318,13 @@ class Bench:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            last = probe()
-            if last:
+            try:
+                last = probe()
+            except (RuntimeError, httpx.HTTPError) as exc:  # a busy service answers again later; keep polling
+                last = f"error: {exc}"
+                time.sleep(every)
+                continue
+            if last and not (isinstance(last, str) and last.startswith("error: ")):
                 return last
             time.sleep(every)
         msg = f"timed out waiting for {what} (last: {str(last)[:200]})"
