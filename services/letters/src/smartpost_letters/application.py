@@ -145,10 +145,10 @@ class LettersApplication(Application[uuid.UUID]):
     """The event store of serial letters and document-type trees (SQLite file or PostgreSQL via ``env``)."""
 
     name = "letters"
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 50}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 500}
 
     def __init__(
-        self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None, cached_letters: int = 4
+        self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None, cached_letters: int = 2
     ) -> None:
         if snapshot_interval is not None:
             self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]
