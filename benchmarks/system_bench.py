@@ -302,7 +302,14 @@ class Bench:
         self.system = system
         self.stack = stack
         self.account = account
-        self.http = httpx.Client(timeout=120, headers={"X-SmartPost-Account": ACCOUNT, "X-SmartPost-Actor": ACTOR})
+        # Every request proves its caller with signed claims for the service it goes to (smartpost_shared.identity).
+        self.http = httpx.Client(timeout=120, event_hooks={"request": [self._prove_caller]})
+
+    def _prove_caller(self, request: httpx.Request) -> None:
+        port = request.url.port
+        service = next((name for name, p in self.system.ports.items() if p == port), None)
+        if service is not None:
+            request.headers.update(self.stack.caller_headers(ACCOUNT, ACTOR, audience=service))
 
     def url(self, service: str, path: str) -> str:
         return self.system.url(service) + ("/v1" if service == "letters" else "") + path

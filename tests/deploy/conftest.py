@@ -317,7 +317,7 @@ def _collect(
 ALLOWED_PLAIN_ENV = frozenset({"TZ", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONFAULTHANDLER"})
 
 
-def env_problems(
+def env_problems(  # noqa: C901 - one pass over names, one over fields
     service: str, env: dict[str, str], where: str, settings_class: type[BaseSettings] | None = None
 ) -> list[str]:
     """Compare a container environment with the service's Settings: unknown names, missing required ones."""
@@ -338,10 +338,14 @@ def env_problems(
     by_path: dict[str, set[str]] = {}
     for env_name, info in known.fields.items():
         by_path.setdefault(info.path, set()).add(env_name)
+    cls = settings_class or load_settings_class(service)
+    required_secrets = set(getattr(cls, "required_secrets", ()))
     for env_name, info in sorted(known.fields.items()):
         if _covered(info.path, by_path, set_names):
             continue
-        if info.required:
+        if info.path in required_secrets:
+            problems.append(f"{where}: {info.path} is a required secret without default; set {env_name}")
+        elif info.required:
             problems.append(f"{where}: required setting {info.path} is not set (env {env_name})")
         elif info.unsafe_default:
             problems.append(f"{where}: {info.path} would default to {info.unsafe_default}; set {env_name}")

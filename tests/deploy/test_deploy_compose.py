@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
 from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 
+from smartpost_shared.settings import InsecureSettingsError
 from smartpost_shared.topics import SERVICES
 
 INFRASTRUCTURE = {"kafka", "kafka-init", "minio", "minio-init", "postgres"}
@@ -173,22 +175,33 @@ def test_service_env_matches_its_settings_class(kit, compose, env_example, servi
 def test_service_settings_built_from_the_compose_env(kit, compose, env_example, ports, service, monkeypatch):
     """pydantic-settings really resolves the compose env to the values the stack needs."""
     env = kit.compose_environment(compose["services"][service], env_example)
+    if service != "gateway":  # the gateway holds no storage secret
+        with pytest.raises(InsecureSettingsError, match="placeholder"):
+            kit.instantiate_settings(service, env, monkeypatch)
+    # An operator replaces the example's placeholders with real secrets; only then does a service start.
+    env = {k: v.replace("change-me", secrets.token_urlsafe(18)) for k, v in env.items()}
     settings = kit.instantiate_settings(service, env, monkeypatch)
     assert settings.http_host == "0.0.0.0"
     assert settings.http_port == ports[service]
     assert settings.kafka.bootstrap_servers == "kafka:9092"
     assert settings.storage.endpoint == "minio:9000"
     assert settings.storage.access_key == env_example["SMARTPOST_S3_ACCESS_KEY"]
-    assert settings.storage.secret_key.get_secret_value() == env_example["SMARTPOST_S3_SECRET_KEY"]
+    assert settings.storage.secret_key.get_secret_value() == env["SMARTPOST_S3_SECRET_KEY"]
     assert settings.storage.bucket == env_example["SMARTPOST_S3_BUCKET"]
     assert urlsplit(settings.database_url).hostname == "postgres"
     assert kit.loopback_in(settings) is None, f"{service}: a setting still points at loopback in the container"
 
 
-def test_only_the_gateway_is_published(compose):
+def test_only_the_gateway_and_the_recipients_portal_are_published(compose):
     published = {name for name, spec in compose["services"].items() if spec.get("ports")}
-    assert published == {"gateway", "minio"}, "only the gateway (and the MinIO console on loopback) are published"
+    assert published == {"gateway", "portal-publisher", "minio"}, (
+        "only the gateway (staff), portal-publisher (recipients' portal) and the MinIO console on loopback"
+    )
     assert compose["services"]["gateway"]["ports"] == ["${SMARTPOST_GATEWAY_PUBLISH:-8100}:8100"]
+    assert compose["services"]["portal-publisher"]["ports"] == ["${SMARTPOST_PORTAL_PUBLISH:-8104}:8104"]
+    # The e-mail links lead to the published portal.
+    notifier_env = compose["services"]["notifier"]["environment"]
+    assert notifier_env["SMARTPOST_NOTIFIER_PORTAL_BASE_URL"].endswith("}/kundenportal")
     assert all(p.startswith("127.0.0.1:") for p in compose["services"]["minio"]["ports"])
 
 

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import copy
 import re
+import secrets
 
 import jsonschema
 import pytest
 import yaml
 
+from smartpost_shared.settings import InsecureSettingsError
 from smartpost_shared.topics import SERVICES
 
 NAMESPACE = "smartpost"
-ALLOWED_KINDS = {"Namespace", "ConfigMap", "Secret", "Service", "Deployment", "Job", "Kustomization"}
+ALLOWED_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "Service",
+    "Deployment",
+    "Job",
+    "Kustomization",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+}
 EXTERNAL = ("kafka", "minio", "postgres", "zookeeper")
 # Kubernetes-only extras of the image environment (never read by Settings).
 JOB_NAMES = {"smartpost-kafka-topics", "smartpost-minio-buckets"}
@@ -214,6 +226,10 @@ def test_deployment_env_matches_its_settings_class(kit, docs, service):
 def test_deployment_env_builds_settings_for_the_cluster(kit, docs, ports, service, monkeypatch):
     deployment = _one(docs, "Deployment", service)
     env = _resolved_env(docs, _container(deployment), deployment.where())
+    # The example Secrets hold placeholders that no service accepts; an operator puts real secrets there.
+    with pytest.raises(InsecureSettingsError, match="placeholder"):
+        kit.instantiate_settings(service, env, monkeypatch)
+    env = {k: v.replace("change-me", secrets.token_urlsafe(18)) for k, v in env.items()}
     settings = kit.instantiate_settings(service, env, monkeypatch)
     common = _one(docs, "ConfigMap", "smartpost-common").doc["data"]
     assert settings.http_host == "0.0.0.0"

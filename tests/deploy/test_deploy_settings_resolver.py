@@ -39,7 +39,8 @@ GOOD = {
     "SMARTPOST_DEMO_PROVIDERS": '[{"base_url": "https://p.example", "api_key": "k"}]',
     "SMARTPOST_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
     "SMARTPOST_S3_ENDPOINT": "minio:9000",
-    "SMARTPOST_S3_SECRET_KEY": "s",
+    "SMARTPOST_S3_SECRET_KEY": "s3-secret-of-the-test-env",
+    "SMARTPOST_KAFKA_SIGNING_KEY": "event-key-of-the-test-env",
 }
 
 
@@ -75,7 +76,7 @@ def test_missing_required_loopback_and_dev_secret_defaults_are_reported(kit):
         ("SMARTPOST_DEMO_UPSTREAM_URL", "upstream_url would default to loopback"),
         ("SMARTPOST_DEMO_PROVIDERS", "providers would default to loopback"),
         ("SMARTPOST_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers would default to loopback"),
-        ("SMARTPOST_S3_SECRET_KEY", "storage.secret_key would default to a development secret"),
+        ("SMARTPOST_S3_SECRET_KEY", "storage.secret_key is a required secret without default"),
     ):
         env = {k: v for k, v in GOOD.items() if k != name}
         problems = kit.env_problems("demo", env, "demo", _Demo)

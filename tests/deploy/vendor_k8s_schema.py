@@ -25,6 +25,8 @@ KINDS = {
     "Service": "service-v1.json",
     "Deployment": "deployment-apps-v1.json",
     "Job": "job-batch-v1.json",
+    "PodDisruptionBudget": "poddisruptionbudget-policy-v1.json",
+    "HorizontalPodAutoscaler": "horizontalpodautoscaler-autoscaling-v2.json",
 }
 # Kind files point into _definitions.json; definitions point at each other locally.
 REF_PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")

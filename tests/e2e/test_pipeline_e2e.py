@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from smartpost_shared.demo import CONTACTS, CONTRACTS, Walkthrough, owner_letters
+from smartpost_shared.demo import CONTACTS, CONTRACTS, Report, Walkthrough, owner_letters
 from smartpost_shared.localrun import SERVICES, LocalSystem, free_ports_for
 
 if TYPE_CHECKING:
@@ -45,10 +45,18 @@ def system(stack: Stack) -> Iterator[LocalSystem]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, stack: Stack, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(system: LocalSystem, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Walkthrough, Report]:
+    """The demo walkthrough, run once per module (the metrics test reads what it left behind)."""
     urls = {name: system.url(name) for name in SERVICES if name in system.ports}
-    walk = Walkthrough(urls, stack.maildir, account="demo", timeout=90)
-    report = walk.run(tmp_path)
+    walk = Walkthrough(urls, stack.maildir, stack, account="demo", timeout=90)
+    return walk, walk.run(tmp_path_factory.mktemp("demo"))
+
+
+def test_serial_letter_from_pdf_to_portal_email_and_paper(
+    system: LocalSystem, stack: Stack, demo: tuple[Walkthrough, Report]
+) -> None:
+    walk, report = demo
 
     # Split: one individual letter per owner contract (plus one for an unknown person), none merged, none lost.
     expected_letters = owner_letters()
@@ -114,7 +122,65 @@ def test_serial_letter_from_pdf_to_portal_email_and_paper(system: LocalSystem, s
 
 def test_another_account_sees_nothing_of_the_demo_letter(system: LocalSystem) -> None:
     foreign = httpx.Client(
-        base_url=system.url("letters"), headers={"X-SmartPost-Account": "other", "X-SmartPost-Actor": "x@y.z"}
+        base_url=system.url("letters"), headers=system.stack.caller_headers("other", "x@y.z", audience="letters")
     )
     listing = foreign.get("/v1/letters").json()
     assert listing.get("letters", listing.get("items", [])) == []
+
+
+def _metrics(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{url}/metrics", timeout=30)
+    assert response.status_code == 200
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+def _total(values: dict[str, list[tuple[dict[str, str], float]]], name: str, **labels: str) -> float:
+    return sum(v for ls, v in values.get(name, []) if all(ls.get(k) == want for k, want in labels.items()))
+
+
+def test_metrics_of_every_service_show_the_demo(system: LocalSystem, demo: tuple[Walkthrough, Report]) -> None:
+    """After the demo, /metrics on every service shows its numbers (the operations dashboard reads these)."""
+    _, report = demo
+    httpx.get(f"{system.url('gateway')}/healthz", timeout=10)
+    m = {name: _metrics(system.url(name)) for name in SERVICES if name in system.ports}
+    assert set(m) == set(SERVICES)
+    for name, values in m.items():
+        sources = values.get("smartpost_metrics_source_up", [])
+        assert all(v == 1.0 for _, v in sources), f"{name}: a metrics source is down: {sources}"
+        assert _total(values, "smartpost_http_request_duration_seconds_count", service=name) >= 1, name
+    for name in ("letters", "splitter", "assignment", "portal-publisher", "notifier", "print-dispatch"):
+        lag = m[name].get("smartpost_consumer_lag", [])
+        assert lag, f"{name}: consumer lag per group and partition"
+        assert all("partition" in ls and "group" in ls for ls, _ in lag)
+        assert "smartpost_dead_letter_topic_messages" in m[name]
+    for name in ("letters", "assignment", "portal-publisher", "notifier", "print-dispatch"):
+        assert "smartpost_outbox_backlog" in m[name], name
+        assert "smartpost_outbox_oldest_age_seconds" in m[name], name
+    # letters by state (the demo letter was released and ordered on paper), with waiting time per state
+    letters = m["letters"]
+    assert (
+        _total(letters, "smartpost_letters", state="print_ordered")
+        + _total(letters, "smartpost_letters", state="released")
+        >= 1
+    )
+    assert "smartpost_letters_oldest_waiting_seconds" in letters
+    # split pages and seconds
+    assert _total(m["splitter"], "smartpost_split_pages_total", outcome="split") >= report.pages
+    assert _total(m["splitter"], "smartpost_split_seconds_count", outcome="split") >= 1
+    # assignments automatic / review
+    assignment = m["assignment"]
+    assert _total(assignment, "smartpost_assignment_parts", method="auto") >= report.auto_assigned
+    # mails sent, mailpieces by status
+    assert _total(m["notifier"], "smartpost_mails", kind="immediate", status="sent") >= 3
+    assert "smartpost_mails_deferred" in m["notifier"]
+    pieces = m["print-dispatch"].get("smartpost_mailpieces", [])
+    assert sum(v for _, v in pieces) >= len(report.mailpieces) >= 1
+    # the single-owner work of each service runs in exactly one process (one replica here)
+    for name in ("letters", "notifier", "print-dispatch"):
+        assert _total(m[name], "smartpost_lease_held") >= 1, name

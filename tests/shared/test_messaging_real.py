@@ -129,8 +129,9 @@ async def test_malformed_messages_go_to_dead_letter_topic_and_consumer_keeps_goi
         wrong_type["event_id"] = str(uuid.uuid4())
         import json
 
-        await broker.publish(bad_json, topic=MASTERDATA.name, key=account.encode())
-        await broker.publish(json.dumps(wrong_type).encode(), topic=MASTERDATA.name, key=account.encode())
+        # Signed by a trusted producer (publish_raw signs), so the contract check is what refuses them.
+        await EventPublisher(broker).publish_raw(MASTERDATA.name, account, bad_json)
+        await EventPublisher(broker).publish_raw(MASTERDATA.name, account, json.dumps(wrong_type).encode())
         good = contact_event(account, "c-2")
         await EventPublisher(broker).publish(good)
         await wait_until(lambda: len(received) == 1)
@@ -308,7 +309,7 @@ async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through
         DocumentSplit(
             letter_id=letter_id,
             document_id="D-1",
-            source_key="s",
+            source_key=f"accounts/{account}/letters/{letter_id}/documents/D-1.pdf",  # inside the account's area
             strategy="address_block",
             source_page_count=10_000,
             parts=parts,
@@ -397,18 +398,24 @@ async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_even
             await publisher.publish(envelope)
         await publisher.publish_raw(MASTERDATA.name, account, b'{"event_type": "ContactUpserted"}')
         await publisher.publish(events[5])  # a duplicate
+        # Not signed by the topic's producer: dead-lettered alone, the rest of its batch is applied.
+        forged = contact_event(account, "forged")
+        await broker.publish(forged.to_bytes(), topic=MASTERDATA.name, key=account.encode())
 
         def count() -> int:
             with engine.connect() as conn:
                 return len(MasterDataReader(conn).contacts(account))
 
-        await wait_until(lambda: count() == 1_200 and dead_keys.count(account.encode()) == 2, timeout=180)
+        await wait_until(lambda: count() == 1_200 and dead_keys.count(account.encode()) == 3, timeout=180)
     finally:
         await broker.stop()
     assert sum(transactions) >= 1_201
     assert len(transactions) < 1_201 / 10 + 20  # batches, not one transaction per event (+ other tests' events)
     dead = await read_topic(kafka_settings.bootstrap_servers, MASTERDATA.dead_letter, expected=10_000, timeout=4)
     reasons = sorted(dict(r.headers)["dlq_reason"] for r in dead if r.key == account.encode())
-    assert len(reasons) == 2
+    assert len(reasons) == 3
     assert b"handler failed 2 times" in reasons[0]
     assert b"invalid message" in reasons[1]
+    assert reasons[2].startswith(b"not from ")
+    with engine.connect() as conn:
+        assert "forged" not in {c.contact_id for c in MasterDataReader(conn).contacts(account)}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.settings import StorageSettings
@@ -123,7 +124,11 @@ def test_seaweedfs_presigned_get_works_and_tampering_is_refused(object_store: Mi
 
 @pytest.mark.real
 def test_unreachable_storage_raises_storage_unavailable() -> None:
-    store = MinioStore(StorageSettings(endpoint=f"127.0.0.1:{free_port()}", bucket="unreachable-bucket"))
+    store = MinioStore(
+        StorageSettings(
+            endpoint=f"127.0.0.1:{free_port()}", secret_key=SecretStr("x" * 24), bucket="unreachable-bucket"
+        )
+    )
     with pytest.raises(StorageUnavailableError):
         store.put("k", b"v")
 
@@ -136,7 +141,9 @@ def test_seaweedfs_keeps_data_across_restart(tmp_path: Path) -> None:
     stack.start_seaweedfs()
     try:
         stack.wait_for_s3()
-        store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, bucket="smartpost"))
+        store = MinioStore(
+            StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="smartpost")
+        )
         store.put("persist/me.pdf", b"%PDF keep")
         stack.down()
         stack.start_seaweedfs()

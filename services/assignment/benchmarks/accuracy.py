@@ -235,7 +235,15 @@ def main() -> None:
         default=UNNAMED_PROPERTY_RATE,
         help="share of letters whose page names no property (the rest name it by number and/or address)",
     )
+    parser.add_argument("--layouts", action="store_true", help="the foreign ERP layouts (foreign.py) instead")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--only", help="only layouts whose name starts with this")
     args = parser.parse_args()
+    if args.layouts:
+        import foreign  # noqa: PLC0415 - needs the splitter package, only for this mode
+
+        foreign.main(args.seeds, args.only, properties=120, units=20, property_letters=12)
+        return
     unnamed = args.unnamed_property_rate
     rng = random.Random(args.seed)
     corpus = build_account(

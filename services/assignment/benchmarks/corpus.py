@@ -57,6 +57,8 @@ CITIES = (
     ("90402", "Nürnberg"), ("28195", "Bremen"), ("45127", "Essen"), ("44135", "Dortmund"), ("53111", "Bonn"),
 )  # fmt: skip
 POSITIONS = ("EG links", "EG rechts", "1. OG links", "1. OG rechts", "2. OG links", "2. OG rechts", "DG", "Souterrain")
+PROPERTY_KINDS = ("Wohnanlage", "Wohnpark", "Residenz", "Quartier")
+PROPERTY_ENDS = ("hof", "höhe", "garten", "blick", "tal", "eck")
 COMPANY_FORMS = ("GmbH", "GmbH & Co. KG", "KG", "AG", "GbR", "UG (haftungsbeschränkt)")
 LETTER_DATE = date(2025, 3, 1)
 
@@ -76,6 +78,7 @@ class Corpus:
     snapshot: AccountSnapshot
     duplicate_of: dict[str, str] = field(default_factory=dict)  # duplicate contact id -> original
     owners_by_unit: dict[str, list[str]] = field(default_factory=dict)
+    owner_change: dict[str, date] = field(default_factory=dict)  # unit id -> day the new owner took over
 
 
 def _street(rng: random.Random) -> str:
@@ -103,7 +106,14 @@ def build_account(
     units_per_property: int,
     tenant_rate: float = 0.6,
     extra_contacts: int = 0,
+    numeric_refs: bool = False,
+    named_rate: float = 0.0,
 ) -> Corpus:
+    """A generated account with its contacts, contracts and traps.
+
+    ``numeric_refs`` gives ERP property numbers ("1020") instead of "WEG-0001", ``named_rate`` the share of
+    properties with a name of their own ("Wohnanlage Rosenhof") instead of "WEG <street>".
+    """
     snap = AccountSnapshot(account_id)
     corpus = Corpus(snap)
     counter = iter(range(1, 10_000_000))
@@ -129,10 +139,20 @@ def build_account(
         )  # fmt: skip
 
     multi_owners: list[Contact] = []
+    used_names: set[str] = set()
     for p in range(1, properties + 1):
         pc, city = rng.choice(CITIES)
         street = _street(rng)
-        prop = Property(account_id, f"{account_id}-p{p}", f"WEG-{p:04d}", f"WEG {street}", street, pc, city)
+        reference = f"{1000 + 10 * p}" if numeric_refs else f"WEG-{p:04d}"
+        name = f"WEG {street}"
+        if named_rate and rng.random() < named_rate:  # no draw at 0: the default corpus stays as it was
+            for _ in range(20):
+                candidate = f"{rng.choice(PROPERTY_KINDS)} {rng.choice(STREET_STEMS)}{rng.choice(PROPERTY_ENDS)}"
+                if candidate not in used_names:
+                    name = candidate
+                    break
+        used_names.add(name)
+        prop = Property(account_id, f"{account_id}-p{p}", reference, name, street, pc, city)
         snap.properties[prop.property_id] = prop
         for u in range(1, units_per_property + 1):
             unit = Unit(account_id, f"{prop.property_id}-u{u}", prop.property_id, f"WE {u:02d}", rng.choice(POSITIONS))
@@ -166,6 +186,7 @@ def build_account(
                 for owner in owners:
                     add_contract(owner, unit, "owner", switch, None)
                 corpus.owners_by_unit[unit.unit_id] = [old.contact_id, *(o.contact_id for o in owners)]
+                corpus.owner_change[unit.unit_id] = switch
             else:
                 for owner in owners:
                     add_contract(owner, unit, "owner", date(rng.randint(1995, 2023), rng.randint(1, 12), 1), None)

@@ -41,12 +41,13 @@ from smartpost_shared.contracts.documents import (
     PartAssignment,
 )
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
 ACCOUNT = "acc-bench"
 
 
 def headers(command: str | None = None) -> dict[str, str]:
-    h = {"X-SmartPost-Account": ACCOUNT, "X-SmartPost-Actor": "staff:anna"}
+    h = caller_headers(ACCOUNT, "staff:anna", audience="letters")
     if command:
         h["X-SmartPost-Command-Id"] = command
     return h

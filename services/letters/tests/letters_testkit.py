@@ -156,6 +156,23 @@ class LetterBuilder:
         return self
 
 
+def tiny_pdf(pages: int = 1, *, password: str | None = None) -> bytes:
+    """A real (readable) PDF with blank A4 pages; ``password`` encrypts it."""
+    import io
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    for _ in range(pages):
+        pdf.add_blank_page(page_size=(595, 842))
+    out = io.BytesIO()
+    if password is not None:
+        pdf.save(out, encryption=pikepdf.Encryption(user=password, owner=password))
+    else:
+        pdf.save(out)
+    return out.getvalue()
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -30,6 +30,8 @@ from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpser
 from smartpost_shared.masterdata import apply_masterdata
 from smartpost_shared.messaging import SqlIdempotency
 from smartpost_shared.storage import MemoryStore, part_key
+from smartpost_shared.testing import identity
+from smartpost_shared.testing.identity import caller_headers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +40,7 @@ PDF = b"%PDF-1.4\n" + b"0" * 100_000 + b"\n%%EOF\n"
 
 
 def main() -> None:
+    identity.install()  # the in-process portal trusts this benchmark's caller key
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=2000, help="individual letters in one release")
     parser.add_argument("--contacts", type=int, default=200)
@@ -128,7 +131,7 @@ def run(args: argparse.Namespace, url: str) -> None:
     print(f"re-delivery with a new event id (all items skipped): {redeliver_s:.2f} s")
 
     client = TestClient(app)
-    staff = {"X-SmartPost-Account": account}
+    staff = caller_headers(account, audience="portal-publisher")
     code = client.post("/internal/invitations", json={"contact_id": "c0"}, headers=staff).json()["code"]
     token = client.post(
         "/portal/invitations/redeem", json={"code": code, "login": "c0", "password": "benchmark-pass"}

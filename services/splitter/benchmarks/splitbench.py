@@ -29,6 +29,7 @@ from typing import Self
 
 import pikepdf
 import pypdfium2 as pdfium
+from pydantic import SecretStr
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit
@@ -38,7 +39,7 @@ from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.sample_letters import SampleLetterTruth, demo_recipients, read_truth, write_serial_letter
 from smartpost_shared.settings import StorageSettings
 from smartpost_shared.storage import MinioStore, source_key
-from smartpost_splitter.adapters.pdf import ProcessScanner
+from smartpost_splitter.adapters.sandbox import Sandbox
 from smartpost_splitter.application import SplitService, SplitterOptions
 
 CACHE = Path(tempfile.gettempdir()) / "smartpost-splitter-bench"
@@ -153,7 +154,9 @@ def floor(pool: ProcessPoolExecutor, processes: int, path: Path, truth: list[Sam
     return text, time.perf_counter() - started
 
 
-def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, threads: int) -> tuple[float, int]:
+def _store_parts(
+    path: str, ranges: list[tuple[int, int]], endpoint: str, secret: str, threads: int
+) -> tuple[float, int]:
     """Storage floor: PUT the parts of ``ranges`` (cut beforehand, untimed) to the same SeaweedFS, concurrently."""
     parts: list[bytes] = []
     with pikepdf.open(path) as src:
@@ -165,7 +168,7 @@ def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, thread
             out.save(buffer, compress_streams=False, object_stream_mode=pikepdf.ObjectStreamMode.generate)
             parts.append(buffer.getvalue())
             out.close()
-    store = MinioStore(StorageSettings(endpoint=endpoint, bucket="bench"))
+    store = MinioStore(StorageSettings(endpoint=endpoint, secret_key=SecretStr(secret), bucket="bench"))
     prefix = uuid.uuid4().hex[:8]
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
@@ -178,9 +181,11 @@ def _store_parts(path: str, ranges: list[tuple[int, int]], endpoint: str, thread
     return time.perf_counter() - started, sum(len(p) for p in parts)
 
 
-def storage_floor(pool: ProcessPoolExecutor, endpoint: str, path: Path, truth: list[SampleLetterTruth]) -> float:
+def storage_floor(pool: ProcessPoolExecutor, stack: Stack, path: Path, truth: list[SampleLetterTruth]) -> float:
     ranges = [(t.first_page, t.last_page) for t in truth]
-    seconds, _ = pool.submit(_store_parts, str(path), ranges, endpoint, UPLOAD_THREADS).result()
+    seconds, _ = pool.submit(
+        _store_parts, str(path), ranges, stack.s3_endpoint, stack.s3_secret_key, UPLOAD_THREADS
+    ).result()
     return seconds
 
 
@@ -200,7 +205,7 @@ def pipeline(
         account_id=account,
         producer="bench",
     )
-    with MemorySampler(service.scanner.worker_pids()) as memory:  # type: ignore[attr-defined]
+    with MemorySampler(service.runner.worker_pids()) as memory:  # type: ignore[attr-defined]
         started = time.perf_counter()
         result = service.handle(envelope)
         elapsed = time.perf_counter() - started
@@ -231,10 +236,15 @@ def main() -> None:
     stack.root.mkdir(parents=True, exist_ok=True)
     stack.start_seaweedfs()
     stack.wait_for_s3()
-    store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, bucket="bench"))
+    store = MinioStore(
+        StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket="bench")
+    )
     store.ensure_bucket()
-    scanner = ProcessScanner(processes, chunk_pages=250, thumbnail_width=200, inline_below_pages=0)
-    service = SplitService(store, scanner, SplitterOptions(upload_threads=UPLOAD_THREADS, thumbnail_width=200))
+    scanner = Sandbox(processes)
+    scanner.warm_up()
+    service = SplitService(
+        store, scanner, SplitterOptions(upload_threads=UPLOAD_THREADS, thumbnail_width=200, chunk_pages=250)
+    )
     floor_pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
     try:
         warm, warm_truth = corpus(200, "warm")
@@ -265,7 +275,7 @@ def main() -> None:
             )
             # What storing alone costs on this machine (SeaweedFS shares the cores): the floor the issue defines
             # leaves it out, so show the pipeline against floor + storage floor as well.
-            stored_s = statistics.median(storage_floor(floor_pool, stack.s3_endpoint, path, truth) for _ in range(2))
+            stored_s = statistics.median(storage_floor(floor_pool, stack, path, truth) for _ in range(2))
             print(
                 f"        storage floor (bare PUT of the same {len(truth)} parts to the same SeaweedFS, "
                 f"{UPLOAD_THREADS} threads) {stored_s:.2f} s = {stored_s / (text_s + split_s):.2f}x floor | "

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from smartpost_shared.devstack import Stack
 from smartpost_shared.sample_letters import SampleRecipient, write_serial_letter
 
 DEMO_ACCOUNT = "demo"
@@ -227,12 +228,27 @@ class Report:
 
 
 class Walkthrough:
-    def __init__(self, urls: dict[str, str], maildir: Path, account: str = DEMO_ACCOUNT, timeout: float = 90) -> None:
+    def __init__(
+        self,
+        urls: dict[str, str],
+        maildir: Path,
+        stack: Stack,
+        account: str = DEMO_ACCOUNT,
+        timeout: float = 90,
+    ) -> None:
         self.urls = urls
         self.maildir = maildir
         self.account = account
         self.timeout = timeout
-        self.http = httpx.Client(timeout=30, headers={"X-SmartPost-Account": account, "X-SmartPost-Actor": ACTOR})
+        services_by_origin = {url.rstrip("/"): name for name, url in urls.items()}
+
+        def prove_caller(request: httpx.Request) -> None:
+            # Every call carries claims signed with the stack's "tools" key, for the one service it goes to.
+            audience = services_by_origin.get(f"{request.url.scheme}://{request.url.netloc.decode()}")
+            if audience is not None:
+                request.headers.update(stack.caller_headers(account, ACTOR, audience=audience))
+
+        self.http = httpx.Client(timeout=30, event_hooks={"request": [prove_caller]})
         self.report = Report()
         # Data stays in var/ between runs: only what this run publishes and sends counts as its result.
         self.started_at = datetime.now(UTC)
@@ -577,8 +593,9 @@ def main() -> None:
     from smartpost_shared.localrun import SERVICES  # noqa: PLC0415
 
     urls = {name: f"http://127.0.0.1:{port}" for name, (_, port) in SERVICES.items()}
+    stack = Stack(Path(stack_dir).resolve())
     with tempfile.TemporaryDirectory() as tmp:
-        report = Walkthrough(urls, Path(args.maildir)).run(Path(tmp))
+        report = Walkthrough(urls, Path(args.maildir), stack).run(Path(tmp))
     print_report(report)
 
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,9 +26,39 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-S3_ACCESS_KEY = "devaccesskey"
-S3_SECRET_KEY = "devsecretkey123"  # noqa: S105 - local development credentials, loopback only
+from smartpost_shared.identity import CallerTokenIssuer, generate_keypair
+from smartpost_shared.topics import ALL_TOPICS
+
+S3_ACCESS_KEY = "smartpost"
+# Every producer named by the topic registry (services and the ERP side of master data).
+PRODUCERS = tuple(sorted({topic.producer for topic in ALL_TOPICS}))
 TANSU_BUCKET = "tansu"
+SECRETS_FILE = "secrets.json"
+
+
+def stack_secrets(root: Path) -> dict[str, str]:
+    """The local stack's secrets: generated at random the first time, then kept (mode 0600) under ``root``.
+
+    Every process of one stack (stack, services, demo, ``down``) reads the same values; no secret is a constant in
+    code. Kept rather than regenerated so that a restarted stack can still read download links it signed.
+    """
+    path = root / SECRETS_FILE
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    values = dict(stored)
+    for name in ("s3_secret_key", "download_link_secret", "provider_api_key", "provider_webhook_secret"):
+        values.setdefault(name, secrets.token_urlsafe(24))
+    # Caller identities (smartpost_shared.identity): the gateway signs for staff, "tools" for the demo and tests.
+    # Event producers (smartpost_shared.event_signing): one key per producer of the topic registry.
+    for name in ("gateway", "tools", *(f"producer_{p}" for p in PRODUCERS)):
+        if f"{name}_private_key" not in values:
+            values[f"{name}_private_key"], values[f"{name}_public_key"] = generate_keypair()
+    if values != stored:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(values, handle)
+        path.with_suffix(".tmp").replace(path)
+    return values
 
 
 def free_port() -> int:
@@ -82,6 +113,41 @@ class Stack:
         return f"127.0.0.1:{self.s3_port}"
 
     @property
+    def secrets(self) -> dict[str, str]:
+        return stack_secrets(self.root)
+
+    def trusted_issuers(self) -> str:
+        """The stack's own issuers, plus those the launching process trusts already (a test suite's key)."""
+        keys = self.secrets
+        inherited = json.loads(os.environ.get("SMARTPOST_IDENTITY_TRUSTED_ISSUERS") or "{}")
+        own = {name: {"public_key": keys[f"{name}_public_key"]} for name in ("gateway", "tools")}
+        return json.dumps({**inherited, **own})
+
+    def trusted_producers(self) -> str:
+        """Each producer's public key; master data may also come from the assignment service's importer."""
+        keys = self.secrets
+        trusted: dict[str, list[str]] = json.loads(os.environ.get("SMARTPOST_KAFKA_TRUSTED_PRODUCERS") or "{}")
+        for producer in PRODUCERS:
+            trusted.setdefault(producer, []).append(keys[f"producer_{producer}_public_key"])
+        trusted["erp-integration"].append(keys["producer_assignment_public_key"])
+        return json.dumps(trusted)
+
+    def producer_key(self, producer: str) -> str:
+        """The private event-signing key of ``producer`` in this stack (a service, or erp-integration)."""
+        return self.secrets[f"producer_{producer}_private_key"]
+
+    def caller_headers(
+        self, account_id: str, actor: str = "tools@smartpost.local", *, audience: str, roles: tuple[str, ...] = ()
+    ) -> dict[str, str]:
+        """Headers proving a caller (the stack's "tools" identity) towards the service ``audience``."""
+        issuer = CallerTokenIssuer("tools", self.secrets["tools_private_key"], ttl_seconds=600)
+        return issuer.headers(audience, account_id, actor, roles)
+
+    @property
+    def s3_secret_key(self) -> str:
+        return self.secrets["s3_secret_key"]
+
+    @property
     def maildir(self) -> Path:
         return self.root / "maildir"
 
@@ -91,7 +157,10 @@ class Stack:
             "SMARTPOST_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "SMARTPOST_S3_ENDPOINT": self.s3_endpoint,
             "SMARTPOST_S3_ACCESS_KEY": S3_ACCESS_KEY,
-            "SMARTPOST_S3_SECRET_KEY": S3_SECRET_KEY,
+            "SMARTPOST_S3_SECRET_KEY": self.s3_secret_key,
+            "SMARTPOST_LOCAL_DEVELOPMENT": "true",
+            "SMARTPOST_IDENTITY_TRUSTED_ISSUERS": self.trusted_issuers(),
+            "SMARTPOST_KAFKA_TRUSTED_PRODUCERS": self.trusted_producers(),
             "SMARTPOST_SMTP_HOST": "127.0.0.1",
             "SMARTPOST_SMTP_PORT": str(self.smtp_port),
         }
@@ -116,7 +185,7 @@ class Stack:
         config.parent.mkdir(parents=True, exist_ok=True)
         identity = {
             "name": "app",
-            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+            "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": self.s3_secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}))
@@ -149,7 +218,7 @@ class Stack:
     def wait_for_s3(self, timeout: float = 60.0) -> None:
         from minio import Minio  # noqa: PLC0415
 
-        client = Minio(self.s3_endpoint, S3_ACCESS_KEY, S3_SECRET_KEY, secure=False, region="us-east-1")
+        client = Minio(self.s3_endpoint, S3_ACCESS_KEY, self.s3_secret_key, secure=False, region="us-east-1")
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -172,7 +241,7 @@ class Stack:
             storage = f"s3://{TANSU_BUCKET}/"
             env = {
                 "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+                "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
                 "AWS_ENDPOINT": f"http://{self.s3_endpoint}",
                 "AWS_ALLOW_HTTP": "true",
                 "AWS_DEFAULT_REGION": "us-east-1",
@@ -239,6 +308,12 @@ class Stack:
             pid_file.unlink(missing_ok=True)
 
 
+def redacted(env: dict[str, str]) -> dict[str, str]:
+    """Environment for printing: values of secret-looking names are masked (start-up output lands in logs)."""
+    markers = ("SECRET", "PASSWORD", "TOKEN", "API_KEY")
+    return {k: ("***" if any(m in k for m in markers) else v) for k, v in env.items()}
+
+
 def stop_pid(pid: int, timeout: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
@@ -259,8 +334,6 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
 async def create_topics(bootstrap_servers: str) -> None:
     """Create every registered topic and its dead-letter topic (idempotent)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: PLC0415
-
-    from smartpost_shared.topics import ALL_TOPICS  # noqa: PLC0415
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
@@ -296,7 +369,7 @@ def main() -> None:
     )
     if args.command == "up":
         stack.up()
-        print(json.dumps({"status": "up", **stack.env()}, indent=2))  # noqa: T201 - CLI output
+        print(json.dumps({"status": "up", **redacted(stack.env())}, indent=2))  # noqa: T201 - CLI output
     elif args.command == "down":
         stack.down()
         print("stopped")  # noqa: T201

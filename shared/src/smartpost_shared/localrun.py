@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from smartpost_shared.devstack import Stack, free_port, stop_pid
+from smartpost_shared.devstack import PRODUCERS, Stack, free_port, redacted, stop_pid
 
 # service name -> (python module, default port)
 SERVICES: dict[str, tuple[str, int]] = {
@@ -66,8 +66,19 @@ class LocalSystem:
 
     def env_for(self, service: str) -> dict[str, str]:
         prefix = env_prefix(service)
+        secrets = self.stack.secrets
         env = {
             **self.stack.env(),
+            # Generated per stack (devstack.stack_secrets), never constants.
+            "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": secrets["download_link_secret"],
+            # Each service signs the events it publishes with its own producer key.
+            "SMARTPOST_KAFKA_SIGNING_KEY": self.stack.producer_key(service) if service in PRODUCERS else "",
+            "SMARTPOST_IDENTITY_ISSUER": "gateway" if service == "gateway" else "",
+            "SMARTPOST_IDENTITY_PRIVATE_KEY": secrets["gateway_private_key"] if service == "gateway" else "",
+            "SMARTPOST_FAKE_PROVIDER_API_KEY": secrets["provider_api_key"] if service == "fake-provider" else "",
+            "SMARTPOST_FAKE_PROVIDER_WEBHOOK_SECRET": (
+                secrets["provider_webhook_secret"] if service == "fake-provider" else ""
+            ),
             "SMARTPOST_LOG_JSON": "true",
             f"{prefix}DATA_DIR": str(self.data_dir / service),
             f"{prefix}HTTP_HOST": "127.0.0.1",
@@ -79,10 +90,19 @@ class LocalSystem:
             "SMARTPOST_GATEWAY_PRINT_URL": self.url("print-dispatch") if "print-dispatch" in self.ports else "",
             "SMARTPOST_GATEWAY_NOTIFIER_URL": self.url("notifier") if "notifier" in self.ports else "",
             "SMARTPOST_NOTIFIER_PORTAL_BASE_URL": (
-                self.url("portal-publisher") + "/portal" if "portal-publisher" in self.ports else ""
+                self.url("portal-publisher") + "/kundenportal" if "portal-publisher" in self.ports else ""
             ),
             "SMARTPOST_PRINT_DISPATCH_HTTP_PROVIDERS": (
-                json.dumps([{"name": "hybridpost", "base_url": self.provider_url}])
+                json.dumps(
+                    [
+                        {
+                            "name": "hybridpost",
+                            "base_url": self.provider_url,
+                            "api_key": secrets["provider_api_key"],
+                            "webhook_secret": secrets["provider_webhook_secret"],
+                        }
+                    ]
+                )
                 if "fake-provider" in self.ports
                 else ""
             ),
@@ -195,7 +215,6 @@ DEMO_ENV = {
     "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({"demo": {"name": "HV Muster", "four_eyes_release": False}}),
     "SMARTPOST_NOTIFIER_ACCOUNT_NAME": "Hausverwaltung Muster GmbH",
     "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "2",
-    "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": "local-demo-secret-not-for-production",
 }
 
 
@@ -224,7 +243,7 @@ def main() -> None:
     names = system.start_all()
     # Leave the service processes running: 'down' stops them by PID.
     system.processes.clear()
-    print(json.dumps({"services": {n: system.url(n) for n in names}, **stack.env()}, indent=2))  # noqa: T201
+    print(json.dumps({"services": {n: system.url(n) for n in names}, **redacted(stack.env())}, indent=2))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,29 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
     )
     structlog.contextvars.bind_contextvars(service=service)
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuerySecrets) for f in access.filters):
+        access.addFilter(RedactQuerySecrets())
+
+
+# Query parameters that carry secrets: password-reset tokens, link signatures, invitation codes, bearer tokens.
+_SECRET_QUERY = re.compile(r"([?&](?:t|s|code|token|signature|password)=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact_query_secrets(text: str) -> str:
+    """``/x?t=abc&e=1`` -> ``/x?t=***&e=1``."""
+    return _SECRET_QUERY.sub(r"\1***", text)
+
+
+class RedactQuerySecrets(logging.Filter):
+    """Keeps secrets in URLs (reset tokens, signed-link signatures, invitation codes) out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query_secrets(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact_query_secrets(record.msg)
+        return True
 
 
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:

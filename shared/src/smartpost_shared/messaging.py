@@ -21,26 +21,34 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads annotations at runtime
 from faststream.middlewares import AckPolicy
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
-from smartpost_shared.contracts.envelope import Envelope, parse_envelope
+from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, parse_envelope
 from smartpost_shared.db import claim_event, claim_events, mark_published, message_key, pending_outbox
+from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSecurity, signature_of
 from smartpost_shared.logging import get_logger, message_context
-from smartpost_shared.storage import ObjectNotFoundError
+from smartpost_shared.metrics import count_dead_letter
+from smartpost_shared.storage import ObjectNotFoundError, account_key_problem
 from smartpost_shared.topics import Topic, topic_for_event
+from smartpost_shared.tracing import consume_span, kafka_headers, publish_span
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy.engine import Connection, Engine
 
-    from smartpost_shared.settings import KafkaSettings
     from smartpost_shared.storage import ObjectStore
+
+from smartpost_shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
@@ -150,7 +158,7 @@ def make_broker(
     Services that emit big events (the splitter's DocumentSplit of a 10,000-page export is ~1.6 MB of JSON) pass
     a larger ``max_request_size`` and ``compression_type="gzip"``.
     """
-    return KafkaBroker(
+    broker = KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"smartpost-{service}",
         logger=None,
@@ -160,6 +168,103 @@ def make_broker(
         max_request_size=max_request_size,
         compression_type=compression_type,
     )
+    # Signing and verification ride with the broker, so every publisher and consumer built on it uses them.
+    _SECURITY[broker] = EventSecurity.from_settings(settings)
+    return broker
+
+
+_EMPTY_KAFKA_SETTINGS = KafkaSettings(signing_key=None, trusted_producers={})
+_SECURITY: weakref.WeakKeyDictionary[KafkaBroker, EventSecurity] = weakref.WeakKeyDictionary()
+
+
+def broker_security(broker: KafkaBroker) -> EventSecurity:
+    """The signing key and trusted producers of a broker made by :func:`make_broker` (none for a foreign one)."""
+    return _SECURITY.get(broker) or EventSecurity.from_settings(_EMPTY_KAFKA_SETTINGS)
+
+
+class Startup:
+    """Start-up steps that need the stack (broker, storage, database), run in the background.
+
+    A service must start while a dependency is down: its HTTP app serves ``/healthz`` at once, ``/readyz``
+    reports not-ready (``check()``) naming what it waits for, and every step is retried with capped backoff until
+    it succeeds, instead of failing the start-up ("Application startup failed ... Unable to bootstrap").
+    """
+
+    def __init__(self, service: str, *, first_delay: float = 0.5, max_delay: float = 10.0) -> None:
+        self.service = service
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.done = False
+        self.waiting_for: str | None = None
+        self.last_error: str | None = None
+        self.completed: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def step(
+        self, what: str, run: Callable[[], Awaitable[object]], *, cleanup: Callable[[], Awaitable[object]] | None = None
+    ) -> None:
+        """Run ``run`` until it succeeds; ``cleanup`` undoes a half-done attempt before the next one."""
+        delay = self.first_delay
+        attempt = 0
+        self.waiting_for = what
+        while True:
+            attempt += 1
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a dependency is waited out, never fatal
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.warning(
+                    "startup.waiting_for", dependency=what, error=self.last_error, attempt=attempt, retry_in=delay
+                )
+                if cleanup is not None:
+                    with contextlib.suppress(Exception):
+                        await cleanup()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+                continue
+            break
+        self.completed.add(what)
+        self.waiting_for = None
+        self.last_error = None
+        log.info("startup.connected", dependency=what, attempts=attempt)
+
+    def begin(self, steps: Callable[[], Awaitable[None]]) -> None:
+        """Run ``steps`` (a coroutine function calling :meth:`step`) in the background."""
+
+        async def run() -> None:
+            await steps()
+            self.done = True
+            log.info("startup.complete", service=self.service)
+
+        self._task = asyncio.create_task(run(), name=f"{self.service}-startup")
+
+    async def settle(self, grace_seconds: float = 15.0) -> bool:
+        """Give the start-up this long to finish before the app serves (it goes on in the background after)."""
+        if self._task is None:
+            return self.done
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        return self.done
+
+    def check(self) -> str:
+        """``"ok"`` once started, else what the service is waiting for (for ``/readyz``)."""
+        if self.done:
+            return "ok"
+        detail = f" ({self.last_error})" if self.last_error else ""
+        return f"starting: waiting for {self.waiting_for or 'start-up'}{detail}"
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def start_broker(startup: Startup, broker: KafkaBroker) -> None:
+    """Connect the broker (producer and subscribers), retrying while it is unreachable."""
+    await startup.step("kafka", broker.start, cleanup=broker.stop)
 
 
 class EventPublisher:
@@ -172,25 +277,37 @@ class EventPublisher:
     def __init__(self, broker: KafkaBroker, *, store: ObjectStore | None = None) -> None:
         self.broker = broker
         self.claim_check = ClaimCheck(store)
+        self.signer = broker_security(broker).signer
+
+    def _signed(self, body: bytes) -> dict[str, str]:
+        return self.signer.headers(body) if self.signer else {}
 
     async def _bounded(self, body: bytes) -> bytes:
+        """The bytes that go on the wire: the body itself or its claim check (what gets signed)."""
         if len(body) <= self.claim_check.threshold:
             return body
         return await asyncio.to_thread(self.claim_check.outgoing, body)
 
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
-        await self.broker.publish(
-            await self._bounded(envelope.to_bytes()),
-            topic=topic.name,
-            key=message_key(envelope).encode(),
-            headers={"event_type": envelope.event_type, "schema_version": str(envelope.schema_version)},
-            correlation_id=str(envelope.correlation_id),
-        )
+        body = await self._bounded(envelope.to_bytes())
+        headers = {
+            "event_type": envelope.event_type,
+            "schema_version": str(envelope.schema_version),
+            **self._signed(body),
+        }
+        with publish_span(envelope, topic.name, headers):  # adds the W3C traceparent to the headers
+            await self.broker.publish(
+                body,
+                topic=topic.name,
+                key=message_key(envelope).encode(),
+                headers=headers,
+                correlation_id=str(envelope.correlation_id),
+            )
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
-        data = body.encode() if isinstance(body, str) else body
-        await self.broker.publish(await self._bounded(data), topic=topic, key=key.encode())
+        data = await self._bounded(body.encode() if isinstance(body, str) else body)
+        await self.broker.publish(data, topic=topic, key=key.encode(), headers=self._signed(data))
 
     async def enqueue_raw(self, topic: str, key: str, body: bytes | str) -> asyncio.Future[Any]:
         """Hand a message to the producer in order and return its delivery future (await it for the ack).
@@ -198,11 +315,36 @@ class EventPublisher:
         The outbox relay enqueues a whole batch this way and then waits for all acks: one round trip per batch
         instead of one per event, same order per partition.
         """
-        data = body.encode() if isinstance(body, str) else body
+        data = await self._bounded(body.encode() if isinstance(body, str) else body)
         future: asyncio.Future[Any] = await self.broker.publish(
-            await self._bounded(data), topic=topic, key=key.encode(), no_confirm=True
+            data, topic=topic, key=key.encode(), headers=self._signed(data), no_confirm=True
         )
         return future
+
+
+def _foreign_storage_key(envelope: Envelope) -> str | None:
+    """The first storage key outside the event's account, or None.
+
+    Storage keys are the ``*_key`` and ``*_keys`` fields of a payload, also in nested items (every contract names
+    them so).
+    """
+    problems = (account_key_problem(envelope.account_id, key) for key in _storage_keys(envelope.payload))
+    return next((p for p in problems if p is not None), None)
+
+
+def _storage_keys(value: object) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            field_value = getattr(value, name)
+            if name.endswith("_key") and isinstance(field_value, str):
+                yield field_value
+            elif name.endswith("_keys") and isinstance(field_value, list | tuple):
+                yield from (str(k) for k in field_value)
+            else:
+                yield from _storage_keys(field_value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _storage_keys(item)
 
 
 @dataclass(frozen=True)
@@ -242,6 +384,7 @@ class EventConsumer:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.dead_lettered = 0
+        self.verifier = broker_security(broker).verifier
 
     def subscribe(
         self,
@@ -362,9 +505,16 @@ class EventConsumer:
             log.info("batch.applied", topic=topic.name, events=len(envelopes), applied=applied)
             return
 
-    async def _parse(self, topic: Topic, handlers: Mapping[str, Any], msg: Any) -> Envelope | None:
+    async def _parse(  # noqa: PLR0911 - one outcome per check
+        self, topic: Topic, handlers: Mapping[str, Any], msg: Any
+    ) -> Envelope | None:
         """The message's envelope, or None when no handler wants it or it was dead-lettered (invalid)."""
         raw: bytes = msg.body
+        # Only the producer the registry names for this topic may have written it (checked before parsing).
+        forged = self.verifier.problem(topic.producer, raw, signature_of(getattr(msg.raw_message, "headers", None)))
+        if forged is not None:
+            await self._dead_letter(topic, msg, DeadLetter(topic, f"not from {topic.producer}: {forged}", "Forged"))
+            return None
         try:
             data = json.loads(raw)
             if isinstance(data, dict) and "payload_ref" in data and "payload" not in data:
@@ -380,6 +530,11 @@ class EventConsumer:
             return None
         if handlers.get(envelope.event_type) is None:
             return None
+        # Checked on the resolved envelope: a claim check's own key lies under accounts/<account>/events/.
+        foreign = _foreign_storage_key(envelope)
+        if foreign is not None:
+            await self._dead_letter(topic, msg, DeadLetter(topic, foreign, "ForeignStorageKey"))
+            return None
         return envelope
 
     async def _consume(self, topic: Topic, handlers: Mapping[str, Handler], msg: KafkaMessage) -> None:
@@ -387,11 +542,14 @@ class EventConsumer:
         if envelope is None:
             return
         handler = handlers[envelope.event_type]
-        with message_context(
-            correlation_id=envelope.correlation_id,
-            account_id=envelope.account_id,
-            event_id=envelope.event_id,
-            event_type=envelope.event_type,
+        with (
+            message_context(
+                correlation_id=envelope.correlation_id,
+                account_id=envelope.account_id,
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+            ),
+            consume_span(envelope, topic.name, kafka_headers(msg.raw_message)),
         ):
             await self._run_with_retries(topic, msg, envelope, handler)
 
@@ -450,11 +608,14 @@ class EventConsumer:
             offset=source_offset,
             reason=dead.reason,
         )
+        # The producer's signature stays with the message, so a re-drive after a fix is still provably its.
+        signature = signature_of(getattr(raw, "headers", None))
         await self.broker.publish(
             msg.body,
             topic=topic.dead_letter,
             key=key if isinstance(key, bytes) else None,
             headers={
+                **({SIGNATURE_HEADER: signature.decode()} if signature else {}),
                 "dlq_reason": dead.reason[:2000],
                 "dlq_error_type": dead.error_type,
                 "dlq_source_topic": topic.name,
@@ -465,6 +626,20 @@ class EventConsumer:
             },
         )
         self.dead_lettered += 1
+        count_dead_letter(self.service, topic.name, dead.reason, dead.error_type)
+
+
+def answer_key(envelope: Envelope) -> uuid.UUID:
+    """Dedup key of an ANSWER event: its id together with the request it answers (its causation id).
+
+    A service may answer a new request with an event id it used before (same input, deterministic id), e.g. the
+    splitter re-splitting an unchanged file after another file of the letter was removed. Keyed by the event id
+    alone, that new answer looks like a redelivery and is dropped; keyed by (event id, request) it is new, while a
+    true redelivery (same id, same request) is still recognised.
+    """
+    if envelope.causation_id is None:
+        return envelope.event_id
+    return deterministic_event_id("answer", envelope.event_id, envelope.causation_id)
 
 
 class SqlIdempotency:
@@ -474,9 +649,11 @@ class SqlIdempotency:
         self.engine = engine
         self.consumer = consumer
 
-    def handler(self, fn: SqlHandler) -> Handler:
+    def handler(self, fn: SqlHandler, *, key: Callable[[Envelope], uuid.UUID] | None = None) -> Handler:
+        """Wrap ``fn``; ``key`` chooses the dedup key (default: the event id; :func:`answer_key` for answers)."""
+
         async def run(envelope: Envelope) -> None:
-            await asyncio.to_thread(self.run_once, fn, envelope)
+            await asyncio.to_thread(self.run_once, fn, envelope, key)
 
         return run
 
@@ -496,10 +673,10 @@ class SqlIdempotency:
                     handlers[envelope.event_type](envelope, conn)
         return len(new)
 
-    def run_once(self, fn: SqlHandler, envelope: Envelope) -> bool:
+    def run_once(self, fn: SqlHandler, envelope: Envelope, key: Callable[[Envelope], uuid.UUID] | None = None) -> bool:
         """Apply ``fn`` unless this consumer already processed the event. Returns whether it ran."""
         with self.engine.begin() as conn:
-            if not claim_event(conn, self.consumer, envelope.event_id):
+            if not claim_event(conn, self.consumer, key(envelope) if key else envelope.event_id):
                 log.info("message.duplicate_skipped", event_id=str(envelope.event_id))
                 return False
             fn(envelope, conn)
@@ -652,3 +829,7 @@ class OutboxRelay:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def resume(self) -> None:
+        """Allow :meth:`run` again after :meth:`stop` (the next term of its lease)."""
+        self._stopped.clear()

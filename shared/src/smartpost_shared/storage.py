@@ -67,6 +67,19 @@ class ObjectStore(Protocol):
     def presigned_get(self, key: str, expires: timedelta) -> str: ...
 
 
+def account_key_problem(account_id: str, key: str) -> str | None:
+    """Why ``key`` is not an object of ``account_id`` (None when it lies under ``accounts/<account_id>/``).
+
+    Every consumer checks the keys an event names before it reads or copies anything: a key of another account
+    would copy, publish or print that account's letter (a data breach).
+    """
+    prefix = f"accounts/{account_id}/"
+    parts = key.split("/")
+    if not key.startswith(prefix) or ".." in parts or "" in parts[2:] or "\\" in key or "\x00" in key:
+        return f"storage key {key!r} is outside the area of account {account_id}"
+    return None
+
+
 def letter_prefix(account_id: str, letter_id: str) -> str:
     return f"accounts/{account_id}/letters/{letter_id}/"
 
@@ -93,6 +106,9 @@ class MinioStore:
 
     def __init__(self, settings: StorageSettings, *, bucket: str | None = None) -> None:
         self.bucket = bucket or settings.bucket
+        if settings.secret_key is None:
+            msg = "object storage needs SMARTPOST_S3_SECRET_KEY"
+            raise ValueError(msg)
         self.client = Minio(
             settings.endpoint,
             access_key=settings.access_key,

@@ -1,22 +1,25 @@
 """HTTP API for the staff gateway: contacts, properties, a letter's assignments, re-matching, imports.
 
-Every data route is scoped by the ``X-SmartPost-Account`` header; nothing crosses accounts.
+Every data route is scoped by the account of the verified caller claims (``smartpost_shared.identity``); nothing
+crosses accounts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_assignment.adapters.imports import import_status
-from smartpost_assignment.adapters.masterdata_queries import search_contacts, units_of_property
+from smartpost_assignment.adapters.masterdata_queries import count_contacts, search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
 from smartpost_assignment.consumers import CONSUMER
 from smartpost_assignment.domain.importing import ImportFormatError
+from smartpost_shared.identity import verified_account, verified_actor
 from smartpost_shared.masterdata import Contact, MasterDataReader
 
 if TYPE_CHECKING:
@@ -27,19 +30,20 @@ if TYPE_CHECKING:
     from smartpost_assignment.settings import Settings
     from smartpost_shared.messaging import OutboxRelay
 
-AccountHeader = Annotated[str | None, Header(alias="X-SmartPost-Account")]
-ActorHeader = Annotated[str | None, Header(alias="X-SmartPost-Actor")]
+# Account and actor come from the caller's signed claims (smartpost_shared.identity), never from plain headers.
+AccountHeader = Annotated[str | None, Depends(verified_account)]
+ActorHeader = Annotated[str | None, Depends(verified_actor)]
 
 
 def _account(value: str | None) -> str:
     if not value or not value.strip() or len(value) > 64:
-        raise HTTPException(status_code=400, detail="header X-SmartPost-Account is required")
+        raise HTTPException(status_code=400, detail="verified caller has no account")
     return value.strip()
 
 
 def _actor(value: str | None) -> str:
     if not value or not value.strip():
-        raise HTTPException(status_code=400, detail="header X-SmartPost-Actor is required")
+        raise HTTPException(status_code=400, detail="verified caller has no actor")
     return value.strip()
 
 
@@ -74,8 +78,11 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
         return {"status": "ok"}
 
     @router.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         problems: dict[str, str] = {}
+        startup = getattr(request.app.state, "startup", None)
+        if startup is not None and not startup.done:
+            problems["startup"] = startup.check()
         try:
             await asyncio.to_thread(_ping_database, engine)
         except Exception as exc:  # noqa: BLE001 - report any failure as not ready
@@ -104,15 +111,24 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
         q: str = "",
         property_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
+        """One page of the matching contacts (``offset``/``limit``) and how many match in all (``total``)."""
         account_id = _account(account)
 
-        def run() -> list[Contact]:
+        def run() -> tuple[list[Contact], int]:
             with engine.connect() as conn:
-                return search_contacts(conn, account_id, q, property_id=property_id, limit=limit)
+                found = search_contacts(conn, account_id, q, property_id=property_id, limit=limit, offset=offset)
+                return found, count_contacts(conn, account_id, q, property_id=property_id)
 
-        found = await asyncio.to_thread(run)
-        return {"contacts": [contact_summary(c) for c in found]}
+        found, total = await asyncio.to_thread(run)
+        return {
+            "contacts": [contact_summary(c) for c in found],
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "next_offset": offset + len(found) if offset + len(found) < total else None,
+        }
 
     @router.get("/contacts/{contact_id}")
     async def get_contact(contact_id: str, account: AccountHeader = None) -> dict[str, Any]:
@@ -246,11 +262,16 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
                 try:
                     result, import_id = service.import_masterdata(conn, account_id, raw, filename, actor_name)
                 except ImportFormatError as exc:
-                    return JSONResponse({"status": "rejected", "errors": [{"row": "", "message": str(exc)}]}, 422)
+                    import_id = hashlib.sha256(account_id.encode() + b"\0" + raw).hexdigest()[:32]
+                    return JSONResponse(
+                        {"status": "rejected", "import_id": import_id, "errors": [{"row": "", "message": str(exc)}]},
+                        422,
+                    )
             if not result.ok:
                 return JSONResponse(
                     {
                         "status": "rejected",
+                        "import_id": import_id,
                         "message": "nothing was imported: fix the rows below and upload the file again",
                         "errors": [
                             {"row": e.row, "record_type": e.record_type, "record_id": e.record_id, "message": e.message}
@@ -265,7 +286,7 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
 
     @router.get("/imports/{import_id}")
     async def import_progress(import_id: str, account: AccountHeader = None) -> dict[str, Any]:
-        """Progress of an import: events queued, published, applied to this service's master data."""
+        """Status (received, applied, rejected with the row errors) and progress (events published, applied)."""
         account_id = _account(account)
 
         def run() -> dict[str, Any] | None:
@@ -274,7 +295,7 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
 
         found = await asyncio.to_thread(run)
         if found is None:
-            raise HTTPException(status_code=404, detail="no such import in this account")
+            raise HTTPException(status_code=404, detail="import not found")
         return found
 
     return router

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
-from smartpost_assignment.adapters.imports import record_import
 from smartpost_assignment.adapters.locks import lock_letter
 from smartpost_assignment.adapters.masterdata_queries import known_ids
-from smartpost_assignment.domain.importing import ImportResult, KnownIds, parse_masterdata
+from smartpost_assignment.domain.importing import ImportFormatError, ImportResult, KnownIds, parse_masterdata
 from smartpost_assignment.domain.matching import (
     LetterContext,
     Matcher,
@@ -48,7 +47,7 @@ from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAc
 from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import AccountSnapshot, MasterDataReader, apply_masterdata
-from smartpost_shared.messaging import PermanentError
+from smartpost_shared.messaging import PermanentError, answer_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -111,6 +110,8 @@ class AssignmentService:
             roles=roles_for_groups(payload.recipient_groups),
             include_archived=payload.include_archived,
             letter_date=payload.letter_date,
+            period_start=payload.period_start,
+            period_end=payload.period_end,
         )
         lock_letter(conn, envelope.account_id, payload.letter_id)
         store = AssignmentStore(conn)
@@ -154,7 +155,7 @@ class AssignmentService:
                 split_envelope,
                 event,
                 producer=PRODUCER,
-                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", split_envelope.event_id),
+                event_id=deterministic_event_id(PRODUCER, "PagesAssigned", answer_key(split_envelope)),
             ),
         )
         log.info(
@@ -350,21 +351,37 @@ class AssignmentService:
     ) -> tuple[ImportResult, str]:
         """Validate every row; queue the events in the outbox only if all rows are valid (nothing half-imported)."""
         props, unit_map, contact_ids = known_ids(conn, account_id)
-        result = parse_masterdata(raw, filename=filename, known=KnownIds(props, unit_map, contact_ids))
         import_id = hashlib.sha256(account_id.encode() + b"\0" + raw).hexdigest()[:32]
+        store = AssignmentStore(conn)
+        try:
+            result = parse_masterdata(
+                raw,
+                filename=filename,
+                known=KnownIds(props, unit_map, contact_ids),
+                account=account_id,
+                only_account=True,
+            )
+        except ImportFormatError as exc:
+            store.record_import(
+                account_id, import_id, status="rejected", actor=actor, filename=filename, counts={},
+                errors=[{"row": "", "record_type": "", "record_id": "", "message": str(exc)}], event_ids=[],
+            )  # fmt: skip
+            raise
+        event_ids: list[str] = []
         if result.ok:
             envelopes = import_envelopes(result.events, account_id=account_id, import_id=import_id)
             for envelope in envelopes:
                 add_to_outbox(conn, envelope)
-            record_import(
-                conn,
-                account_id=account_id,
-                import_id=import_id,
-                filename=filename,
-                actor=actor,
-                event_ids=[str(e.event_id) for e in envelopes],
-            )
+                event_ids.append(str(envelope.event_id))
             log.info("masterdata.import_queued", import_id=import_id, actor=actor, **result.counts)
+        errors = [
+            {"row": e.row, "record_type": e.record_type, "record_id": e.record_id, "message": e.message}
+            for e in result.errors
+        ]
+        store.record_import(
+            account_id, import_id, status="received" if result.ok else "rejected", actor=actor, filename=filename,
+            counts=result.counts if result.ok else {}, errors=errors, event_ids=event_ids,
+        )  # fmt: skip
         return result, import_id
 
 

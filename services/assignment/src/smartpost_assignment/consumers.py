@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smartpost_shared.masterdata import apply_masterdata_batch
-from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.messaging import EventConsumer, SqlIdempotency, answer_key
 from smartpost_shared.topics import LETTERS, MASTERDATA, SPLITTER
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ def register_consumers(
     )
     consumer.subscribe(
         SPLITTER,
-        {"DocumentSplit": idempotent.handler(service.on_document_split)},
+        # A split is the answer to one SplitRequested: a re-split of an unchanged file is new work, not a duplicate.
+        {"DocumentSplit": idempotent.handler(service.on_document_split, key=answer_key)},
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )

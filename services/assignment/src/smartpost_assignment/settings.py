@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
@@ -11,6 +13,7 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPOST_ASSIGNMENT_", env_nested_delimiter="__", extra="ignore")
 
     service_name: str = "assignment"
+    required_secrets: ClassVar[tuple[str, ...]] = ()  # no object storage
     http_port: int = 8103
     # Matching thresholds (see README "Matching rules"): a part is assigned automatically only when the best
     # candidate reaches ``auto_threshold`` points AND leads the runner-up by ``auto_margin`` points.

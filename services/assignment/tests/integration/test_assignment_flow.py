@@ -28,6 +28,7 @@ from smartpost_shared.contracts.envelope import Envelope, make_envelope, parse_e
 from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
 from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
 from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_shared.topics import ASSIGNMENT
 
 pytestmark = [pytest.mark.real, pytest.mark.asyncio]
@@ -131,10 +132,14 @@ def document_split(account: str, letter: str, parts: list[SplitPart]) -> Envelop
         DocumentSplit(
             letter_id=letter,
             document_id=f"{letter}-doc",
-            source_key=f"{account}/{letter}/source.pdf",
+            source_key=f"accounts/{account}/letters/{letter}/sources/source.pdf",
             strategy=SplitStrategy.ADDRESS_BLOCK,
             source_page_count=sum(p.page_count for p in parts),
-            parts=parts,
+            # Consumers refuse keys outside the event's account, so the parts live in this account's area.
+            parts=[
+                p.model_copy(update={"storage_key": f"accounts/{account}/letters/{letter}/parts/{p.index}.pdf"})
+                for p in parts
+            ],
         ),
         account_id=account,
         producer="splitter",
@@ -204,7 +209,7 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
 
             async def masterdata_applied() -> bool:
                 response = await client.get(
-                    "/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account}
+                    "/contacts", params={"q": "Weber"}, headers=caller_headers(account, audience="assignment")
                 )
                 return response.status_code == 200 and len(response.json()["contacts"]) == 1
 
@@ -290,7 +295,7 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
                 )
             )
             await asyncio.sleep(1.0)
-            headers = {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff@hv.example"}
+            headers = caller_headers(account, "staff@hv.example", audience="assignment")
             response = await client.post(f"/letters/{letter}/rematch", headers=headers)
             assert response.status_code == 200, response.text
             view = (await client.get(f"/letters/{letter}/assignments", headers=headers)).json()
@@ -299,7 +304,9 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
             assert parts_view[f"{letter}-part-2"]["confirmed"] is True
             assert parts_view[f"{letter}-part-3"]["status"] == "unmatched"
             # The other account cannot see this letter.
-            other_view = await client.get(f"/letters/{letter}/assignments", headers={"X-SmartPost-Account": other})
+            other_view = await client.get(
+                f"/letters/{letter}/assignments", headers=caller_headers(other, audience="assignment")
+            )
             assert other_view.status_code == 404
         finally:
             await publisher_broker.stop()
@@ -351,13 +358,17 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
 
             async def applied() -> bool:
                 response = await client.get(
-                    "/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_a}
+                    "/contacts", params={"q": "Fremd"}, headers=caller_headers(account_a, audience="assignment")
                 )
-                b = await client.get("/contacts", params={"q": "Weber"}, headers={"X-SmartPost-Account": account_b})
+                b = await client.get(
+                    "/contacts", params={"q": "Weber"}, headers=caller_headers(account_b, audience="assignment")
+                )
                 return len(response.json()["contacts"]) == 1 and len(b.json()["contacts"]) == 1
 
             await wait_until(applied)
-            hidden = await client.get("/contacts", params={"q": "Fremd"}, headers={"X-SmartPost-Account": account_b})
+            hidden = await client.get(
+                "/contacts", params={"q": "Fremd"}, headers=caller_headers(account_b, audience="assignment")
+            )
             assert hidden.json()["contacts"] == []
 
             await publisher.publish(letter_created(account_b, letter_b, LetterScope.CROSS_PROPERTY, None, ["owners"]))
@@ -393,7 +404,78 @@ async def test_cross_property_scope_and_account_isolation(kafka_settings, postgr
             assert all(not c.contact_id.startswith(tag_a) for a in result.values() for c in a.candidates)
             # Cross-property letters have no "contact without a letter" warning.
             assert "contact_without_part" not in {w.code for w in event.payload.warnings}  # type: ignore[attr-defined]
-            stored = await client.get(f"/letters/{letter_b}/assignments", headers={"X-SmartPost-Account": account_b})
+            stored = await client.get(
+                f"/letters/{letter_b}/assignments", headers=caller_headers(account_b, audience="assignment")
+            )
             assert json.dumps(stored.json()).count(tag_a) == 0
         finally:
             await publisher_broker.stop()
+
+
+async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_paging(
+    kafka_settings, sqlite_url, make_id
+) -> None:
+    account, other = make_id("acc"), make_id("acc")
+    tag = make_id("i")
+    rows = [
+        (
+            "account_id,record_type,property_id,reference,name,street,postal_code,city,unit_id,number,contact_id,"
+            "first_name,last_name,role,start"
+        ),
+        f"{account},property,{tag}-P,1020,WEG Parkallee 7,Parkallee 7,10115,Berlin,,,,,,,",
+        f"{account},unit,{tag}-P,,,,,,{tag}-U1,WE 01,,,,,",
+    ]
+    for n in range(5):
+        rows.append(f"{account},contact,,,,Parkallee 7,10115,Berlin,,,{tag}-c{n},Eva,Paging{n},,")
+        # No contract_id column value: the ERP exports none, the importer derives a stable one.
+        rows.append(f"{account},contract,{tag}-P,,,,,,{tag}-U1,,{tag}-c{n},,,owner,2020-01-01")
+    body = "\n".join(rows).encode()
+    settings = Settings(database_url=sqlite_url, kafka=kafka_settings, log_json=False)
+    app, client = await run_service(settings)
+    async with app.router.lifespan_context(app), client:
+        headers = {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff", "Content-Type": "text/csv"}
+        accepted = await client.post("/imports", content=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        import_id = accepted.json()["import_id"]
+        assert accepted.json()["counts"] == {"property": 1, "unit": 1, "contact": 5, "contract": 5}
+
+        async def applied() -> bool:
+            status = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})
+            assert status.status_code == 200
+            assert status.json()["status"] in {"received", "applied"}
+            return bool(status.json()["status"] == "applied")
+
+        await wait_until(applied)
+        status = (await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})).json()
+        assert status["events"] == status["applied_events"] == 12
+        # Another account sees nothing of it.
+        hidden = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": other})
+        assert hidden.status_code == 404
+        # Paging with a total: 5 contacts, pages of 2.
+        seen: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = await client.get(
+                "/contacts",
+                params={"q": "Paging", "limit": 2, "offset": offset},
+                headers={"X-SmartPost-Account": account},
+            )
+            data = page.json()
+            assert data["total"] == 5
+            seen += [c["contact_id"] for c in data["contacts"]]
+            offset = data["next_offset"]
+        assert sorted(seen) == [f"{tag}-c{n}" for n in range(5)]
+        # The derived contract ids are stable and visible on the contact.
+        contact = (await client.get(f"/contacts/{tag}-c0", headers={"X-SmartPost-Account": account})).json()
+        assert contact["contracts"][0]["contract_id"].startswith("V-")
+        # A file that also holds another account's rows is refused, naming the column; the refusal has a status.
+        mixed = body + f"\n{other},contact,,,,Weg 1,10115,Berlin,,,{tag}-x,Max,Fremd,,".encode()
+        refused = await client.post("/imports", content=mixed, headers=headers)
+        assert refused.status_code == 422
+        assert "account_id" in refused.json()["errors"][0]["message"]
+        assert other in refused.json()["errors"][0]["message"]
+        status = (
+            await client.get(f"/imports/{refused.json()['import_id']}", headers={"X-SmartPost-Account": account})
+        ).json()
+        assert status["status"] == "rejected"
+        assert "account_id" in status["errors"][0]["message"]

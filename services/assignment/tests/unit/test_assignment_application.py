@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from smartpost_assignment.adapters.db import create_tables
+from smartpost_assignment.adapters.db import AssignmentStore, create_tables
 from smartpost_assignment.application import AssignmentService, import_envelopes, letter_view
 from smartpost_assignment.domain.importing import parse_masterdata
 from smartpost_shared.contracts.common import DocumentType, LetterScope, SplitStrategy
@@ -191,16 +191,17 @@ def test_import_status_counts_queued_published_and_applied_events(tmp_path: Path
         assert found is not None
         return found
 
-    assert (status()["total"], status()["published"], status()["applied"], status()["status"]) == (
+    assert (status()["total"], status()["published"], status()["applied"], status()["stage"]) == (
         total,
         0,
         0,
         "publishing",
     )
+    assert status()["status"] == "received"
     rows = published(engine)
     with engine.begin() as conn:
         mark_published(conn, list(range(1, len(rows) + 1)))
-    assert status()["status"] == "applying"
+    assert status()["stage"] == "applying"
     idem = SqlIdempotency(engine, "assignment")
     half = len(rows) // 2
     idem.run_batch(
@@ -209,7 +210,7 @@ def test_import_status_counts_queued_published_and_applied_events(tmp_path: Path
     assert status()["applied"] == half
     for row in rows[half:]:
         idem.run_once(service.on_masterdata, parse_envelope(row))
-    assert (status()["applied"], status()["status"]) == (total, "applied")
+    assert (status()["applied"], status()["status"], status()["stage"]) == (total, "applied", "applied")
     with engine.begin() as conn:  # the same file again is the same import
         service.import_masterdata(conn, ACCOUNT, EXAMPLE.read_bytes(), "m.csv", "staff")
     assert status()["total"] == total
@@ -254,3 +255,37 @@ def test_corrections_reuse_the_account_snapshot_until_master_data_changes(tmp_pa
     correct("p1", "C-2000")  # the new contact is known at once: the snapshot was reloaded
     assert service.snapshot_loads == loads + 1
     assert published(engine)[-1]["payload"]["assignments"][0]["contact_id"] == "C-2000"
+
+
+def test_billing_period_of_the_letter_is_kept_and_decides_validity(tmp_path: Path) -> None:
+    # Meyer Immobilien's contract for WE 03 ended 30.06.2025. A letter dated 01.09.2025 reaches Meyer only when
+    # its billing period (2025) overlaps the contract; the period survives a restart (stored with the letter).
+    engine, service, idem = setup(tmp_path)
+    base = letter().payload
+    assert isinstance(base, LetterCreated)
+    meyer = part(["Meyer Immobilien GmbH", "Hauptstraße 1", "80331 München"], ["K-004713"], pid="p0")
+    for letter_id, period in (("L-date", None), ("L-period", (date(2025, 1, 1), date(2025, 12, 31)))):
+        payload = base.model_copy(
+            update={
+                "letter_id": letter_id,
+                "letter_date": date(2025, 9, 1),
+                "period_start": period[0] if period else None,
+                "period_end": period[1] if period else None,
+            }
+        )
+        idem.run_once(service.on_letter_created, make_envelope(payload, account_id=ACCOUNT, producer="letters"))
+        document = DocumentSplit(
+            letter_id=letter_id, document_id="D1", source_key="s", strategy=SplitStrategy.ADDRESS_BLOCK,
+            source_page_count=2, parts=[meyer],
+        )  # fmt: skip
+        idem.run_once(service.on_document_split, make_envelope(document, account_id=ACCOUNT, producer="splitter"))
+    by_letter = {e["payload"]["letter_id"]: e["payload"] for e in published(engine)}
+    at_date = by_letter["L-date"]["assignments"][0]
+    in_period = by_letter["L-period"]["assignments"][0]
+    assert at_date["status"] == "needs_review"
+    assert (in_period["status"], in_period["contact_id"], in_period["unit_id"]) == ("assigned", "C-1003", "U-0815-03")
+    assert "contract_ended" not in {w["code"] for w in by_letter["L-period"]["warnings"]}
+    with engine.connect() as conn:
+        stored = AssignmentStore(conn).letter(ACCOUNT, "L-period")
+    assert stored is not None
+    assert (stored.period_start, stored.period_end) == (date(2025, 1, 1), date(2025, 12, 31))

@@ -113,3 +113,80 @@ def test_references_to_existing_master_data_are_allowed() -> None:
 def test_unreadable_files_are_rejected_as_a_whole(raw: bytes, name: str) -> None:
     with pytest.raises(ImportFormatError):
         parse_masterdata(raw, filename=name)
+
+
+def _two_accounts_csv() -> bytes:
+    return (
+        b"account_id;record_type;property_id;reference;name;unit_id;number;contact_id;last_name;role;start\n"
+        b"acc-a;property;P1;1020;WEG A;;;;;;\n"
+        b"acc-a;unit;P1;;;U1;01;;;;\n"
+        b"acc-a;contact;;;;;;C1;Alpha;;\n"
+        b"acc-a;contract;P1;;;U1;;C1;;owner;01.01.2020\n"
+        b"acc-b;property;P1;2040;WEG B;;;;;;\n"
+        b"acc-b;unit;P1;;;U1;01;;;;\n"
+        b"acc-b;contact;;;;;;C1;Beta;;\n"
+        b"acc-b;contract;P1;;;U1;;C1;;owner;2020-01-01\n"
+    )
+
+
+def test_a_file_with_several_accounts_is_read_per_account_never_mixed() -> None:
+    raw = _two_accounts_csv()
+    a = parse_masterdata(raw, filename="x.csv", account="acc-a")
+    b = parse_masterdata(raw, filename="x.csv", account="acc-b")
+    assert a.ok
+    assert b.ok
+    assert [e.last_name for e in a.events if isinstance(e, ContactUpserted)] == ["Alpha"]
+    assert [e.last_name for e in b.events if isinstance(e, ContactUpserted)] == ["Beta"]
+    with pytest.raises(ImportFormatError, match=r"several accounts .*account_id.*acc-a, acc-b"):
+        parse_masterdata(raw, filename="x.csv")
+    with pytest.raises(ImportFormatError, match="no rows for account 'acc-c'"):
+        parse_masterdata(raw, filename="x.csv", account="acc-c")
+    # An upload scoped to one account refuses a file that also holds another one, naming the column.
+    with pytest.raises(ImportFormatError, match="other accounts \\(column 'account_id': acc-b\\)"):
+        parse_masterdata(raw, filename="x.csv", account="acc-a", only_account=True)
+
+
+def test_missing_contract_ids_are_derived_deterministically() -> None:
+    raw = _two_accounts_csv()
+    first = parse_masterdata(raw, filename="x.csv", account="acc-a")
+    again = parse_masterdata(raw, filename="x.csv", account="acc-a")
+    (contract,) = [e for e in first.events if isinstance(e, ContractUpserted)]
+    assert contract.contract_id.startswith("V-")
+    assert contract.contract_id == next(e.contract_id for e in again.events if isinstance(e, ContractUpserted))
+    # The same contract written with the other date format ("01.01.2020" vs "2020-01-01") gets the same id.
+    (other,) = [
+        e for e in parse_masterdata(raw, account="acc-b", filename="x.csv").events if isinstance(e, ContractUpserted)
+    ]
+    assert other.contract_id == contract.contract_id
+
+
+def test_cli_prints_counts_and_every_row_error(tmp_path: Path) -> None:
+    import io
+
+    from smartpost_assignment.importer import EXIT_INVALID, main
+
+    good = tmp_path / "two.csv"
+    good.write_bytes(_two_accounts_csv())
+    out = io.StringIO()
+    assert main([str(good), "--dry-run"], out=out) == 0
+    text = out.getvalue()
+    assert "Konto acc-a: 1 Liegenschaften, 1 Einheiten, 1 Kontakte, 1 Verträge geprüft." in text
+    assert "Konto acc-b:" in text
+    assert "Probelauf" in text
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {"record_type": "contact", "contact_id": "C1"},
+                {"record_type": "contract", "contact_id": "C9", "unit_id": "U9", "role": "owner", "start": "x"},
+            ]
+        )
+    )
+    out = io.StringIO()
+    assert main([str(bad), "--account", "demo", "--dry-run"], out=out) == EXIT_INVALID
+    text = out.getvalue()
+    assert "2 fehlerhafte Zeile(n)" in text
+    assert "record 1: contact C1: a contact needs last_name or company" in text
+    assert "record 2: contract V-" in text
+    assert "unknown contact_id 'C9'" in text
+    assert "Nichts importiert" in text

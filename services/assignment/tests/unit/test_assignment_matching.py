@@ -429,3 +429,133 @@ def test_references_printed_with_extra_text_still_match_on_whole_tokens() -> Non
     assert "3" in reference_keys("WE 03 (1. OG links)", unit=True)
     assert "3" not in reference_keys("WE 31", unit=True)
     assert "weg" not in reference_keys("WEG-0815")  # a bare word identifies nothing
+
+
+# --- foreign exports (issue 14): billing period, joint addressees, numbers alone, duplicates, dictionary ----------
+
+
+def period_context(scope: LetterScope = LetterScope.PROPERTY, property_id: str | None = "p1") -> LetterContext:
+    return LetterContext(
+        A, "L1", scope, property_id if scope is LetterScope.PROPERTY else None, roles_for_groups(["owners"]),
+        False, LETTER_DATE, period_start=date(2024, 1, 1), period_end=date(2024, 12, 31),
+    )  # fmt: skip
+
+
+def test_billing_period_makes_the_former_owner_a_valid_recipient() -> None:
+    # Otto Weber owned u2 until 30.06.2024: at the letter date (01.03.2025) he is no recipient, for 2024 he is.
+    lines = ["Herrn Otto Weber", "Lindenstraße 12", "10115 Berlin"]
+    at_date = matcher().assign(part(lines, ["K-004715"]))
+    assert at_date.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("am Briefdatum" in r for r in at_date.evidence)
+    in_period = matcher(period_context()).assign(part(lines, ["K-004715"]))
+    assert (in_period.status, in_period.contact_id, in_period.unit_id) == (AssignmentStatus.ASSIGNED, "old", "u2")
+    # The new owner (since 01.07.2024) is valid in the same period: each gets their own statement.
+    new = matcher(period_context()).assign(part(["Herrn Jörg Weiß", "Am Markt 1", "10178 Berlin"], ["K-004713"]))
+    assert (new.status, new.contact_id, new.unit_id) == (AssignmentStatus.ASSIGNED, "weiss", "u2")
+    # A contract that ended before the period is still not valid.
+    ctx = LetterContext(
+        A, "L1", LetterScope.PROPERTY, "p1", roles_for_groups(["owners"]), False, LETTER_DATE,
+        period_start=date(2025, 1, 1), period_end=date(2025, 12, 31),
+    )  # fmt: skip
+    later = matcher(ctx).assign(part(lines, ["K-004715"]))
+    assert later.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("im Abrechnungszeitraum 01.01.2025–31.12.2025" in r for r in later.evidence)
+    assert placement_for_contact(snapshot(), period_context(), "old", None, None) == ("p1", "u2")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["Eheleute", "Jörg und Eva Weiß"],
+        ["Herrn Jörg Weiß und", "Frau Eva Schmidt"],
+        ["Frau Eva Schmidt und", "Herrn Jörg Weiß"],
+        ["Jörg Weiß u. Eva Schmidt"],
+    ],
+)
+def test_a_joint_addressee_missing_from_master_data_is_no_evidence_against_the_contact(names: list[str]) -> None:
+    # Name, street and postal code only (7 points): a penalty for "Eva" would end one point below the threshold.
+    result = matcher(period_context()).assign(part([*names, "Am Markt 1", "10178 Berlin"]))
+    assert (result.status, result.contact_id) == (AssignmentStatus.ASSIGNED, "weiss")
+    assert any(e.startswith("gemeinsam adressiert mit") for e in result.evidence)
+
+
+def test_another_first_name_still_counts_against_a_namesake_outside_joint_letters() -> None:
+    result = matcher(period_context()).assign(part(["Herrn Jörg Weiß Eva", "Am Markt 1", "10178 Berlin"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+
+
+def test_company_with_z_hd_line_assigns_to_the_company() -> None:
+    lines = ["Meyer Immobilien GmbH & Co. KG", "z. Hd. Frau Petra Kunz", "Hauptstr. 1", "80331 München"]
+    result = matcher(context(LetterScope.CROSS_PROPERTY)).assign(part(lines, prefs=["Gartenweg 3, 80331 München"]))
+    assert (result.status, result.contact_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "firma", "u3")
+
+
+def test_a_candidate_whose_name_is_not_on_the_page_is_never_automatic() -> None:
+    # Jörg Weiß's reference id, street and postal code, but the window names someone else entirely.
+    result = matcher(period_context()).assign(part(["Frau Eva Schmidt", "Am Markt 1", "10178 Berlin"], ["K-004713"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("Name des Kandidaten steht nicht auf der Seite" in r for r in result.evidence)
+
+
+def test_a_number_of_someone_other_than_the_named_addressee_goes_to_review_with_both() -> None:
+    # Hans Müller is named in full with his address; the printed number is Jörg Weiß's (a misprint).
+    lines = ["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"]
+    result = matcher(period_context()).assign(part(lines, ["K-004713"]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    top = [c.contact_id for c in result.candidates[:3]]
+    assert "hans" in top
+    assert "weiss" in top
+    assert top[0] == "hans"  # the named addressee ranks first, the number alone does not outweigh the name
+    assert any("gehört zu Jörg Weiß, im Adressfeld steht aber Hans Müller" in r for r in result.evidence)
+
+
+def test_duplicates_are_searched_account_wide_in_property_scope() -> None:
+    snap = snapshot()
+    # Hans Müller imported twice; the copy's contract lies in the other property (p2).
+    snap.contacts["hans2"] = contact("hans2", "Hans", "Müller", ref=None)
+    snap.contracts.append(Contract(A, "k20", "hans2", "u3", "p2", "tenant", date(2019, 1, 1), None, "V-k20"))
+    result = matcher(context(), snap).assign(
+        part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"])
+    )
+    assert result.status is AssignmentStatus.NEEDS_REVIEW
+    assert any("mögliche Dublette: hans2" in r for r in result.evidence)
+    assert "hans2" in [c.contact_id for c in result.candidates]
+
+
+def test_property_named_by_its_name_or_unit_printed_as_me_is_found_by_dictionary() -> None:
+    snap = snapshot()
+    snap.properties["p2"] = Property(A, "p2", "WEG-0900", "Wohnanlage Rosenhof", "Gartenweg 3", "80331", "München")
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    lines = ["Meyer Immobilien GmbH & Co. KG", "Hauptstr. 1", "80331 München"]
+    assert m.assign(part(lines, ["K-004714"])).status is AssignmentStatus.NEEDS_REVIEW  # u3 (p2) or u4 (p1)?
+    result = m.assign(part(lines, ["K-004714"], prefs=["Wohnanlage Rosenhof übersenden wir die Abrechnung."]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p2", "u3")
+    # The found reference is shown to staff as printed.
+    assert (
+        "Liegenschaft WEG-0900 auf der Seite („Wohnanlage Rosenhof übersenden wir die Abrechnung.“)" in result.evidence
+    )
+    # The unit printed the way exports do: "ME 3" is unit "WE 03".
+    result = m.assign(part(lines, ["K-004714"], urefs=["ME 3"]))
+    assert (result.status, result.unit_id) == (AssignmentStatus.ASSIGNED, "u4")
+    assert unit_key("ME 12") == unit_key("WE 12") == unit_key("Whg. 12") == "12"
+
+
+def test_a_name_printed_without_its_umlaut_finds_the_contact_even_when_the_plain_name_exists_too() -> None:
+    # "Kuhn" is somebody else's name; "Sophie Kuhn" in the window still means Sophie Kühn (OCR dropped the umlaut).
+    snap = snapshot()
+    snap.contacts["kuehn"] = contact("kuehn", "Sophie", "Kühn", ref="K-004790", street="Am Markt 1", pc="10178")
+    snap.contacts["kuhn"] = contact("kuhn", "Peter", "Kuhn", ref="K-004791", street="Ring 9", pc="10178")
+    for kid, cid, uid in (("k30", "kuehn", "u4"), ("k31", "kuhn", "u2")):
+        snap.contracts.append(Contract(A, kid, cid, uid, "p1", "owner", date(2015, 1, 1), None, f"V-{kid}"))
+    result = matcher(period_context(), snap).assign(part(["Frau", "Sophie Kuhn", "Am Markt 1", "10178 Berlin"]))
+    assert "kuehn" in [c.contact_id for c in result.candidates[:3]]
+
+
+def test_unusual_page_count_message_is_german_singular_and_decimal_comma():
+    snap = snapshot()
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4 Seiten in diesem Dokument"
+    warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5, "f": 5}, [])
+    (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
+    assert message == "1 Seite, üblich sind 4,5 Seiten in diesem Dokument"

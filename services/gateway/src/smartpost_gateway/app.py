@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from contextlib import asynccontextmanager
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartpost_gateway import texts, web
+from smartpost_gateway import deadletters, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
+from smartpost_gateway.adapters.sessions import SessionStore
 from smartpost_gateway.settings import Settings, get_settings
+from smartpost_shared.db import make_engine
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
+from smartpost_shared.metrics import install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, MutableMapping
 
     import httpx
 
@@ -34,17 +45,17 @@ def create_app(  # noqa: C901 - one closure per route and handler
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     timeout = settings.service_timeout_seconds
-    portal_token = settings.portal_internal_token.get_secret_value() if settings.portal_internal_token else None
-    letters_token = settings.letters_api_token.get_secret_value() if settings.letters_api_token else None
+    # The gateway vouches for the logged-in staff user towards every service with its own signing key.
+    issuer = CallerTokenIssuer.from_settings(settings.identity)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.letters = LettersClient(
-            settings.letters_url, timeout=timeout, token=letters_token, transport=transport
+        app.state.letters = LettersClient(settings.letters_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.assignment = AssignmentClient(
+            settings.assignment_url, issuer=issuer, timeout=timeout, transport=transport
         )
-        app.state.assignment = AssignmentClient(settings.assignment_url, timeout=timeout, transport=transport)
-        app.state.portal = PortalClient(settings.portal_url, timeout=timeout, token=portal_token, transport=transport)
-        app.state.print = PrintClient(settings.print_url, timeout=timeout, transport=transport)
+        app.state.portal = PortalClient(settings.portal_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.print = PrintClient(settings.print_url, issuer=issuer, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
@@ -56,8 +67,16 @@ def create_app(  # noqa: C901 - one closure per route and handler
 
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
+    app.state.sessions = SessionStore(make_engine(settings.resolved_database_url()))
+    # Uploads are bounded while they stream and read only for a logged-in user (not for anyone who can connect).
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=_session_precheck
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
+    app.include_router(deadletters.router)
+    install_metrics(app, settings.service_name)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -87,4 +106,38 @@ def create_app(  # noqa: C901 - one closure per route and handler
         template = "_error.html" if request.headers.get("HX-Request") else "error_page.html"
         return web.render(request, template, {"session": session, "error": error}, status_code=403)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Browsers get a German page for unknown addresses and wrong methods; API clients keep FastAPI's JSON.
+        if "text/html" not in request.headers.get("accept", ""):
+            return await http_exception_handler(request, exc)
+        try:
+            session = web.current_session(request)
+        except web.LoginRequiredError:
+            session = None
+        message = "Seite nicht gefunden." if exc.status_code == 404 else "Diese Anfrage ist so nicht möglich."
+        return web.render(
+            request,
+            "error_page.html",
+            {"session": session, "error": texts.UiError(message)},
+            status_code=exc.status_code,
+        )
+
     return app
+
+
+async def _session_precheck(scope: MutableMapping[str, Any]) -> tuple[int, str] | None:
+    """Uploads (multipart) only from a logged-in user; other forms are small and their routes check the session."""
+    headers = dict(scope.get("headers", []))
+    if not headers.get(b"content-type", b"").startswith(b"multipart/"):
+        return None
+    cookies: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            with contextlib.suppress(CookieError):
+                cookies.load(value.decode("latin-1"))
+    morsel = cookies.get(web.SESSION_COOKIE)
+    store: SessionStore = scope["app"].state.sessions
+    if morsel is None or await asyncio.to_thread(store.find, morsel.value) is None:
+        return 401, "Bitte melden Sie sich an."
+    return None

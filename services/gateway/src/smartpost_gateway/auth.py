@@ -1,7 +1,6 @@
-"""Staff authentication: password hashes, the signed session cookie and CSRF tokens (no I/O).
+"""Staff authentication: password hashes, the staff session and CSRF tokens (no I/O).
 
-The session is a small JSON payload signed with HMAC-SHA256 (``payload.signature``, both URL-safe base64); it holds
-the login name, the account, the roles and a CSRF token. Nothing secret is in it, it only must not be forged.
+Sessions live server-side (:mod:`smartpost_gateway.adapters.sessions`); the cookie holds only a random token.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -85,59 +83,26 @@ def authenticate(users: dict[str, StaffUserConfig], login: str, password: str) -
     )
 
 
-def sign_session(session: StaffSession, secret: str) -> str:
-    payload = json.dumps(
-        {
-            "l": session.login,
-            "a": session.account_id,
-            "r": sorted(session.roles),
-            "n": session.name,
-            "c": session.csrf_token,
-            "t": session.issued_at,
-        },
-        separators=(",", ":"),
-    ).encode()
-    body = _b64(payload)
-    return f"{body}.{_b64(_mac(body, secret))}"
+def session_for(login: str, csrf_token: str, issued_at: int, users: dict[str, StaffUserConfig]) -> StaffSession | None:
+    """The session of a stored login, or None when the user no longer exists.
 
-
-def read_session(
-    cookie: str | None, secret: str, *, max_age_seconds: int, users: dict[str, StaffUserConfig]
-) -> StaffSession | None:
-    """The session in a cookie, or None when it is missing, forged, expired or its user no longer exists."""
-    if not cookie or "." not in cookie:
-        return None
-    body, signature = cookie.rsplit(".", 1)
-    try:
-        if not hmac.compare_digest(_unb64(signature), _mac(body, secret)):
-            return None
-        data = json.loads(_unb64(body))
-        issued_at = int(data["t"])
-        login = str(data["l"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    if time.time() - issued_at > max_age_seconds:
-        return None
+    Roles and account come from the current configuration, so a revoked role takes effect at once.
+    """
     user = users.get(login) or next((u for name, u in users.items() if name.casefold() == login), None)
     if user is None:
         return None
-    # Roles and account come from the current configuration, so a revoked role takes effect at once.
     return StaffSession(
         login=login,
         account_id=user.account_id,
         roles=frozenset(user.roles),
         name=user.name,
-        csrf_token=str(data["c"]),
+        csrf_token=csrf_token,
         issued_at=issued_at,
     )
 
 
 def csrf_ok(session: StaffSession, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(session.csrf_token, token or "")
-
-
-def _mac(body: str, secret: str) -> bytes:
-    return hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

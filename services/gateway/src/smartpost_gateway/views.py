@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from smartpost_gateway import texts
 from smartpost_gateway.adapters.http import Caller, ServiceError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from smartpost_gateway.adapters.assignment import AssignmentClient
 
@@ -202,3 +203,51 @@ def page_property_ids(page: Json | None) -> set[str]:
     if not page:
         return set()
     return {str(p["property_id"]) for p in page.get("properties", []) if p.get("property_id")}
+
+
+async def add_audit_master_data(
+    master: MasterData, assignment: AssignmentClient, caller: Caller, entries: list[Json]
+) -> None:
+    """Contacts and properties the Verlauf names but the letter no longer does (earlier assignments)."""
+    contacts: set[str] = set()
+    properties: set[str] = set()
+    for entry in entries:
+        details = entry.get("details") or {}
+        if details.get("contact_id") and details["contact_id"] not in master.contacts:
+            contacts.add(str(details["contact_id"]))
+        if details.get("property_id") and details.get("unit_id") and details["unit_id"] not in master.units:
+            properties.add(str(details["property_id"]))
+    if not contacts and not properties:
+        return
+    extra = await load_master_data(assignment, caller, contact_ids=contacts, property_ids=properties)
+    master.contacts.update(extra.contacts)
+    master.units.update(extra.units)
+    master.properties.update(extra.properties)
+
+
+def staff_namer(staff: dict[str, Any]) -> Callable[[str], str]:
+    """Login -> the staff member's name (the login when no name is configured)."""
+
+    def staff_name(login: str) -> str:
+        user = staff.get(login)
+        name = getattr(user, "name", None) if user is not None else None
+        return str(name) if name else login
+
+    return staff_name
+
+
+def audit_names(master: MasterData, parts: list[Json], staff: dict[str, Any]) -> texts.AuditNames:
+    """Names for the Verlauf: staff by login, contacts/properties/units from master data, parts by number."""
+    numbers = {str(p.get("part_id")): index for index, p in enumerate(parts, start=1)}
+    staff_name = staff_namer(staff)
+
+    def contact(contact_id: str | None) -> str:
+        return master.contact_name(contact_id) if contact_id else "niemandem"
+
+    return texts.AuditNames(
+        staff_name=staff_name,
+        contact_name=contact,
+        property_name=master.property_name,
+        unit_label=master.unit_label,
+        part_number=lambda part_id: numbers.get(str(part_id)) if part_id else None,
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,8 +18,11 @@ from fastapi.templating import Jinja2Templates
 
 from smartpost_gateway import texts, views
 from smartpost_gateway.adapters.http import Caller, ServiceError
-from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, read_session, sign_session
+from smartpost_gateway.adapters.sessions import SessionStore, ThrottleLimits
+from smartpost_gateway.auth import StaffSession, authenticate, csrf_ok, session_for
 from smartpost_gateway.settings import Role, Settings
+from smartpost_shared.http import content_disposition
+from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
     from smartpost_gateway.adapters.assignment import AssignmentClient
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from smartpost_gateway.adapters.portal import PortalClient
     from smartpost_gateway.adapters.print_dispatch import PrintClient
 
+log = get_logger(__name__)
 SESSION_COOKIE = "smartpost_session"
 CSRF_HEADER = "X-CSRF-Token"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -62,13 +66,17 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def sessions(request: Request) -> SessionStore:
+    store: SessionStore = request.app.state.sessions
+    return store
+
+
 def current_session(request: Request) -> StaffSession:
-    settings = _settings(request)
-    session = read_session(
-        request.cookies.get(SESSION_COOKIE),
-        settings.session_secret.get_secret_value(),
-        max_age_seconds=settings.session_max_age_seconds,
-        users=settings.staff_users,
+    stored = sessions(request).find(request.cookies.get(SESSION_COOKIE))
+    if stored is None:
+        raise LoginRequiredError
+    session = session_for(
+        stored.login, stored.csrf_token, int(stored.issued_at.timestamp()), _settings(request).staff_users
     )
     if session is None:
         raise LoginRequiredError
@@ -100,7 +108,7 @@ def require(session: StaffSession, role: Role) -> None:
 
 
 def caller(session: StaffSession) -> Caller:
-    return Caller(account_id=session.account_id, actor=session.login)
+    return Caller(account_id=session.account_id, actor=session.login, roles=frozenset(session.roles))
 
 
 def letters(request: Request) -> LettersClient:
@@ -160,24 +168,48 @@ async def login(
     request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
     settings = _settings(request)
-    session = authenticate(settings.staff_users, login, password)
+    store = sessions(request)
+    key = login.strip().casefold()[:320]
+    address = request.client.host if request.client else "unknown"
+    limits = ThrottleLimits(
+        per_login=settings.login_max_failures_per_login,
+        per_address=settings.login_max_failures_per_address,
+        window=timedelta(seconds=settings.login_throttle_seconds),
+    )
+    attempt = await asyncio.to_thread(store.reserve_attempt, key, address, limits)
+    if attempt is None:
+        log.warning("gateway.login_throttled", address=address)
+        minutes = max(1, settings.login_throttle_seconds // 60)
+        error = texts.UiError(
+            f"Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in {minutes} Minuten erneut."
+        )
+        return render(request, "login.html", {"error": error, "login": login}, status_code=429)
+    # scrypt takes ~50 ms of CPU: off the event loop, so one slow login does not stall every other request.
+    session = await asyncio.to_thread(authenticate, settings.staff_users, login, password)
+    await asyncio.to_thread(store.settle, attempt, succeeded=session is not None, login=key)
     if session is None:
         error = texts.UiError("Anmeldung fehlgeschlagen: E-Mail-Adresse oder Passwort ist falsch.")
         return render(request, "login.html", {"error": error, "login": login}, status_code=401)
+    ttl = timedelta(seconds=settings.session_max_age_seconds)
+    token = await asyncio.to_thread(store.open, session.login, session.csrf_token, ttl)
     response = RedirectResponse("/serienbriefe", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        sign_session(session, settings.session_secret.get_secret_value()),
+        token,
         max_age=settings.session_max_age_seconds,
         httponly=True,
         samesite="lax",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
     )
     return response
 
 
 @router.post("/logout")
-async def logout(_session: PostSessionDep) -> Response:
+async def logout(request: Request, _session: PostSessionDep) -> Response:
+    # Ends the session server-side: the old cookie is worthless at once, also if someone copied it.
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await asyncio.to_thread(sessions(request).end, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -196,12 +228,29 @@ async def overview(request: Request, session: SessionDep) -> HTMLResponse:
     who = caller(session)
     error = None
     rows: list[Json] = []
+    stuck: list[Json] = []
     try:
         rows = await letters(request).list_letters(who)
+        stuck = await letters(request).stuck_letters(who)
     except ServiceError as exc:
         error = texts.translate(exc)
     master = await views.load_master_data(assignment(request), who)
-    return render(request, "overview.html", {"session": session, "letters": rows, "master": master, "error": error})
+    context = {"session": session, "letters": rows, "stuck": stuck, "master": master, "error": error}
+    return render(request, "overview.html", context)
+
+
+@router.post("/serienbriefe/{letter_id}/erneut-anstossen", response_class=HTMLResponse)
+async def nudge(request: Request, session: PostSessionDep, letter_id: str) -> Response:
+    """A letter stuck waiting for another service: send the open request again (idempotently)."""
+    require(session, Role.PREPARE)
+    who = caller(session)
+    try:
+        letter = await letters(request).resend(who, letter_id)
+        if letter.get("status") == "assigning":
+            await assignment(request).rematch(who, letter_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
+    return redirect(request, "/serienbriefe")
 
 
 # ------------------------------------------------------------------------------------------------- new letter
@@ -237,11 +286,14 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
     title: Annotated[str, Form()] = "",
     document_type_id: Annotated[str, Form()] = "",
     new_document_type: Annotated[str, Form()] = "",
+    new_document_type_parent: Annotated[str, Form()] = "",
     groups: Annotated[list[str] | None, Form()] = None,
     custom_group: Annotated[str, Form()] = "",
     property_id: Annotated[str, Form()] = "",
     cross_property: Annotated[str, Form()] = "",
     letter_date: Annotated[str, Form()] = "",
+    period_start: Annotated[str, Form()] = "",
+    period_end: Annotated[str, Form()] = "",
     form_id: Annotated[str, Form()] = "",
 ) -> Response:
     require(session, Role.PREPARE)
@@ -255,12 +307,18 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         "property_id": property_id,
         "cross_property": cross,
         "letter_date": letter_date,
+        "period_start": period_start,
+        "period_end": period_end,
         "new_document_type": new_document_type,
+        "new_document_type_parent": new_document_type_parent,
     }
     client = letters(request)
     try:
         if new_document_type.strip():
-            tree = await client.add_document_type(who, new_document_type.strip())
+            # Any level: a sub-type goes below the chosen document type (at most five levels, the service checks).
+            tree = await client.add_document_type(
+                who, new_document_type.strip(), parent_id=new_document_type_parent or None
+            )
             document_type_id = str(tree.get("created_id") or "")
             # Created now: if the letter itself is refused, the form offers the new type as selected.
             form["document_type_id"] = document_type_id
@@ -274,6 +332,10 @@ async def create_letter(  # noqa: PLR0913, PLR0917 - the form's fields
         }
         if letter_date:
             payload["letter_date"] = letter_date
+        if period_start or period_end:
+            # Both or neither: the letters service refuses half a period with a message (translated below).
+            payload["period_start"] = period_start or None
+            payload["period_end"] = period_end or None
         letter = await client.create_letter(who, payload, command_id=form_id or None)
     except ServiceError as exc:
         context = await _new_letter_context(request, session)
@@ -354,6 +416,7 @@ async def _letter_page(
         "BULK_LABELS": texts.BULK_ACTIONS,
         "letter_warnings": views.letter_warnings(letter),
         "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
+        "staff_name": views.staff_namer(_settings(request).staff_users),
     }
     if tab == "einzelbriefe" and letter.get("items"):
         try:
@@ -367,6 +430,8 @@ async def _letter_page(
         except ServiceError as exc:
             context["audit"] = []
             context["error"] = error or texts.translate(exc)
+        await views.add_audit_master_data(master, assignment(request), who, context["audit"])
+        context["audit_names"] = views.audit_names(master, context["parts"], _settings(request).staff_users)
     context.update(extra or {})
     return render(request, "letter.html", context, status_code=status_code)
 
@@ -479,7 +544,8 @@ async def upload(
             )
         except ServiceError as exc:
             ui = texts.translate(exc)
-            errors.append(f"„{name}“: {ui.message}")
+            # The letters service's upload checks already name the file.
+            errors.append(ui.message if exc.code == "upload_rejected" else f"„{name}“: {ui.message}")
     if errors:
         error = texts.UiError(
             " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""
@@ -537,7 +603,7 @@ async def _stream(opened: Any, media_type: str, filename: str | None = None) -> 
     response, body = opened
     headers = {"Cache-Control": "private, no-store"}
     if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        headers["Content-Disposition"] = content_disposition("attachment", filename)
     return StreamingResponse(body, media_type=response.headers.get("content-type", media_type), headers=headers)
 
 
@@ -620,6 +686,28 @@ async def contact_search(
             "contacts": detailed,
             "query": q,
         },
+    )
+
+
+@router.get("/serienbriefe/{letter_id}/teile/{part_id}/vertraege", response_class=HTMLResponse)
+async def contact_contracts(
+    request: Request,
+    session: SessionDep,
+    letter_id: str,
+    part_id: str,
+    contact_id: Annotated[str, Query(min_length=1, max_length=128)],
+) -> HTMLResponse:
+    """One contact's contracts to choose from (cross-property: the contact alone does not name property and unit)."""
+    who = caller(session)
+    try:
+        letter = await letters(request).get_letter(who, letter_id)
+        contact = await assignment(request).contact(who, contact_id)
+    except ServiceError as exc:
+        return error_fragment(request, texts.translate(exc), status_code=200)
+    return render(
+        request,
+        "_contact_results.html",
+        {"session": session, "letter": letter, "part_id": part_id, "contacts": [contact], "query": contact_id},
     )
 
 
@@ -820,6 +908,13 @@ def default_tab_safe() -> str:
 # ------------------------------------------------------------------------------------------------- postal dispatch
 
 
+class PastDispatchDateError(ValueError):
+    """A dispatch date before today (German calendar)."""
+
+
+PAST_DATE = texts.UiError("Das Versanddatum liegt in der Vergangenheit. Bitte heute oder ein späteres Datum wählen.")
+
+
 def _print_options(form: Any) -> Json:
     options: Json = {
         "recipient_filter": str(form.get("recipient_filter") or "all"),
@@ -832,7 +927,10 @@ def _print_options(form: Any) -> Json:
     if form.get("not_viewed_working_days"):
         options["not_viewed_working_days"] = int(str(form["not_viewed_working_days"]))
     if form.get("dispatch_date"):
-        options["dispatch_date"] = date.fromisoformat(str(form["dispatch_date"])).isoformat()
+        dispatch_date = date.fromisoformat(str(form["dispatch_date"]))
+        if dispatch_date < texts.today_berlin():
+            raise PastDispatchDateError(dispatch_date.isoformat())
+        options["dispatch_date"] = dispatch_date.isoformat()
     return options
 
 
@@ -848,6 +946,8 @@ async def print_estimate(request: Request, session: PostSessionDep, letter_id: s
         if not active:
             return error_fragment(request, texts.UiError("Keine freigegebenen Einzelbriefe zum Versand."), 200)
         estimate = await printing(request).estimate(who, active, options)
+    except PastDispatchDateError:
+        return error_fragment(request, PAST_DATE, status_code=200)
     except ValueError:
         return error_fragment(request, texts.UiError("Die Versandoptionen sind ungültig."), status_code=200)
     except ServiceError as exc:
@@ -865,6 +965,8 @@ async def order_print(request: Request, session: PostSessionDep, letter_id: str)
     try:
         options = _print_options(form)
         await letters(request).order_print(caller(session), letter_id, options)
+    except PastDispatchDateError:
+        return await _letter_page(request, session, letter_id, "versand", status_code=422, error=PAST_DATE)
     except ValueError:
         return await _letter_page(
             request,

@@ -163,6 +163,19 @@ def build_demo(account_id: str) -> tuple[Demo, list[Any]]:
                 start=date(2019, 1, 1),
             )
         )
+    # Eva Klein also owns a flat in the other property: in a cross-property letter her contract must be chosen.
+    events += [
+        UnitUpserted(unit_id=f"{p1}-U5", property_id=p1, number="WE 05", position="2. OG links"),
+        ContractUpserted(
+            contract_id=f"V-klein-2-{tag}",
+            contact_id=contact_ids["klein"],
+            unit_id=f"{p1}-U5",
+            property_id=p1,
+            role=ContractRole.OWNER,
+            start=date(2021, 1, 1),
+        ),
+    ]
+    labels[f"{p1}-U5"] = "WE 05"
     people = {p.key: p for p in [*PEOPLE, STRANGER]}
     return Demo(account_id, p1, p2, people, contact_ids, units, labels), events
 
@@ -216,7 +229,6 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
     system.extra_env = {
         "SMARTPOST_GATEWAY_STAFF_USERS": json.dumps(staff),
         "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({account_id: {"name": "HV Muster", "four_eyes_release": False}}),
-        "SMARTPOST_GATEWAY_SESSION_SECRET": uuid.uuid4().hex,
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_LOG_LEVEL": "INFO",
@@ -227,7 +239,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
         asyncio.run(publish(stack.bootstrap_servers, account_id, events))
         # Master data reaches the assignment service through Kafka: wait until it can answer.
         deadline = time.monotonic() + 60
-        headers = {"X-SmartPost-Account": account_id, "X-SmartPost-Actor": "e2e"}
+        headers = stack.caller_headers(account_id, "e2e", audience="assignment")
         while True:
             response = httpx.get(f"{system.url('assignment')}/contacts", headers=headers, params={"limit": 50})
             if response.status_code == 200 and len(response.json()["contacts"]) >= len(PEOPLE):

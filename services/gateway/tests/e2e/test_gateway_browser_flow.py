@@ -35,7 +35,8 @@ FLOW_TIMEOUT_MS = 90_000
 def browser_page(running: RunningSystem) -> Iterator[Page]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="de-DE", accept_downloads=True)
+        # 1280 px: every page and table must fit without sideways scrolling (checked with every screenshot).
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="de-DE", accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(20_000)
         try:
@@ -45,7 +46,26 @@ def browser_page(running: RunningSystem) -> Iterator[Page]:
             browser.close()
 
 
+# English service wording or raw data that must never reach a staff page's visible text.
+LEAKS = re.compile(
+    r"\\u00|\{\s*\"detail\"|String should|\bnot found\b|\bmanual\b|\bneeds a property\b|\binvalid\b|"
+    r"\berror\b|\bError\b|a cover page|\bSeiten, üblich sind \d+\.\d|\(1 Seiten|Traceback|Internal Server"
+)
+PAGES_CHECKED: list[str] = []
+
+
+def check_german(page: Page, what: str) -> None:
+    """Every state a screenshot records is German: no English service message, no raw JSON or escapes."""
+    text = page.inner_text("body")
+    leak = LEAKS.search(text)
+    assert leak is None, f"{what}: '{leak.group(0)}' in the visible text"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, f"{what}: the page is {width}px wide, more than the 1280px window"
+    PAGES_CHECKED.append(what)
+
+
 def shot(page: Page, name: str) -> None:
+    check_german(page, name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
@@ -257,10 +277,39 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
     row = page.locator("[data-testid=item]").filter(has_text="Anna Schmidt")
     row.locator("[data-testid=revoke]").click()
     revoke = page.locator("#revoke-dialog")
-    expect(revoke).to_contain_text("WE 02")
+    # the dialog says whose letter for which property and unit, and what happens to paper
+    expect(revoke.locator("[data-testid=revoke-what]")).to_contain_text("Anna Schmidt")
+    expect(revoke.locator("[data-testid=revoke-what]")).to_contain_text("WEG Lindenstraße 5, WE 02")
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_have_text(
+        "Für diesen Brief ist kein Papierversand beauftragt."
+    )
+    shot(page, "10-widerruf-dialog")
+    revoke.locator("button:has-text('Abbrechen')").click()
+    page.locator("[data-testid=item]").filter(has_text="Hans Müller").locator("[data-testid=revoke]").click()
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_contain_text("Papierbrief")
+    expect(revoke.locator("[data-testid=revoke-paper]")).to_contain_text("hält ihn nicht an")
+    revoke.locator("button:has-text('Abbrechen')").click()
+    row.locator("[data-testid=revoke]").click()
     revoke.locator("input[name=reason]").fill("Falsche Abrechnung")
     revoke.locator("button:has-text('Widerrufen')").click()
     expect(page.locator("[data-testid=item]").filter(has_text="Anna Schmidt")).to_contain_text("widerrufen")
+
+    # the Verlauf reads as German sentences, the technical record behind "Details"
+    page.click("nav.tabs >> text=Verlauf")
+    sentences = page.locator("[data-testid=audit-sentence]")
+    expect(sentences.first).to_have_text(
+        "Anna Muster hat den Serienbrief „Hausgeldabrechnung 2024“ angelegt (WEG Lindenstraße 5)."
+    )
+    expect(page.locator("[data-testid=audit]")).to_contain_text("Begründung: Falsche Abrechnung")
+    expect(page.locator("[data-testid=audit]")).to_contain_text("im Kundenportal freigegeben")
+    page.locator("details.audit-record summary").last.click()
+    expect(page.locator("details.audit-record pre").last).to_be_visible()
+    shot(page, "11-verlauf")
+    # a letter that does not exist: German, with a support number, no service text
+    page.goto(f"{running.gateway_url}/serienbriefe/00000000-0000-4000-8000-000000000000")
+    expect(page.locator("[data-testid=error]")).to_contain_text("Nicht gefunden")
+    expect(page.locator("[data-testid=support-id]")).to_have_text(re.compile(r"^[0-9a-f]{10}$"))
+    check_german(page, "404 Serienbrief")
 
     # back in the overview: the letter with scope, state and counts
     page.click("header >> text=Übersicht")
@@ -300,7 +349,12 @@ def test_cross_property_letter_flow(running: RunningSystem, browser_page: Page, 
     unknown = page.locator("[data-testid=part]").filter(has_text="Erika Unbekannt")
     unknown.locator("summary:has-text('Kontakt')").click()
     unknown.locator("[data-testid=contact-search]").fill("Klein")
-    unknown.locator("[data-testid=assign-contact]").first.click()
+    # she owns flats in both properties: the search asks which contract (property and unit) the letter is for
+    choices = unknown.locator("[data-testid=assign-contact]")
+    expect(choices).to_have_count(2)
+    expect(unknown.locator("[data-testid=contact-results]")).to_contain_text("Welcher Vertrag?")
+    expect(choices.filter(has_text="WEG Lindenstraße 5 · WE 05")).to_have_count(1)
+    choices.filter(has_text="WEG Gartenweg 3 · WE 02").click()
     klein = part_by_name(page, "Eva Klein")
     expect(klein.locator("[data-testid=part-property]")).to_have_text("WEG Gartenweg 3")
     expect(klein.locator("[data-testid=part-unit]")).to_contain_text("WE 02")
@@ -355,18 +409,27 @@ def test_bad_input_is_answered_in_the_page(running: RunningSystem, browser_page:
     expect(page.locator("[data-testid=error]")).to_contain_text("kein PDF")
     expect(page.locator("[data-testid=document]")).to_have_count(0)
 
-    # an encrypted PDF: accepted as a file, refused by the splitter, shown in German
+    # an encrypted PDF: refused right at the upload, in German (issue #15: checked at upload, not at split time)
     plain = tmp_path / "plain.pdf"
     write_serial_letter(plain, [running.demo.recipient("mueller")], seed=9, pages_per_letter=(1, 1))
     encrypted = tmp_path / "geschuetzt.pdf"
     with pikepdf.open(plain) as pdf:
         pdf.save(encrypted, encryption=pikepdf.Encryption(owner="owner-secret", user="user-secret"))
     upload(page, encrypted)
+    expect(page.locator("[data-testid=error]")).to_contain_text("verschlüsselt")
+    expect(page.locator("[data-testid=document]")).to_have_count(0)
+    shot(page, "09-fehler-verschluesselt")
+
+    # a readable PDF in which the splitter finds no letter: refused by the splitter, shown in German
+    no_address = tmp_path / "ohne-adresse.pdf"
+    write_serial_letter(
+        no_address, [running.demo.recipient("mueller")], seed=9, pages_per_letter=(1, 1), address_mode="missing"
+    )
+    upload(page, no_address)
     expect(page.locator("[data-testid=document]")).to_have_count(1)
     page.click("button:has-text('Aufteilen und Kontakte zuordnen')")
     failure = page.locator("[data-testid=document-failure]")
-    expect(failure).to_contain_text("verschlüsselt", timeout=FLOW_TIMEOUT_MS)
-    shot(page, "09-fehler-verschluesselt")
+    expect(failure).to_contain_text("kein Brief", timeout=FLOW_TIMEOUT_MS)
     # the staff member removes it and can go on
     doc = page.locator("[data-testid=document]").first
     doc.locator("summary:has-text('Trennregel ändern')").click()

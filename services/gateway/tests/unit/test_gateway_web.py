@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from smartpost_gateway.app import create_app
 from smartpost_gateway.auth import hash_password
 from smartpost_gateway.settings import Settings
 from smartpost_gateway.texts import translate
+from smartpost_shared.identity import CALLER_HEADER, CallerVerifier
+from smartpost_shared.settings import IdentitySettings
 
 PASSWORD = "geheim"
 LETTER_ID = "0b6f1f1c-0000-4000-8000-000000000001"
@@ -55,7 +58,7 @@ class FakeServices:
         self.state = state
         self.calls: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - one answer per route
+    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: C901, PLR0911, PLR0912 - one answer per route
         self.calls.append(request)
         path = request.url.path
         if path == f"/v1/letters/{LETTER_ID}" and request.method == "GET":
@@ -75,6 +78,14 @@ class FakeServices:
             return httpx.Response(200, json=self.state["letter"])
         if path == "/outbox/status":
             return httpx.Response(200, json=self.state.get("outbox", {"stuck": False, "letter_id": None}))
+        if "stuck" in self.state and path == "/v1/letters" and request.method == "GET":
+            return httpx.Response(200, json={"letters": []})
+        if "stuck" in self.state and path == "/v1/stuck-letters":
+            return httpx.Response(200, json={"older_than_seconds": 300, "letters": self.state["stuck"]})
+        if path == f"/v1/letters/{LETTER_ID}/resend":
+            return httpx.Response(200, json={**self.state["letter"], "resent_event_ids": []})
+        if path == f"/letters/{LETTER_ID}/rematch":
+            return httpx.Response(200, json={"documents": []})
         if path == "/v1/document-types":
             return httpx.Response(200, json={"version": 1, "nodes": []})
         if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
@@ -93,7 +104,7 @@ def make_client(four_eyes: bool, state: dict[str, Any]) -> tuple[TestClient, Fak
             "paul@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare"]},
         },
         accounts={"acc-1": {"name": "HV", "four_eyes_release": four_eyes}},
-        session_secret="s" * 32,
+        data_dir=tempfile.mkdtemp(prefix="gateway-unit-"),
         log_json=False,
     )
     fake = FakeServices(state)
@@ -151,8 +162,11 @@ def test_release_forwards_caller_and_version_and_confirms_an_open_review() -> No
     confirm, release = fake.posted("/review/confirm"), fake.posted("/release")
     assert len(confirm) == 1
     assert len(release) == 1
-    assert release[0].headers["X-SmartPost-Account"] == "acc-1"
-    assert release[0].headers["X-SmartPost-Actor"] == "anna@hv.de"
+    # The letters service learns account and actor only from claims the gateway signed for it.
+    claims = CallerVerifier("letters", IdentitySettings().trusted_issuers).verify(release[0].headers[CALLER_HEADER])
+    assert claims.account_id == "acc-1"
+    assert claims.actor == "anna@hv.de"
+    assert "release" in claims.roles
     assert release[0].headers["If-Match"] == '"8"'
     assert json.loads(release[0].content) == {"notify_by_email": True}
 
@@ -197,6 +211,68 @@ def test_translation_of_service_errors() -> None:
     assert "weder einem Kontakt zugeordnet noch verworfen" in blocked.message
     down = translate(ServiceError("assignment", 503, "nicht erreichbar (ConnectError)"))
     assert "Zuordnungs-Dienst" in down.message
+    rejected = translate(
+        ServiceError("letters", 422, "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte).", "upload_rejected")
+    )
+    assert rejected.message == "„a.pdf“ ist verschlüsselt. „b.pdf“ ist leer (0 Byte)."
+
+
+def test_stuck_letters_show_what_they_wait_for_and_can_be_nudged() -> None:
+    stuck = [
+        {
+            "letter_id": LETTER_ID,
+            "title": "Hausgeld",
+            "status": "assigning",
+            "waiting_for": "assignment",
+            "since": "2026-03-01T09:15:00+00:00",
+            "seconds": 900,
+        }
+    ]
+    client, fake = make_client(False, {"letter": letter("assigning"), "stuck": stuck})
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get("/serienbriefe")
+        assert page.status_code == 200
+        assert "wartet auf die Zuordnung der Empfänger seit 01.03.2026 10:15" in page.text  # German local time (CET)
+        assert "erneut anstoßen" in page.text
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/erneut-anstossen", data={"csrf_token": token}, follow_redirects=False
+        )
+        assert response.status_code in (200, 303), response.text
+    assert len(fake.posted("/resend")) == 1
+    assert len(fake.posted("/rematch")) == 1
+
+    half = translate(
+        ServiceError("letters", 422, "a billing period needs both its start and its end", "invalid_letter")
+    )
+    assert "Abrechnungszeitraum Beginn und Ende" in half.message
+
+
+def test_new_letter_form_forwards_the_billing_period() -> None:
+    client, fake = make_client(False, {"letter": letter("draft")})
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get("/serienbriefe/neu")
+        assert 'name="period_start"' in page.text
+        assert "Abrechnungszeitraum" in page.text
+        client.post(
+            "/serienbriefe/neu",
+            data={
+                "csrf_token": token, "title": "Jahresabrechnung 2024", "document_type_id": "t", "groups": "owners",
+                "property_id": "P1", "period_start": "2024-01-01", "period_end": "2024-12-31",
+            },
+        )  # fmt: skip
+    created = json.loads(fake.posted("/v1/letters")[0].content)
+    assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")
+
+
+def test_address_block_help_says_what_the_rule_does() -> None:
+    from smartpost_gateway.texts import SPLIT_STRATEGIES
+
+    help_text = SPLIT_STRATEGIES["address_block"][1]
+    assert "auf jeder Seite mit einer Anschrift" not in help_text  # the old, wrong promise
+    assert "Seite 1 von 3" in help_text
+    assert "wiederholen" in help_text
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """HTTP face of the letters service (called by the gateway and other internal systems).
 
-Caller identity comes from ``X-SmartPost-Account`` / ``X-SmartPost-Actor`` (trusted internal network, optional
-shared bearer token). Every route is scoped to that account: another account's letter answers 404.
+Caller identity comes from signed caller claims (``X-SmartPost-Caller``, see :mod:`smartpost_shared.identity`):
+account and actor are verified on every request. Every route is scoped to that account: another account's letter
+answers 404.
 Commands accept ``X-SmartPost-Command-Id`` (a retried command is applied once) and ``If-Match: <version>``
 (a stale write answers 409 with the current version). Letter responses carry ``ETag: "<version>"``.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import uuid
 from dataclasses import asdict
@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from smartpost_letters.adapters.pdf_check import UploadProblem, check_upload
 from smartpost_letters.application import CommandContext, LetterNotFoundError, LetterService, VersionConflictError
 from smartpost_letters.domain.errors import DocumentError, DomainError
 from smartpost_letters.domain.models import BulkAction, DocumentRole, SafeProposalPolicy
@@ -45,6 +46,8 @@ from smartpost_letters.schemas import (
     RevokeIn,
 )
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.http import content_disposition
+from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI reads it at runtime
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -57,7 +60,6 @@ if TYPE_CHECKING:
     from smartpost_letters.settings import Settings
     from smartpost_shared.storage import ObjectStore
 
-PDF_MAGIC = b"%PDF-"
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing caller headers or wrong bearer token"},
     404: {"model": ErrorOut, "description": "no such letter in the caller's account"},
@@ -79,22 +81,12 @@ class Caller:
 
 
 def caller(
-    request: Request,
-    x_smartpost_account: Annotated[str | None, Header()] = None,
-    x_smartpost_actor: Annotated[str | None, Header()] = None,
+    claims: VerifiedCaller,
     x_smartpost_command_id: Annotated[str | None, Header(max_length=200)] = None,
     if_match: Annotated[str | None, Header()] = None,
-    authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    settings: Settings = request.app.state.settings
-    if settings.api_token is not None:
-        expected = f"Bearer {settings.api_token.get_secret_value()}"
-        if not authorization or not hmac.compare_digest(authorization, expected):
-            raise HTTPException(401, "missing or wrong bearer token")
-    if not x_smartpost_account or not x_smartpost_actor:
-        raise HTTPException(401, "X-SmartPost-Account and X-SmartPost-Actor headers are required")
-    if len(x_smartpost_account) > 64:
-        raise HTTPException(422, "account id too long")
+    # Account and actor come only from the caller's signed claims: four-eyes and the audit log see the verified
+    # person, not a header the uploader could set to someone else's name.
     expected_version: int | None = None
     if if_match:
         raw = if_match.strip().removeprefix("W/").strip('"')
@@ -102,7 +94,7 @@ def caller(
             expected_version = int(raw)
         except ValueError:
             raise HTTPException(422, 'If-Match must carry the letter version, e.g. "7"') from None
-    return Caller(x_smartpost_account, x_smartpost_actor, x_smartpost_command_id or "", expected_version)
+    return Caller(claims.account_id, claims.actor, x_smartpost_command_id or "", expected_version)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
@@ -154,7 +146,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=422)
+        body: dict[str, Any] = {"detail": str(exc), "code": exc.code}
+        if isinstance(exc, UploadRejectedError):
+            body["problems"] = [p.as_dict() for p in exc.problems]
+        return JSONResponse(body, status_code=422)
 
     async def storage(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"object storage unavailable: {exc}", "code": "storage_unavailable"}, 503)
@@ -202,6 +197,8 @@ async def create_letter(request: Request, who: CallerDep, body: CreateLetterIn) 
             property_id=body.property_id,
             include_archived=body.include_archived,
             letter_date=body.letter_date,
+            period_start=body.period_start,
+            period_end=body.period_end,
         )
     )
     return await _letter_response(request, letter, 201)
@@ -231,6 +228,59 @@ async def delete_letter(
     return await _letter_response(request, letter)
 
 
+WAITING_STATUSES = ("splitting", "assigning", "print_ordered")
+
+
+@router.get("/stuck-letters", tags=["letters"])
+async def stuck_letters(
+    request: Request,
+    who: CallerDep,
+    older_than_seconds: Annotated[float | None, Query(ge=0)] = None,
+) -> dict[str, Any]:
+    """Letters that wait for another service longer than ``older_than_seconds`` (default: the setting)."""
+    settings: Settings = request.app.state.settings
+    service = _service(request)
+    projector: LetterSummaryProjector = request.app.state.projector
+    await _run(projector.catch_up)
+    ids = [
+        uuid.UUID(row["letter_id"])
+        for status in WAITING_STATUSES
+        for row in await _run(lambda s=status: projector.list_letters(who.account_id, status=s, limit=500))  # type: ignore[misc]
+    ]
+    threshold = settings.stuck_after_seconds if older_than_seconds is None else older_than_seconds
+    found = await _run(lambda: service.stuck_letters(who.account_id, ids, older_than=threshold))
+    return {
+        "older_than_seconds": threshold,
+        "letters": [
+            {
+                "letter_id": s.letter_id,
+                "title": s.title,
+                "status": s.status,
+                "waiting_for": s.waiting_for,
+                "since": s.since.isoformat(),
+                "seconds": round(s.seconds),
+            }
+            for s in found
+        ],
+    }
+
+
+@router.post("/letters/{letter_id}/resend", tags=["letters"])
+async def resend(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Erneut anstoßen: publish the open requests of a waiting letter again, with their original event ids."""
+    service = _service(request)
+    letter, envelopes = await _run(lambda: service.resend_requests(who.ctx, _letter_uuid(letter_id)))
+    publisher = request.app.state.relay.publisher
+    try:
+        for envelope in envelopes:
+            await publisher.publish(envelope)
+    except Exception as exc:  # noqa: BLE001 - the broker is down: say so, staff can try again
+        return JSONResponse({"detail": f"broker unavailable: {exc}", "code": "broker_unavailable"}, status_code=503)
+    body = LetterOut.of(letter).model_dump(mode="json")
+    body["resent_event_ids"] = [str(e.event_id) for e in envelopes]
+    return JSONResponse(body, headers={"ETag": f'"{letter.version}"'})
+
+
 @router.get("/letters/{letter_id}/audit", response_model=AuditLogOut, tags=["letters"])
 async def audit_log(request: Request, who: CallerDep, letter_id: str) -> AuditLogOut:
     """Who did what when: the letter's full event history."""
@@ -253,16 +303,31 @@ def _parse_rule(rule: str | None, role: DocumentRole) -> SplitRule | None:
         raise DocumentError(f"invalid split rule: {exc}") from exc
 
 
+class UploadRejectedError(DocumentError):
+    """One or more uploaded files cannot be split; nothing of the upload was attached."""
+
+    code = "upload_rejected"
+
+    def __init__(self, problems: list[UploadProblem]) -> None:
+        super().__init__(" ".join(p.message for p in problems))
+        self.problems = problems
+
+
 @router.post("/letters/{letter_id}/documents", status_code=201, response_model=LetterOut, tags=["documents"])
 async def upload_document(
     request: Request,
     who: CallerDep,
     letter_id: str,
-    file: Annotated[UploadFile, File(description="the PDF")],
+    file: Annotated[list[UploadFile], File(description="one or more PDFs (repeat the field)")],
     role: Annotated[DocumentRole, Form()] = DocumentRole.SPLIT,
     rule: Annotated[str | None, Form(description="SplitRule as JSON (default: address_block)")] = None,
 ) -> JSONResponse:
-    """Upload a source PDF (multipart). The first document is the cover letter and is always split."""
+    """Upload source PDFs (multipart). The first document is the cover letter and is always split.
+
+    Every file is checked here (readable, not encrypted, has pages, size); if any file has a problem, ALL
+    problems of all files are answered at once (422, ``code=upload_rejected``, German ``problems``) and nothing
+    is attached.
+    """
     service = _service(request)
     settings: Settings = request.app.state.settings
     store: ObjectStore = request.app.state.store
@@ -271,16 +336,40 @@ async def upload_document(
     if letter.has_processed_command(who.command_id):
         return await _letter_response(request, letter, 201)
     split_rule = _parse_rule(rule, role)
-    data = await file.read(settings.max_upload_bytes + 1)
-    if not data:
-        raise DocumentError("the uploaded file is empty")
-    if len(data) > settings.max_upload_bytes:
-        raise DocumentError(f"the uploaded file is larger than {settings.max_upload_bytes} bytes")
-    if not data.startswith(PDF_MAGIC):
-        raise DocumentError("the uploaded file is not a PDF (it does not start with %PDF-)")
-    document_id = service.new_document_id(lid, who.command_id)
-    key = source_key(who.account_id, str(lid), document_id)
-    filename = (file.filename or f"{document_id}.pdf")[:255]
+    if not file:
+        raise DocumentError("no file uploaded")
+    uploads: list[tuple[str, bytes]] = []
+    problems: list[UploadProblem] = []
+    for upload in file:
+        data = await upload.read(settings.max_upload_bytes + 1)
+        name = (upload.filename or "dokument.pdf")[:255]
+        found = await _run(lambda d=data, n=name: check_upload(d, n, max_bytes=settings.max_upload_bytes))  # type: ignore[misc]
+        problems.extend(found)
+        uploads.append((name, data))
+    if problems:
+        raise UploadRejectedError(problems)
+    for index, (filename, data) in enumerate(uploads):
+        # One command per file: a retried request attaches each file once.
+        ctx = who.ctx
+        if index:
+            command_id = f"{who.command_id}#{index}" if who.command_id else ""
+            ctx = CommandContext(who.account_id, who.actor, command_id, None)
+        letter = await _attach(service, store, ctx, lid, filename, data, role, split_rule)
+    return await _letter_response(request, letter, 201)
+
+
+async def _attach(
+    service: LetterService,
+    store: ObjectStore,
+    ctx: CommandContext,
+    lid: uuid.UUID,
+    filename: str,
+    data: bytes,
+    role: DocumentRole,
+    split_rule: SplitRule | None,
+) -> SerialLetter:
+    document_id = service.new_document_id(lid, ctx.command_id)
+    key = source_key(ctx.account_id, str(lid), document_id)
     await _run(
         lambda: store.put(
             key,
@@ -289,9 +378,9 @@ async def upload_document(
             metadata={"filename": filename.encode("ascii", "replace").decode()},
         )
     )
-    letter = await _run(
+    letter: SerialLetter = await _run(
         lambda: service.attach_document(
-            who.ctx,
+            ctx,
             lid,
             document_id=document_id,
             filename=filename,
@@ -302,7 +391,7 @@ async def upload_document(
             sha256=hashlib.sha256(data).hexdigest(),
         )
     )
-    return await _letter_response(request, letter, 201)
+    return letter
 
 
 @router.patch("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
@@ -348,7 +437,7 @@ def _stream(
     return StreamingResponse(
         body,
         media_type=media_type,
-        headers={"Content-Length": str(size), "Content-Disposition": f'inline; filename="{filename}"'},
+        headers={"Content-Length": str(size), "Content-Disposition": content_disposition("inline", filename)},
     )
 
 

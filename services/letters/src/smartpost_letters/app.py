@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -15,11 +16,17 @@ from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
+from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
+from smartpost_shared.metrics import ScrapeSource, install_metrics
 from smartpost_shared.storage import MinioStore, ObjectStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -39,7 +46,7 @@ async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Ev
             await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
-def create_app(  # noqa: PLR0915 - the wiring is one readable list
+def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     settings: Settings | None = None, *, store: ObjectStore | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
@@ -70,6 +77,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     consumer = EventConsumer(
         broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=store
     )
+    startup = Startup(settings.service_name)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
@@ -80,24 +88,38 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
             loop.call_soon_threadsafe(relay.wake)
 
         service.on_saved = wake_relay
-        if minio is not None:
-            await asyncio.to_thread(minio.ensure_bucket)
-        await broker.start()
+
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            if minio is not None:
+                await startup.step("storage", lambda: asyncio.to_thread(minio.ensure_bucket))
+            await start_broker(startup, broker)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         stopped = asyncio.Event()
+        # One relay across all replicas: it runs where the lease is held (see smartpost_shared.lease).
+        relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
+        # The read model too: two projectors inserting the same letter would collide.
+        projector_leader = leadership(engine, "letters-projector", settings.lease)
         tasks = [
-            asyncio.create_task(relay.run(), name="letters-outbox-relay"),
-            asyncio.create_task(_projector_loop(projector, stopped), name="letters-projector"),
+            asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
+            asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
         finally:
+            await startup.stop()
+            relay_leader.stop()
+            projector_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 10)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             event_app.close()
             engine.dispose()
             app.state.stopped = True
@@ -109,6 +131,12 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
+    )
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.service = service
     app.state.projector = projector
     app.state.store = store
@@ -116,8 +144,12 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.relay = relay
     app.state.event_app = event_app
     app.state.consumer = consumer
+    app.state.startup = startup
     install_error_handlers(app)
     app.include_router(router)
+    sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -125,7 +157,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": startup.check()}
         try:
             await asyncio.to_thread(event_app.recorder.max_notification_id)
             checks["event_store"] = "ok"

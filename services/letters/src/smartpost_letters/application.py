@@ -24,12 +24,13 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 from pydantic import BaseModel
 
 from smartpost_letters.domain.document_types import DocumentTypeTree, tree_id_for
-from smartpost_letters.domain.errors import DocumentTypeError
+from smartpost_letters.domain.errors import DocumentTypeError, IllegalTransitionError
 from smartpost_letters.domain.letter import Actor, InboundOutcome, SerialLetter
 from smartpost_letters.domain.models import (
     Assignment,
     BulkAction,
     BulkChange,
+    DocumentStatus,
     MailpieceView,
     Part,
     PendingAssignment,
@@ -38,6 +39,7 @@ from smartpost_letters.domain.models import (
     SplitFailure,
     SplitRequest,
 )
+from smartpost_letters.integration import wire_envelopes
 from smartpost_shared.contracts.common import DocumentType, SplitRule
 from smartpost_shared.contracts.documents import AssignmentWarning, Candidate, PartAssignment
 from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from smartpost_letters.domain.models import DocumentRole
     from smartpost_shared.contracts.common import LetterScope
     from smartpost_shared.contracts.documents import SplitFailureReason, SplitPart
+    from smartpost_shared.contracts.envelope import Envelope
 
 log = get_logger(__name__)
 
@@ -63,6 +66,16 @@ T = TypeVar("T")
 
 class LetterNotFoundError(LookupError):
     """No letter with this id in the caller's account (another account's letter is indistinguishable)."""
+
+
+@dataclass(frozen=True)
+class StuckLetter:
+    letter_id: str
+    title: str
+    status: str
+    waiting_for: str  # splitter, assignment, print-dispatch
+    since: datetime
+    seconds: float
 
 
 class VersionConflictError(Exception):
@@ -371,7 +384,7 @@ class LetterService:
 
     # ---------------------------------------------------------------------------------------------- letters
 
-    def create_letter(
+    def create_letter(  # noqa: PLR0913 - the basic parameters of a serial letter
         self,
         ctx: CommandContext,
         *,
@@ -382,6 +395,8 @@ class LetterService:
         property_id: str | None,
         include_archived: bool,
         letter_date: date | None,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> SerialLetter:
         if ctx.command_id:
             letter_id = uuid.uuid5(LETTER_NAMESPACE, f"{ctx.account_id}\x00{ctx.command_id}")
@@ -403,6 +418,8 @@ class LetterService:
             include_archived=include_archived,
             letter_date=letter_date or datetime.now(UTC).date(),
             actor=ctx.as_actor,
+            period_start=period_start,
+            period_end=period_end,
         )
         try:
             self._save(letter)
@@ -565,6 +582,66 @@ class LetterService:
     def delete(self, ctx: CommandContext, letter_id: uuid.UUID, *, reason: str) -> SerialLetter:
         return self._execute(ctx, letter_id, lambda letter: letter.delete(reason=reason, actor=ctx.as_actor))
 
+    # ---------------------------------------------------------------------------------------------- stuck letters
+
+    def stuck_letters(
+        self, account_id: str, letter_ids: Sequence[uuid.UUID], *, older_than: float
+    ) -> list[StuckLetter]:
+        """Letters among ``letter_ids`` that have waited for another service longer than ``older_than`` seconds."""
+        now = datetime.now(UTC)
+        stuck: list[StuckLetter] = []
+        for letter_id in letter_ids:
+            try:
+                letter = self.get_letter(account_id, letter_id)
+            except LetterNotFoundError:
+                continue
+            waiting = letter.waiting_for()
+            if waiting is None:
+                continue
+            what, since = waiting
+            seconds = (now - since).total_seconds()
+            if seconds >= older_than:
+                stuck.append(StuckLetter(str(letter_id), letter.title, letter.status.value, what, since, seconds))
+        return stuck
+
+    def resend_requests(self, ctx: CommandContext, letter_id: uuid.UUID) -> tuple[SerialLetter, list[Envelope]]:
+        """The open requests of a waiting letter, as the SAME envelopes (same event ids) as the first time.
+
+        A consumer that got them before recognises the redelivery; one that lost them works on them now. The
+        re-send is recorded in the letter's history.
+        """
+        envelopes: list[Envelope] = []
+
+        def resend(letter: SerialLetter) -> None:
+            waiting = letter.waiting_for()
+            if waiting is None:
+                raise IllegalTransitionError(f"the letter waits for no other service (it is {letter.status.value})")
+            what = waiting[0]
+            envelopes.clear()
+            envelopes.extend(self._open_requests(letter, what))
+            letter.record_resend(waiting_for=what, event_ids=[str(e.event_id) for e in envelopes], actor=ctx.as_actor)
+
+        letter = self._execute(ctx, letter_id, resend)
+        return letter, envelopes
+
+    def _open_requests(self, letter: SerialLetter, what: str) -> list[Envelope]:
+        if what == "assignment":
+            return []  # the assignment service answers the splitter, not us: it re-runs itself (rematch)
+        wanted: type[SerialLetter.Event] = (
+            SerialLetter.PrintOrderPlaced if what == "print-dispatch" else SerialLetter.SplitStarted
+        )
+        latest = None
+        for event in self.app.events.get(letter.id):
+            if isinstance(event, wanted):
+                latest = event
+        if latest is None:
+            return []
+        envelopes = wire_envelopes(latest)
+        if what == "splitter":
+            splitting = {d.document_id for d in letter.documents if d.status == DocumentStatus.SPLITTING}
+            envelopes = [e for e in envelopes if getattr(e.payload, "document_id", None) in splitting]
+        return envelopes
+
     # ---------------------------------------------------------------------------------------------- audit
 
     def audit_log(self, account_id: str, letter_id: uuid.UUID) -> list[AuditEntry]:
@@ -573,7 +650,7 @@ class LetterService:
 
     # ---------------------------------------------------------------------------------------------- inbound
 
-    def record_split(
+    def record_split(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -584,6 +661,7 @@ class LetterService:
         parts: Sequence[SplitPart],
         warnings: Sequence[str],
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -595,10 +673,11 @@ class LetterService:
                 parts=parts,
                 warnings=warnings,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 
-    def record_split_failure(
+    def record_split_failure(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -609,6 +688,7 @@ class LetterService:
         reason: str,
         failed_at: datetime,
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -620,10 +700,11 @@ class LetterService:
                 reason=reason,
                 failed_at=failed_at,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 
-    def record_assignments(
+    def record_assignments(  # noqa: PLR0913 - the answer and the request it answers
         self,
         account_id: str,
         letter_id: uuid.UUID,
@@ -634,6 +715,7 @@ class LetterService:
         warnings: Sequence[AssignmentWarning],
         is_correction: bool,
         actor: str,
+        answer_to: str = "",
     ) -> InboundOutcome:
         return self._record_inbound(
             account_id,
@@ -645,6 +727,7 @@ class LetterService:
                 warnings=warnings,
                 is_correction=is_correction,
                 actor=Actor(actor),
+                answer_to=answer_to,
             ),
         )
 

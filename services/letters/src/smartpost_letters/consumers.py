@@ -64,6 +64,11 @@ class InboundHandlers:
     def _actor(envelope: Envelope) -> str:
         return f"service:{envelope.producer}"
 
+    @staticmethod
+    def _answer_to(envelope: Envelope) -> str:
+        """The request an answer belongs to (its causation): a re-answer to a new request is never a duplicate."""
+        return str(envelope.causation_id) if envelope.causation_id else ""
+
     async def on_document_split(self, envelope: Envelope) -> None:
         p = envelope.payload
         assert isinstance(p, DocumentSplit)
@@ -79,6 +84,7 @@ class InboundHandlers:
                 parts=p.parts,
                 warnings=p.warnings,
                 actor=self._actor(envelope),
+                answer_to=self._answer_to(envelope),
             ),
         )
 
@@ -97,6 +103,7 @@ class InboundHandlers:
                 reason=p.reason,
                 failed_at=envelope.occurred_at,
                 actor=self._actor(envelope),
+                answer_to=self._answer_to(envelope),
             ),
         )
 
@@ -115,6 +122,7 @@ class InboundHandlers:
                 warnings=p.warnings,
                 is_correction=p.is_correction,
                 actor=self._actor(envelope),
+                answer_to=self._answer_to(envelope),
             ),
         )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smartpost_letters.domain.letter import SerialLetter
+from smartpost_letters.domain.letter import SerialLetter, wire_event_id
 from smartpost_shared.contracts.common import LetterScope
-from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, make_envelope
+from smartpost_shared.contracts.envelope import Envelope, make_envelope
 from smartpost_shared.contracts.letters import (
     AssignmentCorrected,
     CorrectionAction,
@@ -45,6 +45,8 @@ def wire_payloads(event: object) -> list[EventPayload]:  # noqa: PLR0911 - one b
                 include_archived=event.include_archived,
                 letter_date=event.letter_date,
                 created_by=event.actor,
+                period_start=getattr(event, "period_start", None),
+                period_end=getattr(event, "period_end", None),
             )
         ]
     if isinstance(event, SerialLetter.SplitStarted):
@@ -125,7 +127,7 @@ def wire_envelopes(event: object) -> list[Envelope]:
             account_id=event.account_id,
             producer=PRODUCER,
             correlation_id=event.originator_id,
-            event_id=deterministic_event_id(PRODUCER, event.originator_id, event.originator_version, index),
+            event_id=wire_event_id(event.originator_id, event.originator_version, index),
             occurred_at=event.timestamp,
         )
         for index, payload in enumerate(payloads)

@@ -41,6 +41,10 @@ class CreateLetterIn(Model):
     property_id: str | None = None
     include_archived: bool = False
     letter_date: date | None = None
+    period_start: date | None = Field(
+        default=None, description="billing period start (e.g. 2024-01-01); contracts overlapping the period count"
+    )
+    period_end: date | None = Field(default=None, description="billing period end (e.g. 2024-12-31)")
 
 
 class ChangeDocumentIn(Model):
@@ -262,6 +266,8 @@ class LetterOut(Model):
     property_id: str | None
     include_archived: bool
     letter_date: date
+    period_start: date | None = None
+    period_end: date | None = None
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -306,6 +312,8 @@ class LetterOut(Model):
             property_id=letter.property_id,
             include_archived=letter.include_archived,
             letter_date=letter.letter_date,
+            period_start=getattr(letter, "period_start", None),
+            period_end=getattr(letter, "period_end", None),
             created_by=letter.created_by,
             created_at=letter.created_on,
             updated_at=letter.modified_on,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
@@ -24,8 +24,6 @@ class Settings(ServiceSettings):
 
     service_name: str = "letters"
     http_port: int = 8101
-    # Optional shared bearer token between the gateway and this service (trusted network otherwise).
-    api_token: SecretStr | None = None
     # Event store: None = SQLite file ``<data_dir>/letters-events.sqlite3``; a postgresql:// URL puts the event
     # store in that database. The read model (letter list) follows ``database_url`` (SQLite by default); when
     # ``database_url`` is PostgreSQL and ``event_store_url`` is unset, the event store uses the same database.
@@ -42,6 +40,9 @@ class Settings(ServiceSettings):
     fault_injection: FaultInjection = FaultInjection.NONE
     # Accounts with four-eyes release: the person who confirmed the review may not release (JSON list).
     four_eyes_accounts: list[str] = Field(default_factory=list)
+    # A letter waiting this long for another service (splitter, assignment, print dispatch) counts as stuck and
+    # is shown to staff with "erneut anstoßen".
+    stuck_after_seconds: float = Field(default=300.0, ge=0)
 
     def resolved_event_store_url(self) -> str:
         if self.event_store_url:

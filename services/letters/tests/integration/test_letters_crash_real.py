@@ -22,6 +22,7 @@ from letters_testkit import read_topic
 from smartpost_letters.application import LettersApplication, event_store_env
 from smartpost_letters.integration import wire_envelopes
 from smartpost_shared.devstack import free_port
+from smartpost_shared.testing.identity import caller_headers
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,7 +69,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def h(account: str) -> dict[str, str]:
-    return {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff:crash-test"}
+    return caller_headers(account, "staff:crash-test", audience="letters")
 
 
 def create_letter(port: int, account: str) -> str | None:

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 import pytest
-from letters_testkit import make_parts, read_topic
+from letters_testkit import make_parts, read_topic, tiny_pdf
 
 from smartpost_letters.app import create_app
 from smartpost_letters.settings import Settings
@@ -23,10 +23,11 @@ from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.contracts.printing import MailpieceStatus, PrintJobStatusChanged
 from smartpost_shared.messaging import EventPublisher, make_broker
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = [pytest.mark.real]
 
-PDF = b"%PDF-1.7\n% test\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = tiny_pdf(2)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -59,7 +60,7 @@ async def running(tmp_path, database_url, kafka_settings, storage_settings, obje
 
 
 def h(account, actor="staff:anna"):
-    return {"X-SmartPost-Account": account, "X-SmartPost-Actor": actor}
+    return caller_headers(account, actor, audience="letters")
 
 
 async def wait_for(client, account, letter_id, predicate, timeout=20.0):
@@ -87,10 +88,13 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
             "document_type_id": dt,
             "recipient_groups": ["tenants"],
             "scope": "cross_property",
+            "period_start": "2024-01-01",
+            "period_end": "2024-12-31",
         },
         headers=h(account),
     )
     assert r.status_code == 201, r.text
+    assert (r.json()["period_start"], r.json()["period_end"]) == ("2024-01-01", "2024-12-31")
     lid = r.json()["letter_id"]
     r = await client.post(
         f"/v1/letters/{lid}/documents",
@@ -215,6 +219,8 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
         until=lambda m: len(m) >= len(wanted),
     )
     assert [e["event_type"] for e, _ in events] == wanted  # all on one partition, in order
+    created = events[0][0]["payload"]
+    assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")  # billing period
     released = events[3][0]
     assert released["account_id"] == account
     assert released["payload"]["notify_by_email"] is True

@@ -7,19 +7,20 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from letters_testkit import SPLITTER, make_parts
+from letters_testkit import SPLITTER, make_parts, tiny_pdf
 
 from smartpost_letters.app import create_app
 from smartpost_letters.domain.letter import Actor
 from smartpost_letters.settings import Settings
 from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
-PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = tiny_pdf(2)
 
 
 def headers(account="acc-1", actor="staff:anna", command=None, version=None):
-    h = {"X-SmartPost-Account": account, "X-SmartPost-Actor": actor}
+    h = caller_headers(account, actor, audience="letters")
     if command:
         h["X-SmartPost-Command-Id"] = command
     if version is not None:
@@ -109,13 +110,14 @@ def drive_to_review(app, client, letter_id, count=2, *, thumbnail_pack=False):
     return doc_id, parts
 
 
-def test_headers_are_required_and_bearer_token_checked(tmp_path):
-    app = create_app(Settings(data_dir=str(tmp_path), api_token="s3cret", log_json=False), store=MemoryStore())
+def test_only_signed_caller_claims_identify_the_caller(tmp_path):
+    app = create_app(Settings(data_dir=str(tmp_path), log_json=False), store=MemoryStore())
     client = TestClient(app)
-    assert client.get("/v1/letters", headers=headers()).status_code == 401
-    ok = client.get("/v1/letters", headers={**headers(), "Authorization": "Bearer s3cret"})
-    assert ok.status_code == 200
-    assert client.get("/v1/letters", headers={"Authorization": "Bearer s3cret"}).status_code == 401
+    assert client.get("/v1/letters").status_code == 401
+    plain = {"X-SmartPost-Account": "acc-1", "X-SmartPost-Actor": "staff:anna"}
+    assert client.get("/v1/letters", headers=plain).status_code == 401
+    assert client.get("/v1/letters", headers=caller_headers("acc-1", audience="assignment")).status_code == 401
+    assert client.get("/v1/letters", headers=headers()).status_code == 200
     app.state.event_app.close()
 
 
@@ -198,10 +200,11 @@ def test_upload_validation_is_clear(env):
     lid = make_letter(client)["letter_id"]
     r = upload(client, lid, data=b"")
     assert r.status_code == 422
-    assert "empty" in r.json()["detail"]
+    assert "leer" in r.json()["detail"]
     r = upload(client, lid, data=b"GIF89a not a pdf")
     assert r.status_code == 422
-    assert "%PDF-" in r.json()["detail"]
+    assert r.json()["code"] == "upload_rejected"
+    assert r.json()["problems"][0]["code"] == "not_a_pdf"
     r = upload(client, lid, rule={"strategy": "nonsense"})
     assert r.status_code == 422
     assert r.json()["code"] == "invalid_document"
@@ -438,3 +441,49 @@ def test_letters_rebuilt_from_a_snapshot_taken_in_memory_equal_the_cached_ones(t
     assert LetterOut.of(fresh).model_dump(mode="json") == cached
     fresh_app.close()
     app.state.event_app.close()
+
+
+def test_upload_checks_every_file_and_reports_all_problems_at_once_in_german(env, tmp_path):
+    """Issue #15 finding 6: encrypted, empty and corrupt files are found at upload, all in one answer."""
+    client, _, store = env
+    lid = make_letter(client)["letter_id"]
+    corrupt = b"%PDF-1.7\n" + b"\x00garbage" * 50
+    files = [
+        ("file", ("gut.pdf", PDF, "application/pdf")),
+        ("file", ("geschuetzt.pdf", tiny_pdf(1, password="geheim"), "application/pdf")),
+        ("file", ("leer.pdf", b"", "application/pdf")),
+        ("file", ("kaputt.pdf", corrupt, "application/pdf")),
+        ("file", ("ohne-seiten.pdf", tiny_pdf(0), "application/pdf")),
+    ]
+    r = client.post(f"/v1/letters/{lid}/documents", files=files, data={"role": "split"}, headers=headers())
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "upload_rejected"
+    assert [(p["filename"], p["code"]) for p in body["problems"]] == [
+        ("geschuetzt.pdf", "encrypted"),
+        ("leer.pdf", "empty_file"),
+        ("kaputt.pdf", "corrupt"),
+        ("ohne-seiten.pdf", "no_pages"),
+    ]
+    assert "verschlüsselt" in body["detail"]
+    assert "beschädigt" in body["detail"]
+    text = json.dumps(body, ensure_ascii=False)
+    assert "/tmp" not in text
+    assert str(tmp_path) not in text
+    # Nothing of a rejected upload is attached or stored.
+    assert client.get(f"/v1/letters/{lid}", headers=headers()).json()["documents"] == []
+    assert store.list("accounts/") == []
+
+
+def test_several_good_files_in_one_upload_are_attached_once_each(env):
+    client, _, _ = env
+    lid = make_letter(client)["letter_id"]
+    files = [("file", (f"teil{i}.pdf", tiny_pdf(i + 1), "application/pdf")) for i in range(3)]
+    r = client.post(f"/v1/letters/{lid}/documents", files=files, data={"role": "split"}, headers=headers(command="u1"))
+    assert r.status_code == 201, r.text
+    assert [d["filename"] for d in r.json()["documents"]] == ["teil0.pdf", "teil1.pdf", "teil2.pdf"]
+    again = client.post(
+        f"/v1/letters/{lid}/documents", files=files, data={"role": "split"}, headers=headers(command="u1")
+    )
+    assert again.status_code == 201
+    assert len(again.json()["documents"]) == 3

@@ -210,8 +210,13 @@ def test_split_result_is_idempotent_per_inbound_event():
     assert b.letter.record_split(**kwargs) == InboundOutcome.APPLIED
     version = b.letter.version
     assert b.letter.record_split(**kwargs) == InboundOutcome.DUPLICATE
-    assert b.letter.record_split(**{**kwargs, "inbound_event_id": "evt-2"}) == InboundOutcome.STALE
-    assert b.letter.version == version
+    # Another answer while the letter is no longer splitting is recorded as superseded (once), nothing else changes.
+    parts_before = b.letter.parts()
+    assert b.letter.record_split(**{**kwargs, "inbound_event_id": "evt-2"}) == InboundOutcome.SUPERSEDED
+    assert b.letter.version == version + 1
+    assert b.letter.record_split(**{**kwargs, "inbound_event_id": "evt-2"}) == InboundOutcome.DUPLICATE
+    assert b.letter.version == version + 1
+    assert b.letter.parts() == parts_before
 
 
 def test_split_result_with_pages_outside_the_document_or_duplicate_parts_is_rejected():
@@ -270,8 +275,9 @@ def test_split_failure_returns_to_draft_with_reason_and_late_results_are_stale()
         b.letter.record_split(
             inbound_event_id="late", document_id="doc-2", source_page_count=2, parts=parts, warnings=[], actor=SPLITTER
         )
-        == InboundOutcome.STALE
+        == InboundOutcome.SUPERSEDED
     )
+    assert b.letter.status == LetterStatus.DRAFT
     # Staff can replace the document and split again.
     b.letter.remove_document(document_id="doc-2", actor=STAFF)
     b.letter.start_split(actor=STAFF)
@@ -489,6 +495,31 @@ def test_cross_property_reassign_keeps_the_given_property():
     assert b.letter.part("doc-1-p0").assignment.property_id == "prop-9"
 
 
+def test_cross_property_release_needs_a_contract_for_every_assigned_part():
+    b = LetterBuilder(scope=LetterScope.CROSS_PROPERTY).to_review(2)
+    b.letter.reassign_part(part_id="doc-1-p1", contact_id="c-weiss", property_id=None, unit_id=None, actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match=r"1 part\(s\) have no contract .*: doc-1-p1"):
+        b.letter.confirm_review(actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match="no contract"):
+        b.letter.release(notify_by_email=False, actor=STAFF)
+    b.letter.reassign_part(part_id="doc-1-p1", contact_id="c-weiss", property_id="prop-9", unit_id=None, actor=STAFF)
+    with pytest.raises(ReleaseBlockedError, match="no contract"):
+        b.letter.confirm_review(actor=STAFF)
+    b.letter.reassign_part(
+        part_id="doc-1-p1", contact_id="c-weiss", property_id="prop-9", unit_id="unit-9", actor=STAFF
+    )
+    b.letter.confirm_review(actor=STAFF)
+    items = b.letter.release(notify_by_email=False, actor=STAFF)
+    assert (items[1].property_id, items[1].unit_id) == ("prop-9", "unit-9")
+
+
+def test_property_letter_still_accepts_a_contact_without_unit():
+    b = LetterBuilder().to_review(1)
+    b.letter.reassign_part(part_id="doc-1-p0", contact_id="c-beirat", property_id=None, unit_id=None, actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    assert b.letter.status == LetterStatus.REVIEWED
+
+
 def test_corrections_are_not_allowed_before_review_or_after_release():
     b = LetterBuilder().attach()
     b.letter.start_split(actor=STAFF)
@@ -673,7 +704,7 @@ def test_delete_after_release_revokes_the_remaining_items_and_is_terminal():
         b.letter.delete(reason="x", actor=STAFF)
     with pytest.raises(IllegalTransitionError):
         b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
-    # Late inbound results for a deleted letter change nothing.
+    # Late inbound results for a deleted letter are recorded as superseded and change nothing.
     assert (
         b.letter.record_split(
             inbound_event_id="late",
@@ -683,7 +714,7 @@ def test_delete_after_release_revokes_the_remaining_items_and_is_terminal():
             warnings=[],
             actor=SPLITTER,
         )
-        == InboundOutcome.STALE
+        == InboundOutcome.SUPERSEDED
     )
 
 
@@ -857,3 +888,146 @@ def test_undo_skips_parts_staff_changed_after_the_bulk_action():
     restored = b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
     assert restored == []
     assert b.letter.part("doc-1-p3").assignment.contact_id == "c3"
+
+
+# ------------------------------------------------------------------------------------------------ every "again" is new
+
+
+def _split_kwargs(b: LetterBuilder, event_id: str, answer_to: str, count: int = 2) -> dict:
+    return {
+        "inbound_event_id": event_id,
+        "document_id": "doc-1",
+        "source_page_count": count * 2,
+        "parts": make_parts("acc-1", b.lid, "doc-1", count),
+        "warnings": [],
+        "actor": SPLITTER,
+        "answer_to": answer_to,
+    }
+
+
+def test_each_split_round_has_a_new_request_id_matching_the_wire_event():
+    from smartpost_letters.integration import wire_envelopes
+
+    b = LetterBuilder().attach()
+    b.letter.start_split(actor=STAFF)
+    first = b.letter.document("doc-1").split_request_id
+    b.letter.reopen(actor=STAFF)
+    b.letter.start_split(actor=STAFF)
+    second = b.letter.document("doc-1").split_request_id
+    assert first
+    assert second
+    assert first != second
+    started = [e for e in b.letter.collect_events() if isinstance(e, SerialLetter.SplitStarted)]
+    wire_ids = [str(env.event_id) for e in started for env in wire_envelopes(e)]
+    assert wire_ids == [first, second]
+
+
+def test_the_same_answer_event_id_for_a_new_request_is_not_a_duplicate():
+    """The splitter answers an unchanged file with the same event id every round: the request tells them apart."""
+    b = LetterBuilder().attach()
+    b.letter.start_split(actor=STAFF)
+    round1 = b.letter.document("doc-1").split_request_id
+    assert b.letter.record_split(**_split_kwargs(b, "split-x", round1)) == InboundOutcome.APPLIED
+    b.letter.reopen(actor=STAFF)
+    b.letter.start_split(actor=STAFF)
+    round2 = b.letter.document("doc-1").split_request_id
+    assert b.letter.record_split(**_split_kwargs(b, "split-x", round1)) == InboundOutcome.DUPLICATE
+    assert b.letter.record_split(**_split_kwargs(b, "split-x", round2)) == InboundOutcome.APPLIED
+    assert b.letter.status == LetterStatus.ASSIGNING
+
+
+def test_an_answer_to_an_earlier_request_is_recorded_as_superseded():
+    b = LetterBuilder().attach()
+    b.letter.start_split(actor=STAFF)
+    round1 = b.letter.document("doc-1").split_request_id
+    b.letter.reopen(actor=STAFF)
+    b.letter.start_split(actor=STAFF)
+    # The late answer of round 1 arrives while round 2 is running: recorded, the letter keeps waiting for round 2.
+    outcome = b.letter.record_split_failure(
+        inbound_event_id="fail-1",
+        document_id="doc-1",
+        reason_code=SplitFailureReason.NO_LETTER_FOUND,
+        reason="kein Brief",
+        failed_at=datetime.now(UTC),
+        actor=SPLITTER,
+        answer_to=round1,
+    )
+    assert outcome == InboundOutcome.SUPERSEDED
+    assert b.letter.status == LetterStatus.SPLITTING
+    superseded = [e for e in b.letter.collect_events() if isinstance(e, SerialLetter.AnswerSuperseded)]
+    assert [(e.inbound_event_id, e.answer_to, e.event_type) for e in superseded] == [
+        ("fail-1", round1, "DocumentSplitFailed")
+    ]
+
+
+def test_assignments_answering_another_split_result_are_superseded():
+    b = LetterBuilder().attach()
+    b.letter.start_split(actor=STAFF)
+    request = b.letter.document("doc-1").split_request_id
+    b.letter.record_split(**_split_kwargs(b, "split-2", request))
+    parts = b.letter.document("doc-1").parts
+
+    def assign(event_id: str, answer_to: str) -> InboundOutcome:
+        return b.letter.record_assignments(
+            inbound_event_id=event_id,
+            document_id="doc-1",
+            assignments=[assigned(p, f"c{i}") for i, p in enumerate(parts)],
+            warnings=[],
+            is_correction=False,
+            actor=ASSIGNER,
+            answer_to=answer_to,
+        )
+
+    assert assign("pa-1", "split-1") == InboundOutcome.SUPERSEDED
+    assert b.letter.status == LetterStatus.ASSIGNING
+    assert assign("pa-2", "split-2") == InboundOutcome.APPLIED
+    assert b.letter.status == LetterStatus.IN_REVIEW
+
+
+def test_deferred_assignments_of_another_split_result_are_not_applied():
+    b = LetterBuilder().attach()
+    b.letter.start_split(actor=STAFF)
+    request = b.letter.document("doc-1").split_request_id
+    parts = make_parts("acc-1", b.lid, "doc-1", 2)
+    b.letter.record_assignments(
+        inbound_event_id="pa-old",
+        document_id="doc-1",
+        assignments=[assigned(p, f"c{i}") for i, p in enumerate(parts)],
+        warnings=[],
+        is_correction=False,
+        actor=ASSIGNER,
+        answer_to="split-old",
+    )
+    b.letter.record_split(**_split_kwargs(b, "split-new", request))
+    assert b.letter.status == LetterStatus.ASSIGNING
+    assert all(p.assignment is None for p in b.letter.parts())
+
+
+def test_waiting_for_names_the_service_and_the_time_the_wait_began():
+    b = LetterBuilder().attach()
+    assert b.letter.waiting_for() is None
+    b.letter.start_split(actor=STAFF)
+    what, since_split = b.letter.waiting_for()
+    assert what == "splitter"
+    b.split(count=2)
+    what, since_assign = b.letter.waiting_for()
+    assert what == "assignment"
+    assert since_assign >= since_split
+    b.assign()
+    assert b.letter.waiting_for() is None  # in review: staff are next
+    with pytest.raises(IllegalTransitionError):
+        b.letter.record_resend(waiting_for="splitter", event_ids=[], actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    b.letter.release(notify_by_email=True, actor=STAFF)
+    b.letter.order_print(options=PrintOptions(), today=TODAY, actor=STAFF)
+    assert b.letter.waiting_for()[0] == "print-dispatch"
+
+
+def test_billing_period_is_optional_complete_and_ordered():
+    letter = create(period_start=date(2024, 1, 1), period_end=date(2024, 12, 31))
+    assert (letter.period_start, letter.period_end) == (date(2024, 1, 1), date(2024, 12, 31))
+    assert create().period_start is None
+    with pytest.raises(InvalidLetterError, match="start and its end"):
+        create(period_start=date(2024, 1, 1))
+    with pytest.raises(InvalidLetterError, match="ends before it starts"):
+        create(period_start=date(2024, 12, 31), period_end=date(2024, 1, 1))

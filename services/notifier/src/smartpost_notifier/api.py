@@ -6,18 +6,20 @@ import asyncio
 from datetime import date  # noqa: TC003 - FastAPI reads the annotation at runtime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_notifier.domain import latest_due_digest_day
+from smartpost_shared.identity import verified_account
 
 if TYPE_CHECKING:
     from smartpost_notifier.application import Notifier
 
 router = APIRouter()
 
-AccountHeader = Annotated[str, Header(alias="X-SmartPost-Account", min_length=1, max_length=64)]
+# The account comes from the caller's signed claims (smartpost_shared.identity), never from a plain header.
+AccountHeader = Annotated[str, Depends(verified_account)]
 
 
 def _notifier(request: Request) -> Notifier:
@@ -34,7 +36,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    checks: dict[str, str] = {}
+    startup = getattr(request.app.state, "startup", None)
+    checks: dict[str, str] = {"startup": startup.check()} if startup is not None else {}
     engine = request.app.state.engine
 
     def ping_db() -> None:

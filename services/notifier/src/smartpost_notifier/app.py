@@ -14,9 +14,15 @@ from smartpost_notifier.adapters.smtp import Mailer, SmtpMailer
 from smartpost_notifier.api import router
 from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
+from smartpost_notifier.metrics import MailSource
 from smartpost_shared.db import make_engine
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, Startup, make_broker, start_broker
+from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,16 +67,14 @@ async def _every(seconds: float, stop: asyncio.Event, tick: Callable[[], Awaitab
             await asyncio.wait_for(stop.wait(), seconds)
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
+    startup = Startup(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(create_tables, engine)
         notifier = Notifier(engine, settings, mailer or make_mailer(settings), clock=clock)
-        # Before anything sends: settle what a previous process left in flight.
-        await asyncio.to_thread(notifier.recover_in_flight)
         broker = make_broker(settings.kafka, service=settings.service_name)
         consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
         register_consumers(consumer, notifier, engine, settings)
@@ -79,31 +83,57 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         app.state.relay = relay
         app.state.notifier = notifier
         stop = asyncio.Event()
-        # Mails already in the outbox go out even while Kafka is still joining (or down).
-        tasks = [asyncio.create_task(_sender_loop(notifier, stop, settings.send_poll_seconds), name="sender")]
-        await broker.start()
+        tasks: list[asyncio.Task[None]] = []
 
         async def digest_tick() -> None:
             await asyncio.to_thread(notifier.run_due_digests)
 
-        tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        if settings.digest_enabled:
-            tasks.append(
-                asyncio.create_task(_every(settings.digest_check_seconds, stop, digest_tick, "digest"), name="digest")
-            )
+        async def sending(lease_stop: asyncio.Event) -> None:
+            """Only in the replica holding the lease: recovery, sending, digests (the recovery owns every row)."""
+            # Before anything sends: settle what a previous holder left in flight.
+            await asyncio.to_thread(notifier.recover_in_flight)
+            work = [_sender_loop(notifier, lease_stop, settings.send_poll_seconds)]
+            if settings.digest_enabled:
+                work.append(_every(settings.digest_check_seconds, lease_stop, digest_tick, "digest"))
+            await asyncio.gather(*work)
+
+        sender_leader = leadership(engine, "notifier-sender", settings.lease)
+        relay_leader = leadership(engine, "notifier-outbox-relay", settings.lease)
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("database", lambda: asyncio.to_thread(create_tables, engine))
+            # Mails already in the outbox go out even while Kafka is still joining (or down).
+            tasks.append(asyncio.create_task(sender_leader.run(sending), name="sender"))
+            await start_broker(startup, broker)
+            tasks.append(asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"))
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("notifier.started", smtp=f"{settings.smtp_host}:{settings.smtp_port}")
         try:
             yield
         finally:
+            await startup.stop()
             stop.set()
-            relay.stop()
+            sender_leader.stop()
+            relay_leader.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await broker.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("notifier.stopped")
 
     app = FastAPI(title="SmartPost notifier", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck())
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.startup = startup
     app.include_router(router)
+    sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), MailSource(engine)]
+    install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
     return app

@@ -117,7 +117,10 @@ class Notifier:
             address=o.sender_address or s.sender_address,
             name=o.sender_name or o.name or s.sender_name,
             language=o.language or s.default_language,
-            portal_base_url=(o.portal_base_url or s.portal_base_url).rstrip("/"),
+            # "Zum Kundenportal" in the mail: the account's inbox in the recipients' web portal.
+            portal_base_url=s.portal_home_url.format(
+                base=(o.portal_base_url or s.portal_base_url).rstrip("/"), account_id=account_id
+            ),
         )
         return AccountProfile(account_id, sender, o.digest_time or s.digest_time, self.timezone)
 
@@ -452,7 +455,12 @@ class Notifier:
         if unit is not None:
             word = "Unit" if profile.sender.language == "en" else "Einheit"
             unit_label = f"{word} {unit.number}" + (f" ({unit.position})" if unit.position else "")
-        url = self.settings.portal_document_url.format(base=profile.sender.portal_base_url, document_id=doc.document_id)
+        o = self.settings.account(profile.account_id)
+        url = self.settings.portal_document_url.format(
+            base=(o.portal_base_url or self.settings.portal_base_url).rstrip("/"),
+            account_id=profile.account_id,
+            document_id=doc.document_id,
+        )
         return DocumentLine(
             document_id=doc.document_id,
             title=doc.title,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import time
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
@@ -37,6 +37,7 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTPOST_NOTIFIER_", extra="ignore", populate_by_name=True)
 
     service_name: str = "notifier"
+    required_secrets: ClassVar[tuple[str, ...]] = ()  # no object storage
     http_port: int = 8106
 
     # SMTP relay. STARTTLS upgrades a plain connection; implicit TLS (port 465) is smtp_ssl.
@@ -57,9 +58,12 @@ class Settings(ServiceSettings):
     sender_name: str = "SmartPost"
     account_name: str = "Ihre Hausverwaltung"
     message_id_domain: str = "smartpost.notifier"
-    portal_base_url: str = "http://127.0.0.1:8104/portal"
-    # Deep link to one document; ``{base}`` is the portal base URL.
-    portal_document_url: str = "{base}/documents/{document_id}"
+    # The recipients' web portal (portal-publisher, ``/kundenportal/<account>/...``).
+    portal_base_url: str = "http://127.0.0.1:8104/kundenportal"
+    # Deep link to one document (the portal asks for the login first and then opens it) and the inbox link;
+    # ``{base}`` is the portal base URL, ``{account_id}`` the account.
+    portal_document_url: str = "{base}/{account_id}/dokumente/{document_id}"
+    portal_home_url: str = "{base}/{account_id}/posteingang"
     default_language: Language = "de"
     accounts: dict[str, AccountOverride] = Field(default_factory=dict)
 

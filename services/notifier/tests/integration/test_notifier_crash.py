@@ -22,6 +22,7 @@ from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.contracts.portal import DocumentPublished
 from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.settings import KafkaSettings
+from smartpost_shared.testing.identity import caller_headers
 
 from .notifier_testkit import Producer, count_of, mails_of, message_id_counts, wait_for
 
@@ -177,7 +178,9 @@ async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(own_stack, 
         await proc.ready()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}") as client:
             r = await client.post(
-                "/internal/digests/run", params={"day": today.isoformat()}, headers={"X-SmartPost-Account": account}
+                "/internal/digests/run",
+                params={"day": today.isoformat()},
+                headers=caller_headers(account, audience="notifier"),
             )
             assert r.json()["mails_created"] == RECIPIENTS
         target = 2 * RECIPIENTS
@@ -194,7 +197,9 @@ async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(own_stack, 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{proc.port}") as client:
 
             async def all_settled() -> dict:
-                stats = (await client.get("/internal/mails/stats", headers={"X-SmartPost-Account": account})).json()
+                stats = (
+                    await client.get("/internal/mails/stats", headers=caller_headers(account, audience="notifier"))
+                ).json()
                 return stats["mails"]
 
             for _ in range(50):

@@ -20,6 +20,7 @@ from smartpost_shared.contracts.masterdata import (
     UnitUpserted,
 )
 from smartpost_shared.contracts.portal import DocumentPublished, DocumentRevoked
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_shared.topics import NOTIFIER
 
 from .notifier_testkit import Producer, mails_of, wait_for
@@ -153,16 +154,20 @@ async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, 
         assert text.startswith("Sehr geehrte Frau Albers,")
         assert "Lindenstraße 5, Einheit 1 (EG links)" in text
         assert "Am Markt 1, Einheit 7" in text
-        assert "https://portal.example/hv/documents/d-anna-a" in text
-        assert "https://portal.example/hv/documents/d-anna-b" in text
+        assert f"https://portal.example/hv/{account}/dokumente/d-anna-a" in text
+        assert f"https://portal.example/hv/{account}/dokumente/d-anna-b" in text
 
         response = await client.post(
-            "/internal/digests/run", params={"day": today.isoformat()}, headers={"X-SmartPost-Account": account}
+            "/internal/digests/run",
+            params={"day": today.isoformat()},
+            headers=caller_headers(account, audience="notifier"),
         )
         assert response.status_code == 200, response.text
         assert response.json()["mails_created"] == 4  # one row per recipient; carl and dora get skipped
         again = await client.post(
-            "/internal/digests/run", params={"day": today.isoformat()}, headers={"X-SmartPost-Account": account}
+            "/internal/digests/run",
+            params={"day": today.isoformat()},
+            headers=caller_headers(account, audience="notifier"),
         )
         assert again.json()["mails_created"] == 0
 
@@ -177,11 +182,11 @@ async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, 
         assert "d-ben-revoked" not in ben_text
         assert len({str(m["Message-ID"]) for m in all_mails}) == len(all_mails) == 4
 
-        stats = (await client.get("/internal/mails/stats", headers={"X-SmartPost-Account": account})).json()
+        stats = (await client.get("/internal/mails/stats", headers=caller_headers(account, audience="notifier"))).json()
         assert stats["mails"]["immediate"] == {"sent": 2, "skipped": 2}
         assert stats["mails"]["digest"] == {"sent": 2, "skipped": 2}
         assert (await client.get("/readyz")).status_code == 200
-        assert (await client.post("/internal/digests/run")).status_code == 422  # the account header is required
+        assert (await client.post("/internal/digests/run")).status_code == 401  # signed caller claims are required
 
         sent_events = []
         for _ in range(30):

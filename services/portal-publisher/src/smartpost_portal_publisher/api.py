@@ -5,16 +5,17 @@ Refusals never reveal whether another contact's document exists: "not yours" and
 
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartpost_portal_publisher.application import (
     AuthenticationError,
@@ -28,11 +29,9 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
+from smartpost_portal_publisher.web import html_refusal, not_found_page, wants_html
+from smartpost_shared.identity import VerifiedCaller, verified_account
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
-
-ACCOUNT_HEADER = "X-SmartPost-Account"
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -236,22 +235,9 @@ def _current_principal(service: Service, token: Token) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 
 
-def _account(
-    request: Request,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER, min_length=1, max_length=64)] = None,
-    authorization: Annotated[str | None, Header()] = None,
-) -> str:
-    expected: SecretStr | None = request.app.state.internal_api_token
-    if expected is not None:
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-            raise AuthenticationError("internal API token required")
-    if not account:
-        raise ForbiddenError(f"header {ACCOUNT_HEADER} required")
-    return account
-
-
-Account = Annotated[str, Depends(_account)]
+ADMIN_ROLE = "admin"
+# Internal (staff) routes: the account comes from the caller's signed claims (smartpost_shared.identity).
+Account = Annotated[str, Depends(verified_account)]
 
 
 # --- routes ------------------------------------------------------------------------------------------------------
@@ -261,9 +247,10 @@ internal = APIRouter(prefix="/internal", tags=["internal"])
 
 
 @portal.post("/invitations/redeem", response_model=SessionOut, status_code=201)
-def redeem_invitation(body: RedeemRequest, service: Service) -> SessionOut:
-    """Register with an invitation code (or reset credentials with a re-activated one) and get a session."""
-    return _session_out(service.redeem_invitation(body.code, body.login, body.password))
+def redeem_invitation(body: RedeemRequest, request: Request, service: Service) -> SessionOut:
+    """Register with an invitation code and get a session (throttled per source address: codes are not guessed)."""
+    source = request.client.host if request.client else "unknown"
+    return _session_out(service.redeem_invitation(body.code, body.login, body.password, source=source))
 
 
 @portal.post("/sessions", response_model=SessionOut, status_code=201)
@@ -348,9 +335,12 @@ def remove_co_user(co_user_id: str, principal: CurrentPrincipal, service: Servic
 
 
 @internal.post("/invitations", response_model=InvitationOut, status_code=201)
-def issue_invitation(body: InvitationRequest, account: Account, service: Service) -> InvitationOut:
-    """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail."""
-    return _invitation_out(service.issue_contact_invitation(account, body.contact_id, issued_by=body.issued_by))
+def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: Service) -> InvitationOut:
+    """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail.
+
+    ``issued_by`` in the audit trail is the verified actor; the body's field is ignored (kept for old clients).
+    """
+    return _invitation_out(service.issue_contact_invitation(caller.account_id, body.contact_id, issued_by=caller.actor))
 
 
 @internal.get("/letters/{letter_id}/deliveries", response_model=list[DeliveryOut])
@@ -366,9 +356,19 @@ def get_access_window(account: Account, service: Service) -> WindowBody:
 
 
 @internal.put("/access-window", response_model=WindowBody)
-def put_access_window(body: WindowBody, account: Account, service: Service) -> WindowBody:
-    service.set_access_window(account, AccessWindow(body.days_before_start, body.days_after_end))
+def put_access_window(body: WindowBody, caller: VerifiedCaller, service: Service) -> WindowBody:
+    """Only a caller with the ``admin`` role (signed by its issuer) changes what recipients may see; audited."""
+    if ADMIN_ROLE not in caller.roles:
+        raise ForbiddenError("Nur Administratoren dürfen das Zugriffsfenster ändern.")
+    window = AccessWindow(body.days_before_start, body.days_after_end)
+    service.set_access_window(caller.account_id, window, actor=caller.actor)
     return body
+
+
+@internal.get("/staff-audit")
+def staff_audit(account: Account, service: Service) -> list[dict[str, Any]]:
+    """Who changed what recipients may see, and when (oldest first)."""
+    return service.staff_actions(account)
 
 
 def install_routes(app: FastAPI) -> None:
@@ -376,6 +376,16 @@ def install_routes(app: FastAPI) -> None:
     app.include_router(internal)
 
     @app.exception_handler(PortalError)
-    async def _portal_error(_request: Request, exc: PortalError) -> JSONResponse:
+    async def _portal_error(request: Request, exc: PortalError) -> Response:
+        # A browser that opens an API link (a signed download link from the address bar, a bookmark) gets the
+        # German explanation as a page; apps get JSON.
+        if hasattr(request.app.state, "web_portal") and wants_html(request):
+            return html_refusal(request, exc, request.query_params.get("a"))
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and hasattr(request.app.state, "web_portal") and wants_html(request):
+            return not_found_page(request)
+        return await http_exception_handler(request, exc)

@@ -15,16 +15,24 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_portal_publisher.adapters.db import portal_metadata
+from smartpost_portal_publisher.adapters.mail import MailSender, SmtpSender
 from smartpost_portal_publisher.api import install_routes
 from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings, get_settings
+from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
+from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
+from smartpost_shared.metrics import OutboxSource, install_metrics
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -53,16 +61,35 @@ def portal_config(settings: Settings) -> PortalConfig:
         min_password_length=settings.min_password_length,
         max_login_failures=settings.max_login_failures,
         login_lockout=timedelta(minutes=settings.login_lockout_minutes),
+        password_reset_ttl=timedelta(minutes=settings.password_reset_ttl_minutes),
     )
 
 
-def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+def _smtp_sender(settings: Settings) -> SmtpSender:
+    return SmtpSender(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_sender_address,
+        user=settings.smtp_user,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def create_app(  # noqa: PLR0915 - wiring
+    settings: Settings | None = None, *, store: ObjectStore | None = None, mailer: MailSender | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
-    create_platform_tables(engine)
-    create_masterdata_tables(engine)
-    portal_metadata.create_all(engine)
+    startup = Startup(SERVICE)
+
+    def create_all_tables() -> None:
+        create_platform_tables(engine)
+        create_masterdata_tables(engine)
+        portal_metadata.create_all(engine)
+
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
     broker = make_broker(settings.kafka, service=SERVICE)
@@ -73,32 +100,57 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        relay_task = asyncio.create_task(relay.run(), name="portal-outbox-relay")
+        relay_leader = leadership(engine, "portal-outbox-relay", settings.lease)
+        relay_task: asyncio.Task[None] | None = None
+
+        async def connect() -> None:
+            # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            nonlocal relay_task
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await start_broker(startup, broker)
+            relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
         log.info("portal_publisher.started", port=settings.http_port)
         try:
             yield
         finally:
-            relay.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
-            await broker.stop()
+            await startup.stop()
+            relay_leader.stop()
+            if relay_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            with contextlib.suppress(Exception):
+                await broker.stop()
             engine.dispose()
             log.info("portal_publisher.stopped")
         del app
 
     app = FastAPI(title="SmartPost portal publisher", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    # Recipients prove themselves by session (API) or session cookie + CSRF token (web portal), not caller claims.
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
+    )
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
     app.state.engine = engine
     app.state.relay = relay
+    app.state.startup = startup
     app.state.store = object_store
     app.state.portal = PortalService(engine, object_store, config)
-    app.state.internal_api_token = settings.internal_api_token
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
+    install_web(
+        app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
+    )
 
     _install_health_routes(app, engine, object_store, broker, relay)
+    install_metrics(app, SERVICE, sources=[OutboxSource(engine, SERVICE)], kafka=settings.kafka)
+    install_tracing(app, SERVICE, settings.tracing)
     return app
 
 
@@ -111,7 +163,7 @@ def _install_health_routes(
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"startup": app.state.startup.check()}
         try:
             await asyncio.to_thread(_ping_db)
             checks["database"] = "ok"

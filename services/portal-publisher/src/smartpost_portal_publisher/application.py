@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PRODUCER = "portal-publisher"
+RESET_MAIL_INTERVAL = timedelta(minutes=2)
 Clock = Callable[[], datetime]
 
 
@@ -78,41 +79,78 @@ def utc_now() -> datetime:
 
 
 class PortalError(Exception):
-    """Base of use-case refusals; ``status`` is the HTTP answer."""
+    """Base of use-case refusals; ``status`` is the HTTP answer.
+
+    ``str(exc)`` is the technical reason (API answers, log); ``german`` is what a recipient reads in the web portal.
+    """
 
     status = 400
+    default_german = "Das hat leider nicht geklappt. Bitte versuchen Sie es erneut."
+
+    def __init__(self, message: str, german: str | None = None) -> None:
+        super().__init__(message)
+        self.german = german or self.default_german
 
 
 class NotFoundError(PortalError):
     status = 404
+    default_german = "Dieses Dokument gibt es in Ihrem Kundenportal nicht."
 
 
 class GoneError(PortalError):
     status = 410
+    default_german = "Ihre Hausverwaltung hat dieses Dokument zurückgezogen. Es ist nicht mehr abrufbar."
 
 
 class ForbiddenError(PortalError):
     status = 403
+    default_german = "Dieser Zugriff ist nicht erlaubt."
 
 
 class AuthenticationError(PortalError):
     status = 401
+    default_german = "Bitte melden Sie sich an."
 
 
 class ConflictError(PortalError):
     status = 409
+    default_german = "Das ist bereits vergeben."
 
 
 class TooManyAttemptsError(PortalError):
     status = 429
+    default_german = "Zu viele Fehlversuche. Bitte warten Sie eine Viertelstunde und versuchen Sie es dann erneut."
 
 
 class InvalidInputError(PortalError):
     status = 422
+    default_german = "Bitte prüfen Sie Ihre Eingaben."
 
 
 class StorageFailureError(PortalError):
     status = 503
+    default_german = "Das Dokument ist gerade nicht abrufbar. Bitte versuchen Sie es in einigen Minuten erneut."
+
+
+_CODE_INVALID = (
+    "Dieser Einladungscode ist ungültig oder wurde schon eingelöst. Bitte prüfen Sie die Eingabe; ein Code besteht "
+    "aus 16 Zeichen (z. B. 7K3M-Q9XT-2HBD-W4RN)."
+)
+_CODE_EXPIRED = (
+    "Dieser Einladungscode ist abgelaufen. Bitte bitten Sie Ihre Hausverwaltung um einen neuen Einladungscode."
+)
+_RESET_INVALID = (
+    "Dieser Link zum Zurücksetzen des Passworts ist ungültig oder wurde schon benutzt. "
+    "Fordern Sie bitte einen neuen an."
+)
+_RESET_EXPIRED = (
+    "Dieser Link zum Zurücksetzen des Passworts ist abgelaufen (er gilt eine Stunde). Fordern Sie bitte einen neuen an."
+)
+_LINK_INVALID = "Dieser Download-Link ist ungültig. Bitte öffnen Sie das Dokument erneut über Ihren Posteingang."
+_LINK_EXPIRED = (
+    "Dieser Download-Link ist abgelaufen: Aus Sicherheitsgründen gilt er nur wenige Minuten. Bitte öffnen Sie das "
+    "Dokument erneut über Ihren Posteingang und laden Sie es dort herunter."
+)
 
 
 # --- consuming letters.events ------------------------------------------------------------------------------------
@@ -281,6 +319,7 @@ class PortalConfig:
     min_password_length: int
     max_login_failures: int = 10
     login_lockout: timedelta = timedelta(minutes=15)
+    password_reset_ttl: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -311,6 +350,17 @@ class IssuedSession:
 
 
 @dataclass(frozen=True)
+class PasswordReset:
+    """A one-time reset link's token for ``principal``, to be mailed to ``email``."""
+
+    token: str
+    principal: Principal
+    email: str
+    recipient_name: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class DownloadLink:
     path: str
     expires_at: datetime
@@ -321,6 +371,10 @@ class OpenedDownload:
     document: PortalDocument
     size: int | None
     chunks: Iterator[bytes]
+
+
+# Failed invitation redemptions are counted like failed logins, under this pseudo account, per source address.
+REDEEM_SCOPE = "*redeem*"
 
 
 def _new_code() -> str:
@@ -335,6 +389,8 @@ class PortalService:
         self.store = store
         self.config = config
         self.clock = clock
+        # A real hash of a random password: an unknown login costs the same as a wrong password.
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16), secrets.token_bytes(16))
 
     def _today(self, now: datetime) -> date:
         return now.astimezone(self.config.timezone).date()
@@ -393,11 +449,28 @@ class PortalService:
             format_code(code), principal.contact_id, PrincipalKind.CO_USER, rights, unit_id, expires_at
         )
 
-    def redeem_invitation(self, code: str, login: str, password: str) -> IssuedSession:
-        """Register (or, for a re-activated contact key, reset) portal credentials and open a session."""
+    def redeem_invitation(self, code: str, login: str, password: str, *, source: str = "unknown") -> IssuedSession:
+        """Register portal credentials with a one-time code and open a session.
+
+        Failed redemptions count per source address (like failed logins): guessing codes runs into the lockout.
+        """
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            repo.lock_login(REDEEM_SCOPE, source)
+            since = self.clock() - self.config.login_lockout
+            if repo.login_failures_since(REDEEM_SCOPE, source, since) >= self.config.max_login_failures:
+                log.warning("portal.redeem_locked", source=source)
+                raise TooManyAttemptsError("too many failed attempts, try again later")
+            attempt = repo.reserve_login_attempt(REDEEM_SCOPE, source, self.clock())
+        session = self._redeem(code, login, password)
+        with self.engine.begin() as conn:
+            PortalRepository(conn).forget_login_attempt(attempt)
+        return session
+
+    def _redeem(self, code: str, login: str, password: str) -> IssuedSession:
         normalized = normalize_code(code)
         if normalized is None:
-            raise AuthenticationError("invalid invitation code")
+            raise AuthenticationError("invalid invitation code", _CODE_INVALID)
         login = login.strip().lower()
         self._check_credentials_shape(login, password)
         password_hash = hash_password(password, secrets.token_bytes(16))
@@ -407,9 +480,11 @@ class PortalService:
             repo = PortalRepository(conn)
             invitation = repo.invitation(code_hash)
             if invitation is None or invitation["withdrawn_at"] is not None or invitation["redeemed_at"] is not None:
-                raise AuthenticationError("invalid invitation code")
+                raise AuthenticationError("invalid invitation code", _CODE_INVALID)
             if invitation["expires_at"] <= now:
-                raise AuthenticationError("invitation code expired; ask your property manager for a new one")
+                raise AuthenticationError(
+                    "invitation code expired; ask your property manager for a new one", _CODE_EXPIRED
+                )
             account_id = invitation["account_id"]
             kind = PrincipalKind(invitation["kind"])
             existing_id = (
@@ -417,10 +492,22 @@ class PortalService:
                 if kind is PrincipalKind.CONTACT
                 else None
             )
+            if existing_id is not None and repo.has_credentials(existing_id):
+                # A code never takes over an existing login (whoever holds a fresh code would lock the recipient
+                # out); a recipient who lost the password uses the password reset instead.
+                log.warning("portal.invitation_for_registered_contact", contact_id=invitation["contact_id"])
+                raise ConflictError(
+                    "this contact already has a portal login",
+                    "Sie haben schon einen Zugang zum Kundenportal. Bitte melden Sie sich an; wenn Sie das Passwort "
+                    "vergessen haben, nutzen Sie „Passwort vergessen?“.",
+                )
             if repo.login_taken(account_id, login, except_principal=existing_id):
-                raise ConflictError("this login is already in use")
+                raise ConflictError(
+                    "this login is already in use",
+                    "Dieser Benutzername ist schon vergeben. Bitte wählen Sie einen anderen.",
+                )
             if not repo.mark_invitation_redeemed(code_hash, now):
-                raise AuthenticationError("invalid invitation code")
+                raise AuthenticationError("invalid invitation code", _CODE_INVALID)
             principal = Principal(
                 principal_id=existing_id or str(uuid.uuid4()),
                 account_id=account_id,
@@ -439,9 +526,14 @@ class PortalService:
 
     def _check_credentials_shape(self, login: str, password: str) -> None:
         if not login or len(login) > 320:
-            raise InvalidInputError("login must be 1-320 characters")
+            raise InvalidInputError(
+                "login must be 1-320 characters", "Bitte geben Sie einen Benutzernamen (z. B. Ihre E-Mail-Adresse) an."
+            )
         if len(password) < self.config.min_password_length:
-            raise InvalidInputError(f"password must have at least {self.config.min_password_length} characters")
+            raise InvalidInputError(
+                f"password must have at least {self.config.min_password_length} characters",
+                f"Das Passwort muss mindestens {self.config.min_password_length} Zeichen lang sein.",
+            )
 
     def _open_session(self, repo: PortalRepository, principal: Principal, now: datetime) -> IssuedSession:
         token = secrets.token_urlsafe(32)
@@ -452,27 +544,108 @@ class PortalService:
     def login(self, account_id: str, login: str, password: str) -> IssuedSession:
         """Password login; after too many failures for one login, refuse for a while (no online guessing)."""
         now = self.clock()
-        login = login.strip().lower()
+        login = login.strip().lower()[:320]
         since = now - self.config.login_lockout
-        with self.engine.connect() as conn:
-            failures = PortalRepository(conn).login_failures_since(account_id, login, since)
-        if failures >= self.config.max_login_failures:
-            log.warning("portal.login_locked", failures=failures)
-            raise TooManyAttemptsError("too many failed logins, try again later")
+        # Count and reserve in one serialised transaction: parallel guesses each take a slot, none slips past.
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            repo.lock_login(account_id, login)
+            failures = repo.login_failures_since(account_id, login, since)
+            if failures >= self.config.max_login_failures:
+                log.warning("portal.login_locked", failures=failures)
+                raise TooManyAttemptsError("too many failed logins, try again later")
+            attempt = repo.reserve_login_attempt(account_id, login, now)
+            found = repo.principal_by_login(account_id, login)
+        # The same work whether or not the login exists: the answer time tells nothing about who has a login.
+        stored_hash = found[1] if found is not None else self._dummy_hash
+        if not verify_password(password, stored_hash) or found is None:
+            raise AuthenticationError("login or password wrong", "Benutzername oder Passwort ist falsch.")
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            repo.forget_login_attempt(attempt)
+            return self._open_session(repo, found[0], now)
+
+    def request_password_reset(self, account_id: str, login: str) -> PasswordReset | None:
+        """A reset token for the login's principal, or None (unknown login, no address to send it to).
+
+        The caller answers the same in both cases, so the form does not reveal which logins exist.
+        """
+        login = login.strip().lower()
+        now = self.clock()
         with self.engine.begin() as conn:
             repo = PortalRepository(conn)
             found = repo.principal_by_login(account_id, login)
-            if found is not None and verify_password(password, found[1]):
-                return self._open_session(repo, found[0], now)
+            if found is None:
+                log.info("portal.password_reset_unknown_login")
+                return None
+            principal = found[0]
+            if repo.password_resets_since(principal.principal_id, now - RESET_MAIL_INTERVAL):
+                # One mail per interval: the form cannot be used to flood someone's mailbox.
+                log.info("portal.password_reset_throttled", principal_id=principal.principal_id)
+                return None
+            contact = MasterDataReader(conn).contact(account_id, principal.contact_id)
+            # A co-user's login is their own address; a contact's mail goes to the address in master data.
+            if "@" in login:
+                email = login
+            elif principal.kind is PrincipalKind.CONTACT and contact is not None and contact.email:
+                email = contact.email
+            else:
+                log.warning("portal.password_reset_no_address", principal_id=principal.principal_id)
+                return None
+            token = secrets.token_urlsafe(32)
+            expires_at = now + self.config.password_reset_ttl
+            repo.insert_password_reset(hash_secret_token(token), principal, now, expires_at)
+        name = contact.display_name if contact is not None and principal.kind is PrincipalKind.CONTACT else ""
+        log.info("portal.password_reset_issued", principal_id=principal.principal_id)
+        return PasswordReset(token, principal, email, name, expires_at)
+
+    def withdraw_password_reset(self, token: str) -> None:
+        """The mail with this link could not be sent: the link never works and a new request is not throttled."""
         with self.engine.begin() as conn:
-            PortalRepository(conn).record_login_failure(account_id, login, now)
-        raise AuthenticationError("login or password wrong")
+            PortalRepository(conn).forget_password_reset(hash_secret_token(token))
+
+    def check_password_reset(self, account_id: str, token: str) -> None:
+        """Raise the German explanation if the reset link cannot be used (unknown, used, expired)."""
+        with self.engine.connect() as conn:
+            found = PortalRepository(conn).password_reset(hash_secret_token(token))
+        self._usable_reset(found, account_id)
+
+    def _usable_reset(self, found: dict[str, Any] | None, account_id: str) -> dict[str, Any]:
+        if found is None or found["account_id"] != account_id or found["used_at"] is not None:
+            raise AuthenticationError("password reset link invalid or used", _RESET_INVALID)
+        if found["expires_at"] <= self.clock():
+            raise AuthenticationError("password reset link expired", _RESET_EXPIRED)
+        return found
+
+    def reset_password(self, account_id: str, token: str, password: str) -> IssuedSession:
+        """Set a new password through a reset link (once), end every other session, open a new one."""
+        if len(password) < self.config.min_password_length:
+            raise InvalidInputError(
+                f"password must have at least {self.config.min_password_length} characters",
+                f"Das Passwort muss mindestens {self.config.min_password_length} Zeichen lang sein.",
+            )
+        password_hash = hash_password(password, secrets.token_bytes(16))
+        now = self.clock()
+        token_hash = hash_secret_token(token)
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            found = self._usable_reset(repo.password_reset(token_hash), account_id)
+            principal = repo.principal(found["principal_id"])
+            if principal is None or not repo.mark_password_reset_used(token_hash, now):
+                raise AuthenticationError("password reset link invalid or used", _RESET_INVALID)
+            repo.set_password_hash(principal.principal_id, password_hash)
+            repo.end_sessions_of(principal.principal_id, now)
+            session = self._open_session(repo, principal, now)
+        log.info("portal.password_reset_done", principal_id=principal.principal_id)
+        return session
 
     def authenticate(self, token: str) -> Principal:
         with self.engine.connect() as conn:
             principal = PortalRepository(conn).session_principal(hash_secret_token(token), self.clock())
         if principal is None:
-            raise AuthenticationError("session invalid or expired")
+            raise AuthenticationError(
+                "session invalid or expired", "Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."
+            )
         return principal
 
     def logout(self, token: str) -> None:
@@ -563,7 +736,10 @@ class PortalService:
         if refusal is Refusal.REVOKED:
             raise GoneError("document was withdrawn by the property management")
         if refusal is Refusal.OUTSIDE_WINDOW:
-            raise ForbiddenError("access to this document has ended")
+            raise ForbiddenError(
+                "access to this document has ended",
+                "Ihr Zugriff auf dieses Dokument ist beendet (Ihr Vertrag für diese Einheit ist abgelaufen).",
+            )
         return document
 
     def download_link(self, principal: Principal, document_id: str) -> DownloadLink:
@@ -581,13 +757,13 @@ class PortalService:
         """Check the link, then re-check access NOW (revocation, window, disabled co-user), then stream."""
         problem = check_grant(self.config.link_secret, grant, signature, self.clock().timestamp())
         if problem is LinkProblem.TAMPERED:
-            raise ForbiddenError("download link invalid")
+            raise ForbiddenError("download link invalid", _LINK_INVALID)
         if problem is LinkProblem.EXPIRED:
-            raise ForbiddenError("download link expired")
+            raise ForbiddenError("download link expired", _LINK_EXPIRED)
         with self.engine.connect() as conn:
             principal = PortalRepository(conn).principal(grant.principal_id)
         if principal is None or principal.account_id != grant.account_id:
-            raise ForbiddenError("download link invalid")
+            raise ForbiddenError("download link invalid", _LINK_INVALID)
         return self.open_download(principal, grant.document_id)
 
     def open_download(self, principal: Principal, document_id: str) -> OpenedDownload:
@@ -656,9 +832,22 @@ class PortalService:
             for d in documents
         ]
 
-    def set_access_window(self, account_id: str, window: AccessWindow) -> None:
+    def set_access_window(self, account_id: str, window: AccessWindow, *, actor: str) -> None:
+        """Change what recipients may see (an admin's decision): applied and audited in one transaction."""
         with self.engine.begin() as conn:
-            PortalRepository(conn).set_access_window(account_id, window)
+            repo = PortalRepository(conn)
+            before = repo.access_window(account_id, self.config.default_window)
+            repo.set_access_window(account_id, window)
+            detail = {
+                "before": {"days_before_start": before.days_before_start, "days_after_end": before.days_after_end},
+                "after": {"days_before_start": window.days_before_start, "days_after_end": window.days_after_end},
+            }
+            repo.record_staff_action(account_id, actor, "access_window_changed", detail, self.clock())
+        log.info("portal.access_window_changed", actor=actor, **detail)
+
+    def staff_actions(self, account_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return PortalRepository(conn).staff_actions(account_id)
 
     def access_window(self, account_id: str) -> AccessWindow:
         with self.engine.connect() as conn:

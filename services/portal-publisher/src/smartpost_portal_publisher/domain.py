@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from smartpost_shared.contracts.envelope import deterministic_event_id
+from smartpost_shared.storage import account_key_problem
 
 
 class PrincipalKind(StrEnum):
@@ -176,11 +177,9 @@ class StorageKeyError(ValueError):
 
 def check_storage_key(account_id: str, storage_key: str) -> None:
     """Refuse keys outside ``accounts/<account_id>/`` (a cross-tenant key would be a data breach)."""
-    prefix = f"accounts/{account_id}/"
-    parts = storage_key.split("/")
-    if not storage_key.startswith(prefix) or ".." in parts or "" in parts[2:] or "\\" in storage_key:
-        msg = f"storage key {storage_key!r} is outside the area of account {account_id}"
-        raise StorageKeyError(msg)
+    problem = account_key_problem(account_id, storage_key)
+    if problem is not None:
+        raise StorageKeyError(problem)
 
 
 # --- folders -----------------------------------------------------------------------------------------------------

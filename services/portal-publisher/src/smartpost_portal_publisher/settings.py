@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
 
 
+class AccountBranding(BaseModel):
+    """How the recipients' web portal presents one management company (account)."""
+
+    name: str
+    logo_url: str | None = None
+    # Where a recipient reaches the management company (shown on every page, e.g. "Tel. 030 123456").
+    contact_line: str | None = None
+
+
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(
-        env_prefix="SMARTPOST_PORTAL_PUBLISHER_", extra="ignore", env_nested_delimiter="__"
+        env_prefix="SMARTPOST_PORTAL_PUBLISHER_", extra="ignore", env_nested_delimiter="__", populate_by_name=True
     )
 
     service_name: str = "portal-publisher"
+    required_secrets: ClassVar[tuple[str, ...]] = ("storage.secret_key", "download_link_secret")
     http_port: int = 8104
     # Consumer group on letters.events / masterdata.events; tests give every app its own group.
     consumer_group: str | None = None
@@ -28,8 +39,8 @@ class Settings(ServiceSettings):
     # Calendar used to decide "today" for contract windows (contracts are dates in German local time).
     timezone: str = "Europe/Berlin"
 
-    # Download links are signed by this service (HMAC-SHA256). Set the same secret on every replica; when unset a
-    # random per-process secret is used (links then die with the process, which is safe but unfriendly).
+    # Download links are signed by this service (HMAC-SHA256). Set the same secret on every replica. Required outside
+    # local development; there, when unset, a random per-process secret is used (links die with the process).
     download_link_secret: SecretStr | None = None
     download_link_ttl_seconds: int = Field(default=120, ge=5, le=3600)
     # Base of the download links handed out (e.g. https://portal.example.de behind a proxy); request URL if unset.
@@ -42,8 +53,31 @@ class Settings(ServiceSettings):
     max_login_failures: int = Field(default=10, ge=1, le=1000)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
-    # Optional shared bearer token for the /internal API (staff back office, ERP connector); trusted network if unset.
-    internal_api_token: SecretStr | None = None
+    # Recipients' web portal (``/kundenportal/<account>/...``): the management company's name and logo per account
+    # (JSON: ``{"hv-muster": {"name": "Hausverwaltung Muster GmbH", "logo_url": "https://.../logo.png"}}``).
+    accounts: dict[str, AccountBranding] = Field(default_factory=dict)
+    default_account_name: str = "Ihre Hausverwaltung"
+    # Cookies of the web portal only over HTTPS; unset means: secure unless in local development.
+    cookie_secure: bool | None = None
+    password_reset_ttl_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    # Password-reset mails (the notifier sends the document mails); host/port fall back to the stack-wide values.
+    smtp_host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("SMARTPOST_PORTAL_PUBLISHER_SMTP_HOST", "SMARTPOST_SMTP_HOST"),
+    )
+    smtp_port: int = Field(
+        default=8025,
+        validation_alias=AliasChoices("SMARTPOST_PORTAL_PUBLISHER_SMTP_PORT", "SMARTPOST_SMTP_PORT"),
+    )
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_sender_address: str = "noreply@smartpost.example"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure if self.cookie_secure is not None else not self.local_development
 
 
 @lru_cache

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from smartpost_portal_publisher.app import create_app
 from smartpost_portal_publisher.settings import Settings
 from smartpost_shared.messaging import EventPublisher
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_shared.topics import LETTERS, PORTAL
 
 PASSWORD = "sicheres-passwort-42"
@@ -138,7 +139,10 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
     publish(foreign)
 
     def deliveries(s=scenario):
-        r = client.get(f"/internal/letters/{s.letter_id}/deliveries", headers={"X-SmartPost-Account": s.account_id})
+        r = client.get(
+            f"/internal/letters/{s.letter_id}/deliveries",
+            headers=caller_headers(s.account_id, audience="portal-publisher"),
+        )
         assert r.status_code == 200
         return r.json()
 
@@ -164,14 +168,19 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
         "foreign release dead-lettered",
     )
     assert "outside the area" in dead[0]["dlq_reason"]
-    r = client.get("/internal/letters/letter-foreign/deliveries", headers={"X-SmartPost-Account": scenario.account_id})
+    r = client.get(
+        "/internal/letters/letter-foreign/deliveries",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+    )
     assert r.json() == []
 
     # 2. Both recipients register with their invitation codes (master data may still be arriving).
     def session_for(s, contact_id, login):
         def invite():
             r = client.post(
-                "/internal/invitations", json={"contact_id": contact_id}, headers={"X-SmartPost-Account": s.account_id}
+                "/internal/invitations",
+                json={"contact_id": contact_id},
+                headers=caller_headers(s.account_id, audience="portal-publisher"),
             )
             return r.json()["code"] if r.status_code == 201 else None
 

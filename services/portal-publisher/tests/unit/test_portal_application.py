@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -12,13 +16,14 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from smartpost_portal_publisher.app import create_app
-from smartpost_portal_publisher.application import Publisher
+from smartpost_portal_publisher.application import AuthenticationError, Publisher, TooManyAttemptsError
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.settings import Settings
 from smartpost_shared.db import outbox
 from smartpost_shared.masterdata import apply_masterdata
 from smartpost_shared.messaging import PermanentError, SqlIdempotency
 from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.identity import caller_headers
 
 PASSWORD = "ein-langes-passwort"
 
@@ -65,7 +70,9 @@ def release(env, scenario, items):
 
 def login_as(env, scenario, contact_id, login):
     r = env.client.post(
-        "/internal/invitations", json={"contact_id": contact_id}, headers={"X-SmartPost-Account": scenario.account_id}
+        "/internal/invitations",
+        json={"contact_id": contact_id},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     )
     assert r.status_code == 201, r.text
     r = env.client.post(
@@ -154,7 +161,8 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert viewed[0]["payload"]["contact_id"] == "c-anna"
 
     deliveries = c.get(
-        f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": scenario.account_id}
+        f"/internal/letters/{scenario.letter_id}/deliveries",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
     ).json()
     by_item = {d["item_id"]: d for d in deliveries}
     assert by_item[items[0].item_id]["first_viewed_at"] is not None
@@ -162,7 +170,11 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert by_item[items[1].item_id]["first_viewed_at"] is None
     # Another account sees nothing of this letter.
     assert (
-        c.get(f"/internal/letters/{scenario.letter_id}/deliveries", headers={"X-SmartPost-Account": "x"}).json() == []
+        c.get(
+            f"/internal/letters/{scenario.letter_id}/deliveries",
+            headers=caller_headers("x", audience="portal-publisher"),
+        ).json()
+        == []
     )
 
     # Refusals: other contact's document (detail, link, content), guessed id, tampered and expired links.
@@ -187,9 +199,9 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
 
 def test_invitations_login_and_reactivation(app_env, scenario):
     c = app_env.client
-    account = {"X-SmartPost-Account": scenario.account_id}
+    account = caller_headers(scenario.account_id, audience="portal-publisher")
     assert c.post("/internal/invitations", json={"contact_id": "c-nobody"}, headers=account).status_code == 404
-    assert c.post("/internal/invitations", json={"contact_id": "c-anna"}).status_code == 403
+    assert c.post("/internal/invitations", json={"contact_id": "c-anna"}).status_code == 401
     first = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
     second = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
     body = {"login": "anna@example.org", "password": PASSWORD}
@@ -202,13 +214,13 @@ def test_invitations_login_and_reactivation(app_env, scenario):
     assert c.post("/portal/sessions", json={**login, "password": "wrong-password"}).status_code == 401
     assert c.post("/portal/sessions", json={**login, "account_id": "other"}).status_code == 401
 
-    # Re-activation: a new code resets the credentials of the same portal user.
+    # A new code for a contact who has a login never takes that login over (whoever held the code would lock
+    # Anna out): it is refused, and Anna's password keeps working.
     third = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
     r = c.post("/portal/invitations/redeem", json={**body, "code": third, "password": "neues-passwort-123"})
-    me = r.json()["principal"]
-    assert c.post("/portal/sessions", json=login).status_code == 401
-    s = c.post("/portal/sessions", json={**login, "password": "neues-passwort-123"}).json()
-    assert s["principal"]["principal_id"] == me["principal_id"]
+    assert r.status_code == 409
+    assert c.post("/portal/sessions", json={**login, "password": "neues-passwort-123"}).status_code == 401
+    s = c.post("/portal/sessions", json=login).json()
     # Another contact cannot take Anna's login.
     code = c.post("/internal/invitations", json={"contact_id": "c-bert"}, headers=account).json()["code"]
     assert c.post("/portal/invitations/redeem", json={**body, "code": code}).status_code == 409
@@ -267,21 +279,30 @@ def test_contract_window_and_account_override(app_env, scenario):
     )
     assert len(c.get("/portal/documents", headers=bert).json()) == 1
     # ... but the account shortens it to 30 days: access ends at once, also for links already handed out.
-    account = {"X-SmartPost-Account": scenario.account_id}
-    r = c.put("/internal/access-window", json={"days_before_start": 0, "days_after_end": 30}, headers=account)
+    account = caller_headers(scenario.account_id, audience="portal-publisher")
+    window = {"days_before_start": 0, "days_after_end": 30}
+    assert c.put("/internal/access-window", json=window, headers=account).status_code == 403  # admins only
+    admin = caller_headers(scenario.account_id, "admin@hv.de", audience="portal-publisher", roles=["admin"])
+    r = c.put("/internal/access-window", json=window, headers=admin)
     assert r.status_code == 200
+    trail = c.get("/internal/staff-audit", headers=account).json()
+    assert [(t["actor"], t["action"]) for t in trail] == [("admin@hv.de", "access_window_changed")]
+    assert trail[0]["detail"]["before"]["days_after_end"] == 180
+    assert trail[0]["detail"]["after"]["days_after_end"] == 30
     assert c.get("/internal/access-window", headers=account).json()["days_after_end"] == 30
     assert c.get("/portal/documents", headers=bert).json() == []
     assert c.get(link).status_code == 403
     assert c.get(f"/portal/documents/{doc}", headers=bert).status_code == 403
 
 
-def test_internal_api_token_when_configured(tmp_path, scenario):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}", internal_api_token=SecretStr("tok"))
+def test_internal_routes_need_signed_caller_claims_for_this_service(tmp_path, scenario):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}")
     c = TestClient(create_app(settings, store=MemoryStore()))
-    headers = {"X-SmartPost-Account": scenario.account_id}
-    assert c.get("/internal/access-window", headers=headers).status_code == 401
-    assert c.get("/internal/access-window", headers={**headers, "Authorization": "Bearer tok"}).status_code == 200
+    assert c.get("/internal/access-window", headers={"X-SmartPost-Account": scenario.account_id}).status_code == 401
+    other_service = caller_headers(scenario.account_id, audience="letters")
+    assert c.get("/internal/access-window", headers=other_service).status_code == 401
+    headers = caller_headers(scenario.account_id, audience="portal-publisher")
+    assert c.get("/internal/access-window", headers=headers).status_code == 200
 
 
 def test_revoked_document_disappears_and_link_dies(app_env, scenario):
@@ -338,7 +359,7 @@ def test_document_outside_the_access_window_is_published_hidden_and_says_so(app_
     app_env.client.put(
         "/internal/access-window",
         json={"days_before_start": 0, "days_after_end": 30},
-        headers={"X-SmartPost-Account": scenario.account_id},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["admin"]),
     )
     assert app_env.client.get("/portal/documents", headers=bert).json() == []  # hidden indeed
 
@@ -351,3 +372,60 @@ def test_document_for_a_contract_not_yet_known_is_announced(app_env, scenario):
     release(app_env, scenario, [item])
     (published,) = outbox_events(app_env.engine, "DocumentPublished")
     assert published["payload"]["visible_on_publication"] is True
+
+
+def test_forty_parallel_wrong_passwords_get_no_more_tries_than_the_limit(app_env, scenario):
+    """Before: count and check were not atomic and 40 parallel guesses got 13 tries past a limit of 10."""
+    login_as(app_env, scenario, "c-anna", "anna@example.org")
+    portal = app_env.app.state.portal
+    checked = []
+
+    def guess(i):
+        try:
+            portal.login(scenario.account_id, "anna@example.org", f"falsch-{i:04d}-xxxx")
+        except TooManyAttemptsError:
+            return
+        except AuthenticationError:
+            checked.append(i)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(guess, range(40)))
+    assert len(checked) == portal.config.max_login_failures
+    with pytest.raises(TooManyAttemptsError):
+        portal.login(scenario.account_id, "anna@example.org", PASSWORD)  # locked also for the right password
+
+
+def test_unknown_and_known_logins_cost_the_same(app_env, scenario):
+    """Before: 12 ms for an unknown login and 122 ms for a known one told an attacker who has a login."""
+    login_as(app_env, scenario, "c-anna", "anna@example.org")
+    portal = app_env.app.state.portal
+
+    def fastest_seconds(login):
+        # The fastest of several tries: other load on the machine only ever adds time.
+        times = []
+        for i in range(7):
+            started = time.perf_counter()
+            with contextlib.suppress(AuthenticationError):
+                portal.login(scenario.account_id, login, f"wrong-password-{i}")
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    known, unknown = fastest_seconds("anna@example.org"), fastest_seconds(f"nobody-{uuid.uuid4().hex}@example.org")
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_guessing_invitation_codes_runs_into_a_lockout(app_env, scenario):
+    c = app_env.client
+    body = {"login": "guess@example.org", "password": PASSWORD}
+    answers = [
+        c.post("/portal/invitations/redeem", json={**body, "code": f"AAAA-BBBB-{i:04d}"}).status_code for i in range(12)
+    ]
+    assert answers[:10] == [401] * 10
+    assert answers[10:] == [429, 429]
+    # The lockout holds also for a genuine code from the same address until the window passes.
+    code = c.post(
+        "/internal/invitations",
+        json={"contact_id": "c-anna"},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+    ).json()["code"]
+    assert c.post("/portal/invitations/redeem", json={**body, "code": code}).status_code == 429

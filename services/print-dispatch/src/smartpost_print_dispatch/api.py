@@ -1,4 +1,4 @@
-"""HTTP face for the staff gateway (scoped by ``X-SmartPost-Account``) and for provider webhooks."""
+"""HTTP face for the staff gateway (account from the verified caller claims) and for signed provider webhooks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,20 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, parse_webhook, verify_signature
 from smartpost_print_dispatch.application import CancelNotPossibleError, UnknownMailpieceError, UnknownOrderError
 from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
+from smartpost_shared.identity import verified_account
+from smartpost_shared.storage import account_key_problem
 
 if TYPE_CHECKING:
     from smartpost_print_dispatch.application import PrintDispatch
 
-AccountHeader = Annotated[str, Header(alias="X-SmartPost-Account", min_length=1, max_length=64)]
+# The account comes from the caller's signed claims (smartpost_shared.identity), never from a plain header.
+AccountHeader = Annotated[str, Depends(verified_account)]
 
 
 class EstimateRequest(BaseModel):
@@ -34,6 +37,9 @@ router = APIRouter()
 
 @router.post("/estimates")
 async def create_estimate(body: EstimateRequest, request: Request, account: AccountHeader) -> dict[str, Any]:
+    # The estimate reads the parts: only the caller's own account's objects, whatever the body names.
+    if any(account_key_problem(account, item.storage_key) for item in body.items):
+        raise HTTPException(status_code=422, detail="Ein Einzelbrief gehört nicht zu diesem Konto.")
     return await asyncio.to_thread(_dispatch(request).estimate, account, body.items, body.options)
 
 

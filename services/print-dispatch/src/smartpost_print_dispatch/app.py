@@ -17,14 +17,22 @@ from smartpost_print_dispatch.adapters.providers.http import HttpPrintProvider
 from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
+from smartpost_print_dispatch.metrics import print_sources
 from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
+from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
-from smartpost_shared.messaging import EventPublisher, OutboxRelay, make_broker
+from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
+from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
+from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from pydantic import SecretStr
 
     from smartpost_print_dispatch.adapters.providers.base import PrintProvider
     from smartpost_print_dispatch.settings import Settings
@@ -49,12 +57,19 @@ def build_providers(settings: Settings, store: MinioStore) -> dict[str, PrintPro
         providers[http.name] = HttpPrintProvider(
             http.name,
             http.base_url,
-            http.api_key.get_secret_value(),
-            http.webhook_secret.get_secret_value(),
+            _secret(http.api_key),
+            _secret(http.webhook_secret),
             settings.profile(http.profile),
             timeout_seconds=http.timeout_seconds,
+            honours_idempotency=http.honours_idempotency,
         )
     return providers
+
+
+def _secret(value: SecretStr | None) -> str:
+    # Settings refuse to load a provider without its secrets; this only narrows the type.
+    assert value is not None
+    return value.get_secret_value()
 
 
 async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, stopped: asyncio.Event) -> None:
@@ -72,60 +87,95 @@ async def _loop(name: str, step: Callable[[], Awaitable[int]], pause: float, sto
 
 def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: C901, PLR0915 - wiring
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:  # noqa: PLR0915 - wiring
         configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
         engine = make_engine(settings.resolved_database_url())
-        create_platform_tables(engine)
-        create_masterdata_tables(engine)
-        metadata.create_all(engine)
         store = MinioStore(settings.storage)
-        await asyncio.to_thread(store.ensure_bucket)
-        providers = await asyncio.to_thread(build_providers, settings, store)
+        providers: dict[str, PrintProvider] = {}
         dispatch = PrintDispatch(engine, store, providers, settings, clock=clock)
         broker = make_broker(settings.kafka, service=settings.service_name)
         register_consumers(broker, dispatch, settings)
         app.state.broker = broker
         app.state.dispatch = dispatch
         app.state.store = store
-        app.state.webhook_secrets = {p.name: p.webhook_secret.get_secret_value() for p in settings.http_providers}
-        await broker.start()
+        app.state.webhook_secrets = {p.name: _secret(p.webhook_secret) for p in settings.http_providers}
         relay = OutboxRelay(engine, EventPublisher(broker, store=store))
         app.state.relay = relay
         stopped = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+
+        def create_all_tables() -> None:
+            create_platform_tables(engine)
+            create_masterdata_tables(engine)
+            metadata.create_all(engine)
 
         async def dispatch_step() -> int:
+            # Orders that waited for master data are planned as soon as it arrived (cheap when there are none).
+            await asyncio.to_thread(dispatch.run_fallback)
             prepared = await asyncio.to_thread(dispatch.prepare_pending)
             return prepared + await dispatch.submit_ready()
 
         async def fallback_step() -> int:
             return await asyncio.to_thread(dispatch.run_fallback)
 
-        tasks = [
-            asyncio.create_task(relay.run(), name="outbox-relay"),
-            asyncio.create_task(_loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, stopped)),
-            asyncio.create_task(_loop("fallback", fallback_step, settings.fallback_poll_seconds, stopped)),
-            asyncio.create_task(_loop("status", dispatch.poll_statuses, settings.status_poll_seconds, stopped)),
-        ]
-        log.info("print_dispatch.started", providers=sorted(providers))
+        async def single_owner(lease_stop: asyncio.Event) -> None:
+            """Only in the replica holding the lease: print files, submission, digital-first fallback, tracking."""
+            await asyncio.gather(
+                _loop("dispatch", dispatch_step, settings.dispatch_poll_seconds, lease_stop),
+                _loop("fallback", fallback_step, settings.fallback_poll_seconds, lease_stop),
+                _loop("status", dispatch.poll_statuses, settings.status_poll_seconds, lease_stop),
+            )
+
+        work_leader = leadership(engine, "print-dispatch-worker", settings.lease)
+        relay_leader = leadership(engine, "print-dispatch-outbox-relay", settings.lease)
+
+        async def connect() -> None:
+            # Database, storage or broker down at start-up: serve /healthz, report not-ready, connect when back.
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            providers.update(await asyncio.to_thread(build_providers, settings, store))
+            await start_broker(startup, broker)
+            tasks.extend(
+                [
+                    asyncio.create_task(relay_leader.run(relay_work(relay)), name="outbox-relay"),
+                    asyncio.create_task(work_leader.run(single_owner), name="dispatch"),
+                ]
+            )
+            log.info("print_dispatch.connected", providers=sorted(providers))
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
+        log.info("print_dispatch.started")
         try:
             yield
         finally:
+            await startup.stop()
             stopped.set()
-            relay.stop()
+            work_leader.stop()
+            relay_leader.stop()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                    await asyncio.wait_for(task, 10)
-            await broker.stop()
+                    await asyncio.wait_for(task, 25)
+            with contextlib.suppress(Exception):
+                await broker.stop()
             for provider in providers.values():
                 await provider.close()
             engine.dispose()
 
+    startup = Startup(settings.service_name)
     app = FastAPI(title="SmartPost print dispatch", lifespan=lifespan)
+    # Bodies are bounded while they stream, and only read once the caller is proven.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/webhooks"))
+    # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.startup = startup
     app.include_router(router)
+    install_metrics(app, settings.service_name, sources=print_sources(app), kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        checks: dict[str, bool] = {}
+        checks: dict[str, bool] = {"startup": startup.done}
         dispatch: PrintDispatch = app.state.dispatch
 
         def database() -> bool:
@@ -150,7 +200,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         relay = getattr(app.state, "relay", None)
         checks["outbox"] = relay is None or not relay.health.stuck
         # Providers being down does not make this service unready: submissions wait and retry.
-        ready = checks["database"] and checks["storage"] and checks["broker"] and checks["outbox"]
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        ready = checks["startup"] and checks["database"] and checks["storage"] and checks["broker"] and checks["outbox"]
+        body = {"ready": ready, "checks": checks, "startup": startup.check()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app

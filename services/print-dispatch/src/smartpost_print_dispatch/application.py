@@ -29,6 +29,7 @@ from smartpost_print_dispatch.adapters.pdf import (
 )
 from smartpost_print_dispatch.adapters.providers.base import (
     PrintProvider,
+    ProviderOutcomeUnknownError,
     ProviderUnavailableError,
     ProviderUpdate,
     Submission,
@@ -74,6 +75,13 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 PRODUCER = "print-dispatch"
 Clock = Callable[[], datetime]
+# provider_status of a mailpiece whose hand-over is unknown at a provider without idempotency keys
+OUTCOME_UNKNOWN = "outcome_unknown"
+UNCLEAR_REASON = (
+    "Status unklar: Der Druckdienstleister hat die Übergabe nicht bestätigt. Er erkennt Wiederholungen nicht, "
+    "daher wird der Brief nicht automatisch erneut gesendet (sonst könnte er zweimal gedruckt werden). Bitte beim "
+    "Dienstleister prüfen, ob der Brief angekommen ist."
+)
 
 
 class UnknownOrderError(LookupError):
@@ -220,8 +228,27 @@ class PrintDispatch:
         if fallback_due is not None:
             log.info("print_order.fallback_scheduled", print_order_id=payload.print_order_id, due=str(fallback_due))
             return
+        missing = self._missing_contacts(conn, account, payload.items)
+        if missing and self._may_wait_for_masterdata(ordered_at):
+            # Master data comes on another topic and may not be consumed yet (a restart, a backlog): plan the order
+            # when it is there (deferred planning loop) instead of as "address unknown" now. Other orders go on.
+            conn.execute(
+                update(orders)
+                .where(and_(orders.c.account_id == account, orders.c.print_order_id == payload.print_order_id))
+                .values(fallback_due=self.local_today(), fallback_done=False)
+            )
+            log.info("print_order.waiting_for_masterdata", print_order_id=payload.print_order_id, contacts=missing)
+            return
         selection = self._select(conn, account, payload.items, options.recipient_filter)
         self._record_selection(conn, context, selection)
+
+    def _missing_contacts(self, conn: Connection, account_id: str, items: list[ReleasedItem]) -> list[str]:
+        known = self._facts(conn, account_id, items)
+        return sorted({i.contact_id for i in items} - set(known))
+
+    def _may_wait_for_masterdata(self, ordered_at: datetime) -> bool:
+        waited = self.clock() - (_aware(ordered_at) or ordered_at)
+        return waited < timedelta(seconds=self.settings.masterdata_wait_seconds)
 
     # ---------------------------------------------------------------- selection and planning
 
@@ -470,7 +497,10 @@ class PrintDispatch:
         return self.clock().astimezone(self.zone).date()
 
     def run_fallback(self, today: date | None = None) -> int:
-        """Send paper for not-viewed orders whose waiting time is over. Returns the number of orders decided."""
+        """Plan deferred orders: not-viewed orders whose waiting time is over, orders waiting for master data.
+
+        Returns the number of orders decided.
+        """
         today = today or self.local_today()
         with self.engine.connect() as conn:
             due = conn.execute(
@@ -478,6 +508,7 @@ class PrintDispatch:
                     and_(orders.c.fallback_done.is_(False), orders.c.fallback_due <= today)
                 )
             ).all()
+        decided = 0
         for account_id, print_order_id in due:
             with self.engine.begin() as conn:
                 row = (
@@ -493,7 +524,9 @@ class PrintDispatch:
                     continue
                 options = PrintOptions.model_validate_json(row["options"])
                 items = [ReleasedItem.model_validate(i) for i in json.loads(row["items"])]
-                selection = self._select(conn, account_id, items, RecipientFilter.NOT_VIEWED)
+                if self._missing_contacts(conn, account_id, items) and self._may_wait_for_masterdata(row["ordered_at"]):
+                    continue
+                selection = self._select(conn, account_id, items, options.recipient_filter)
                 context = _OrderContext(
                     account_id, print_order_id, row["letter_id"], options, row["correlation_id"], row["causation_id"]
                 )
@@ -503,8 +536,9 @@ class PrintDispatch:
                     .where(and_(orders.c.account_id == account_id, orders.c.print_order_id == print_order_id))
                     .values(fallback_done=True)
                 )
-            log.info("print_order.fallback_sent", print_order_id=print_order_id, unopened=len(selection.selected))
-        return len(due)
+            decided += 1
+            log.info("print_order.deferred_planned", print_order_id=print_order_id, selected=len(selection.selected))
+        return decided
 
     # ---------------------------------------------------------------- print files
 
@@ -638,7 +672,9 @@ class PrintDispatch:
                 submitted += await self._submit_batch(provider, batch_id, rows)
         return submitted
 
-    def _claim_batches(self, provider_name: str, provider: PrintProvider) -> list[tuple[str, list[dict[str, Any]]]]:
+    def _claim_batches(  # noqa: C901 - one pass over due work
+        self, provider_name: str, provider: PrintProvider
+    ) -> list[tuple[str, list[dict[str, Any]]]]:
         """Pick due work and record stage ``submitting`` (with the batch id) before anything leaves the house."""
         now = self.clock()
         with self.engine.begin() as conn:
@@ -657,6 +693,13 @@ class PrintDispatch:
                     .limit(500)
                 ).mappings()
             ]
+            if not provider.honours_idempotency:
+                # A claimed piece still "submitting" here was handed over by a process that died (or timed out)
+                # before the answer was recorded: the provider may have it and would print a resend again.
+                unclear = [r for r in rows if r["stage"] == "submitting"]
+                for row in unclear:
+                    self._mark_unclear(conn, row, "claimed before, no answer recorded (crash or restart)")
+                rows = [r for r in rows if r["stage"] != "submitting"]
             if not rows:
                 return []
             batches: dict[str, list[dict[str, Any]]] = {}
@@ -745,9 +788,15 @@ class PrintDispatch:
         try:
             results = await provider.submit(batch_id, submissions)
         except ProviderUnavailableError as exc:
+            if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
+                with self.engine.begin() as conn:
+                    for row in rows:
+                        self._mark_unclear(conn, row, str(exc))
+                return 0
             attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
             delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
-            self._postpone(rows, delay)
+            # Nothing reached the provider (or it keeps one letter per key): send again later.
+            self._postpone(rows, delay, back_to_ready=not provider.honours_idempotency)
             log.warning(
                 "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
             )
@@ -755,7 +804,10 @@ class PrintDispatch:
         self._record_results(provider.name, rows, results)
         return len(results)
 
-    def _postpone(self, rows: list[dict[str, Any]], delay: float) -> None:
+    def _postpone(self, rows: list[dict[str, Any]], delay: float, *, back_to_ready: bool = False) -> None:
+        values: dict[str, Any] = {"next_attempt_at": self.clock() + timedelta(seconds=delay)}
+        if back_to_ready:
+            values["stage"] = "ready"
         with self.engine.begin() as conn:
             for row in rows:
                 conn.execute(
@@ -766,8 +818,27 @@ class PrintDispatch:
                             mailpieces.c.mailpiece_id == row["mailpiece_id"],
                         )
                     )
-                    .values(next_attempt_at=self.clock() + timedelta(seconds=delay))
+                    .values(**values)
                 )
+
+    def _mark_unclear(self, conn: Connection, row: dict[str, Any], detail: str) -> None:
+        """Unknown outcome at a provider without idempotency keys: to staff ("Status unklar"), never resent."""
+        log.warning(
+            "mailpiece.outcome_unknown",
+            mailpiece_id=row["mailpiece_id"],
+            provider=row["provider"],
+            detail=detail[:500],
+        )
+        self._transition(
+            conn,
+            row["account_id"],
+            row["mailpiece_id"],
+            MailpieceStatus.ACTION_REQUIRED,
+            provider_status=OUTCOME_UNKNOWN,
+            reason=UNCLEAR_REASON,
+            stage="final",
+            next_attempt_at=None,
+        )
 
     def _record_results(self, provider_name: str, rows: list[dict[str, Any]], results: list[SubmitResult]) -> None:
         accounts = {r["mailpiece_id"]: r["account_id"] for r in rows}
@@ -1077,6 +1148,7 @@ class PrintDispatch:
                 "envelope": r["envelope"],
                 "cost_cents": r["cost_cents"],
                 "reason": r["reason"],
+                "outcome_unknown": r["provider_status"] == OUTCOME_UNKNOWN,
                 "findings": json.loads(r["findings"]),
                 "print_key": r["print_key"],
             }

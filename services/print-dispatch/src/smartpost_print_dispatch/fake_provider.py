@@ -8,7 +8,8 @@
 - ``GET /v1/letters/{id}``, ``POST /v1/letters/{id}/cancel``; status changes are pushed to the webhook URL,
   signed ``X-Webhook-Signature: sha256=<hmac>``.
 - Failure injection for tests: ``POST /_control`` with ``fail_submits`` (next n submits answer 500),
-  ``submit_delay_seconds`` (slow answer AFTER the letter is stored), ``get_delay_seconds``, ``reject_next``;
+  ``submit_delay_seconds`` (slow answer AFTER the letter is stored), ``get_delay_seconds``, ``reject_next``,
+  ``honour_idempotency`` (false: every request is a new letter, like a provider without idempotency keys);
   ``POST /_control/letters/{id}/status`` moves a letter; ``GET /_control/letters`` lists letters with the number
   of submit requests each got.
 """
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import secrets
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,8 +48,9 @@ PROGRESSION = ["submitted", "printing", "sent", "delivered"]
 
 @dataclass
 class FakeConfig:
-    api_key: str = "dev-api-key"
-    webhook_secret: str = "dev-webhook-secret"  # noqa: S105 - local fake
+    # Random unless given: whoever starts the fake hands the same values to print-dispatch.
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_url: str | None = None
     max_pages: int = 200
     auto_advance_seconds: float = 0.0
@@ -55,6 +58,8 @@ class FakeConfig:
     submit_delay_seconds: float = 0.0
     get_delay_seconds: float = 0.0
     reject_next: str | None = None
+    # False: behaves like a provider without idempotency keys - every request is a new letter (prints again).
+    honour_idempotency: bool = True
 
 
 @dataclass
@@ -187,11 +192,12 @@ def create_fake_app(config: FakeConfig | None = None) -> FastAPI:  # noqa: C901,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     ) -> dict[str, Any]:
         authorize(authorization)
-        if not idempotency_key:
+        if not idempotency_key and fake.config.honour_idempotency:
             raise HTTPException(400, "Idempotency-Key header required")
+        idempotency_key = idempotency_key or ""
         async with fake.lock:
             fake.submit_requests += 1
-            existing = fake.by_key.get(idempotency_key)
+            existing = fake.by_key.get(idempotency_key) if fake.config.honour_idempotency else None
             if existing is not None:
                 letter = fake.letters[existing]
                 letter.submit_requests += 1
@@ -299,16 +305,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8107)
-    parser.add_argument("--api-key", default="dev-api-key")
-    parser.add_argument("--webhook-secret", default="dev-webhook-secret")
+    # Secrets come from the environment (not argv, which every local user can read in the process list).
+    api_key = os.environ.get("SMARTPOST_FAKE_PROVIDER_API_KEY") or secrets.token_urlsafe(24)
+    webhook_secret = os.environ.get("SMARTPOST_FAKE_PROVIDER_WEBHOOK_SECRET") or secrets.token_urlsafe(24)
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--auto-advance-seconds", type=float, default=0.0)
     parser.add_argument("--submit-delay-seconds", type=float, default=0.0)
     parser.add_argument("--max-pages", type=int, default=200)
     args = parser.parse_args()
     config = FakeConfig(
-        api_key=args.api_key,
-        webhook_secret=args.webhook_secret,
+        api_key=api_key,
+        webhook_secret=webhook_secret,
         webhook_url=args.webhook_url,
         auto_advance_seconds=args.auto_advance_seconds,
         submit_delay_seconds=args.submit_delay_seconds,

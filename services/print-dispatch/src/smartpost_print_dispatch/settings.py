@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date  # noqa: TC003 - pydantic needs it at runtime
 from functools import lru_cache
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_print_dispatch.adapters.pdf import LandscapePolicy, MismatchPolicy
 from smartpost_print_dispatch.domain.geometry import BUILTIN_PROFILES, AddressProfile
 from smartpost_print_dispatch.domain.postage import PostageConfig
-from smartpost_shared.settings import ServiceSettings
+from smartpost_shared.settings import InsecureSettingsError, ServiceSettings
 
 
 class FileDropSettings(BaseModel):
@@ -29,10 +29,14 @@ class HttpProviderSettings(BaseModel):
 
     name: str = "hybridpost"
     base_url: str = "http://127.0.0.1:8107"
-    api_key: SecretStr = SecretStr("dev-api-key")
-    webhook_secret: SecretStr = SecretStr("dev-webhook-secret")
+    # No defaults: the provider issues both (the local stack generates them for its fake provider).
+    api_key: SecretStr | None = None
+    webhook_secret: SecretStr | None = None
     profile: str = "pingen"
     timeout_seconds: float = 10.0
+    # Does the provider keep one letter per Idempotency-Key? Only then is a submission whose outcome is unknown
+    # (timeout after sending, crash while waiting) sent again; otherwise staff see "Status unklar" and decide.
+    honours_idempotency: bool = True
 
 
 class Settings(ServiceSettings):
@@ -42,7 +46,7 @@ class Settings(ServiceSettings):
     http_port: int = 8105
 
     filedrop: FileDropSettings = Field(default_factory=FileDropSettings)
-    http_providers: list[HttpProviderSettings] = Field(default_factory=lambda: [HttpProviderSettings()])
+    http_providers: list[HttpProviderSettings] = Field(default_factory=list)
     # Extra or overriding address profiles; the built-in ones are din5008_a, din5008_b, epost, pingen.
     profiles: dict[str, AddressProfile] = Field(default_factory=dict)
     postage: PostageConfig = Field(default_factory=PostageConfig)
@@ -63,7 +67,25 @@ class Settings(ServiceSettings):
     fallback_poll_seconds: float = 60.0
     status_poll_seconds: float = 30.0
     submit_retry_seconds: float = 2.0
+    # Master data and print orders come on different topics: an order whose contacts are not known yet waits
+    # (retried, not committed) up to this long after it was placed before a missing contact counts as missing.
+    masterdata_wait_seconds: float = Field(default=120.0, ge=0)
     prepare_batch_size: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _providers_have_credentials(self) -> Settings:
+        # A provider without its API key cannot submit, one without the webhook secret would accept forged
+        # status updates: neither may start, also not in local development.
+        missing = [
+            f"http_providers[{p.name}].{field}"
+            for p in self.http_providers
+            for field in ("api_key", "webhook_secret")
+            if getattr(p, field) is None
+        ]
+        if missing:
+            msg = "refusing to start: " + ", ".join(missing) + " not set"
+            raise InsecureSettingsError(msg)
+        return self
 
     def profile(self, name: str) -> AddressProfile:
         merged = {**BUILTIN_PROFILES, **self.profiles}

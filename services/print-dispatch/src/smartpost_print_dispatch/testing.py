@@ -7,6 +7,7 @@ landscape pages.
 from __future__ import annotations
 
 import io
+import secrets
 from typing import TYPE_CHECKING, Literal
 
 from smartpost_print_dispatch.adapters.pdf import _Fonts
@@ -14,6 +15,10 @@ from smartpost_print_dispatch.domain.geometry import MM_PER_POINT
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+
+# Provider credentials for tests that run the fake provider next to print-dispatch: random per test process.
+PROVIDER_API_KEY = secrets.token_urlsafe(24)
+PROVIDER_WEBHOOK_SECRET = secrets.token_urlsafe(24)
 
 AddressMode = Literal["window", "missing", "outside", "image"]
 _A4 = (595.2756, 841.8898)

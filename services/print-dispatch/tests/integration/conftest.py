@@ -11,6 +11,7 @@ import pytest
 import uvicorn
 
 from smartpost_print_dispatch.fake_provider import FakeConfig, create_fake_app
+from smartpost_print_dispatch.testing import PROVIDER_API_KEY, PROVIDER_WEBHOOK_SECRET
 from smartpost_shared.devstack import free_port
 
 if TYPE_CHECKING:
@@ -68,7 +69,9 @@ class FakeHandle:
 
 @pytest.fixture
 def fake_provider() -> Iterator[FakeHandle]:
-    thread = ServerThread(create_fake_app(FakeConfig()), free_port()).start()
+    thread = ServerThread(
+        create_fake_app(FakeConfig(api_key=PROVIDER_API_KEY, webhook_secret=PROVIDER_WEBHOOK_SECRET)), free_port()
+    ).start()
     handle = FakeHandle(thread)
     try:
         yield handle

@@ -18,7 +18,7 @@ from smartpost_print_dispatch.app import create_app
 from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
 from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
 from smartpost_print_dispatch.settings import FileDropSettings, HttpProviderSettings, Settings
-from smartpost_print_dispatch.testing import write_letter
+from smartpost_print_dispatch.testing import PROVIDER_API_KEY, PROVIDER_WEBHOOK_SECRET, write_letter
 from smartpost_shared.contracts.common import ChannelPreference, PostalAddress
 from smartpost_shared.contracts.envelope import make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import PrintOptions, PrintOrdered, RecipientFilter, RegisteredMail, ReleasedItem
@@ -27,6 +27,7 @@ from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = pytest.mark.real
 
@@ -63,7 +64,16 @@ LINES = {
 
 def settings_for(kafka_settings, storage_settings, sqlite_url, *, port, fake_url=None, **extra) -> Settings:
     providers = (
-        [HttpProviderSettings(name="hybridpost", base_url=fake_url, profile="pingen", timeout_seconds=1.0)]
+        [
+            HttpProviderSettings(
+                name="hybridpost",
+                base_url=fake_url,
+                profile="pingen",
+                timeout_seconds=1.0,
+                api_key=PROVIDER_API_KEY,
+                webhook_secret=PROVIDER_WEBHOOK_SECRET,
+            )
+        ]
         if fake_url
         else []
     )
@@ -154,7 +164,14 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
     port = free_port()
     fake_provider.control(webhook_url=f"http://127.0.0.1:{port}/webhooks/hybridpost")
-    settings = settings_for(kafka_settings, storage_settings, sqlite_url, port=port, fake_url=fake_provider.url)
+    settings = settings_for(
+        kafka_settings,
+        storage_settings,
+        sqlite_url,
+        port=port,
+        fake_url=fake_provider.url,
+        masterdata_wait_seconds=3.0,  # "ghost" is never in master data: counts as missing after 3 s
+    )
     service = serve(create_app(settings), port)
     items = [
         make_item(account, letter_id, object_store, 0, "c1", LINES["c1"]),
@@ -175,7 +192,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     await asyncio.sleep(1.5)  # master data first, as the ERP import would have happened long before
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
 
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account}, timeout=10)
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"), timeout=10)
 
     def settled():
         response = api.get(f"/orders/{order_id}")
@@ -230,7 +247,7 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     response = httpx.post(
         f"{service.url}/webhooks/hybridpost",
         content=stale,
-        headers={SIGNATURE_HEADER: sign("dev-webhook-secret", stale)},
+        headers={SIGNATURE_HEADER: sign(PROVIDER_WEBHOOK_SECRET, stale)},
     )
     assert response.json() == {"applied": False}
     forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers={SIGNATURE_HEADER: "sha256=00"})
@@ -245,9 +262,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     assert next(e for e in events if e.payload.status.value == "sent").payload.tracking_number
 
     # Tenancy: another account sees nothing.
-    other = httpx.get(f"{service.url}/orders/{order_id}", headers={"X-SmartPost-Account": "someone-else"})
+    other = httpx.get(
+        f"{service.url}/orders/{order_id}", headers=caller_headers("someone-else", audience="print-dispatch")
+    )
     assert other.status_code == 404
-    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 422
+    assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 401  # no signed caller claims
 
     # Estimate before ordering: filter by channel preference.
     estimate = api.post(
@@ -310,7 +329,7 @@ async def test_provider_failures_and_slow_answers_never_duplicate(
 
     await asyncio.to_thread(wait, retried_after_timeout, 60, 0.2, "resubmission after timeout")
     fake_provider.control(submit_delay_seconds=0)
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
 
     def submitted():
         body = api.get(f"/orders/{order_id}").json()
@@ -361,7 +380,7 @@ async def test_filedrop_digital_first_fallback(
             make_envelope(viewed, account_id=account, producer="portal-publisher"),
         ],
     )
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
 
     def scheduled():
         response = api.get(f"/orders/{order_id}")
@@ -408,3 +427,41 @@ async def test_filedrop_digital_first_fallback(
     assert next(p for p in pieces if p["status"] == "sent")["contact_id"] == "c3"
     assert service.app.state.broker is not None
     api.close()
+
+
+async def test_print_order_before_its_master_data_waits_for_it(
+    kafka_settings, storage_settings, object_store, sqlite_url, make_id, fake_provider, serve, wait
+):
+    """Issue #15 finding 5: master data and print orders travel on different topics.
+
+    A service working through a backlog (or restarted) may see a print order before the contact's master data;
+    the order used to be planned as "contact unknown" at once and the letter never went out. It waits now.
+    """
+    account, letter_id, order_id = make_id("acc"), make_id("letter"), make_id("po")
+    port = free_port()
+    settings = settings_for(kafka_settings, storage_settings, sqlite_url, port=port, fake_url=fake_provider.url)
+    service = serve(create_app(settings), port)
+    order = PrintOrdered(
+        letter_id=letter_id,
+        print_order_id=order_id,
+        title="T",
+        items=[make_item(account, letter_id, object_store, 0, "c1", LINES["c1"])],
+        ordered_by="s",
+        options=PrintOptions(provider="hybridpost"),
+    )
+    await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
+    await asyncio.sleep(3.0)  # the order is consumed and waits; master data arrives late
+    await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
+    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+
+    def submitted():
+        response = api.get(f"/orders/{order_id}")
+        if response.status_code != 200 or not response.json()["mailpieces"]:
+            return None
+        piece = response.json()["mailpieces"][0]
+        return piece if piece["status"] in ("submitted", "action_required") else None
+
+    piece = await asyncio.to_thread(wait, submitted, 60, 0.2, "mailpiece settled")
+    api.close()
+    assert piece["status"] == "submitted", piece["reason"]
+    assert len(fake_provider.letters()["letters"]) == 1

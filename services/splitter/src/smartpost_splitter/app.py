@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,11 +12,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from smartpost_shared.logging import configure_logging, get_logger
-from smartpost_shared.messaging import make_broker
+from smartpost_shared.messaging import EventPublisher, Startup, make_broker, start_broker
+from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
-from smartpost_splitter.adapters.pdf import InlineScanner, PageScanner, ProcessScanner
-from smartpost_splitter.application import SplitService, SplitterOptions
+from smartpost_shared.tracing import install_tracing
+from smartpost_splitter.adapters.sandbox import Limits, Sandbox
+from smartpost_splitter.application import SplitService, SplitterOptions, remove_orphaned_work
 from smartpost_splitter.consumers import register_consumers
+from smartpost_splitter.jobs import SplitJobs
 from smartpost_splitter.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -43,50 +47,77 @@ def make_splitter_broker(settings: Settings) -> KafkaBroker:
     )
 
 
-def make_scanner(settings: Settings) -> PageScanner:
-    if settings.text_processes == 0:
-        return InlineScanner(chunk_pages=settings.chunk_pages, thumbnail_width=settings.thumbnail_width)
-    return ProcessScanner(
-        settings.text_processes,
-        chunk_pages=settings.chunk_pages,
-        thumbnail_width=settings.thumbnail_width,
-        inline_below_pages=settings.inline_below_pages,
-    )
+def make_sandbox(settings: Settings) -> Sandbox:
+    budgets = settings.budgets()
+    return Sandbox(settings.text_processes, Limits(memory_bytes=budgets.memory_bytes, cpu_seconds=budgets.cpu_seconds))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     store = MinioStore(settings.storage)
     broker = make_splitter_broker(settings)
-    scanner = make_scanner(settings)
+    sandbox = make_sandbox(settings)
+    work_dir = Path(settings.work_dir) if settings.work_dir else None
     service = SplitService(
         store,
-        scanner,
+        sandbox,
         SplitterOptions(
-            work_dir=Path(settings.work_dir) if settings.work_dir else None,
+            work_dir=work_dir,
             upload_threads=settings.upload_threads,
             thumbnail_width=settings.thumbnail_width,
+            chunk_pages=settings.chunk_pages,
             evidence_patterns=settings.identifier_patterns,
+            budgets=settings.budgets(),
         ),
     )
-    register_consumers(broker, service, settings)
+    publisher = EventPublisher(broker, store=store)  # big DocumentSplit events travel as a claim check
+    jobs = SplitJobs(
+        store,
+        service,
+        publisher.publish,
+        concurrency=settings.concurrent_documents,
+        max_attempts=settings.job_max_attempts,
+    )
+    register_consumers(broker, jobs, settings)
+
+    startup = Startup(settings.service_name)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(store.ensure_bucket)
-        await broker.start()
-        log.info("splitter.started", text_processes=settings.text_processes)
+        orphans = await asyncio.to_thread(remove_orphaned_work, work_dir)
+        await asyncio.to_thread(sandbox.warm_up)
+
+        async def connect() -> None:
+            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            await startup.step("storage", lambda: asyncio.to_thread(store.ensure_bucket))
+            await start_broker(startup, broker)
+            jobs.start()
+            resumed = await jobs.resume()
+            log.info("splitter.connected", resumed_jobs=resumed)
+
+        startup.begin(connect)
+        await startup.settle(settings.kafka.startup_grace_seconds)
+        log.info("splitter.started", sandbox_processes=settings.text_processes, orphans_removed=orphans)
         try:
             yield
         finally:
-            await broker.stop()
-            await asyncio.to_thread(scanner.close)
+            jobs.stopping = True
+            await startup.stop()
+            with contextlib.suppress(Exception):
+                await broker.stop()
+            await asyncio.to_thread(sandbox.close)
+            await jobs.stop()
 
     app = FastAPI(title="SmartPost splitter", lifespan=lifespan)
     app.state.broker = broker
     app.state.settings = settings
     app.state.service = service
+    app.state.jobs = jobs
+    app.state.sandbox = sandbox
+    install_metrics(app, settings.service_name, kafka=settings.kafka)
+    install_tracing(app, settings.service_name, settings.tracing)
+    app.state.startup = startup
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -95,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         problems: dict[str, str] = {}
+        if not startup.done:
+            problems["startup"] = startup.check()
         try:
             await asyncio.wait_for(asyncio.to_thread(store.client.bucket_exists, store.bucket), timeout=3)
         except Exception as exc:  # noqa: BLE001 - readiness reports any failure

@@ -1,32 +1,29 @@
-"""Subscriptions: SplitRequested on letters.events -> DocumentSplit / DocumentSplitFailed on splitter.events."""
+"""Subscriptions: SplitRequested on letters.events -> a split job (see :mod:`.jobs`), committed at once.
+
+The job runners publish DocumentSplit / DocumentSplitFailed on splitter.events when the split is done; the
+consumer never holds a message for the length of a split (which would outlive its lease).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from smartpost_shared.messaging import EventConsumer, EventPublisher
+from smartpost_shared.messaging import EventConsumer
 from smartpost_shared.topics import LETTERS
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
 
     from smartpost_shared.contracts.envelope import Envelope
-    from smartpost_splitter.application import SplitService
+    from smartpost_splitter.jobs import SplitJobs
     from smartpost_splitter.settings import Settings
 
 SERVICE = "splitter"
 
 
-def register_consumers(broker: KafkaBroker, service: SplitService, settings: Settings) -> EventConsumer:
-    publisher = EventPublisher(broker, store=service.store)
-    # One document at a time per instance: the work is CPU-bound and already uses all text processes.
-    lock = asyncio.Lock()
-
+def register_consumers(broker: KafkaBroker, jobs: SplitJobs, settings: Settings) -> EventConsumer:
     async def on_split_requested(envelope: Envelope) -> None:
-        async with lock:
-            result = await asyncio.to_thread(service.handle, envelope)
-        await publisher.publish(result)
+        await jobs.accept(envelope)
 
     consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts)
     consumer.subscribe(

@@ -19,6 +19,7 @@ from smartpost_splitter.pages import (
     DEFAULT_IDENTIFIER_PATTERNS,
     DEFAULT_SIMILARITY,
     FINGERPRINT_TOP_MM,
+    FIRST_PAGE_MARK,
     MM,
     CompiledPlan,
     PageFacts,
@@ -226,10 +227,15 @@ class Segmenter:
             return self._start_or_continue(page, start=self._current is None or self._current.page_count >= size)
         if strategy is SplitStrategy.FIRST_PAGE:
             return self._start_or_continue(page, start=page.marker is not None, leading=True)
-        # identifier / address block: a letter starts where the value changes
-        start = page.marker is not None and page.marker != self._current_marker
-        if page.marker is not None:
-            self._current_marker = page.marker
+        # identifier / address block: a letter starts where the value changes; for the address block also on a
+        # page that looks like a first page (page number 1, or a salutation), even when the address repeats.
+        marker = page.marker
+        first_looking = False
+        if strategy is SplitStrategy.ADDRESS_BLOCK and marker is not None and marker.startswith(FIRST_PAGE_MARK):
+            marker, first_looking = marker[len(FIRST_PAGE_MARK) :], True
+        start = marker is not None and (marker != self._current_marker or first_looking)
+        if marker is not None:
+            self._current_marker = marker
         return self._start_or_continue(page, start=start, leading=True)
 
     def finish(self) -> list[Segment]:

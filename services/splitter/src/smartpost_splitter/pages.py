@@ -33,14 +33,59 @@ DEFAULT_SIMILARITY = 0.35
 
 # Evidence patterns. Extractors that keep reading order may join label and value with a newline or nothing
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
+# Every quantifier is bounded: the patterns run in linear time on any page (a megabyte of tabs after a label).
+# "Unser Zeichen" (our reference, DIN 5008 information block) counts; "Ihr Zeichen" is the recipient's own number.
 DEFAULT_IDENTIFIER_PATTERNS = (
     (
-        r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]*(?:nr\.?|nummer|id|konto))\s*:?\s*"
+        r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto)"
+        r"|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )
-PROPERTY_PATTERN = re.compile(r"(?:Objekt|Liegenschaft)(?:-?Nr\.?)?\s*:\s*(?P<value>[^\r\n]+)")
-UNIT_PATTERN = re.compile(r"(?:Einheit|Wohnung|Nutzeinheit)(?:-?Nr\.?)?\s*:\s*(?P<value>[^\r\n]+)")
+# Property and unit as exports print them: with or without colon, in the information block, the subject line or
+# the body ("Objekt: 1020", "Objekt 1020 / WE 01", "für Objekt 1020, Wohnung 01", "Liegenschaft Parkallee 7,
+# 10115 Berlin", "WEG Parkallee 7", "Whg. 3", "Whg.-Nr. 03", "ME 12"). The value is a short stretch of text; the
+# matcher looks the account's own property numbers, names, addresses and unit numbers up in it (a dictionary from
+# master data), so a value that names nothing known does no harm. A value stops at a column separator ("·", "|",
+# "–") so that a header line "WEG Parkallee 7 · Abrechnung 2024" yields the address alone.
+_NUMBER_SUFFIX = r"(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer))?"
+_COLON = r"[ \t]{0,20}:\s{0,20}"
+_VALUE = r"(?P<value>[^\r\n·•|–]{1,80})"
+_PROPERTY_LABEL = r"\b(?:Objekt|OBJEKT|Liegenschaft|LIEGENSCHAFT|Verwaltungsobjekt|Wirtschaftseinheit|Obj\.)"
+_UNIT_LABEL = r"\b(?:Einheit|EINHEIT|Nutzeinheit|Wohneinheit|Wohnung|WOHNUNG|Whg\.?|Einh\.|WE|ME|SE|NE|Stellplatz)"
+PROPERTY_PATTERNS = (
+    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + _COLON + _VALUE),
+    # Without colon the value must start like a reference or a name: "Objekt 1020", "Liegenschaft Parkallee 7".
+    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + r"[ \t]{1,20}(?!Nr\b|Nummer\b)(?=[0-9A-ZÄÖÜ])" + _VALUE),
+    # "WEG Parkallee 7": the owners' association named by its address (upper case only: "Weg" is a street word).
+    re.compile(r"\bWEG[ \t]{1,20}(?=[A-ZÄÖÜ])" + _VALUE),
+)
+UNIT_PATTERNS = (
+    re.compile(_UNIT_LABEL + _NUMBER_SUFFIX + _COLON + r"(?P<value>[^\r\n·•|–]{1,60})"),
+    # Without colon only a number (with an optional letter or a bracketed position), reported with its kind so
+    # that the same unit printed twice reads the same: "Wohnung 01", "ME 12", "Whg.-Nr. 03" -> "Whg. 03".
+    re.compile(
+        r"(?P<label>"
+        + _UNIT_LABEL
+        + r")"
+        + _NUMBER_SUFFIX
+        + r"[ \t]{0,20}(?P<value>\d{1,4}[a-zA-Z]?\b(?:[ \t]{0,3}\([^)\r\n]{1,40}\))?)"
+    ),
+)
+# Kept for callers of the old names: the first pattern of each kind.
+PROPERTY_PATTERN = PROPERTY_PATTERNS[0]
+UNIT_PATTERN = UNIT_PATTERNS[0]
+# A page that looks like the first page of a letter: its page number is 1 ("Seite 1 von 3", "Seite 1/3", "Blatt 1",
+# "- 1 -"), or it has no page number and greets the reader ("Sehr geehrte ...", "Guten Tag").
+_PAGE_NUMBER_OF = re.compile(r"\b(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})[ \t]{0,5}(?:von|/)[ \t]{0,5}\d{1,4}\b")
+_PAGE_NUMBER_ALONE = re.compile(
+    r"^[ \t]{0,80}(?:(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})|-[ \t]{0,3}(\d{1,4})[ \t]{0,3}-)[ \t]{0,80}$",
+    re.MULTILINE,
+)
+_SALUTATION = re.compile(
+    r"^[ \t]{0,80}(?:Sehr[ \t]{1,5}geehrte|Guten[ \t]{1,5}Tag|Liebe[rs]?[ \t]|Hallo[ \t])", re.MULTILINE
+)
+FIRST_PAGE_MARK = "\x01"  # prefix of an address-block marker on a page that looks like a first page
 POSTAL_CODE_LINE = re.compile(r"^(?:[A-Z]{1,2}[- ])?\d{4,5}\s+\S")
 _WHITESPACE = re.compile(r"\s+")
 _DIGITS = re.compile(r"\d")
@@ -151,11 +196,49 @@ def _match_value(match: re.Match[str]) -> str:
 
 
 def find_property_refs(text: str) -> tuple[str, ...]:
-    return unique([_WHITESPACE.sub(" ", m.group("value")).strip() for m in PROPERTY_PATTERN.finditer(text)])
+    return _find_values(PROPERTY_PATTERNS, text)
 
 
 def find_unit_refs(text: str) -> tuple[str, ...]:
-    return unique([_WHITESPACE.sub(" ", m.group("value")).strip() for m in UNIT_PATTERN.finditer(text)])
+    return _find_values(UNIT_PATTERNS, text)
+
+
+def _find_values(patterns: tuple[re.Pattern[str], ...], text: str) -> tuple[str, ...]:
+    """Values in page order; a match inside an earlier one's value ("WE 03" in "Einheit: WE 03") is not repeated."""
+    matches = sorted((m for pattern in patterns for m in pattern.finditer(text)), key=lambda m: (m.start(), -m.end()))
+    values: list[str] = []
+    covered_until = -1
+    for match in matches:
+        if match.end() <= covered_until:
+            continue
+        covered_until = max(covered_until, match.end())
+        values.append(_clean_value(match))
+    return unique(values)
+
+
+def _clean_value(match: re.Match[str]) -> str:
+    value = _WHITESPACE.sub(" ", match.group("value")).strip(" ,;/")
+    label = match.groupdict().get("label")
+    return f"{label} {value}" if label else value
+
+
+def page_number(text: str) -> int | None:
+    """The page's own number if it prints one ("Seite 2 von 3", "Seite 2/3", "Blatt 2", "- 2 -"), else None."""
+    match = _PAGE_NUMBER_OF.search(text)
+    if match:
+        return int(match.group(1))
+    match = _PAGE_NUMBER_ALONE.search(text)
+    if match:
+        return int(match.group(1) or match.group(2))
+    return None
+
+
+def looks_like_first_page(text: str) -> bool:
+    """Page number 1, or no page number and a salutation: the page starts a letter."""
+    number = page_number(text)
+    if number is not None:
+        return number == 1
+    return bool(_SALUTATION.search(text))
 
 
 def tolerant_literal(text: str) -> re.Pattern[str]:
@@ -204,7 +287,12 @@ class CompiledPlan:
             match = self.identifier.search(text)
             return _match_value(match) if match else None
         if strategy is SplitStrategy.ADDRESS_BLOCK:
-            return address_key(address_lines) if address_lines else None
+            if not address_lines:
+                return None
+            # The same address again starts a letter too when the page looks like a first page (an owner's two
+            # letters for two units follow each other); the Segmenter reads the mark.
+            key = address_key(address_lines)
+            return FIRST_PAGE_MARK + key if looks_like_first_page(text) else key
         if strategy is SplitStrategy.KEYWORD:
             assert self.keyword is not None
             return "1" if self.keyword.search(text) else None

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.settings import ServiceSettings
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS
+from smartpost_splitter.limits import MB, Budgets
 
 
 class Settings(ServiceSettings):
@@ -18,11 +19,13 @@ class Settings(ServiceSettings):
     http_port: int = 8102
     # Consumer group on letters.events: all splitter instances share one group, so they share the work.
     consumer_group: str | None = None
-    # Worker processes that read page text (the expensive part); 0 = read in the service process.
-    text_processes: int = Field(default=2, ge=0, le=64)
-    # Pages per work unit sent to a worker; documents shorter than ``inline_below_pages`` are read in-process.
-    chunk_pages: int = Field(default=250, ge=10, le=10_000)
-    inline_below_pages: int = Field(default=300, ge=0)
+    # Sandbox worker processes: every read of an uploaded document (checks, page text, thumbnails, cutting) runs
+    # in one of them, never in the service process.
+    text_processes: int = Field(default=2, ge=1, le=64)
+    # Documents split at the same time (one slow document does not stall the others).
+    concurrent_documents: int = Field(default=2, ge=1, le=64)
+    # Pages per work unit sent to a worker (page text ranges and batches of parts to cut).
+    chunk_pages: int = Field(default=250, ge=1, le=10_000)
     upload_threads: int = Field(default=8, ge=1, le=64)
     thumbnail_width: int = Field(default=200, ge=50, le=1200)
     # Temporary files (source and attachments of the document being split); default: the system temp dir.
@@ -31,6 +34,34 @@ class Settings(ServiceSettings):
     max_event_bytes: int = Field(default=16 * 1024 * 1024, ge=1_048_576)
     # Evidence: regexes whose group ``value`` (or group 1) is reported as an identifier on every part.
     identifier_patterns: tuple[str, ...] = DEFAULT_IDENTIFIER_PATTERNS
+    # A job started this often without finishing (the service died each time) is given up with a reason.
+    job_max_attempts: int = Field(default=3, ge=1, le=100)
+
+    # Budgets per document (see README "Splitter hardening"); exceeding one fails the document with a reason.
+    max_pages: int = Field(default=10_000, ge=1)
+    max_stream_mb: int = Field(default=512, ge=1)
+    max_page_side_pt: float = Field(default=14_400.0, gt=0)
+    document_seconds: float = Field(default=600.0, gt=0)
+    page_seconds: float = Field(default=2.0, gt=0)
+    task_overhead_seconds: float = Field(default=10.0, ge=0)
+    max_stored_ratio: float = Field(default=25.0, gt=0)
+    stored_floor_mb: int = Field(default=64, ge=0)
+    worker_memory_mb: int = Field(default=1024, ge=128)
+    worker_cpu_seconds: int = Field(default=300, ge=1)
+
+    def budgets(self) -> Budgets:
+        return Budgets(
+            max_pages=self.max_pages,
+            max_stream_bytes=self.max_stream_mb * MB,
+            max_page_side_pt=self.max_page_side_pt,
+            document_seconds=self.document_seconds,
+            page_seconds=self.page_seconds,
+            task_overhead_seconds=self.task_overhead_seconds,
+            max_stored_ratio=self.max_stored_ratio,
+            stored_floor_bytes=self.stored_floor_mb * MB,
+            memory_bytes=self.worker_memory_mb * MB,
+            cpu_seconds=self.worker_cpu_seconds,
+        )
 
 
 @lru_cache

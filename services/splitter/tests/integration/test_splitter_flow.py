@@ -90,8 +90,7 @@ async def test_split_requested_to_document_split_and_failure(  # noqa: PLR0915 -
         storage=storage_settings,
         consumer_group=make_id("splitter"),
         text_processes=2,
-        chunk_pages=25,
-        inline_below_pages=50,  # the generated document (~100 pages) goes through the worker processes
+        chunk_pages=25,  # the generated document (~100 pages) is read in several ranges
         work_dir=str(tmp_path),
         log_json=False,
     )

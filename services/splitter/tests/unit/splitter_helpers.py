@@ -12,7 +12,7 @@ from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFai
 from smartpost_shared.contracts.envelope import Envelope, make_envelope
 from smartpost_shared.contracts.letters import SplitRequested
 from smartpost_shared.storage import MemoryStore, source_key
-from smartpost_splitter.adapters.pdf import InlineScanner
+from smartpost_splitter.adapters.sandbox import InlineRunner
 from smartpost_splitter.application import SplitService, SplitterOptions
 
 if TYPE_CHECKING:
@@ -47,15 +47,23 @@ def request_envelope(
 
 
 def run_split(
-    data: bytes, rule: SplitRule, *, store: MemoryStore | None = None, attachments: dict[str, bytes] | None = None
+    data: bytes,
+    rule: SplitRule,
+    *,
+    store: MemoryStore | None = None,
+    attachments: dict[str, bytes] | None = None,
+    envelope: Envelope | None = None,
+    options: SplitterOptions | None = None,
 ) -> tuple[DocumentSplit | DocumentSplitFailed, MemoryStore, Envelope]:
     store = store or MemoryStore()
-    envelope = request_envelope(rule, attachments=list(attachments or {}))
+    envelope = envelope or request_envelope(rule, attachments=list(attachments or {}))
     assert isinstance(envelope.payload, SplitRequested)
     store.put(envelope.payload.source_key, data, content_type="application/pdf")
     for key, value in (attachments or {}).items():
         store.put(key, value, content_type="application/pdf")
-    service = SplitService(store, InlineScanner(chunk_pages=37, thumbnail_width=120), SplitterOptions(upload_threads=3))
+    service = SplitService(
+        store, InlineRunner(), options or SplitterOptions(upload_threads=3, chunk_pages=37, thumbnail_width=120)
+    )
     result = service.handle(envelope)
     assert isinstance(result.payload, (DocumentSplit, DocumentSplitFailed))
     return result.payload, store, result

@@ -15,7 +15,7 @@ from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed, SplitFailureReason
 from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
 from smartpost_shared.storage import MemoryStore
-from smartpost_splitter.adapters.pdf import InlineScanner
+from smartpost_splitter.adapters.sandbox import InlineRunner
 from smartpost_splitter.application import SplitService
 
 from .splitter_helpers import ACCOUNT, LETTER, request_envelope, run_split
@@ -157,7 +157,7 @@ def test_invalid_rules(letters_pdf: bytes, rule: SplitRule, words: list[str]) ->
 
 def test_source_missing() -> None:
     store = MemoryStore()
-    service = SplitService(store, InlineScanner())
+    service = SplitService(store, InlineRunner())
     result = service.handle(request_envelope(RULE)).payload
     _assert_failed(result, SplitFailureReason.SOURCE_MISSING, "nicht gefunden")
 
@@ -171,8 +171,11 @@ def test_corrupt_attachment_fails_the_document(letters_pdf: bytes) -> None:
     _assert_nothing_stored(store)
 
 
-def test_failure_event_id_is_deterministic(tmp_path: Path) -> None:
-    _, _, first = run_split(b"", RULE)
-    _, _, again = run_split(b"", RULE)
+def test_failure_event_id_is_deterministic_per_request(tmp_path: Path) -> None:
+    envelope = request_envelope(RULE)
+    _, _, first = run_split(b"", RULE, envelope=envelope)
+    _, _, again = run_split(b"", RULE, envelope=envelope)
     assert first.event_id == again.event_id
     assert first.event_type == "DocumentSplitFailed"
+    _, _, other_request = run_split(b"", RULE)  # a re-split is a new request: a new result, never deduplicated
+    assert other_request.event_id != first.event_id

@@ -21,7 +21,7 @@ from smartpost_shared.storage import (
     thumbnail_pack_key,
 )
 
-from .splitter_helpers import ACCOUNT, LETTER, first_page_text, page_count, run_split
+from .splitter_helpers import ACCOUNT, LETTER, first_page_text, page_count, request_envelope, run_split
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -85,7 +85,8 @@ def _assert_exact(result: DocumentSplit | DocumentSplitFailed, truth: list[Sampl
 )
 def test_strategy_finds_every_letter_boundary(corpus, variant: str, rule: SplitRule) -> None:
     data, truth = corpus[variant]
-    result, store, _ = run_split(data, rule)
+    result, store, event = run_split(data, rule)
+    split = f"doc-1/{event.causation_id}"  # keys are versioned per split request
     result = _assert_exact(result, truth)
     assert result.strategy == rule.strategy
     assert result.source_page_count == truth[-1].last_page
@@ -99,9 +100,9 @@ def test_strategy_finds_every_letter_boundary(corpus, variant: str, rule: SplitR
             assert part.address_lines == recipient.address_lines
             assert part.property_refs == [recipient.property_ref]
             assert part.unit_refs == [recipient.unit_ref]
-        assert part.storage_key == part_key(ACCOUNT, LETTER, "doc-1", part.index)
+        assert part.storage_key == part_key(ACCOUNT, LETTER, split, part.index)
         # One thumbnail pack per document; each part names its byte range in it.
-        assert part.thumbnail_key == thumbnail_pack_key(ACCOUNT, LETTER, "doc-1")
+        assert part.thumbnail_key == thumbnail_pack_key(ACCOUNT, LETTER, split)
         assert part.thumbnail_offset is not None
         assert part.thumbnail_size is not None
         png = store.get_range(part.thumbnail_key, part.thumbnail_offset, part.thumbnail_size)
@@ -179,36 +180,55 @@ def test_attachments_are_appended_to_every_part(corpus, tmp_path: Path) -> None:
         assert page_count(store.get(part.storage_key)) == part.page_count
 
 
-def test_rerun_is_deterministic_and_removes_stale_parts(corpus) -> None:
+def test_rerun_of_the_same_request_is_deterministic_and_removes_its_stale_parts(corpus) -> None:
     data, _truth = corpus["plain_b"]
     rule = SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=2)
-    first, store, first_envelope = run_split(data, rule)
-    again, _, again_envelope = run_split(data, rule, store=store)
+    request = request_envelope(rule)
+    first, store, first_envelope = run_split(data, rule, envelope=request)
+    assert isinstance(first, DocumentSplit)
+    split = f"doc-1/{request.event_id}"
+    leftover = part_key(ACCOUNT, LETTER, split, 999)  # e.g. from an interrupted run of the same request
+    store.put(leftover, b"%PDF-1.7 left over", content_type="application/pdf")
+    again, _, again_envelope = run_split(data, rule, store=store, envelope=request)
     assert first_envelope.event_id == again_envelope.event_id
     assert first == again
+    assert not store.exists(leftover)
+    parts = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/{split}/")
+    assert len(parts) == len(first.parts)
+    thumbs = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/thumbnails/{split}/")
+    assert thumbs == [thumbnail_pack_key(ACCOUNT, LETTER, split)]
+    assert sum(p.thumbnail_size or 0 for p in first.parts) == len(store.get(thumbs[0]))
+
+
+def test_a_resplit_never_overwrites_or_removes_the_earlier_split(corpus) -> None:
+    data, _truth = corpus["plain_b"]
+    store = MemoryStore()
+    old_layout = thumbnail_key(ACCOUNT, LETTER, "doc-1", 0)  # a per-part thumbnail of an old event version
+    store.put(old_layout, b"png of the old layout", content_type="image/png")
+    rule = SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=2)
+    first, store, first_envelope = run_split(data, rule, store=store)
     assert isinstance(first, DocumentSplit)
+    before = {p.storage_key: store.get(p.storage_key) for p in first.parts}
+    pack_before = store.get(first.parts[0].thumbnail_key or "")
+    # the letters service sends a new SplitRequested for every re-split, with the same or another rule
+    same, _, same_envelope = run_split(data, rule, store=store)
     fewer, _, fewer_envelope = run_split(
         data, SplitRule(strategy=SplitStrategy.FIXED_PAGES, pages_per_letter=6), store=store
     )
+    assert isinstance(same, DocumentSplit)
     assert isinstance(fewer, DocumentSplit)
-    # Another rule on the same file is a new result: consumers deduplicating by event id must not drop it.
-    assert fewer_envelope.event_id != first_envelope.event_id
-    assert {p.part_id for p in fewer.parts}.isdisjoint({p.part_id for p in first.parts})
-    parts = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/doc-1/")
-    thumbs = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/thumbnails/doc-1/")
-    assert len(parts) == len(fewer.parts)
-    assert thumbs == [thumbnail_pack_key(ACCOUNT, LETTER, "doc-1")]
-    assert sum(p.thumbnail_size or 0 for p in fewer.parts) == len(store.get(thumbs[0]))
-
-
-def test_per_part_thumbnails_of_an_earlier_version_are_removed_by_a_rerun(corpus) -> None:
-    data, _truth = corpus["plain_b"]
-    store = MemoryStore()
-    old = thumbnail_key(ACCOUNT, LETTER, "doc-1", 0)
-    store.put(old, b"png of the old layout", content_type="image/png")
-    result, store, _ = run_split(data, SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK), store=store)
-    assert isinstance(result, DocumentSplit)
-    assert not store.exists(old)
+    # new results that consumers deduplicating by event id must not drop
+    assert len({first_envelope.event_id, same_envelope.event_id, fewer_envelope.event_id}) == 3
+    assert {p.part_id for p in same.parts}.isdisjoint({p.part_id for p in first.parts})
+    assert {p.storage_key for p in fewer.parts}.isdisjoint(before)
+    assert {p.storage_key for p in same.parts}.isdisjoint(before)
+    assert same.parts[0].thumbnail_key != first.parts[0].thumbnail_key
+    for key, data_before in before.items():
+        assert store.get(key) == data_before
+    assert store.get(first.parts[0].thumbnail_key or "") == pack_before
+    assert store.exists(old_layout)
+    all_parts = store.list(f"accounts/{ACCOUNT}/letters/{LETTER}/parts/doc-1/")
+    assert len(all_parts) == len(first.parts) + len(same.parts) + len(fewer.parts)
 
 
 def test_landscape_pages_are_reported(tmp_path: Path) -> None:
@@ -232,10 +252,11 @@ class _FlakyStore(MemoryStore):
         self.down = False
 
     def put(self, key: str, data: bytes, **kwargs: Any) -> None:
-        if self.down or (key.split("/")[-3] in {"parts", "thumbnails"} and self.healthy_puts <= 0):
+        output = key.split("/")[-4] in {"parts", "thumbnails"}  # .../parts/<document>/<split id>/<index>.pdf
+        if self.down or (output and self.healthy_puts <= 0):
             self.down = True
             raise StorageUnavailableError("connection refused")
-        if key.split("/")[-3] in {"parts", "thumbnails"}:
+        if output:
             self.healthy_puts -= 1
         super().put(key, data, **kwargs)
 
@@ -246,12 +267,13 @@ def test_storage_outage_mid_split_is_retried_and_resumes_to_the_same_result(
 ) -> None:
     data, truth = corpus["plain_b"]
     rule = SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)
-    healthy, _, healthy_envelope = run_split(data, rule)
+    request = request_envelope(rule)
+    healthy, _, healthy_envelope = run_split(data, rule, envelope=request)
     store = _FlakyStore(healthy_puts=healthy_puts)
     with pytest.raises(TransientError, match="object storage unavailable"):
-        run_split(data, rule, store=store)  # the consumer retries a TransientError; nothing is emitted
-    store.down, store.healthy_puts = False, 10**6  # storage is back: the redelivered request resumes
-    resumed, store, resumed_envelope = run_split(data, rule, store=store)
+        run_split(data, rule, store=store, envelope=request)  # the job is retried; nothing is emitted
+    store.down, store.healthy_puts = False, 10**6  # storage is back: the job resumes
+    resumed, store, resumed_envelope = run_split(data, rule, store=store, envelope=request)
     assert isinstance(resumed, DocumentSplit)
     assert resumed_envelope.event_id == healthy_envelope.event_id  # same event: consumers deduplicate it
     assert resumed.model_dump() == healthy.model_dump()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from smartpost_shared.contracts.base import Contract, EventPayload
 from smartpost_shared.contracts.common import DocumentType, Id, LetterScope, SplitRule
@@ -24,6 +24,21 @@ class LetterCreated(EventPayload):
     include_archived: bool = False
     letter_date: date
     created_by: str
+    # Since 2026-11 (additive, optional): the billing period the letter covers ("Abrechnungszeitraum 2024"). A
+    # contract overlapping it makes its holder a recipient (a former owner gets the statement for their months);
+    # without it the letter date decides. Both or neither.
+    period_start: date | None = None
+    period_end: date | None = None
+
+    @model_validator(mode="after")
+    def _period_complete(self) -> LetterCreated:
+        if (self.period_start is None) != (self.period_end is None):
+            msg = "period_start and period_end go together"
+            raise ValueError(msg)
+        if self.period_start is not None and self.period_end is not None and self.period_end < self.period_start:
+            msg = "period_end must not be before period_start"
+            raise ValueError(msg)
+        return self
 
 
 @register

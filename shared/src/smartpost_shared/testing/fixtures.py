@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import SecretStr
 
 from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.settings import KafkaSettings, StorageSettings
@@ -63,7 +64,9 @@ def kafka_settings(stack: Stack) -> KafkaSettings:
 
 @pytest.fixture
 def storage_settings(stack: Stack, make_id: Callable[[str], str]) -> StorageSettings:
-    return StorageSettings(endpoint=stack.s3_endpoint, bucket=make_id("test").lower())
+    return StorageSettings(
+        endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key), bucket=make_id("test").lower()
+    )
 
 
 @pytest.fixture

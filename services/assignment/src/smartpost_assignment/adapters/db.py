@@ -32,6 +32,7 @@ from sqlalchemy import (
 from smartpost_assignment.domain.matching import LetterContext
 from smartpost_shared.contracts.common import LetterScope
 from smartpost_shared.contracts.documents import AssignmentWarning, PartAssignment, SplitPart
+from smartpost_shared.db import processed_events
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -50,6 +51,33 @@ letters = Table(
     Column("include_archived", Boolean, nullable=False),
     Column("letter_date", Date, nullable=False),
     Column("title", String(200), nullable=False, default=""),
+)
+
+# The billing period of a letter (LetterCreated.period_start/end, since 2026-11): a table of its own so that
+# databases created before need no column migration (create_all adds a missing table, never a missing column).
+letter_periods = Table(
+    "asg_letter_periods",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("letter_id", String(128), primary_key=True),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+)
+
+# Master-data imports over the API: what was received (or rejected, with the row errors) and which events the
+# import produced, so that GET /imports/{id} can tell when they are all applied to the read model.
+imports = Table(
+    "asg_imports",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("import_id", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),  # received | rejected
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("filename", String(300), nullable=False, default=""),
+    Column("counts", Text, nullable=False, default="{}"),
+    Column("errors", Text, nullable=False, default="[]"),
+    Column("event_ids", Text, nullable=False, default="[]"),
 )
 
 pending_splits = Table(
@@ -140,6 +168,83 @@ class AssignmentStore:
             )
         else:
             self.conn.execute(update(letters).where(key).values(**values))
+        period_key = and_(
+            letter_periods.c.account_id == context.account_id, letter_periods.c.letter_id == context.letter_id
+        )
+        self.conn.execute(delete(letter_periods).where(period_key))
+        if context.period_start is not None and context.period_end is not None:
+            self.conn.execute(
+                insert(letter_periods).values(
+                    account_id=context.account_id,
+                    letter_id=context.letter_id,
+                    period_start=context.period_start,
+                    period_end=context.period_end,
+                )
+            )
+
+    # -- imports --
+    def record_import(
+        self,
+        account_id: str,
+        import_id: str,
+        *,
+        status: str,
+        actor: str,
+        filename: str,
+        counts: dict[str, int],
+        errors: list[dict[str, str]],
+        event_ids: list[str],
+    ) -> None:
+        key = and_(imports.c.account_id == account_id, imports.c.import_id == import_id)
+        self.conn.execute(delete(imports).where(key))
+        self.conn.execute(
+            insert(imports).values(
+                account_id=account_id,
+                import_id=import_id,
+                status=status,
+                received_at=datetime.now(UTC),
+                actor=actor,
+                filename=filename[:300],
+                counts=json.dumps(counts),
+                errors=json.dumps(errors),
+                event_ids=json.dumps(event_ids),
+            )
+        )
+
+    def import_status(self, account_id: str, import_id: str, consumer: str) -> dict[str, Any] | None:
+        """Status: received (queued), applied (every event processed by ``consumer``) or rejected (row errors)."""
+        row = self.conn.execute(
+            select(imports).where(and_(imports.c.account_id == account_id, imports.c.import_id == import_id))
+        ).first()
+        if row is None:
+            return None
+        data = row._mapping  # noqa: SLF001 - SQLAlchemy's documented row mapping accessor
+        event_ids: list[str] = json.loads(data["event_ids"])
+        applied = 0
+        for chunk in range(0, len(event_ids), 500):
+            wanted = event_ids[chunk : chunk + 500]
+            applied += len(
+                self.conn.execute(
+                    select(processed_events.c.event_id).where(
+                        and_(processed_events.c.consumer == consumer, processed_events.c.event_id.in_(wanted))
+                    )
+                ).all()
+            )
+        status = str(data["status"])
+        if status == "received" and applied == len(event_ids):
+            status = "applied"
+        received_at: datetime = data["received_at"]
+        return {
+            "import_id": import_id,
+            "status": status,
+            "received_at": received_at.isoformat(),
+            "actor": data["actor"],
+            "filename": data["filename"],
+            "counts": json.loads(data["counts"]),
+            "events": len(event_ids),
+            "applied_events": applied,
+            "errors": json.loads(data["errors"]),
+        }
 
     def letter(self, account_id: str, letter_id: str) -> LetterContext | None:
         row = self.conn.execute(
@@ -149,6 +254,11 @@ class AssignmentStore:
             return None
         data = row._mapping  # noqa: SLF001 - SQLAlchemy's documented row mapping accessor
         letter_date: date = data["letter_date"]
+        period = self.conn.execute(
+            select(letter_periods.c.period_start, letter_periods.c.period_end).where(
+                and_(letter_periods.c.account_id == account_id, letter_periods.c.letter_id == letter_id)
+            )
+        ).first()
         return LetterContext(
             account_id=account_id,
             letter_id=letter_id,
@@ -157,6 +267,8 @@ class AssignmentStore:
             roles=frozenset(json.loads(data["roles"])),
             include_archived=bool(data["include_archived"]),
             letter_date=letter_date,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
         )
 
     # -- splits that arrived before their letter --

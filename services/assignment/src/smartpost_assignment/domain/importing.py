@@ -7,6 +7,7 @@ Pure: bytes in, events or row-level errors out. All-or-nothing: a caller publish
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ REQUIRED = {
     "property": ("property_id", "reference", "name"),
     "unit": ("unit_id", "property_id", "number"),
     "contact": ("contact_id",),
-    "contract": ("contract_id", "contact_id", "unit_id", "role", "start"),
+    "contract": ("contact_id", "unit_id", "role", "start"),  # contract_id is derived when the ERP has none
 }
+# A file may carry master data of several accounts in this column (CSV) or key (JSON record / top level).
+ACCOUNT_FIELD = "account_id"
 ORDER = ("property", "unit", "contact", "contract")
 ROLES = {"owner": "owner", "eigentuemer": "owner", "eigentumer": "owner", "tenant": "tenant", "mieter": "tenant"}
 CHANNELS = {"post": "post", "postalisch": "post", "brief": "post", "online": "online", "portal": "online",
@@ -52,7 +55,22 @@ FALSE_WORDS = {"", "0", "false", "nein", "no", "n", "falsch"}
 
 
 class ImportFormatError(ValueError):
-    """The file as a whole cannot be read (not CSV/JSON, no record_type column ...)."""
+    """The file as a whole cannot be read (not CSV/JSON, no record_type column, foreign accounts ...)."""
+
+
+def derived_contract_id(data: dict[str, Any]) -> str:
+    """A stable contract id for an ERP that exports none.
+
+    The same contact, unit, role and start give the same id on every import (re-importing updates, never
+    duplicates).
+    """
+    try:
+        start = str(_date(data, "start") or "")
+    except ValueError:
+        start = _text(data, "start")  # reported as a row error later; the id only has to be stable
+    role = ROLES.get(fold(_text(data, "role")), _text(data, "role"))
+    key = "\0".join((_text(data, "contact_id"), _text(data, "unit_id"), role, start))
+    return "V-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -127,7 +145,8 @@ def _json_rows(text: str) -> list[_Row]:
             rows.append(_Row(f"record {i}", item if isinstance(item, dict) else {"__invalid__": item}))
         return rows
     if isinstance(data, dict):
-        unknown = sorted(set(data) - {"properties", "units", "contacts", "contracts"})
+        top_account = data.get(ACCOUNT_FIELD)
+        unknown = sorted(set(data) - {"properties", "units", "contacts", "contracts", ACCOUNT_FIELD})
         if unknown:
             raise ImportFormatError(f"unknown top-level key(s): {', '.join(unknown)}")
         for key in ("properties", "units", "contacts", "contracts"):
@@ -137,6 +156,8 @@ def _json_rows(text: str) -> list[_Row]:
             for i, item in enumerate(items):
                 record = dict(item) if isinstance(item, dict) else {"__invalid__": item}
                 record.setdefault("record_type", key)
+                if top_account is not None:
+                    record.setdefault(ACCOUNT_FIELD, top_account)
                 rows.append(_Row(f"{key}[{i}]", record))
         return rows
     raise ImportFormatError("JSON must be a list of records or an object with properties/units/contacts/contracts")
@@ -267,18 +288,72 @@ def _error_text(exc: Exception) -> str:
     return str(exc)
 
 
-def parse_masterdata(  # noqa: C901, PLR0912 - validation passes over all rows
-    raw: bytes, *, filename: str = "", known: KnownIds | None = None
-) -> ImportResult:
-    """Read a CSV or JSON export; return master-data events in dependency order, or every row-level error."""
-    known = known or KnownIds()
+def _read_rows(raw: bytes, filename: str) -> list[_Row]:
     text = _decode(raw)
     if not text.strip():
         raise ImportFormatError("file is empty")
     is_json = filename.lower().endswith(".json") or (
         not filename.lower().endswith(".csv") and text.lstrip()[:1] in "[{"
     )
-    rows = _json_rows(text) if is_json else _csv_rows(text)
+    return _json_rows(text) if is_json else _csv_rows(text)
+
+
+def accounts_in(raw: bytes, filename: str = "") -> list[str]:
+    """The accounts a file names in its ``account_id`` column/key (empty: the file does not say)."""
+    return sorted({_text(r.data, ACCOUNT_FIELD) for r in _read_rows(raw, filename) if _text(r.data, ACCOUNT_FIELD)})
+
+
+def _rows_of_account(rows: list[_Row], account: str | None) -> list[_Row]:
+    """The rows for ``account`` of a file that may name accounts; refuses what would cross accounts."""
+    named = sorted({_text(r.data, ACCOUNT_FIELD) for r in rows if _text(r.data, ACCOUNT_FIELD)})
+    if not named:
+        return rows
+    unnamed = [r.label for r in rows if not _text(r.data, ACCOUNT_FIELD)]
+    if unnamed:
+        raise ImportFormatError(
+            f"column '{ACCOUNT_FIELD}' is empty in {len(unnamed)} row(s) (first: {unnamed[0]}) while other rows "
+            f"name an account: every row must name its account"
+        )
+    if account is None:
+        if len(named) > 1:
+            raise ImportFormatError(
+                f"the file holds several accounts (column '{ACCOUNT_FIELD}': {', '.join(named)}); import them one "
+                "by one (the command line importer does that)"
+            )
+        return rows
+    if account not in named:
+        raise ImportFormatError(
+            f"the file holds no rows for account '{account}' (column '{ACCOUNT_FIELD}': {', '.join(named)})"
+        )
+    return [r for r in rows if _text(r.data, ACCOUNT_FIELD) == account]
+
+
+def parse_masterdata(  # noqa: C901, PLR0912 - validation passes over all rows
+    raw: bytes,
+    *,
+    filename: str = "",
+    known: KnownIds | None = None,
+    account: str | None = None,
+    only_account: bool = False,
+) -> ImportResult:
+    """Read a CSV or JSON export; return master-data events in dependency order, or every row-level error.
+
+    A file may name accounts in an ``account_id`` column (key): then only the rows of ``account`` are read. With
+    ``only_account`` (an upload scoped to one account) a file that also holds other accounts is refused, naming
+    the column, so nothing of another account is ever read on this account's behalf.
+    """
+    known = known or KnownIds()
+    rows = _read_rows(raw, filename)
+    if not rows:
+        raise ImportFormatError("file contains no records")
+    if only_account and account is not None:
+        others = sorted({_text(r.data, ACCOUNT_FIELD) for r in rows} - {account, ""})
+        if others:
+            raise ImportFormatError(
+                f"the file also holds master data of other accounts (column '{ACCOUNT_FIELD}': {', '.join(others)}); "
+                f"upload only the rows of account '{account}'"
+            )
+    rows = _rows_of_account(rows, account)
     result = ImportResult()
     typed: list[tuple[str, _Row]] = []
     ids: dict[str, set[str]] = {kind: set() for kind in ORDER}
@@ -298,6 +373,8 @@ def parse_masterdata(  # noqa: C901, PLR0912 - validation passes over all rows
                 )
             )
             continue
+        if kind == "contract" and not _text(row.data, "contract_id"):
+            row.data["contract_id"] = derived_contract_id(row.data)
         record_id = _text(row.data, ID_FIELD[kind])
         missing = [f for f in REQUIRED[kind] if not _text(row.data, f)]
         if missing:
@@ -320,8 +397,6 @@ def parse_masterdata(  # noqa: C901, PLR0912 - validation passes over all rows
             result.events.append(_build(kind, row.data, known, units_in_file))
         except (ValueError, ValidationError) as exc:
             result.errors.append(RowError(row.label, kind, record_id, _error_text(exc)))
-    if not rows:
-        raise ImportFormatError("file contains no records")
     result.events.sort(key=lambda e: ORDER.index(_kind_of(e)))
     for kind in ORDER:
         result.counts[kind] = sum(1 for e in result.events if _kind_of(e) == kind)

@@ -58,6 +58,7 @@ PENALTY_PROPERTY_REF = -2.0  # the page names a property of the account where th
 POINTS_UNIT_REF = 1.0
 POINTS_UNIT_POSITION = 0.5
 PENALTY_FOREIGN_IDENTIFIER = -3.0  # the page carries another contact's reference id
+PENALTY_NAME_ABSENT = -3.0  # the window names someone, but not this contact (found by a number only)
 
 MIN_CANDIDATE_SCORE = 1.0  # below this a contact is not shown as a candidate at all
 MAX_CANDIDATES = 5
@@ -95,6 +96,26 @@ class LetterContext:
     roles: frozenset[str]
     include_archived: bool
     letter_date: date
+    # Optional billing period ("Abrechnungszeitraum 2024"): a contract overlapping it makes its holder a valid
+    # recipient (a former owner gets the statement for their months); without it the letter date decides.
+    period_start: date | None = None
+    period_end: date | None = None
+
+    @property
+    def has_period(self) -> bool:
+        return self.period_start is not None and self.period_end is not None
+
+    def contract_valid(self, contract: Contract) -> bool:
+        """Whether a contract makes its holder a recipient of this letter (period overlap, else letter date)."""
+        if self.period_start is not None and self.period_end is not None:
+            return contract.start <= self.period_end and (contract.end is None or contract.end >= self.period_start)
+        return contract.valid_on(self.letter_date)
+
+    @property
+    def validity_text(self) -> str:
+        if self.period_start is not None and self.period_end is not None:
+            return f"im Abrechnungszeitraum {self.period_start:%d.%m.%Y}–{self.period_end:%d.%m.%Y}"
+        return "am Briefdatum"
 
 
 @dataclass(frozen=True)
@@ -137,6 +158,8 @@ class Window:
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
     joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
+    # Properties the page names -> the printed reference that names it (computed once per part, by the MatchIndex).
+    named_properties: dict[str, str] | None = None
 
 
 def _is_street_line(line: str) -> bool:
@@ -291,7 +314,9 @@ def street_keys_in(printed: str) -> list[str]:
     return [c.key for group in street_key_groups(printed) for c in group]
 
 
-_UNIT_KIND_WORDS = frozenset({"wohnung", "whg", "we", "einheit", "nr", "nummer", "app", "apartment", "ge", "tg"})
+_UNIT_KIND_WORDS = frozenset(
+    {"wohnung", "whg", "we", "me", "se", "ne", "einheit", "einh", "nr", "nummer", "app", "apartment", "ge", "tg"}
+)
 
 
 # --- master data, prepared once per letter ---------------------------------------------------------------------
@@ -365,6 +390,17 @@ def _features(contact: Contact) -> _Features:
     )
 
 
+def _name_key(contact: Contact) -> str:
+    first, last = name_tokens(contact.first_name), name_tokens(contact.last_name)
+    return " ".join(sorted(ocr_skeleton(t) for t in (*first, *last))) or " ".join(
+        sorted(ocr_skeleton(t) for t in company_tokens(contact.company))
+    )
+
+
+_REF_WORD = re.compile(r"[a-z0-9]+")
+MIN_PROPERTY_NAME = 8  # a property name shorter than this ("Haus A") is too ambiguous to look up in text
+
+
 class AccountIndex:
     """Account-wide lookups derived once from a snapshot and shared by every letter matched against it."""
 
@@ -395,6 +431,29 @@ class AccountIndex:
         self.contract_number_keys: dict[str, str] = {
             c.contract_id: compact_ref(c.contract_number) for c in snapshot.contracts if c.contract_number
         }
+        # Duplicate search over the whole account: name key, address key and units of every contact.
+        self.by_name_key: dict[str, set[str]] = defaultdict(set)
+        self.address_keys: dict[str, str] = {}
+        for contact in snapshot.contacts.values():
+            key = _name_key(contact)
+            if key:
+                self.by_name_key[key].add(contact.contact_id)
+            street = street_key(contact.street) if contact.street else ""
+            self.address_keys[contact.contact_id] = f"{street}|{contact.postal_code.strip()}"
+        units_of: dict[str, set[str]] = defaultdict(set)
+        for contract in snapshot.contracts:
+            units_of[contract.contact_id].add(contract.unit_id)
+        self.units_of: dict[str, frozenset[str]] = {cid: frozenset(u) for cid, u in units_of.items()}
+        # Property names as printed ("Wohnanlage Rosenhof"), folded, for the dictionary lookup in the page's
+        # property references; a name shared by two properties names neither. A name with a number in it is an
+        # address ("WEG Lindenstraße 12") and is left to the street rules (compound numbers, following words).
+        names: dict[str, set[str]] = defaultdict(set)
+        for prop in snapshot.properties.values():
+            folded = " ".join(_REF_WORD.findall(fold(prop.name)))
+            if len(folded) >= MIN_PROPERTY_NAME and not any(ch.isdigit() for ch in folded):
+                names[folded].add(prop.property_id)
+        self.property_names: dict[str, str] = {n: next(iter(p)) for n, p in names.items() if len(p) == 1}
+        self.max_name_words = max((len(n.split()) for n in self.property_names), default=0)
 
     def features(self, contact: Contact) -> _Features:
         found = self._features.get(contact.contact_id)
@@ -423,6 +482,7 @@ class MatchIndex:
         self.property_ref_keys = account.property_ref_keys
         self.contract_number_keys = account.contract_number_keys
         self.property_streets = account.property_streets
+        self.account = account
         in_period: dict[str, list[Placement]] = defaultdict(list)
         out_of_period: dict[str, list[Placement]] = defaultdict(list)
         for contract in snapshot.contracts:
@@ -431,7 +491,7 @@ class MatchIndex:
             if context.scope is LetterScope.PROPERTY and contract.property_id != context.property_id:
                 continue
             placement = Placement(contract.property_id, contract.unit_id, contract)
-            if contract.valid_on(context.letter_date):
+            if context.contract_valid(contract):
                 in_period[contract.contact_id].append(placement)
             else:
                 out_of_period[contract.contact_id].append(placement)
@@ -478,10 +538,47 @@ class MatchIndex:
             for token in (*f.last, *f.company):
                 self.by_token[token].add(contact_id)
 
-    def properties_at(self, window: Window) -> set[str]:
+    def profile_of(self, contact_id: str) -> Profile:
+        """The candidate's profile, or one for a contact outside the letter's candidates.
+
+        A duplicate found account-wide gets all its contracts, none of them counting as valid for this letter.
+        """
+        found = self.profiles.get(contact_id)
+        if found is not None:
+            return found
+        contact = self.snapshot.contacts[contact_id]
+        f = self.account.features(contact)
+        placements = [
+            Placement(c.property_id, c.unit_id, c) for c in self.snapshot.contracts if c.contact_id == contact_id
+        ]
+        return Profile(
+            contact=contact, first=f.first, last=f.last, company=f.company, street=f.street,
+            postal_code=contact.postal_code.strip(), ref_keys=set(f.ref_keys), name_key=f.name_key,
+            address_key=self.account.address_keys[contact_id], in_period=[], out_of_period=placements,
+            first_set=frozenset(f.first), last_set=frozenset(f.last), company_set=frozenset(f.company),
+        )  # fmt: skip
+
+    def properties_named(self, window: Window) -> dict[str, str]:
+        """Properties whose name (as in master data) appears in one of the page's property references."""
+        names = self.account.property_names
+        if not names:
+            return {}
+        found: dict[str, str] = {}
+        longest = self.account.max_name_words
+        for printed in set(window.property_refs.values()):
+            words = _REF_WORD.findall(fold(printed))
+            for i in range(len(words)):
+                for n in range(min(longest, len(words) - i), 0, -1):
+                    hit = names.get(" ".join(words[i : i + n]))
+                    if hit is not None:
+                        found.setdefault(hit, printed)
+                        break
+        return found
+
+    def properties_at(self, window: Window) -> dict[str, str]:
         """Properties the page names by address: a street key that fits exactly one property (postal code too)."""
-        found: set[str] = set()
-        for candidates, postal, _printed in window.property_streets:
+        found: dict[str, str] = {}
+        for candidates, postal, printed in window.property_streets:
             # The longest run of words that is a property street decides; a shorter one only if nothing but
             # designations were left out ("Am Gartenweg 3" may be a property not (yet) in master data).
             hit = next((c for c in candidates if c.key in self.property_streets), None)
@@ -491,7 +588,7 @@ class MatchIndex:
             if postal:
                 at = [a for a in at if not a[1] or a[1] in postal]  # a known, different code excludes
             if len(at) == 1:
-                found.add(at[0][0])
+                found.setdefault(at[0][0], printed)
         return found
 
     def retrieve(self, window: Window) -> set[str]:
@@ -501,8 +598,10 @@ class MatchIndex:
         for token in window.name_tokens | window.co_tokens:
             exact = self.by_token.get(token)
             if exact:
-                # The word is somebody's name as printed: variants of it are not needed to find them.
+                # The word is somebody's name as printed; a name one letter longer may still be meant ("Kuhn"
+                # printed for "Kühn" = "kuehn" without its "e"): one lookup of the word among the deletion keys.
                 found |= exact
+                found |= self.by_name.get(token, set())
                 continue
             for key in deletion_keys(token) | {ocr_skeleton(token)}:
                 found |= self.by_name.get(key, set())
@@ -632,16 +731,24 @@ class Matcher:
         self.policy = policy or MatchPolicy()
 
     # -- placement: which property/unit the contact gets this part for --
-    def _placement(  # noqa: C901 - property reference, unit reference and contract number narrow in turn
+    def _placement(  # noqa: C901, PLR0912 - property reference, unit reference and contract number narrow in turn
         self, profile: Profile, window: Window
     ) -> tuple[Placement | None, str | None, str | None, float, list[str]]:
         snapshot = self.index.snapshot
         placements = profile.placements
         points = 0.0
         evidence: list[str] = []
-        wanted_props = {
-            self.index.property_ref_keys[key] for key in window.property_refs if key in self.index.property_ref_keys
-        } | self.index.properties_at(window)
+        if window.named_properties is None:
+            named = {
+                self.index.property_ref_keys[k]: printed
+                for k, printed in reversed(window.property_refs.items())
+                if k in self.index.property_ref_keys
+            }
+            for more in (self.index.properties_at(window), self.index.properties_named(window)):
+                for property_id, printed in more.items():
+                    named.setdefault(property_id, printed)
+            window.named_properties = named
+        wanted_props = set(window.named_properties)
         by_number = [
             p
             for p in placements
@@ -653,12 +760,15 @@ class Matcher:
         if wanted_props:
             if wanted_props & own_props:
                 points += POINTS_PROPERTY_REF
-                refs = ", ".join(snapshot.properties[p].reference for p in sorted(wanted_props & own_props))
-                evidence.append(f"Liegenschaft {refs} auf der Seite")
+                hits = sorted(wanted_props & own_props)
+                refs = ", ".join(snapshot.properties[p].reference for p in hits)
+                printed = "; ".join(dict.fromkeys(window.named_properties[p] for p in hits))
+                evidence.append(f"Liegenschaft {refs} auf der Seite („{printed}“)")
                 placements = [p for p in placements if p.property_id in wanted_props]
             else:
                 points += PENALTY_PROPERTY_REF
-                evidence.append("Liegenschaft auf der Seite passt nicht zu den Verträgen des Kontakts")
+                printed = "; ".join(dict.fromkeys(window.named_properties.values()))
+                evidence.append(f"Liegenschaft auf der Seite („{printed}“) passt nicht zu den Verträgen des Kontakts")
         if window.unit_refs or window.unit_texts:
             by_unit: list[Placement] = []
             position_hit = False
@@ -691,7 +801,7 @@ class Matcher:
             evidence,
         )
 
-    def score(self, profile: Profile, window: Window) -> Scored:  # noqa: C901 - the point table, rule by rule
+    def score(self, profile: Profile, window: Window) -> Scored:  # noqa: C901, PLR0912 - the point table, rule by rule
         evidence: list[str] = []
         conflicts: list[str] = []
         score = 0.0
@@ -719,7 +829,13 @@ class Matcher:
             foreign = {
                 t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
             }
-            if not (name_points >= POINTS_LAST_NAME and profile.last):
+            if not (name_points >= POINTS_LAST_NAME_FUZZY and profile.last):
+                foreign = set()
+            if window.joint_address and name_points >= POINTS_NAME_FULL_FUZZY:
+                # "Eheleute Anna und Bernd X", "Herrn A X und Frau B Y", "A X u. B Y": the contact is named in
+                # full and the window addresses several people; the others need not be in master data.
+                if foreign:
+                    evidence.append("gemeinsam adressiert mit: " + ", ".join(sorted(foreign)))
                 foreign = set()
             if foreign:
                 score += PENALTY_FOREIGN_NAME
@@ -727,6 +843,9 @@ class Matcher:
                 if name_points < POINTS_NAME_FULL_FUZZY:
                     # Same last name, other first name: a relative or a namesake, whatever the ids say.
                     conflicts.append("Vorname auf der Seite passt nicht zum Kontakt")
+        if not name_points and window.name_tokens and (has_identifier or hits):
+            score += PENALTY_NAME_ABSENT
+            evidence.append("Name des Kontakts steht nicht im Adressfeld (nur über eine Nummer gefunden)")
         address_points, address_evidence = _address_points(profile, window)
         score += address_points
         evidence += address_evidence
@@ -740,7 +859,7 @@ class Matcher:
                 else f"ab {p.contract.start:%d.%m.%Y}"
                 for p in profile.out_of_period
             )
-            evidence.append("kein am Briefdatum gültiger Vertrag (" + "; ".join(ends) + ")")
+            evidence.append(f"kein {self.index.context.validity_text} gültiger Vertrag (" + "; ".join(ends) + ")")
         if profile.contact.archived:
             evidence.append("Kontakt ist archiviert")
         evidence += conflicts
@@ -811,7 +930,10 @@ class Matcher:
         # The other names in the window of a joint letter are explained by the co-addressees: no penalty then.
         score = best.score - (PENALTY_FOREIGN_NAME if joint and best.foreign_names else 0.0)
         if not best.in_period:
-            reasons.append("bester Kandidat hat keinen am Briefdatum gültigen Vertrag")
+            reasons.append(f"bester Kandidat hat keinen {self.index.context.validity_text} gültigen Vertrag")
+        if best.name_points < POINTS_LAST_NAME_FUZZY:
+            reasons.append("Name des Kandidaten steht nicht auf der Seite (nie automatisch nur über eine Nummer)")
+        reasons += self._number_conflicts(ranked)
         if score < self.policy.auto_threshold or not self._is_strong(best):
             reasons.append(f"Beweislage zu schwach ({score:g} Punkte, nötig {self.policy.auto_threshold:g})")
         if len(ranked) > 1 and best.score - ranked[1].score < self.policy.auto_margin and not joint:
@@ -826,6 +948,16 @@ class Matcher:
         if best.placement_problem:
             reasons.append(best.placement_problem)
         return reasons
+
+    @staticmethod
+    def _number_conflicts(ranked: list[Scored]) -> list[str]:
+        """A printed number that belongs to someone other than the person named in the window."""
+        by_number = [s for s in ranked if (s.has_identifier or s.has_contract_number) and s.name_points == 0]
+        named = [s for s in ranked if s.name_points >= POINTS_NAME_FULL_FUZZY and not s.has_identifier]
+        if not by_number or not named:
+            return []
+        owner, addressee = _display_name(by_number[0].profile.contact), _display_name(named[0].profile.contact)
+        return [f"die Nummer auf der Seite gehört zu {owner}, im Adressfeld steht aber {addressee}"]
 
     def joint_addressees(self, ranked: list[Scored], window: Window) -> list[Scored]:
         """The other addressees of a letter to several co-owners of one unit ("Eheleute Julia und Lukas Franke").
@@ -854,15 +986,18 @@ class Matcher:
         return close
 
     def duplicates_of(self, profile: Profile) -> list[str]:
-        """Other candidates that are probably the same person (same name, same address or same unit)."""
+        """Contacts of the whole account that are probably the same person (same name; same address or unit).
+
+        Searched account-wide in every scope: a duplicate whose contract lies in another property (or outside the
+        letter's groups) is still the same person, and staff must see it before anything is released.
+        """
+        account = self.index.account
+        own_units = account.units_of.get(profile.contact.contact_id, frozenset())
         return sorted(
             cid
-            for cid in self.index.by_name_key.get(profile.name_key, ())
+            for cid in account.by_name_key.get(profile.name_key, ())
             if cid != profile.contact.contact_id
-            and (
-                self.index.profiles[cid].address_key == profile.address_key
-                or _share_unit(self.index.profiles[cid], profile)
-            )
+            and (account.address_keys[cid] == profile.address_key or account.units_of.get(cid, frozenset()) & own_units)
         )
 
     def assign(self, part: SplitPart) -> PartAssignment:
@@ -873,7 +1008,7 @@ class Matcher:
             shown = {s.contact_id for s in ranked}
             missing = [d for d in self.duplicates_of(ranked[0].profile) if d not in shown]
             if missing:
-                ranked = [ranked[0], *(self.score(self.index.profiles[d], window) for d in missing), *ranked[1:]]
+                ranked = [ranked[0], *(self.score(self.index.profile_of(d), window) for d in missing), *ranked[1:]]
         candidates = [
             Candidate(
                 contact_id=s.contact_id,
@@ -923,10 +1058,6 @@ def _display_name(contact: Contact) -> str:
     return " ".join(x for x in (contact.first_name, contact.last_name) if x) or contact.company or contact.contact_id
 
 
-def _share_unit(a: Profile, b: Profile) -> bool:
-    return bool({p.unit_id for p in a.placements} & {p.unit_id for p in b.placements})
-
-
 def placement_for_contact(
     snapshot: AccountSnapshot, context: LetterContext, contact_id: str, property_id: str | None, unit_id: str | None
 ) -> tuple[str | None, str | None]:
@@ -943,7 +1074,7 @@ def placement_for_contact(
         contracts = [c for c in contracts if c.property_id == property_id]
     elif context.scope is LetterScope.PROPERTY and context.property_id:
         contracts = [c for c in contracts if c.property_id == context.property_id] or contracts
-    valid = [c for c in contracts if c.valid_on(context.letter_date)] or contracts
+    valid = [c for c in contracts if context.contract_valid(c)] or contracts
     in_roles = [c for c in valid if c.role in context.roles] or valid
     pairs = {(c.property_id, c.unit_id) for c in in_roles}
     if len(pairs) == 1:

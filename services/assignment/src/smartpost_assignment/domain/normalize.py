@@ -65,7 +65,10 @@ def compact_ref(text: str) -> str:
     return "".join(p.lstrip("0") or "0" if p.isdigit() else p for p in parts)
 
 
-_UNIT_PREFIXES = ("wohnung", "whg", "we", "einheit", "nr", "nummer", "app", "apartment", "ge", "tg")
+# "ME 12" (Miteigentumseinheit), "SE" (Sondereigentum), "NE" (Nutzeinheit) are unit kinds as much as "WE".
+_UNIT_PREFIXES = (
+    "wohnung", "whg", "we", "me", "se", "ne", "einheit", "einh", "nr", "nummer", "app", "apartment", "ge", "tg",
+)  # fmt: skip
 
 
 def unit_key(text: str) -> str:

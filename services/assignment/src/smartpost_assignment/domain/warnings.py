@@ -76,7 +76,10 @@ def document_warnings(
         warnings.append(
             AssignmentWarning(
                 code=UNUSUAL_PAGE_COUNT,
-                message=f"{count} Seiten, üblich sind {norm:g} Seiten in diesem Dokument",
+                message=(
+                    f"{count} {'Seite' if count == 1 else 'Seiten'}, üblich sind "
+                    f"{f'{norm:g}'.replace('.', ',')} Seiten in diesem Dokument"
+                ),
                 part_id=part_id,
             )
         )
@@ -93,7 +96,7 @@ def _contract_warnings(snapshot: AccountSnapshot, context: LetterContext, a: Par
     contracts = [
         c for c in snapshot.contracts if c.contact_id == a.contact_id and (a.unit_id is None or c.unit_id == a.unit_id)
     ]
-    if not contracts or any(c.valid_on(context.letter_date) for c in contracts):
+    if not contracts or any(context.contract_valid(c) for c in contracts):  # billing period, else letter date
         return []
     latest = max(contracts, key=lambda c: c.start)
     if latest.end is not None and latest.end < context.letter_date:
@@ -153,7 +156,7 @@ def _contacts_without_part(
         if (
             c.property_id == context.property_id
             and c.role in context.roles
-            and c.valid_on(context.letter_date)
+            and context.contract_valid(c)
             and c.contact_id not in served
         ):
             contact = snapshot.contacts.get(c.contact_id)

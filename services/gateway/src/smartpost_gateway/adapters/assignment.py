@@ -12,6 +12,11 @@ Json = dict[str, Any]
 class AssignmentClient(ServiceClient):
     service = "assignment"
 
+    async def rematch(self, caller: Caller, letter_id: str) -> Json:
+        """Re-run matching of a letter and send its assignments again (to a letter stuck waiting for them)."""
+        result: Json = await self.json("POST", f"/letters/{letter_id}/rematch", caller)
+        return result
+
     async def properties(self, caller: Caller) -> list[Json]:
         return _items(await self.json("GET", "/properties", caller), "properties")
 

@@ -1,4 +1,4 @@
-"""Common plumbing of the typed service clients: caller headers, error translation, streaming."""
+"""Common plumbing of the typed service clients: signed caller claims, error translation, streaming."""
 
 from __future__ import annotations
 
@@ -7,23 +7,27 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from smartpost_shared.tracing import httpx_event_hooks
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-ACCOUNT_HEADER = "X-SmartPost-Account"
-ACTOR_HEADER = "X-SmartPost-Actor"
+    from smartpost_shared.identity import CallerTokenIssuer
+
 COMMAND_HEADER = "X-SmartPost-Command-Id"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling a service: the staff user's account and login (every call carries both)."""
+    """Who is calling a service: the logged-in staff user's account, login and roles.
+
+    The gateway signs these as short-lived claims for the one service it calls (``smartpost_shared.identity``);
+    the service believes nothing else about the caller.
+    """
 
     account_id: str
     actor: str
-
-    def headers(self) -> dict[str, str]:
-        return {ACCOUNT_HEADER: self.account_id, ACTOR_HEADER: self.actor}
+    roles: frozenset[str] = frozenset()
 
 
 class ServiceError(Exception):
@@ -71,13 +75,23 @@ class ServiceClient:
         self,
         base_url: str,
         *,
+        issuer: CallerTokenIssuer,
         timeout: float = 30.0,
-        token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, headers=headers, transport=transport)
+        self.issuer = issuer
+        self.http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            event_hooks=httpx_event_hooks(),  # pass the trace context on (smartpost_shared.tracing)
+        )
+
+    def caller_headers(self, caller: Caller | None) -> dict[str, str]:
+        if caller is None:
+            return {}
+        return self.issuer.headers(self.service, caller.account_id, caller.actor, caller.roles)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -85,7 +99,7 @@ class ServiceClient:
     async def request(
         self, method: str, path: str, caller: Caller | None, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        all_headers = {**(caller.headers() if caller else {}), **(headers or {})}
+        all_headers = {**self.caller_headers(caller), **(headers or {})}
         try:
             response = await self.http.request(method, path, headers=all_headers, **kwargs)
         except httpx.HTTPError as exc:
@@ -103,7 +117,7 @@ class ServiceClient:
 
     async def stream(self, path: str, caller: Caller) -> tuple[httpx.Response, AsyncIterator[bytes]]:
         """Open a streamed GET; the caller iterates the body and the response closes when it is exhausted."""
-        request = self.http.build_request("GET", path, headers=caller.headers())
+        request = self.http.build_request("GET", path, headers=self.caller_headers(caller))
         try:
             response = await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:

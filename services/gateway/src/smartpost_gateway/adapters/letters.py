@@ -152,6 +152,13 @@ class LettersClient(ServiceClient):
         payload = {"unit_id": unit_id, "item_ids": item_ids, "reason": reason}
         return await self._post(caller, letter_id, "revocations", payload)
 
+    async def stuck_letters(self, caller: Caller) -> list[Json]:
+        body = await self.json("GET", "/v1/stuck-letters", caller)
+        return list(body["letters"])
+
+    async def resend(self, caller: Caller, letter_id: str) -> Json:
+        return await self._post(caller, letter_id, "resend")
+
     async def delete_letter(self, caller: Caller, letter_id: str, *, reason: str) -> Json:
         result: Json = await self.json("DELETE", f"/v1/letters/{letter_id}", caller, params={"reason": reason})
         return result

@@ -84,11 +84,13 @@
   }
 
   window.SP = {
-    openRevoke: function (unitId, itemId, label) {
+    openRevoke: function (button) {
       var dialog = document.getElementById("revoke-dialog");
-      dialog.querySelector("input[name=unit_id]").value = unitId;
-      dialog.querySelector("input[name=item_id]").value = itemId;
-      dialog.querySelector("[data-revoke-target]").textContent = label;
+      dialog.querySelector("input[name=unit_id]").value = button.dataset.unitId;
+      dialog.querySelector("input[name=item_id]").value = button.dataset.itemId;
+      dialog.querySelector("[data-revoke-recipient]").textContent = button.dataset.recipient;
+      dialog.querySelector("[data-revoke-place]").textContent = button.dataset.place;
+      dialog.querySelector("[data-revoke-paper]").textContent = button.dataset.paper;
       dialog.showModal();
     },
   };

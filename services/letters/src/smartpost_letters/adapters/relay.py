@@ -133,3 +133,7 @@ class NotificationLogRelay:
     def stop(self) -> None:
         self._stopped.set()
         self._wake.set()
+
+    def resume(self) -> None:
+        """Allow :meth:`run` again after :meth:`stop` (the next term of its lease)."""
+        self._stopped.clear()

@@ -49,6 +49,7 @@ from smartpost_shared.contracts.documents import (
     SplitFailureReason,
     SplitPart,
 )
+from smartpost_shared.contracts.envelope import deterministic_event_id
 from smartpost_shared.contracts.letters import CorrectionAction, PrintOptions, ReleasedItem
 
 if TYPE_CHECKING:
@@ -58,13 +59,29 @@ MAX_TITLE_LENGTH = 200
 EDITABLE_REVIEW_STATES = frozenset({LetterStatus.IN_REVIEW, LetterStatus.REVIEWED})
 RELEASED_STATES = frozenset({LetterStatus.RELEASED, LetterStatus.PRINT_ORDERED})
 PRINT_ORDER_NAMESPACE = uuid.UUID("5b0f6c55-2f0e-4c52-9a57-1d2b1b0d3e11")
+PRODUCER = "letters"
 
 
 class InboundOutcome(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # the same inbound event was recorded before: nothing changes
-    STALE = "stale"  # refers to an earlier round (e.g. split result after a split failure): ignored
+    STALE = "stale"  # kept for callers of older versions; answers of earlier rounds are now SUPERSEDED
+    SUPERSEDED = "superseded"  # answers an earlier request (round): recorded as such, changes nothing else
     UNCHANGED = "unchanged"  # an echo of a command already applied that adds nothing: no event, no state change
+
+
+def wire_event_id(letter_id: uuid.UUID, version: int, index: int) -> uuid.UUID:
+    """The envelope id of the ``index``-th wire event of the stored event at ``version`` (new for every event)."""
+    return deterministic_event_id(PRODUCER, letter_id, version, index)
+
+
+def inbound_key(inbound_event_id: str, answer_to: str) -> str:
+    """How an inbound answer is remembered: its event id, and the request it answers when that is known.
+
+    A service that re-answers a NEW request with an event id it used before (same input, deterministic id) is
+    then never mistaken for a redelivery of its earlier answer.
+    """
+    return f"{inbound_event_id}>{answer_to}" if answer_to else inbound_event_id
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,8 @@ class SerialLetter(Aggregate):
                 aggregate.processed_commands[self.command_id] = self.originator_version
             inbound = getattr(self, "inbound_event_id", "")
             if inbound:
-                aggregate.processed_inbound[inbound] = self.originator_version
+                key = inbound_key(inbound, getattr(self, "answer_to", ""))
+                aggregate.processed_inbound[key] = self.originator_version
             self.effect(aggregate)
 
         def effect(self, letter: SerialLetter) -> None:
@@ -107,6 +125,9 @@ class SerialLetter(Aggregate):
         property_id: str | None
         include_archived: bool
         letter_date: date
+        # Optional billing period (added 2026-11; events stored before carry neither field).
+        period_start: date | None = None
+        period_end: date | None = None
 
     def __init__(  # noqa: PLR0913 - the Created event's fields
         self,
@@ -121,8 +142,12 @@ class SerialLetter(Aggregate):
         property_id: str | None,
         include_archived: bool,
         letter_date: date,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> None:
         self.account_id = account_id
+        self.period_start = period_start
+        self.period_end = period_end
         self.created_by = actor
         self.title = title
         self.document_type = document_type
@@ -147,6 +172,7 @@ class SerialLetter(Aggregate):
         self.deleted_at: datetime | None = None
         self.processed_commands: dict[str, int] = {command_id: 1} if command_id else {}
         self.processed_inbound: dict[str, int] = {}
+        self.waiting_since: datetime | None = None  # since when the letter waits for another service
 
     # ----------------------------------------------------------------------------------------------- creation
 
@@ -164,6 +190,8 @@ class SerialLetter(Aggregate):
         include_archived: bool,
         letter_date: date,
         actor: Actor,
+        period_start: date | None = None,
+        period_end: date | None = None,
     ) -> SerialLetter:
         title = title.strip()
         if not title:
@@ -181,6 +209,10 @@ class SerialLetter(Aggregate):
             raise InvalidLetterError("a property letter needs a property")
         if not account_id:
             raise InvalidLetterError("the account is missing")
+        if (period_start is None) != (period_end is None):
+            raise InvalidLetterError("a billing period needs both its start and its end")
+        if period_start is not None and period_end is not None and period_end < period_start:
+            raise InvalidLetterError("the billing period ends before it starts")
         return cls._create(
             cls.Created,
             id=letter_id,
@@ -194,6 +226,8 @@ class SerialLetter(Aggregate):
             property_id=property_id,
             include_archived=include_archived,
             letter_date=letter_date,
+            period_start=period_start,
+            period_end=period_end,
         )
 
     # ----------------------------------------------------------------------------------------------- views
@@ -355,7 +389,10 @@ class SerialLetter(Aggregate):
         requests: list[SplitRequest]
 
         def effect(self, letter: SerialLetter) -> None:
-            requested = {r.document_id for r in self.requests}
+            requested = {
+                r.document_id: str(wire_event_id(letter.id, self.originator_version, index))
+                for index, r in enumerate(self.requests)
+            }
             for doc in letter.documents:
                 doc.failure = None
                 doc.parts = []
@@ -364,8 +401,11 @@ class SerialLetter(Aggregate):
                 doc.pending_assignment = None
                 doc.page_count = None
                 doc.status = DocumentStatus.SPLITTING if doc.document_id in requested else DocumentStatus.UPLOADED
+                doc.split_request_id = requested.get(doc.document_id)
+                doc.split_event_id = None
             letter.review_confirmed_by = None
             letter.status_value = str(LetterStatus.SPLITTING)
+            letter.waiting_since = self.timestamp
 
     def start_split(self, *, actor: Actor) -> list[SplitRequest]:
         self._require({LetterStatus.DRAFT}, "start the split")
@@ -398,6 +438,7 @@ class SerialLetter(Aggregate):
         page_count: int
         parts: list[Part]
         warnings: list[str]
+        answer_to: str = ""
 
         def effect(self, letter: SerialLetter) -> None:
             doc = letter.document(self.document_id)
@@ -405,9 +446,11 @@ class SerialLetter(Aggregate):
             doc.page_count = self.page_count
             doc.parts = [p.model_copy(deep=True) for p in self.parts]
             doc.split_warnings = list(self.warnings)
+            doc.split_event_id = self.inbound_event_id
+            letter.waiting_since = self.timestamp  # from now on: waiting for this document's assignment
             pending = doc.pending_assignment
             doc.pending_assignment = None
-            if pending is not None:
+            if pending is not None and pending.answer_to in {"", self.inbound_event_id}:
                 assignments = [PartAssignment.model_validate(a) for a in pending.assignments]
                 if {a.part_id for a in assignments} <= {p.part_id for p in doc.parts}:
                     _apply_assignments(doc, assignments, pending.warnings, is_correction=False)
@@ -422,12 +465,14 @@ class SerialLetter(Aggregate):
         parts: Sequence[SplitPart],
         warnings: Sequence[str],
         actor: Actor,
+        answer_to: str = "",
     ) -> InboundOutcome:
-        if inbound_event_id in self.processed_inbound:
+        if inbound_key(inbound_event_id, answer_to) in self.processed_inbound:
             return InboundOutcome.DUPLICATE
         doc = self.document(document_id)
-        if self.status != LetterStatus.SPLITTING or doc.status != DocumentStatus.SPLITTING:
-            return InboundOutcome.STALE
+        superseded = self._superseded_split_answer(doc, answer_to)
+        if superseded:
+            return self._record_superseded(inbound_event_id, answer_to, document_id, "DocumentSplit", superseded, actor)
         if not parts:
             raise InboundMismatchError("a split result without parts")
         other_part_ids = {p.part_id for p in self.parts() if p.document_id != document_id}
@@ -470,13 +515,46 @@ class SerialLetter(Aggregate):
             page_count=source_page_count,
             parts=recorded,
             warnings=list(warnings),
+            answer_to=answer_to,
         )
         return InboundOutcome.APPLIED
+
+    def _superseded_split_answer(self, doc: SourceDocument, answer_to: str) -> str:
+        """Why a split answer (result or failure) no longer applies; empty when it answers the current request."""
+        if self.status != LetterStatus.SPLITTING or doc.status != DocumentStatus.SPLITTING:
+            return f"the letter is {self.status.value} and the document {doc.status.value}, not splitting"
+        if answer_to and doc.split_request_id and answer_to != doc.split_request_id:
+            return f"answers split request {answer_to}, the current one is {doc.split_request_id}"
+        return ""
+
+    class AnswerSuperseded(Event):
+        """An inbound answer to an earlier request (round): kept in the history, changes nothing else."""
+
+        inbound_event_id: str
+        answer_to: str
+        document_id: str
+        event_type: str
+        reason: str
+
+    def _record_superseded(
+        self, inbound_event_id: str, answer_to: str, document_id: str, event_type: str, reason: str, actor: Actor
+    ) -> InboundOutcome:
+        self._emit(
+            self.AnswerSuperseded,
+            actor,
+            inbound_event_id=inbound_event_id,
+            answer_to=answer_to,
+            document_id=document_id,
+            event_type=event_type,
+            reason=reason,
+        )
+        return InboundOutcome.SUPERSEDED
 
     class SplitFailed(Event):
         inbound_event_id: str
         document_id: str
         failure: SplitFailure
+        answer_to: str = ""
 
         def effect(self, letter: SerialLetter) -> None:
             for doc in letter.documents:
@@ -499,14 +577,25 @@ class SerialLetter(Aggregate):
         reason: str,
         failed_at: datetime,
         actor: Actor,
+        answer_to: str = "",
     ) -> InboundOutcome:
-        if inbound_event_id in self.processed_inbound:
+        if inbound_key(inbound_event_id, answer_to) in self.processed_inbound:
             return InboundOutcome.DUPLICATE
         doc = self.document(document_id)
-        if self.status != LetterStatus.SPLITTING or doc.status != DocumentStatus.SPLITTING:
-            return InboundOutcome.STALE
+        superseded = self._superseded_split_answer(doc, answer_to)
+        if superseded:
+            return self._record_superseded(
+                inbound_event_id, answer_to, document_id, "DocumentSplitFailed", superseded, actor
+            )
         failure = SplitFailure(reason_code=reason_code, reason=reason, failed_at=failed_at)
-        self._emit(self.SplitFailed, actor, inbound_event_id=inbound_event_id, document_id=document_id, failure=failure)
+        self._emit(
+            self.SplitFailed,
+            actor,
+            inbound_event_id=inbound_event_id,
+            document_id=document_id,
+            failure=failure,
+            answer_to=answer_to,
+        )
         return InboundOutcome.APPLIED
 
     class Reopened(Event):
@@ -537,6 +626,7 @@ class SerialLetter(Aggregate):
         assignments: list[PartAssignment]
         warnings: list[AssignmentWarning]
         is_correction: bool
+        answer_to: str = ""
 
         def effect(self, letter: SerialLetter) -> None:
             doc = letter.document(self.document_id)
@@ -552,11 +642,12 @@ class SerialLetter(Aggregate):
         inbound_event_id: str
         document_id: str
         pending: PendingAssignment
+        answer_to: str = ""
 
         def effect(self, letter: SerialLetter) -> None:
             letter.document(self.document_id).pending_assignment = self.pending
 
-    def record_assignments(
+    def record_assignments(  # noqa: PLR0911 - one outcome per case
         self,
         *,
         inbound_event_id: str,
@@ -565,17 +656,24 @@ class SerialLetter(Aggregate):
         warnings: Sequence[AssignmentWarning],
         is_correction: bool,
         actor: Actor,
+        answer_to: str = "",
     ) -> InboundOutcome:
-        if inbound_event_id in self.processed_inbound:
+        if inbound_key(inbound_event_id, answer_to) in self.processed_inbound:
             return InboundOutcome.DUPLICATE
         doc = self.document(document_id)
         accepting = {LetterStatus.SPLITTING, LetterStatus.ASSIGNING, *EDITABLE_REVIEW_STATES}
+
+        def superseded(reason: str) -> InboundOutcome:
+            return self._record_superseded(inbound_event_id, answer_to, document_id, "PagesAssigned", reason, actor)
+
         if self.status not in accepting:
-            return InboundOutcome.STALE
+            return superseded(f"the letter is {self.status.value}")
         if doc.status == DocumentStatus.SPLITTING and not is_correction:
             # The assignment service consumed the split result before we did: keep it until the split arrives.
             pending = PendingAssignment(
-                assignments=[a.model_dump(mode="json") for a in assignments], warnings=list(warnings)
+                assignments=[a.model_dump(mode="json") for a in assignments],
+                warnings=list(warnings),
+                answer_to=answer_to,
             )
             self._emit(
                 self.AssignmentsDeferred,
@@ -583,10 +681,13 @@ class SerialLetter(Aggregate):
                 inbound_event_id=inbound_event_id,
                 document_id=document_id,
                 pending=pending,
+                answer_to=answer_to,
             )
             return InboundOutcome.APPLIED
         if doc.status != DocumentStatus.SPLIT:
-            return InboundOutcome.STALE
+            return superseded(f"the document is {doc.status.value}, not split")
+        if not is_correction and answer_to and doc.split_event_id and answer_to != doc.split_event_id:
+            return superseded(f"answers split result {answer_to}, the current one is {doc.split_event_id}")
         known = {p.part_id for p in doc.parts}
         unknown = sorted({a.part_id for a in assignments} - known)
         if unknown:
@@ -601,6 +702,7 @@ class SerialLetter(Aggregate):
             assignments=list(assignments),
             warnings=list(warnings),
             is_correction=is_correction,
+            answer_to=answer_to,
         )
         return InboundOutcome.APPLIED
 
@@ -850,6 +952,21 @@ class SerialLetter(Aggregate):
             blockers.append(f"{len(undecided)} part(s) are neither assigned nor discarded: {', '.join(undecided)}")
         if parts and not any(p.is_assigned for p in parts):
             blockers.append("at least one part must be assigned to a contact")
+        if self.scope == LetterScope.CROSS_PROPERTY:
+            # Across properties the contact alone does not say which contract (property and unit) a letter is for:
+            # the portal's access window, the unit shown to the recipient and the paper address depend on it.
+            without = [
+                p.part_id
+                for p in parts
+                if p.is_assigned
+                and p.assignment is not None
+                and not (p.assignment.property_id and p.assignment.unit_id)
+            ]
+            if without:
+                blockers.append(
+                    f"{len(without)} part(s) have no contract (property and unit) in a cross-property letter: "
+                    + ", ".join(without)
+                )
         return blockers
 
     class ReviewConfirmed(Event):
@@ -1008,6 +1125,35 @@ class SerialLetter(Aggregate):
             revoked_item_ids=revoked,
         )
         return revoked
+
+    # ----------------------------------------------------------------------------------------------- waiting
+
+    def waiting_for(self) -> tuple[str, datetime] | None:
+        """What the letter waits for from another service and since when; None when staff or nobody is next.
+
+        ``splitter`` (split requested, no answer for every document), ``assignment`` (split, no assignments yet),
+        ``print-dispatch`` (print ordered, no mailpiece status yet).
+        """
+        since: datetime = getattr(self, "waiting_since", None) or self.modified_on
+        if self.status == LetterStatus.SPLITTING:
+            return "splitter", since
+        if self.status == LetterStatus.ASSIGNING:
+            return "assignment", since
+        if self.status == LetterStatus.PRINT_ORDERED and not self.mailpieces and self.print_ordered_at is not None:
+            return "print-dispatch", self.print_ordered_at
+        return None
+
+    class RequestsResent(Event):
+        """Staff re-sent the open requests ("erneut anstoßen"): the same events again, consumers dedupe them."""
+
+        waiting_for: str
+        event_ids: list[str]
+
+    def record_resend(self, *, waiting_for: str, event_ids: Sequence[str], actor: Actor) -> None:
+        current = self.waiting_for()
+        if current is None or current[0] != waiting_for:
+            raise IllegalTransitionError(f"the letter does not wait for {waiting_for} (it is {self.status.value})")
+        self._emit(self.RequestsResent, actor, waiting_for=waiting_for, event_ids=list(event_ids))
 
     # ----------------------------------------------------------------------------------------------- print, portal
 

@@ -142,6 +142,7 @@ class PendingAssignment(Value):
 
     assignments: list[dict[str, object]]
     warnings: list[AssignmentWarning] = Field(default_factory=list)
+    answer_to: str = ""  # the split event these assignments answer (envelope causation id), "" if unknown
 
 
 class SourceDocument(Entity):
@@ -159,6 +160,10 @@ class SourceDocument(Entity):
     parts: list[Part] = Field(default_factory=list)
     assignment_warnings: list[AssignmentWarning] = Field(default_factory=list)
     pending_assignment: PendingAssignment | None = None
+    # The current round: the id of the SplitRequested event of the latest split of this document, and the id of
+    # the DocumentSplit event recorded for it. An answer to another request is superseded, not applied.
+    split_request_id: str | None = None
+    split_event_id: str | None = None
 
 
 class SplitRequest(Value):

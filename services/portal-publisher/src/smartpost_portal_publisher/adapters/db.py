@@ -23,9 +23,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     func,
     insert,
     select,
+    text,
     update,
 )
 
@@ -148,12 +150,36 @@ login_failures = Table(
     Index("ix_portal_login_failures_login", "account_id", "login", "failed_at"),
 )
 
+password_resets = Table(
+    "portal_password_resets",
+    portal_metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("principal_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Index("ix_portal_password_resets_principal", "account_id", "principal_id"),
+)
+
 access_windows = Table(
     "portal_access_windows",
     portal_metadata,
     Column("account_id", String(64), primary_key=True),
     Column("days_before_start", Integer, nullable=False),
     Column("days_after_end", Integer, nullable=False),
+)
+
+# Staff changes to what recipients may see (access window), with the verified actor: an auditor's trail.
+staff_audit = Table(
+    "portal_staff_audit",
+    portal_metadata,
+    Column("audit_id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(64), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("detail", Text, nullable=False),
 )
 
 
@@ -384,6 +410,21 @@ class PortalRepository:
             return default
         return AccessWindow(days_before_start=row.days_before_start, days_after_end=row.days_after_end)
 
+    def record_staff_action(
+        self, account_id: str, actor: str, action: str, detail: dict[str, Any], at: datetime
+    ) -> None:
+        self.conn.execute(
+            insert(staff_audit).values(
+                account_id=account_id, at=at, actor=actor, action=action, detail=json.dumps(detail, sort_keys=True)
+            )
+        )
+
+    def staff_actions(self, account_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(staff_audit).where(staff_audit.c.account_id == account_id).order_by(staff_audit.c.audit_id)
+        ).mappings()
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
     def set_access_window(self, account_id: str, window: AccessWindow) -> None:
         values = {"days_before_start": window.days_before_start, "days_after_end": window.days_after_end}
         result = self.conn.execute(
@@ -446,6 +487,14 @@ class PortalRepository:
                 created_at=at,
             )
         )
+
+    def has_credentials(self, principal_id: str) -> bool:
+        row = self.conn.execute(
+            select(principals.c.password_hash, principals.c.disabled_at).where(
+                principals.c.principal_id == principal_id
+            )
+        ).first()
+        return row is not None and bool(row.password_hash) and row.disabled_at is None
 
     def update_credentials(self, principal_id: str, login: str, password_hash: str) -> None:
         self.conn.execute(
@@ -545,6 +594,21 @@ class PortalRepository:
     def record_login_failure(self, account_id: str, login: str, at: datetime) -> None:
         self.conn.execute(insert(login_failures).values(account_id=account_id, login=login, failed_at=at))
 
+    def lock_login(self, account_id: str, login: str) -> None:
+        """Serialise attempts on one login until the transaction ends (SQLite: BEGIN IMMEDIATE holds the lock)."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{account_id}/{login}"})
+
+    def reserve_login_attempt(self, account_id: str, login: str, at: datetime) -> int:
+        """Count the attempt as a failure until it is known to have succeeded (parallel guesses all count)."""
+        result = self.conn.execute(insert(login_failures).values(account_id=account_id, login=login, failed_at=at))
+        key = result.inserted_primary_key
+        assert key is not None  # an autoincrement insert always has one
+        return int(key[0])
+
+    def forget_login_attempt(self, failure_id: int) -> None:
+        self.conn.execute(delete(login_failures).where(login_failures.c.failure_id == failure_id))
+
     def login_failures_since(self, account_id: str, login: str, since: datetime) -> int:
         count = self.conn.execute(
             select(func.count())
@@ -582,6 +646,63 @@ class PortalRepository:
         if expires_at is None or expires_at <= now:
             return None
         return self.principal(row.principal_id)
+
+    def end_sessions_of(self, principal_id: str, at: datetime) -> None:
+        self.conn.execute(
+            update(sessions)
+            .where(and_(sessions.c.principal_id == principal_id, sessions.c.ended_at.is_(None)))
+            .values(ended_at=at)
+        )
+
+    def set_password_hash(self, principal_id: str, password_hash: str) -> None:
+        self.conn.execute(
+            update(principals).where(principals.c.principal_id == principal_id).values(password_hash=password_hash)
+        )
+
+    def insert_password_reset(self, token_hash: str, principal: Principal, at: datetime, expires_at: datetime) -> None:
+        # One open reset per principal: a new request withdraws the older links.
+        self.conn.execute(
+            update(password_resets)
+            .where(and_(password_resets.c.principal_id == principal.principal_id, password_resets.c.used_at.is_(None)))
+            .values(used_at=at)
+        )
+        self.conn.execute(
+            insert(password_resets).values(
+                token_hash=token_hash,
+                account_id=principal.account_id,
+                principal_id=principal.principal_id,
+                created_at=at,
+                expires_at=expires_at,
+            )
+        )
+
+    def forget_password_reset(self, token_hash: str) -> None:
+        self.conn.execute(delete(password_resets).where(password_resets.c.token_hash == token_hash))
+
+    def password_resets_since(self, principal_id: str, since: datetime) -> int:
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(password_resets)
+            .where(and_(password_resets.c.principal_id == principal_id, password_resets.c.created_at >= since))
+        ).scalar()
+        return int(count or 0)
+
+    def password_reset(self, token_hash: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(password_resets).where(password_resets.c.token_hash == token_hash)).first()
+        if row is None:
+            return None
+        found = dict(row._asdict())
+        found["expires_at"] = aware(found["expires_at"])
+        found["used_at"] = aware(found["used_at"])
+        return found
+
+    def mark_password_reset_used(self, token_hash: str, at: datetime) -> bool:
+        result = self.conn.execute(
+            update(password_resets)
+            .where(and_(password_resets.c.token_hash == token_hash, password_resets.c.used_at.is_(None)))
+            .values(used_at=at)
+        )
+        return result.rowcount == 1
 
     def end_session(self, token_hash: str, at: datetime) -> None:
         self.conn.execute(

@@ -174,9 +174,12 @@ def scan_range(path: str, plan: SplitPlan, start: int, stop: int, thumbnail_widt
     out: list[PageFacts] = []
     try:
         for index in range(start, stop):
-            facts = _scan_page(
-                doc, index, compiled, previous_is_separator=previous_is_separator, thumbnail_width=thumbnail_width
-            )
+            try:
+                facts = _scan_page(
+                    doc, index, compiled, previous_is_separator=previous_is_separator, thumbnail_width=thumbnail_width
+                )
+            except pdfium.PdfiumError as exc:
+                raise PageUnreadableError(index, str(exc)) from None
             previous_is_separator = _is_separator(plan, facts)
             out.append(facts)
     finally:
@@ -186,9 +189,45 @@ def scan_range(path: str, plan: SplitPlan, start: int, stop: int, thumbnail_widt
     return out
 
 
+class PageUnreadableError(Exception):
+    """pdfium cannot load or read page ``index`` (0-based) although the document opened."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(index, detail)
+        self.index = index
+        self.detail = detail
+
+
+# A thumbnail is never higher than this many times its width (a 0.01 pt wide page would otherwise ask for a
+# 200 x 288 million pixel bitmap).
+THUMBNAIL_MAX_ASPECT = 4.0
+
+
+def thumbnail_scale(page_width: float, page_height: float, width: int) -> float | None:
+    """Scale for a thumbnail ``width`` pixels wide and at most ``THUMBNAIL_MAX_ASPECT * width`` high, by both sides.
+
+    ``None`` for a degenerate page (a side of zero, negative or not a number): nothing to render.
+    """
+    if not (page_width > 0 and page_height > 0):  # also catches NaN
+        return None
+    return min(width / page_width, width * THUMBNAIL_MAX_ASPECT / page_height)
+
+
+def blank_thumbnail(width: int) -> bytes:
+    """A white thumbnail (A4 proportions) for a page that has nothing to render."""
+    height = round(width * 297 / 210)
+    return grey_png(b"\xff" * (width * height), width, height, width)
+
+
 def _render(page: pdfium.PdfPage, width: int) -> bytes:
     # Greyscale: a review thumbnail needs the layout, not the colours, and it is a third of the pixels to encode.
-    bitmap = page.render(scale=width / page.get_width(), may_draw_forms=False, grayscale=True)
+    page_width, page_height = page.get_size()
+    scale = thumbnail_scale(page_width, page_height, width)
+    if scale is None:
+        return blank_thumbnail(width)
+    bitmap = page.render(scale=scale, may_draw_forms=False, grayscale=True)
+    if bitmap.width == 0 or bitmap.height == 0:
+        return blank_thumbnail(width)
     return grey_png(bitmap.buffer, bitmap.width, bitmap.height, bitmap.stride)
 
 
@@ -227,3 +266,11 @@ def render_thumbnail(doc: pdfium.PdfDocument, index: int, width: int) -> bytes:
 
 def thumbnail_of(path: str, index: int, width: int) -> bytes:
     return render_thumbnail(_document(path), index, width)
+
+
+def head_text_task(path: str, index: int) -> str:
+    """Sandbox task: the head text of one page, with the document closed again afterwards."""
+    try:
+        return head_text(path, index)
+    finally:
+        release_document()

@@ -14,6 +14,13 @@ class ProviderUnavailableError(ConnectionError):
     """The provider did not answer usefully (timeout, 5xx, connection refused): retry with the same key."""
 
 
+class ProviderOutcomeUnknownError(ProviderUnavailableError):
+    """The request may have reached the provider (timeout or broken connection after sending, 5xx).
+
+    The letter may or may not exist there: only a provider that honours idempotency keys may get it again.
+    """
+
+
 class ProviderRejectedError(ValueError):
     """The provider refused a request for good (4xx); the message says why."""
 
@@ -67,6 +74,8 @@ class PrintProvider(Protocol):
     profile: AddressProfile
     # Batch providers (file drop) want every mailpiece of an order at once; API providers take them one by one.
     batches_orders: bool
+    # True: a repeated submission with the same key never prints twice, so an unknown outcome is resent.
+    honours_idempotency: bool
 
     async def submit(self, batch_id: str, submissions: list[Submission]) -> list[SubmitResult]: ...
 

@@ -79,6 +79,8 @@ class FolderStore:
 
 class FileDropProvider:
     batches_orders = True
+    # The batch id names the dropped files: a resent batch overwrites the same objects, the shop prints it once.
+    honours_idempotency = True
 
     def __init__(
         self,

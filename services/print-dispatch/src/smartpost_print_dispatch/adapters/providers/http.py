@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from smartpost_print_dispatch.adapters.providers.base import (
+    ProviderOutcomeUnknownError,
     ProviderRejectedError,
     ProviderUnavailableError,
     ProviderUpdate,
@@ -67,8 +68,10 @@ class HttpPrintProvider:
         *,
         timeout_seconds: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        honours_idempotency: bool = True,
     ) -> None:
         self.name = name
+        self.honours_idempotency = honours_idempotency
         self.profile = profile
         self.webhook_secret = webhook_secret
         self.client = httpx.AsyncClient(
@@ -81,10 +84,16 @@ class HttpPrintProvider:
     async def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = await self.client.request(method, url, **kwargs)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing was sent: safe to send again to any provider.
             raise ProviderUnavailableError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ProviderUnavailableError(f"{self.name}: HTTP {response.status_code}: {response.text[:200]}")
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            # Sent (maybe completely), no answer: the provider may have the letter.
+            raise ProviderOutcomeUnknownError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429:
+            raise ProviderUnavailableError(f"{self.name}: HTTP 429: {response.text[:200]}")
+        if response.status_code >= 500:
+            raise ProviderOutcomeUnknownError(f"{self.name}: HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)

@@ -1,0 +1,133 @@
+"""Property/unit references and first pages as other ERPs print them; every pattern runs in linear time."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
+from smartpost_splitter.pages import (
+    CompiledPlan,
+    find_identifiers,
+    find_property_refs,
+    find_unit_refs,
+    looks_like_first_page,
+    page_number,
+)
+
+PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
+
+
+@pytest.mark.parametrize(
+    ("text", "properties", "units"),
+    [
+        ("Objekt 1020 / WE 01", ("1020 / WE 01",), ("WE 01",)),
+        ("Jahresabrechnung 2024 für Objekt 1020, Wohnung 01", ("1020, Wohnung 01",), ("Wohnung 01",)),
+        ("Jahresabrechnung 2024 – WEG Parkallee 7, Whg. 3", ("Parkallee 7, Whg. 3",), ("Whg. 3",)),
+        ("Liegenschaft Parkallee 7, 10115 Berlin\nME 12", ("Parkallee 7, 10115 Berlin",), ("ME 12",)),
+        ("WEG Lindenstraße 12 · Abrechnung 2024\nWhg.-Nr. 03", ("Lindenstraße 12",), ("Whg. 03",)),
+        ("für Ihre Einheit Nr. 3 in der Liegenschaft Wohnanlage Rosenhof", ("Wohnanlage Rosenhof",), ("Einheit 3",)),
+        ("Objekt: 1020\nEinheit: WE 03 (1. OG links)", ("1020",), ("WE 03 (1. OG links)",)),
+    ],
+)
+def test_property_and_unit_read_with_or_without_colon(text: str, properties: tuple[str], units: tuple[str]) -> None:
+    assert find_property_refs(text) == properties
+    assert find_unit_refs(text) == units
+
+
+def test_prose_and_street_words_are_not_labels() -> None:
+    # "Weg" in a street is no WEG; a unit label needs a number; lower-case prose is no label.
+    assert find_property_refs("Am Gartenweg 3\ndas objekt wurde saniert") == ()
+    assert find_unit_refs("Die Wohnung wurde saniert. WE haben geprüft.") == ()
+
+
+@pytest.mark.parametrize("text", ["Unser Zeichen K-004711", "Ref. K-004711", "Personenkonto K-004711"])
+def test_identifier_labels_of_the_information_block(text: str) -> None:
+    assert find_identifiers(text, PATTERNS) == ("K-004711",)
+
+
+@pytest.mark.parametrize(
+    ("label", "kind"),
+    [("Objekt:", "property"), ("Liegenschaft Nr.", "property"), ("WEG", "property"), ("Whg.-Nr.", "unit"),
+     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Seite", "page"), ("Sehr", "page")],
+)  # fmt: skip
+def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(label: str, kind: str) -> None:
+    # Catastrophic backtracking would take minutes on a megabyte; the linear patterns take well under a second.
+    # The bound is generous on purpose (shared CI machine): it only tells linear from super-linear.
+    text = label + " \t" * 500_000 + "x"
+    started = time.perf_counter()
+    if kind == "property":
+        assert find_property_refs(text) == ()
+    elif kind == "unit":
+        assert find_unit_refs(text) == ()
+    elif kind == "identifier":
+        assert find_identifiers(text, PATTERNS) == ()
+    else:
+        assert page_number(text) is None
+        assert looks_like_first_page(text) is False
+    assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "number", "first"),
+    [
+        ("Text\nSeite 1 von 3", 1, True),
+        ("Seite 2 von 3\nSehr geehrte Frau Muster,", 2, False),
+        ("Hausverwaltung X · Seite 1/2", 1, True),
+        ("- 1 -", 1, True),
+        ("   - 2 -   ", 2, False),
+        ("Blatt 1", 1, True),
+        ("Sehr geehrter Herr Muster,\nanbei", None, True),
+        ("Guten Tag Frau Muster,", None, True),
+        ("Anlage zur Abrechnung\nSumme 12,00 €", None, False),
+    ],
+)
+def test_first_page_by_page_number_or_salutation(text: str, number: int | None, first: bool) -> None:
+    assert page_number(text) == number
+    assert looks_like_first_page(text) is first
+
+
+def _pages(texts_and_addresses: list[tuple[str, tuple[str, ...]]]) -> list[tuple[int, int]]:
+    plan = plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK))
+    compiled = CompiledPlan.of(plan)
+    segmenter = Segmenter(plan)
+    segments = []
+    for i, (text, address) in enumerate(texts_and_addresses):
+        facts = PageFacts(i, 595.0, 842.0, len(text), marker=compiled.marker(text, address), address_lines=address)
+        segments += segmenter.feed(facts)
+    segments += segmenter.finish()
+    return [(s.first, s.last) for s in segments]
+
+
+ADDRESS = ("Herrn Max Muster", "Lindenstraße 12", "10115 Berlin")
+OTHER = ("Frau Eva Beispiel", "Am Markt 1", "10178 Berlin")
+
+
+def test_address_block_starts_a_letter_on_a_first_looking_page_even_when_the_address_repeats() -> None:
+    # An owner's two letters (two units) follow each other: same address, but "Seite 1 von 2" starts anew.
+    pages = [
+        ("Sehr geehrter Herr Muster,\nSeite 1 von 2", ADDRESS),
+        ("Seite 2 von 2", ()),
+        ("Sehr geehrter Herr Muster,\nSeite 1 von 2", ADDRESS),
+        ("Seite 2 von 2", ()),
+        ("Sehr geehrte Frau Beispiel,\nSeite 1 von 1", OTHER),
+    ]
+    assert _pages(pages) == [(0, 1), (2, 3), (4, 4)]
+
+
+def test_a_continuation_page_that_repeats_the_address_stays_in_its_letter() -> None:
+    pages = [
+        ("Einzelabrechnung\nSehr geehrter Herr Muster,\n- 1 -", ADDRESS),
+        ("Einzelabrechnung (Fortsetzung)\n- 2 -", ADDRESS),
+        ("Einzelabrechnung\nSehr geehrte Frau Beispiel,\n- 1 -", OTHER),
+        ("Einzelabrechnung (Fortsetzung)\n- 2 -", OTHER),
+    ]
+    assert _pages(pages) == [(0, 1), (2, 3)]
+
+
+def test_without_first_page_signs_the_same_address_continues_the_letter() -> None:
+    pages = [("Abrechnung", ADDRESS), ("Anlage", ADDRESS), ("Abrechnung", OTHER)]
+    assert _pages(pages) == [(0, 1), (2, 2)]

@@ -1,0 +1,97 @@
+"""HTTP helpers every service's wiring uses: bounded request bodies, proof before body, safe download names.
+
+:class:`BodyLimitMiddleware` refuses a body larger than the service accepts while it streams in: a declared
+``Content-Length`` above the limit is answered 413 before a byte is read, a chunked body is cut off as soon as it
+passes the limit (nothing is buffered beyond it). With ``precheck`` the caller is checked from the headers first
+(a session cookie, signed caller claims), so an unauthenticated client cannot make the service read its upload.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from fastapi import HTTPException
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+    # Returns None to let the request through, or (status, German message) to refuse it before its body is read.
+    Precheck = Callable[[Scope], Awaitable[tuple[int, str] | None]]
+
+TOO_LARGE = "Die Anfrage ist zu groß."
+# Services without uploads take JSON bodies only; uploads may exceed their file limit by the multipart framing.
+JSON_BODY_LIMIT = 16 * 1024 * 1024
+MULTIPART_OVERHEAD = 1024 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, precheck: Precheck | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.precheck = precheck
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if self.precheck is not None:
+            refusal = await self.precheck(scope)
+            if refusal is not None:
+                await _answer(send, *refusal)
+                return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _answer(send, 413, TOO_LARGE)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the route's body read; FastAPI answers it as 413 (nothing more is read).
+                    raise HTTPException(status_code=413, detail=TOO_LARGE)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _answer(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    # The client may still be sending; closing tells it to stop instead of waiting for it to finish.
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """``Content-Disposition`` for any file name (RFC 6266 / RFC 5987): an ASCII fallback plus ``filename*``.
+
+    Header values must be Latin-1; "Abrechnung €ş.pdf" made a 500 before. Quotes, backslashes and control
+    characters never reach the fallback.
+    """
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = "".join(c if c.isprintable() and c not in '"\\;' else "_" for c in ascii_name).strip() or "dokument"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"

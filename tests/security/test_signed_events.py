@@ -1,0 +1,127 @@
+"""Forged events (issue #13, item 2), over the real broker: only the producer the topic registry names may write.
+
+Before: anyone on the network published a LetterReleased, DocumentPublished or PrintOrdered and services acted on it
+(mails to real recipients, another account's letter posted on paper, another account's PDF copied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
+
+from smartpost_shared.contracts import Envelope, make_envelope
+from smartpost_shared.contracts.masterdata import ContactUpserted
+from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSigner, EventVerifier
+from smartpost_shared.identity import generate_keypair
+from smartpost_shared.messaging import EventConsumer, EventPublisher, make_broker
+from smartpost_shared.settings import KafkaSettings
+from smartpost_shared.topics import MASTERDATA
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+pytestmark = pytest.mark.real
+
+
+def contact(account: str, contact_id: str) -> Envelope:
+    return make_envelope(ContactUpserted(contact_id=contact_id, last_name="X"), account_id=account, producer="erp")
+
+
+async def dead_letters(bootstrap: str, account: str, expected: int) -> dict[str, bytes]:
+    reader = AIOKafkaConsumer(
+        MASTERDATA.dead_letter,
+        bootstrap_servers=bootstrap,
+        group_id=f"r-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    await reader.start()
+    found: dict[str, bytes] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while len(found) < expected and time.monotonic() < deadline:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                for r in records:
+                    if r.key == account.encode():
+                        found[r.value.decode(errors="replace")] = dict(r.headers)["dlq_reason"]
+    finally:
+        await reader.stop()
+    return found
+
+
+async def test_unsigned_forged_and_tampered_events_never_reach_a_handler(
+    kafka_settings: KafkaSettings, make_id: Callable[[str], str]
+) -> None:
+    account = make_id("acc")
+    erp_private, erp_public = generate_keypair()
+    impostor_private, _ = generate_keypair()
+    base = {"bootstrap_servers": kafka_settings.bootstrap_servers, "session_timeout_ms": 2000}
+    consumer_settings = KafkaSettings(
+        **base, heartbeat_interval_ms=500, trusted_producers={"erp-integration": [erp_public]}
+    )
+    erp = make_broker(KafkaSettings(**base, signing_key=SecretStr(erp_private)), service="erp")
+    impostor = make_broker(KafkaSettings(**base, signing_key=SecretStr(impostor_private)), service="impostor")
+
+    received: list[str] = []
+
+    async def on_contact(envelope: Envelope) -> None:
+        if envelope.account_id == account:
+            payload = envelope.payload
+            assert isinstance(payload, ContactUpserted)
+            received.append(payload.contact_id)
+
+    broker = make_broker(consumer_settings, service="victim")
+    consumer = EventConsumer(broker, service="victim", backoff_seconds=0.05)
+    consumer.subscribe(
+        MASTERDATA,
+        {"ContactUpserted": on_contact},
+        group_id=make_id("g"),
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await asyncio.gather(broker.start(), erp.start(), impostor.start(), raw.start())
+    try:
+        await EventPublisher(impostor).publish(contact(account, "forged"))  # signed, but not by the producer
+        unsigned = contact(account, "unsigned").to_bytes()
+        await raw.send_and_wait(MASTERDATA.name, unsigned, key=account.encode())
+        genuine = contact(account, "tampered").to_bytes()
+        signature = EventSigner(erp_private).sign(genuine)
+        altered = genuine.replace(b'"last_name":"X"', b'"last_name":"Y"')
+        await raw.send_and_wait(
+            MASTERDATA.name, altered, key=account.encode(), headers=[(SIGNATURE_HEADER, signature.encode())]
+        )
+        await EventPublisher(erp).publish(contact(account, "genuine"))
+        deadline = time.monotonic() + 30
+        while "genuine" not in received and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.gather(broker.stop(), erp.stop(), impostor.stop(), raw.stop())
+    assert received == ["genuine"], "only the producer's own, unaltered event is handled"
+    dead = await dead_letters(kafka_settings.bootstrap_servers, account, expected=3)
+    reasons: dict[str, Any] = {body.split('"contact_id":"')[1].split('"')[0]: why for body, why in dead.items()}
+    assert set(reasons) == {"forged", "unsigned", "tampered"}
+    assert b"unsigned message" in reasons["unsigned"]
+    assert b"does not match producer" in reasons["forged"]
+    assert b"does not match producer" in reasons["tampered"]
+
+
+def test_rotation_trusts_old_and_new_key_and_nothing_else() -> None:
+    old_private, old_public = generate_keypair()
+    new_private, new_public = generate_keypair()
+    verifier = EventVerifier({"letters": [old_public, new_public]})
+    body = b'{"event_type":"LetterReleased"}'
+    assert verifier.problem("letters", body, EventSigner(old_private).sign(body)) is None
+    assert verifier.problem("letters", body, EventSigner(new_private).sign(body)) is None
+    assert (
+        verifier.problem("splitter", body, EventSigner(new_private).sign(body))
+        == "no trusted key for producer 'splitter'"
+    )
+    assert verifier.problem("letters", body, "not base64!") == "malformed signature"
