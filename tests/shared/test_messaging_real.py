@@ -348,7 +348,7 @@ async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through
         await broker.stop()
 
 
-async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_events_isolated(
+async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_events_isolated(  # noqa: PLR0915
     kafka_settings: KafkaSettings, make_id: Callable[[str], str], sqlite_url: str
 ) -> None:
     """1,200 contacts in a few transactions; a message that fails its contract and one whose handler breaks are
