@@ -15,6 +15,7 @@ from smartpost_shared.topics import SERVICES
 
 NAMESPACE = "smartpost"
 ALLOWED_KINDS = {
+    "NetworkPolicy",
     "Namespace",
     "ConfigMap",
     "Secret",
@@ -302,3 +303,82 @@ def test_manifests_are_plain_yaml_without_templating(kit):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\{\{|\$\{", text), f"{path.name}: no templating (apply with kubectl/kustomize as is)"
         list(yaml.safe_load_all(text))
+
+
+# --- NetworkPolicies: only the flows of the README's diagram ------------------------------------------------------
+
+GATEWAY_CALLS = {"letters", "assignment", "portal-publisher", "print-dispatch", "notifier"}
+PUBLISHED = {"gateway", "portal-publisher", "print-dispatch"}  # staff UI, recipient portal, provider webhooks
+
+
+def _policies(docs):
+    return {d.name: d.doc for d in docs if d.kind == "NetworkPolicy"}
+
+
+def _peers(rule):
+    out = set()
+    for peer in rule.get("from", rule.get("to", [])):
+        if "podSelector" in peer:
+            out.add(("pod", peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]))
+        elif "namespaceSelector" in peer:
+            out.add(("ns", peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]))
+        else:
+            out.add(("ip", peer["ipBlock"]["cidr"]))
+    return out
+
+
+def test_everything_is_denied_unless_a_policy_allows_it(docs):
+    deny = _policies(docs)["default-deny"]["spec"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    labels = {
+        d.doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for d in docs
+        if d.kind in {"Deployment", "Job"}
+    }
+    selected = {
+        p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for name, p in _policies(docs).items()
+        if name != "default-deny"
+    }
+    assert labels == selected, "every pod has exactly the policy of its own name"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_is_reached_only_by_its_callers_on_its_own_port(docs, ports, service):
+    spec = _policies(docs)[service]["spec"]
+    callers = set()
+    for rule in spec.get("ingress", []):
+        assert rule.get("from"), f"{service}: an ingress rule without 'from' would admit everyone"
+        assert [p["port"] for p in rule["ports"]] == [ports[service]]
+        callers |= _peers(rule)
+    expected = {("ns", "monitoring")}
+    if service in GATEWAY_CALLS:
+        expected.add(("pod", "gateway"))
+    if service in PUBLISHED:
+        expected.add(("ns", "ingress-nginx"))
+    assert callers == expected
+
+
+def test_the_gateway_may_call_exactly_the_services_it_is_configured_for(docs, ports):
+    spec = _policies(docs)["gateway"]["spec"]
+    config = _one(docs, "ConfigMap", "smartpost-gateway").doc["data"]
+    configured = {
+        (url.split("//")[1].split(":")[0], int(url.rsplit(":", 1)[1]))
+        for key, url in config.items()
+        if key.endswith("_URL") and key.startswith("SMARTPOST_GATEWAY_")
+    }
+    allowed = {
+        (name, rule["ports"][0]["port"]) for rule in spec["egress"] for kind, name in _peers(rule) if kind == "pod"
+    }
+    assert allowed == configured
+    assert {name for name, _ in allowed} == GATEWAY_CALLS
+    assert all(ports[name] == port for name, port in allowed)
+
+
+def test_only_mail_and_print_leave_the_cluster(docs):
+    for name, policy in _policies(docs).items():
+        for rule in policy["spec"].get("egress", []):
+            if any(kind == "ip" for kind, _ in _peers(rule)):
+                wanted = {"notifier": {25, 465, 587}, "portal-publisher": {25, 465, 587}, "print-dispatch": {443}}
+                assert {p["port"] for p in rule["ports"]} == wanted[name], name

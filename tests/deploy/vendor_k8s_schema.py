@@ -27,6 +27,7 @@ KINDS = {
     "Job": "job-batch-v1.json",
     "PodDisruptionBudget": "poddisruptionbudget-policy-v1.json",
     "HorizontalPodAutoscaler": "horizontalpodautoscaler-autoscaling-v2.json",
+    "NetworkPolicy": "networkpolicy-networking-v1.json",
 }
 # Kind files point into _definitions.json; definitions point at each other locally.
 REF_PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")

@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 from smartpost_shared.demo import CONTACTS, demo_masterdata
 from smartpost_shared.localrun import LocalSystem, free_ports_for
 from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+from smartpost_shared.testing.identity import caller_headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -50,7 +51,7 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 SERVICES = ["letters", "splitter", "assignment", "portal-publisher", "print-dispatch"]
 ACCOUNT = "sm-" + uuid.uuid4().hex[:8]
-HEADERS = {"X-SmartPost-Account": ACCOUNT, "X-SmartPost-Actor": "anna@hv-muster.de"}
+
 SETTLE_SECONDS = 90.0  # the bound: a letter waiting for another service longer than this is stuck
 WAITING = {"splitting", "assigning"}
 EXAMPLES = 4
@@ -72,7 +73,9 @@ class Env:
 
 
 def _client(system: LocalSystem, service: str) -> httpx.Client:
-    return httpx.Client(base_url=system.url(service), headers=HEADERS, timeout=30)
+    # Tokens live 10 minutes in tests; a fresh client per call keeps them fresh.
+    headers = caller_headers(ACCOUNT, "anna@hv-muster.de", audience=service)
+    return httpx.Client(base_url=system.url(service), headers=headers, timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,14 @@ from smartpost_print_dispatch.settings import Settings as PrintSettings
 from smartpost_shared.devstack import Stack, free_port
 from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
 from smartpost_shared.settings import KafkaSettings, StorageSettings
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_splitter.app import create_app as create_splitter
 from smartpost_splitter.settings import Settings as SplitterSettings
 
 pytestmark = [pytest.mark.real]
 
-H = {"X-SmartPost-Account": "acc-outage", "X-SmartPost-Actor": "staff:anna"}
+H = caller_headers("acc-outage", "staff:anna", audience="letters")
+H_ASSIGNMENT = caller_headers("acc-outage", "staff:anna", audience="assignment")
 
 
 async def _status(client: httpx.AsyncClient, path: str) -> tuple[int, Any]:
@@ -167,7 +169,7 @@ async def test_a_service_starts_while_its_database_is_down(postgres_url, kafka_s
                 return (await _status(client, "/readyz"))[0] == 200
 
             await _wait(ready, 60, "assignment ready once the database is reachable")
-            contacts = await client.get("/contacts", headers=H)
+            contacts = await client.get("/contacts", headers=H_ASSIGNMENT)
             assert contacts.status_code == 200, contacts.text
         finally:
             proxy.close()

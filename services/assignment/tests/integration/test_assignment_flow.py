@@ -433,23 +433,25 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
     settings = Settings(database_url=sqlite_url, kafka=kafka_settings, log_json=False)
     app, client = await run_service(settings)
     async with app.router.lifespan_context(app), client:
-        headers = {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff", "Content-Type": "text/csv"}
+        headers = {**caller_headers(account, "staff", audience="assignment"), "Content-Type": "text/csv"}
         accepted = await client.post("/imports", content=body, headers=headers)
         assert accepted.status_code == 202, accepted.text
         import_id = accepted.json()["import_id"]
         assert accepted.json()["counts"] == {"property": 1, "unit": 1, "contact": 5, "contract": 5}
 
         async def applied() -> bool:
-            status = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})
+            status = await client.get(f"/imports/{import_id}", headers=caller_headers(account, audience="assignment"))
             assert status.status_code == 200
             assert status.json()["status"] in {"received", "applied"}
             return bool(status.json()["status"] == "applied")
 
         await wait_until(applied)
-        status = (await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": account})).json()
+        status = (
+            await client.get(f"/imports/{import_id}", headers=caller_headers(account, audience="assignment"))
+        ).json()
         assert status["events"] == status["applied_events"] == 12
         # Another account sees nothing of it.
-        hidden = await client.get(f"/imports/{import_id}", headers={"X-SmartPost-Account": other})
+        hidden = await client.get(f"/imports/{import_id}", headers=caller_headers(other, audience="assignment"))
         assert hidden.status_code == 404
         # Paging with a total: 5 contacts, pages of 2.
         seen: list[str] = []
@@ -458,7 +460,7 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
             page = await client.get(
                 "/contacts",
                 params={"q": "Paging", "limit": 2, "offset": offset},
-                headers={"X-SmartPost-Account": account},
+                headers=caller_headers(account, audience="assignment"),
             )
             data = page.json()
             assert data["total"] == 5
@@ -466,7 +468,9 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
             offset = data["next_offset"]
         assert sorted(seen) == [f"{tag}-c{n}" for n in range(5)]
         # The derived contract ids are stable and visible on the contact.
-        contact = (await client.get(f"/contacts/{tag}-c0", headers={"X-SmartPost-Account": account})).json()
+        contact = (
+            await client.get(f"/contacts/{tag}-c0", headers=caller_headers(account, audience="assignment"))
+        ).json()
         assert contact["contracts"][0]["contract_id"].startswith("V-")
         # A file that also holds another account's rows is refused, naming the column; the refusal has a status.
         mixed = body + f"\n{other},contact,,,,Weg 1,10115,Berlin,,,{tag}-x,Max,Fremd,,".encode()
@@ -475,7 +479,9 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
         assert "account_id" in refused.json()["errors"][0]["message"]
         assert other in refused.json()["errors"][0]["message"]
         status = (
-            await client.get(f"/imports/{refused.json()['import_id']}", headers={"X-SmartPost-Account": account})
+            await client.get(
+                f"/imports/{refused.json()['import_id']}", headers=caller_headers(account, audience="assignment")
+            )
         ).json()
         assert status["status"] == "rejected"
         assert "account_id" in status["errors"][0]["message"]

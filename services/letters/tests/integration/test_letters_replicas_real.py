@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from smartpost_letters.app import create_app
 from smartpost_letters.settings import Settings
 from smartpost_shared.settings import LeaseSettings
+from smartpost_shared.testing.identity import caller_headers
 
 pytestmark = [pytest.mark.real]
 
@@ -41,7 +42,7 @@ async def wait_holder(postgres_url: str, wanted: set[str], timeout: float = 20.0
 
 
 def h(account: str) -> dict[str, str]:
-    return {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff:anna"}
+    return caller_headers(account, "staff:anna", audience="letters")
 
 
 async def create_letter(client: httpx.AsyncClient, account: str) -> str:

@@ -20,6 +20,7 @@ from smartpost_assignment.settings import Settings as AssignmentSettings
 from smartpost_letters.app import create_app as create_letters
 from smartpost_letters.settings import Settings as LettersSettings
 from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+from smartpost_shared.testing.identity import caller_headers
 from smartpost_splitter.app import create_app as create_splitter
 from smartpost_splitter.settings import Settings as SplitterSettings
 
@@ -33,7 +34,7 @@ TIMEOUT = 60.0
 
 
 def h(account: str) -> dict[str, str]:
-    return {"X-SmartPost-Account": account, "X-SmartPost-Actor": "staff:anna"}
+    return caller_headers(account, "staff:anna", audience="letters")
 
 
 @contextlib.asynccontextmanager

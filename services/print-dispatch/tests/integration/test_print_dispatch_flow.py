@@ -452,7 +452,7 @@ async def test_print_order_before_its_master_data_waits_for_it(
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
     await asyncio.sleep(3.0)  # the order is consumed and waits; master data arrives late
     await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
-    api = httpx.Client(base_url=service.url, headers={"X-SmartPost-Account": account})
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
 
     def submitted():
         response = api.get(f"/orders/{order_id}")

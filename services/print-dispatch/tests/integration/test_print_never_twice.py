@@ -226,7 +226,9 @@ async def test_kill_9_at_a_provider_without_idempotency_goes_to_staff_not_to_pap
     fake_provider.control(submit_delay_seconds=0)
     process = start_service(env, tmp_path / "service.log")
     try:
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-SmartPost-Account": account})
+        api = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers=caller_headers(account, audience="print-dispatch")
+        )
 
         def unclear():
             try:
