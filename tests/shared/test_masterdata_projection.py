@@ -84,3 +84,73 @@ def test_projection_applies_upserts_and_keeps_accounts_apart(database_url: str) 
         assert set(snapshot.contacts) == {"c1"}
         assert len(snapshot.contracts) == 1
     engine.dispose()
+
+
+def _stream(account: str) -> list:
+    """Upserts, re-sends with changes, an archive between two upserts of the same contact, two accounts."""
+
+    def ev(payload, acc=account):
+        return make_envelope(payload, account_id=acc, producer="test")
+
+    events = [ev(PropertyUpserted(property_id="p1", reference="WEG-1", name="WEG Eins"))]
+    for i in range(30):
+        events.append(ev(UnitUpserted(unit_id=f"u{i}", property_id="p1", number=f"WE {i:02d}")))
+        events.append(ev(ContactUpserted(contact_id=f"c{i}", last_name=f"Name{i}", email=f"c{i}@example.org")))
+        events.append(
+            ev(
+                ContractUpserted(
+                    contract_id=f"k{i}", contact_id=f"c{i}", unit_id=f"u{i}", property_id="p1", role="owner",
+                    start=date(2020, 1, 1),
+                )
+            )
+        )  # fmt: skip
+    events.append(ev(ContactUpserted(contact_id="c3", last_name="Neu", email="neu@example.org")))
+    events.append(ev(ContactArchived(contact_id="c4")))
+    events.append(ev(ContactUpserted(contact_id="c5", last_name="Fünf")))
+    events.append(ev(ContactArchived(contact_id="c5")))
+    events.append(ev(ContactUpserted(contact_id="c5", last_name="Fünf wieder da")))  # upsert after archive wins
+    events.append(ev(ContactUpserted(contact_id="c1", last_name="Anderes Konto"), acc=f"{account}-other"))
+    events.append(ev(PropertyUpserted(property_id="p1", reference="WEG-1", name="WEG Eins (neu)")))
+    return events
+
+
+def _dump(conn, account: str) -> tuple:
+    reader = MasterDataReader(conn)
+    snap = reader.snapshot(account)
+    return (
+        sorted(snap.properties.items()),
+        sorted(snap.units.items()),
+        sorted(snap.contacts.items()),
+        sorted(snap.contracts, key=lambda c: c.contract_id),
+        sorted(reader.snapshot(f"{account}-other").contacts.items()),
+    )
+
+
+def test_batch_apply_equals_one_by_one(database_url: str) -> None:
+    from smartpost_shared.masterdata import apply_masterdata_batch
+
+    engine = make_engine(database_url)
+    create_masterdata_tables(engine)
+    one, batch = _stream("acc-one"), _stream("acc-batch")
+    with engine.begin() as conn:
+        for envelope in one:
+            apply_masterdata(conn, envelope)
+    with engine.begin() as conn:
+        apply_masterdata_batch(conn, batch[:50])
+    with engine.begin() as conn:
+        apply_masterdata_batch(conn, batch[50:])
+        apply_masterdata_batch(conn, batch[50:])  # a re-delivered batch changes nothing
+
+    def normalised(dump: tuple, account: str) -> str:
+        return repr(dump).replace(account, "ACC")
+
+    with engine.connect() as conn:
+        expected = _dump(conn, "acc-one")
+        got = _dump(conn, "acc-batch")
+        assert normalised(got, "acc-batch") == normalised(expected, "acc-one")
+        contacts = dict(expected[2])
+        assert contacts["c4"].archived
+        assert not contacts["c5"].archived
+        assert contacts["c5"].last_name == "Fünf wieder da"
+        assert MasterDataReader(conn).revision("acc-batch") == 3
+        assert MasterDataReader(conn).revision("acc-one") == len(one) - 1

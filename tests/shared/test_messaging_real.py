@@ -278,3 +278,144 @@ def test_local_stack_keeps_topics_and_messages_across_restart(tmp_path: Path) ->
         assert [r.key for r in records] == [b"acc-persist"]
     finally:
         stack.down()
+
+
+async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through_tansu_and_seaweedfs(
+    kafka_settings: KafkaSettings, object_store: Any, make_id: Callable[[str], str]
+) -> None:
+    """4,000 parts (3.5 MB of JSON) on a broker with the 1 MiB default: the wire carries a bounded claim check and
+    the consumer's handler gets the whole event; a consumer without storage dead-letters it with the reason."""
+    from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
+    from smartpost_shared.messaging import CLAIM_CHECK_BYTES
+    from smartpost_shared.topics import SPLITTER
+
+    account, letter_id = make_id("acc"), make_id("letter")
+    parts = [
+        SplitPart(
+            part_id=f"{letter_id}-part-{i:05d}",
+            index=i,
+            first_page=2 * i + 1,
+            last_page=2 * i + 2,
+            page_count=2,
+            storage_key=f"accounts/{account}/letters/{letter_id}/parts/D-1/{i:05d}.pdf",
+            sha256="0" * 64,
+            size_bytes=40_000,
+            address_lines=[f"Frau Erika Mustermann-{i}", "Lindenstraße 12", "10115 Berlin"],
+            property_refs=["WEG Lindenstraße 12"],
+        )
+        for i in range(4_000)
+    ]
+    sent = make_envelope(
+        DocumentSplit(
+            letter_id=letter_id,
+            document_id="D-1",
+            source_key=f"accounts/{account}/letters/{letter_id}/documents/D-1.pdf",  # inside the account's area
+            strategy="address_block",
+            source_page_count=10_000,
+            parts=parts,
+        ),
+        account_id=account,
+        producer="test",
+    )
+    assert len(sent.to_bytes()) > 1_048_576
+    received: list[Envelope] = []
+
+    async def on_split(envelope: Envelope) -> None:
+        if envelope.account_id == account:
+            received.append(envelope)
+
+    broker = make_broker(kafka_settings, service="test")  # the 1 MiB producer default
+    with_store = EventConsumer(broker, service="test", backoff_seconds=0.05, store=object_store)
+    with_store.subscribe(SPLITTER, {"DocumentSplit": on_split}, group_id=make_id("group"))
+    without_store = EventConsumer(broker, service="test-nostore", backoff_seconds=0.05)
+    without_store.subscribe(SPLITTER, {"DocumentSplit": on_split}, group_id=make_id("group"))
+    await broker.start()
+    try:
+        await EventPublisher(broker, store=object_store).publish(sent)
+        await wait_until(lambda: len(received) == 1 and without_store.dead_lettered == 1)
+        assert received[0] == sent
+        records = await read_topic(kafka_settings.bootstrap_servers, SPLITTER.name, expected=10_000, timeout=4)
+        mine = [r for r in records if r.key == letter_id.encode()]
+        assert len(mine) == 1
+        assert len(mine[0].value) <= CLAIM_CHECK_BYTES
+        assert object_store.exists(f"accounts/{account}/events/DocumentSplit/{sent.event_id}.json")
+        dead = await read_topic(kafka_settings.bootstrap_servers, SPLITTER.dead_letter, expected=10_000, timeout=4)
+        reasons = [dict(r.headers)["dlq_reason"] for r in dead if r.key == letter_id.encode()]
+        assert reasons == [
+            f"claim-check message accounts/{account}/events/DocumentSplit/{sent.event_id}.json but this consumer has no object storage".encode()
+        ]
+    finally:
+        await broker.stop()
+
+
+async def test_master_data_is_applied_in_batches_with_invalid_and_poisonous_events_isolated(  # noqa: PLR0915
+    kafka_settings: KafkaSettings, make_id: Callable[[str], str], sqlite_url: str
+) -> None:
+    """1,200 contacts in a few transactions; a message that fails its contract and one whose handler breaks are
+    dead-lettered alone, everything else is applied exactly once (a re-delivered batch changes nothing)."""
+    from smartpost_shared.masterdata import MasterDataReader, apply_masterdata, create_masterdata_tables
+
+    account = make_id("acc")
+    engine = make_engine(sqlite_url)
+    create_platform_tables(engine)
+    create_masterdata_tables(engine)
+    transactions: list[int] = []
+
+    def on_masterdata(envelope: Envelope, conn: Connection) -> None:
+        payload = envelope.payload
+        if isinstance(payload, ContactUpserted) and payload.contact_id == "poison":
+            raise RuntimeError("bug in handler")
+        apply_masterdata(conn, envelope)
+
+    idempotency = SqlIdempotency(engine, "batch-test")
+    original = idempotency.run_batch
+
+    def counting(handlers: Any, envelopes: list[Envelope], apply_batch: Any = None) -> int:
+        transactions.append(len(envelopes))
+        return original(handlers, envelopes, apply_batch)
+
+    idempotency.run_batch = counting  # type: ignore[method-assign]
+    broker = make_broker(kafka_settings, service="test")
+    consumer = EventConsumer(broker, service="test", backoff_seconds=0.05, attempts=2)
+    consumer.subscribe_batch(
+        MASTERDATA, idempotency, dict.fromkeys(MASTERDATA.event_types, on_masterdata), group_id=make_id("group")
+    )
+    # The topic also holds other tests' messages (some invalid): count only this account's dead letters.
+    dead_keys: list[Any] = []
+    dead_letter = consumer._dead_letter
+
+    async def recording(topic: Any, msg: Any, dead: Any) -> None:
+        dead_keys.append(getattr(msg.raw_message, "key", None))
+        await dead_letter(topic, msg, dead)
+
+    consumer._dead_letter = recording  # type: ignore[method-assign]
+    await broker.start()
+    try:
+        publisher = EventPublisher(broker)
+        events = [contact_event(account, f"c-{i:05d}") for i in range(1_200)]
+        events.insert(700, contact_event(account, "poison"))
+        for envelope in events:
+            await publisher.publish(envelope)
+        await publisher.publish_raw(MASTERDATA.name, account, b'{"event_type": "ContactUpserted"}')
+        await publisher.publish(events[5])  # a duplicate
+        # Not signed by the topic's producer: dead-lettered alone, the rest of its batch is applied.
+        forged = contact_event(account, "forged")
+        await broker.publish(forged.to_bytes(), topic=MASTERDATA.name, key=account.encode())
+
+        def count() -> int:
+            with engine.connect() as conn:
+                return len(MasterDataReader(conn).contacts(account))
+
+        await wait_until(lambda: count() == 1_200 and dead_keys.count(account.encode()) == 3, timeout=180)
+    finally:
+        await broker.stop()
+    assert sum(transactions) >= 1_201
+    assert len(transactions) < 1_201 / 10 + 20  # batches, not one transaction per event (+ other tests' events)
+    dead = await read_topic(kafka_settings.bootstrap_servers, MASTERDATA.dead_letter, expected=10_000, timeout=4)
+    reasons = sorted(dict(r.headers)["dlq_reason"] for r in dead if r.key == account.encode())
+    assert len(reasons) == 3
+    assert b"handler failed 2 times" in reasons[0]
+    assert b"invalid message" in reasons[1]
+    assert reasons[2].startswith(b"not from ")
+    with engine.connect() as conn:
+        assert "forged" not in {c.contact_id for c in MasterDataReader(conn).contacts(account)}

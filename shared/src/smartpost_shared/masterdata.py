@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     Date,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -27,6 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smartpost_shared.contracts.masterdata import (
     ContactArchived,
@@ -103,6 +106,17 @@ contracts = Table(
     Column("contract_number", String(100), nullable=False, default=""),
     Index("ix_md_contracts_contact", "account_id", "contact_id"),
     Index("ix_md_contracts_property", "account_id", "property_id"),
+)
+
+
+# One counter per account, raised by every applied master-data event (in the same transaction): a service may keep
+# an account's snapshot in memory and reuse it while the revision is unchanged (one cheap query instead of
+# reloading 20,000 contacts and contracts for every correction).
+revisions = Table(
+    "md_revisions",
+    masterdata_metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("revision", Integer, nullable=False),
 )
 
 
@@ -223,13 +237,18 @@ def _upsert(conn: Connection, table: Table, keys: dict[str, Any], values: dict[s
         conn.execute(update(table).where(condition).values(**values))
 
 
-def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
-    """Apply one master-data event to the read model (idempotent: upserts are absolute, not deltas)."""
-    account = envelope.account_id
-    payload = envelope.payload
+def _bump_revision(conn: Connection, account: str) -> None:
+    raised = conn.execute(
+        update(revisions).where(revisions.c.account_id == account).values(revision=revisions.c.revision + 1)
+    )
+    if raised.rowcount == 0:
+        conn.execute(insert(revisions).values(account_id=account, revision=1))
+
+
+def _row(account: str, payload: Any) -> tuple[Table, dict[str, Any], dict[str, Any]] | None:
+    """The table, key and values an upsert event writes (None for ContactArchived and unknown payloads)."""
     if isinstance(payload, PropertyUpserted):
-        _upsert(
-            conn,
+        return (
             properties,
             {"account_id": account, "property_id": payload.property_id},
             {
@@ -240,16 +259,14 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "city": payload.address.city,
             },
         )
-    elif isinstance(payload, UnitUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, UnitUpserted):
+        return (
             units,
             {"account_id": account, "unit_id": payload.unit_id},
             {"property_id": payload.property_id, "number": payload.number, "position": payload.position},
         )
-    elif isinstance(payload, ContactUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, ContactUpserted):
+        return (
             contacts,
             {"account_id": account, "contact_id": payload.contact_id},
             {
@@ -269,15 +286,8 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "archived": payload.archived,
             },
         )
-    elif isinstance(payload, ContactArchived):
-        conn.execute(
-            update(contacts)
-            .where(and_(contacts.c.account_id == account, contacts.c.contact_id == payload.contact_id))
-            .values(archived=True)
-        )
-    elif isinstance(payload, ContractUpserted):
-        _upsert(
-            conn,
+    if isinstance(payload, ContractUpserted):
+        return (
             contracts,
             {"account_id": account, "contract_id": payload.contract_id},
             {
@@ -290,6 +300,78 @@ def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
                 "contract_number": payload.contract_number,
             },
         )
+    return None
+
+
+def _archive(conn: Connection, account: str, contact_ids: list[str]) -> None:
+    conn.execute(
+        update(contacts)
+        .where(and_(contacts.c.account_id == account, contacts.c.contact_id.in_(contact_ids)))
+        .values(archived=True)
+    )
+
+
+def apply_masterdata(conn: Connection, envelope: Envelope) -> None:
+    """Apply one master-data event to the read model (idempotent: upserts are absolute, not deltas)."""
+    account = envelope.account_id
+    payload = envelope.payload
+    _bump_revision(conn, account)
+    row = _row(account, payload)
+    if row is not None:
+        _upsert(conn, *row)
+    elif isinstance(payload, ContactArchived):
+        _archive(conn, account, [payload.contact_id])
+
+
+def _bulk_upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], key_names: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE for many rows in one statement execution (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql_insert(table)
+        pg_values = {c.name: pg.excluded[c.name] for c in table.columns if c.name not in key_names}
+        conn.execute(pg.on_conflict_do_update(index_elements=key_names, set_=pg_values), rows)
+        return
+    lite = sqlite_insert(table)
+    lite_values = {c.name: lite.excluded[c.name] for c in table.columns if c.name not in key_names}
+    conn.execute(lite.on_conflict_do_update(index_elements=key_names, set_=lite_values), rows)
+
+
+def apply_masterdata_batch(conn: Connection, envelopes: list[Envelope]) -> None:
+    """Apply many master-data events in order with bulk statements (one per run of the same kind).
+
+    The same result as :func:`apply_masterdata` one by one: consecutive upserts of one table become one
+    ``INSERT ... ON CONFLICT DO UPDATE`` (the last event per key wins, as it would one by one), an archive between
+    two upserts keeps its place. The account's revision is raised once per account.
+    """
+    run_table: Table | None = None
+    run: dict[tuple[Any, ...], dict[str, Any]] = {}
+    archived: dict[str, list[str]] = {}
+
+    def flush() -> None:
+        nonlocal run_table, run
+        if run_table is not None and run:
+            keys = [c.name for c in run_table.primary_key.columns]
+            _bulk_upsert(conn, run_table, list(run.values()), keys)
+        for account, ids in archived.items():
+            _archive(conn, account, ids)
+        run_table, run = None, {}
+        archived.clear()
+
+    for account in dict.fromkeys(e.account_id for e in envelopes):
+        _bump_revision(conn, account)
+    for envelope in envelopes:
+        row = _row(envelope.account_id, envelope.payload)
+        if row is None:
+            if isinstance(envelope.payload, ContactArchived):
+                if run:
+                    flush()
+                archived.setdefault(envelope.account_id, []).append(envelope.payload.contact_id)
+            continue
+        table, key, values = row
+        if table is not run_table or archived:
+            flush()
+            run_table = table
+        run[tuple(key.values())] = {**key, **values}  # every column: one statement shape for all rows
+    flush()
 
 
 def _contact(row: Any) -> Contact:
@@ -369,6 +451,11 @@ class MasterDataReader:
         ).first()
         return Unit(**dict(row._mapping)) if row else None  # noqa: SLF001
 
+    def revision(self, account_id: str) -> int:
+        """How often this account's master data changed (0: never); a snapshot stays valid while it is unchanged."""
+        found = self.conn.execute(select(revisions.c.revision).where(revisions.c.account_id == account_id)).first()
+        return int(found[0]) if found else 0
+
     def snapshot(self, account_id: str) -> AccountSnapshot:
         snap = AccountSnapshot(account_id)
         for r in self.conn.execute(select(properties).where(properties.c.account_id == account_id)):
@@ -390,3 +477,4 @@ def forget_account(conn: Connection, account_id: str) -> None:
     """Remove an account's master data (GDPR erasure of a whole tenant)."""
     for table in (contracts, units, contacts, properties):
         conn.execute(delete(table).where(table.c.account_id == account_id))
+    _bump_revision(conn, account_id)

@@ -7,13 +7,19 @@ The consumer helper gives every service the same guarantees:
   the offset is not committed, so nothing is lost;
 - a handler that keeps failing otherwise goes to the dead-letter topic after ``attempts`` tries;
 - idempotency: wrap handlers with :meth:`SqlIdempotency.handler` (ledger row + effects + outbox in one
-  transaction) or make the aggregate itself idempotent (letters service).
+  transaction) or make the aggregate itself idempotent (letters service);
+- bounded messages (claim check): an envelope above :data:`CLAIM_CHECK_BYTES` is written to object storage under
+  the event's account prefix and travels as its header plus ``payload_ref`` (key, size, sha256); the consumer helper
+  fetches and verifies it before validation, so handlers never see the difference. No message on any topic is
+  above :data:`MAX_MESSAGE_BYTES`, whatever the letter's size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -27,11 +33,11 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
 from smartpost_shared.contracts.envelope import Envelope, deterministic_event_id, parse_envelope
-from smartpost_shared.db import claim_event, mark_published, message_key, pending_outbox
+from smartpost_shared.db import claim_event, claim_events, mark_published, message_key, pending_outbox
 from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSecurity, signature_of
 from smartpost_shared.logging import get_logger, message_context
 from smartpost_shared.metrics import count_dead_letter
-from smartpost_shared.storage import account_key_problem
+from smartpost_shared.storage import ObjectNotFoundError, account_key_problem
 from smartpost_shared.topics import Topic, topic_for_event
 from smartpost_shared.tracing import consume_span, kafka_headers, publish_span
 
@@ -40,12 +46,15 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection, Engine
 
+    from smartpost_shared.storage import ObjectStore
+
 from smartpost_shared.settings import KafkaSettings
 
 log = get_logger(__name__)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 SqlHandler = Callable[[Envelope, "Connection"], None]
+SqlBatchHandler = Callable[["Connection", list[Envelope]], None]
 
 
 class TransientError(Exception):
@@ -62,6 +71,79 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     TimeoutError,
     OperationalError,
 )
+
+# The Kafka producer's default limit (``max.request.size``) and the broker's default ``message.max.bytes``.
+MAX_MESSAGE_BYTES = 1_048_576
+# Envelopes above this size travel as a claim check (header + payload_ref); leaves room for headers and batching.
+CLAIM_CHECK_BYTES = 512 * 1024
+
+
+class MessageTooLargeError(PermanentError):
+    """An envelope is above the claim-check bound and this publisher has no object storage to put it in."""
+
+
+def claim_check_key(account_id: str, event_type: str, event_id: str) -> str:
+    """Where the body of a claim-checked envelope is stored: under the account's prefix, one object per event."""
+    return f"accounts/{account_id}/events/{event_type}/{event_id}.json"
+
+
+class ClaimCheck:
+    """Keeps every message below :data:`CLAIM_CHECK_BYTES`.
+
+    Big envelopes go to object storage, the wire carries their header and a ``payload_ref``. Keys are per event
+    id, so a re-publish overwrites the same object.
+    """
+
+    def __init__(self, store: ObjectStore | None, *, threshold: int = CLAIM_CHECK_BYTES) -> None:
+        self.store = store
+        self.threshold = threshold
+        self.checked_out = 0
+
+    def outgoing(self, body: bytes) -> bytes:
+        """The bytes to put on the wire for an encoded envelope (sync: may write to object storage)."""
+        if len(body) <= self.threshold:
+            return body
+        data = json.loads(body)
+        if not isinstance(data, dict) or "payload" not in data:
+            msg = f"message of {len(body)} bytes is above {self.threshold} and not an envelope"
+            raise MessageTooLargeError(msg)
+        if self.store is None:
+            msg = f"{data.get('event_type')} of {len(body)} bytes is above {self.threshold} and no object storage"
+            raise MessageTooLargeError(msg)
+        key = claim_check_key(str(data["account_id"]), str(data["event_type"]), str(data["event_id"]))
+        self.store.put(key, body, content_type="application/json")
+        self.checked_out += 1
+        header = {k: v for k, v in data.items() if k != "payload"}
+        header["payload_ref"] = {"key": key, "size_bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        log.info("message.claim_checked", event_type=data.get("event_type"), size_bytes=len(body), key=key)
+        return json.dumps(header, separators=(",", ":")).encode()
+
+    def incoming(self, data: dict[str, Any]) -> bytes:
+        """The full envelope of a claim-check message (sync: reads object storage).
+
+        Raises :class:`PermanentError` when the object is missing or not the one named, ``ConnectionError`` (e.g.
+        ``StorageUnavailableError``) when storage is down.
+        """
+        ref = data.get("payload_ref")
+        if not isinstance(ref, dict) or not isinstance(ref.get("key"), str):
+            msg = "payload_ref without key"
+            raise PermanentError(msg)
+        if self.store is None:
+            msg = f"claim-check message {ref['key']} but this consumer has no object storage"
+            raise PermanentError(msg)
+        try:
+            body = self.store.get(ref["key"])
+        except ObjectNotFoundError:
+            msg = f"claim-check object {ref['key']} not found"
+            raise PermanentError(msg) from None
+        if hashlib.sha256(body).hexdigest() != ref.get("sha256"):
+            msg = f"claim-check object {ref['key']} does not match its sha256"
+            raise PermanentError(msg)
+        full = json.loads(body)
+        if not isinstance(full, dict) or str(full.get("event_id")) != str(data.get("event_id")):
+            msg = f"claim-check object {ref['key']} holds another event"
+            raise PermanentError(msg)
+        return body
 
 
 def make_broker(
@@ -186,18 +268,29 @@ async def start_broker(startup: Startup, broker: KafkaBroker) -> None:
 
 
 class EventPublisher:
-    """Publishes envelopes to the topic that the registry names for their event type, keyed as it says."""
+    """Publishes envelopes to the topic that the registry names for their event type, keyed as it says.
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    With a ``store`` every envelope above :data:`CLAIM_CHECK_BYTES` travels as a claim check; without one such an
+    envelope raises :class:`MessageTooLargeError` (a permanent error: the relay surfaces it, never loses it).
+    """
+
+    def __init__(self, broker: KafkaBroker, *, store: ObjectStore | None = None) -> None:
         self.broker = broker
+        self.claim_check = ClaimCheck(store)
         self.signer = broker_security(broker).signer
 
     def _signed(self, body: bytes) -> dict[str, str]:
         return self.signer.headers(body) if self.signer else {}
 
+    async def _bounded(self, body: bytes) -> bytes:
+        """The bytes that go on the wire: the body itself or its claim check (what gets signed)."""
+        if len(body) <= self.claim_check.threshold:
+            return body
+        return await asyncio.to_thread(self.claim_check.outgoing, body)
+
     async def publish(self, envelope: Envelope) -> None:
         topic = topic_for_event(envelope.event_type)
-        body = envelope.to_bytes()
+        body = await self._bounded(envelope.to_bytes())
         headers = {
             "event_type": envelope.event_type,
             "schema_version": str(envelope.schema_version),
@@ -213,8 +306,20 @@ class EventPublisher:
             )
 
     async def publish_raw(self, topic: str, key: str, body: bytes | str) -> None:
-        data = body.encode() if isinstance(body, str) else body
+        data = await self._bounded(body.encode() if isinstance(body, str) else body)
         await self.broker.publish(data, topic=topic, key=key.encode(), headers=self._signed(data))
+
+    async def enqueue_raw(self, topic: str, key: str, body: bytes | str) -> asyncio.Future[Any]:
+        """Hand a message to the producer in order and return its delivery future (await it for the ack).
+
+        The outbox relay enqueues a whole batch this way and then waits for all acks: one round trip per batch
+        instead of one per event, same order per partition.
+        """
+        data = await self._bounded(body.encode() if isinstance(body, str) else body)
+        future: asyncio.Future[Any] = await self.broker.publish(
+            data, topic=topic, key=key.encode(), headers=self._signed(data), no_confirm=True
+        )
+        return future
 
 
 def _foreign_storage_key(envelope: Envelope) -> str | None:
@@ -242,6 +347,14 @@ def _storage_keys(value: object) -> Iterator[str]:
             yield from _storage_keys(item)
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    """One record of a batch, shaped like a KafkaMessage for dead-lettering (raw record + body)."""
+
+    raw_message: Any
+    body: bytes
+
+
 @dataclass
 class DeadLetter:
     topic: Topic
@@ -261,10 +374,12 @@ class EventConsumer:
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
         group_prefix: str = "smartpost",
+        store: ObjectStore | None = None,
     ) -> None:
         self.broker = broker
         self.service = service
         self.group_prefix = group_prefix
+        self.claim_check = ClaimCheck(store)
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -304,25 +419,129 @@ class EventConsumer:
             description=f"{self.service} consumes {', '.join(sorted(handlers))} from {topic.name}",
         )(consume)
 
-    async def _consume(self, topic: Topic, handlers: Mapping[str, Handler], msg: KafkaMessage) -> None:
+    def subscribe_batch(  # noqa: PLR0913 - the subscription's options
+        self,
+        topic: Topic,
+        idempotency: SqlIdempotency,
+        handlers: Mapping[str, SqlHandler],
+        *,
+        group_id: str | None = None,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        rebalance_timeout_ms: int | None = None,
+        max_records: int = 500,
+        batch_timeout_ms: int = 200,
+        apply_batch: SqlBatchHandler | None = None,
+    ) -> None:
+        """Consume ``topic`` in batches: up to ``max_records`` events applied in ONE database transaction.
+
+        For high-volume streams such as master data (an account of 20,000 contacts and contracts). The guarantees
+        stay those of :meth:`subscribe`: invalid messages are dead-lettered one by one, outages are retried
+        without committing; if the batch's transaction fails otherwise, its events are applied one at a time, so
+        only the poisonous one is dead-lettered. ``apply_batch`` applies all new events of a batch at once (bulk
+        statements, e.g. :func:`smartpost_shared.masterdata.apply_masterdata_batch`); it must have the same effect
+        as ``handlers`` one by one.
+        """
+        single = {event_type: idempotency.handler(fn) for event_type, fn in handlers.items()}
+
+        async def consume(msg: KafkaMessage) -> None:
+            await self._consume_batch(topic, idempotency, handlers, single, msg, apply_batch)
+
+        consume.__name__ = f"on_{topic.name.replace('.', '_')}_batch"
+        self.broker.subscriber(
+            topic.name,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
+            group_id=group_id or f"{self.group_prefix}-{self.service}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms or max(3 * session_timeout_ms, 10_000),
+            title=f"{self.service}:{topic.name}:batch",
+            description=f"{self.service} consumes {', '.join(sorted(handlers))} from {topic.name} in batches",
+        )(consume)
+
+    async def _consume_batch(
+        self,
+        topic: Topic,
+        idempotency: SqlIdempotency,
+        handlers: Mapping[str, SqlHandler],
+        single: Mapping[str, Handler],
+        msg: KafkaMessage,
+        apply_batch: SqlBatchHandler | None = None,
+    ) -> None:
+        records = [_Delivery(record, record.value or b"") for record in msg.raw_message]
+        batch: list[tuple[_Delivery, Envelope]] = []
+        for record in records:
+            envelope = await self._parse(topic, handlers, record)
+            if envelope is not None:
+                batch.append((record, envelope))
+        if not batch:
+            return
+        envelopes = [envelope for _, envelope in batch]
+        failures = 0
+        while True:
+            try:
+                applied = await asyncio.to_thread(idempotency.run_batch, handlers, envelopes, apply_batch)
+            except TRANSIENT_EXCEPTIONS as exc:
+                failures += 1
+                delay = min(self.backoff_seconds * 2 ** min(failures, 10), self.max_backoff_seconds)
+                log.warning("batch.transient_failure", error=str(exc), retry_in=delay, events=len(envelopes))
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # noqa: BLE001 - isolate the poisonous event: one at a time
+                log.warning("batch.failed_one_by_one", error=f"{type(exc).__name__}: {exc}", events=len(envelopes))
+                for record, envelope in batch:
+                    with message_context(
+                        correlation_id=envelope.correlation_id,
+                        account_id=envelope.account_id,
+                        event_id=envelope.event_id,
+                        event_type=envelope.event_type,
+                    ):
+                        await self._run_with_retries(topic, record, envelope, single[envelope.event_type])
+                return
+            log.info("batch.applied", topic=topic.name, events=len(envelopes), applied=applied)
+            return
+
+    async def _parse(  # noqa: PLR0911 - one outcome per check
+        self, topic: Topic, handlers: Mapping[str, Any], msg: Any
+    ) -> Envelope | None:
+        """The message's envelope, or None when no handler wants it or it was dead-lettered (invalid)."""
         raw: bytes = msg.body
         # Only the producer the registry names for this topic may have written it (checked before parsing).
         forged = self.verifier.problem(topic.producer, raw, signature_of(getattr(msg.raw_message, "headers", None)))
         if forged is not None:
             await self._dead_letter(topic, msg, DeadLetter(topic, f"not from {topic.producer}: {forged}", "Forged"))
-            return
+            return None
         try:
+            data = json.loads(raw)
+            if isinstance(data, dict) and "payload_ref" in data and "payload" not in data:
+                if handlers.get(str(data.get("event_type"))) is None:
+                    return None
+                raw = await self._resolve_claim_check(data)
             envelope = parse_envelope(raw)
+        except PermanentError as exc:
+            await self._dead_letter(topic, msg, DeadLetter(topic, str(exc), type(exc).__name__))
+            return None
         except ValueError as exc:
             await self._dead_letter(topic, msg, DeadLetter(topic, f"invalid message: {exc}", type(exc).__name__))
-            return
-        handler = handlers.get(envelope.event_type)
-        if handler is None:
-            return
+            return None
+        if handlers.get(envelope.event_type) is None:
+            return None
+        # Checked on the resolved envelope: a claim check's own key lies under accounts/<account>/events/.
         foreign = _foreign_storage_key(envelope)
         if foreign is not None:
             await self._dead_letter(topic, msg, DeadLetter(topic, foreign, "ForeignStorageKey"))
+            return None
+        return envelope
+
+    async def _consume(self, topic: Topic, handlers: Mapping[str, Handler], msg: KafkaMessage) -> None:
+        envelope = await self._parse(topic, handlers, msg)
+        if envelope is None:
             return
+        handler = handlers[envelope.event_type]
         with (
             message_context(
                 correlation_id=envelope.correlation_id,
@@ -334,7 +553,21 @@ class EventConsumer:
         ):
             await self._run_with_retries(topic, msg, envelope, handler)
 
-    async def _run_with_retries(self, topic: Topic, msg: KafkaMessage, envelope: Envelope, handler: Handler) -> None:
+    async def _resolve_claim_check(self, data: dict[str, Any]) -> bytes:
+        """Fetch a claim-checked envelope; storage outages are retried with backoff (nothing is committed)."""
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(self.claim_check.incoming, data)
+            except PermanentError:
+                raise
+            except TRANSIENT_EXCEPTIONS as exc:
+                failures += 1
+                delay = min(self.backoff_seconds * 2 ** min(failures, 10), self.max_backoff_seconds)
+                log.warning("claim_check.storage_unavailable", error=str(exc), retry_in=delay, failures=failures)
+                await asyncio.sleep(delay)
+
+    async def _run_with_retries(self, topic: Topic, msg: Any, envelope: Envelope, handler: Handler) -> None:
         attempt = 0
         transient_failures = 0
         while True:
@@ -362,7 +595,8 @@ class EventConsumer:
                 continue
             return
 
-    async def _dead_letter(self, topic: Topic, msg: KafkaMessage, dead: DeadLetter) -> None:
+    async def _dead_letter(self, topic: Topic, msg: Any, dead: DeadLetter) -> None:
+        """Publish ``msg`` (a KafkaMessage or one record of a batch) to the dead-letter topic with the reason."""
         raw = msg.raw_message
         source_partition = getattr(raw, "partition", None)
         source_offset = getattr(raw, "offset", None)
@@ -423,6 +657,22 @@ class SqlIdempotency:
 
         return run
 
+    def run_batch(
+        self,
+        handlers: Mapping[str, SqlHandler],
+        envelopes: list[Envelope],
+        apply_batch: SqlBatchHandler | None = None,
+    ) -> int:
+        """Apply every envelope this consumer has not processed yet, all in ONE transaction. Returns how many."""
+        with self.engine.begin() as conn:
+            new = claim_events(conn, self.consumer, envelopes)
+            if apply_batch is not None:
+                apply_batch(conn, new)
+            else:
+                for envelope in new:
+                    handlers[envelope.event_type](envelope, conn)
+        return len(new)
+
     def run_once(self, fn: SqlHandler, envelope: Envelope, key: Callable[[Envelope], uuid.UUID] | None = None) -> bool:
         """Apply ``fn`` unless this consumer already processed the event. Returns whether it ran."""
         with self.engine.begin() as conn:
@@ -433,6 +683,89 @@ class SqlIdempotency:
             return True
 
 
+class PublishHealth:
+    """What a relay knows about publishing: a message that keeps failing is surfaced, never retried silently.
+
+    After ``stuck_after`` consecutive failures (or at once for a :class:`PermanentError` such as a message too
+    large) the relay is *stuck*: ``/readyz`` reports it, every retry logs ``outbox.stuck`` at error level, and the
+    row stays pending, so nothing is lost once the cause is fixed.
+    """
+
+    def __init__(self, *, stuck_after: int = 5) -> None:
+        self.stuck_after = stuck_after
+        self.failures = 0
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self.permanent = False
+        self.failing_event: dict[str, str] = {}
+
+    @property
+    def stuck(self) -> bool:
+        return self.permanent or self.failures >= self.stuck_after
+
+    def failed(self, exc: BaseException, event: Mapping[str, str] | None = None) -> None:
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.failing_since = self.failing_since or time.time()
+        self.permanent = isinstance(exc, PermanentError)
+        self.failing_event = dict(event or {})
+        fields = {"failures": self.failures, "error": self.last_error, **self.failing_event}
+        if self.stuck:
+            log.error("outbox.stuck", **fields)
+        else:
+            log.warning("outbox.publish_failed", **fields)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info("outbox.recovered", failures=self.failures)
+        self.failures = 0
+        self.last_error = None
+        self.failing_since = None
+        self.permanent = False
+        self.failing_event = {}
+
+    def check(self) -> str:
+        """``ok`` or a readable reason for ``/readyz``."""
+        if not self.stuck:
+            return "ok"
+        event = ", ".join(f"{k}={v}" for k, v in self.failing_event.items())
+        return f"stuck: {self.failures} failed publishes ({event}): {self.last_error}"
+
+    def problem_for(self, *, account_id: str, letter_id: str) -> str | None:
+        """The stuck publish of this letter, if any (for the letter's error state in the staff UI)."""
+        event = self.failing_event
+        if self.stuck and event.get("letter_id") == letter_id and event.get("account_id") == account_id:
+            return f"{event.get('event_type', 'event')}: {self.last_error}"
+        return None
+
+    def status(self, account_id: str) -> dict[str, Any]:
+        """For ``GET /outbox/status``: whether the relay is stuck and, within the caller's account, on which letter."""
+        mine = self.failing_event.get("account_id") == account_id
+        return {
+            "stuck": self.stuck,
+            "failures": self.failures,
+            "letter_id": self.failing_event.get("letter_id") if mine else None,
+            "event_type": self.failing_event.get("event_type") if mine else None,
+        }
+
+    def backoff(self, base: float, cap: float = 30.0) -> float:
+        return float(min(base * 2 ** min(self.failures, 8), cap))
+
+
+def _event_of(body: str | bytes) -> dict[str, str]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
+    fields = {k: str(data[k]) for k in ("event_type", "event_id", "account_id") if k in data}
+    if isinstance(payload, dict) and "letter_id" in payload:
+        fields["letter_id"] = str(payload["letter_id"])
+    return fields
+
+
 class OutboxRelay:
     """Publishes rows of the transactional outbox in order, then marks them; at-least-once, consumers dedupe."""
 
@@ -440,14 +773,38 @@ class OutboxRelay:
         self.engine = engine
         self.publisher = publisher
         self.poll_seconds = poll_seconds
+        self.health = PublishHealth()
         self._stopped = asyncio.Event()
 
     async def publish_pending(self) -> int:
+        """Enqueue the pending rows in order, wait for their acks, mark the acknowledged prefix as published."""
         rows = await asyncio.to_thread(self._pending)
+        futures: list[asyncio.Future[Any]] = []
+        failure: tuple[BaseException, dict[str, Any]] | None = None
         for row in rows:
-            await self.publisher.publish_raw(row["topic"], row["message_key"], row["body"])
+            try:
+                futures.append(await self.publisher.enqueue_raw(row["topic"], row["message_key"], row["body"]))
+            except Exception as exc:  # noqa: BLE001 - recorded below; the row stays pending
+                failure = (exc, row)
+                break
+        done: list[int] = []
+        for row, future in zip(rows, futures, strict=False):
+            try:
+                await future
+            except Exception as exc:  # noqa: BLE001 - later rows are re-sent (consumers dedupe by event id)
+                failure = (exc, row)
+                break
+            done.append(int(row["position"]))
+        for future in futures[len(done) + 1 :]:
+            with contextlib.suppress(Exception):
+                await future
+        if done:
+            await asyncio.to_thread(self._mark, done)
+        if failure is not None:
+            self.health.failed(failure[0], _event_of(failure[1]["body"]))
+            raise failure[0]
         if rows:
-            await asyncio.to_thread(self._mark, [int(r["position"]) for r in rows])
+            self.health.succeeded()
         return len(rows)
 
     def _pending(self) -> list[dict[str, Any]]:
@@ -460,14 +817,15 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while not self._stopped.is_set():
+            delay = self.poll_seconds
             try:
                 sent = await self.publish_pending()
-            except Exception:
-                log.warning("outbox.publish_failed", exc_info=True)
+            except Exception:  # noqa: BLE001 - recorded and logged by PublishHealth; the row stays pending
                 sent = 0
+                delay = self.health.backoff(self.poll_seconds)
             if not sent:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._stopped.wait(), delay)
 
     def stop(self) -> None:
         self._stopped.set()

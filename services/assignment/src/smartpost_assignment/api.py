@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from smartpost_assignment.adapters.db import AssignmentStore
+from smartpost_assignment.adapters.imports import import_status
 from smartpost_assignment.adapters.masterdata_queries import count_contacts, search_contacts, units_of_property
 from smartpost_assignment.application import letter_view
 from smartpost_assignment.consumers import CONSUMER
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from smartpost_assignment.application import AssignmentService
     from smartpost_assignment.settings import Settings
+    from smartpost_shared.messaging import OutboxRelay
 
 # Account and actor come from the caller's signed claims (smartpost_shared.identity), never from plain headers.
 AccountHeader = Annotated[str | None, Depends(verified_account)]
@@ -63,7 +64,13 @@ def contact_summary(contact: Contact) -> dict[str, Any]:
     }
 
 
-def build_router(engine: Engine, service: AssignmentService, settings: Settings, broker: KafkaBroker) -> APIRouter:  # noqa: C901, PLR0915 - one closure per route
+def build_router(  # noqa: C901, PLR0915 - one closure per route
+    engine: Engine,
+    service: AssignmentService,
+    settings: Settings,
+    broker: KafkaBroker,
+    relay: OutboxRelay | None = None,
+) -> APIRouter:
     router = APIRouter()
 
     @router.get("/healthz")
@@ -85,9 +92,18 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
                 problems["kafka"] = "broker not reachable"
         except Exception as exc:  # noqa: BLE001
             problems["kafka"] = str(exc)
+        if relay is not None and relay.health.stuck:
+            problems["outbox"] = relay.health.check()
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    @router.get("/outbox/status")
+    async def outbox_status(account: AccountHeader = None) -> dict[str, Any]:
+        """Whether a PagesAssigned cannot be published (the gateway shows the letter's error state from it)."""
+        if relay is None:
+            return {"stuck": False, "failures": 0, "letter_id": None, "event_type": None}
+        return relay.health.status(_account(account))
 
     @router.get("/contacts")
     async def list_contacts(
@@ -234,20 +250,6 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
         except LookupError:
             raise HTTPException(status_code=404, detail="letter not known to the assignment service") from None
 
-    @router.get("/imports/{import_id}")
-    async def import_status(import_id: str, account: AccountHeader = None) -> dict[str, Any]:
-        """Status: received (queued), applied (every event in the read model) or rejected (with the row errors)."""
-        account_id = _account(account)
-
-        def run() -> dict[str, Any] | None:
-            with engine.connect() as conn:
-                return AssignmentStore(conn).import_status(account_id, import_id, CONSUMER)
-
-        found = await asyncio.to_thread(run)
-        if found is None:
-            raise HTTPException(status_code=404, detail="import not found")
-        return found
-
     @router.post("/imports")
     async def import_masterdata(
         request: Request, account: AccountHeader = None, actor: ActorHeader = None
@@ -281,6 +283,20 @@ def build_router(engine: Engine, service: AssignmentService, settings: Settings,
             return JSONResponse({"status": "accepted", "import_id": import_id, "counts": result.counts}, 202)
 
         return await asyncio.to_thread(run)
+
+    @router.get("/imports/{import_id}")
+    async def import_progress(import_id: str, account: AccountHeader = None) -> dict[str, Any]:
+        """Status (received, applied, rejected with the row errors) and progress (events published, applied)."""
+        account_id = _account(account)
+
+        def run() -> dict[str, Any] | None:
+            with engine.connect() as conn:
+                return import_status(conn, account_id=account_id, import_id=import_id, consumer=CONSUMER)
+
+        found = await asyncio.to_thread(run)
+        if found is None:
+            raise HTTPException(status_code=404, detail="import not found")
+        return found
 
     return router
 

@@ -24,6 +24,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.storage import MinioStore, ObjectStore
 from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
@@ -32,7 +33,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(  # noqa: PLR0915 - the wiring is one readable list
+    settings: Settings | None = None, *, store: ObjectStore | None = None
+) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
@@ -44,9 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         create_tables(engine)
 
     service = AssignmentService(MatchPolicy(settings.auto_threshold, settings.auto_margin))
+    # Object storage only for claim checks: big DocumentSplit in, big PagesAssigned out (smartpost_shared.messaging).
+    # Without its secret the service still runs; a big event then waits in the outbox and /readyz names it.
+    minio = MinioStore(settings.storage) if store is None and settings.storage.secret_key is not None else None
+    store = store or minio
+    if store is None:
+        log.warning("assignment.claim_checks_disabled", reason="no object storage secret (SMARTPOST_S3_SECRET_KEY)")
     broker = make_broker(settings.kafka, service=settings.service_name)
-    consumer = register_consumers(broker, engine, service, settings.kafka)
-    relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.outbox_poll_seconds)
+    consumer = register_consumers(broker, engine, service, settings.kafka, store)
+    relay = OutboxRelay(engine, EventPublisher(broker, store=store), poll_seconds=settings.outbox_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -57,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
             nonlocal relay_task
             await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
+            if minio is not None:  # only claim checks need it: a storage outage must not hold the service back
+                try:
+                    await asyncio.to_thread(minio.ensure_bucket)
+                except Exception:
+                    log.warning("assignment.storage_unavailable", exc_info=True)
             await start_broker(startup, broker)
             relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="assignment-outbox-relay")
 
@@ -90,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.relay = relay
     app.state.service = service
     app.state.startup = startup
-    app.include_router(build_router(engine, service, settings, broker))
+    app.include_router(build_router(engine, service, settings, broker, relay))
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), AssignmentSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -68,8 +69,30 @@ class DocumentOutcome:
 
 
 class AssignmentService:
-    def __init__(self, policy: MatchPolicy | None = None) -> None:
+    def __init__(self, policy: MatchPolicy | None = None, *, cached_accounts: int = 4) -> None:
         self.policy = policy or MatchPolicy()
+        # Account snapshots by master-data revision: a correction or a letter reuses the loaded account while its
+        # master data is unchanged (the revision is read in the same transaction, so never a stale snapshot).
+        self._snapshots: dict[str, tuple[int, AccountSnapshot]] = {}
+        self._cached_accounts = cached_accounts
+        self._snapshot_lock = threading.Lock()
+        self.snapshot_loads = 0
+
+    def snapshot(self, conn: Connection, account_id: str) -> AccountSnapshot:
+        reader = MasterDataReader(conn)
+        revision = reader.revision(account_id)
+        with self._snapshot_lock:
+            cached = self._snapshots.get(account_id)
+        if cached is not None and cached[0] == revision and revision > 0:
+            return cached[1]
+        snapshot = reader.snapshot(account_id)
+        self.snapshot_loads += 1
+        with self._snapshot_lock:
+            self._snapshots.pop(account_id, None)
+            self._snapshots[account_id] = (revision, snapshot)
+            while len(self._snapshots) > self._cached_accounts:
+                self._snapshots.pop(next(iter(self._snapshots)))
+        return snapshot
 
     # -- masterdata.events --
     def on_masterdata(self, envelope: Envelope, conn: Connection) -> None:
@@ -116,7 +139,7 @@ class AssignmentService:
         payload = split_envelope.payload
         assert isinstance(payload, DocumentSplit)
         started = time.perf_counter()
-        snapshot = MasterDataReader(conn).snapshot(context.account_id)
+        snapshot = self.snapshot(conn, context.account_id)
         outcome = self.match_document(
             conn, snapshot, context, payload.document_id, list(payload.parts), keep_confirmed=True
         )
@@ -190,7 +213,7 @@ class AssignmentService:
         part = parts.get(payload.part_id)
         if part is None:
             raise PermanentError(f"correction for unknown part {payload.part_id} of document {payload.document_id}")
-        snapshot = MasterDataReader(conn).snapshot(account)
+        snapshot = self.snapshot(conn, account)
         stored = store.parts(account, payload.letter_id, payload.document_id)
         previous = stored.get(part.part_id)
         corrected = self._corrected(payload, snapshot, context, previous)
@@ -210,11 +233,12 @@ class AssignmentService:
         ]
         warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in document.parts}, assignments)
         store.save_document(account, payload.letter_id, payload.document_id, document.parts, warnings)
+        # The echo carries what changed: the corrected part and its warnings (the letter keeps the others).
         event = PagesAssigned(
             letter_id=payload.letter_id,
             document_id=payload.document_id,
             assignments=[corrected],
-            warnings=warnings,
+            warnings=[w for w in warnings if w.part_id == part.part_id],
             is_correction=True,
         )
         add_to_outbox(
@@ -286,7 +310,7 @@ class AssignmentService:
         context = store.letter(account_id, letter_id)
         if context is None:
             raise LookupError(letter_id)
-        snapshot = MasterDataReader(conn).snapshot(account_id)
+        snapshot = self.snapshot(conn, account_id)
         outcomes: list[DocumentOutcome] = []
         correlation = uuid.uuid4()
         for document in store.documents_of_letter(account_id, letter_id):
@@ -345,7 +369,8 @@ class AssignmentService:
             raise
         event_ids: list[str] = []
         if result.ok:
-            for envelope in import_envelopes(result.events, account_id=account_id, import_id=import_id):
+            envelopes = import_envelopes(result.events, account_id=account_id, import_id=import_id)
+            for envelope in envelopes:
                 add_to_outbox(conn, envelope)
                 event_ids.append(str(envelope.event_id))
             log.info("masterdata.import_queued", import_id=import_id, actor=actor, **result.counts)

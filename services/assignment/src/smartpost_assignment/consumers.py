@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency, answer_key
 from smartpost_shared.topics import LETTERS, MASTERDATA, SPLITTER
 
@@ -13,18 +14,28 @@ if TYPE_CHECKING:
 
     from smartpost_assignment.application import AssignmentService
     from smartpost_shared.settings import KafkaSettings
+    from smartpost_shared.storage import ObjectStore
 
 CONSUMER = "assignment"
 
 
 def register_consumers(
-    broker: KafkaBroker, engine: Engine, service: AssignmentService, kafka: KafkaSettings
+    broker: KafkaBroker,
+    engine: Engine,
+    service: AssignmentService,
+    kafka: KafkaSettings,
+    store: ObjectStore | None = None,
 ) -> EventConsumer:
-    consumer = EventConsumer(broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix)
+    consumer = EventConsumer(
+        broker, service=CONSUMER, attempts=kafka.handler_attempts, group_prefix=kafka.group_prefix, store=store
+    )
     idempotent = SqlIdempotency(engine, CONSUMER)
-    consumer.subscribe(
+    # Master data in batches (one transaction per up to 500 events): an account's 20,000 contacts and contracts.
+    consumer.subscribe_batch(
         MASTERDATA,
-        {event_type: idempotent.handler(service.on_masterdata) for event_type in MASTERDATA.event_types},
+        idempotent,
+        dict.fromkeys(MASTERDATA.event_types, service.on_masterdata),
+        apply_batch=apply_masterdata_batch,
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )

@@ -136,6 +136,10 @@ def test_correction_is_re_emitted_and_survives_rematch(tmp_path: Path) -> None:
     assert corrected["is_correction"] is True
     (only,) = corrected["assignments"]
     assert (only["contact_id"], only["method"], only["unit_id"]) == ("C-1003", "manual", "U-0815-03")
+    # The echo is slim: only the corrected part's warnings, not the document's (e.g. contact_without_part).
+    assert all(w["part_id"] == "p1" for w in corrected["warnings"])
+    first = published(engine)[0]["payload"]
+    assert any(w["part_id"] != "p1" for w in first["warnings"])
     with engine.begin() as conn:
         service.rematch_letter(conn, ACCOUNT, "L1", "staff@hv")
     with engine.connect() as conn:
@@ -165,6 +169,92 @@ def test_invalid_import_queues_nothing_valid_import_queues_everything(tmp_path: 
     assert types.count("ContractUpserted") == 4
     with engine.connect() as conn:
         assert len(MasterDataReader(conn).contacts(ACCOUNT)) == 4  # applied earlier through the consumer path
+
+
+def test_import_status_counts_queued_published_and_applied_events(tmp_path: Path) -> None:
+    from smartpost_assignment.adapters.imports import import_status
+    from smartpost_shared.contracts.envelope import parse_envelope
+    from smartpost_shared.db import mark_published
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'i.sqlite3'}")
+    create_platform_tables(engine)
+    create_masterdata_tables(engine)
+    create_tables(engine)
+    service = AssignmentService()
+    with engine.begin() as conn:
+        result, import_id = service.import_masterdata(conn, ACCOUNT, EXAMPLE.read_bytes(), "m.csv", "staff")
+    total = sum(result.counts.values())
+
+    def status() -> dict:
+        with engine.connect() as conn:
+            found = import_status(conn, account_id=ACCOUNT, import_id=import_id, consumer="assignment")
+        assert found is not None
+        return found
+
+    assert (status()["total"], status()["published"], status()["applied"], status()["stage"]) == (
+        total,
+        0,
+        0,
+        "publishing",
+    )
+    assert status()["status"] == "received"
+    rows = published(engine)
+    with engine.begin() as conn:
+        mark_published(conn, list(range(1, len(rows) + 1)))
+    assert status()["stage"] == "applying"
+    idem = SqlIdempotency(engine, "assignment")
+    half = len(rows) // 2
+    idem.run_batch(
+        dict.fromkeys({r["event_type"] for r in rows}, service.on_masterdata), [parse_envelope(r) for r in rows[:half]]
+    )
+    assert status()["applied"] == half
+    for row in rows[half:]:
+        idem.run_once(service.on_masterdata, parse_envelope(row))
+    assert (status()["applied"], status()["status"], status()["stage"]) == (total, "applied", "applied")
+    with engine.begin() as conn:  # the same file again is the same import
+        service.import_masterdata(conn, ACCOUNT, EXAMPLE.read_bytes(), "m.csv", "staff")
+    assert status()["total"] == total
+    with engine.connect() as conn:
+        assert import_status(conn, account_id="other", import_id=import_id, consumer="assignment") is None
+
+
+def test_corrections_reuse_the_account_snapshot_until_master_data_changes(tmp_path: Path) -> None:
+    engine, service, idem = setup(tmp_path)
+    idem.run_once(service.on_letter_created, letter())
+    idem.run_once(service.on_document_split, split())
+    loads = service.snapshot_loads
+
+    def correct(part_id: str, contact_id: str) -> None:
+        idem.run_once(
+            service.on_assignment_corrected,
+            make_envelope(
+                AssignmentCorrected(
+                    letter_id="L1",
+                    document_id="D1",
+                    part_id=part_id,
+                    action=CorrectionAction.REASSIGN,
+                    contact_id=contact_id,
+                    actor="staff@hv",
+                ),
+                account_id=ACCOUNT,
+                producer="letters",
+            ),
+        )
+
+    correct("p0", "C-1003")
+    correct("p1", "C-1001")
+    assert service.snapshot_loads == loads  # no reload of the account per correction
+    from smartpost_shared.contracts.masterdata import ContactUpserted
+
+    idem.run_once(
+        service.on_masterdata,
+        make_envelope(
+            ContactUpserted(contact_id="C-2000", last_name="Neu", first_name="Nora"), account_id=ACCOUNT, producer="erp"
+        ),
+    )
+    correct("p1", "C-2000")  # the new contact is known at once: the snapshot was reloaded
+    assert service.snapshot_loads == loads + 1
+    assert published(engine)[-1]["payload"]["assignments"][0]["contact_id"] == "C-2000"
 
 
 def test_billing_period_of_the_letter_is_kept_and_decides_validity(tmp_path: Path) -> None:

@@ -39,6 +39,19 @@ LETTER_STATUS = {
     "deleted": "Gelöscht",
 }
 
+# A result of this letter could not be passed on to the next service (e.g. the message was refused): the relay keeps
+# it and retries, /readyz and the log name it; staff must know that waiting does not help.
+PUBLISH_STUCK = (
+    "Ein Zwischenergebnis dieses Serienbriefs kann nicht weitergegeben werden. Es geht nichts verloren, aber "
+    "Warten hilft nicht: Bitte wenden Sie sich an den technischen Support (Details stehen im Protokoll des Dienstes)."
+)
+
+BULK_ACTIONS = {
+    "discard_unmatched": "Alle nicht zuordenbaren verworfen",
+    "accept_safe": "Sichere Vorschläge übernommen",
+    "defer_property": "Liegenschaft zurückgestellt",
+}
+
 DOCUMENT_STATUS = {
     "uploaded": "Hochgeladen",
     "splitting": "Wird aufgeteilt",

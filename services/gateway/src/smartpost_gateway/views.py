@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from smartpost_gateway import texts
 from smartpost_gateway.adapters.http import Caller, ServiceError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from smartpost_gateway.adapters.assignment import AssignmentClient
 
@@ -157,6 +158,51 @@ def all_parts(letter: Json) -> list[Json]:
 def letter_warnings(letter: Json) -> list[Json]:
     """Assignment warnings that concern the letter as a whole (not one part), e.g. contacts without a document."""
     return [w for doc in letter.get("documents", []) for w in doc.get("warnings", []) if not w.get("part_id")]
+
+
+# The review list, paged (a serial letter can hold thousands of individual letters).
+REVIEW_PAGE_SIZE = 50
+REVIEW_FILTERS = {
+    "review": "Zur Prüfung",
+    "unassigned": "Nicht zugeordnet",
+    "needs_review": "Vorschlag prüfen",
+    "assigned": "Zugeordnet",
+    "discarded": "Verworfen",
+    "deferred": "Zurückgestellt",
+    "warnings": "Mit Warnung",
+    "all": "Alle",
+}
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    part_filter: str
+    property_id: str | None
+    offset: int
+
+    def url(self, base: str, **changes: Any) -> str:
+        """The review tab's URL with some parameters changed (filter, liegenschaft, ab)."""
+        values = {"filter": self.part_filter, "liegenschaft": self.property_id or "", "ab": self.offset}
+        values.update(changes)
+        query = "&".join(f"{k}={quote(str(v))}" for k, v in values.items() if v not in ("", None, 0) or k == "filter")
+        return f"{base}?{query}"
+
+
+def review_query(params: Mapping[str, str]) -> ReviewQuery:
+    part_filter = params.get("filter", "all")
+    if part_filter not in REVIEW_FILTERS:
+        part_filter = "all"
+    try:
+        offset = max(0, int(params.get("ab", "0")))
+    except ValueError:
+        offset = 0
+    return ReviewQuery(part_filter, params.get("liegenschaft") or None, offset)
+
+
+def page_property_ids(page: Json | None) -> set[str]:
+    if not page:
+        return set()
+    return {str(p["property_id"]) for p in page.get("properties", []) if p.get("property_id")}
 
 
 async def add_audit_master_data(

@@ -371,8 +371,22 @@ async def _letter_page(
     extra: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     who = caller(session)
+    page: Json | None = None
+    query = views.review_query(request.query_params)
     try:
-        letter = await letters(request).get_letter(who, letter_id)
+        if tab == "pruefung":
+            # The review list is paged: a 4,000-letter serial letter is never loaded (or rendered) at once.
+            letter = await letters(request).get_letter(who, letter_id, with_parts=False)
+            page = await letters(request).parts_page(
+                who,
+                letter_id,
+                part_filter=query.part_filter,
+                property_id=query.property_id,
+                offset=query.offset,
+                limit=views.REVIEW_PAGE_SIZE,
+            )
+        else:
+            letter = await letters(request).get_letter(who, letter_id)
     except ServiceError as exc:
         return render(
             request,
@@ -380,11 +394,14 @@ async def _letter_page(
             {"session": session, "error": texts.translate(exc)},
             status_code=exc.status if exc.status in {404, 503} else 502,
         )
+    shown = (
+        {**letter, "documents": [{**d, "parts": page["parts"]} for d in letter["documents"][:1]]} if page else letter
+    )
     master = await views.load_master_data(
         assignment(request),
         who,
-        contact_ids=views.letter_contact_ids(letter),
-        property_ids=views.letter_property_ids(letter),
+        contact_ids=views.letter_contact_ids(shown),
+        property_ids=views.letter_property_ids(shown) | views.page_property_ids(page),
     )
     context: dict[str, Any] = {
         "session": session,
@@ -392,7 +409,11 @@ async def _letter_page(
         "tab": tab,
         "master": master,
         "error": error,
-        "parts": views.all_parts(letter),
+        "parts": page["parts"] if page else views.all_parts(letter),
+        "page": page,
+        "review_query": query,
+        "REVIEW_FILTERS": views.REVIEW_FILTERS,
+        "BULK_LABELS": texts.BULK_ACTIONS,
         "letter_warnings": views.letter_warnings(letter),
         "four_eyes": _settings(request).account(session.account_id).four_eyes_release,
         "staff_name": views.staff_namer(_settings(request).staff_users),
@@ -418,7 +439,7 @@ async def _letter_page(
 @router.get("/serienbriefe/{letter_id}")
 async def letter_home(request: Request, session: SessionDep, letter_id: str) -> Response:
     try:
-        letter = await letters(request).get_letter(caller(session), letter_id)
+        letter = await letters(request).get_letter(caller(session), letter_id, with_parts=False)
     except ServiceError as exc:
         return render(request, "error_page.html", {"session": session, "error": texts.translate(exc)}, 404)
     return RedirectResponse(f"/serienbriefe/{letter_id}/{default_tab(letter)}", status_code=303)
@@ -437,14 +458,21 @@ async def letter_tab(request: Request, session: SessionDep, letter_id: str, tab:
 async def progress(request: Request, session: SessionDep, letter_id: str) -> Response:
     """Polled by htmx while splitting and assigning; sends the browser on to the review when done."""
     try:
-        letter = await letters(request).get_letter(caller(session), letter_id)
+        letter = await letters(request).get_letter(caller(session), letter_id, with_parts=False)
     except ServiceError as exc:
         return error_fragment(request, texts.translate(exc), status_code=200)
     if letter["status"] in {"in_review", "reviewed"}:
         return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/pruefung"})
     if letter["status"] == "draft" and any(d["status"] == "failed" for d in letter["documents"]):
         return Response(status_code=200, headers={"HX-Redirect": f"/serienbriefe/{letter_id}/dokumente"})
-    return render(request, "_progress.html", {"session": session, "letter": letter})
+    stuck = bool(letter.get("publish_problem"))
+    if not stuck and letter["status"] == "assigning":
+        try:
+            status = await assignment(request).outbox_status(caller(session))
+            stuck = bool(status.get("stuck")) and status.get("letter_id") == letter_id
+        except ServiceError:
+            stuck = False  # the assignment service being down is not this letter's error; polling goes on
+    return render(request, "_progress.html", {"session": session, "letter": letter, "stuck": stuck})
 
 
 # ------------------------------------------------------------------------------------------------- documents
@@ -641,7 +669,7 @@ async def contact_search(
     who = caller(session)
     client = assignment(request)
     try:
-        letter = await letters(request).get_letter(who, letter_id)
+        letter = await letters(request).get_letter(who, letter_id, with_parts=False)
         property_id = letter["property_id"] if letter["scope"] == "property" else None
         found = await client.search_contacts(who, q, property_id=property_id) if q.strip() else []
         # The search answers summaries; the contracts (property, unit) come with each contact's detail.
@@ -728,6 +756,55 @@ async def unassign(request: Request, session: PostSessionDep, letter_id: str, pa
     return redirect(request, f"/serienbriefe/{letter_id}/pruefung#teil-{part_id}")
 
 
+BULK_ACTIONS = {
+    "nicht-zuordenbare-verwerfen": "discard-unmatched",
+    "sichere-vorschlaege-uebernehmen": "accept-safe",
+    "liegenschaft-zurueckstellen": "defer-property",
+}
+
+
+@router.post("/serienbriefe/{letter_id}/pruefung/sammelaktion/{action}", response_class=HTMLResponse)
+async def bulk_review(
+    request: Request,
+    session: PostSessionDep,
+    letter_id: str,
+    action: str,
+    property_id: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+) -> Response:
+    """Sammelaktionen der Prüfung: one command each, audited, undoable until the release."""
+    require(session, Role.PREPARE)
+    service_action = BULK_ACTIONS.get(action)
+    if service_action is None:
+        return render(
+            request, "error_page.html", {"session": session, "error": texts.UiError("Seite nicht gefunden.")}, 404
+        )
+    payload = {"property_id": property_id} if service_action == "defer-property" else None
+    try:
+        await letters(request).bulk_review(caller(session), letter_id, service_action, payload)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
+    return redirect(request, _review_back(letter_id, back))
+
+
+@router.post("/serienbriefe/{letter_id}/pruefung/sammelaktion/{bulk_id}/rueckgaengig", response_class=HTMLResponse)
+async def undo_bulk_review(
+    request: Request, session: PostSessionDep, letter_id: str, bulk_id: str, back: Annotated[str, Form()] = ""
+) -> Response:
+    require(session, Role.PREPARE)
+    try:
+        await letters(request).undo_bulk_review(caller(session), letter_id, bulk_id)
+    except ServiceError as exc:
+        return await _letter_page(request, session, letter_id, "pruefung", error=texts.translate(exc), status_code=422)
+    return redirect(request, _review_back(letter_id, back))
+
+
+def _review_back(letter_id: str, back: str) -> str:
+    """Back to the review page the staff member came from (only this letter's review, never elsewhere)."""
+    base = f"/serienbriefe/{letter_id}/pruefung"
+    return back if back.startswith(base + "?") or back == base else base
+
+
 @router.post("/serienbriefe/{letter_id}/endkontrolle", response_class=HTMLResponse)
 async def confirm_review(request: Request, session: PostSessionDep, letter_id: str) -> Response:
     require(session, Role.PREPARE)
@@ -751,7 +828,7 @@ async def release(
     client = letters(request)
     four_eyes = _settings(request).account(session.account_id).four_eyes_release
     try:
-        letter = await client.get_letter(who, letter_id)
+        letter = await client.get_letter(who, letter_id, with_parts=False)
         if four_eyes:
             if letter["status"] == "reviewed" and letter.get("review_confirmed_by") == session.login:
                 return await _letter_page(
@@ -813,7 +890,7 @@ async def delete(
 ) -> Response:
     who = caller(session)
     try:
-        letter = await letters(request).get_letter(who, letter_id)
+        letter = await letters(request).get_letter(who, letter_id, with_parts=False)
         # Deleting a released letter withdraws documents from recipients: that is a release decision.
         require(session, Role.RELEASE if letter.get("items") else Role.PREPARE)
         await letters(request).delete_letter(who, letter_id, reason=reason.strip() or "Serienbrief gelöscht")

@@ -113,6 +113,19 @@ def fake(request: httpx.Request) -> httpx.Response:
     path = request.url.path
     if path == f"/v1/letters/{LETTER_ID}":
         return httpx.Response(200, json=make_letter())
+    if path == f"/v1/letters/{LETTER_ID}/parts":  # the review tab pages the parts
+        document = make_letter()["documents"][0]
+        parts = [
+            {**part, "document_id": document["document_id"], "index": i, "warnings": []}
+            for i, part in enumerate(document["parts"], start=1)
+        ]
+        page = {
+            "letter_id": LETTER_ID, "version": 3, "status": "in_review", "filter": request.url.params.get("filter"),
+            "property_id": None, "total": len(parts), "offset": 0, "limit": 50, "parts": parts,
+            "filter_counts": {"all": 2, "review": 1, "needs_review": 1, "assigned": 1}, "properties": [],
+            "bulk_actions": [],
+        }  # fmt: skip
+        return httpx.Response(200, json=page)
     if path == "/contacts/C-weiss":
         return httpx.Response(200, json=WEISS)
     if path == "/properties":

@@ -58,7 +58,7 @@ class FakeServices:
         self.state = state
         self.calls: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: C901, PLR0911 - one answer per route
+    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: C901, PLR0911, PLR0912 - one answer per route
         self.calls.append(request)
         path = request.url.path
         if path == f"/v1/letters/{LETTER_ID}" and request.method == "GET":
@@ -71,6 +71,13 @@ class FakeServices:
             return httpx.Response(
                 422, json={"detail": [{"loc": ["body", "title"], "msg": "String should have at least 1 character"}]}
             )
+        if path == f"/v1/letters/{LETTER_ID}/parts":
+            empty = {"parts": [], "total": 0, "offset": 0, "filter_counts": {"all": 0}, "properties": []}
+            return httpx.Response(200, json=self.state.get("page") or review_page(**empty, bulk_actions=[]))
+        if path.startswith(f"/v1/letters/{LETTER_ID}/review/") and request.method == "POST":
+            return httpx.Response(200, json=self.state["letter"])
+        if path == "/outbox/status":
+            return httpx.Response(200, json=self.state.get("outbox", {"stuck": False, "letter_id": None}))
         if "stuck" in self.state and path == "/v1/letters" and request.method == "GET":
             return httpx.Response(200, json={"letters": []})
         if "stuck" in self.state and path == "/v1/stuck-letters":
@@ -226,7 +233,7 @@ def test_stuck_letters_show_what_they_wait_for_and_can_be_nudged() -> None:
         token = login(client, "anna@hv.de")
         page = client.get("/serienbriefe")
         assert page.status_code == 200
-        assert "wartet auf die Zuordnung der Empfänger seit 01.03.2026 09:15" in page.text
+        assert "wartet auf die Zuordnung der Empfänger seit 01.03.2026 10:15" in page.text  # German local time (CET)
         assert "erneut anstoßen" in page.text
         response = client.post(
             f"/serienbriefe/{LETTER_ID}/erneut-anstossen", data={"csrf_token": token}, follow_redirects=False
@@ -266,3 +273,161 @@ def test_address_block_help_says_what_the_rule_does() -> None:
     assert "auf jeder Seite mit einer Anschrift" not in help_text  # the old, wrong promise
     assert "Seite 1 von 3" in help_text
     assert "wiederholen" in help_text
+
+
+@pytest.mark.parametrize(
+    ("outbox", "stuck"),
+    [
+        ({"stuck": False, "letter_id": None}, False),
+        ({"stuck": True, "letter_id": "another-letter"}, False),
+        ({"stuck": True, "letter_id": LETTER_ID, "event_type": "PagesAssigned"}, True),
+    ],
+)
+def test_progress_shows_a_german_error_when_the_letter_s_result_cannot_be_published(
+    outbox: dict[str, Any], stuck: bool
+) -> None:
+    client, _ = make_client(False, {"letter": letter("assigning"), "outbox": outbox})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.get(f"/serienbriefe/{LETTER_ID}/fortschritt/status")
+    assert response.status_code == 200
+    assert ("Verarbeitung angehalten" in response.text) is stuck
+    assert "Wird zugeordnet" in response.text
+
+
+def test_progress_shows_the_letters_own_publish_problem() -> None:
+    client, _ = make_client(False, {"letter": {**letter("splitting"), "publish_problem": "LetterCreated: ..."}})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.get(f"/serienbriefe/{LETTER_ID}/fortschritt/status")
+    assert "Verarbeitung angehalten" in response.text
+
+
+def review_page(**overrides: Any) -> dict[str, Any]:
+    part = {
+        "part_id": "D1-p7",
+        "document_id": "D1",
+        "index": 7,
+        "first_page": 15,
+        "last_page": 16,
+        "page_count": 2,
+        "storage_key": "k",
+        "thumbnail_key": None,
+        "size_bytes": 1,
+        "address_lines": ["Frau Erika Muster"],
+        "identifiers": [],
+        "property_refs": [],
+        "unit_refs": [],
+        "split_warnings": [],
+        "assignment": {
+            "status": "unmatched",
+            "contact_id": None,
+            "property_id": None,
+            "unit_id": None,
+            "method": "auto",
+            "score": 0,
+            "evidence": [],
+            "candidates": [],
+            "decided_by": None,
+        },
+        "warnings": [],
+    }
+    page = {
+        "letter_id": LETTER_ID,
+        "version": 7,
+        "status": "in_review",
+        "filter": "review",
+        "property_id": None,
+        "total": 120,
+        "offset": 50,
+        "limit": 50,
+        "parts": [part],
+        "filter_counts": {
+            "all": 4000,
+            "review": 120,
+            "unassigned": 40,
+            "needs_review": 80,
+            "assigned": 3880,
+            "discarded": 0,
+            "deferred": 0,
+            "warnings": 0,
+        },
+        "properties": [
+            {"property_id": "P1", "parts": 3000, "undecided": 100, "deferred": 0},
+            {"property_id": "P2", "parts": 1000, "undecided": 20, "deferred": 0},
+        ],
+        "bulk_actions": [
+            {
+                "bulk_id": "b-1",
+                "action": "discard_unmatched",
+                "property_id": None,
+                "parts": 12,
+                "by": "anna@hv.de",
+                "at": "2026-11-30T10:00:00Z",
+                "undone": False,
+            }
+        ],
+    }
+    page.update(overrides)
+    return page
+
+
+def test_review_is_paged_with_filters_and_german_bulk_actions() -> None:
+    state = {"letter": {**letter("in_review"), "scope": "cross_property", "property_id": None}, "page": review_page()}
+    client, fake = make_client(False, state)
+    with client:
+        token = login(client, "anna@hv.de")
+        response = client.get(f"/serienbriefe/{LETTER_ID}/pruefung?filter=review&ab=50")
+        assert response.status_code == 200, response.text
+        text = response.text
+        assert "Zur Prüfung (120)" in text
+        assert "Nicht zugeordnet (40)" in text
+        assert "Einzelbriefe 51–100 von 120" in text
+        assert "Einzelbrief 51" in text
+        assert "Alle nicht zuordenbaren verwerfen" in text
+        assert "Alle sicheren Vorschläge übernehmen" in text
+        assert "Diese Liegenschaft zurückstellen" not in text  # only when one property is chosen
+        assert "Rückgängig" in text
+        (page_call,) = [c for c in fake.calls if c.url.path.endswith("/parts")]
+        assert page_call.url.params["filter"] == "review"
+        assert page_call.url.params["offset"] == "50"
+        (letter_call,) = [c for c in fake.calls if c.url.path == f"/v1/letters/{LETTER_ID}"]
+        assert letter_call.url.params["parts"] == "none"  # the whole letter is never loaded for the review
+
+        state["page"] = review_page(property_id="P2", filter="all")
+        with_property = client.get(f"/serienbriefe/{LETTER_ID}/pruefung?filter=all&liegenschaft=P2").text
+        assert "Diese Liegenschaft zurückstellen" in with_property
+
+        back = f"/serienbriefe/{LETTER_ID}/pruefung?filter=all&liegenschaft=P2"
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/pruefung/sammelaktion/liegenschaft-zurueckstellen",
+            data={"csrf_token": token, "property_id": "P2", "back": back},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == back
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/pruefung/sammelaktion/nicht-zuordenbare-verwerfen",
+            data={"csrf_token": token, "back": "https://evil.example/"},
+            follow_redirects=False,
+        )
+        assert response.headers["location"] == f"/serienbriefe/{LETTER_ID}/pruefung"
+        client.post(
+            f"/serienbriefe/{LETTER_ID}/pruefung/sammelaktion/b-1/rueckgaengig",
+            data={"csrf_token": token},
+            follow_redirects=False,
+        )
+    (defer,) = fake.posted("/review/defer-property")
+    assert json.loads(defer.content) == {"property_id": "P2"}
+    assert defer.url.params["parts"] == "none"
+    assert len(fake.posted("/review/discard-unmatched")) == 1
+    assert len(fake.posted("/review/bulk/b-1/undo")) == 1
+
+
+def test_bulk_actions_need_the_prepare_role_and_the_csrf_token() -> None:
+    client, fake = make_client(False, {"letter": letter("in_review"), "page": review_page()})
+    with client:
+        login(client, "anna@hv.de")
+        response = client.post(f"/serienbriefe/{LETTER_ID}/pruefung/sammelaktion/sichere-vorschlaege-uebernehmen")
+        assert response.status_code == 403
+    assert fake.posted("/review/accept-safe") == []

@@ -23,18 +23,22 @@ from pydantic import ValidationError
 from smartpost_letters.adapters.pdf_check import UploadProblem, check_upload
 from smartpost_letters.application import CommandContext, LetterNotFoundError, LetterService, VersionConflictError
 from smartpost_letters.domain.errors import DocumentError, DomainError
-from smartpost_letters.domain.models import DocumentRole
+from smartpost_letters.domain.models import BulkAction, DocumentRole, SafeProposalPolicy
 from smartpost_letters.schemas import (
+    PART_FILTERS,
+    AcceptSafeIn,
     AuditEntryOut,
     AuditLogOut,
     ChangeDocumentIn,
     CreateLetterIn,
+    DeferPropertyIn,
     DocumentTypeIn,
     DocumentTypeTreeOut,
     ErrorOut,
     LetterListOut,
     LetterOut,
     LetterSummaryOut,
+    PartsPageOut,
     PrintOrderIn,
     ReassignIn,
     ReleaseIn,
@@ -108,9 +112,20 @@ def _letter_uuid(letter_id: str) -> uuid.UUID:
         raise LetterNotFoundError(letter_id) from None
 
 
-def _letter_response(letter: SerialLetter, status_code: int = 200) -> JSONResponse:
-    body = LetterOut.of(letter).model_dump(mode="json")
-    return JSONResponse(body, status_code=status_code, headers={"ETag": f'"{letter.version}"'})
+async def _letter_response(request: Request, letter: SerialLetter, status_code: int = 200) -> JSONResponse:
+    """The letter as JSON; ``?parts=none`` leaves out the parts and their warnings (page them with ``/parts``).
+
+    Built under the letter's lock, in a worker thread: a command in another thread never shows half-applied.
+    """
+    with_parts = request.query_params.get("parts", "all") != "none"
+    service = _service(request)
+
+    def render() -> tuple[dict[str, Any], int]:
+        with service.app.letters.lock(letter.id):
+            return LetterOut.of(letter, with_parts=with_parts).model_dump(mode="json"), letter.version
+
+    body, version = await _run(render)
+    return JSONResponse(body, status_code=status_code, headers={"ETag": f'"{version}"'})
 
 
 async def _run(fn: Callable[[], Any]) -> Any:
@@ -186,7 +201,7 @@ async def create_letter(request: Request, who: CallerDep, body: CreateLetterIn) 
             period_end=body.period_end,
         )
     )
-    return _letter_response(letter, 201)
+    return await _letter_response(request, letter, 201)
 
 
 @router.get("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
@@ -194,7 +209,13 @@ async def get_letter(request: Request, who: CallerDep, letter_id: str) -> JSONRe
     """The letter with documents, parts, assignments, warnings, released items and print status."""
     service = _service(request)
     letter = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
-    return _letter_response(letter)
+    response = await _letter_response(request, letter)
+    problem = request.app.state.relay.health.problem_for(account_id=who.account_id, letter_id=str(letter.id))
+    if problem is not None:
+        body = json.loads(bytes(response.body))
+        body["publish_problem"] = problem
+        response = JSONResponse(body, headers={"ETag": f'"{letter.version}"'})
+    return response
 
 
 @router.delete("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
@@ -204,7 +225,7 @@ async def delete_letter(
     """Delete the serial letter ("Serienbrief löschen"); released letters are withdrawn from the portal."""
     service = _service(request)
     letter = await _run(lambda: service.delete(who.ctx, _letter_uuid(letter_id), reason=reason))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 WAITING_STATUSES = ("splitting", "assigning", "print_ordered")
@@ -313,7 +334,7 @@ async def upload_document(
     lid = _letter_uuid(letter_id)
     letter = await _run(lambda: service.get_letter(who.account_id, lid))
     if letter.has_processed_command(who.command_id):
-        return _letter_response(letter, 201)
+        return await _letter_response(request, letter, 201)
     split_rule = _parse_rule(rule, role)
     if not file:
         raise DocumentError("no file uploaded")
@@ -334,7 +355,7 @@ async def upload_document(
             command_id = f"{who.command_id}#{index}" if who.command_id else ""
             ctx = CommandContext(who.account_id, who.actor, command_id, None)
         letter = await _attach(service, store, ctx, lid, filename, data, role, split_rule)
-    return _letter_response(letter, 201)
+    return await _letter_response(request, letter, 201)
 
 
 async def _attach(
@@ -384,21 +405,21 @@ async def change_document(
             who.ctx, _letter_uuid(letter_id), document_id=document_id, role=body.role, rule=body.rule
         )
     )
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.delete("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
 async def remove_document(request: Request, who: CallerDep, letter_id: str, document_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.remove_document(who.ctx, _letter_uuid(letter_id), document_id=document_id))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.put("/letters/{letter_id}/documents/order", response_model=LetterOut, tags=["documents"])
 async def reorder_documents(request: Request, who: CallerDep, letter_id: str, body: ReorderIn) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.reorder_documents(who.ctx, _letter_uuid(letter_id), order=body.order))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 def _stream(
@@ -445,7 +466,7 @@ async def start_split(request: Request, who: CallerDep, letter_id: str) -> JSONR
     """Start splitting: one SplitRequested per split document (attachments are appended to every part)."""
     service = _service(request)
     letter = await _run(lambda: service.start_split(who.ctx, _letter_uuid(letter_id)))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/reopen", response_model=LetterOut, tags=["documents"])
@@ -453,7 +474,7 @@ async def reopen(request: Request, who: CallerDep, letter_id: str) -> JSONRespon
     """Back to draft to edit documents ("Dokumente bearbeiten"): split results and assignments are dropped."""
     service = _service(request)
     letter = await _run(lambda: service.reopen(who.ctx, _letter_uuid(letter_id)))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 # ------------------------------------------------------------------------------------------------- parts, review
@@ -501,21 +522,79 @@ async def reassign(request: Request, who: CallerDep, letter_id: str, part_id: st
             unit_id=body.unit_id,
         )
     )
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/parts/{part_id}/unassign", response_model=LetterOut, tags=["review"])
 async def unassign(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.unassign_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/parts/{part_id}/discard", response_model=LetterOut, tags=["review"])
 async def discard(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.discard_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
+
+
+@router.get("/letters/{letter_id}/parts", response_model=PartsPageOut, tags=["review"])
+async def parts_page(
+    request: Request,
+    who: CallerDep,
+    letter_id: str,
+    filter: Annotated[str, Query(pattern="^(" + "|".join(PART_FILTERS) + ")$")] = "all",  # noqa: A002
+    property_id: Annotated[str | None, Query(max_length=128, description="'none': parts without property")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JSONResponse:
+    """One page of the review list: filter zur Prüfung (review), nicht zugeordnet (unassigned), ... by property."""
+    service = _service(request)
+
+    def render(letter: SerialLetter) -> tuple[dict[str, Any], int]:
+        page = PartsPageOut.of(letter, part_filter=filter, property_id=property_id, offset=offset, limit=limit)
+        return page.model_dump(mode="json"), letter.version
+
+    body, version = await _run(lambda: service.read(who.account_id, _letter_uuid(letter_id), render))
+    return JSONResponse(body, headers={"ETag": f'"{version}"'})
+
+
+async def _bulk(request: Request, who: Caller, letter_id: str, action: BulkAction, **kw: Any) -> JSONResponse:
+    service = _service(request)
+    letter, bulk_id = await _run(lambda: service.bulk_review(who.ctx, _letter_uuid(letter_id), action=action, **kw))
+    response = await _letter_response(request, letter)
+    response.headers["X-SmartPost-Bulk-Id"] = bulk_id
+    return response
+
+
+@router.post("/letters/{letter_id}/review/discard-unmatched", response_model=LetterOut, tags=["review"])
+async def discard_unmatched(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
+    """Alle nicht zuordenbaren verwerfen: every part without contact and without candidates, one command."""
+    return await _bulk(request, who, letter_id, BulkAction.DISCARD_UNMATCHED)
+
+
+@router.post("/letters/{letter_id}/review/accept-safe", response_model=LetterOut, tags=["review"])
+async def accept_safe(
+    request: Request, who: CallerDep, letter_id: str, body: AcceptSafeIn | None = None
+) -> JSONResponse:
+    """Alle sicheren Vorschläge übernehmen: only a unique top candidate with strong evidence, one command."""
+    policy = SafeProposalPolicy(**(body or AcceptSafeIn()).model_dump())
+    return await _bulk(request, who, letter_id, BulkAction.ACCEPT_SAFE, policy=policy)
+
+
+@router.post("/letters/{letter_id}/review/defer-property", response_model=LetterOut, tags=["review"])
+async def defer_property(request: Request, who: CallerDep, letter_id: str, body: DeferPropertyIn) -> JSONResponse:
+    """Diese Liegenschaft zurückstellen: its letters are not released with this letter (undoable before release)."""
+    return await _bulk(request, who, letter_id, BulkAction.DEFER_PROPERTY, property_id=body.property_id)
+
+
+@router.post("/letters/{letter_id}/review/bulk/{bulk_id}/undo", response_model=LetterOut, tags=["review"])
+async def undo_bulk(request: Request, who: CallerDep, letter_id: str, bulk_id: str) -> JSONResponse:
+    """Undo a bulk action for every part nobody changed since (before release)."""
+    service = _service(request)
+    letter = await _run(lambda: service.undo_bulk_review(who.ctx, _letter_uuid(letter_id), bulk_id=bulk_id))
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/review/confirm", response_model=LetterOut, tags=["review"])
@@ -523,7 +602,7 @@ async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JS
     """Endkontrolle: every part is assigned or discarded, at least one assigned."""
     service = _service(request)
     letter = await _run(lambda: service.confirm_review(who.ctx, _letter_uuid(letter_id)))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 # ------------------------------------------------------------------------------------------------- release and after
@@ -534,7 +613,7 @@ async def release(request: Request, who: CallerDep, letter_id: str, body: Releas
     """Release to the portal; each assigned part becomes one item visible only to its contact."""
     service = _service(request)
     letter = await _run(lambda: service.release(who.ctx, _letter_uuid(letter_id), notify_by_email=body.notify_by_email))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"])
@@ -542,7 +621,7 @@ async def order_print(request: Request, who: CallerDep, letter_id: str, body: Pr
     """Order postal dispatch of the released, not revoked items (once per letter)."""
     service = _service(request)
     letter = await _run(lambda: service.order_print(who.ctx, _letter_uuid(letter_id), options=body.options()))
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 @router.post("/letters/{letter_id}/revocations", response_model=LetterOut, tags=["release"])
@@ -554,7 +633,7 @@ async def revoke(request: Request, who: CallerDep, letter_id: str, body: RevokeI
             who.ctx, _letter_uuid(letter_id), unit_id=body.unit_id, item_ids=body.item_ids, reason=body.reason
         )
     )
-    return _letter_response(letter)
+    return await _letter_response(request, letter)
 
 
 # ------------------------------------------------------------------------------------------------- document types

@@ -52,7 +52,9 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     event_app = LettersApplication(
-        event_store_env(settings.resolved_event_store_url()), snapshot_interval=settings.snapshot_interval
+        event_store_env(settings.resolved_event_store_url()),
+        snapshot_interval=settings.snapshot_interval,
+        cached_letters=settings.cached_letters,
     )
     engine = make_engine(settings.resolved_database_url())
     projector = LetterSummaryProjector(event_app, engine)
@@ -62,7 +64,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     else:
         minio = None
     broker = make_broker(settings.kafka, service=settings.service_name)
-    publisher = EventPublisher(broker)
+    publisher = EventPublisher(broker, store=store)
     relay = NotificationLogRelay(
         event_app,
         publisher,
@@ -72,7 +74,9 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         fault=settings.fault_injection,
     )
     service = LetterService(event_app, four_eyes_accounts=frozenset(settings.four_eyes_accounts))
-    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    consumer = EventConsumer(
+        broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=store
+    )
     startup = Startup(settings.service_name)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
@@ -163,6 +167,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
             checks["kafka"] = "ok" if await request.app.state.broker.ping(timeout=2.0) else "unreachable"
         except Exception as exc:  # noqa: BLE001
             checks["kafka"] = f"error: {exc}"
+        checks["outbox"] = relay.health.check()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 from pydantic import BaseModel
 
@@ -25,10 +28,13 @@ from smartpost_letters.domain.errors import DocumentTypeError, IllegalTransition
 from smartpost_letters.domain.letter import Actor, InboundOutcome, SerialLetter
 from smartpost_letters.domain.models import (
     Assignment,
+    BulkAction,
+    BulkChange,
     DocumentStatus,
     MailpieceView,
     Part,
     PendingAssignment,
+    SafeProposalPolicy,
     SourceDocument,
     SplitFailure,
     SplitRequest,
@@ -40,7 +46,7 @@ from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from eventsourcing.domain import DomainEventProtocol
 
@@ -130,6 +136,7 @@ class DateAsISO(Transcoding):
 
 
 STORED_MODELS: tuple[type[BaseModel], ...] = (
+    BulkChange,
     SourceDocument,
     Part,
     Assignment,
@@ -151,18 +158,84 @@ class LettersApplication(Application[uuid.UUID]):
     """The event store of serial letters and document-type trees (SQLite file or PostgreSQL via ``env``)."""
 
     name = "letters"
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 50}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 500}
 
-    def __init__(self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None, cached_letters: int = 2
+    ) -> None:
         if snapshot_interval is not None:
             self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
+        self.letters = LetterCache(self, max_letters=cached_letters)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
         for model in STORED_MODELS:
             transcoder.register(PydanticTranscoding(model))
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[uuid.UUID]) -> None:
+        """Snapshot the aggregate just saved as it is in memory (the library re-reads it from the store first)."""
+        if not self.snapshots or not self.snapshotting_intervals:
+            return
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate)) if aggregate is not None else None
+            if aggregate is None or interval is None or event.originator_version % interval:
+                continue
+            if getattr(aggregate, "version", None) == event.originator_version:
+                snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+                assert snapshot_class is not None
+                self.snapshots.put([snapshot_class.take(aggregate)])
+            else:
+                self.take_snapshot(aggregate_id=event.originator_id, version=event.originator_version)
+
+
+class LetterCache:
+    """The last few letters in memory, brought up to date from the event store on every use.
+
+    A command on a 4,000-part letter then reads only the events it has not seen (usually none) instead of
+    decoding and validating the whole letter from its last snapshot. Every use of a cached letter (commands,
+    inbound results, reads) holds the letter's lock, so threads never see each other's half-applied changes; a
+    command that fails after it changed the letter (conflict, error) evicts it, so the next use rebuilds it from
+    the store. Other processes writing the same letter are picked up by the fast-forward.
+    """
+
+    def __init__(self, app: LettersApplication, *, max_letters: int = 4) -> None:
+        self.app = app
+        self.max_letters = max_letters
+        self._letters: OrderedDict[uuid.UUID, Any] = OrderedDict()
+        self._locks: dict[uuid.UUID, threading.RLock] = {}
+        self._guard = threading.Lock()
+        self.rebuilds = 0
+
+    @contextmanager
+    def lock(self, aggregate_id: uuid.UUID) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(aggregate_id, threading.RLock())
+        with lock:
+            yield
+
+    def get(self, aggregate_id: uuid.UUID) -> Any:
+        """The current aggregate (caller holds :meth:`lock`). Raises ``AggregateNotFoundError``."""
+        cached = self._letters.get(aggregate_id)
+        if cached is None:
+            cached = self.app.repository.get(aggregate_id)
+            self.rebuilds += 1
+        else:
+            new_events = list(self.app.repository.event_store.get(originator_id=aggregate_id, gt=cached.version))
+            if new_events:
+                cached = project_aggregate(cached, new_events)
+        with self._guard:
+            self._letters[aggregate_id] = cached
+            self._letters.move_to_end(aggregate_id)
+            while len(self._letters) > self.max_letters:
+                self._letters.popitem(last=False)
+        return cached
+
+    def evict(self, aggregate_id: uuid.UUID) -> None:
+        with self._guard:
+            self._letters.pop(aggregate_id, None)
 
 
 def event_store_env(url: str) -> dict[str, str]:
@@ -245,33 +318,55 @@ class LetterService:
             self.on_saved()
 
     def get_letter(self, account_id: str, letter_id: uuid.UUID) -> SerialLetter:
+        """The current letter. Use :meth:`read` to look at it while commands may run in other threads."""
+        with self.app.letters.lock(letter_id):
+            return self._get_locked(account_id, letter_id)
+
+    def read(self, account_id: str, letter_id: uuid.UUID, view: Callable[[SerialLetter], T]) -> T:
+        """``view(letter)`` while no command changes the letter (responses are built this way)."""
+        with self.app.letters.lock(letter_id):
+            return view(self._get_locked(account_id, letter_id))
+
+    def _get_locked(self, account_id: str, letter_id: uuid.UUID) -> SerialLetter:
         try:
-            letter: object = self.app.repository.get(letter_id)
+            letter: object = self.app.letters.get(letter_id)
         except AggregateNotFoundError:
             raise LetterNotFoundError(str(letter_id)) from None
         if not isinstance(letter, SerialLetter) or letter.account_id != account_id:
             raise LetterNotFoundError(str(letter_id))
         return letter
 
+    def _apply_and_save(self, letter: SerialLetter, change: Callable[[SerialLetter], T]) -> T:
+        """Run ``change`` and save; on any failure after the letter changed in memory, forget the cached copy."""
+        try:
+            result = change(letter)
+            if letter.pending_events:
+                self._save(letter)
+        except BaseException:
+            if letter.pending_events:
+                self.app.letters.evict(letter.id)
+            raise
+        return result
+
     def _execute(self, ctx: CommandContext, letter_id: uuid.UUID, command: Callable[[SerialLetter], T]) -> SerialLetter:
         for _ in range(MAX_CONCURRENCY_RETRIES):
-            letter = self.get_letter(ctx.account_id, letter_id)
-            if letter.has_processed_command(ctx.command_id):
-                log.info("command.replayed", letter_id=str(letter_id), command_id=ctx.command_id)
+            with self.app.letters.lock(letter_id):
+                letter = self._get_locked(ctx.account_id, letter_id)
+                if letter.has_processed_command(ctx.command_id):
+                    log.info("command.replayed", letter_id=str(letter_id), command_id=ctx.command_id)
+                    return letter
+                if ctx.expected_version is not None and ctx.expected_version != letter.version:
+                    raise VersionConflictError(ctx.expected_version, letter.version)
+                try:
+                    self._apply_and_save(letter, command)
+                except IntegrityError:
+                    if ctx.expected_version is not None:
+                        current = self._get_locked(ctx.account_id, letter_id)
+                        if current.has_processed_command(ctx.command_id):
+                            return current
+                        raise VersionConflictError(ctx.expected_version, current.version) from None
+                    continue
                 return letter
-            if ctx.expected_version is not None and ctx.expected_version != letter.version:
-                raise VersionConflictError(ctx.expected_version, letter.version)
-            command(letter)
-            try:
-                self._save(letter)
-            except IntegrityError:
-                if ctx.expected_version is not None:
-                    current = self.get_letter(ctx.account_id, letter_id)
-                    if current.has_processed_command(ctx.command_id):
-                        return current
-                    raise VersionConflictError(ctx.expected_version, current.version) from None
-                continue
-            return letter
         current = self.get_letter(ctx.account_id, letter_id)
         raise VersionConflictError(ctx.expected_version or current.version, current.version)
 
@@ -279,15 +374,12 @@ class LetterService:
         self, account_id: str, letter_id: uuid.UUID, record: Callable[[SerialLetter], InboundOutcome]
     ) -> InboundOutcome:
         for _ in range(MAX_CONCURRENCY_RETRIES):
-            letter = self.get_letter(account_id, letter_id)
-            outcome = record(letter)
-            if outcome == InboundOutcome.DUPLICATE:
-                return outcome
-            try:
-                self._save(letter)
-            except IntegrityError:
-                continue
-            return outcome
+            with self.app.letters.lock(letter_id):
+                letter = self._get_locked(account_id, letter_id)
+                try:
+                    return self._apply_and_save(letter, record)
+                except IntegrityError:
+                    continue
         raise ConnectionError(f"letter {letter_id} kept changing concurrently; retry later")
 
     # ---------------------------------------------------------------------------------------------- letters
@@ -422,6 +514,35 @@ class LetterService:
 
     def discard_part(self, ctx: CommandContext, letter_id: uuid.UUID, *, part_id: str) -> SerialLetter:
         return self._execute(ctx, letter_id, lambda letter: letter.discard_part(part_id=part_id, actor=ctx.as_actor))
+
+    def bulk_review(
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        action: BulkAction,
+        property_id: str | None = None,
+        policy: SafeProposalPolicy | None = None,
+    ) -> tuple[SerialLetter, str]:
+        """One bulk review action as one command and one event; returns the letter and the action's id (undo)."""
+        bulk_id = (
+            str(uuid.uuid5(DOCUMENT_NAMESPACE, f"bulk\x00{letter_id}\x00{ctx.command_id}"))
+            if ctx.command_id
+            else str(uuid.uuid4())
+        )
+        letter = self._execute(
+            ctx,
+            letter_id,
+            lambda letter: letter.bulk_review(
+                bulk_id=bulk_id, action=action, actor=ctx.as_actor, property_id=property_id, policy=policy
+            ),
+        )
+        return letter, bulk_id
+
+    def undo_bulk_review(self, ctx: CommandContext, letter_id: uuid.UUID, *, bulk_id: str) -> SerialLetter:
+        return self._execute(
+            ctx, letter_id, lambda letter: letter.undo_bulk_review(bulk_id=bulk_id, actor=ctx.as_actor)
+        )
 
     def confirm_review(self, ctx: CommandContext, letter_id: uuid.UUID) -> SerialLetter:
         return self._execute(ctx, letter_id, lambda letter: letter.confirm_review(actor=ctx.as_actor))

@@ -62,6 +62,18 @@ class ReassignIn(Model):
     unit_id: str | None = None
 
 
+class AcceptSafeIn(Model):
+    """When a proposal counts as safe (defaults: the assignment service's own thresholds for automatic matches)."""
+
+    min_score: float = Field(default=7.0, ge=0)
+    min_margin: float = Field(default=3.0, ge=0)
+    min_evidence: int = Field(default=2, ge=1)
+
+
+class DeferPropertyIn(Model):
+    property_id: str = Field(min_length=1)
+
+
 class PrintOrderIn(PrintOptions):
     """The print options as a command body, strict about unknown fields.
 
@@ -103,6 +115,7 @@ class AssignmentOut(Model):
     evidence: list[str]
     candidates: list[dict[str, Any]]
     decided_by: str | None
+    deferred: bool = False
 
     @classmethod
     def of(cls, a: Assignment) -> AssignmentOut:
@@ -116,6 +129,7 @@ class AssignmentOut(Model):
             evidence=a.evidence,
             candidates=[c.model_dump(mode="json") for c in a.candidates],
             decided_by=a.decided_by,
+            deferred=a.deferred,
         )
 
 
@@ -155,7 +169,7 @@ class PartOut(Model):
             unit_refs=p.unit_refs,
             split_warnings=p.split_warnings,
             assignment=AssignmentOut.of(p.assignment) if p.assignment else None,
-            warnings=[w for w in warnings if w.part_id == p.part_id],
+            warnings=[w for w in warnings if w.part_id == p.part_id],  # callers pass this part's warnings
         )
 
 
@@ -172,11 +186,17 @@ class DocumentOut(Model):
     page_count: int | None
     failure: SplitFailure | None
     split_warnings: list[str]
-    warnings: list[AssignmentWarning] = Field(description="assignment warnings of this document")
-    parts: list[PartOut]
+    warnings: list[AssignmentWarning] = Field(
+        description="assignment warnings of this document (with ?parts=none only those of no single part)"
+    )
+    parts: list[PartOut] = Field(description="empty with ?parts=none: page them with GET /letters/{id}/parts")
+    part_count: int = 0
 
     @classmethod
-    def of(cls, d: SourceDocument, position: int) -> DocumentOut:
+    def of(cls, d: SourceDocument, position: int, *, with_parts: bool = True) -> DocumentOut:
+        by_part: dict[str | None, list[AssignmentWarning]] = {}
+        for w in d.assignment_warnings:
+            by_part.setdefault(w.part_id, []).append(w)
         return cls(
             document_id=d.document_id,
             position=position,
@@ -190,8 +210,9 @@ class DocumentOut(Model):
             page_count=d.page_count,
             failure=d.failure,
             split_warnings=d.split_warnings,
-            warnings=d.assignment_warnings,
-            parts=[PartOut.of(p, d.assignment_warnings) for p in d.parts],
+            warnings=d.assignment_warnings if with_parts else by_part.get(None, []),
+            parts=[PartOut.of(p, by_part.get(p.part_id, [])) for p in d.parts] if with_parts else [],
+            part_count=len(d.parts),
         )
 
 
@@ -258,9 +279,12 @@ class LetterOut(Model):
     items: list[ItemOut]
     print_order: PrintOrderOut | None
     deleted_at: datetime | None
+    publish_problem: str | None = Field(
+        default=None, description="an event of this letter cannot be published (the relay is stuck on it)"
+    )
 
     @classmethod
-    def of(cls, letter: SerialLetter) -> LetterOut:
+    def of(cls, letter: SerialLetter, *, with_parts: bool = True) -> LetterOut:
         parts = letter.parts()
         blockers = letter._release_blockers()  # noqa: SLF001 - the same rule the aggregate enforces
         if letter.status == LetterStatus.IN_REVIEW:
@@ -293,7 +317,7 @@ class LetterOut(Model):
             created_by=letter.created_by,
             created_at=letter.created_on,
             updated_at=letter.modified_on,
-            documents=[DocumentOut.of(d, i) for i, d in enumerate(letter.documents)],
+            documents=[DocumentOut.of(d, i, with_parts=with_parts) for i, d in enumerate(letter.documents)],
             counts=CountsOut(
                 documents=len(letter.documents),
                 parts=len(parts),
@@ -323,6 +347,115 @@ class LetterOut(Model):
             if letter.print_order_id and letter.print_options
             else None,
             deleted_at=letter.deleted_at,
+        )
+
+
+PART_FILTERS = ("all", "review", "unassigned", "needs_review", "assigned", "discarded", "deferred", "warnings")
+
+
+def part_filters(p: Part, warned: set[str]) -> set[str]:
+    """The review list's filters a part is in: zur Prüfung (review), nicht zugeordnet (unassigned), ... ."""
+    a = p.assignment
+    status = a.status.value if a else "unmatched"
+    deferred = a is not None and a.deferred
+    found = {"all"}
+    if not p.is_decided:
+        found.add("review")
+    if status == "unmatched":
+        found.add("unassigned")
+    if status == "needs_review":
+        found.add("needs_review")
+    if p.is_assigned:
+        found.add("assigned")
+    if p.is_discarded:
+        found.add("deferred" if deferred else "discarded")
+    if p.part_id in warned:
+        found.add("warnings")
+    return found
+
+
+class PropertyCountOut(Model):
+    property_id: str | None
+    parts: int
+    undecided: int
+    deferred: int
+
+
+class BulkActionOut(Model):
+    bulk_id: str
+    action: str
+    property_id: str | None
+    parts: int
+    by: str
+    at: datetime
+    undone: bool
+
+
+class PartsPageOut(Model):
+    """One page of a letter's parts (the review list), with the counts behind every filter."""
+
+    letter_id: str
+    version: int
+    status: LetterStatus
+    filter: str
+    property_id: str | None
+    total: int = Field(description="parts matching the filter (and property)")
+    offset: int
+    limit: int
+    parts: list[PartOut]
+    filter_counts: dict[str, int]
+    properties: list[PropertyCountOut]
+    bulk_actions: list[BulkActionOut]
+
+    @classmethod
+    def of(
+        cls,
+        letter: SerialLetter,
+        *,
+        part_filter: str,
+        property_id: str | None,
+        offset: int,
+        limit: int,
+    ) -> PartsPageOut:
+        warnings_by_part: dict[str, list[AssignmentWarning]] = {}
+        for d in letter.documents:
+            for w in d.assignment_warnings:
+                if w.part_id is not None:
+                    warnings_by_part.setdefault(w.part_id, []).append(w)
+        warned = set(warnings_by_part) | {p.part_id for p in letter.parts() if p.split_warnings}
+        parts = letter.parts()
+        in_property = [
+            p
+            for p in parts
+            if property_id is None
+            or (p.assignment.property_id if p.assignment else None) == (None if property_id == "none" else property_id)
+        ]
+        filters = [(p, part_filters(p, warned)) for p in in_property]
+        matching = [p for p, found in filters if part_filter in found]
+        properties: dict[str | None, list[Part]] = {}
+        for p in parts:
+            properties.setdefault(p.assignment.property_id if p.assignment else None, []).append(p)
+        return cls(
+            letter_id=str(letter.id),
+            version=letter.version,
+            status=letter.status,
+            filter=part_filter,
+            property_id=property_id,
+            total=len(matching),
+            offset=offset,
+            limit=limit,
+            parts=[PartOut.of(p, warnings_by_part.get(p.part_id, [])) for p in matching[offset : offset + limit]],
+            filter_counts={f: sum(1 for _, found in filters if f in found) for f in PART_FILTERS},
+            properties=[
+                PropertyCountOut(
+                    property_id=pid,
+                    parts=len(ps),
+                    undecided=sum(1 for p in ps if not p.is_decided),
+                    deferred=sum(1 for p in ps if p.assignment is not None and p.assignment.deferred),
+                )
+                for pid, ps in sorted(properties.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+            ],
+            bulk_actions=[BulkActionOut(bulk_id=k, **v) for k, v in letter.bulk_actions.items()],
         )
 
 

@@ -28,7 +28,10 @@ class Settings(ServiceSettings):
     # store in that database. The read model (letter list) follows ``database_url`` (SQLite by default); when
     # ``database_url`` is PostgreSQL and ``event_store_url`` is unset, the event store uses the same database.
     event_store_url: str | None = None
-    snapshot_interval: int = Field(default=50, ge=2)
+    # With the in-memory letters a snapshot only serves a cold start; each is the whole letter (MBs at 4,000 parts).
+    snapshot_interval: int = Field(default=500, ge=2)
+    # Letters kept in memory and fast-forwarded from the event store (commands cost O(1) in the letter's size).
+    cached_letters: int = Field(default=2, ge=0)
     relay_poll_seconds: float = Field(default=0.2, gt=0)
     relay_batch_size: int = Field(default=200, ge=1, le=5000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)

@@ -320,6 +320,129 @@ def test_thumbnail_from_the_documents_thumbnail_pack_is_its_byte_range(env) -> N
         assert (got.content, got.headers["content-type"]) == (b"thumb-%04d" % i, "image/png")
 
 
+def test_a_letter_whose_event_cannot_be_published_shows_it(env):
+    from smartpost_shared.messaging import MessageTooLargeError
+
+    client, app, _ = env
+    created = make_letter(client)
+    other = make_letter(client, account="acc-2")
+    assert client.get(f"/v1/letters/{created['letter_id']}", headers=headers()).json()["publish_problem"] is None
+    app.state.relay.health.failed(
+        MessageTooLargeError("LetterReleased of 2000000 bytes"),
+        {"event_type": "LetterReleased", "account_id": "acc-1", "letter_id": created["letter_id"]},
+    )
+    body = client.get(f"/v1/letters/{created['letter_id']}", headers=headers()).json()
+    assert "LetterReleased" in body["publish_problem"]
+    assert client.get(f"/v1/letters/{other['letter_id']}", headers=headers("acc-2")).json()["publish_problem"] is None
+    # another account never learns about it
+    assert app.state.relay.health.problem_for(account_id="acc-2", letter_id=created["letter_id"]) is None
+
+
+def _review_letter(client, app, count=6):
+    letter = make_letter(client)
+    lid = letter["letter_id"]
+    assert upload(client, lid).status_code == 201
+    doc_id, parts = drive_to_review(app, client, lid, count=count)
+    return lid, doc_id, parts
+
+
+def test_parts_are_paged_and_filtered_and_commands_can_answer_without_parts(env):
+    client, app, _ = env
+    lid, _, parts = _review_letter(client, app, count=6)
+    client.post(f"/v1/letters/{lid}/parts/{parts[1].part_id}/unassign", headers=headers())
+    r = client.post(f"/v1/letters/{lid}/parts/{parts[2].part_id}/discard?parts=none", headers=headers())
+    assert r.status_code == 200
+    slim = r.json()
+    assert slim["documents"][0]["parts"] == []
+    assert slim["documents"][0]["part_count"] == 6
+    assert slim["counts"]["discarded"] == 1
+    page = client.get(f"/v1/letters/{lid}/parts?limit=2&offset=2", headers=headers()).json()
+    assert page["total"] == 6
+    assert [p["part_id"] for p in page["parts"]] == [parts[2].part_id, parts[3].part_id]
+    review = client.get(f"/v1/letters/{lid}/parts?filter=review", headers=headers()).json()
+    assert [p["part_id"] for p in review["parts"]] == [parts[1].part_id]
+    assert review["filter_counts"]["unassigned"] == 1
+    assert review["filter_counts"]["discarded"] == 1
+    assert review["filter_counts"]["assigned"] == 4
+    assert review["properties"][0] == {"property_id": "prop-1", "parts": 4, "undecided": 0, "deferred": 0}
+    in_prop = client.get(f"/v1/letters/{lid}/parts?property_id=prop-1&filter=all", headers=headers()).json()
+    assert in_prop["total"] == 4
+    none = client.get(f"/v1/letters/{lid}/parts?property_id=none", headers=headers()).json()
+    assert none["total"] == 2
+    assert client.get(f"/v1/letters/{lid}/parts?filter=bogus", headers=headers()).status_code == 422
+    assert client.get(f"/v1/letters/{lid}/parts", headers=headers("acc-2")).status_code == 404
+
+
+def test_bulk_actions_over_http_are_one_event_each_audited_and_undoable(env):
+    client, app, _ = env
+    lid, _, parts = _review_letter(client, app, count=4)
+    client.post(f"/v1/letters/{lid}/parts/{parts[0].part_id}/unassign", headers=headers())
+    before = client.get(f"/v1/letters/{lid}", headers=headers()).json()["version"]
+    r = client.post(
+        f"/v1/letters/{lid}/review/defer-property?parts=none", json={"property_id": "prop-1"}, headers=headers()
+    )
+    assert r.status_code == 200, r.text
+    bulk_id = r.headers["X-SmartPost-Bulk-Id"]
+    assert r.json()["version"] == before + 1
+    assert r.json()["counts"]["discarded"] == 3
+    page = client.get(f"/v1/letters/{lid}/parts?filter=deferred", headers=headers()).json()
+    assert page["total"] == 3
+    assert page["bulk_actions"][0]["action"] == "defer_property"
+    assert page["bulk_actions"][0]["parts"] == 3
+    audit = client.get(f"/v1/letters/{lid}/audit", headers=headers()).json()["entries"]
+    assert audit[-1]["action"] == "bulk_reviewed"
+    assert audit[-1]["actor"] == "staff:anna"
+    r = client.post(f"/v1/letters/{lid}/review/discard-unmatched", headers=headers())
+    assert r.status_code == 200
+    assert r.json()["counts"]["undecided"] == 0
+    r = client.post(f"/v1/letters/{lid}/review/bulk/{bulk_id}/undo", headers=headers())
+    assert r.status_code == 200, r.text
+    assert r.json()["counts"]["assigned"] == 3
+    again = client.post(f"/v1/letters/{lid}/review/accept-safe", headers=headers())
+    assert again.status_code == 422  # nothing safe to accept: a clear error, nothing changed
+
+
+def test_the_cached_letter_sees_what_another_process_wrote(env, tmp_path):
+    """Two service instances on one event store (e.g. API replica and consumer): no stale letter, no lost write."""
+    from smartpost_letters.application import LettersApplication, LetterService, event_store_env
+
+    client, app, _ = env
+    lid, _, parts = _review_letter(client, app, count=3)
+    assert client.get(f"/v1/letters/{lid}", headers=headers()).json()["counts"]["discarded"] == 0
+    other_app = LettersApplication(event_store_env(app.state.settings.resolved_event_store_url()))
+    other = LetterService(other_app)
+    from smartpost_letters.application import CommandContext
+
+    other.discard_part(CommandContext("acc-1", "staff:bernd"), uuid.UUID(lid), part_id=parts[0].part_id)
+    assert client.get(f"/v1/letters/{lid}", headers=headers()).json()["counts"]["discarded"] == 1
+    # A command on the stale cached copy conflicts in the store, is retried on the fresh state, nothing is lost.
+    other.discard_part(CommandContext("acc-1", "staff:bernd"), uuid.UUID(lid), part_id=parts[1].part_id)
+    r = client.post(f"/v1/letters/{lid}/parts/{parts[2].part_id}/discard", headers=headers())
+    assert r.json()["counts"]["discarded"] == 3
+    other_app.close()
+
+
+def test_letters_rebuilt_from_a_snapshot_taken_in_memory_equal_the_cached_ones(tmp_path):
+    from smartpost_letters.application import CommandContext, LettersApplication, LetterService, event_store_env
+
+    settings = Settings(data_dir=str(tmp_path), log_json=False, snapshot_interval=3)
+    app = create_app(settings, store=MemoryStore())
+    client = TestClient(app)
+    lid, _, parts = _review_letter(client, app, count=4)
+    service = app.state.service
+    for p in parts:
+        service.discard_part(CommandContext("acc-1", "staff:anna"), uuid.UUID(lid), part_id=p.part_id)
+    cached = client.get(f"/v1/letters/{lid}", headers=headers()).json()
+    fresh_app = LettersApplication(event_store_env(settings.resolved_event_store_url()), snapshot_interval=3)
+    assert list(fresh_app.snapshots.get(uuid.UUID(lid)))  # snapshots were taken
+    fresh = LetterService(fresh_app).get_letter("acc-1", uuid.UUID(lid))
+    from smartpost_letters.schemas import LetterOut
+
+    assert LetterOut.of(fresh).model_dump(mode="json") == cached
+    fresh_app.close()
+    app.state.event_app.close()
+
+
 def test_upload_checks_every_file_and_reports_all_problems_at_once_in_german(env, tmp_path):
     """Issue #15 finding 6: encrypted, empty and corrupt files are found at upload, all in one answer."""
     client, _, store = env

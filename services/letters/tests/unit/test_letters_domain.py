@@ -416,6 +416,60 @@ def test_correction_echo_enriches_matching_manual_decision_and_stale_echo_is_ign
     assert b.letter.part("doc-1-p0").assignment.contact_id == "c-new"
 
 
+def test_echo_of_a_correction_after_the_review_was_confirmed_keeps_the_confirmation():
+    """Staff discard a part, confirm at once; the assignment service's echo arrives after the confirmation."""
+    b = LetterBuilder().to_review(2)
+    b.letter.discard_part(part_id="doc-1-p1", actor=STAFF)
+    b.letter.confirm_review(actor=Actor("staff:bernd"))
+    version = b.letter.version
+    echo = PartAssignment(
+        part_id="doc-1-p1",
+        status=AssignmentStatus.DISCARDED,
+        method=AssignmentMethod.MANUAL,
+        evidence=["von staff:anna verworfen"],
+    )
+    outcome = b.letter.record_assignments(
+        inbound_event_id="echo-discard",
+        document_id="doc-1",
+        assignments=[echo],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
+    assert outcome == InboundOutcome.UNCHANGED
+    assert b.letter.version == version  # no event for an echo that changes nothing
+    assert b.letter.status == LetterStatus.REVIEWED
+    assert b.letter.review_confirmed_by == "staff:bernd"
+
+
+def test_echo_that_completes_the_placement_after_confirmation_keeps_the_confirmation():
+    b = LetterBuilder().to_review(1)
+    b.letter.reassign_part(part_id="doc-1-p0", contact_id="c-new", property_id=None, unit_id=None, actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    echo = PartAssignment(
+        part_id="doc-1-p0",
+        status=AssignmentStatus.ASSIGNED,
+        contact_id="c-new",
+        property_id="prop-1",
+        unit_id="unit-7",
+        method=AssignmentMethod.MANUAL,
+        score=1.0,
+        evidence=["manuell zugeordnet von staff:anna"],
+    )
+    outcome = b.letter.record_assignments(
+        inbound_event_id="echo-unit",
+        document_id="doc-1",
+        assignments=[echo],
+        warnings=[],
+        is_correction=True,
+        actor=ASSIGNER,
+    )
+    assert outcome == InboundOutcome.APPLIED
+    assert b.letter.part("doc-1-p0").assignment.unit_id == "unit-7"
+    assert b.letter.status == LetterStatus.REVIEWED
+    assert b.letter.review_confirmed_by == "staff:anna"
+
+
 # ------------------------------------------------------------------------------------------------ review
 
 
@@ -698,6 +752,142 @@ def test_every_event_names_its_actor_and_the_history_replays_to_the_same_state()
         replayed = e.mutate(replayed)
     assert replayed.status == LetterStatus.RELEASED
     assert replayed.items == b.letter.items
+
+
+# ------------------------------------------------------------------------------------------------ bulk review
+
+
+def _proposals(b: LetterBuilder) -> None:
+    """p0 assigned, p1 a safe proposal, p2 an unsafe one (two close candidates), p3 unmatched, p4 unmatched with a
+    candidate (someone must look), p5 assigned in prop-2."""
+    from smartpost_shared.contracts.documents import Candidate
+
+    parts = b.parts["doc-1"]
+    strong = ["Name im Anschriftenfeld", "Straße und Hausnummer"]
+    proposals = [
+        assigned(parts[0], "c0", unit="u0"),
+        PartAssignment(
+            part_id=parts[1].part_id,
+            status=AssignmentStatus.NEEDS_REVIEW,
+            contact_id="c1",
+            property_id="prop-1",
+            candidates=[
+                Candidate(contact_id="c1", score=11.0, property_id="prop-1", unit_id="u1", evidence=strong),
+                Candidate(contact_id="c9", score=4.0, evidence=["Postleitzahl"]),
+            ],
+        ),
+        PartAssignment(
+            part_id=parts[2].part_id,
+            status=AssignmentStatus.NEEDS_REVIEW,
+            contact_id="c2",
+            candidates=[
+                Candidate(contact_id="c2", score=10.0, unit_id="u2", evidence=strong),
+                Candidate(contact_id="c2b", score=9.0, unit_id="u2", evidence=strong),
+            ],
+        ),
+        PartAssignment(part_id=parts[3].part_id, status=AssignmentStatus.UNMATCHED),
+        PartAssignment(
+            part_id=parts[4].part_id,
+            status=AssignmentStatus.UNMATCHED,
+            candidates=[Candidate(contact_id="c4", score=3.0, evidence=["Postleitzahl"])],
+        ),
+        assigned(parts[5], "c5", unit="u5", prop="prop-2"),
+    ]
+    b.letter.record_assignments(
+        inbound_event_id=b.event_id(),
+        document_id="doc-1",
+        assignments=proposals,
+        warnings=[],
+        is_correction=False,
+        actor=ASSIGNER,
+    )
+
+
+def _bulk_letter() -> LetterBuilder:
+    b = LetterBuilder(scope=LetterScope.CROSS_PROPERTY).attach()
+    b.letter.start_split(actor=STAFF)
+    b.split(count=6)
+    _proposals(b)
+    return b
+
+
+def _status(b: LetterBuilder, i: int) -> str:
+    a = b.letter.part(f"doc-1-p{i}").assignment
+    return a.status.value
+
+
+def test_bulk_discard_unmatched_is_one_event_and_leaves_parts_with_candidates_to_staff():
+    from smartpost_letters.domain.models import BulkAction
+
+    b = _bulk_letter()
+    version = b.letter.version
+    changes = b.letter.bulk_review(bulk_id="b1", action=BulkAction.DISCARD_UNMATCHED, actor=STAFF)
+    assert [c.part_id for c in changes] == ["doc-1-p3"]
+    assert b.letter.version == version + 1
+    assert _status(b, 3) == "discarded"
+    assert _status(b, 4) == "unmatched"
+    assert b.letter.part("doc-1-p3").assignment.decided_by == "staff:anna"
+    with pytest.raises(PartError, match="finds no part"):
+        b.letter.bulk_review(bulk_id="b2", action=BulkAction.DISCARD_UNMATCHED, actor=STAFF)
+
+
+def test_bulk_accept_safe_takes_only_a_unique_top_candidate_with_strong_evidence_and_can_be_undone():
+    from smartpost_letters.domain.models import BulkAction
+
+    b = _bulk_letter()
+    b.letter.reassign_part(part_id="doc-1-p0", contact_id="c0", property_id="prop-1", unit_id="u0", actor=STAFF)
+    changes = b.letter.bulk_review(bulk_id="b1", action=BulkAction.ACCEPT_SAFE, actor=STAFF)
+    assert [c.part_id for c in changes] == ["doc-1-p1"]
+    accepted = b.letter.part("doc-1-p1").assignment
+    assert (accepted.status.value, accepted.contact_id, accepted.unit_id, accepted.method) == (
+        "assigned",
+        "c1",
+        "u1",
+        AssignmentMethod.MANUAL,
+    )
+    assert _status(b, 2) == "needs_review"  # two candidates within the margin: staff decide
+    for i in (2, 3, 4):
+        b.letter.discard_part(part_id=f"doc-1-p{i}", actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
+    assert _status(b, 1) == "needs_review"
+    assert b.letter.status == LetterStatus.IN_REVIEW
+    assert b.letter.bulk_actions["b1"]["undone"] is True
+    with pytest.raises(PartError, match="already undone"):
+        b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
+
+
+def test_defer_property_sets_its_letters_aside_from_the_release_and_undo_brings_them_back():
+    from smartpost_letters.domain.models import BulkAction
+
+    b = _bulk_letter()
+    changes = b.letter.bulk_review(bulk_id="b1", action=BulkAction.DEFER_PROPERTY, property_id="prop-2", actor=STAFF)
+    assert [c.part_id for c in changes] == ["doc-1-p5"]
+    deferred = b.letter.part("doc-1-p5").assignment
+    assert (deferred.deferred, deferred.status.value, deferred.contact_id) == (True, "discarded", "c5")
+    b.letter.bulk_review(bulk_id="b2", action=BulkAction.DISCARD_UNMATCHED, actor=STAFF)
+    for i in (1, 2, 4):
+        b.letter.discard_part(part_id=f"doc-1-p{i}", actor=STAFF)
+    b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
+    assert b.letter.part("doc-1-p5").assignment.contact_id == "c5"
+    assert not b.letter.part("doc-1-p5").assignment.deferred
+    b.letter.bulk_review(bulk_id="b3", action=BulkAction.DEFER_PROPERTY, property_id="prop-2", actor=STAFF)
+    b.letter.confirm_review(actor=STAFF)
+    items = b.letter.release(notify_by_email=False, actor=STAFF)
+    assert [i.part_id for i in items] == ["doc-1-p0"]  # prop-2's letter stays back
+    with pytest.raises(IllegalTransitionError):
+        b.letter.undo_bulk_review(bulk_id="b3", actor=STAFF)
+
+
+def test_undo_skips_parts_staff_changed_after_the_bulk_action():
+    from smartpost_letters.domain.models import BulkAction
+
+    b = _bulk_letter()
+    b.letter.bulk_review(bulk_id="b1", action=BulkAction.DISCARD_UNMATCHED, actor=STAFF)
+    b.letter.reassign_part(part_id="doc-1-p3", contact_id="c3", property_id="prop-1", unit_id=None, actor=STAFF)
+    restored = b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
+    assert restored == []
+    assert b.letter.part("doc-1-p3").assignment.contact_id == "c3"
 
 
 # ------------------------------------------------------------------------------------------------ every "again" is new

@@ -54,6 +54,9 @@ async def readyz(request: Request) -> JSONResponse:
         checks["kafka"] = "ok" if broker is not None and await broker.ping(timeout=3) else "unreachable"
     except Exception as exc:  # noqa: BLE001
         checks["kafka"] = f"error: {exc}"
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:
+        checks["outbox"] = relay.health.check()
     ready = all(v == "ok" for v in checks.values())
     # SMTP is deliberately not a readiness condition: mails wait in the outbox while the relay is down.
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

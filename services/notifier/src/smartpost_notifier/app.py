@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
         register_consumers(consumer, notifier, engine, settings)
         relay = OutboxRelay(engine, EventPublisher(broker))
         app.state.broker = broker
+        app.state.relay = relay
         app.state.notifier = notifier
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []

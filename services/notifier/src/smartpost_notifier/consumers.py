@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import MASTERDATA, PORTAL
 
@@ -35,10 +36,11 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
         group_id=settings.kafka_group_id,
         **timeouts,
     )
-    masterdata = idempotency.handler(notifier.on_masterdata)
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        dict.fromkeys(MASTERDATA.event_types, masterdata),
+        idempotency,
+        dict.fromkeys(MASTERDATA.event_types, notifier.on_masterdata),
+        apply_batch=apply_masterdata_batch,
         group_id=f"{settings.kafka_group_id}-masterdata",
         **timeouts,
     )

@@ -95,8 +95,8 @@ def create_app(  # noqa: PLR0915 - wiring
     broker = make_broker(settings.kafka, service=SERVICE)
     config = portal_config(settings)
     publisher = Publisher(default_window=config.default_window, timezone=config.timezone)
-    register_consumers(broker, engine, publisher, settings)
-    relay = OutboxRelay(engine, EventPublisher(broker), poll_seconds=settings.relay_poll_seconds)
+    register_consumers(broker, engine, publisher, settings, store=object_store)
+    relay = OutboxRelay(engine, EventPublisher(broker, store=object_store), poll_seconds=settings.relay_poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,13 +150,15 @@ def create_app(  # noqa: PLR0915 - wiring
         app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
     )
 
-    _install_health_routes(app, engine, object_store, broker)
+    _install_health_routes(app, engine, object_store, broker, relay)
     install_metrics(app, SERVICE, sources=[OutboxSource(engine, SERVICE)], kafka=settings.kafka)
     install_tracing(app, SERVICE, settings.tracing)
     return app
 
 
-def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectStore, broker: KafkaBroker) -> None:
+def _install_health_routes(
+    app: FastAPI, engine: Engine, object_store: ObjectStore, broker: KafkaBroker, relay: OutboxRelay
+) -> None:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -175,6 +177,7 @@ def _install_health_routes(app: FastAPI, engine: Engine, object_store: ObjectSto
         except StorageUnavailableError as exc:
             checks["storage"] = f"error: {exc}"
         checks["kafka"] = "ok" if await broker.ping(timeout=2.0) else "error: unreachable"
+        checks["outbox"] = relay.health.check()
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smartpost_shared.masterdata import apply_masterdata
+from smartpost_shared.masterdata import apply_masterdata, apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from smartpost_portal_publisher.application import Publisher
     from smartpost_portal_publisher.settings import Settings
     from smartpost_shared.contracts.envelope import Envelope
+    from smartpost_shared.storage import ObjectStore
 
 SERVICE = "portal-publisher"
 
@@ -23,8 +24,10 @@ def _apply_masterdata(envelope: Envelope, conn: Connection) -> None:
     apply_masterdata(conn, envelope)
 
 
-def register_consumers(broker: KafkaBroker, engine: Engine, publisher: Publisher, settings: Settings) -> EventConsumer:
-    consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts)
+def register_consumers(
+    broker: KafkaBroker, engine: Engine, publisher: Publisher, settings: Settings, *, store: ObjectStore | None = None
+) -> EventConsumer:
+    consumer = EventConsumer(broker, service=SERVICE, attempts=settings.kafka.handler_attempts, store=store)
     group = settings.consumer_group or f"smartpost-{SERVICE}"
     timeouts = {
         "session_timeout_ms": settings.kafka.session_timeout_ms,
@@ -41,9 +44,11 @@ def register_consumers(broker: KafkaBroker, engine: Engine, publisher: Publisher
         **timeouts,
     )
     masterdata = SqlIdempotency(engine, f"{SERVICE}:masterdata")
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        {event_type: masterdata.handler(_apply_masterdata) for event_type in MASTERDATA.event_types},
+        masterdata,
+        dict.fromkeys(MASTERDATA.event_types, _apply_masterdata),
+        apply_batch=apply_masterdata_batch,
         group_id=f"{group}.masterdata",
         **timeouts,
     )

@@ -46,7 +46,9 @@ def test_service_process_starts_from_environment_and_is_ready(stack, storage_set
             time.sleep(0.2)
         assert ready is not None, log_path.read_text()
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"startup": "ok", "database": "ok", "storage": "ok", "kafka": "ok"}
+        assert ready.json()["checks"] == {
+            "startup": "ok", "database": "ok", "storage": "ok", "kafka": "ok", "outbox": "ok"
+        }  # fmt: skip
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/portal/documents").status_code == 401
         assert (tmp_path / "data" / "portal-publisher.sqlite3").exists()

@@ -99,7 +99,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
         app.state.dispatch = dispatch
         app.state.store = store
         app.state.webhook_secrets = {p.name: _secret(p.webhook_secret) for p in settings.http_providers}
-        relay = OutboxRelay(engine, EventPublisher(broker))
+        relay = OutboxRelay(engine, EventPublisher(broker, store=store))
+        app.state.relay = relay
         stopped = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
 
@@ -196,8 +197,10 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             checks["broker"] = False
         for name, provider in dispatch.providers.items():
             checks[f"provider:{name}"] = await provider.ready()
+        relay = getattr(app.state, "relay", None)
+        checks["outbox"] = relay is None or not relay.health.stuck
         # Providers being down does not make this service unready: submissions wait and retry.
-        ready = checks["startup"] and checks["database"] and checks["storage"] and checks["broker"]
+        ready = checks["startup"] and checks["database"] and checks["storage"] and checks["broker"] and checks["outbox"]
         body = {"ready": ready, "checks": checks, "startup": startup.check()}
         return JSONResponse(body, status_code=200 if ready else 503)
 

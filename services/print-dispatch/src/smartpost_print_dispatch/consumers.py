@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
 from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
 
@@ -18,25 +19,23 @@ if TYPE_CHECKING:
 
 
 def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: Settings) -> EventConsumer:
-    consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
+    consumer = EventConsumer(
+        broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=dispatch.store
+    )
     options: dict[str, Any] = {
         "group_id": settings.consumer_group,
         "session_timeout_ms": settings.kafka.session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
     masterdata = SqlIdempotency(dispatch.engine, f"{settings.service_name}:masterdata")
-    consumer.subscribe(
+    consumer.subscribe_batch(
         MASTERDATA,
-        {
-            event_type: masterdata.handler(dispatch.on_masterdata)
-            for event_type in (
-                "PropertyUpserted",
-                "UnitUpserted",
-                "ContactUpserted",
-                "ContactArchived",
-                "ContractUpserted",
-            )
-        },
+        masterdata,
+        dict.fromkeys(
+            ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
+            dispatch.on_masterdata,
+        ),
+        apply_batch=apply_masterdata_batch,
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")

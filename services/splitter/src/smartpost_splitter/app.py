@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 - 
             budgets=settings.budgets(),
         ),
     )
-    publisher = EventPublisher(broker)
+    publisher = EventPublisher(broker, store=store)  # big DocumentSplit events travel as a claim check
     jobs = SplitJobs(
         store,
         service,

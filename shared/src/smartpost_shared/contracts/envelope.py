@@ -55,6 +55,20 @@ class EnvelopeHeader(BaseModel):
     producer: str = Field(min_length=1)
 
 
+class PayloadRef(BaseModel):
+    """Claim check: the whole envelope is in object storage under ``key`` (above 512 KiB on the wire).
+
+    A message carrying ``payload_ref`` instead of ``payload`` has the same header; consumers fetch the object,
+    check ``sha256`` and process the stored envelope (``smartpost_shared.messaging`` does it for every service).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: str = Field(min_length=1)
+    size_bytes: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
 class Envelope(EnvelopeHeader):
     """An event on the wire: header plus a typed payload."""
 
@@ -132,6 +146,7 @@ __all__ = [
     "UUID4",
     "Envelope",
     "EnvelopeHeader",
+    "PayloadRef",
     "UnknownEventError",
     "ValidationError",
     "caused_by",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from smartpost_shared.contracts.envelope import EnvelopeHeader, registered_payloads
+from smartpost_shared.contracts.envelope import EnvelopeHeader, PayloadRef, registered_payloads
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
@@ -28,7 +28,13 @@ def envelope_schema() -> dict[str, Any]:
     schema: dict[str, Any] = EnvelopeHeader.model_json_schema(mode="validation")
     schema["title"] = "Envelope"
     schema["properties"]["payload"] = {"type": "object", "description": "the event payload (see event schemas)"}
-    schema["required"] = [*schema.get("required", []), "payload"]
+    ref = PayloadRef.model_json_schema(mode="validation")
+    ref["description"] = (
+        "claim check instead of payload: messages above 512 KiB are stored whole in object storage under key "
+        "(accounts/<account_id>/events/<event_type>/<event_id>.json); no message exceeds 1 MiB"
+    )
+    schema["properties"]["payload_ref"] = ref
+    schema["oneOf"] = [{"required": ["payload"]}, {"required": ["payload_ref"]}]
     return schema
 
 

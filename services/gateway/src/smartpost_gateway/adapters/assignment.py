@@ -35,6 +35,11 @@ class AssignmentClient(ServiceClient):
         result: Json = await self.json("GET", f"/contacts/{contact_id}", caller)
         return result
 
+    async def outbox_status(self, caller: Caller) -> Json:
+        """Whether the service cannot publish a result (and for which letter of the caller's account)."""
+        result: Json = await self.json("GET", "/outbox/status", caller)
+        return result
+
 
 def _items(body: Any, key: str) -> list[Json]:
     if isinstance(body, dict):

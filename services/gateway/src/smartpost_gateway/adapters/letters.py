@@ -37,9 +37,34 @@ class LettersClient(ServiceClient):
         result: Json = await self.json("POST", "/v1/letters", caller, json=payload, headers=_command(command_id))
         return result
 
-    async def get_letter(self, caller: Caller, letter_id: str) -> Json:
-        result: Json = await self.json("GET", f"/v1/letters/{letter_id}", caller)
+    async def get_letter(self, caller: Caller, letter_id: str, *, with_parts: bool = True) -> Json:
+        params = {} if with_parts else {"parts": "none"}
+        result: Json = await self.json("GET", f"/v1/letters/{letter_id}", caller, params=params)
         return result
+
+    async def parts_page(
+        self,
+        caller: Caller,
+        letter_id: str,
+        *,
+        part_filter: str = "all",
+        property_id: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Json:
+        """One page of the review list (filters: review, unassigned, ...; by property)."""
+        params: dict[str, Any] = {"filter": part_filter, "offset": offset, "limit": limit}
+        if property_id:
+            params["property_id"] = property_id
+        result: Json = await self.json("GET", f"/v1/letters/{letter_id}/parts", caller, params=params)
+        return result
+
+    async def bulk_review(self, caller: Caller, letter_id: str, action: str, payload: Json | None = None) -> Json:
+        """discard-unmatched, accept-safe or defer-property: one command for many parts."""
+        return await self._post(caller, letter_id, f"review/{action}", payload)
+
+    async def undo_bulk_review(self, caller: Caller, letter_id: str, bulk_id: str) -> Json:
+        return await self._post(caller, letter_id, f"review/bulk/{bulk_id}/undo")
 
     async def audit(self, caller: Caller, letter_id: str) -> list[Json]:
         body = await self.json("GET", f"/v1/letters/{letter_id}/audit", caller)
@@ -166,7 +191,13 @@ class LettersClient(ServiceClient):
     async def _post(
         self, caller: Caller, letter_id: str, action: str, payload: Json | None = None, *, version: int | None = None
     ) -> Json:
+        # Commands answer without the parts (a 4,000-part letter is megabytes); pages come from /parts.
         result: Json = await self.json(
-            "POST", f"/v1/letters/{letter_id}/{action}", caller, json=payload, headers=_if_match(version)
+            "POST",
+            f"/v1/letters/{letter_id}/{action}",
+            caller,
+            json=payload,
+            headers=_if_match(version),
+            params={"parts": "none"},
         )
         return result

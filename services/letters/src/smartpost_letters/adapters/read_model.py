@@ -115,9 +115,10 @@ class LetterSummaryProjector:
                         if "SerialLetter" in n.topic:
                             letter_ids[uuid.UUID(str(n.originator_id))] = None
                     for letter_id in letter_ids:
-                        letter: object = self.app.repository.get(letter_id)
-                        assert isinstance(letter, SerialLetter)
-                        row = summary_row(letter)
+                        with self.app.letters.lock(letter_id):
+                            letter: object = self.app.letters.get(letter_id)
+                            assert isinstance(letter, SerialLetter)
+                            row = summary_row(letter)
                         conn.execute(delete(letter_summaries).where(letter_summaries.c.letter_id == row["letter_id"]))
                         conn.execute(insert(letter_summaries).values(**row))
                     last = notifications[-1].id

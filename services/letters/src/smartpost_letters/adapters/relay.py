@@ -21,6 +21,7 @@ from eventsourcing.persistence import Tracking
 from smartpost_letters.integration import wire_envelopes
 from smartpost_letters.settings import FaultInjection
 from smartpost_shared.logging import get_logger
+from smartpost_shared.messaging import PublishHealth
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Notification, TrackingRecorder
@@ -52,6 +53,7 @@ class NotificationLogRelay:
         self.poll_seconds = poll_seconds
         self.fault = fault
         self.published = 0
+        self.health = PublishHealth()
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -77,7 +79,18 @@ class NotificationLogRelay:
             for notification in notifications:
                 for envelope in self._envelopes(notification):
                     self._maybe_crash(FaultInjection.BEFORE_PUBLISH)
-                    await self.publisher.publish(envelope)
+                    try:
+                        await self.publisher.publish(envelope)
+                    except Exception as exc:
+                        self.health.failed(
+                            exc,
+                            {
+                                "event_type": envelope.event_type,
+                                "event_id": str(envelope.event_id),
+                                "letter_id": str(getattr(envelope.payload, "letter_id", "")),
+                            },
+                        )
+                        raise
                     self.published += 1
                     sent_in_batch += 1
                     log.info(
@@ -90,6 +103,7 @@ class NotificationLogRelay:
                 self._maybe_crash(FaultInjection.AFTER_PUBLISH)
             last = notifications[-1].id
             await asyncio.to_thread(self.tracking.insert_tracking, Tracking(RELAY_NAME, last))
+            self.health.succeeded()
             return len(notifications)
 
     def _maybe_crash(self, point: FaultInjection) -> None:
@@ -106,9 +120,10 @@ class NotificationLogRelay:
             try:
                 consumed = await self.publish_pending()
             except Exception:
-                log.warning("outbox.publish_failed", exc_info=True)
+                if not self.health.failures:
+                    log.warning("outbox.publish_failed", exc_info=True)
                 consumed = 0
-                await asyncio.sleep(self.poll_seconds * 5)
+                await asyncio.sleep(self.health.backoff(self.poll_seconds * 5))
             if consumed:
                 continue
             self._wake.clear()

@@ -26,12 +26,15 @@ from smartpost_letters.domain.errors import (
 )
 from smartpost_letters.domain.models import (
     Assignment,
+    BulkAction,
+    BulkChange,
     DocumentRole,
     DocumentStatus,
     LetterStatus,
     MailpieceView,
     Part,
     PendingAssignment,
+    SafeProposalPolicy,
     SourceDocument,
     SplitFailure,
     SplitRequest,
@@ -41,6 +44,7 @@ from smartpost_shared.contracts.documents import (
     AssignmentMethod,
     AssignmentStatus,
     AssignmentWarning,
+    Candidate,
     PartAssignment,
     SplitFailureReason,
     SplitPart,
@@ -63,6 +67,7 @@ class InboundOutcome(StrEnum):
     DUPLICATE = "duplicate"  # the same inbound event was recorded before: nothing changes
     STALE = "stale"  # kept for callers of older versions; answers of earlier rounds are now SUPERSEDED
     SUPERSEDED = "superseded"  # answers an earlier request (round): recorded as such, changes nothing else
+    UNCHANGED = "unchanged"  # an echo of a command already applied that adds nothing: no event, no state change
 
 
 def wire_event_id(letter_id: uuid.UUID, version: int, index: int) -> uuid.UUID:
@@ -626,7 +631,9 @@ class SerialLetter(Aggregate):
         def effect(self, letter: SerialLetter) -> None:
             doc = letter.document(self.document_id)
             changed = _apply_assignments(doc, self.assignments, self.warnings, is_correction=self.is_correction)
-            if changed and letter.status == LetterStatus.REVIEWED:
+            # A correction echo only completes a decision staff already made (and saw when they confirmed): it
+            # never takes the review confirmation back. New automatic proposals do.
+            if changed and not self.is_correction and letter.status == LetterStatus.REVIEWED:
                 letter.review_confirmed_by = None
                 letter.status_value = str(LetterStatus.IN_REVIEW)
             letter.advance_after_inbound()
@@ -640,7 +647,7 @@ class SerialLetter(Aggregate):
         def effect(self, letter: SerialLetter) -> None:
             letter.document(self.document_id).pending_assignment = self.pending
 
-    def record_assignments(
+    def record_assignments(  # noqa: PLR0911 - one outcome per case
         self,
         *,
         inbound_event_id: str,
@@ -685,6 +692,8 @@ class SerialLetter(Aggregate):
         unknown = sorted({a.part_id for a in assignments} - known)
         if unknown:
             raise InboundMismatchError(f"assignments name unknown part(s) of document {document_id}: {unknown}")
+        if is_correction and not _echo_adds_something(doc, assignments, warnings):
+            return InboundOutcome.UNCHANGED
         self._emit(
             self.AssignmentsRecorded,
             actor,
@@ -779,6 +788,157 @@ class SerialLetter(Aggregate):
             property_id=None,
             unit_id=None,
         )
+
+    # ----------------------------------------------------------------------------------------------- bulk review
+
+    class BulkReviewed(Event):
+        """One bulk review action: every part it changed, before and after (undo restores ``before``)."""
+
+        bulk_id: str
+        action: str
+        property_id: str | None
+        changes: list[BulkChange]
+
+        def effect(self, letter: SerialLetter) -> None:
+            by_id = {p.part_id: p for p in letter.parts()}
+            for change in self.changes:
+                by_id[change.part_id].assignment = change.after
+            letter.bulk_changes[self.bulk_id] = list(self.changes)
+            letter.bulk_actions[self.bulk_id] = {
+                "action": self.action,
+                "property_id": self.property_id,
+                "parts": len(self.changes),
+                "by": self.actor,
+                "at": self.timestamp,
+                "undone": False,
+            }
+            letter.review_confirmed_by = None
+            letter.status_value = str(LetterStatus.IN_REVIEW)
+
+    class BulkReviewUndone(Event):
+        bulk_id: str
+        restored: list[BulkChange]  # after = what the part is again (the bulk action's ``before``)
+
+        def effect(self, letter: SerialLetter) -> None:
+            by_id = {p.part_id: p for p in letter.parts()}
+            for change in self.restored:
+                by_id[change.part_id].assignment = change.after
+            if self.bulk_id in letter.bulk_actions:
+                letter.bulk_actions[self.bulk_id] = {**letter.bulk_actions[self.bulk_id], "undone": True}
+            letter.review_confirmed_by = None
+            letter.status_value = str(LetterStatus.IN_REVIEW)
+
+    def _manual(self, before: Assignment | None, actor: Actor, **fields: Any) -> Assignment:
+        return Assignment(
+            method=AssignmentMethod.MANUAL,
+            decided_by=actor.name,
+            candidates=list(before.candidates) if before else [],
+            **fields,
+        )
+
+    def bulk_review(
+        self,
+        *,
+        bulk_id: str,
+        action: BulkAction,
+        actor: Actor,
+        property_id: str | None = None,
+        policy: SafeProposalPolicy | None = None,
+    ) -> list[BulkChange]:
+        """One command for many parts. Parts staff assigned or discarded by hand are never touched."""
+        self._require(EDITABLE_REVIEW_STATES, f"run the bulk action {action.value}")
+        if bulk_id in self.bulk_actions:
+            raise PartError(f"bulk action {bulk_id} was already recorded")
+        if action == BulkAction.DEFER_PROPERTY and not property_id:
+            raise PartError("a property is required to set its letters aside")
+        policy = policy or SafeProposalPolicy()
+        changes: list[BulkChange] = []
+        for part in self.parts():
+            before = part.assignment
+            if before is not None and before.method == AssignmentMethod.MANUAL and part.is_decided:
+                continue  # a decision staff made by hand is never overridden in bulk
+            after = self._bulk_outcome(part, action, actor, property_id, policy)
+            if after is not None:
+                changes.append(
+                    BulkChange(part_id=part.part_id, document_id=part.document_id, before=before, after=after)
+                )
+        if not changes:
+            raise PartError(f"the bulk action {action.value} finds no part to change")
+        self._emit(
+            self.BulkReviewed, actor, bulk_id=bulk_id, action=str(action), property_id=property_id, changes=changes
+        )
+        return changes
+
+    def _bulk_outcome(
+        self, part: Part, action: BulkAction, actor: Actor, property_id: str | None, policy: SafeProposalPolicy
+    ) -> Assignment | None:
+        before = part.assignment
+        if action == BulkAction.DISCARD_UNMATCHED:
+            if before is not None and (before.status != AssignmentStatus.UNMATCHED or before.candidates):
+                return None
+            return self._manual(
+                before, actor, status=AssignmentStatus.DISCARDED, evidence=["keinem Kontakt zuordenbar, verworfen"]
+            )
+        if action == BulkAction.DEFER_PROPERTY:
+            if before is None or before.property_id != property_id or before.status == AssignmentStatus.DISCARDED:
+                return None
+            return before.model_copy(
+                update={
+                    "status": AssignmentStatus.DISCARDED,
+                    "method": AssignmentMethod.MANUAL,
+                    "decided_by": actor.name,
+                    "deferred": True,
+                    "evidence": [*before.evidence, f"Liegenschaft {property_id} zurückgestellt"],
+                }
+            )
+        top = _safe_candidate(before, policy)
+        if top is None:
+            return None
+        placement = top.property_id or (before.property_id if before else None)
+        if self.scope == LetterScope.PROPERTY:
+            placement = self.property_id
+        return self._manual(
+            before,
+            actor,
+            status=AssignmentStatus.ASSIGNED,
+            contact_id=top.contact_id,
+            property_id=placement,
+            unit_id=top.unit_id,
+            score=top.score,
+            evidence=[*top.evidence, "sicherer Vorschlag übernommen"],
+        )
+
+    def undo_bulk_review(self, *, bulk_id: str, actor: Actor) -> list[BulkChange]:
+        """Restore what a bulk action changed, for every part nobody changed since (before release only)."""
+        self._require(EDITABLE_REVIEW_STATES, "undo a bulk action")
+        recorded = self.bulk_actions.get(bulk_id)
+        if recorded is None:
+            raise PartError(f"no bulk action {bulk_id} in this letter")
+        if recorded["undone"]:
+            raise PartError(f"bulk action {bulk_id} was already undone")
+        by_id = {p.part_id: p for p in self.parts()}
+        restored: list[BulkChange] = []
+        for change in self._bulk_changes(bulk_id):
+            part = by_id.get(change.part_id)
+            if part is None or part.assignment != change.after or change.before is None:
+                continue
+            restored.append(change.model_copy(update={"before": change.after, "after": change.before}))
+        self._emit(self.BulkReviewUndone, actor, bulk_id=bulk_id, restored=restored)
+        return restored
+
+    def _bulk_changes(self, bulk_id: str) -> list[BulkChange]:
+        return list(self.bulk_changes.get(bulk_id, []))
+
+    @property
+    def bulk_actions(self) -> dict[str, dict[str, Any]]:
+        """Bulk review actions of this letter (kept in state; letters stored before bulk actions have none)."""
+        found: dict[str, dict[str, Any]] = self.__dict__.setdefault("bulk_action_log", {})
+        return found
+
+    @property
+    def bulk_changes(self) -> dict[str, list[BulkChange]]:
+        found: dict[str, list[BulkChange]] = self.__dict__.setdefault("bulk_change_log", {})
+        return found
 
     # ----------------------------------------------------------------------------------------------- review, release
 
@@ -1048,6 +1208,52 @@ class SerialLetter(Aggregate):
             first_viewed_at=first_viewed_at,
         )
         return InboundOutcome.APPLIED
+
+
+def _safe_candidate(proposal: Assignment | None, policy: SafeProposalPolicy) -> Candidate | None:
+    """The proposal's top candidate if it is safe to accept without looking.
+
+    Safe: a proposal waiting for review, its top candidate alone at the top (no other contact or placement within
+    ``min_margin``), scored at least ``min_score``, with at least ``min_evidence`` pieces of evidence. Anything
+    less stays with staff.
+    """
+    if proposal is None or proposal.status != AssignmentStatus.NEEDS_REVIEW or not proposal.candidates:
+        return None
+    ranked = sorted(proposal.candidates, key=lambda c: c.score, reverse=True)
+    top = ranked[0]
+    if top.score < policy.min_score or len(top.evidence) < policy.min_evidence:
+        return None
+    if len(ranked) > 1 and top.score - ranked[1].score < policy.min_margin:
+        return None
+    if proposal.contact_id is not None and proposal.contact_id != top.contact_id:
+        return None
+    return top
+
+
+def _echo_adds_something(
+    doc: SourceDocument, assignments: Sequence[PartAssignment], warnings: Sequence[AssignmentWarning]
+) -> bool:
+    """Whether a correction echo changes more than wording.
+
+    That is a placement staff left open, or the warnings of the corrected parts. Evidence alone is not worth an
+    event (the audit log has the manual decision).
+    """
+    by_id = {p.part_id: p for p in doc.parts}
+    touched: set[str] = set()
+    for proposal in assignments:
+        current = by_id[proposal.part_id].assignment
+        if current is None or current.method != AssignmentMethod.MANUAL or current.contact_id != proposal.contact_id:
+            continue
+        if proposal.status not in {current.status, AssignmentStatus.ASSIGNED}:
+            continue
+        touched.add(proposal.part_id)
+        if (proposal.property_id and proposal.property_id != current.property_id) or (
+            proposal.unit_id and proposal.unit_id != current.unit_id
+        ):
+            return True
+    before = [w for w in doc.assignment_warnings if w.part_id in touched]
+    after = [w for w in warnings if w.part_id in touched]
+    return before != after
 
 
 def _apply_assignments(

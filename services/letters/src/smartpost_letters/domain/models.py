@@ -71,6 +71,8 @@ class Assignment(Value):
     evidence: list[str] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
     decided_by: str | None = None  # actor of a manual decision
+    # Set aside by "diese Liegenschaft zurückstellen": not released with this letter (status discarded, undoable).
+    deferred: bool = False
 
 
 class Part(Entity):
@@ -110,6 +112,29 @@ class Part(Entity):
     @property
     def is_decided(self) -> bool:
         return self.is_assigned or self.is_discarded
+
+
+class BulkAction(StrEnum):
+    DISCARD_UNMATCHED = "discard_unmatched"  # alle nicht zuordenbaren verwerfen
+    ACCEPT_SAFE = "accept_safe"  # alle sicheren Vorschläge übernehmen
+    DEFER_PROPERTY = "defer_property"  # diese Liegenschaft zurückstellen
+
+
+class SafeProposalPolicy(Value):
+    """When a proposal is safe to accept in bulk: the top candidate is unique and its evidence strong."""
+
+    min_score: float = 7.0
+    min_margin: float = 3.0
+    min_evidence: int = 2
+
+
+class BulkChange(Value):
+    """One part changed by a bulk review action, with what it was before (for undo and the audit log)."""
+
+    part_id: str
+    document_id: str
+    before: Assignment | None
+    after: Assignment
 
 
 class PendingAssignment(Value):
