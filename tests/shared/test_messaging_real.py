@@ -332,7 +332,7 @@ async def test_a_ten_thousand_page_split_result_travels_as_a_claim_check_through
     await broker.start()
     try:
         await EventPublisher(broker, store=object_store).publish(sent)
-        await wait_until(lambda: len(received) == 1 and without_store.dead_lettered == 1)
+        await wait_until(lambda: len(received) == 1 and without_store.dead_lettered >= 1)  # other tests share the topic
         assert received[0] == sent
         records = await read_topic(kafka_settings.bootstrap_servers, SPLITTER.name, expected=10_000, timeout=4)
         mine = [r for r in records if r.key == letter_id.encode()]

@@ -97,7 +97,11 @@ async def test_hostile_corpus_against_the_real_service(  # noqa: C901, PLR0912, 
     publisher_broker = make_broker(kafka_settings, service="test")
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://splitter")
     started = time.monotonic()
-    async with app.router.lifespan_context(app), client, SplitterEvents(kafka_settings.bootstrap_servers) as events:
+    async with (
+        app.router.lifespan_context(app),
+        client,
+        SplitterEvents(kafka_settings.bootstrap_servers, object_store) as events,
+    ):
         (resumed,) = await events.wait_for(orphan_doc, timeout=60)
         await publisher_broker.start()
         try:
