@@ -93,7 +93,10 @@ async def test_metrics_endpoint_reports_lag_dead_letters_outbox_and_http_latency
             assert sum(pick(values, "smartpost_consumer_lag", group=group, topic=MASTERDATA.name)) == 0
             committed = pick(values, "smartpost_consumer_committed_offset", group=group, topic=MASTERDATA.name)
             ends = pick(values, "smartpost_topic_end_offset", topic=MASTERDATA.name)
-            assert sum(committed) == sum(ends) > 0
+            # Other tests publish on the shared topic meanwhile, and end offsets are cached for a few seconds:
+            # the lag above (from one consistent read) is the assertion; both series must be there.
+            assert sum(committed) > 0
+            assert sum(ends) > 0
 
             # The non-JSON message went to the dead-letter topic, counted by reason (the new group reads the topic
             # from its start, so broken messages of earlier tests on the session's broker count as well).
