@@ -117,6 +117,10 @@ CITIES = [("10115", "Berlin"), ("20095", "Hamburg"), ("80331", "München"), ("50
 # --------------------------------------------------------------------------------------------- generated account
 
 
+class SplitFailedError(Exception):
+    """The splitter refused the benchmark's PDF: stop instead of waiting for the poll timeout."""
+
+
 @dataclass
 class Account:
     masterdata: dict[str, Any]
@@ -420,8 +424,10 @@ class Bench:
 
         def split_done() -> dict[str, Any] | None:
             current = state()
-            if any(d.get("failure") for d in current["documents"]):
-                raise RuntimeError(f"split failed: {current['documents'][0]['failure']}")
+            failed = [d["failure"] for d in current["documents"] if d.get("failure")]
+            if failed:
+                # Not a RuntimeError: poll() keeps polling through those (a busy service answers again later).
+                raise SplitFailedError(str(failed[0]))
             return current if current["status"] not in {"draft", "splitting"} else None
 
         current = self.poll("split", split_done)

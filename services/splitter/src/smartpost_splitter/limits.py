@@ -16,7 +16,7 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Budgets:
-    max_pages: int = 10_000
+    max_pages: int = 25_000
     # Decoded size of all content/image streams (images count width x height x components x bits).
     max_stream_bytes: int = 512 * MB
     # Largest page side in points (14,400 pt = 200 in = 5.08 m is the PDF limit without UserUnit).

@@ -38,7 +38,8 @@ class Settings(ServiceSettings):
     job_max_attempts: int = Field(default=3, ge=1, le=100)
 
     # Budgets per document (see README "Splitter hardening"); exceeding one fails the document with a reason.
-    max_pages: int = Field(default=10_000, ge=1)
+    # An account of 5,000 owners sends ~12,500 pages in one annual statement; 25,000 leaves room for twice that.
+    max_pages: int = Field(default=25_000, ge=1)
     max_stream_mb: int = Field(default=512, ge=1)
     max_page_side_pt: float = Field(default=14_400.0, gt=0)
     document_seconds: float = Field(default=600.0, gt=0)
