@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import statistics
 import sys
@@ -607,6 +608,8 @@ def main() -> None:
     }
     results: dict[int, dict[str, Any]] = {}
     sampler = Sampler(system)
+    # A benchmark stopped with SIGTERM (timeout, kill) must still stop its stack: run the finally block.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         stack.up()
         system.start_all()
