@@ -459,20 +459,25 @@ class Walkthrough:
     def read_mail(self, addresses: set[str]) -> None:
         """Wait for the immediate e-mails (one per registered recipient with an address) in the SMTP Maildir."""
         t = time.monotonic()
-
-        def mails() -> list[dict[str, str]] | None:
-            found = [
-                {"to": _decoded(m["To"]), "subject": _decoded(m["Subject"])}
-                for key, m in mailbox.Maildir(self.maildir, create=False).items()
-                if key not in self.mails_before
-                and m["X-SmartPost-Account"] == self.account
-                and any(a in str(m["To"]) for a in addresses)
-            ]
-            reached = {a for a in addresses if any(a in f["to"] for f in found)}
-            return found if reached == addresses else None
-
-        self.report.mails = self._poll("immediate e-mails in the SMTP server's Maildir", mails, timeout=60)
+        self.report.mails = self._poll(
+            "immediate e-mails in the SMTP server's Maildir", lambda: self.new_mails_to(addresses), timeout=60
+        )
         self._step("e-mail", t)
+
+    def new_mails_to(self, addresses: set[str]) -> list[dict[str, str]] | None:
+        """Mails of this run and account to ``addresses``, or None while one address has none yet.
+
+        Another system on the same broker and SMTP server may mail the same demo addresses for another account.
+        """
+        found = [
+            {"to": _decoded(m["To"]), "subject": _decoded(m["Subject"])}
+            for key, m in mailbox.Maildir(self.maildir, create=False).items()
+            if key not in self.mails_before
+            and m["X-SmartPost-Account"] == self.account
+            and any(a in str(m["To"]) for a in addresses)
+        ]
+        reached = {a for a in addresses if any(a in f["to"] for f in found)}
+        return found if reached == addresses else None
 
     def order_print(self) -> None:
         t = time.monotonic()
