@@ -6,11 +6,16 @@ consumer group's partitions; replica A serves the walkthrough's HTTP calls. Whil
 PDF to portal, mail and paper, B's processes are killed (-9) in two waves; A takes over their partitions (Kafka
 rebalance) and their leases (PostgreSQL advisory locks freed with the dead sessions). Each service has its own
 PostgreSQL database shared by both replicas, as in the Kubernetes deployment.
+
+The run uses its own account and counts only that account's mails and paper letters: the session broker and SMTP
+server are shared, and this system's fresh consumer groups read every topic from the beginning, so its notifier and
+print-dispatch also act on the events an earlier end-to-end test left for *its* account (same demo addresses).
+Counting every mail to an address found "3 mails" in the full run (the earlier demo's mail, this system's resend of
+it, this run's mail); see README "Known limits".
 """
 
 from __future__ import annotations
 
-import mailbox
 import shutil
 import tempfile
 import threading
@@ -24,7 +29,7 @@ import httpx
 import psycopg
 import pytest
 
-from smartpost_shared.demo import CONTACTS, CONTRACTS, Walkthrough, owner_letters
+from smartpost_shared.demo import CONTACTS, CONTRACTS, Walkthrough, account_mails, owner_letters
 from smartpost_shared.devstack import free_port
 from smartpost_shared.localrun import SERVICES, LocalSystem, env_prefix, free_ports_for
 from smartpost_shared.testing.fixtures import POSTGRES_ADMIN_DSN
@@ -111,6 +116,31 @@ def pair(stack: Stack, databases: dict[str, str]) -> Iterator[tuple[LocalSystem,
         shutil.rmtree(data, ignore_errors=True)
 
 
+def assert_one_mail_per_owner(maildir: Path, account: str) -> None:
+    """Exactly one mail of ``account`` per registered owner with an address, none for the others."""
+    mails = account_mails(maildir, account)
+    recipients = Counter(str(m["To"]) for m in mails)
+    contacts = {c["contact_id"]: c for c in CONTACTS}
+    owners = {c["contact_id"] for c in CONTRACTS if c["role"] == "owner"}
+    for cid in owners:
+        email = contacts[cid]["email"]
+        sent = sum(n for to, n in recipients.items() if email and email in to)
+        wanted = 1 if contacts[cid]["portal_registered"] and email else 0
+        assert sent == wanted, f"{cid} got {sent} mails"
+    mail_ids = Counter(str(m["X-SmartPost-Mail-Id"]) for m in mails)
+    assert all(n == 1 for n in mail_ids.values()), f"a mail was sent twice: {mail_ids}"
+
+
+def paper_letters_of(provider_url: str, mailpieces: list[dict[str, object]]) -> dict[str, int]:
+    """Exactly one letter at the provider per mailpiece of this run (other accounts' letters may be there too)."""
+    provider = httpx.get(f"{provider_url}/_control/letters", timeout=10).json()
+    provider_letters = provider if isinstance(provider, list) else provider.get("letters", [])
+    ours = {str(p["mailpiece_id"]) for p in mailpieces}
+    at_provider = Counter(str(p["reference"]) for p in provider_letters if str(p.get("reference")) in ours)
+    assert at_provider == dict.fromkeys(ours, 1), f"exactly one paper letter per mailpiece: {at_provider}"
+    return {"ours": len(ours), "all": len(provider_letters)}
+
+
 def test_sigkill_one_replica_of_every_service_mid_run(
     pair: tuple[LocalSystem, LocalSystem], stack: Stack, databases: dict[str, str], tmp_path: Path
 ) -> None:
@@ -118,7 +148,8 @@ def test_sigkill_one_replica_of_every_service_mid_run(
     before = lease_holders(databases)
     assert set(before.values()) == {"replica-b"}, before  # B holds every single-owner job before the kills
     urls = {name: a.url(name) for name in SERVICES}
-    walk = Walkthrough(urls, stack.maildir, stack, account="demo", timeout=150)
+    account = f"rep-{uuid.uuid4().hex[:8]}"
+    walk = Walkthrough(urls, stack.maildir, stack, account=account, timeout=150)
     outcome: dict[str, object] = {}
 
     def run() -> None:
@@ -162,19 +193,9 @@ def test_sigkill_one_replica_of_every_service_mid_run(
 
     # E-mail: exactly one mail per registered owner with an address (give a duplicate time to show up).
     time.sleep(5)
-    recipients = Counter(str(m["To"]) for m in mailbox.Maildir(stack.maildir, create=False))
-    contacts = {c["contact_id"]: c for c in CONTACTS}
-    owners = {c["contact_id"] for c in CONTRACTS if c["role"] == "owner"}
-    for cid in owners:
-        email = contacts[cid]["email"]
-        sent = sum(n for to, n in recipients.items() if email and email in to)
-        wanted = 1 if contacts[cid]["portal_registered"] and email else 0
-        assert sent == wanted, f"{cid} got {sent} mails"
-
+    assert_one_mail_per_owner(stack.maildir, account)
     # Paper: one letter per contact who prefers post, exactly once at the provider.
     post_contacts = sorted(c["contact_id"] for c in CONTACTS if c["channel_preference"] == "post")
     assert sorted(p["contact_id"] for p in report.mailpieces) == post_contacts  # type: ignore[attr-defined]
-    provider = httpx.get(f"{a.provider_url}/_control/letters", timeout=10).json()
-    provider_letters = provider if isinstance(provider, list) else provider.get("letters", [])
-    assert len(provider_letters) == len(post_contacts), "exactly one paper letter per mailpiece at the provider"
-    print(f"replica kill test: steps {report.timings}, leases {before} -> {after}")  # type: ignore[attr-defined]
+    at_provider = paper_letters_of(a.provider_url, report.mailpieces)  # type: ignore[attr-defined]
+    print(f"replica kill test: steps {report.timings}, leases {before} -> {after}, provider {at_provider}")  # type: ignore[attr-defined]
