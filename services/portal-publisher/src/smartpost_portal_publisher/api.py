@@ -5,6 +5,7 @@ Refusals never reveal whether another contact's document exists: "not yours" and
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
     ForbiddenError,
+    InvitationOutcome,
     IssuedInvitation,
     IssuedSession,
     OpenedDownload,
@@ -29,7 +31,8 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
-from smartpost_portal_publisher.web import html_refusal, not_found_page, wants_html
+from smartpost_portal_publisher.adapters.mail import MailNotSentError
+from smartpost_portal_publisher.web import WebPortal, html_refusal, invitation_mail, not_found_page, wants_html
 from smartpost_shared.identity import VerifiedCaller, verified_account
 
 _bearer = HTTPBearer(auto_error=False)
@@ -96,6 +99,10 @@ class LinkOut(BaseModel):
 class InvitationRequest(BaseModel):
     contact_id: str = Field(min_length=1, max_length=128)
     issued_by: str = Field(default="staff", min_length=1, max_length=200)
+
+
+class ContactRequest(BaseModel):
+    contact_id: str = Field(min_length=1, max_length=128)
 
 
 class CoUserInvitationRequest(BaseModel):
@@ -341,6 +348,42 @@ def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: S
     ``issued_by`` in the audit trail is the verified actor; the body's field is ignored (kept for old clients).
     """
     return _invitation_out(service.issue_contact_invitation(caller.account_id, body.contact_id, issued_by=caller.actor))
+
+
+@internal.post("/invitations/email")
+async def email_invitation(
+    body: ContactRequest, request: Request, caller: VerifiedCaller, service: Service
+) -> JSONResponse:
+    """Staff send a contact an invitation by e-mail (gateway button "Zum Portal einladen"); audited in any outcome.
+
+    ``status`` is ``sent`` (201, the code went only into the mail), ``already_registered`` (200: the contact has a
+    login, nothing changed: an invitation never resets a login) or ``no_email`` (200: no address in the master
+    data). An unknown contact is 404; a mail that cannot be sent is 503 (``code: mail_not_sent``, the code is
+    withdrawn).
+    """
+    prepared = await asyncio.to_thread(
+        service.prepare_mailed_invitation, caller.account_id, body.contact_id, issued_by=caller.actor
+    )
+    answer: dict[str, Any] = {
+        "status": prepared.outcome.value,
+        "contact_id": prepared.contact_id,
+        "contact_name": prepared.contact_name,
+    }
+    if prepared.outcome is not InvitationOutcome.SENT:
+        return JSONResponse(answer, status_code=200)
+    web: WebPortal = request.app.state.web_portal
+    mail = invitation_mail(web, caller.account_id, prepared, str(request.base_url))
+    try:
+        await asyncio.to_thread(web.mailer.send, mail)
+    except MailNotSentError:
+        await asyncio.to_thread(
+            service.withdraw_invitation, caller.account_id, prepared.code or "", actor=caller.actor
+        )
+        return JSONResponse(
+            {"detail": "invitation mail could not be sent", "code": "mail_not_sent"}, status_code=503
+        )
+    answer |= {"email": prepared.email, "expires_at": prepared.expires_at.isoformat() if prepared.expires_at else None}
+    return JSONResponse(answer, status_code=201)
 
 
 @internal.get("/letters/{letter_id}/deliveries", response_model=list[DeliveryOut])

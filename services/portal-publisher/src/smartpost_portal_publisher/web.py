@@ -32,6 +32,7 @@ from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
     IssuedSession,
+    MailedInvitation,
     PortalError,
     PortalService,
 )
@@ -647,6 +648,27 @@ async def download(request: Request, account_id: str, document_id: str) -> Respo
     except PortalError as exc:
         return _error_page(request, branding, exc, principal)
     return _redirect(link.path)
+
+
+def invitation_mail(web: WebPortal, account_id: str, invitation: MailedInvitation, base_url: str) -> OutgoingMail:
+    """The invitation e-mail a staff member sends from the gateway: the code and a link that fills it in."""
+    branding = web.branding(account_id)
+    base = (web.settings.public_base_url or base_url).rstrip("/")
+    code = invitation.code or ""
+    link = f"{base}{branding.base}/einladung?" + urlencode({"code": code})
+    greeting = f"Guten Tag {invitation.contact_name}," if invitation.contact_name else "Guten Tag,"
+    until = german_date(invitation.expires_at.date()) if invitation.expires_at else ""
+    text = (
+        f"{greeting}\n\n{branding.name} lädt Sie in das Kundenportal ein. Dort finden Sie die Dokumente, die wir "
+        "Ihnen bereitstellen (zum Beispiel Abrechnungen und Einladungen), jederzeit online.\n\n"
+        f"Über diesen Link richten Sie Ihren Zugang ein (Benutzername und Passwort wählen Sie selbst):\n\n{link}\n\n"
+        f"Ihr Einladungscode: {code}\nEr gilt bis zum {until} und nur einmal.\n\n"
+        "Wenn Sie diese E-Mail nicht erwartet haben, können Sie sie ignorieren.\n\n"
+        f"Mit freundlichen Grüßen\n{branding.name}\n"
+    )
+    return OutgoingMail(
+        invitation.email or "", invitation.contact_name, branding.name, f"Einladung in das Kundenportal von {branding.name}", text
+    )
 
 
 def wants_html(request: Request) -> bool:

@@ -582,6 +582,13 @@ class PortalRepository:
             data[key] = aware(data[key])
         return data
 
+    def withdraw_invitation(self, code_hash: str, at: datetime) -> None:
+        self.conn.execute(
+            update(invitations)
+            .where(and_(invitations.c.code_hash == code_hash, invitations.c.withdrawn_at.is_(None)))
+            .values(withdrawn_at=at)
+        )
+
     def mark_invitation_redeemed(self, code_hash: str, at: datetime) -> bool:
         """Single use even under concurrent redemption: only the first update matches."""
         result = self.conn.execute(
