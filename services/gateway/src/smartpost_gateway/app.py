@@ -39,7 +39,7 @@ log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(  # noqa: C901 - one closure per route and handler
+def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
     settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     """The gateway app; ``transport`` replaces the network for the service clients (unit tests only)."""
@@ -140,7 +140,9 @@ def create_app(  # noqa: C901 - one closure per route and handler
         if not from_browser(request):
             return await request_validation_exception_handler(request, exc)
         error = texts.UiError("Die Anfrage ist unvollständig oder ungültig. Bitte die Seite neu laden.")
-        log.info("gateway.invalid_request", support_id=error.support_id, path=request.url.path, errors=str(exc.errors()))
+        log.info(
+            "gateway.invalid_request", support_id=error.support_id, path=request.url.path, errors=str(exc.errors())
+        )
         return german_error(request, error, 422)
 
     @app.exception_handler(Exception)
@@ -149,7 +151,7 @@ def create_app(  # noqa: C901 - one closure per route and handler
             "Ein unerwarteter Fehler ist aufgetreten. Bitte später erneut versuchen; nennen Sie dem Support die "
             "Vorgangsnummer."
         )
-        log.exception("gateway.unexpected_error", support_id=error.support_id, path=request.url.path, exc_info=exc)
+        log.error("gateway.unexpected_error", support_id=error.support_id, path=request.url.path, exc_info=exc)
         if not from_browser(request):
             return JSONResponse({"detail": "internal error", "support_id": error.support_id}, status_code=500)
         return german_error(request, error, 500)

@@ -886,7 +886,7 @@ async def revoke(
 
 @router.post("/kontakte/{contact_id}/einladung", response_class=HTMLResponse)
 async def invite_to_portal(request: Request, session: PostSessionDep, contact_id: str) -> HTMLResponse:
-    """"Zum Portal einladen": the portal publisher mails the contact an invitation (htmx, answers in the row).
+    """Button 'Zum Portal einladen': the portal publisher mails the contact an invitation (htmx, answers in the row).
 
     Audited there (who, when, which contact); a contact who already has a login gets nothing (it is never reset).
     """
@@ -897,7 +897,9 @@ async def invite_to_portal(request: Request, session: PostSessionDep, contact_id
         result = await portal(request).email_invitation(who, contact_id)
     except ServiceError as exc:
         error = (
-            texts.UiError("Die Einladung konnte gerade nicht per E-Mail versandt werden. Bitte später erneut versuchen.")
+            texts.UiError(
+                "Die Einladung konnte gerade nicht per E-Mail versandt werden. Bitte später erneut versuchen."
+            )
             if exc.code == "mail_not_sent"
             else texts.translate(exc)
         )

@@ -102,9 +102,7 @@ def test_invitation_answers_in_german_and_carries_the_staff_members_claims(conta
     assert expected in text
     assert LEAKS.search(text) is None, text
     (call,) = fake.invitations()
-    claims = CallerVerifier("portal-publisher", IdentitySettings().trusted_issuers).verify(
-        call.headers[CALLER_HEADER]
-    )
+    claims = CallerVerifier("portal-publisher", IdentitySettings().trusted_issuers).verify(call.headers[CALLER_HEADER])
     assert (claims.account_id, claims.actor) == ("acc-1", "anna@hv.de")
 
 

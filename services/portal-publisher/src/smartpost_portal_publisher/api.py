@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from smartpost_portal_publisher.adapters.mail import MailNotSentError
 from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
@@ -31,7 +32,6 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
-from smartpost_portal_publisher.adapters.mail import MailNotSentError
 from smartpost_portal_publisher.web import WebPortal, html_refusal, invitation_mail, not_found_page, wants_html
 from smartpost_shared.identity import VerifiedCaller, verified_account
 
@@ -376,12 +376,8 @@ async def email_invitation(
     try:
         await asyncio.to_thread(web.mailer.send, mail)
     except MailNotSentError:
-        await asyncio.to_thread(
-            service.withdraw_invitation, caller.account_id, prepared.code or "", actor=caller.actor
-        )
-        return JSONResponse(
-            {"detail": "invitation mail could not be sent", "code": "mail_not_sent"}, status_code=503
-        )
+        await asyncio.to_thread(service.withdraw_invitation, caller.account_id, prepared.code or "", actor=caller.actor)
+        return JSONResponse({"detail": "invitation mail could not be sent", "code": "mail_not_sent"}, status_code=503)
     answer |= {"email": prepared.email, "expires_at": prepared.expires_at.isoformat() if prepared.expires_at else None}
     return JSONResponse(answer, status_code=201)
 

@@ -10,8 +10,8 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from smartpost_portal_publisher.adapters.db import PortalRepository
@@ -437,9 +437,7 @@ class PortalService:
                 at=now,
                 expires_at=expires_at,
             )
-            repo.record_staff_action(
-                account_id, issued_by, "invitation_issued", {"contact_id": contact_id}, now
-            )
+            repo.record_staff_action(account_id, issued_by, "invitation_issued", {"contact_id": contact_id}, now)
         log.info("portal.invitation_issued", contact_id=contact_id)
         return IssuedInvitation(format_code(code), contact_id, PrincipalKind.CONTACT, None, None, expires_at)
 

@@ -667,7 +667,11 @@ def invitation_mail(web: WebPortal, account_id: str, invitation: MailedInvitatio
         f"Mit freundlichen Grüßen\n{branding.name}\n"
     )
     return OutgoingMail(
-        invitation.email or "", invitation.contact_name, branding.name, f"Einladung in das Kundenportal von {branding.name}", text
+        invitation.email or "",
+        invitation.contact_name,
+        branding.name,
+        f"Einladung in das Kundenportal von {branding.name}",
+        text,
     )
 
 

@@ -447,7 +447,8 @@ def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_neve
         f"{env.base}/anmelden",
         data={"login": "anna@example.org", "password": PASSWORD, "csrf_token": csrf(login_page.text)},
     )
-    assert r.status_code == 200 and "/posteingang" in str(r.url)
+    assert r.status_code == 200
+    assert "/posteingang" in str(r.url)
     # audited: who, when, which contact, what came of it
     audit = env.staff.get(
         "/internal/staff-audit", headers=caller_headers(scenario.account_id, audience="portal-publisher")
