@@ -522,6 +522,8 @@ def test_every_staff_route_and_fragment_is_german(running: RunningSystem, browse
         contact_ids=running.demo.contact_ids,
         login=lambda: login(browser_page, running),
     )
+    problems = "\n\n".join(walked.problems)
+    assert walked.problems == [], f"{len(walked.problems)} problems:\n{problems}"
     app_routes = route_table(create_app(Settings(log_json=False)))
     pages = app_routes - set(NOT_PAGES)
     visited = set(walked.visited)

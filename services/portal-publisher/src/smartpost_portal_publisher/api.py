@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -32,8 +33,18 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
-from smartpost_portal_publisher.web import WebPortal, html_refusal, invitation_mail, not_found_page, wants_html
+from smartpost_portal_publisher.web import (
+    WebPortal,
+    html_refusal,
+    invitation_mail,
+    not_found_page,
+    problem_page,
+    wants_html,
+)
 from smartpost_shared.identity import VerifiedCaller, verified_account
+from smartpost_shared.logging import get_logger
+
+log = get_logger(__name__)
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -410,7 +421,7 @@ def staff_audit(account: Account, service: Service) -> list[dict[str, Any]]:
     return service.staff_actions(account)
 
 
-def install_routes(app: FastAPI) -> None:
+def install_routes(app: FastAPI) -> None:  # noqa: C901 - one handler per kind of error
     app.include_router(portal)
     app.include_router(internal)
 
@@ -423,8 +434,27 @@ def install_routes(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
 
+    def for_browser(request: Request) -> bool:
+        return hasattr(request.app.state, "web_portal") and wants_html(request)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and hasattr(request.app.state, "web_portal") and wants_html(request):
+        if exc.status_code == 404 and for_browser(request):
             return not_found_page(request)
+        if for_browser(request):
+            return problem_page(request, exc.status_code, f"HTTP {exc.status_code}: {exc.detail}")
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if for_browser(request):
+            return problem_page(request, 422, str(exc.errors()))
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Recipients see a German page with a support number; the technical reason goes to the log under it.
+        if for_browser(request):
+            return problem_page(request, 500, repr(exc), exc=exc)
+        log.error("portal.unexpected_error", path=request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)

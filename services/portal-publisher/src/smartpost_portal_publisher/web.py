@@ -715,6 +715,28 @@ def not_found_page(request: Request) -> HTMLResponse:
     )
 
 
+def problem_page(request: Request, status: int, reason: str, exc: Exception | None = None) -> HTMLResponse:
+    """A request the portal cannot answer (wrong method, incomplete form, unexpected error): German, support number."""
+    parts = request.url.path.split("/")
+    account_id = parts[2] if len(parts) > 2 and parts[1] == PREFIX.strip("/") else ""
+    web = _portal(request)
+    branding = web.branding(account_id) if account_id and _ACCOUNT_RE.match(account_id) else web.branding("")
+    support = _support_id()
+    if status >= 500:
+        log.error("portal_web.unexpected_error", support_id=support, path=request.url.path, exc_info=exc)
+        title, text = (
+            "Ein Fehler ist aufgetreten",
+            "Das hat leider nicht geklappt. Bitte versuchen Sie es in einigen Minuten erneut.",
+        )
+    else:
+        log.info("portal_web.request_refused", support_id=support, status=status, reason=reason, path=request.url.path)
+        title, text = (
+            "Diese Anfrage ist so nicht möglich",
+            "Bitte öffnen Sie die Seite noch einmal über den Posteingang oder den Link in Ihrer E-Mail.",
+        )
+    return message_page(request, branding, title=title, text=text, status=status, support_id=support)
+
+
 def install_web(app: FastAPI, web: WebPortal) -> None:
     from fastapi.staticfiles import StaticFiles  # noqa: PLC0415 - only the web portal serves files
 

@@ -476,3 +476,24 @@ def test_staff_mail_invitation_without_address_unknown_contact_and_mail_outage(e
         headers=caller_headers("other-account", audience="portal-publisher"),
     )
     assert r.status_code == 404
+
+
+def test_wrong_method_incomplete_request_and_unexpected_error_are_german_pages(env, scenario, monkeypatch):
+    leaks = re.compile(r"\{\"|detail|Method Not Allowed|Internal Server Error|Traceback|Field required")
+    client = TestClient(env.app, headers=HTML, raise_server_exceptions=False)
+    wrong = client.get(f"{env.base}/abmelden")
+    assert wrong.status_code == 405
+    assert "Diese Anfrage ist so nicht möglich" in wrong.text
+    assert not leaks.search(wrong.text)
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(env.app.state.web_portal.service, "check_password_reset", boom)
+    broken = client.get(f"{env.base}/passwort-neu?t=x")
+    assert broken.status_code == 500
+    assert "Ein Fehler ist aufgetreten" in broken.text
+    assert re.search(r'data-testid="vorgangsnummer">[0-9a-f]{10}<', broken.text)
+    assert not leaks.search(broken.text)
+    # apps keep JSON
+    assert TestClient(env.app).get(f"{env.base}/abmelden").json() == {"detail": "Method Not Allowed"}
