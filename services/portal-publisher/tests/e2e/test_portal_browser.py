@@ -376,6 +376,7 @@ def test_every_recipient_page_is_covered_and_german(  # noqa: PLR0915 - one stat
     check_page(page, "Neues Passwort mit ungültigem Link")
 
     # signed in: a folder of the inbox, an unknown document, a wrong method, an unknown management company
+    page.goto(f"{base}/anmelden")
     sign_in(page, recipients, "anna")
     expect(page.get_by_test_id("dokument")).to_have_count(1)
     page.goto(f"{base}/posteingang?ordner=Abrechnungen/Jahresabrechnung")
