@@ -476,10 +476,15 @@ def test_staff_invite_a_recipient_who_registers_from_the_email(running: RunningS
     login(page, running)
     page.goto(f"{running.gateway_url}/serienbriefe/{letter_id}/einzelbriefe")
     row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=invite]")).to_have_text("Zum Portal einladen")
     row.locator("[data-testid=invite]").click()
     result = row.locator("[data-testid=invitation-result]")
     expect(result).to_contain_text("Einladung an Lea Yilmaz (yilmaz@example.org) versandt")
     check_german(page, "Einladung versandt")
+    page.reload()
+    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=portal-access]")).to_contain_text("eingeladen am")
+    expect(row.locator("[data-testid=invite]")).to_have_text("Einladung erneut senden")
 
     text = wait_for_mail(running, "yilmaz@example.org", f"/kundenportal/{demo.account_id}/einladung?code=")
     link = re.search(r"http://127\.0\.0\.1:\d+/kundenportal/\S+/einladung\?code=\S+", text)
@@ -504,14 +509,17 @@ def test_staff_invite_a_recipient_who_registers_from_the_email(running: RunningS
     for service in ("portal-publisher", "gateway", "notifier"):
         assert code not in running.log(service), f"the invitation code is in the {service} log"
 
-    # staff click again: she has a login now, nothing is sent or reset
-    page.reload()
-    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    # staff click again on the page still open: she has a login now, nothing is sent or reset
     row.locator("[data-testid=invite]").click()
     expect(row.locator("[data-testid=invitation-result]")).to_contain_text(
         "Lea Yilmaz hat bereits einen Zugang zum Kundenportal"
     )
     shot(page, "12-einladung")
+    # reloaded: her row says so, and offers no invitation any more
+    page.reload()
+    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=portal-access]")).to_have_text("Zugang eingerichtet")
+    expect(row.locator("[data-testid=invite]")).to_have_count(0)
 
 
 def test_every_staff_route_and_fragment_is_german(running: RunningSystem, browser_page: Page) -> None:

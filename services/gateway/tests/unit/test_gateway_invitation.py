@@ -39,15 +39,98 @@ ANSWERS: dict[str, tuple[int, dict[str, Any]]] = {
 }
 
 
+LETTER_ID = "0b6f1f1c-0000-4000-8000-000000000001"
+PEOPLE = {"C-login": "Anna Schmidt", "C-invited": "Lea Yilmaz", "C-none": "Jonas Becker", "C-revoked": "Otto Weber"}
+
+
+def item(contact_id: str, *, revoked: bool = False) -> dict[str, Any]:
+    return {
+        "item_id": f"i-{contact_id}",
+        "part_id": f"p-{contact_id}",
+        "contact_id": contact_id,
+        "property_id": "P1",
+        "unit_id": None,
+        "page_count": 2,
+        "revoked_at": "2026-11-30T10:00:00+00:00" if revoked else None,
+    }
+
+
+def delivery(contact_id: str, *, login: bool = False, invited: bool = False) -> dict[str, Any]:
+    return {
+        "item_id": f"i-{contact_id}",
+        "document_id": f"d-{contact_id}",
+        "contact_id": contact_id,
+        "published_at": "2026-11-30T09:00:00+00:00",
+        "first_viewed_at": None,
+        "revoked_at": None,
+        "views": [],
+        "portal_login": login,
+        "invited_at": "2026-11-30T11:00:00+00:00" if invited else None,
+        "invitation_expires_at": "2026-12-30T11:00:00+00:00" if invited else None,
+    }
+
+
+LETTER: dict[str, Any] = {
+    "letter_id": LETTER_ID,
+    "version": 9,
+    "status": "released",
+    "title": "Hausgeld",
+    "document_type": {"id": "t", "path": ["Abrechnung"]},
+    "recipient_groups": ["owners"],
+    "scope": "property",
+    "property_id": "P1",
+    "letter_date": "2026-11-30",
+    "documents": [],
+    "items": [item("C-login"), item("C-invited"), item("C-none"), item("C-revoked", revoked=True)],
+    "print_order": None,
+    "counts": {},
+    "release_blockers": [],
+}
+
+
 class Portal:
+    """The portal publisher's invitation answers, plus the letter and master data the Einzelbriefe tab shows."""
+
     def __init__(self) -> None:
         self.calls: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - one answer per route
         self.calls.append(request)
-        if request.url.path == "/internal/invitations/email":
+        path = request.url.path
+        if path == "/internal/invitations/email":
             status, body = ANSWERS[json.loads(request.content)["contact_id"]]
             return httpx.Response(status, json=body)
+        if path == f"/v1/letters/{LETTER_ID}":
+            return httpx.Response(200, json=LETTER)
+        if path == f"/internal/letters/{LETTER_ID}/deliveries":
+            return httpx.Response(
+                200,
+                json=[
+                    delivery("C-login", login=True),
+                    delivery("C-invited", invited=True),
+                    delivery("C-none"),
+                    delivery("C-revoked"),
+                ],
+            )
+        if path.startswith("/contacts/") and path.split("/")[2] in PEOPLE:
+            contact_id = path.split("/")[2]
+            first, last = PEOPLE[contact_id].split()
+            return httpx.Response(
+                200,
+                json={
+                    "contact_id": contact_id,
+                    "first_name": first,
+                    "last_name": last,
+                    "address": {},
+                    "channel_preference": "online",
+                    "portal_registered": False,
+                    "contracts": [],
+                },
+            )
+        if path == "/properties":
+            return httpx.Response(200, json={"properties": [{"property_id": "P1", "name": "WEG Lindenstraße 5"}]})
+        if path.startswith("/properties/"):
+            return httpx.Response(200, json={"units": []})
         return httpx.Response(404, json={"detail": "not found"})
 
     def invitations(self) -> list[httpx.Request]:
@@ -77,6 +160,7 @@ def login(client: TestClient, user: str) -> str:
 
 
 def visible(html: str) -> str:
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
 
 
@@ -117,3 +201,24 @@ def test_invitation_needs_csrf_and_a_staff_role() -> None:
         assert response.status_code == 403
         assert "Rolle" in response.text
     assert fake.invitations() == []
+
+
+def test_einzelbriefe_show_portal_access_and_offer_the_invitation_only_where_it_helps() -> None:
+    client, _fake = make_client()
+    with client:
+        login(client, "anna@hv.de")
+        page = client.get(f"/serienbriefe/{LETTER_ID}/einzelbriefe")
+    assert page.status_code == 200
+    rows = {
+        name: visible(row)
+        for row in re.findall(r'<tr data-testid="item".*?</tr>', page.text, flags=re.DOTALL)
+        for name in PEOPLE.values()
+        if name in row
+    }
+    assert "Zugang eingerichtet" in rows["Anna Schmidt"]
+    assert "einladen" not in rows["Anna Schmidt"]  # a login is never offered a new invitation
+    assert "eingeladen am 30.11.2026 12:00, gültig bis 30.12.2026 12:00" in rows["Lea Yilmaz"]
+    assert "Einladung erneut senden" in rows["Lea Yilmaz"]
+    assert "Zum Portal einladen" in rows["Jonas Becker"]
+    assert "einladen" not in rows["Otto Weber"]  # revoked letter
+    assert LEAKS.search(visible(page.text)) is None

@@ -151,6 +151,9 @@ class DeliveryOut(BaseModel):
     first_viewed_at: datetime | None
     revoked_at: datetime | None
     views: list[ViewOut]
+    portal_login: bool = False
+    invited_at: datetime | None = None
+    invitation_expires_at: datetime | None = None
 
 
 # --- mapping helpers ---------------------------------------------------------------------------------------------

@@ -898,6 +898,7 @@ class PortalService:
             repo = PortalRepository(conn)
             documents = repo.documents_of_letter(account_id, letter_id)
             views = repo.views_of_letter(account_id, letter_id)
+            access = repo.portal_access(account_id, {d.contact_id for d in documents}, self.clock())
         return [
             {
                 "item_id": d.item_id,
@@ -909,6 +910,10 @@ class PortalService:
                 "first_viewed_at": d.first_viewed_at,
                 "revoked_at": d.revoked_at,
                 "views": views.get(d.document_id, []),
+                # staff see whether the recipient can log in, or has an open invitation ("Zum Portal einladen")
+                "portal_login": access[d.contact_id]["login"],
+                "invited_at": access[d.contact_id]["invited_at"],
+                "invitation_expires_at": access[d.contact_id]["expires_at"],
             }
             for d in documents
         ]

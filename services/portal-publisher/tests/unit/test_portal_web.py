@@ -301,6 +301,9 @@ def test_forgotten_password_mail_link_sets_a_new_password_once(env, scenario):
     assert 'data-testid="reset-gesendet"' in r.text
     (mail,) = env.mailer.sent
     assert mail.to_address == "anna@example.org"
+    # staff see the open invitation beside the letter
+    assert portal_access(env, scenario, "c-anna") == (False, True)
+    assert portal_access(env, scenario, "c-bert") == (False, False)
     assert mail.sender_name == "Hausverwaltung Muster GmbH"
     assert "Guten Tag Anna Arendt," in mail.text
     link = re.search(r"http://testserver(\S+)", mail.text).group(1)
@@ -408,6 +411,16 @@ def mail_invitation(env, scenario, contact_id: str, actor: str = "anna@hv.exampl
     )
 
 
+def portal_access(env, scenario, contact_id: str) -> tuple[bool, bool]:
+    """(has a login, has an open invitation) as staff see it in the letter's deliveries."""
+    r = env.staff.get(
+        f"/internal/letters/{scenario.letter_id}/deliveries",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+    )
+    (found,) = [d for d in r.json() if d["contact_id"] == contact_id]
+    return found["portal_login"], found["invited_at"] is not None
+
+
 def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_never_reset(env, scenario):
     r = mail_invitation(env, scenario, "c-anna")
     assert r.status_code == 201, r.text
@@ -436,6 +449,7 @@ def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_neve
         },
     )
     assert str(r.url).endswith("/posteingang?hinweis=willkommen"), r.text
+    assert portal_access(env, scenario, "c-anna") == (True, False)
     # a second click: the contact has a login now; nothing is issued, nothing mailed, the login stays
     again = mail_invitation(env, scenario, "c-anna", actor="bernd@hv.example")
     assert again.status_code == 200
