@@ -301,9 +301,6 @@ def test_forgotten_password_mail_link_sets_a_new_password_once(env, scenario):
     assert 'data-testid="reset-gesendet"' in r.text
     (mail,) = env.mailer.sent
     assert mail.to_address == "anna@example.org"
-    # staff see the open invitation beside the letter
-    assert portal_access(env, scenario, "c-anna") == (False, True)
-    assert portal_access(env, scenario, "c-bert") == (False, False)
     assert mail.sender_name == "Hausverwaltung Muster GmbH"
     assert "Guten Tag Anna Arendt," in mail.text
     link = re.search(r"http://testserver(\S+)", mail.text).group(1)
@@ -430,6 +427,9 @@ def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_neve
     assert "code" not in body  # the code goes only into the mail
     (mail,) = env.mailer.sent
     assert mail.to_address == "anna@example.org"
+    # staff see the open invitation beside the letter
+    assert portal_access(env, scenario, "c-anna") == (False, True)
+    assert portal_access(env, scenario, "c-bert") == (False, False)
     assert mail.subject == "Einladung in das Kundenportal von Hausverwaltung Muster GmbH"
     link = re.search(r"http\S+/einladung\?code=\S+", mail.text)
     assert link, mail.text
