@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,7 +39,7 @@ log = get_logger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(  # noqa: C901 - one closure per route and handler
+def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
     settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> FastAPI:
     """The gateway app; ``transport`` replaces the network for the service clients (unit tests only)."""
@@ -106,22 +107,54 @@ def create_app(  # noqa: C901 - one closure per route and handler
         template = "_error.html" if request.headers.get("HX-Request") else "error_page.html"
         return web.render(request, template, {"session": session, "error": error}, status_code=403)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # Browsers get a German page for unknown addresses and wrong methods; API clients keep FastAPI's JSON.
-        if "text/html" not in request.headers.get("accept", ""):
-            return await http_exception_handler(request, exc)
+    def german_error(request: Request, error: texts.UiError, status_code: int) -> Response:
+        """A German page (browsers) or fragment (htmx) with the support number; never the technical detail."""
         try:
             session = web.current_session(request)
         except web.LoginRequiredError:
             session = None
-        message = "Seite nicht gefunden." if exc.status_code == 404 else "Diese Anfrage ist so nicht möglich."
-        return web.render(
-            request,
-            "error_page.html",
-            {"session": session, "error": texts.UiError(message)},
-            status_code=exc.status_code,
+        template = "_error.html" if request.headers.get("HX-Request") else "error_page.html"
+        return web.render(request, template, {"session": session, "error": error}, status_code=status_code)
+
+    def from_browser(request: Request) -> bool:
+        return bool(request.headers.get("HX-Request")) or "text/html" in request.headers.get("accept", "")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Browsers get a German page for unknown addresses and wrong methods (htmx a fragment); API clients keep
+        # FastAPI's JSON.
+        if not from_browser(request):
+            return await http_exception_handler(request, exc)
+        if exc.status_code == 404:
+            message = "Seite nicht gefunden."
+        elif isinstance(exc.detail, str) and request.url.path.startswith("/admin/"):
+            message = exc.detail  # the admin routes answer in German
+        else:
+            message = "Diese Anfrage ist so nicht möglich."
+        error = texts.UiError(message)
+        log.info("gateway.http_error", support_id=error.support_id, status=exc.status_code, detail=str(exc.detail))
+        return german_error(request, error, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if not from_browser(request):
+            return await request_validation_exception_handler(request, exc)
+        error = texts.UiError("Die Anfrage ist unvollständig oder ungültig. Bitte die Seite neu laden.")
+        log.info(
+            "gateway.invalid_request", support_id=error.support_id, path=request.url.path, errors=str(exc.errors())
         )
+        return german_error(request, error, 422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        error = texts.UiError(
+            "Ein unerwarteter Fehler ist aufgetreten. Bitte später erneut versuchen; nennen Sie dem Support die "
+            "Vorgangsnummer."
+        )
+        log.error("gateway.unexpected_error", support_id=error.support_id, path=request.url.path, exc_info=exc)
+        if not from_browser(request):
+            return JSONResponse({"detail": "internal error", "support_id": error.support_id}, status_code=500)
+        return german_error(request, error, 500)
 
     return app
 

@@ -884,6 +884,32 @@ async def revoke(
     return redirect(request, f"/serienbriefe/{letter_id}/einzelbriefe")
 
 
+@router.post("/kontakte/{contact_id}/einladung", response_class=HTMLResponse)
+async def invite_to_portal(request: Request, session: PostSessionDep, contact_id: str) -> HTMLResponse:
+    """Button 'Zum Portal einladen': the portal publisher mails the contact an invitation (htmx, answers in the row).
+
+    Audited there (who, when, which contact); a contact who already has a login gets nothing (it is never reset).
+    """
+    if not (session.can(Role.PREPARE) or session.can(Role.RELEASE)):
+        raise ForbiddenError("Ihnen fehlt die Rolle „Vorbereiten“ für diese Aktion.")
+    who = caller(session)
+    try:
+        result = await portal(request).email_invitation(who, contact_id)
+    except ServiceError as exc:
+        error = (
+            texts.UiError(
+                "Die Einladung konnte gerade nicht per E-Mail versandt werden. Bitte später erneut versuchen."
+            )
+            if exc.code == "mail_not_sent"
+            else texts.translate(exc)
+        )
+        if exc.code == "mail_not_sent":
+            log.warning("gateway.invitation_mail_failed", support_id=error.support_id, contact_id=contact_id)
+        return error_fragment(request, error, status_code=200)
+    log.info("gateway.invitation", actor=session.login, contact_id=contact_id, status=result.get("status"))
+    return render(request, "_invitation.html", {"session": session, "result": result})
+
+
 @router.post("/serienbriefe/{letter_id}/loeschen", response_class=HTMLResponse)
 async def delete(
     request: Request, session: PostSessionDep, letter_id: str, reason: Annotated[str, Form()] = ""

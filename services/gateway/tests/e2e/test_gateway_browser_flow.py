@@ -6,9 +6,13 @@ Screenshots of the main screens are written to docs/screenshots/ (used by the ga
 
 from __future__ import annotations
 
+import email
+import email.policy
+import mailbox
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,9 +20,13 @@ import pikepdf
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from smartpost_gateway.app import create_app
+from smartpost_gateway.settings import Settings
 from smartpost_shared.sample_letters import write_serial_letter
+from smartpost_shared.testing.routes import route_table
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, RunningSystem
+from .staff_walk import NOT_PAGES, walk
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,6 +60,7 @@ LEAKS = re.compile(
     r"\berror\b|\bError\b|a cover page|\bSeiten, üblich sind \d+\.\d|\(1 Seiten|Traceback|Internal Server"
 )
 PAGES_CHECKED: list[str] = []
+STATE: dict[str, str] = {}
 
 
 def check_german(page: Page, what: str) -> None:
@@ -140,6 +149,7 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
 
     # 3. "Neuer Serienbrief" with a property
     letter_id = new_letter(page, running, "Hausgeldabrechnung 2024", cross=False, doc_type="Abrechnung")
+    STATE["property_letter"] = letter_id  # the invitation and all-routes tests go on with this letter
     expect(page.locator("[data-testid=letter-scope]")).to_have_text("WEG Lindenstraße 5")
 
     # 4. Upload two PDFs, reorder by drag and drop, make the second an attachment
@@ -440,3 +450,98 @@ def test_bad_input_is_answered_in_the_page(running: RunningSystem, browser_page:
     page.click("form[action='/logout'] button")
     login(page, running, "bernd")
     expect(page.locator("[data-testid=user]")).to_have_text("Bernd Vorbereiter")
+
+
+def wait_for_mail(running: RunningSystem, address: str, marker: str, timeout: float = 60) -> str:
+    """The plain text of the first mail to ``address`` whose text contains ``marker`` (aiosmtpd's maildir)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in mailbox.Maildir(running.system.stack.maildir, factory=None, create=False):
+            parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+            body = parsed.get_body(("plain",))
+            text = body.get_content() if body is not None else ""
+            if address in str(parsed["To"]) and marker in text:
+                assert "Einladung" in str(parsed["Subject"]), parsed["Subject"]
+                return str(text)
+        time.sleep(0.3)
+    pytest.fail(f"no mail to {address} with {marker} within {timeout}s: {running.log('portal-publisher')[-3000:]}")
+
+
+def test_staff_invite_a_recipient_who_registers_from_the_email(running: RunningSystem, browser_page: Page) -> None:
+    """Issue #16: 'Zum Portal einladen' in Einzelbriefe -> the e-mail (aiosmtpd) -> the link -> registered; a
+    second invitation leaves the login alone and says so in German."""
+    page, demo = browser_page, running.demo
+    letter_id = STATE.get("property_letter")
+    assert letter_id, "the whole-flow test did not get as far as creating the property letter"
+    login(page, running)
+    page.goto(f"{running.gateway_url}/serienbriefe/{letter_id}/einzelbriefe")
+    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=invite]")).to_have_text("Zum Portal einladen")
+    row.locator("[data-testid=invite]").click()
+    result = row.locator("[data-testid=invitation-result]")
+    expect(result).to_contain_text("Einladung an Lea Yilmaz (yilmaz@example.org) versandt")
+    check_german(page, "Einladung versandt")
+    page.reload()
+    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=portal-access]")).to_contain_text("eingeladen am")
+    expect(row.locator("[data-testid=invite]")).to_have_text("Einladung erneut senden")
+
+    text = wait_for_mail(running, "yilmaz@example.org", f"/kundenportal/{demo.account_id}/einladung?code=")
+    link = re.search(r"http://127\.0\.0\.1:\d+/kundenportal/\S+/einladung\?code=\S+", text)
+    assert link, text
+    recipient = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale="de-DE")
+    try:
+        portal = recipient.new_page()
+        portal.goto(link.group(0))
+        expect(portal.get_by_label("Einladungscode")).not_to_have_value("")
+        portal.get_by_label("Benutzername (z. B. Ihre E-Mail-Adresse)").fill("yilmaz@example.org")
+        portal.get_by_label("Passwort", exact=True).fill("Yilmaz-Portal-2026!")
+        portal.get_by_label("Passwort wiederholen").fill("Yilmaz-Portal-2026!")
+        portal.get_by_role("button", name="Zugang einrichten").click()
+        expect(portal.get_by_role("button", name="Abmelden")).to_be_visible()
+        expect(portal.locator("body")).to_contain_text("Ihr Zugang ist eingerichtet")
+        # her released letter is in her inbox
+        expect(portal.locator("body")).to_contain_text("Hausgeldabrechnung 2024")
+    finally:
+        recipient.close()
+    # the code is a secret: in no service's log (the access log redacts it from the link's query)
+    code = link.group(0).split("code=")[1]
+    for service in ("portal-publisher", "gateway", "notifier"):
+        assert code not in running.log(service), f"the invitation code is in the {service} log"
+
+    # staff click again on the page still open: she has a login now, nothing is sent or reset
+    row.locator("[data-testid=invite]").click()
+    expect(row.locator("[data-testid=invitation-result]")).to_contain_text(
+        "Lea Yilmaz hat bereits einen Zugang zum Kundenportal"
+    )
+    shot(page, "12-einladung")
+    # reloaded: her row says so, and offers no invitation any more
+    page.reload()
+    row = page.locator("[data-testid=item]").filter(has_text="Lea Yilmaz")
+    expect(row.locator("[data-testid=portal-access]")).to_have_text("Zugang eingerichtet")
+    expect(row.locator("[data-testid=invite]")).to_have_count(0)
+
+
+def test_every_staff_route_and_fragment_is_german(running: RunningSystem, browser_page: Page) -> None:
+    """Issue #16: every route of the gateway in the states the browser tests reach: no English service text, no raw
+    JSON, fits 1280 px. A route of the app that the walk does not visit fails this test."""
+    letter_id = STATE.get("property_letter")
+    assert letter_id, "the whole-flow test did not get as far as creating the property letter"
+    walked = walk(
+        browser_page,
+        running.gateway_url,
+        letter_id,
+        contact_ids=running.demo.contact_ids,
+        login=lambda: login(browser_page, running),
+    )
+    problems = "\n\n".join(walked.problems)
+    assert walked.problems == [], f"{len(walked.problems)} problems:\n{problems}"
+    app_routes = route_table(create_app(Settings(log_json=False)))
+    pages = app_routes - set(NOT_PAGES)
+    visited = set(walked.visited)
+    assert pages - visited == set(), f"routes without a checked state: {sorted(pages - visited)}"
+    assert set(NOT_PAGES) <= app_routes, f"stale exemptions: {sorted(set(NOT_PAGES) - app_routes)}"
+    assert visited - pages == {("GET", "404"), ("DELETE", "405")}, sorted(visited - pages)
+    states = sum(len(v) for v in walked.visited.values())
+    assert states >= 80, states
+    print(f"staff routes checked: {len(pages)} routes, {states} states")

@@ -5,22 +5,26 @@ Refusals never reveal whether another contact's document exists: "not yours" and
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from smartpost_portal_publisher.adapters.mail import MailNotSentError
 from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
     ForbiddenError,
+    InvitationOutcome,
     IssuedInvitation,
     IssuedSession,
     OpenedDownload,
@@ -29,8 +33,18 @@ from smartpost_portal_publisher.application import (
 )
 from smartpost_portal_publisher.domain import AccessWindow, CoUserRights, FolderNode, Principal, parse_folder
 from smartpost_portal_publisher.security import DownloadGrant
-from smartpost_portal_publisher.web import html_refusal, not_found_page, wants_html
+from smartpost_portal_publisher.web import (
+    WebPortal,
+    html_refusal,
+    invitation_mail,
+    not_found_page,
+    problem_page,
+    wants_html,
+)
 from smartpost_shared.identity import VerifiedCaller, verified_account
+from smartpost_shared.logging import get_logger
+
+log = get_logger(__name__)
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -98,6 +112,10 @@ class InvitationRequest(BaseModel):
     issued_by: str = Field(default="staff", min_length=1, max_length=200)
 
 
+class ContactRequest(BaseModel):
+    contact_id: str = Field(min_length=1, max_length=128)
+
+
 class CoUserInvitationRequest(BaseModel):
     unit_id: str = Field(min_length=1, max_length=128)
     rights: CoUserRights
@@ -133,6 +151,9 @@ class DeliveryOut(BaseModel):
     first_viewed_at: datetime | None
     revoked_at: datetime | None
     views: list[ViewOut]
+    portal_login: bool = False
+    invited_at: datetime | None = None
+    invitation_expires_at: datetime | None = None
 
 
 # --- mapping helpers ---------------------------------------------------------------------------------------------
@@ -343,6 +364,38 @@ def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: S
     return _invitation_out(service.issue_contact_invitation(caller.account_id, body.contact_id, issued_by=caller.actor))
 
 
+@internal.post("/invitations/email")
+async def email_invitation(
+    body: ContactRequest, request: Request, caller: VerifiedCaller, service: Service
+) -> JSONResponse:
+    """Staff send a contact an invitation by e-mail (gateway button "Zum Portal einladen"); audited in any outcome.
+
+    ``status`` is ``sent`` (201, the code went only into the mail), ``already_registered`` (200: the contact has a
+    login, nothing changed: an invitation never resets a login) or ``no_email`` (200: no address in the master
+    data). An unknown contact is 404; a mail that cannot be sent is 503 (``code: mail_not_sent``, the code is
+    withdrawn).
+    """
+    prepared = await asyncio.to_thread(
+        service.prepare_mailed_invitation, caller.account_id, body.contact_id, issued_by=caller.actor
+    )
+    answer: dict[str, Any] = {
+        "status": prepared.outcome.value,
+        "contact_id": prepared.contact_id,
+        "contact_name": prepared.contact_name,
+    }
+    if prepared.outcome is not InvitationOutcome.SENT:
+        return JSONResponse(answer, status_code=200)
+    web: WebPortal = request.app.state.web_portal
+    mail = invitation_mail(web, caller.account_id, prepared, str(request.base_url))
+    try:
+        await asyncio.to_thread(web.mailer.send, mail)
+    except MailNotSentError:
+        await asyncio.to_thread(service.withdraw_invitation, caller.account_id, prepared.code or "", actor=caller.actor)
+        return JSONResponse({"detail": "invitation mail could not be sent", "code": "mail_not_sent"}, status_code=503)
+    answer |= {"email": prepared.email, "expires_at": prepared.expires_at.isoformat() if prepared.expires_at else None}
+    return JSONResponse(answer, status_code=201)
+
+
 @internal.get("/letters/{letter_id}/deliveries", response_model=list[DeliveryOut])
 def deliveries(letter_id: str, account: Account, service: Service) -> list[DeliveryOut]:
     """Proof of delivery per individual letter: published, first viewed, revoked, every download."""
@@ -371,7 +424,7 @@ def staff_audit(account: Account, service: Service) -> list[dict[str, Any]]:
     return service.staff_actions(account)
 
 
-def install_routes(app: FastAPI) -> None:
+def install_routes(app: FastAPI) -> None:  # noqa: C901 - one handler per kind of error
     app.include_router(portal)
     app.include_router(internal)
 
@@ -384,8 +437,27 @@ def install_routes(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
 
+    def for_browser(request: Request) -> bool:
+        return hasattr(request.app.state, "web_portal") and wants_html(request)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404 and hasattr(request.app.state, "web_portal") and wants_html(request):
+        if exc.status_code == 404 and for_browser(request):
             return not_found_page(request)
+        if for_browser(request):
+            return problem_page(request, exc.status_code, f"HTTP {exc.status_code}: {exc.detail}")
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if for_browser(request):
+            return problem_page(request, 422, str(exc.errors()))
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Recipients see a German page with a support number; the technical reason goes to the log under it.
+        if for_browser(request):
+            return problem_page(request, 500, repr(exc), exc=exc)
+        log.error("portal.unexpected_error", path=request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from smartpost_portal_publisher.adapters.db import PortalRepository
@@ -342,6 +343,24 @@ class IssuedInvitation:
     expires_at: datetime
 
 
+class InvitationOutcome(StrEnum):
+    SENT = "sent"
+    ALREADY_REGISTERED = "already_registered"
+    NO_EMAIL = "no_email"
+
+
+@dataclass(frozen=True)
+class MailedInvitation:
+    """What came of a staff member's request to e-mail a contact an invitation (the code only when ``SENT``)."""
+
+    outcome: InvitationOutcome
+    contact_id: str
+    contact_name: str
+    email: str | None = None
+    code: str | None = None
+    expires_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class IssuedSession:
     token: str
@@ -418,8 +437,70 @@ class PortalService:
                 at=now,
                 expires_at=expires_at,
             )
+            repo.record_staff_action(account_id, issued_by, "invitation_issued", {"contact_id": contact_id}, now)
         log.info("portal.invitation_issued", contact_id=contact_id)
         return IssuedInvitation(format_code(code), contact_id, PrincipalKind.CONTACT, None, None, expires_at)
+
+    def prepare_mailed_invitation(self, account_id: str, contact_id: str, *, issued_by: str) -> MailedInvitation:
+        """A staff member asks to e-mail a contact an invitation (gateway button): audited in any outcome.
+
+        Never touches an existing login: a contact who has one gets no code (``already_registered``), open codes
+        stay as they are. Without an e-mail address in the master data nothing is issued (``no_email``). Otherwise
+        a fresh code replaces open ones; the caller mails it and withdraws it with :meth:`withdraw_invitation` if
+        the mail cannot be sent.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            contact = MasterDataReader(conn).contact(account_id, contact_id)
+            if contact is None:
+                raise NotFoundError(f"unknown contact {contact_id}", "Diesen Kontakt gibt es nicht.")
+            repo = PortalRepository(conn)
+            existing = repo.contact_principal_id(account_id, contact_id)
+            detail: dict[str, Any] = {"contact_id": contact_id}
+            if existing is not None and repo.has_credentials(existing):
+                repo.record_staff_action(
+                    account_id, issued_by, "invitation_refused", {**detail, "reason": "already_registered"}, now
+                )
+                log.info("portal.invitation_refused_registered", contact_id=contact_id, actor=issued_by)
+                return MailedInvitation(InvitationOutcome.ALREADY_REGISTERED, contact_id, contact.display_name)
+            if not contact.email:
+                repo.record_staff_action(
+                    account_id, issued_by, "invitation_refused", {**detail, "reason": "no_email"}, now
+                )
+                log.info("portal.invitation_no_email", contact_id=contact_id, actor=issued_by)
+                return MailedInvitation(InvitationOutcome.NO_EMAIL, contact_id, contact.display_name)
+            code = _new_code()
+            repo.withdraw_open_contact_invitations(account_id, contact_id, now)
+            expires_at = now + self.config.invitation_ttl
+            repo.insert_invitation(
+                code_hash=hash_secret_token(code),
+                account_id=account_id,
+                contact_id=contact_id,
+                kind=PrincipalKind.CONTACT,
+                rights=None,
+                unit_id=None,
+                invited_by=issued_by,
+                at=now,
+                expires_at=expires_at,
+            )
+            repo.record_staff_action(
+                account_id, issued_by, "invitation_mailed", {**detail, "expires_at": expires_at.isoformat()}, now
+            )
+        log.info("portal.invitation_issued_for_mail", contact_id=contact_id, actor=issued_by)
+        return MailedInvitation(
+            InvitationOutcome.SENT, contact_id, contact.display_name, contact.email, format_code(code), expires_at
+        )
+
+    def withdraw_invitation(self, account_id: str, code: str, *, actor: str) -> None:
+        """The invitation mail could not be sent: the code never works (audited)."""
+        normalized = normalize_code(code)
+        if normalized is None:
+            return
+        now = self.clock()
+        with self.engine.begin() as conn:
+            repo = PortalRepository(conn)
+            repo.withdraw_invitation(hash_secret_token(normalized), now)
+            repo.record_staff_action(account_id, actor, "invitation_withdrawn", {"reason": "mail_not_sent"}, now)
 
     def invite_co_user(self, principal: Principal, unit_id: str, rights: CoUserRights) -> IssuedInvitation:
         if not may_invite_co_user(principal):
@@ -817,6 +898,7 @@ class PortalService:
             repo = PortalRepository(conn)
             documents = repo.documents_of_letter(account_id, letter_id)
             views = repo.views_of_letter(account_id, letter_id)
+            access = repo.portal_access(account_id, {d.contact_id for d in documents}, self.clock())
         return [
             {
                 "item_id": d.item_id,
@@ -828,6 +910,10 @@ class PortalService:
                 "first_viewed_at": d.first_viewed_at,
                 "revoked_at": d.revoked_at,
                 "views": views.get(d.document_id, []),
+                # staff see whether the recipient can log in, or has an open invitation ("Zum Portal einladen")
+                "portal_login": access[d.contact_id]["login"],
+                "invited_at": access[d.contact_id]["invited_at"],
+                "invitation_expires_at": access[d.contact_id]["expires_at"],
             }
             for d in documents
         ]

@@ -32,6 +32,7 @@ from smartpost_portal_publisher.application import (
     AuthenticationError,
     DocumentView,
     IssuedSession,
+    MailedInvitation,
     PortalError,
     PortalService,
 )
@@ -649,6 +650,31 @@ async def download(request: Request, account_id: str, document_id: str) -> Respo
     return _redirect(link.path)
 
 
+def invitation_mail(web: WebPortal, account_id: str, invitation: MailedInvitation, base_url: str) -> OutgoingMail:
+    """The invitation e-mail a staff member sends from the gateway: the code and a link that fills it in."""
+    branding = web.branding(account_id)
+    base = (web.settings.public_base_url or base_url).rstrip("/")
+    code = invitation.code or ""
+    link = f"{base}{branding.base}/einladung?" + urlencode({"code": code})
+    greeting = f"Guten Tag {invitation.contact_name}," if invitation.contact_name else "Guten Tag,"
+    until = german_date(invitation.expires_at.date()) if invitation.expires_at else ""
+    text = (
+        f"{greeting}\n\n{branding.name} lädt Sie in das Kundenportal ein. Dort finden Sie die Dokumente, die wir "
+        "Ihnen bereitstellen (zum Beispiel Abrechnungen und Einladungen), jederzeit online.\n\n"
+        f"Über diesen Link richten Sie Ihren Zugang ein (Benutzername und Passwort wählen Sie selbst):\n\n{link}\n\n"
+        f"Ihr Einladungscode: {code}\nEr gilt bis zum {until} und nur einmal.\n\n"
+        "Wenn Sie diese E-Mail nicht erwartet haben, können Sie sie ignorieren.\n\n"
+        f"Mit freundlichen Grüßen\n{branding.name}\n"
+    )
+    return OutgoingMail(
+        invitation.email or "",
+        invitation.contact_name,
+        branding.name,
+        f"Einladung in das Kundenportal von {branding.name}",
+        text,
+    )
+
+
 def wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept and "application/json" not in accept
@@ -687,6 +713,28 @@ def not_found_page(request: Request) -> HTMLResponse:
         text="Diese Adresse gibt es im Kundenportal nicht. Bitte prüfen Sie den Link.",
         status=404,
     )
+
+
+def problem_page(request: Request, status: int, reason: str, exc: Exception | None = None) -> HTMLResponse:
+    """A request the portal cannot answer (wrong method, incomplete form, unexpected error): German, support number."""
+    parts = request.url.path.split("/")
+    account_id = parts[2] if len(parts) > 2 and parts[1] == PREFIX.strip("/") else ""
+    web = _portal(request)
+    branding = web.branding(account_id) if account_id and _ACCOUNT_RE.match(account_id) else web.branding("")
+    support = _support_id()
+    if status >= 500:
+        log.error("portal_web.unexpected_error", support_id=support, path=request.url.path, exc_info=exc)
+        title, text = (
+            "Ein Fehler ist aufgetreten",
+            "Das hat leider nicht geklappt. Bitte versuchen Sie es in einigen Minuten erneut.",
+        )
+    else:
+        log.info("portal_web.request_refused", support_id=support, status=status, reason=reason, path=request.url.path)
+        title, text = (
+            "Diese Anfrage ist so nicht möglich",
+            "Bitte öffnen Sie die Seite noch einmal über den Posteingang oder den Link in Ihrer E-Mail.",
+        )
+    return message_page(request, branding, title=title, text=text, status=status, support_id=support)
 
 
 def install_web(app: FastAPI, web: WebPortal) -> None:

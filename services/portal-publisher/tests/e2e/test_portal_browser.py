@@ -13,9 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from pydantic import SecretStr
+
+from smartpost_portal_publisher.app import create_app
+from smartpost_portal_publisher.settings import Settings
+from smartpost_shared.storage import MemoryStore
+from smartpost_shared.testing.routes import route_table
 
 from .conftest import AXE, CHROMIUM, CHROMIUM_ARGS, COMPANY, RecipientSystem, link_in
 
@@ -81,7 +88,17 @@ def new_page(browser: Browser, *, phone: bool = False) -> Page:
         context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="de-DE", accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
+    page.on("request", _record_navigation)
     return page
+
+
+# Every page the browser opened in these tests (method, path): compared with the portal's route table at the end.
+NAVIGATED: set[tuple[str, str]] = set()
+
+
+def _record_navigation(request: Request) -> None:
+    if request.is_navigation_request():
+        NAVIGATED.add((request.method, urlsplit(request.url).path))
 
 
 # Passwords of the recipients who have a login already (an invitation never takes over an existing login).
@@ -293,3 +310,121 @@ def test_recipient_a_never_sees_b_and_a_revoked_letter_disappears(chromium: Brow
     shot(page, "portal-07-zurueckgezogen")
     page.context.close()
     assert len(PAGES_CHECKED) >= 15
+
+
+def submit_without_csrf(page: Page, button: str) -> None:
+    """Send the page's form as a forged or stale one would arrive: without the CSRF token."""
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(i => i.value = '')")
+    page.get_by_role("button", name=button).click()
+
+
+def test_every_recipient_page_is_covered_and_german(  # noqa: PLR0915 - one state after the other
+    chromium: Browser, recipients: RecipientSystem, tmp_path: Path
+):
+    """Issue #16: the states the other tests do not reach, then every route of the web portal must have been opened
+    by the browser in this module (a new page without a browser test fails here). Each state: German, no raw data,
+    WCAG 2.1 AA (axe-core)."""
+    base = f"{recipients.portal_url}/kundenportal/{recipients.account_id}"
+    page = new_page(chromium)
+    page.goto(base)  # the portal's address alone: the inbox asks for the login
+    expect(page.get_by_role("heading", name="Anmelden")).to_be_visible()
+    page.goto(base + "/")
+    check_page(page, "Portal-Adresse")
+    page.goto(f"{base}/anmelden?hinweis=sitzung-abgelaufen")
+    expect(page.get_by_role("status")).to_contain_text("Sitzung ist abgelaufen")
+    check_page(page, "Sitzung abgelaufen")
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.get_by_role("alert")).to_contain_text("Bitte geben Sie Benutzername und Passwort ein.")
+    check_page(page, "Anmeldung ohne Angaben")
+    submit_without_csrf(page, "Anmelden")
+    expect(page.get_by_role("heading", name="Formular abgelaufen")).to_be_visible()
+    check_page(page, "Formular ohne Sicherheitsmerkmal")
+
+    page.goto(f"{base}/einladung")
+    page.get_by_role("button", name="Zugang einrichten").click()
+    expect(page.get_by_role("alert")).to_contain_text("Bitte geben Sie Ihren Einladungscode ein.")
+    check_page(page, "Einladung ohne Code")
+    page.get_by_label("Einladungscode").fill("AAAA-BBBB-CCCC-DDDD")
+    page.get_by_label("Benutzername (z. B. Ihre E-Mail-Adresse)").fill("niemand@example.org")
+    page.get_by_label("Passwort", exact=True).fill(PASSWORD)
+    page.get_by_label("Passwort wiederholen").fill(PASSWORD)
+    page.get_by_role("button", name="Zugang einrichten").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    check_page(page, "Unbekannter Einladungscode")
+
+    page.goto(f"{base}/passwort-vergessen")
+    page.get_by_role("button", name="Link anfordern").click()
+    expect(page.get_by_role("alert")).to_contain_text("Bitte geben Sie Ihren Benutzernamen ein.")
+    check_page(page, "Passwort vergessen ohne Angabe")
+    page.goto(f"{base}/passwort-neu?t=ausgedacht")
+    expect(page.get_by_test_id("meldung")).to_be_visible()
+    check_page(page, "Ausgedachter Passwort-Link")
+    page.goto(f"{base}/passwort-neu")
+    check_page(page, "Passwort-Link ohne Schlüssel")
+
+    # a form posted to the new-password page without a valid link (a stale tab): German, no raw data
+    page.goto(f"{base}/anmelden")
+    page.evaluate(
+        """base => { const f = document.createElement('form'); f.method = 'post'; f.action = base + '/passwort-neu';
+           for (const [k, v] of [['t', 'alt'], ['password', 'x'], ['password_repeat', 'x'],
+             ['csrf_token', document.querySelector('input[name=csrf_token]').value]]) {
+             const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }
+           document.body.appendChild(f); f.submit(); }""",
+        base,
+    )
+    page.wait_for_load_state()
+    check_page(page, "Neues Passwort mit ungültigem Link")
+
+    # signed in: a folder of the inbox, an unknown document, a wrong method, an unknown management company
+    page.goto(f"{base}/anmelden")
+    sign_in(page, recipients, "anna")
+    expect(page.get_by_test_id("dokument")).to_have_count(1)
+    page.goto(f"{base}/posteingang?ordner=Abrechnungen/Jahresabrechnung")
+    expect(page.get_by_test_id("dokument")).to_have_count(1)
+    check_page(page, "Ordner")
+    page.goto(f"{base}/posteingang?ordner=Gibt/Es/Nicht")
+    check_page(page, "Leerer Ordner")
+    page.goto(f"{base}/dokumente/00000000-0000-4000-8000-000000000000")
+    expect(page.get_by_role("heading", name="Dokument nicht gefunden")).to_be_visible()
+    check_page(page, "Unbekanntes Dokument")
+    page.goto(f"{base}/dokumente/00000000-0000-4000-8000-000000000000/herunterladen")
+    check_page(page, "Unbekanntes Dokument herunterladen")
+    page.goto(f"{base}/abmelden")  # a GET on the logout form's address
+    expect(page.get_by_role("heading", name="Diese Anfrage ist so nicht möglich")).to_be_visible()
+    expect(page.get_by_test_id("vorgangsnummer")).to_have_text(re.compile(r"^[0-9a-f]{10}$"))
+    check_page(page, "Falsche Methode")
+    page.goto(f"{recipients.portal_url}/kundenportal/kein%20konto!/anmelden")
+    check_page(page, "Unbekannte Hausverwaltung")
+    page.goto(f"{base}/posteingang")
+    submit_without_csrf(page, "Abmelden")
+    expect(page.get_by_role("heading", name="Formular abgelaufen")).to_be_visible()
+    page.goto(f"{base}/posteingang")
+    page.get_by_role("button", name="Abmelden").click()
+    expect(page.get_by_role("status")).to_have_text("Sie haben sich abgemeldet.")
+    check_page(page, "Abgemeldet")
+    page.goto(f"{base}/posteingang")  # after logout: the login again
+    expect(page.get_by_role("heading", name="Anmelden")).to_be_visible()
+    page.context.close()
+
+    # every route of the web portal was opened by the browser (this test or the ones before it)
+    app = create_app(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'routes.sqlite3'}",
+            log_json=False,
+            download_link_secret=SecretStr("x" * 32),
+        ),
+        store=MemoryStore(),
+    )
+    web_routes = {(m, p) for m, p in route_table(app) if p.startswith("/kundenportal/")}
+    assert len(web_routes) >= 14, web_routes
+    # the signed download link (/portal/downloads/...) is opened by the browser as well
+    web_routes.add(("GET", "/portal/downloads/{document_id}"))
+    assert ("GET", "/portal/downloads/{document_id}") in route_table(app)
+
+    def opened(method: str, template: str) -> bool:
+        pattern = re.compile("^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template)) + "$")
+        return any(m == method and pattern.match(path) for m, path in NAVIGATED)
+
+    missing = sorted(route for route in web_routes if not opened(*route))
+    assert missing == [], f"recipient pages no browser test opened: {missing}"
+    assert len(PAGES_CHECKED) >= 34, PAGES_CHECKED

@@ -398,3 +398,116 @@ def test_cookies_are_secure_outside_local_development(tmp_path):
     assert production.secure_cookies is True
     assert Settings(**base, local_development=True).secure_cookies is False
     assert Settings(**base, local_development=True, cookie_secure=True).secure_cookies is True
+
+
+def mail_invitation(env, scenario, contact_id: str, actor: str = "anna@hv.example"):
+    return env.staff.post(
+        "/internal/invitations/email",
+        json={"contact_id": contact_id},
+        headers=caller_headers(scenario.account_id, actor, audience="portal-publisher"),
+    )
+
+
+def portal_access(env, scenario, contact_id: str) -> tuple[bool, bool]:
+    """(has a login, has an open invitation) as staff see it in the letter's deliveries."""
+    r = env.staff.get(
+        f"/internal/letters/{scenario.letter_id}/deliveries",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+    )
+    (found,) = [d for d in r.json() if d["contact_id"] == contact_id]
+    return found["portal_login"], found["invited_at"] is not None
+
+
+def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_never_reset(env, scenario):
+    r = mail_invitation(env, scenario, "c-anna")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "sent"
+    assert body["email"] == "anna@example.org"
+    assert "code" not in body  # the code goes only into the mail
+    (mail,) = env.mailer.sent
+    assert mail.to_address == "anna@example.org"
+    # staff see the open invitation beside the letter
+    assert portal_access(env, scenario, "c-anna") == (False, True)
+    assert portal_access(env, scenario, "c-bert") == (False, False)
+    assert mail.subject == "Einladung in das Kundenportal von Hausverwaltung Muster GmbH"
+    link = re.search(r"http\S+/einladung\?code=\S+", mail.text)
+    assert link, mail.text
+    # the link opens the redeem page with the code filled in
+    client = browser(env)
+    page = client.get(link.group(0).replace("http://testserver", ""))
+    code = parse_qs(urlsplit(link.group(0)).query)["code"][0]
+    assert f'value="{code}"' in page.text
+    r = client.post(
+        f"{env.base}/einladung",
+        data={
+            "code": code,
+            "login": "anna@example.org",
+            "password": PASSWORD,
+            "password_repeat": PASSWORD,
+            "csrf_token": csrf(page.text),
+        },
+    )
+    assert str(r.url).endswith("/posteingang?hinweis=willkommen"), r.text
+    assert portal_access(env, scenario, "c-anna") == (True, False)
+    # a second click: the contact has a login now; nothing is issued, nothing mailed, the login stays
+    again = mail_invitation(env, scenario, "c-anna", actor="bernd@hv.example")
+    assert again.status_code == 200
+    assert again.json()["status"] == "already_registered"
+    assert len(env.mailer.sent) == 1
+    fresh = browser(env)
+    login_page = fresh.get(f"{env.base}/anmelden")
+    r = fresh.post(
+        f"{env.base}/anmelden",
+        data={"login": "anna@example.org", "password": PASSWORD, "csrf_token": csrf(login_page.text)},
+    )
+    assert r.status_code == 200
+    assert "/posteingang" in str(r.url)
+    # audited: who, when, which contact, what came of it
+    audit = env.staff.get(
+        "/internal/staff-audit", headers=caller_headers(scenario.account_id, audience="portal-publisher")
+    ).json()
+    invites = [a for a in audit if a["action"].startswith("invitation")]
+    assert [(a["actor"], a["action"]) for a in invites] == [
+        ("anna@hv.example", "invitation_mailed"),
+        ("bernd@hv.example", "invitation_refused"),
+    ]
+    assert all(a["detail"]["contact_id"] == "c-anna" and a["at"] for a in invites)
+
+
+def test_staff_mail_invitation_without_address_unknown_contact_and_mail_outage(env, scenario):
+    r = mail_invitation(env, scenario, "c-carl")  # no e-mail address in the master data
+    assert (r.status_code, r.json()["status"]) == (200, "no_email")
+    assert mail_invitation(env, scenario, "c-nobody").status_code == 404
+    env.mailer.fail = True
+    r = mail_invitation(env, scenario, "c-bert")
+    assert (r.status_code, r.json()["code"]) == (503, "mail_not_sent")
+    assert env.mailer.sent == []
+    # another tenant's staff cannot invite this account's contact
+    r = env.staff.post(
+        "/internal/invitations/email",
+        json={"contact_id": "c-bert"},
+        headers=caller_headers("other-account", audience="portal-publisher"),
+    )
+    assert r.status_code == 404
+
+
+def test_wrong_method_incomplete_request_and_unexpected_error_are_german_pages(env, scenario, monkeypatch):
+    leaks = re.compile(r"\{\"|detail|Method Not Allowed|Internal Server Error|Traceback|Field required")
+    client = TestClient(env.app, headers=HTML, raise_server_exceptions=False)
+    wrong = client.get(f"{env.base}/abmelden")
+    assert wrong.status_code == 405
+    assert "Diese Anfrage ist so nicht möglich" in wrong.text
+    assert not leaks.search(wrong.text)
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(env.app.state.web_portal.service, "check_password_reset", boom)
+    broken = client.get(f"{env.base}/passwort-neu?t=x")
+    assert broken.status_code == 500
+    assert "Ein Fehler ist aufgetreten" in broken.text
+    assert re.search(r'data-testid="vorgangsnummer">[0-9a-f]{10}<', broken.text)
+    assert not leaks.search(broken.text)
+    # apps keep JSON
+    assert TestClient(env.app).get(f"{env.base}/abmelden").json() == {"detail": "Method Not Allowed"}

@@ -21,3 +21,8 @@ class PortalClient(ServiceClient):
             "POST", "/internal/invitations", caller, json={"contact_id": contact_id, "issued_by": caller.actor}
         )
         return result
+
+    async def email_invitation(self, caller: Caller, contact_id: str) -> Json:
+        """Send the contact an invitation e-mail: ``status`` is sent / already_registered / no_email."""
+        result: Json = await self.json("POST", "/internal/invitations/email", caller, json={"contact_id": contact_id})
+        return result

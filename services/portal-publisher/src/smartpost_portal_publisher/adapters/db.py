@@ -375,6 +375,46 @@ class PortalRepository:
         )
         return result.rowcount == 1
 
+    def portal_access(self, account_id: str, contact_ids: set[str], now: datetime) -> dict[str, dict[str, Any]]:
+        """Per contact: has a login (``login``) and the open invitation's dates (``invited_at``, ``expires_at``)."""
+        found: dict[str, dict[str, Any]] = {
+            c: {"login": False, "invited_at": None, "expires_at": None} for c in contact_ids
+        }
+        if not contact_ids:
+            return found
+        ids = sorted(contact_ids)
+        logins = self.conn.execute(
+            select(principals.c.contact_id).where(
+                and_(
+                    principals.c.account_id == account_id,
+                    principals.c.contact_id.in_(ids),
+                    principals.c.kind == PrincipalKind.CONTACT.value,
+                    principals.c.password_hash != "",
+                    principals.c.disabled_at.is_(None),
+                )
+            )
+        )
+        for (contact_id,) in logins:
+            found[contact_id]["login"] = True
+        open_invitations = self.conn.execute(
+            select(invitations.c.contact_id, invitations.c.created_at, invitations.c.expires_at)
+            .where(
+                and_(
+                    invitations.c.account_id == account_id,
+                    invitations.c.contact_id.in_(ids),
+                    invitations.c.kind == PrincipalKind.CONTACT.value,
+                    invitations.c.redeemed_at.is_(None),
+                    invitations.c.withdrawn_at.is_(None),
+                    invitations.c.expires_at > now,
+                )
+            )
+            .order_by(invitations.c.created_at)
+        )
+        for contact_id, created_at, expires_at in open_invitations:
+            found[contact_id]["invited_at"] = aware(created_at)
+            found[contact_id]["expires_at"] = aware(expires_at)
+        return found
+
     def views_of_letter(self, account_id: str, letter_id: str) -> dict[str, list[dict[str, Any]]]:
         query = (
             select(views.c.document_id, views.c.principal_id, views.c.principal_kind, views.c.viewed_at)
@@ -581,6 +621,13 @@ class PortalRepository:
         for key in ("created_at", "expires_at", "redeemed_at", "withdrawn_at"):
             data[key] = aware(data[key])
         return data
+
+    def withdraw_invitation(self, code_hash: str, at: datetime) -> None:
+        self.conn.execute(
+            update(invitations)
+            .where(and_(invitations.c.code_hash == code_hash, invitations.c.withdrawn_at.is_(None)))
+            .values(withdrawn_at=at)
+        )
 
     def mark_invitation_redeemed(self, code_hash: str, at: datetime) -> bool:
         """Single use even under concurrent redemption: only the first update matches."""
