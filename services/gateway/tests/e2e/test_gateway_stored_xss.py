@@ -7,6 +7,7 @@ Content-Security-Policy violation, and the payloads are shown as the text they a
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,7 @@ class Guard:
         self.violations = violations
         self.dialogs: list[str] = []
         self.checked: list[str] = []
+        self.started = time.monotonic()
         page.on("dialog", self._dialog)
 
     def _dialog(self, dialog: Any) -> None:
@@ -117,7 +119,7 @@ class Guard:
         dialog.dismiss()
 
     def check(self, what: str, shows: str | None = None) -> None:
-        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_load_state("load")
         self.page.wait_for_timeout(150)  # onerror/onload of an injected element and console messages are async
         found = self.page.evaluate(INJECTED)
         assert found["xss"] is None, f"{what}: a payload ran (window.__xss = {found['xss']})"
@@ -129,7 +131,7 @@ class Guard:
         if shows:
             # The master data is there, as text: escaped, not dropped (else this test would prove nothing).
             assert shows in self.page.inner_text("body"), f"{what}: {shows!r} is not shown"
-        self.checked.append(what)
+        self.checked.append(f"{what} ({time.monotonic() - self.started:.1f} s)")
 
 
 def test_hostile_master_data_on_every_staff_page(hostile: RunningSystem, tmp_path: Path) -> None:  # noqa: PLR0915
@@ -286,4 +288,5 @@ def test_hostile_master_data_on_every_staff_page(hostile: RunningSystem, tmp_pat
         finally:
             context.close()
             browser.close()
+    print("checked:", *guard.checked, sep="\n  ")
     assert len(guard.checked) >= 25, guard.checked
