@@ -79,7 +79,8 @@ class SecurityHeadersMiddleware:
     """Adds ``Content-Security-Policy`` and the other security headers to every HTTP response.
 
     ``X-Content-Type-Options``, ``Referrer-Policy`` and ``X-Frame-Options`` too; pages, fragments, static files,
-    errors and the body limit's refusals alike, unless a route set its own.
+    errors and the body limit's refusals alike, unless a route set its own. PDFs get no policy: the browser's PDF
+    viewer is a plugin that ``object-src 'none'`` would blank (``nosniff`` keeps a PDF from being read as HTML).
     """
 
     def __init__(self, app: ASGIApp, *, csp: str = STRICT_CSP) -> None:
@@ -100,6 +101,9 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
+                pdf = any(n.lower() == b"content-type" and v.startswith(b"application/pdf") for n, v in headers)
+                if pdf:
+                    present.add(b"content-security-policy")
                 headers += [(name, value) for name, value in self.headers if name not in present]
                 message["headers"] = headers
             await send(message)

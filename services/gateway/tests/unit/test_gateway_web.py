@@ -478,3 +478,20 @@ def test_htmx_is_served_locally_and_configured_for_the_csp() -> None:
     assert not re.search(r"<script[^>]+src=\"(https?:)?//", page), "no script from another origin"
     config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page).group(1))
     assert config == {"includeIndicatorStyles": False, "allowEval": False, "allowScriptTags": False}
+
+
+def test_pdfs_get_no_script_policy_that_would_blank_the_browsers_pdf_viewer() -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from smartpost_shared.http import SecurityHeadersMiddleware
+
+    app = FastAPI()
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.get("/pdf")(lambda: Response(b"%PDF-1.7", media_type="application/pdf"))
+    app.get("/page")(lambda: Response("<p>x</p>", media_type="text/html"))
+    with TestClient(app) as client:
+        pdf, page = client.get("/pdf"), client.get("/page")
+    assert "content-security-policy" not in pdf.headers
+    assert pdf.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
