@@ -74,6 +74,9 @@ STRICT_CSP = (
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
+# The recipient portal: the same, but an account's logo may come from its own HTTPS address.
+PORTAL_CSP = STRICT_CSP.replace("img-src 'self' data:", "img-src 'self' data: https:")
+
 
 class SecurityHeadersMiddleware:
     """Adds ``Content-Security-Policy`` and the other security headers to every HTTP response.

@@ -398,3 +398,16 @@ def test_cookies_are_secure_outside_local_development(tmp_path):
     assert production.secure_cookies is True
     assert Settings(**base, local_development=True).secure_cookies is False
     assert Settings(**base, local_development=True, cookie_secure=True).secure_cookies is True
+
+
+def test_portal_pages_run_under_a_content_security_policy_without_inline_code(env, scenario):
+    """Issue #13: no inline script, handler or style on the recipients' pages, and a policy that refuses them."""
+    client = register(env, scenario, "c-anna", "anna@example.org")
+    pages = [client.get(f"{env.base}/posteingang"), browser(env).get(f"{env.base}/anmelden")]
+    for page in pages:
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy
+        assert "style-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert not re.search(r"<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", page.text), page.text
