@@ -40,7 +40,7 @@ GROUP_PREFIX = "smartpost"
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """One ACL: ``principal`` may do ``operation`` on a topic or group (literal name or name prefix)."""
+    """One ACL: broker user ``user`` may do ``operation`` on a topic or group (literal name or name prefix)."""
 
     user: str
     resource: str  # "topic" | "group"
