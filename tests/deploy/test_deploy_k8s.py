@@ -28,7 +28,7 @@ ALLOWED_KINDS = {
 }
 EXTERNAL = ("kafka", "minio", "postgres", "zookeeper")
 # Kubernetes-only extras of the image environment (never read by Settings).
-JOB_NAMES = {"smartpost-kafka-topics", "smartpost-minio-buckets"}
+JOB_NAMES = {"smartpost-kafka-topics", "smartpost-kafka-acls", "smartpost-minio-buckets"}
 
 
 @pytest.fixture(scope="module")

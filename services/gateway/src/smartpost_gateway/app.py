@@ -24,7 +24,7 @@ from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.adapters.sessions import SessionStore
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
-from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware, SecurityHeadersMiddleware
 from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.metrics import install_metrics
@@ -73,6 +73,8 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=_session_precheck
     )
+    # Outermost: every response, also the body limit's refusals, carries the CSP and the other security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
     app.include_router(deadletters.router)

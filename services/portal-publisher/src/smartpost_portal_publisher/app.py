@@ -24,7 +24,7 @@ from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.http import JSON_BODY_LIMIT, PORTAL_CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
@@ -134,6 +134,8 @@ def create_app(  # noqa: PLR0915 - wiring
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
     )
+    # Outermost: the recipients' pages run under a Content-Security-Policy without inline script or style.
+    app.add_middleware(SecurityHeadersMiddleware, csp=PORTAL_CSP)
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
