@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 
 from smartpost_letters.adapters.read_model import LetterSummaryProjector
 from smartpost_letters.adapters.relay import NotificationLogRelay
-from smartpost_letters.adapters.subject_keys import SubjectKeyStore
 from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
@@ -56,17 +55,17 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
-    # Keys of the personal data in letter events (crypto-shredding) live in the letters database.
-    subject_keys = SubjectKeyStore(engine)
-    subject_keys.create_tables()
     create_platform_tables(engine)
     create_privacy_tables(engine)
+    # Keys of the personal data in letter events (crypto-shredding) live in the event store's database.
     event_app = LettersApplication(
         event_store_env(settings.resolved_event_store_url()),
         snapshot_interval=settings.snapshot_interval,
         cached_letters=settings.cached_letters,
-        subject_keys=subject_keys,
     )
+    subject_keys = event_app.subject_keys
+    if subject_keys is None:
+        raise RuntimeError("the letters event store must be persistent (SQLite file or PostgreSQL)")
     projector = LetterSummaryProjector(event_app, engine)
     if store is None:
         minio = MinioStore(settings.storage)

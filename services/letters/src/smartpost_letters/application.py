@@ -169,7 +169,12 @@ class LettersApplication(Application[uuid.UUID]):
         cached_letters: int = 2,
         subject_keys: SubjectKeyStore | None = None,
     ) -> None:
-        # Per-part keys for the personal data in events (crypto-shredding, adapters.subject_keys); None: clear.
+        # Per-part keys for the personal data in events (crypto-shredding, adapters.subject_keys), by default in the
+        # event store's own database; an in-memory event store keeps events in clear.
+        if subject_keys is None:
+            from smartpost_letters.adapters.subject_keys import subject_keys_for  # noqa: PLC0415 - adapter
+
+            subject_keys = subject_keys_for(env)
         self.subject_keys = subject_keys
         if snapshot_interval is not None:
             self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]

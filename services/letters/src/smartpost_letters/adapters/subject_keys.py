@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -204,6 +205,31 @@ class SubjectKeyStore:
         conn.execute(delete(subject_keys).where(of_contact))
         self._remember(dict.fromkeys(ids))
         return len(ids)
+
+
+def subject_keys_for(env: dict[str, str] | None) -> SubjectKeyStore | None:
+    """The key store in the event store's own database (SQLite file or PostgreSQL); None for in-memory stores.
+
+    Every process that opens the event store (API, consumers, tools, tests) then reads with the same keys.
+    """
+    from smartpost_shared.db import make_engine  # noqa: PLC0415 - only for a persistent event store
+
+    env = env or {}
+    module = env.get("PERSISTENCE_MODULE", "")
+    if module == "eventsourcing.sqlite" and env.get("SQLITE_DBNAME", ":memory:") not in ("", ":memory:"):
+        if "mode=memory" in env["SQLITE_DBNAME"]:
+            return None
+        url = f"sqlite:///{env['SQLITE_DBNAME']}"
+    elif module == "eventsourcing.postgres":
+        url = (
+            f"postgresql://{quote(env['POSTGRES_USER'])}:{quote(env.get('POSTGRES_PASSWORD', ''))}"
+            f"@{env['POSTGRES_HOST']}:{env.get('POSTGRES_PORT', '5432')}/{env['POSTGRES_DBNAME']}"
+        )
+    else:
+        return None
+    store = SubjectKeyStore(make_engine(url))
+    store.create_tables()
+    return store
 
 
 # ------------------------------------------------------------------------------------------ sealing the JSON
