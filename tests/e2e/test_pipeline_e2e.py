@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from smartpost_shared.demo import CONTACTS, CONTRACTS, Report, Walkthrough, owner_letters
-from smartpost_shared.localrun import SERVICES, LocalSystem, free_ports_for
+from smartpost_shared.localrun import DEMO_ENV, SERVICES, LocalSystem, free_ports_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,6 +36,8 @@ def system(stack: Stack) -> Iterator[LocalSystem]:
         "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "1",
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        # staff logins of the demo (the data-protection test logs in as an admin)
+        "SMARTPOST_GATEWAY_STAFF_USERS": DEMO_ENV["SMARTPOST_GATEWAY_STAFF_USERS"],
     }
     try:
         local.start_all()
