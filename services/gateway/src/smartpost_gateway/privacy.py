@@ -4,7 +4,8 @@
   service, which owns master data, to publish ``ContactErasureRequested``; every service erases and records it.
 - ``GET /admin/privacy/contacts/{contact_id}/erasure`` shows per service whether it erased and what (counts).
 - ``GET /admin/privacy/contacts/{contact_id}/export`` collects ``/internal/contacts/{id}/personal-data`` of every
-  service into one JSON document with German labels (``?download=1``: as a file).
+  service into one JSON document with German labels (``?download=1``: as a file; ``?format=zip``: a ZIP with
+  ``auskunft.json`` and the PDF of every individual letter of the contact).
 - ``GET /admin/privacy/audit``: who asked for which erasure or export, when (the gateway's own record).
 
 Every call to a service carries the admin's verified claims; services answer only for the caller's account, so a
@@ -14,13 +15,15 @@ contact of another account is "not found" (erasure) or empty (export).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
+import zipfile
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
 
@@ -47,6 +50,8 @@ SERVICES: dict[str, str] = {
     "notifier": "E-Mail-Benachrichtigungen",
     "print-dispatch": "Briefversand",
 }
+
+MAX_ZIP_LETTERS = 500  # serial letters whose PDFs go into one ZIP export
 
 audit_metadata = MetaData()
 privacy_audit = Table(
@@ -177,10 +182,32 @@ async def erasure_status(
     return {"contact_id": contact_id, "erasure_id": erasure_id, "abgeschlossen": done, "dienste": services}
 
 
+async def _letter_pdfs(request: Request, caller: Caller, letters: Any) -> list[tuple[str, bytes]]:
+    """(file name, PDF) of every individual letter of the contact that the letters service lists."""
+    client = _clients(request)["letters"]
+    files: list[tuple[str, bytes]] = []
+    for letter in (letters or {}).get("Serienbriefe", [])[:MAX_ZIP_LETTERS]:
+        for part in letter.get("Einzelbriefe", []):
+            path = f"/v1/letters/{letter['Serienbrief']}/parts/{part['Einzelbrief']}/pdf"
+            try:
+                response = await client.request("GET", path, caller)
+            except ServiceError as exc:
+                log.warning("privacy.export_pdf_missing", path=path, status=exc.status)
+                continue
+            name = f"briefe/{_safe(str(letter.get('Titel', 'Brief')))}-{_safe(str(part['Einzelbrief']))}.pdf"
+            files.append((name, response.content))
+    return files
+
+
 @router.get("/contacts/{contact_id}/export", response_model=None)
 async def export_personal_data(
-    request: Request, session: SessionDep, contact_id: str, download: bool = False
-) -> dict[str, Any] | JSONResponse:
+    request: Request,
+    session: SessionDep,
+    contact_id: str,
+    download: bool = False,
+    output: Annotated[str, Query(alias="format", pattern="^(json|zip)$")] = "json",
+) -> dict[str, Any] | Response:
+    """One document of everything stored about the contact; ``format=zip``: the JSON plus the letters' PDFs."""
     caller = _admin(session)
     answers = await _gather(request, caller, f"/internal/contacts/{contact_id}/personal-data")
     data: dict[str, Any] = {}
@@ -204,10 +231,22 @@ async def export_personal_data(
         "Durchgeführte Löschungen": erasures,
         "Nicht erreichbare Dienste": problems,
     }
+    files = await _letter_pdfs(request, caller, data.get(SERVICES["letters"])) if output == "zip" else []
     await asyncio.to_thread(
         _audit, _engine(request), caller, "export", contact_id,
-        {"services": sorted(data), "incomplete": sorted(problems)},
+        {"services": sorted(data), "incomplete": sorted(problems), "format": output, "pdfs": len(files)},
     )  # fmt: skip
+    if output == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("auskunft.json", json.dumps(document, ensure_ascii=False, indent=2))
+            for name, content in files:
+                archive.writestr(name, content)
+        return Response(
+            buffer.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="auskunft-{_safe(contact_id)}.zip"'},
+        )
     if download:
         return JSONResponse(
             document,
