@@ -50,15 +50,18 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from smartpost_letters.domain.erasure import ERASED
+from smartpost_shared.logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from eventsourcing.domain import DomainEventProtocol
     from sqlalchemy.engine import Connection, Engine
+
+log = get_logger(__name__)
 
 keys_metadata = MetaData()
 
@@ -88,9 +91,20 @@ class SubjectKeyStore:
         self.engine = engine
         self._cache: dict[str, tuple[bytes | None, float]] = {}
         self._guard = threading.Lock()
+        self._tables_ready = False
 
     def create_tables(self) -> None:
         keys_metadata.create_all(self.engine)
+        self._tables_ready = True
+
+    def _ready(self) -> None:
+        """Create the table on first use when the database was not reachable at start-up (or a replica raced)."""
+        if not self._tables_ready:
+            try:
+                self.create_tables()
+            except DBAPIError:
+                keys_metadata.create_all(self.engine)  # a concurrent CREATE by another replica: once more
+                self._tables_ready = True
 
     # -- cache
     def _cached(self, key_id: str) -> tuple[bool, bytes | None]:
@@ -113,6 +127,7 @@ class SubjectKeyStore:
 
     def fetch(self, key_ids: Iterable[str]) -> dict[str, bytes | None]:
         """The secrets of these keys; None for a key that does not exist (shredded)."""
+        self._ready()
         result: dict[str, bytes | None] = {}
         missing: list[str] = []
         for key_id in dict.fromkeys(key_ids):
@@ -184,6 +199,7 @@ class SubjectKeyStore:
 
     def parts_of(self, account_id: str, contact_id: str) -> list[tuple[str, str]]:
         """(letter id, part id) of every part whose key is linked to this contact."""
+        self._ready()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(subject_keys.c.letter_id, subject_keys.c.key_id).where(
@@ -197,6 +213,7 @@ class SubjectKeyStore:
 
         ``conn``: run in the caller's transaction (the consumer's, with its processed-event row and audit record).
         """
+        self._ready()
         if conn is None:
             with self.engine.begin() as own:
                 return self.shred(account_id, contact_id, own)
@@ -228,7 +245,10 @@ def subject_keys_for(env: dict[str, str] | None) -> SubjectKeyStore | None:
     else:
         return None
     store = SubjectKeyStore(make_engine(url))
-    store.create_tables()
+    try:
+        store.create_tables()
+    except DBAPIError:  # database down or another replica creating it: created on first use
+        log.warning("letters.subject_keys_table_deferred", exc_info=True)
     return store
 
 
