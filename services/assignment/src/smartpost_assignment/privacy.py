@@ -112,7 +112,38 @@ def erase_contact(conn: Connection, envelope: Envelope) -> dict[str, int]:
                 part["identifiers"] = []
                 pages += 1
         conn.execute(update(documents).where(key).values(parts=json.dumps(parts)))
-    return {**counts, "zuordnungen_bereinigt": scrubbed, "seitenauszuege_bereinigt": pages}
+    warnings = _scrub_warnings(conn, account, contact, own_parts)
+    return {**counts, "zuordnungen_bereinigt": scrubbed, "seitenauszuege_bereinigt": pages, "warnungen": warnings}
+
+
+def _scrub_warnings(conn: Connection, account: str, contact: str, own_parts: dict[tuple[str, str], set[str]]) -> int:
+    """Warnings name people ("… hat keinen Brief erhalten") and quote evidence: erase those about the contact."""
+    part_ids = {p for ids in own_parts.values() for p in ids}
+    naming = conn.execute(
+        select(documents.c.letter_id, documents.c.document_id).where(
+            and_(documents.c.account_id == account, documents.c.warnings.contains(contact))
+        )
+    ).all()
+    changed = 0
+    for letter_id, document_id in {*own_parts, *((r.letter_id, r.document_id) for r in naming)}:
+        key = and_(
+            documents.c.account_id == account,
+            documents.c.letter_id == letter_id,
+            documents.c.document_id == document_id,
+        )
+        row = conn.execute(select(documents.c.warnings).where(key)).first()
+        if row is None:
+            continue
+        warnings = json.loads(row.warnings or "[]")
+        hit = False
+        for warning in warnings:
+            if warning.get("contact_id") == contact or warning.get("part_id") in part_ids:
+                warning["message"] = ERASED
+                hit = True
+                changed += 1
+        if hit:
+            conn.execute(update(documents).where(key).values(warnings=json.dumps(warnings)))
+    return changed
 
 
 def export_contact(conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:

@@ -86,7 +86,17 @@ def test_erasure_scrubs_master_data_and_the_evidence_about_the_contact_only(tmp_
         ]
         conn.execute(
             insert(documents).values(
-                account_id="acc-1", letter_id="L-1", document_id="D-1", parts=json.dumps(parts), updated_at=NOW
+                account_id="acc-1",
+                letter_id="L-1",
+                document_id="D-1",
+                parts=json.dumps(parts),
+                updated_at=NOW,
+                warnings=json.dumps(
+                    [
+                        {"code": "missing", "message": "Herr Müller hat keinen Brief erhalten", "contact_id": "C-1"},
+                        {"code": "missing", "message": "Frau Schmidt hat keinen Brief erhalten", "contact_id": "C-2"},
+                    ]
+                ),
             )
         )
         assert export_contact(conn, "acc-1", "C-1")["Zuordnungen"][0]["Belege"] == ["Name C-1 auf Seite 1"]
@@ -97,12 +107,14 @@ def test_erasure_scrubs_master_data_and_the_evidence_about_the_contact_only(tmp_
         "stammdaten_vertraege": 0,
         "zuordnungen_bereinigt": 2,
         "seitenauszuege_bereinigt": 1,
+        "warnungen": 1,
     }
     with engine.connect() as conn:
         assert MasterDataReader(conn).contact("acc-1", "C-1") is None
         assert MasterDataReader(conn).contact("acc-1", "C-2") is not None
         stored = {r.part_id: json.loads(r.assignment) for r in conn.execute(select(part_assignments))}
         split = {p["part_id"]: p for p in json.loads(conn.execute(select(documents.c.parts)).scalar_one())}
+        warnings = json.loads(conn.execute(select(documents.c.warnings)).scalar_one())
         exported = export_contact(conn, "acc-1", "C-1")
     assert stored["p1"]["evidence"] == ["[gelöscht]"]
     assert [c["evidence"] for c in stored["p1"]["candidates"]] == [["[gelöscht]"], ["Name Schmidt"]]
@@ -111,5 +123,6 @@ def test_erasure_scrubs_master_data_and_the_evidence_about_the_contact_only(tmp_
     assert split["p1"]["address_lines"] == ["[gelöscht]"]
     assert split["p1"]["identifiers"] == []
     assert split["p2"]["address_lines"] == ["Frau Schmidt"]
+    assert [w["message"] for w in warnings] == ["[gelöscht]", "Frau Schmidt hat keinen Brief erhalten"]
     assert "Kontakt" not in exported
     assert [z["Belege"] for z in exported["Zuordnungen"]] == [["[gelöscht]"]]

@@ -18,7 +18,7 @@ from smartpost_letters.app import create_app
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.domain.erasure import ERASED
 from smartpost_letters.settings import Settings
-from smartpost_shared.contracts.documents import AssignmentStatus, Candidate, PartAssignment
+from smartpost_shared.contracts.documents import AssignmentStatus, AssignmentWarning, Candidate, PartAssignment
 from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.storage import MemoryStore
@@ -87,7 +87,11 @@ def _letter_in_review(client: TestClient, app, store: MemoryStore, count: int = 
             )
             for i, p in enumerate(parts)
         ],
-        warnings=[],
+        warnings=[
+            AssignmentWarning(code="missing", message="Frau Geheim-1 hat keinen Brief erhalten", contact_id="c1"),
+            AssignmentWarning(code="review", message="Prüfen: Name Geheim-Teil-1", part_id=parts[1].part_id),
+            AssignmentWarning(code="missing", message="Herr Geheim-2 hat keinen Brief erhalten", contact_id="c2"),
+        ],
         is_correction=False,
         actor="service:assignment",
     )
@@ -132,7 +136,7 @@ def test_personal_data_is_stored_sealed_and_read_back_in_clear(env) -> None:
     letter_id, _ = _letter_in_review(client, app, store)
     raw = _raw_event_states(Path(settings.data_dir) / "letters-events.sqlite3")
     assert b"_sealed" in raw
-    for secret in (b"Hauptstr. 1", b"Kontakt 0", b"Kundennummer K-1", b"Name Kontakt 2"):
+    for secret in (b"Hauptstr. 1", b"Kontakt 0", b"Kundennummer K-1", b"Name Kontakt 2", b"Geheim"):
         assert secret not in raw, secret
     letter = _fresh(settings, app).get_letter(ACCOUNT, uuid.UUID(letter_id))
     parts = letter.parts()
@@ -150,7 +154,7 @@ def test_erasing_a_contact_shreds_their_parts_only_and_the_letter_still_loads(en
 
     privacy = app.state.privacy
     counts = privacy.erase(_erasure("c1"))
-    assert counts == {"serienbriefe": 1, "einzelbriefe": 1, "schluessel_geloescht": 1, "speicherobjekte": 2}
+    assert counts == {"serienbriefe": 1, "einzelbriefe": 1, "schluessel_geloescht": 2, "speicherobjekte": 2}
     assert not store.exists(parts[1].storage_key)
     assert store.exists(parts[0].storage_key)
     assert store.exists(parts[2].storage_key)
@@ -167,6 +171,8 @@ def test_erasing_a_contact_shreds_their_parts_only_and_the_letter_still_loads(en
         assert kept.assignment is not None
         assert kept.assignment.evidence == ["Name Kontakt 2 auf Seite 1"]
         assert letter.status.value == "in_review"
+        messages = sorted(w.message for d in letter.documents for w in d.assignment_warnings)
+        assert messages == ["Herr Geheim-2 hat keinen Brief erhalten", ERASED, ERASED]
 
     audit = client.get(f"/v1/letters/{letter_id}/audit", headers=headers())
     assert audit.status_code == 200, audit.text

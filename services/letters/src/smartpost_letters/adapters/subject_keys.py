@@ -11,10 +11,12 @@ Sealed (in every stored event and snapshot, wherever a part appears: ``SplitReco
 ``AssignmentsDeferred``, ``BulkReviewed``/``BulkReviewUndone``, snapshots of the letter):
 
 - a part's ``address_lines`` and ``identifiers`` (read from its first page);
-- the ``evidence`` of its assignment and the ``evidence`` of every candidate of it.
+- the ``evidence`` of its assignment and the ``evidence`` of every candidate of it;
+- the ``message`` of an assignment warning about a part (the part's key) or about a contact only (a key per letter
+  and contact, ``w:<letter>:<contact>``, linked to the contact).
 
 Not sealed (documented in the README): ids (contact, part, property, unit), scores, titles, file names, staff
-names in ``actor``, assignment warnings' messages, and events written before this module existed.
+names in ``actor``, and events written before this module existed.
 
 :class:`ShreddingMapper` does it below the domain: the aggregate sees clear values (or placeholders), the stored
 JSON has the fields emptied and one ``"_sealed": {"k": part id, "n": nonce, "c": ciphertext}`` per part.
@@ -287,6 +289,8 @@ def _secret_fields(node: dict[str, Any]) -> dict[str, Any]:  # noqa: C901 - one 
 
 
 def _restore(node: dict[str, Any], taken: dict[str, Any]) -> None:
+    if "message" in taken:
+        node["message"] = taken["message"]
     for name in (*PERSONAL_LISTS, "evidence"):
         if name in taken:
             node[name] = taken[name]
@@ -301,6 +305,9 @@ def _restore(node: dict[str, Any], taken: dict[str, Any]) -> None:
 
 def _placeholders(node: dict[str, Any]) -> None:
     """Where the key is gone: the shape stays, the values say they were erased."""
+    if _is_warning(node):
+        node["message"] = ERASED
+        return
     if "address_lines" in node:
         node["address_lines"] = [ERASED]
     if "identifiers" in node:
@@ -318,6 +325,24 @@ def _placeholders(node: dict[str, Any]) -> None:
 def _is_part_like(node: dict[str, Any]) -> bool:
     # Parts, part assignments, bulk changes, deferred assignments; not warnings (code + message).
     return isinstance(node.get("part_id"), str) and "message" not in node
+
+
+def _is_warning(node: dict[str, Any]) -> bool:
+    return isinstance(node.get("code"), str) and isinstance(node.get("message"), str)
+
+
+def _warning_key(node: dict[str, Any], letter_id: str) -> str | None:
+    """The key that seals a warning's message (None: it names neither part nor contact and stays clear).
+
+    A warning about a part uses the part's key; one about a contact only uses the contact's key in this letter
+    (``w:<letter>:<contact>``, linked to the contact).
+    """
+    part, contact = node.get("part_id"), node.get("contact_id")
+    if isinstance(part, str) and part:
+        return part
+    if isinstance(contact, str) and contact:
+        return f"w:{letter_id}:{contact}"
+    return None
 
 
 def _current_contact(node: dict[str, Any]) -> tuple[bool, str | None]:
@@ -343,7 +368,7 @@ def _current_contact(node: dict[str, Any]) -> tuple[bool, str | None]:
 
 def _walk(node: Any, visit: Any) -> None:
     if isinstance(node, dict):
-        if _is_part_like(node):
+        if _is_part_like(node) or _is_warning(node):
             visit(node)
         for value in node.values():
             if isinstance(value, (dict, list)):
@@ -356,10 +381,19 @@ def _walk(node: Any, visit: Any) -> None:
 
 def seal_state(data: dict[str, Any], account_id: str, letter_id: str, keys: SubjectKeyStore) -> bool:
     """Seal every part's personal values in an event's JSON state (in place); True if anything changed."""
-    found: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    found: list[tuple[dict[str, Any], dict[str, Any], str]] = []
     links: dict[str, str | None] = {}
 
     def visit(node: dict[str, Any]) -> None:
+        if _is_warning(node):
+            key_id = _warning_key(node, letter_id)
+            if key_id is None or SEALED in node or not node["message"]:
+                return
+            if key_id.startswith("w:"):
+                links[key_id] = node["contact_id"]
+            found.append((node, {"message": node["message"]}, key_id))
+            node["message"] = ""
+            return
         says, contact = _current_contact(node)
         if says:
             links[node["part_id"]] = contact
@@ -367,14 +401,13 @@ def seal_state(data: dict[str, Any], account_id: str, letter_id: str, keys: Subj
             return
         taken = _secret_fields(node)
         if taken:
-            found.append((node, taken))
+            found.append((node, taken, node["part_id"]))
 
     _walk(data, visit)
     if not found and not links:
         return False
-    secrets = keys.ensure(account_id, letter_id, [n["part_id"] for n, _ in found], links)
-    for node, taken in found:
-        key_id = node["part_id"]
+    secrets = keys.ensure(account_id, letter_id, [key_id for _, _, key_id in found], links)
+    for node, taken, key_id in found:
         nonce = os.urandom(12)
         plain = json.dumps(taken, ensure_ascii=False, separators=(",", ":")).encode()
         cipher = AESGCM(secrets[key_id]).encrypt(nonce, plain, key_id.encode())

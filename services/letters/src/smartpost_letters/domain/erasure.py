@@ -43,6 +43,13 @@ class PersonalDataErased(SerialLetter.Event):
 
     def effect(self, letter: SerialLetter) -> None:
         erased = set(self.part_ids)
+        for doc in letter.documents:
+            doc.assignment_warnings = [
+                w.model_copy(update={"message": ERASED})
+                if w.contact_id == self.contact_id or (w.part_id is not None and w.part_id in erased)
+                else w
+                for w in doc.assignment_warnings
+            ]
         for part in letter.parts():
             if part.part_id in erased:
                 part.address_lines = [ERASED] if part.address_lines else []
@@ -80,10 +87,14 @@ class PersonalDataErased(SerialLetter.Event):
 def erase_personal_data(
     letter: SerialLetter, *, erasure_id: str, contact_id: str, part_ids: Sequence[str], actor: Actor
 ) -> list[str]:
-    """Record the erasure of these parts' personal data on the letter; returns the parts the letter has."""
+    """Record the erasure of these parts' personal data (and of warnings naming the contact) on the letter.
+
+    Returns the parts the letter has.
+    """
     known = {p.part_id for p in letter.parts()}
     parts = [p for p in part_ids if p in known]
-    if parts:
+    named = any(w.contact_id == contact_id for d in letter.documents for w in d.assignment_warnings)
+    if parts or named:
         letter._emit(  # noqa: SLF001 - an event of the aggregate, defined next to the GDPR code
             PersonalDataErased, actor, erasure_id=erasure_id, contact_id=contact_id, part_ids=sorted(parts)
         )
