@@ -210,6 +210,13 @@ DEMO_ENV = {
                 "roles": ["release"],
                 "name": "Ben Prüfer",
             },
+            # Operations and data protection (dead letters, erasure and export of a contact's personal data).
+            "clara@hv-muster.de": {
+                "password_hash": _DEMO_HASH,
+                "account_id": "demo",
+                "roles": ["admin"],
+                "name": "Clara Datenschutz",
+            },
         }
     ),
     "SMARTPOST_GATEWAY_ACCOUNTS": json.dumps({"demo": {"name": "HV Muster", "four_eyes_release": False}}),

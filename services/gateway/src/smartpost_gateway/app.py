@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartpost_gateway import deadletters, texts, web
+from smartpost_gateway import deadletters, privacy, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
@@ -65,6 +65,8 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
         finally:
             for client in (app.state.letters, app.state.assignment, app.state.portal, app.state.print):
                 await client.aclose()
+            for client in getattr(app.state, "privacy_clients", {}).values():
+                await client.aclose()
 
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
@@ -78,6 +80,7 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
     app.include_router(deadletters.router)
+    app.include_router(privacy.router)
     install_metrics(app, settings.service_name)
     install_tracing(app, settings.service_name, settings.tracing)
 
