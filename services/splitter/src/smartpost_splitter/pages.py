@@ -466,3 +466,46 @@ def starts_by_itself(plan: SplitPlan, facts_marker: str | None, index: int, prev
     if strategy is SplitStrategy.KEYWORD:
         return previous_is_separator if plan.drop_separator else facts_marker is not None
     return facts_marker is not None
+
+
+# --- facts for the split-strategy proposal (smartpost_splitter.proposal), read by the worker ---------------
+
+_PROPOSAL_PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
+_SHORT_PAGE_CHARS = 400
+_KEYWORD_MAX = 40
+_FIRST_LABEL = re.compile(r"\b(Seite|Blatt|SEITE|BLATT)[ \t]{1,5}1[ \t]{0,5}(von|/)", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalPage:
+    """What the proposer needs to know about one page (small; the text itself is not kept)."""
+
+    index: int
+    blank: bool
+    address_a: tuple[str, ...] = ()
+    address_b: tuple[str, ...] = ()
+    number: int | None = None  # the printed page number ("Seite 2 von 3" -> 2)
+    first_look: bool = False  # page number 1, or no number and a salutation
+    first_label: str | None = None  # "Seite 1 von" as printed on a page numbered 1
+    identifiers: tuple[str, ...] = ()
+    short: bool = False  # little text: a separator page, a cover sheet
+    words: frozenset[str] = frozenset()  # short lines without digits, case folded (separator keywords)
+
+
+def proposal_page(
+    index: int, text: str, address_a: tuple[str, ...], address_b: tuple[str, ...], *, has_images: bool = False
+) -> ProposalPage:
+    label = _FIRST_LABEL.search(text)
+    lines = clean_lines(text)
+    return ProposalPage(
+        index=index,
+        blank=not text.strip() and not has_images,
+        address_a=address_a,
+        address_b=address_b,
+        number=page_number(text),
+        first_look=looks_like_first_page(text),
+        first_label=f"{label.group(1)} 1 {label.group(2)}" if label else None,
+        identifiers=find_identifiers(text, _PROPOSAL_PATTERNS),
+        short=0 < sum(len(line) for line in lines) <= _SHORT_PAGE_CHARS,
+        words=frozenset(line.casefold() for line in lines if len(line) <= _KEYWORD_MAX and not _DIGITS.search(line)),
+    )
