@@ -493,6 +493,10 @@ def test_first_and_last_name_of_two_different_addressees_do_not_make_a_full_name
     ("names", "persons"),
     [
         (["Eheleute", "Anna und Bernd Beispiel"], [{"anna", "beispiel"}, {"bernd", "beispiel"}]),
+        (
+            ["Eheleute", "Olga und Jonas Klein-Hartmann"],
+            [{"olga", "klein", "hartmann"}, {"jonas", "klein", "hartmann"}],
+        ),
         (["Herrn Björn Koch und", "Herrn Florian Keller"], [{"bjoern", "koch"}, {"florian", "keller"}]),
         (["Xaver Acker u. Berta Yps"], [{"xaver", "acker"}, {"berta", "yps"}]),
         (["Herrn Jörg Weiß"], []),

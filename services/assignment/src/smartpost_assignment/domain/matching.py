@@ -228,8 +228,9 @@ def _persons(text: str) -> list[frozenset[str]]:
     segments = [segment for segment in segments if segment]
     if len(segments) < 2:  # one person is no joint address
         return []
-    family = segments[-1][-1]
-    return [frozenset([*segment, family]) if len(segment) == 1 else frozenset(segment) for segment in segments]
+    # "Anna und Bernd Klein-Hartmann": the family name is everything after the last person's first name.
+    family = segments[-1][1:] or segments[-1]
+    return [frozenset([*segment, *family]) if len(segment) == 1 else frozenset(segment) for segment in segments]
 
 
 def _one_person_named(profile: Profile, window: Window) -> bool:
