@@ -36,10 +36,11 @@ DEFAULT_SIMILARITY = 0.35
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
 # Every quantifier is bounded: the patterns run in linear time on any page (a megabyte of tabs after a label).
 # "Unser Zeichen" (our reference, DIN 5008 information block) counts; "Ihr Zeichen" is the recipient's own number.
+# "Debitor" / "Debitorennummer" is the customer number in accounting-led ERPs.
 DEFAULT_IDENTIFIER_PATTERNS = (
     (
         r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto)"
-        r"|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
+        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )
@@ -98,7 +99,8 @@ _HEAD_LABELS = (
         "identifier",
         (
             r"(?:Kontakt|Kunden|Mieter|Eigentümer|Personen|Referenz)[ \t]?-?[ \t]?(?:Nr\.?|Nummer|ID|Konto)"
-            r"|Personenkonto|Unser[ \t]Zeichen|Ref\.(?:[ \t]?-?[ \t]?Nr\.?)?"
+            r"|Personenkonto|Debitor(?:en)?(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer|Konto))?|Unser[ \t]Zeichen"
+            r"|Ref\.(?:[ \t]?-?[ \t]?Nr\.?)?"
         ),
     ),
     (

@@ -45,7 +45,16 @@ def test_prose_and_street_words_are_not_labels() -> None:
     assert find_unit_refs("Die Wohnung wurde saniert. WE haben geprüft.") == ()
 
 
-@pytest.mark.parametrize("text", ["Unser Zeichen K-004711", "Ref. K-004711", "Personenkonto K-004711"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unser Zeichen K-004711",
+        "Ref. K-004711",
+        "Personenkonto K-004711",
+        "Obj.-Nr. 1020 | Whg. 3 | Debitor K-004711 | 01.03.2025",
+        "Debitorennummer: K-004711",
+    ],
+)
 def test_identifier_labels_of_the_information_block(text: str) -> None:
     assert find_identifiers(text, PATTERNS) == ("K-004711",)
 
@@ -53,7 +62,8 @@ def test_identifier_labels_of_the_information_block(text: str) -> None:
 @pytest.mark.parametrize(
     ("label", "kind"),
     [("Objekt:", "property"), ("Liegenschaft Nr.", "property"), ("WEG", "property"), ("Whg.-Nr.", "unit"),
-     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Seite", "page"), ("Sehr", "page")],
+     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Debitoren-Nr.", "identifier"), ("Seite", "page"),
+     ("Sehr", "page")],
 )  # fmt: skip
 def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(label: str, kind: str) -> None:
     # Catastrophic backtracking would take minutes on a megabyte; the linear patterns take well under a second.
@@ -147,6 +157,7 @@ def test_without_first_page_signs_the_same_address_continues_the_letter() -> Non
         # A lone label with its value on the next line.
         ("Objekt\n1020\nKundennummer\n4711", ("4711",), ("1020",), ()),
         ("Whg.-Nr.  Ref.\nWhg. 3    K-1234", ("K-1234",), (), ("Whg. 3",)),
+        ("Debitor-Nr.   Objekt\n4711          1020", ("4711",), ("1020",), ()),
         # Values that do not line up with their labels are not read at all (no evidence rather than wrong evidence).
         ("Objekt Wohnung Kunden-Nr. Datum\nParkallee 7 03 4711 01.03.2025", (), (), ()),
         # Prose is no header: every word of a header line must be a known label.
