@@ -307,7 +307,8 @@ def test_manifests_are_plain_yaml_without_templating(kit):
 
 # --- NetworkPolicies: only the flows of the README's diagram ------------------------------------------------------
 
-GATEWAY_CALLS = {"letters", "assignment", "portal-publisher", "print-dispatch", "notifier"}
+# The splitter answers split-strategy proposals at upload.
+GATEWAY_CALLS = {"letters", "assignment", "portal-publisher", "print-dispatch", "notifier", "splitter"}
 PUBLISHED = {"gateway", "portal-publisher", "print-dispatch"}  # staff UI, recipient portal, provider webhooks
 
 

@@ -22,6 +22,7 @@ from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.adapters.sessions import SessionStore
+from smartpost_gateway.adapters.splitter import SplitterClient
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -57,13 +58,15 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
         )
         app.state.portal = PortalClient(settings.portal_url, issuer=issuer, timeout=timeout, transport=transport)
         app.state.print = PrintClient(settings.print_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.splitter = SplitterClient(settings.splitter_url, issuer=issuer, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
         try:
             yield
         finally:
-            for client in (app.state.letters, app.state.assignment, app.state.portal, app.state.print):
+            clients = (app.state.letters, app.state.assignment, app.state.portal, app.state.print, app.state.splitter)
+            for client in clients:
                 await client.aclose()
             for client in getattr(app.state, "privacy_clients", {}).values():
                 await client.aclose()

@@ -169,6 +169,10 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
     upload(page, main_pdf, attachment_pdf)
     docs = page.locator("[data-testid=document]")
     expect(docs).to_have_count(2)
+    # The running splitter proposed a rule for each file and the page says which and why.
+    proposals = page.locator("[data-testid=split-proposal]")
+    expect(proposals).to_have_count(2)
+    expect(proposals.nth(0)).to_contain_text("„hausgeld-2024.pdf“: Vorschlag: „Anschriftfeld (Form B)“ – 3 Briefe")
     expect(docs.nth(0)).to_contain_text("hausgeld-2024.pdf")
     # dropping saves the new order at the letters service and reloads the page from it
     with page.expect_navigation():

@@ -87,6 +87,12 @@ class FakeServices:
             return httpx.Response(200, json={**self.state["letter"], "resent_event_ids": []})
         if path == f"/letters/{LETTER_ID}/rematch":
             return httpx.Response(200, json={"documents": []})
+        if path == "/split-proposals":
+            if "proposal" not in self.state:
+                return httpx.Response(422, json={"detail": "Die Datei lässt sich für einen Vorschlag nicht lesen."})
+            return httpx.Response(200, json=self.state["proposal"])
+        if path == f"/v1/letters/{LETTER_ID}/documents" and request.method == "POST":
+            return httpx.Response(201, json=self.state["letter"])
         if path == "/v1/document-types":
             return httpx.Response(200, json={"version": 1, "nodes": []})
         if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
@@ -265,6 +271,51 @@ def test_new_letter_form_forwards_the_billing_period() -> None:
         )  # fmt: skip
     created = json.loads(fake.posted("/v1/letters")[0].content)
     assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")
+
+
+PROPOSAL = {
+    "pages": 43,
+    "pages_read": 43,
+    "proposal": {
+        "rule": {"strategy": "first_page", "first_page_text": "Seite 1 von"},
+        "name": "Erste Seite (Text „Seite 1 von“)",
+        "letters": 12,
+        "score": 1.0,
+        "reasons": ["12 Briefe"],
+    },
+    "alternatives": [],
+    "explanation": "Vorschlag: „Erste Seite (Text „Seite 1 von“)“ – 12 Briefe (Stimmigkeit 100%).",
+}
+
+
+@pytest.mark.parametrize("splitter_answers", [True, False])
+def test_upload_with_the_proposal_uses_the_most_consistent_rule_and_says_why(splitter_answers: bool) -> None:
+    state: dict[str, Any] = {"letter": letter("draft")}
+    if splitter_answers:
+        state["proposal"] = PROPOSAL
+    client, fake = make_client(False, state)
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get(f"/serienbriefe/{LETTER_ID}/dokumente")
+        assert '<option value="auto" selected>Vorschlag von SmartPost</option>' in page.text
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/dokumente",
+            data={"csrf_token": token, "strategy": "auto", "address_form": "B"},
+            files={"files": ("abrechnung.pdf", b"%PDF-1.7 test", "application/pdf")},
+        )
+    assert response.status_code == 200, response.text
+    (proposal_call,) = fake.posted("/split-proposals")
+    assert proposal_call.content == b"%PDF-1.7 test"
+    assert proposal_call.headers["content-type"] == "application/pdf"
+    (upload,) = fake.posted("/documents")
+    sent_rule = json.loads(re.search(rb'name="rule"\r\n\r\n([^\r]+)', upload.content).group(1))
+    if splitter_answers:
+        assert sent_rule == {"strategy": "first_page", "first_page_text": "Seite 1 von"}
+        assert "Vorschlag: „Erste Seite" in response.text
+        assert "Übernommen – ändern unter „Trennregel ändern“" in response.text
+    else:
+        assert sent_rule == {"strategy": "address_block", "address_form": "B"}
+        assert "Kein Vorschlag möglich" in response.text
 
 
 def test_address_block_help_says_what_the_rule_does() -> None:

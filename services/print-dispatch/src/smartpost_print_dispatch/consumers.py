@@ -52,5 +52,12 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
     consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **options)
     portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
-    consumer.subscribe(PORTAL, {"DocumentViewed": portal.handler(dispatch.on_document_viewed)}, **options)
+    consumer.subscribe(
+        PORTAL,
+        {
+            "DocumentViewed": portal.handler(dispatch.on_document_viewed),
+            "DocumentPublished": portal.handler(dispatch.on_document_published),
+        },
+        **options,
+    )
     return consumer
