@@ -104,7 +104,8 @@ def test_alert_rules_cover_what_pages_someone(rules):
     for needed in (
         "smartpost_consumer_lag",  # lag growing
         "smartpost_outbox_oldest_age_seconds",  # outbox stuck
-        "smartpost_letters_oldest_waiting_seconds",  # letters stuck
+        "smartpost_letters_oldest_waiting_seconds",  # letters stuck in splitting/assigning
+        "smartpost_letters_stuck",  # letters waiting for another service past the stuck threshold (#15)
         "smartpost_dead_lettered_total",  # DLQ growing fast
         "smartpost_mails_deferred",  # SMTP failing
         "smartpost_mailpieces_submit_retrying",  # provider failing
@@ -141,6 +142,7 @@ def test_dashboard_panels_use_only_exported_metrics_and_cover_the_issue(dashboar
         "smartpost_dead_lettered_total",
         "smartpost_letters",
         "smartpost_letters_oldest_waiting_seconds",
+        "smartpost_letters_stuck",
         "smartpost_split_pages_total",
         "smartpost_split_seconds",
         "smartpost_assignment_parts",

@@ -16,7 +16,7 @@ from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
-from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
+from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
@@ -147,7 +147,11 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.startup = startup
     install_error_handlers(app)
     app.include_router(router)
-    sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
+    sources: list[ScrapeSource] = [
+        LetterStateSource(engine),
+        RelayBacklogSource(event_app, relay),
+        StuckLetterSource(engine, service, settings.stuck_after_seconds),
+    ]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
 
