@@ -14,7 +14,12 @@ from fastapi.responses import JSONResponse
 from smartpost_letters.adapters.read_model import LetterSummaryProjector
 from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
-from smartpost_letters.application import LettersApplication, LetterService, event_store_env
+from smartpost_letters.application import (
+    LettersApplication,
+    LetterService,
+    create_event_store_tables,
+    event_store_env,
+)
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
 from smartpost_letters.settings import Settings, get_settings
@@ -51,13 +56,15 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    # Nothing here connects to PostgreSQL: tables are created by the background start-up (database may be down).
     event_app = LettersApplication(
-        event_store_env(settings.resolved_event_store_url()),
+        event_store_env(settings.resolved_event_store_url(), create_tables=False),
         snapshot_interval=settings.snapshot_interval,
         cached_letters=settings.cached_letters,
     )
     engine = make_engine(settings.resolved_database_url())
-    projector = LetterSummaryProjector(event_app, engine)
+    # SQLite is a local file (never "down"): its read-model tables exist from the start, also without the lifespan.
+    projector = LetterSummaryProjector(event_app, engine, create_tables=engine.dialect.name != "postgresql")
     if store is None:
         minio = MinioStore(settings.storage)
         store = minio
@@ -65,10 +72,11 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         minio = None
     broker = make_broker(settings.kafka, service=settings.service_name)
     publisher = EventPublisher(broker, store=store)
+    tracking = event_app.factory.tracking_recorder()
     relay = NotificationLogRelay(
         event_app,
         publisher,
-        event_app.factory.tracking_recorder(),
+        tracking,
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
         fault=settings.fault_injection,
@@ -89,8 +97,13 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
 
         service.on_saved = wake_relay
 
+        def create_tables() -> None:
+            create_event_store_tables(event_app, tracking)
+            projector.create_tables()
+
         async def connect() -> None:
-            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            # Database, storage or broker down at start-up: serve /healthz, report not-ready, connect when back.
+            await startup.step("database", lambda: asyncio.to_thread(create_tables))
             if minio is not None:
                 await startup.step("storage", lambda: asyncio.to_thread(minio.ensure_bucket))
             await start_broker(startup, broker)
