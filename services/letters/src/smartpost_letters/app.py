@@ -22,6 +22,7 @@ from smartpost_letters.application import (
 )
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
+from smartpost_letters.retention import LettersRetentionJob, retention_work
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
@@ -86,6 +87,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=store
     )
     startup = Startup(settings.service_name)
+    retention_job = LettersRetentionJob(engine, service, store, overrides=settings.retention_years)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
@@ -115,10 +117,15 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
         # The read model too: two projectors inserting the same letter would collide.
         projector_leader = leadership(engine, "letters-projector", settings.lease)
+        # Retention: one replica removes the files of letters whose period ended (smartpost_letters.retention).
+        retention_leader = leadership(engine, "letters-retention", settings.lease)
         tasks = [
             asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
             asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
+        if settings.retention_enabled:
+            work = retention_work(retention_job, settings.retention_interval_seconds)
+            tasks.append(asyncio.create_task(retention_leader.run(work), name="letters-retention"))
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
@@ -126,6 +133,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
             await startup.stop()
             relay_leader.stop()
             projector_leader.stop()
+            retention_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
@@ -158,6 +166,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.event_app = event_app
     app.state.consumer = consumer
     app.state.startup = startup
+    app.state.retention_job = retention_job
     install_error_handlers(app)
     app.include_router(router)
     sources: list[ScrapeSource] = [

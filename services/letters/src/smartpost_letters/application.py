@@ -603,6 +603,29 @@ class LetterService:
     def delete(self, ctx: CommandContext, letter_id: uuid.UUID, *, reason: str) -> SerialLetter:
         return self._execute(ctx, letter_id, lambda letter: letter.delete(reason=reason, actor=ctx.as_actor))
 
+    def expire_retention(
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        retention_years: int,
+        retention_source: str,
+        retention_ended: date,
+        objects_deleted: int,
+    ) -> SerialLetter:
+        """Record that the letter's retention period ended and its files were removed (smartpost_letters.retention)."""
+        return self._execute(
+            ctx,
+            letter_id,
+            lambda letter: letter.expire_retention(
+                retention_years=retention_years,
+                retention_source=retention_source,
+                retention_ended=retention_ended,
+                objects_deleted=objects_deleted,
+                actor=ctx.as_actor,
+            ),
+        )
+
     # ---------------------------------------------------------------------------------------------- stuck letters
 
     def stuck_letters(

@@ -43,6 +43,11 @@ class Settings(ServiceSettings):
     # A letter waiting this long for another service (splitter, assignment, print dispatch) counts as stuck and
     # is shown to staff with "erneut anstoßen".
     stuck_after_seconds: float = Field(default=300.0, ge=0)
+    # Retention (smartpost_shared.retention): periods per document type id or name overriding the German defaults
+    # (JSON, e.g. {"Jahresabrechnung": 10}); the job runs in one replica every retention_interval_seconds.
+    retention_enabled: bool = True
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_years: dict[str, int] = Field(default_factory=dict)
 
     def resolved_event_store_url(self) -> str:
         if self.event_store_url:

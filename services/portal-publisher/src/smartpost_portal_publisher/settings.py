@@ -31,6 +31,11 @@ class Settings(ServiceSettings):
     # Consumer group on letters.events / masterdata.events; tests give every app its own group.
     consumer_group: str | None = None
     relay_poll_seconds: float = Field(default=0.2, gt=0)
+    # Retention (smartpost_shared.retention): periods per document type id or name overriding the German defaults
+    # (JSON, e.g. {"Jahresabrechnung": 10}); the job runs in one replica every retention_interval_seconds.
+    retention_enabled: bool = True
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_years: dict[str, int] = Field(default_factory=dict)
 
     # Contract window (casavi: Administration > Kundenportal > Rollen & Zugriffsrechte). An account can override
     # both values through ``PUT /internal/access-window``. Access after the end stops the day the window passes.
