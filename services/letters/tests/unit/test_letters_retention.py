@@ -88,3 +88,25 @@ def test_the_job_removes_files_of_due_letters_only(tmp_path):
         assert entry["details"]["objects_deleted"] == 1
     finally:
         app.state.event_app.close()
+
+
+def test_an_operator_override_lengthens_the_period(tmp_path):
+    app = create_app(
+        Settings(data_dir=str(tmp_path), log_json=False, retention_years={"Einladung Eigentümerversammlung": 8}),
+        store=MemoryStore(),
+    )
+    client = TestClient(app)
+    h = caller_headers("acc-ret2", "staff:anna", audience="letters")
+    dt = client.post("/v1/document-types", json={"name": "Einladung Eigentümerversammlung"}, headers=h).json()
+    body = {"title": "ETV", "document_type_id": dt["created_id"], "recipient_groups": ["owners"]}
+    assert client.post("/v1/letters", json={**body, "scope": "cross_property"}, headers=h).status_code == 201
+    app.state.projector.catch_up()
+    job = app.state.retention_job
+    try:
+        now = datetime.now(UTC)
+        job.clock = lambda: now + timedelta(days=5 * 366)
+        assert job.run_once().letters == 0  # 8 years, not the default 3
+        job.clock = lambda: now + timedelta(days=10 * 366)
+        assert job.run_once().letters == 1
+    finally:
+        app.state.event_app.close()
