@@ -1,0 +1,540 @@
+"""Red team (issue #13): attacks the rest of the suite did not try yet, each against the real code paths.
+
+Every test is one attack (counted in "security suite: N attacks, M succeeded"); a failing test is an attack that
+succeeded. Found and fixed with this file (the tests failed before the fix):
+
+- a trusted issuer granted itself any role: an ERP connector limited to its own account signed ``roles: ["admin"]``
+  and changed the portal's access window; ``"roles": []`` in its trusted-issuer entry was silently ignored;
+- a caller token with a lifetime of ten years was accepted (a leaked token was a standing key);
+- a misspelt restriction in a trusted-issuer entry (``"account": [...]``) was ignored, leaving the issuer unlimited;
+- login CSRF on the staff gateway: another site's form logged the browser into an account of the attacker's choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import jwt
+import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi.testclient import TestClient
+from pydantic import SecretStr, ValidationError
+
+from smartpost_shared.contracts import Envelope, make_envelope
+from smartpost_shared.contracts.common import ContractRole, DocumentType
+from smartpost_shared.contracts.letters import LetterItemsRevoked, LetterReleased, ReleasedItem
+from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
+from smartpost_shared.event_signing import SIGNATURE_HEADER, EventSigner
+from smartpost_shared.identity import CallerTokenIssuer, CallerVerifier, InvalidCallerError, generate_keypair
+from smartpost_shared.messaging import EventConsumer, make_broker
+from smartpost_shared.settings import IdentitySettings, KafkaSettings, TrustedIssuer
+from smartpost_shared.storage import MemoryStore, part_key
+from smartpost_shared.testing.identity import caller_headers
+from smartpost_shared.topics import LETTERS, SPLITTER
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+# ------------------------------------------------------------------------------------------------ caller tokens
+
+PRIVATE, PUBLIC = generate_keypair()
+ERP = CallerTokenIssuer("erp-hv-muster", PRIVATE)
+
+
+def _claims(**extra: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": "erp-hv-muster",
+        "aud": "portal-publisher",
+        "sub": "erp",
+        "acc": "hv-muster",
+        "iat": now,
+        "exp": now + 60,
+        **extra,
+    }
+
+
+def _verifier(**restrictions: Any) -> CallerVerifier:
+    return CallerVerifier("portal-publisher", {"erp-hv-muster": TrustedIssuer(public_key=PUBLIC, **restrictions)})
+
+
+def _refused(verifier: CallerVerifier, token: str) -> bool:
+    try:
+        verifier.verify(token)
+    except InvalidCallerError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("secret", ["text", "raw"])
+def test_hs256_signed_with_the_public_key_is_no_proof(secret: str) -> None:
+    # Algorithm confusion: the public key is public, so an HMAC "signed" with it must not count.
+    key = PUBLIC.encode() if secret == "text" else base64.b64decode(PUBLIC)
+    token = jwt.encode(_claims(), key, algorithm="HS256")
+    assert _refused(_verifier(), token)
+
+
+def test_a_token_that_is_not_yet_valid_is_refused() -> None:
+    now = int(time.time())
+    verifier = _verifier()
+    assert _refused(verifier, jwt.encode(_claims(iat=now + 3600, exp=now + 3660), ERP._key, algorithm="EdDSA"))
+    assert _refused(verifier, jwt.encode(_claims(nbf=now + 3600, exp=now + 3660), ERP._key, algorithm="EdDSA"))
+
+
+def test_a_ten_year_token_is_no_standing_key() -> None:
+    # Before: any lifetime was accepted, so a token from a log file or a proxy dump worked for years.
+    token = jwt.encode(_claims(exp=int(time.time()) + 10 * 365 * 86400), ERP._key, algorithm="EdDSA")
+    assert _refused(_verifier(), token)
+    assert not _refused(_verifier(), ERP.mint("portal-publisher", "hv-muster", "erp"))
+
+
+def test_an_issuer_cannot_grant_itself_a_role_it_may_not_grant() -> None:
+    # Before: TrustedIssuer had no notion of roles; "roles": [] was ignored and "admin" came through.
+    limited = _verifier(accounts=["hv-muster"], roles=[])
+    assert _refused(limited, ERP.mint("portal-publisher", "hv-muster", "erp", ["admin"]))
+    assert limited.verify(ERP.mint("portal-publisher", "hv-muster", "erp")).roles == frozenset()
+    some = _verifier(roles=["prepare"])
+    assert _refused(some, ERP.mint("portal-publisher", "hv-muster", "erp", ["prepare", "release"]))
+    assert some.verify(ERP.mint("portal-publisher", "hv-muster", "erp", ["prepare"])).roles == {"prepare"}
+
+
+def test_a_misspelt_restriction_does_not_leave_the_issuer_unlimited() -> None:
+    with pytest.raises(ValidationError):
+        TrustedIssuer.model_validate({"public_key": PUBLIC, "account": ["hv-muster"]})
+    with pytest.raises(ValidationError):
+        IdentitySettings.model_validate({"trusted_issuers": {"erp": {"public_key": PUBLIC, "role": []}}})
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"acc": ["hv-muster", "other"]},
+        {"acc": "*"},
+        {"roles": "admin"},
+        {"roles": ["admin"]},
+        {"sub": ""},
+        {"acc": "hv-muster-2"},
+    ],
+)
+def test_odd_claims_from_a_limited_issuer_are_refused(claims: dict[str, Any]) -> None:
+    limited = _verifier(accounts=["hv-muster"], audiences=["portal-publisher"], roles=[])
+    assert not _refused(limited, jwt.encode(_claims(), ERP._key, algorithm="EdDSA"))
+    assert _refused(limited, jwt.encode(_claims(**claims), ERP._key, algorithm="EdDSA"))
+
+
+def test_an_issuer_limited_to_one_service_cannot_name_a_second_audience() -> None:
+    importer_only = _verifier(accounts=["hv-muster"], audiences=["assignment"])
+    token = jwt.encode(_claims(aud=["assignment", "portal-publisher"]), ERP._key, algorithm="EdDSA")
+    assert _refused(importer_only, token)
+
+
+def test_one_issuers_key_does_not_sign_for_another_issuer_name() -> None:
+    other_private, other_public = generate_keypair()
+    verifier = CallerVerifier(
+        "portal-publisher",
+        {
+            "erp-hv-muster": TrustedIssuer(public_key=PUBLIC, accounts=["hv-muster"]),
+            "gateway": TrustedIssuer(public_key=other_public),
+        },
+    )
+    # The ERP connector's key, but the gateway's name (which may act for every account).
+    token = jwt.encode(_claims(iss="gateway", acc="victim"), ERP._key, algorithm="EdDSA")
+    assert _refused(verifier, token)
+    assert not _refused(verifier, CallerTokenIssuer("gateway", other_private).mint("portal-publisher", "victim", "x"))
+
+
+# ------------------------------------------------------------------------------------------------ recipient portal
+
+PASSWORD = "ein-langes-passwort"
+
+
+def _pdf(label: str) -> bytes:
+    import io
+
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    pdf.docinfo["/Title"] = label
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+class Portal:
+    """A portal-publisher of its own (SQLite, in-memory store) with one account, two recipients, one letter each."""
+
+    def __init__(self, tmp: str, erp_public: str | None = None) -> None:
+        from smartpost_portal_publisher.app import create_app
+        from smartpost_portal_publisher.application import Publisher
+        from smartpost_portal_publisher.settings import Settings
+        from smartpost_shared.masterdata import apply_masterdata
+        from smartpost_shared.messaging import SqlIdempotency
+
+        self.account = f"acct-{uuid.uuid4().hex[:8]}"
+        trusted = IdentitySettings().trusted_issuers
+        if erp_public:  # an ERP connector of this account that may grant no role
+            trusted = {**trusted, "erp-hv": TrustedIssuer(public_key=erp_public, accounts=[self.account], roles=[])}
+        settings = Settings(
+            database_url=f"sqlite:///{tmp}/portal.sqlite3",
+            download_link_secret=SecretStr(uuid.uuid4().hex),
+            identity=IdentitySettings(trusted_issuers=trusted),
+            log_json=False,
+        )
+        self.store = MemoryStore()
+        self.app = create_app(settings, store=self.store)
+        self.app.state.create_tables()
+        engine = self.app.state.engine
+        a = self.account
+        today = datetime.now(UTC).date()
+        masterdata = [
+            PropertyUpserted(property_id="p1", reference="WEG-01", name="Lindenstraße 1"),
+            UnitUpserted(unit_id="u1", property_id="p1", number="1.OG"),
+            UnitUpserted(unit_id="u2", property_id="p1", number="2.OG"),
+            ContactUpserted(contact_id="c-anna", first_name="Anna", last_name="A", email="anna@example.org"),
+            ContactUpserted(contact_id="c-bert", first_name="Bert", last_name="B", email="bert@example.org"),
+            *[
+                ContractUpserted(
+                    contract_id=f"k-{c}",
+                    contact_id=c,
+                    unit_id=u,
+                    property_id="p1",
+                    role=ContractRole.TENANT,
+                    start=today - timedelta(days=400),
+                )
+                for c, u in (("c-anna", "u1"), ("c-bert", "u2"))
+            ],
+        ]
+        md = SqlIdempotency(engine, "t:md")
+        for payload in masterdata:
+            md.run_once(lambda e, c: apply_masterdata(c, e), make_envelope(payload, account_id=a, producer="erp"))
+        letter = f"l-{uuid.uuid4().hex[:8]}"
+        items = []
+        for index, (contact, unit) in enumerate((("c-anna", "u1"), ("c-bert", "u2"))):
+            key = part_key(a, letter, "d1", index)
+            self.store.put(key, _pdf(contact), content_type="application/pdf")
+            items.append(
+                ReleasedItem(
+                    item_id=f"{letter}-{index}",
+                    document_id="d1",
+                    part_id=f"p{index}",
+                    contact_id=contact,
+                    property_id="p1",
+                    unit_id=unit,
+                    storage_key=key,
+                    page_count=1,
+                )
+            )
+        self.items = items
+        released = LetterReleased(
+            letter_id=letter,
+            title="Heizkosten",
+            document_type=DocumentType(id="dt", path=["Abrechnungen"]),
+            letter_date=today,
+            notify_by_email=False,
+            released_by="staff@hv.example",
+            items=items,
+        )
+        self.letter_id = letter
+        self.publisher = Publisher()
+        self.ledger = SqlIdempotency(engine, "t:letters")
+        assert self.ledger.run_once(
+            self.publisher.on_letter_released, make_envelope(released, account_id=a, producer="letters")
+        )
+        self.client = TestClient(self.app, base_url="https://portal.test")
+
+    def revoke(self, item_id: str) -> None:
+        payload = LetterItemsRevoked(letter_id=self.letter_id, item_ids=[item_id], reason="x", actor="staff@hv.de")
+        self.ledger.run_once(
+            self.publisher.on_items_revoked, make_envelope(payload, account_id=self.account, producer="letters")
+        )
+
+    def bearer(self, contact_id: str, login: str) -> dict[str, str]:
+        code = self.client.post(
+            "/internal/invitations",
+            json={"contact_id": contact_id},
+            headers=caller_headers(self.account, audience="portal-publisher"),
+        ).json()["code"]
+        answer = self.client.post(
+            "/portal/invitations/redeem", json={"code": code, "login": login, "password": PASSWORD}
+        )
+        assert answer.status_code == 201, answer.text
+        return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+    def web_login(self, client: TestClient, login: str) -> httpx.Response:
+        page = client.get(f"/kundenportal/{self.account}/anmelden")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        form = {"login": login, "password": PASSWORD, "csrf_token": csrf.group(1)}
+        return client.post(f"/kundenportal/{self.account}/anmelden", data=form, follow_redirects=False)
+
+
+@pytest.fixture
+def portal() -> Iterator[Portal]:
+    env = Portal(tempfile.mkdtemp(prefix="red-portal-"))
+    yield env
+    env.app.state.engine.dispose()
+
+
+def _docs(portal: Portal, headers: dict[str, str]) -> str:
+    docs = portal.client.get("/portal/documents", headers=headers).json()
+    assert len(docs) == 1
+    return str(docs[0]["document_id"])
+
+
+def test_a_recipient_cannot_open_a_neighbours_document_in_the_kundenportal(portal: Portal) -> None:
+    anna = portal.bearer("c-anna", "anna@example.org")
+    bert = portal.bearer("c-bert", "bert@example.org")
+    bert_doc = _docs(portal, bert)
+    browser = TestClient(portal.app, base_url="https://portal.test")
+    assert portal.web_login(browser, "anna@example.org").status_code == 303
+    base = f"/kundenportal/{portal.account}/dokumente/{bert_doc}"
+    page = browser.get(base, follow_redirects=False)
+    assert page.status_code in {403, 404}
+    assert "Heizkosten" not in page.text
+    download = browser.get(f"{base}/herunterladen", follow_redirects=False)
+    assert download.status_code in {403, 404}
+    assert "/portal/downloads/" not in download.headers.get("location", "")
+    assert portal.client.get(f"/portal/documents/{bert_doc}/content", headers=anna).status_code == 404
+
+
+def test_a_session_of_one_account_opens_nothing_in_another_accounts_portal(portal: Portal) -> None:
+    browser = TestClient(portal.app, base_url="https://portal.test")
+    portal.bearer("c-anna", "anna@example.org")
+    assert portal.web_login(browser, "anna@example.org").status_code == 303
+    token = browser.cookies.get("sp_portal_session")
+    assert token
+    # The cookie is path-bound, but an attacker sends it wherever they like.
+    attacker = TestClient(portal.app, base_url="https://portal.test", cookies={"sp_portal_session": token})
+    assert attacker.get(f"/kundenportal/{portal.account}/posteingang", follow_redirects=False).status_code == 200
+    other = attacker.get("/kundenportal/other-account/posteingang", follow_redirects=False)
+    assert other.status_code == 303
+    assert "/anmelden" in other.headers["location"]
+
+
+def test_a_planted_portal_session_cookie_is_not_adopted_at_login(portal: Portal) -> None:
+    # Session fixation: the attacker sets a cookie value, the victim logs in, the attacker reuses the value.
+    portal.bearer("c-anna", "anna@example.org")
+    browser = TestClient(portal.app, base_url="https://portal.test")
+    planted = "attacker-chosen-" + uuid.uuid4().hex
+    browser.cookies.set("sp_portal_session", planted, domain="portal.test", path=f"/kundenportal/{portal.account}")
+    answer = portal.web_login(browser, "anna@example.org")
+    assert answer.status_code == 303
+    issued = re.search(r"sp_portal_session=([^;]+)", answer.headers["set-cookie"])
+    assert issued
+    assert issued.group(1) != planted
+    assert portal.client.get("/portal/me", headers={"Authorization": f"Bearer {planted}"}).status_code == 401
+
+
+def test_download_links_cannot_be_bent_to_another_document_principal_or_time(portal: Portal) -> None:
+    anna = portal.bearer("c-anna", "anna@example.org")
+    bert = portal.bearer("c-bert", "bert@example.org")
+    anna_doc, bert_doc = _docs(portal, anna), _docs(portal, bert)
+    bert_principal = portal.client.get("/portal/me", headers=bert).json()["principal_id"]
+    link = portal.client.post(f"/portal/documents/{anna_doc}/download-link", headers=anna).json()["url"]
+    parts = urlsplit(link)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert portal.client.get(f"{parts.path}?{parts.query}").status_code == 200  # the genuine link works
+    bent = [
+        f"/portal/downloads/{bert_doc}?{urlencode(query)}",  # link for X used for Y
+        f"/portal/downloads/{bert_doc}?{urlencode({**query, 'p': bert_principal})}",  # and Y's principal
+        f"{parts.path}?{urlencode({**query, 'e': int(query['e']) + 86400})}",  # longer life
+        f"{parts.path}?{urlencode({**query, 'a': 'other-account'})}",
+        f"{parts.path}?{urlencode({**query, 's': query['s'][:-2] + 'AA'})}",
+    ]
+    for url in bent:
+        assert portal.client.get(url).status_code in {403, 404}, url
+    portal.revoke(portal.items[0].item_id)
+    assert portal.client.get(f"{parts.path}?{parts.query}").status_code in {403, 404, 410}, "link after revocation"
+
+
+def test_staff_of_one_account_cannot_invite_into_another_accounts_contact(portal: Portal) -> None:
+    # The contact exists only in the portal's account; a caller of another account names it.
+    stranger = caller_headers("acct-stranger", audience="portal-publisher")
+    answer = portal.client.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=stranger)
+    assert answer.status_code == 404
+    mailed = portal.client.post("/internal/invitations/email", json={"contact_id": "c-anna"}, headers=stranger)
+    assert mailed.status_code == 404
+    deliveries = portal.client.get(f"/internal/letters/{portal.letter_id}/deliveries", headers=stranger)
+    assert deliveries.json() == []
+
+
+def test_an_erp_connector_cannot_claim_admin_to_widen_the_access_window() -> None:
+    # Before: the issuer entry could not limit roles; the connector signed "admin" and changed what recipients see.
+    erp_private, erp_public = generate_keypair()
+    env = Portal(tempfile.mkdtemp(prefix="red-portal-"), erp_public=erp_public)
+    try:
+        erp = CallerTokenIssuer("erp-hv", erp_private)
+        headers = erp.headers("portal-publisher", env.account, "erp", ["admin"])
+        answer = env.client.put(
+            "/internal/access-window", json={"days_before_start": 3650, "days_after_end": 3650}, headers=headers
+        )
+        assert answer.status_code in {401, 403}
+        window = env.client.get(
+            "/internal/access-window", headers=caller_headers(env.account, audience="portal-publisher")
+        ).json()
+        assert window["days_before_start"] != 3650
+    finally:
+        env.app.state.engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------------ staff gateway
+
+STAFF_PASSWORD = "Richtiges-Passwort-1"
+
+
+def _gateway() -> TestClient:
+    from smartpost_gateway.app import create_app
+    from smartpost_gateway.auth import hash_password
+    from smartpost_gateway.settings import Settings
+
+    password_hash = hash_password(STAFF_PASSWORD)
+    users = {
+        "anna@hv.de": {"password_hash": password_hash, "account_id": "acc-1", "roles": ["prepare", "release"]},
+        "mallory@hv2.de": {"password_hash": password_hash, "account_id": "acc-2", "roles": ["prepare"]},
+    }
+    settings = Settings(
+        staff_users=users,
+        database_url=f"sqlite:///{tempfile.mkdtemp(prefix='red-gw-')}/gateway.sqlite3",
+        log_json=False,
+        local_development=False,
+    )
+    seen: list[str] = []
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return httpx.Response(503)
+
+    app = create_app(settings, transport=httpx.MockTransport(backend))
+    app.state.red_team_calls = seen
+    return TestClient(app, base_url="https://gateway.test")
+
+
+def _staff_login(client: TestClient, login: str) -> str:
+    page = client.post("/login", data={"login": login, "password": STAFF_PASSWORD})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf, page.text[:300]
+    return csrf.group(1)
+
+
+def test_login_csrf_from_another_site_is_refused() -> None:
+    # Before: an auto-submitting form on evil.example logged the victim's browser into the attacker's account.
+    with _gateway() as client:
+        for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}, {"Origin": "null"}):
+            answer = client.post(
+                "/login",
+                data={"login": "mallory@hv2.de", "password": STAFF_PASSWORD},
+                headers=headers,
+                follow_redirects=False,
+            )
+            assert answer.status_code == 403, headers
+            assert "smartpost_session" not in answer.headers.get("set-cookie", "")
+        same_site = client.post(
+            "/login",
+            data={"login": "anna@hv.de", "password": STAFF_PASSWORD},
+            headers={"Origin": "https://gateway.test", "Sec-Fetch-Site": "same-origin"},
+            follow_redirects=False,
+        )
+        assert same_site.status_code == 303
+
+
+def test_a_planted_staff_session_cookie_is_not_adopted_at_login() -> None:
+    with _gateway() as client:
+        planted = "x" * 43
+        client.cookies.set("smartpost_session", planted)
+        answer = client.post("/login", data={"login": "anna@hv.de", "password": STAFF_PASSWORD}, follow_redirects=False)
+        issued = re.search(r"smartpost_session=([^;]+)", answer.headers["set-cookie"])
+        assert issued
+        assert issued.group(1) != planted
+
+
+@pytest.mark.parametrize("with_htmx", [False, True])
+def test_state_changing_posts_need_this_sessions_csrf_token(with_htmx: bool) -> None:
+    with _gateway() as victim:
+        victim_token = _staff_login(victim, "anna@hv.de")
+        mallory = TestClient(victim.app, base_url="https://gateway.test")
+        mallory_token = _staff_login(mallory, "mallory@hv2.de")
+        assert victim_token != mallory_token
+        calls: list[str] = victim.app.state.red_team_calls
+        calls.clear()
+        extra = {"HX-Request": "true"} if with_htmx else {}
+        for path in ("/serienbriefe/L-1/loeschen", "/serienbriefe/L-1/freigeben", "/kontakte/c-1/einladung"):
+            missing = victim.post(path, headers=extra, follow_redirects=False)
+            foreign = victim.post(path, data={"csrf_token": mallory_token}, headers=extra, follow_redirects=False)
+            header = victim.post(path, headers={**extra, "X-CSRF-Token": mallory_token}, follow_redirects=False)
+            assert (missing.status_code, foreign.status_code, header.status_code) == (403, 403, 403), path
+        assert calls == [], "no refused post reached a service"
+
+
+def test_redrive_by_a_staff_member_without_the_admin_role_is_refused() -> None:
+    with _gateway() as client:
+        token = _staff_login(client, "anna@hv.de")
+        body = {"topic": "letters.events", "coordinates": ["0:0"]}
+        answer = client.post("/admin/dead-letters/redrive", json=body, headers={"X-CSRF-Token": token})
+        assert answer.status_code == 403
+        listing = client.get("/admin/dead-letters")
+        assert listing.status_code == 403
+
+
+# ------------------------------------------------------------------------------------------------ events (real broker)
+
+
+@pytest.mark.real
+async def test_a_genuine_event_replayed_onto_another_topic_is_dead_lettered(
+    kafka_settings: KafkaSettings, make_id: Callable[[str], str]
+) -> None:
+    """The letters service's signed bytes, copied onto the splitter's topic, do not pass as the splitter's."""
+    account = make_id("acc")
+    letters_private, letters_public = generate_keypair()
+    _, splitter_public = generate_keypair()
+    consumer_settings = KafkaSettings(
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        trusted_producers={"letters": [letters_public], "splitter": [splitter_public]},
+    )
+    seen: list[tuple[str, str]] = []
+
+    def recorder(topic: str) -> Callable[[Envelope], Any]:
+        async def handle(envelope: Envelope) -> None:
+            if envelope.account_id == account:
+                seen.append((topic, str(envelope.event_id)))
+
+        return handle
+
+    broker = make_broker(consumer_settings, service="red-team")
+    consumer = EventConsumer(broker, service="red-team", backoff_seconds=0.05)
+    for topic in (LETTERS, SPLITTER):
+        consumer.subscribe(
+            topic,
+            {"LetterItemsRevoked": recorder(topic.name)},
+            group_id=make_id("g"),
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+        )
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    await asyncio.gather(broker.start(), raw.start())
+    try:
+        payload = LetterItemsRevoked(letter_id="L", item_ids=["i"], reason="x", actor="a")
+        genuine = make_envelope(payload, account_id=account, producer="letters")
+        body = genuine.to_bytes()
+        headers = [(SIGNATURE_HEADER, EventSigner(letters_private).sign(body).encode())]
+        await raw.send_and_wait(SPLITTER.name, body, key=account.encode(), headers=headers)  # the replay
+        await raw.send_and_wait(LETTERS.name, body, key=account.encode(), headers=headers)  # the original
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the replay was sent first: give it time to (not) arrive
+    finally:
+        await asyncio.gather(broker.stop(), raw.stop())
+    assert seen == [(LETTERS.name, str(genuine.event_id))]
+    assert consumer.dead_lettered >= 1
