@@ -538,3 +538,109 @@ async def test_a_genuine_event_replayed_onto_another_topic_is_dead_lettered(
         await asyncio.gather(broker.stop(), raw.stop())
     assert seen == [(LETTERS.name, str(genuine.event_id))]
     assert consumer.dead_lettered >= 1
+
+
+# ------------------------------------------------------------------------------------------------ bounded bodies
+
+
+async def _first_answer(app: Any, path: str, headers: dict[str, str]) -> int | None:
+    """POST with a declared body of which only 10 bytes ever arrive: the status, or None if the app waits to read.
+
+    An app that waits for the rest would have read (and parsed) all of it from whoever sent it.
+    """
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("203.0.113.9", 40000),
+        "server": ("gateway.test", 443),
+        "state": {},
+    }
+    chunks = [{"type": "http.request", "body": b"x" * 10, "more_body": True}]
+
+    async def receive() -> dict[str, Any]:
+        if chunks:
+            return chunks.pop()
+        await asyncio.sleep(3600)  # the rest of the body never comes
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    try:
+        await asyncio.wait_for(app(scope, receive, send), timeout=3)
+    except TimeoutError:
+        return None
+    return next(int(m["status"]) for m in sent if m["type"] == "http.response.start")
+
+
+async def test_the_gateway_reads_no_json_from_someone_who_is_not_logged_in() -> None:
+    # Before: only multipart uploads needed a session; 150 MB of JSON to /admin/dead-letters/redrive was read and
+    # parsed (the process grew by ~90 MB) before the route found there was no session.
+    with _gateway() as client:
+        headers = {"host": "gateway.test", "content-type": "application/json", "content-length": str(150 * 2**20)}
+        assert await _first_answer(client.app, "/admin/dead-letters/redrive", headers) == 401
+        form = {**headers, "content-type": "application/x-www-form-urlencoded"}
+        assert await _first_answer(client.app, "/login", form) == 413, "the login form is no 200 MB upload either"
+
+
+def _service_apps(tmp: str) -> list[tuple[str, Any, str, int, dict[str, str]]]:
+    from smartpost_assignment.app import create_app as assignment_app
+    from smartpost_assignment.settings import Settings as AssignmentSettings
+    from smartpost_letters.app import create_app as letters_app
+    from smartpost_letters.settings import Settings as LettersSettings
+    from smartpost_notifier.app import create_app as notifier_app
+    from smartpost_notifier.settings import Settings as NotifierSettings
+    from smartpost_portal_publisher.app import create_app as portal_app
+    from smartpost_portal_publisher.settings import Settings as PortalSettings
+    from smartpost_print_dispatch.app import create_app as print_app
+    from smartpost_print_dispatch.settings import Settings as PrintSettings
+    from smartpost_shared.http import JSON_BODY_LIMIT
+
+    db = f"sqlite:///{tmp}/%s.sqlite3"
+    over_json = JSON_BODY_LIMIT + 1
+
+    def proof(service: str) -> dict[str, str]:
+        return caller_headers("acc-1", audience=service)
+
+    letters = letters_app(LettersSettings(data_dir=tmp), store=MemoryStore())
+    assignment_settings = AssignmentSettings(database_url=db % "a")
+    portal = portal_app(PortalSettings(database_url=db % "p"), store=MemoryStore())
+    printing = print_app(PrintSettings(database_url=db % "pd"))
+    return [
+        ("letters", letters, "/v1/letters", over_json, proof("letters")),
+        (
+            "assignment",
+            assignment_app(assignment_settings),
+            "/letters/L/rematch",
+            assignment_settings.max_import_bytes + 2 * 2**20,
+            proof("assignment"),
+        ),
+        ("portal-publisher", portal, "/internal/access-window", over_json, proof("portal-publisher")),
+        ("portal-publisher", portal, "/portal/sessions", over_json, {}),
+        ("portal-publisher", portal, "/kundenportal/acc-1/anmelden", over_json, {}),
+        ("print-dispatch", printing, "/estimates", over_json, proof("print-dispatch")),
+        ("print-dispatch", printing, "/webhooks/pingen", over_json, {}),
+        (
+            "notifier",
+            notifier_app(NotifierSettings(database_url=db % "n")),
+            "/internal/digests/run",
+            over_json,
+            proof("notifier"),
+        ),
+    ]
+
+
+async def test_every_service_refuses_an_oversized_json_body_before_reading_it() -> None:
+    # Before: the letters service took JSON up to its 200 MB upload limit (bodies of any type were bounded alike).
+    for name, app, path, size, headers in _service_apps(tempfile.mkdtemp(prefix="red-bodies-")):
+        declared = {"host": "svc.test", "content-type": "application/json", "content-length": str(size), **headers}
+        assert await _first_answer(app, path, declared) == 413, f"{name} {path}"
