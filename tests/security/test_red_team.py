@@ -270,11 +270,11 @@ class Portal:
         assert answer.status_code == 201, answer.text
         return {"Authorization": f"Bearer {answer.json()['token']}"}
 
-    def web_login(self, client: TestClient, login: str) -> httpx.Response:
+    def web_login(self, client: TestClient, login: str, weiter: str = "") -> httpx.Response:
         page = client.get(f"/kundenportal/{self.account}/anmelden")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf, page.text[:500]
-        form = {"login": login, "password": PASSWORD, "csrf_token": csrf.group(1)}
+        form = {"login": login, "password": PASSWORD, "csrf_token": csrf.group(1), "weiter": weiter}
         return client.post(f"/kundenportal/{self.account}/anmelden", data=form, follow_redirects=False)
 
 
@@ -319,6 +319,31 @@ def test_a_session_of_one_account_opens_nothing_in_another_accounts_portal(porta
     other = attacker.get("/kundenportal/other-account/posteingang", follow_redirects=False)
     assert other.status_code == 303
     assert "/anmelden" in other.headers["location"]
+
+
+def test_the_page_after_login_is_never_another_site(portal: Portal) -> None:
+    portal.bearer("c-anna", "anna@example.org")
+    base = f"/kundenportal/{portal.account}"
+    targets = [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        f"{base}/..//..//evil.example",
+        f"{base}/\\evil.example",
+        f"{base}/%2e%2e/%2e%2e/x",
+        "/kundenportal/other-account/posteingang",
+        f"{base}@evil.example",
+    ]
+    for target in targets:
+        browser = TestClient(portal.app, base_url="https://portal.test")
+        answer = portal.web_login(browser, "anna@example.org", weiter=target)
+        assert answer.status_code == 303
+        location = answer.headers["location"]
+        assert location.startswith(f"{base}/"), (target, location)
+        assert "//" not in location and "\\" not in location and "%2e" not in location.lower(), (target, location)
+    browser = TestClient(portal.app, base_url="https://portal.test")
+    wanted = f"{base}/posteingang?ordner=Abrechnungen"
+    assert portal.web_login(browser, "anna@example.org", weiter=wanted).headers["location"] == wanted
 
 
 def test_a_planted_portal_session_cookie_is_not_adopted_at_login(portal: Portal) -> None:
@@ -644,3 +669,58 @@ async def test_every_service_refuses_an_oversized_json_body_before_reading_it() 
     for name, app, path, size, headers in _service_apps(tempfile.mkdtemp(prefix="red-bodies-")):
         declared = {"host": "svc.test", "content-type": "application/json", "content-length": str(size), **headers}
         assert await _first_answer(app, path, declared) == 413, f"{name} {path}"
+
+
+# ------------------------------------------------------------------------------------------------ letters service
+
+
+def test_another_accounts_staff_can_neither_see_nor_touch_a_letter_and_file_names_steer_no_key() -> None:
+    from smartpost_letters.app import create_app
+    from smartpost_letters.settings import Settings
+
+    store = MemoryStore()
+    app = create_app(Settings(data_dir=tempfile.mkdtemp(prefix="red-letters-")), store=store)
+    client = TestClient(app)
+    anna = caller_headers("acc-1", "anna@hv.de", audience="letters", roles=["prepare", "release"])
+    mallory = caller_headers("acc-2", "mallory@hv2.de", audience="letters", roles=["prepare", "release", "admin"])
+    try:
+        doc_type = client.post("/v1/document-types", json={"name": "Briefe"}, headers=anna).json()["created_id"]
+        body = {"title": "T", "document_type_id": doc_type, "recipient_groups": ["owners"], "property_id": "p-1"}
+        letter = client.post("/v1/letters", json=body, headers=anna).json()
+        lid = letter["letter_id"]
+        # A hostile upload name: the key is the service's own (account, letter, document id), never the name.
+        hostile = "../../../accounts/acc-2/letters/x/sources/evil.pdf"
+        upload = client.post(
+            f"/v1/letters/{lid}/documents",
+            files=[("file", (hostile, _pdf("mine"), "application/pdf"))],
+            headers=anna,
+        )
+        assert upload.status_code == 201, upload.text
+        keys = list(store._objects)
+        assert keys
+        assert all(k.startswith("accounts/acc-1/") and ".." not in k for k in keys), keys
+        document_id = upload.json()["documents"][0]["document_id"]
+        foreign = [
+            ("GET", f"/v1/letters/{lid}", None),
+            ("GET", f"/v1/letters/{lid}/audit", None),
+            ("GET", f"/v1/letters/{lid}/parts", None),
+            ("GET", f"/v1/letters/{lid}/documents/{document_id}/pdf", None),
+            ("PATCH", f"/v1/letters/{lid}/documents/{document_id}", {"role": "attachment"}),
+            ("PUT", f"/v1/letters/{lid}/documents/order", {"order": [document_id]}),
+            ("POST", f"/v1/letters/{lid}/split", {}),
+            ("POST", f"/v1/letters/{lid}/release", {"notify_by_email": True}),
+            ("POST", f"/v1/letters/{lid}/revocations", {"item_ids": [], "reason": "x"}),
+            ("DELETE", f"/v1/letters/{lid}/documents/{document_id}", None),
+            ("DELETE", f"/v1/letters/{lid}", None),
+        ]
+        for method, path, payload in foreign:
+            answer = client.request(method, path, json=payload, headers=mallory)
+            assert answer.status_code == 404, f"{method} {path}: {answer.status_code} {answer.text[:200]}"
+            assert "evil.pdf" not in answer.text, f"{method} {path} shows the letter's content"
+        listing = client.get("/v1/letters", headers=mallory).json()
+        assert lid not in str(listing)
+        mine = client.get(f"/v1/letters/{lid}", headers=anna).json()
+        assert [d["document_id"] for d in mine["documents"]] == [document_id], "nothing was changed or deleted"
+        assert "mallory" not in client.get(f"/v1/letters/{lid}/audit", headers=anna).text
+    finally:
+        app.state.event_app.close()
