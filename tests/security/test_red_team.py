@@ -340,7 +340,7 @@ def test_the_page_after_login_is_never_another_site(portal: Portal) -> None:
         assert answer.status_code == 303
         location = answer.headers["location"]
         assert location.startswith(f"{base}/"), (target, location)
-        assert "//" not in location and "\\" not in location and "%2e" not in location.lower(), (target, location)
+        assert location == f"{base}/posteingang", (target, location)
     browser = TestClient(portal.app, base_url="https://portal.test")
     wanted = f"{base}/posteingang?ordner=Abrechnungen"
     assert portal.web_login(browser, "anna@example.org", weiter=wanted).headers["location"] == wanted
