@@ -191,7 +191,14 @@ class Portal:
             log_json=False,
         )
         self.store = MemoryStore()
-        self.app = create_app(settings, store=self.store)
+        self.mails: list[Any] = []
+        mails = self.mails
+
+        class Outbox:
+            def send(self, mail: Any) -> None:
+                mails.append(mail)
+
+        self.app = create_app(settings, store=self.store, mailer=Outbox())
         self.app.state.create_tables()
         engine = self.app.state.engine
         a = self.account
@@ -380,6 +387,70 @@ def test_download_links_cannot_be_bent_to_another_document_principal_or_time(por
         assert portal.client.get(url).status_code in {403, 404}, url
     portal.revoke(portal.items[0].item_id)
     assert portal.client.get(f"{parts.path}?{parts.query}").status_code in {403, 404, 410}, "link after revocation"
+
+
+def _csrf(client: TestClient, path: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found
+    return found.group(1)
+
+
+def test_a_password_reset_link_works_once(portal: Portal) -> None:
+    portal.bearer("c-anna", "anna@example.org")
+    base = f"/kundenportal/{portal.account}"
+    browser = TestClient(portal.app, base_url="https://portal.test")
+    token = _csrf(browser, f"{base}/passwort-vergessen")
+    asked = browser.post(f"{base}/passwort-vergessen", data={"login": "anna@example.org", "csrf_token": token})
+    assert asked.status_code == 200
+    link = re.search(r"passwort-neu\?t=([A-Za-z0-9_\-%]+)", portal.mails[-1].text)
+    assert link
+    reset_token = link.group(1)
+
+    def reset(password: str) -> int:
+        # The CSRF token belongs to the browser's cookie, not to a page: the used link's page need not show a form.
+        form = {"t": reset_token, "password": password, "password_repeat": password, "csrf_token": token}
+        return browser.post(f"{base}/passwort-neu", data=form, follow_redirects=False).status_code
+
+    assert reset("Erstes-neues-Passwort-1") == 303
+    assert reset("Zweites-neues-Passwort-2") != 303, "a used reset link sets no second password"
+    second = {"account_id": portal.account, "login": "anna@example.org", "password": "Zweites-neues-Passwort-2"}
+    assert portal.client.post("/portal/sessions", json=second).status_code == 401
+    first = {**second, "password": "Erstes-neues-Passwort-1"}
+    assert portal.client.post("/portal/sessions", json=first).status_code == 201
+
+
+def test_an_invitation_code_registers_only_once(portal: Portal) -> None:
+    code = portal.client.post(
+        "/internal/invitations",
+        json={"contact_id": "c-anna"},
+        headers=caller_headers(portal.account, audience="portal-publisher"),
+    ).json()["code"]
+    first = {"code": code, "login": "anna@example.org", "password": PASSWORD}
+    assert portal.client.post("/portal/invitations/redeem", json=first).status_code == 201
+    takeover = {"code": code, "login": "mallory@example.org", "password": PASSWORD}
+    assert portal.client.post("/portal/invitations/redeem", json=takeover).status_code in {401, 403, 404, 409, 410}
+    login = {"account_id": portal.account, "login": "mallory@example.org", "password": PASSWORD}
+    assert portal.client.post("/portal/sessions", json=login).status_code == 401
+
+
+def test_a_neighbour_cannot_remove_or_mimic_another_recipients_co_users(portal: Portal) -> None:
+    anna = portal.bearer("c-anna", "anna@example.org")
+    bert = portal.bearer("c-bert", "bert@example.org")
+    assert (
+        portal.client.post("/portal/co-users", json={"unit_id": "u1", "rights": "admin"}, headers=bert).status_code
+        == 404
+    )
+    code = portal.client.post("/portal/co-users", json={"unit_id": "u1", "rights": "admin"}, headers=anna).json()[
+        "code"
+    ]
+    partner = portal.client.post(
+        "/portal/invitations/redeem", json={"code": code, "login": "partner", "password": PASSWORD}
+    ).json()
+    partner_id = partner["principal"]["principal_id"]
+    assert portal.client.delete(f"/portal/co-users/{partner_id}", headers=bert).status_code == 404
+    assert portal.client.get("/portal/co-users", headers=bert).json() == []
+    partner_headers = {"Authorization": f"Bearer {partner['token']}"}
+    assert portal.client.get("/portal/documents", headers=partner_headers).status_code == 200, "still there"
 
 
 def test_staff_of_one_account_cannot_invite_into_another_accounts_contact(portal: Portal) -> None:
