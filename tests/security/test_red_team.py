@@ -795,3 +795,53 @@ def test_another_accounts_staff_can_neither_see_nor_touch_a_letter_and_file_name
         assert "mallory" not in client.get(f"/v1/letters/{lid}/audit", headers=anna).text
     finally:
         app.state.event_app.close()
+
+
+# ------------------------------------------------------------------------------------------------ claim checks
+
+
+def _claim_checked(store: MemoryStore, account: str) -> tuple[dict[str, Any], bytes]:
+    """A big envelope of ``account`` put through the claim check: the wire header and the stored body."""
+    import json
+
+    from smartpost_shared.messaging import ClaimCheck
+
+    payload = LetterItemsRevoked(letter_id="L", item_ids=[f"i-{n}" for n in range(50)], reason="x" * 500, actor="a")
+    envelope = make_envelope(payload, account_id=account, producer="letters")
+    body = envelope.to_bytes()
+    header = json.loads(ClaimCheck(store, threshold=100).outgoing(body))
+    assert "payload_ref" in header
+    return header, body
+
+
+def test_a_claim_check_cannot_point_at_another_accounts_event_body() -> None:
+    # Before: a header of account A whose payload_ref named B's stored event (key and sha256 are on the wire for
+    # anyone who reads the topic) handed B's envelope to the consumer as the message of A.
+    from smartpost_shared.messaging import ClaimCheck, PermanentError
+
+    store = MemoryStore()
+    victim_header, _ = _claim_checked(store, "acc-victim")
+    mine, _ = _claim_checked(store, "acc-mine")
+    assert ClaimCheck(store).incoming(mine)  # the genuine one resolves
+    pointed = {**mine, "event_id": victim_header["event_id"], "payload_ref": victim_header["payload_ref"]}
+    with pytest.raises(PermanentError):
+        ClaimCheck(store).incoming(pointed)
+    sneaky = {
+        **pointed,
+        "payload_ref": {
+            **victim_header["payload_ref"],
+            "key": "accounts/acc-mine/../acc-victim/" + victim_header["payload_ref"]["key"].split("/", 2)[2],
+        },
+    }
+    with pytest.raises(PermanentError):
+        ClaimCheck(store).incoming(sneaky)
+
+
+def test_a_tampered_claim_check_object_is_refused() -> None:
+    from smartpost_shared.messaging import ClaimCheck, PermanentError
+
+    store = MemoryStore()
+    header, body = _claim_checked(store, "acc-mine")
+    store.put(header["payload_ref"]["key"], body.replace(b'"reason":"x', b'"reason":"y'))
+    with pytest.raises(PermanentError, match="sha256"):
+        ClaimCheck(store).incoming(header)
