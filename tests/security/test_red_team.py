@@ -173,7 +173,7 @@ def _pdf(label: str) -> bytes:
 class Portal:
     """A portal-publisher of its own (SQLite, in-memory store) with one account, two recipients, one letter each."""
 
-    def __init__(self, tmp: str, erp_public: str | None = None) -> None:
+    def __init__(self, tmp: str, erp_public: str | None = None, public_base_url: str | None = None) -> None:
         from smartpost_portal_publisher.app import create_app
         from smartpost_portal_publisher.application import Publisher
         from smartpost_portal_publisher.settings import Settings
@@ -187,6 +187,7 @@ class Portal:
         settings = Settings(
             database_url=f"sqlite:///{tmp}/portal.sqlite3",
             download_link_secret=SecretStr(uuid.uuid4().hex),
+            public_base_url=public_base_url,
             identity=IdentitySettings(trusted_issuers=trusted),
             log_json=False,
         )
@@ -417,6 +418,42 @@ def test_a_password_reset_link_works_once(portal: Portal) -> None:
     assert portal.client.post("/portal/sessions", json=second).status_code == 401
     first = {**second, "password": "Erstes-neues-Passwort-1"}
     assert portal.client.post("/portal/sessions", json=first).status_code == 201
+
+
+def test_a_reset_mail_never_links_to_the_host_the_requester_names() -> None:
+    # Host-header poisoning: the attacker asks for the victim's reset with "Host: evil.example"; the mailed link
+    # (with a valid token) must point at the portal's public address.
+    from smartpost_portal_publisher.settings import Settings
+    from smartpost_shared.settings import InsecureSettingsError
+
+    strong = SecretStr(uuid.uuid4().hex)
+    production = {
+        "local_development": False,
+        "download_link_secret": strong,
+        "storage": {"secret_key": strong},
+        "kafka": {"signing_key": strong},
+    }
+    # Before: outside local development the portal started without a public base URL and used the Host header.
+    with pytest.raises(InsecureSettingsError, match="public_base_url"):
+        Settings(**production)
+    assert Settings(**production, public_base_url="https://portal.example.org").public_base_url
+
+    portal = Portal(tempfile.mkdtemp(prefix="red-portal-"), public_base_url="https://portal.example.org")
+    try:
+        portal.bearer("c-anna", "anna@example.org")
+        base = f"/kundenportal/{portal.account}"
+        browser = TestClient(portal.app, base_url="https://portal.test")
+        token = _csrf(browser, f"{base}/passwort-vergessen")
+        browser.post(
+            f"{base}/passwort-vergessen",
+            data={"login": "anna@example.org", "csrf_token": token},
+            headers={"host": "evil.example", "x-forwarded-host": "evil.example"},
+        )
+        assert portal.mails
+        assert "evil.example" not in portal.mails[-1].text
+        assert f"https://portal.example.org{base}/passwort-neu?t=" in portal.mails[-1].text
+    finally:
+        portal.app.state.engine.dispose()
 
 
 def test_an_invitation_code_registers_only_once(portal: Portal) -> None:
