@@ -1,4 +1,4 @@
-# ruff: noqa: E501, FBT003 - report formatting and scenario code
+# ruff: noqa: E501, FBT003, C901 - report formatting and scenario code
 """The accuracy benchmark on ERP-like layouts the matcher was not written for (see layouts.py).
 
     .venv/bin/python services/assignment/benchmarks/accuracy.py --layouts [--seeds 1 2 3 4 5] [--only F]
@@ -17,8 +17,9 @@ import bisect
 import dataclasses
 import hashlib
 import random
+import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from corpus import Corpus, Truth, build_account
@@ -102,6 +103,18 @@ class Row:
     auto_assignable: int = 0
 
 
+# Why assignable letters went to review: (scope, trap) -> reason (numbers masked) -> count. Printed with --reasons.
+REASONS: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def note_reasons(scope: str, a: PartAssignment, t: Truth) -> None:
+    if a.status is AssignmentStatus.ASSIGNED or t.category in MUST_NOT_AUTO or not t.contact_ids:
+        return
+    for reason in a.evidence or ["(no reason)"]:
+        REASONS[scope, t.category][_NUMBERS.sub("#", reason.split(":")[0] if "Dublette" in reason else reason)] += 1
+
+
 def tally(row: Row, a: PartAssignment, t: Truth) -> None:
     row.parts += 1
     if t.category == SPLIT_ERROR:
@@ -151,6 +164,7 @@ def run_layout(
             total.lost_letters += lost
             for part in parts:
                 a = matcher.assign(part)
+                note_reasons("property", a, truth[part.part_id])
                 tally(total, a, truth[part.part_id])
                 tally(per[truth[part.part_id].category], a, truth[part.part_id])
     out["property"] = (total, per)
@@ -162,6 +176,7 @@ def run_layout(
     total.lost_letters += lost
     for part in parts:
         a = matcher.assign(part)
+        note_reasons("cross", a, truth[part.part_id])
         tally(total, a, truth[part.part_id])
         tally(per[truth[part.part_id].category], a, truth[part.part_id])
     out["cross"] = (total, per)
@@ -173,7 +188,9 @@ def add(into: Row, row: Row) -> None:
         setattr(into, f.name, getattr(into, f.name) + getattr(row, f.name))
 
 
-def main(seeds: list[int], only: str | None, properties: int, units: int, property_letters: int) -> None:
+def main(
+    seeds: list[int], only: str | None, properties: int, units: int, property_letters: int, *, reasons: bool = False
+) -> None:
     layouts = [layout for layout in (*LAYOUTS, UNTUNED_LAYOUT) if only is None or layout.name.startswith(only)]
     if only is None:
         layouts = list(LAYOUTS)  # the untuned layout G runs only when asked for (--only G)
@@ -206,3 +223,9 @@ def main(seeds: list[int], only: str | None, properties: int, units: int, proper
             print(
                 f"{trap:40} {scope:8} {row.parts:6d} {pct(row.auto, row.parts):>7} {row.wrong:5d} {row.flagged_not_top3:8d}"
             )
+    if reasons:
+        print("\nwhy assignable letters went to review (reasons per letter, numbers masked):")
+        for (scope, trap), counter in sorted(REASONS.items()):
+            print(f"  {scope:8} {trap}")
+            for reason, n in counter.most_common(6):
+                print(f"    {n:5d}  {reason[:150]}")

@@ -479,6 +479,34 @@ def test_a_joint_addressee_missing_from_master_data_is_no_evidence_against_the_c
     assert any(e.startswith("gemeinsam adressiert mit") for e in result.evidence)
 
 
+def test_first_and_last_name_of_two_different_addressees_do_not_make_a_full_name() -> None:
+    # "Jörg" belongs to Jörg Schmidt, "Weiß" to Anna Weiß: neither is Jörg Weiß (a co-owner of the unit, say), so
+    # he is not named in full and never gets the letter automatically.
+    lines = ["Herrn Jörg Schmidt und", "Frau Anna Weiß", "Am Markt 1", "10178 Berlin"]
+    result = matcher(period_context()).assign(part(lines))
+    assert result.status is not AssignmentStatus.ASSIGNED or result.contact_id != "weiss"
+    weiss = next(c for c in result.candidates if c.contact_id == "weiss")
+    assert any("Vorname gehört zu einer anderen Person" in e for e in weiss.evidence)
+
+
+@pytest.mark.parametrize(
+    ("names", "persons"),
+    [
+        (["Eheleute", "Anna und Bernd Beispiel"], [{"anna", "beispiel"}, {"bernd", "beispiel"}]),
+        (
+            ["Eheleute", "Olga und Jonas Klein-Hartmann"],
+            [{"olga", "klein", "hartmann"}, {"jonas", "klein", "hartmann"}],
+        ),
+        (["Herrn Björn Koch und", "Herrn Florian Keller"], [{"bjoern", "koch"}, {"florian", "keller"}]),
+        (["Xaver Acker u. Berta Yps"], [{"xaver", "acker"}, {"berta", "yps"}]),
+        (["Herrn Jörg Weiß"], []),
+    ],
+)
+def test_a_joint_window_is_read_person_by_person(names: list[str], persons: list[set[str]]) -> None:
+    window = parse_window(part([*names, "Am Markt 1", "10178 Berlin"]))
+    assert [set(p) for p in window.persons] == persons
+
+
 def test_another_first_name_still_counts_against_a_namesake_outside_joint_letters() -> None:
     result = matcher(period_context()).assign(part(["Herrn Jörg Weiß Eva", "Am Markt 1", "10178 Berlin"]))
     assert result.status is AssignmentStatus.NEEDS_REVIEW

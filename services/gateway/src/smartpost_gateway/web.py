@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from smartpost_gateway.adapters.letters import LettersClient
     from smartpost_gateway.adapters.portal import PortalClient
     from smartpost_gateway.adapters.print_dispatch import PrintClient
+    from smartpost_gateway.adapters.splitter import SplitterClient
 
 log = get_logger(__name__)
 SESSION_COOKIE = "smartpost_session"
@@ -129,6 +130,11 @@ def portal(request: Request) -> PortalClient:
 
 def printing(request: Request) -> PrintClient:
     client: PrintClient = request.app.state.print
+    return client
+
+
+def splitter(request: Request) -> SplitterClient:
+    client: SplitterClient = request.app.state.splitter
     return client
 
 
@@ -548,16 +554,27 @@ async def upload(
     limit = _settings(request).max_upload_bytes
     client = letters(request)
     errors: list[str] = []
+    proposals: list[str] = []
     for upload_file in uploads:
         name = upload_file.filename or "dokument.pdf"
         content = await upload_file.read(limit + 1)
         if len(content) > limit:
             errors.append(f"„{name}“: Die Datei ist zu groß (höchstens {limit // (1024 * 1024)} MB).")
             continue
+        file_rule = rule
+        if rule is not None and rule["strategy"] == "auto":
+            file_rule, explanation = await _proposed_rule(request, who, content, rule)
+            proposals.append(f"„{name}“: {explanation}")
         try:
             # Every file goes up as a document to be split; staff mark attachments afterwards.
             await client.upload_document(
-                who, letter_id, filename=name, content=content, role="split", rule=rule, command_id=str(uuid.uuid4())
+                who,
+                letter_id,
+                filename=name,
+                content=content,
+                role="split",
+                rule=file_rule,
+                command_id=str(uuid.uuid4()),
             )
         except ServiceError as exc:
             ui = texts.translate(exc)
@@ -567,8 +584,35 @@ async def upload(
         error = texts.UiError(
             " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""
         )
-        return await _letter_page(request, session, letter_id, "dokumente", error=error, status_code=422)
+        return await _letter_page(
+            request, session, letter_id, "dokumente", error=error, status_code=422, extra={"proposals": proposals}
+        )
+    if proposals:
+        # The proposal and its reasons are shown once, right after the upload (they are not stored).
+        return await _letter_page(request, session, letter_id, "dokumente", extra={"proposals": proposals})
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+async def _proposed_rule(request: Request, who: Caller, content: bytes, asked: Json) -> tuple[Json, str]:
+    """The splitter's most consistent rule for this PDF and why (German); Anschriftfeld if no proposal is possible."""
+    fallback: Json = {
+        "strategy": "address_block",
+        **({"address_form": asked["address_form"]} if "address_form" in asked else {}),
+    }
+    try:
+        answer = await splitter(request).propose_split(who, content)
+    except ServiceError as exc:
+        log.warning("gateway.split_proposal_failed", status=exc.status, detail=exc.detail[:200])
+        return fallback, (
+            "Kein Vorschlag möglich (die Datei ließ sich nicht probeweise trennen); es gilt „Anschriftfeld“. "
+            "Bitte die Trennregel prüfen."
+        )
+    proposal = answer.get("proposal")
+    if not proposal:
+        return fallback, "Keine Regel ergab Briefe; es gilt „Anschriftfeld“. Bitte die Trennregel prüfen."
+    return dict(proposal["rule"]), (
+        str(answer.get("explanation") or "") + " Übernommen – ändern unter „Trennregel ändern“."
+    )
 
 
 @router.post("/serienbriefe/{letter_id}/dokumente/reihenfolge", response_class=HTMLResponse)
@@ -589,8 +633,13 @@ async def change_rule(request: Request, session: PostSessionDep, letter_id: str,
     require(session, Role.PREPARE)
     form = await request.form()
     role = "attachment" if form.get("role") == "attachment" else "split"
+    proposals: list[str] = []
     try:
         rule = _rule_from_form(form) if role == "split" else None
+        if rule is not None and rule["strategy"] == "auto":
+            content = await _document_bytes(request, caller(session), letter_id, document_id)
+            rule, explanation = await _proposed_rule(request, caller(session), content, rule)
+            proposals.append(explanation)
         await letters(request).change_document(caller(session), letter_id, document_id, role=role, rule=rule)
     except ValueError:
         return await _letter_page(
@@ -603,7 +652,23 @@ async def change_rule(request: Request, session: PostSessionDep, letter_id: str,
         )
     except ServiceError as exc:
         return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
+    if proposals:
+        return await _letter_page(request, session, letter_id, "dokumente", extra={"proposals": proposals})
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+async def _document_bytes(request: Request, who: Caller, letter_id: str, document_id: str) -> bytes:
+    """An uploaded document's PDF, read into memory up to the upload limit (for a proposal on an existing file)."""
+    limit = _settings(request).max_upload_bytes
+    _response, body = await letters(request).document_pdf(who, letter_id, document_id)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post("/serienbriefe/{letter_id}/dokumente/{document_id}/entfernen", response_class=HTMLResponse)

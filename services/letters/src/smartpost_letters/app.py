@@ -17,14 +17,17 @@ from smartpost_letters.api import install_error_handlers, router
 from smartpost_letters.application import LettersApplication, LetterService, event_store_env
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
+from smartpost_letters.privacy import SERVICE as PRIVACY_SERVICE
+from smartpost_letters.privacy import LetterPrivacy, subscribe_erasures
 from smartpost_letters.settings import Settings, get_settings
-from smartpost_shared.db import make_engine
+from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore, ObjectStore
 from smartpost_shared.tracing import install_tracing
 
@@ -51,12 +54,18 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    engine = make_engine(settings.resolved_database_url())
+    create_platform_tables(engine)
+    create_privacy_tables(engine)
+    # Keys of the personal data in letter events (crypto-shredding) live in the event store's database.
     event_app = LettersApplication(
         event_store_env(settings.resolved_event_store_url()),
         snapshot_interval=settings.snapshot_interval,
         cached_letters=settings.cached_letters,
     )
-    engine = make_engine(settings.resolved_database_url())
+    subject_keys = event_app.subject_keys
+    if subject_keys is None:
+        raise RuntimeError("the letters event store must be persistent (SQLite file or PostgreSQL)")
     projector = LetterSummaryProjector(event_app, engine)
     if store is None:
         minio = MinioStore(settings.storage)
@@ -79,6 +88,8 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     )
     startup = Startup(settings.service_name)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
+    privacy = LetterPrivacy(service, subject_keys, store)
+    subscribe_erasures(consumer, engine, privacy, settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,10 +157,13 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.broker = broker
     app.state.relay = relay
     app.state.event_app = event_app
+    app.state.engine = engine
+    app.state.privacy = privacy
     app.state.consumer = consumer
     app.state.startup = startup
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(personal_data_router(PRIVACY_SERVICE, engine, privacy.export))
     sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)

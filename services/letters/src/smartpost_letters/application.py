@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 from pydantic import BaseModel
 
 from smartpost_letters.domain.document_types import DocumentTypeTree, tree_id_for
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from eventsourcing.domain import DomainEventProtocol
 
+    from smartpost_letters.adapters.subject_keys import SubjectKeyStore
     from smartpost_letters.domain.models import DocumentRole
     from smartpost_shared.contracts.common import LetterScope
     from smartpost_shared.contracts.documents import SplitFailureReason, SplitPart
@@ -161,12 +162,32 @@ class LettersApplication(Application[uuid.UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 500}
 
     def __init__(
-        self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None, cached_letters: int = 2
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        snapshot_interval: int | None = None,
+        cached_letters: int = 2,
+        subject_keys: SubjectKeyStore | None = None,
     ) -> None:
+        # Per-part keys for the personal data in events (crypto-shredding, adapters.subject_keys), by default in the
+        # event store's own database; an in-memory event store keeps events in clear.
+        if subject_keys is None:
+            from smartpost_letters.adapters.subject_keys import subject_keys_for  # noqa: PLC0415 - adapter
+
+            subject_keys = subject_keys_for(env)
+        self.subject_keys = subject_keys
         if snapshot_interval is not None:
             self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
         self.letters = LetterCache(self, max_letters=cached_letters)
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        mapper = super().construct_mapper()
+        if self.subject_keys is None:
+            return mapper
+        from smartpost_letters.adapters.subject_keys import ShreddingMapper  # noqa: PLC0415 - adapter, optional
+
+        return ShreddingMapper(mapper, self.subject_keys)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -20,17 +20,19 @@ from smartpost_portal_publisher.api import install_routes
 from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
+from smartpost_portal_publisher.privacy import export_contact
 from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.http import JSON_BODY_LIMIT, PORTAL_CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
 from smartpost_shared.tracing import install_tracing
 
@@ -89,6 +91,7 @@ def create_app(  # noqa: PLR0915 - wiring
         create_platform_tables(engine)
         create_masterdata_tables(engine)
         portal_metadata.create_all(engine)
+        create_privacy_tables(engine)
 
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
@@ -134,6 +137,8 @@ def create_app(  # noqa: PLR0915 - wiring
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
     )
+    # Outermost: the recipients' pages run under a Content-Security-Policy without inline script or style.
+    app.add_middleware(SecurityHeadersMiddleware, csp=PORTAL_CSP)
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
@@ -146,6 +151,7 @@ def create_app(  # noqa: PLR0915 - wiring
     app.state.portal = PortalService(engine, object_store, config)
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
+    app.include_router(personal_data_router(SERVICE, engine, export_contact))
     install_web(
         app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
     )

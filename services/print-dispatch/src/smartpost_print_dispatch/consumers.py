@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from smartpost_print_dispatch.privacy import SERVICE, make_erase
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
 from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
 
 if TYPE_CHECKING:
@@ -28,18 +30,34 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
     masterdata = SqlIdempotency(dispatch.engine, f"{settings.service_name}:masterdata")
+    erase = make_erase(dispatch)  # GDPR erasure of a contact arrives with master data
+    on_masterdata = erasure_aware_handler(dispatch.on_masterdata, erase, SERVICE)
     consumer.subscribe_batch(
         MASTERDATA,
         masterdata,
         dict.fromkeys(
-            ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
-            dispatch.on_masterdata,
+            (
+                "PropertyUpserted",
+                "UnitUpserted",
+                "ContactUpserted",
+                "ContactArchived",
+                "ContractUpserted",
+                "ContactErasureRequested",
+            ),
+            on_masterdata,
         ),
-        apply_batch=apply_masterdata_batch,
+        apply_batch=erasure_aware_batch(apply_masterdata_batch, erase, SERVICE),
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
     consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **options)
     portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
-    consumer.subscribe(PORTAL, {"DocumentViewed": portal.handler(dispatch.on_document_viewed)}, **options)
+    consumer.subscribe(
+        PORTAL,
+        {
+            "DocumentViewed": portal.handler(dispatch.on_document_viewed),
+            "DocumentPublished": portal.handler(dispatch.on_document_published),
+        },
+        **options,
+    )
     return consumer

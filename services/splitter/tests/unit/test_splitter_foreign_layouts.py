@@ -13,6 +13,7 @@ from smartpost_splitter.pages import (
     CompiledPlan,
     find_identifiers,
     find_property_refs,
+    find_table_values,
     find_unit_refs,
     looks_like_first_page,
     page_number,
@@ -44,7 +45,16 @@ def test_prose_and_street_words_are_not_labels() -> None:
     assert find_unit_refs("Die Wohnung wurde saniert. WE haben geprüft.") == ()
 
 
-@pytest.mark.parametrize("text", ["Unser Zeichen K-004711", "Ref. K-004711", "Personenkonto K-004711"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unser Zeichen K-004711",
+        "Ref. K-004711",
+        "Personenkonto K-004711",
+        "Obj.-Nr. 1020 | Whg. 3 | Debitor K-004711 | 01.03.2025",
+        "Debitorennummer: K-004711",
+    ],
+)
 def test_identifier_labels_of_the_information_block(text: str) -> None:
     assert find_identifiers(text, PATTERNS) == ("K-004711",)
 
@@ -52,7 +62,8 @@ def test_identifier_labels_of_the_information_block(text: str) -> None:
 @pytest.mark.parametrize(
     ("label", "kind"),
     [("Objekt:", "property"), ("Liegenschaft Nr.", "property"), ("WEG", "property"), ("Whg.-Nr.", "unit"),
-     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Seite", "page"), ("Sehr", "page")],
+     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Debitoren-Nr.", "identifier"), ("Seite", "page"),
+     ("Sehr", "page")],
 )  # fmt: skip
 def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(label: str, kind: str) -> None:
     # Catastrophic backtracking would take minutes on a megabyte; the linear patterns take well under a second.
@@ -131,3 +142,48 @@ def test_a_continuation_page_that_repeats_the_address_stays_in_its_letter() -> N
 def test_without_first_page_signs_the_same_address_continues_the_letter() -> None:
     pages = [("Abrechnung", ADDRESS), ("Anlage", ADDRESS), ("Abrechnung", OTHER)]
     assert _pages(pages) == [(0, 1), (2, 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "identifiers", "properties", "units"),
+    [
+        # A table header: labels on one line, values on the next (columns by position, two or more spaces).
+        (
+            "Objekt-Nr.    Wohnung   Kunden-Nr.    Datum\n1020          03        K-000123      01.03.2025",
+            ("K-000123",), ("1020",), ("Wohnung 03",),
+        ),
+        # The same with single spaces (extractors that collapse column gaps): read when the counts agree.
+        ("Objekt Wohnung Kunden-Nr. Datum\n1020 03 4711 01.03.2025", ("4711",), ("1020",), ("Wohnung 03",)),
+        # A lone label with its value on the next line.
+        ("Objekt\n1020\nKundennummer\n4711", ("4711",), ("1020",), ()),
+        ("Whg.-Nr.  Ref.\nWhg. 3    K-1234", ("K-1234",), (), ("Whg. 3",)),
+        ("Debitor-Nr.   Objekt\n4711          1020", ("4711",), ("1020",), ()),
+        # Values that do not line up with their labels are not read at all (no evidence rather than wrong evidence).
+        ("Objekt Wohnung Kunden-Nr. Datum\nParkallee 7 03 4711 01.03.2025", (), (), ()),
+        # Prose is no header: every word of a header line must be a known label.
+        ("Das Objekt wurde\nsaniert 2024", (), (), ()),
+        ("Datum    Seite\n01.03.2025    1", (), (), ()),
+        # A unit column holding something that is not a unit number, a number column holding a date.
+        ("Wohnung    Kunden-Nr.\nDachgeschoss    01.03.2025", (), (), ()),
+    ],
+)  # fmt: skip
+def test_labels_above_values_are_read_column_by_column(
+    text: str, identifiers: tuple[str, ...], properties: tuple[str, ...], units: tuple[str, ...]
+) -> None:
+    assert find_table_values(text) == (identifiers, properties, units)
+
+
+def test_table_values_reach_the_page_evidence() -> None:
+    compiled = CompiledPlan.of(plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)))
+    text = "Hausverwaltung X      Seite 1 von 2\nObjekt-Nr.   Wohnung   Kunden-Nr.\n1020         03        K-000123"
+    identifiers, properties, units = compiled.evidence_of(text)
+    assert "K-000123" in identifiers
+    assert "1020" in properties
+    assert "Wohnung 03" in units
+
+
+def test_table_reader_runs_in_linear_time_on_a_long_header_like_page() -> None:
+    text = ("Objekt  Wohnung  " * 16 + "\n" + "1020  03  " * 16 + "\n") * 2_000  # 0.6 MB of header rows
+    started = time.perf_counter()
+    find_table_values(text)
+    assert time.perf_counter() - started < 5.0

@@ -158,6 +158,9 @@ class Window:
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
     joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
+    # In a joint window, the name tokens of each addressed person ("Herrn A X und Frau B Y" -> {a, x}, {b, y};
+    # "Eheleute Anna und Bernd X" -> {anna, x}, {bernd, x}): a full name must stand within one person.
+    persons: list[frozenset[str]] = field(default_factory=list)
     # Properties the page names -> the printed reference that names it (computed once per part, by the MatchIndex).
     named_properties: dict[str, str] | None = None
 
@@ -188,6 +191,8 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
     window.joint_address = any(_JOINT_MARK.search(line) for line in name_lines) and not any(
         _NOT_JOINT_MARK.search(line) for line in lines
     )
+    if window.joint_address:
+        window.persons = _persons(" ".join(line for line in name_lines if not _CO_LINE.match(line)))
     for line in name_lines:
         if _CO_LINE.match(line):
             window.co_tokens.update(name_tokens(_CO_LINE.sub("", line)))
@@ -211,6 +216,31 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
         for inner in re.findall(r"\(([^)]+)\)", ref):
             window.unit_texts.add(fold(inner))
     return window
+
+
+_PERSON_SPLIT = re.compile(r"\bund\b|\bu\.(?=\s)", re.IGNORECASE)
+
+
+def _persons(text: str) -> list[frozenset[str]]:
+    """The name tokens of each person a joint window addresses; a lone first name shares the last family name."""
+    segments = [company_tokens(segment) for segment in _PERSON_SPLIT.split(text)]
+    segments = [[t for t in segment if t != "ehepaar"] for segment in segments]
+    segments = [segment for segment in segments if segment]
+    if len(segments) < 2:  # one person is no joint address
+        return []
+    # "Anna und Bernd Klein-Hartmann": the family name is everything after the last person's first name.
+    family = segments[-1][1:] or segments[-1]
+    return [frozenset([*segment, *family]) if len(segment) == 1 else frozenset(segment) for segment in segments]
+
+
+def _one_person_named(profile: Profile, window: Window) -> bool:
+    """Whether first and last name stand together within one addressed person of a joint window."""
+    if not window.persons:
+        return True
+    wanted = (*profile.first, *profile.last)
+    return any(
+        all(t in person or any(fuzzy_token_equal(p, t) for p in person) for t in wanted) for person in window.persons
+    )
 
 
 _REF_TOKEN = re.compile(r"[a-z]+|\d+")
@@ -661,7 +691,16 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
             f_exact, f_fuzzy, f_used = _match_tokens(profile.first, window.name_tokens)
             used |= f_used
             display = f"{contact.first_name} {contact.last_name}".strip()
-            if profile.first and f_exact + f_fuzzy == len(profile.first):
+            if profile.first and f_exact + f_fuzzy == len(profile.first) and not _one_person_named(profile, window):
+                # "Herrn Björn Koch und Herrn Florian Keller" does not name Björn Keller: the first name belongs
+                # to one addressee, the last name to another. Only the last name counts.
+                used -= f_used
+                best = (
+                    POINTS_LAST_NAME,
+                    f"nur Nachname {contact.last_name} (Vorname gehört zu einer anderen Person)",
+                    used,
+                )
+            elif profile.first and f_exact + f_fuzzy == len(profile.first):
                 if fuzzy or f_fuzzy:
                     best = (POINTS_NAME_FULL_FUZZY, f"Name {display} (Schreibvariante)", used)
                 else:

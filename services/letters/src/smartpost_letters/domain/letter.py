@@ -987,6 +987,9 @@ class SerialLetter(Aggregate):
         letter_date: date
         notify_by_email: bool
         items: list[ReleasedItem]
+        # The letter's billing period, carried to the portal (added 2026-11; older events carry neither field).
+        period_start: date | None = None
+        period_end: date | None = None
 
         def effect(self, letter: SerialLetter) -> None:
             letter.items = {i.item_id: i for i in self.items}
@@ -1030,6 +1033,8 @@ class SerialLetter(Aggregate):
             letter_date=self.letter_date,
             notify_by_email=notify_by_email,
             items=items,
+            period_start=getattr(self, "period_start", None),
+            period_end=getattr(self, "period_end", None),
         )
         return items
 
