@@ -882,3 +882,25 @@ def test_a_tampered_claim_check_object_is_refused() -> None:
     store.put(header["payload_ref"]["key"], body.replace(b'"reason":"x', b'"reason":"y'))
     with pytest.raises(PermanentError, match="sha256"):
         ClaimCheck(store).incoming(header)
+
+
+async def test_the_splitter_proposal_api_reads_nothing_unproven_or_oversized() -> None:
+    # Before: POST /split-proposals (new in main) had no body limit middleware: a declared 600 MB body from a proven
+    # caller was streamed to disk up to 512 MB before the 413.
+    from smartpost_shared.settings import StorageSettings
+    from smartpost_splitter.api import PROPOSAL_MAX_BYTES
+    from smartpost_splitter.app import create_app
+    from smartpost_splitter.settings import Settings
+
+    work = tempfile.mkdtemp(prefix="red-splitter-")
+    storage = StorageSettings(secret_key=SecretStr("unused-in-this-test"))
+    app = create_app(Settings(text_processes=1, log_json=False, work_dir=work, storage=storage))
+    try:
+        big = {"host": "splitter", "content-type": "application/pdf", "content-length": str(PROPOSAL_MAX_BYTES + 1)}
+        assert await _first_answer(app, "/split-proposals", big) == 401
+        other_service = {**big, **caller_headers("acc-1", audience="letters")}
+        assert await _first_answer(app, "/split-proposals", other_service) == 401
+        proven = {**big, **caller_headers("acc-1", audience="splitter")}
+        assert await _first_answer(app, "/split-proposals", proven) == 413
+    finally:
+        app.state.sandbox.close()
