@@ -904,3 +904,32 @@ async def test_the_splitter_proposal_api_reads_nothing_unproven_or_oversized() -
         assert await _first_answer(app, "/split-proposals", proven) == 413
     finally:
         app.state.sandbox.close()
+
+
+def test_ids_in_gateway_addresses_cannot_steer_which_service_route_is_called() -> None:
+    # Before: a "?" (or "#") or a ".." in a path id cut or climbed the service path, so a "prepare"-only user reached
+    # letters routes the gateway reserves for "release": removing a "document" of letter "<id>?" sent
+    # DELETE /v1/letters/<id> (deleting a released letter revokes it in the portal); "..?" reached GET /v1.
+    with _gateway() as client:
+        token = _staff_login(client, "mallory@hv2.de")  # role "prepare" only
+        calls: list[str] = client.app.state.red_team_calls
+        crafted = [
+            "/serienbriefe/L-1%3F/dokumente/d-1/entfernen",
+            "/serienbriefe/L-1%23/dokumente/d-1/entfernen",
+            "/serienbriefe/L-1%252Frelease%3F/aufteilen",
+            "/serienbriefe/L-1/dokumente/..%3F/entfernen",
+            "/serienbriefe/L-1/dokumente/%2e%2e/regel",
+            "/serienbriefe/L-1/teile/p%5C..%5Cx/verwerfen",
+        ]
+        page = "GET /v1/letters/L-1"  # the letter page shown with the refusal is fine; nothing else may be called
+        for path in crafted:
+            calls.clear()
+            client.post(path, data={"csrf_token": token}, follow_redirects=False)
+            assert [c for c in calls if c != page] == [], f"{path} reached {calls}"
+        for path in ("/serienbriefe/L-1/teile/x%3F/pdf", "/serienbriefe/..%3F/teile/x/pdf"):
+            calls.clear()
+            client.get(path, follow_redirects=False)
+            assert calls == [], f"{path} reached {calls}"
+        calls.clear()
+        client.post("/serienbriefe/L-1/dokumente/d-1/entfernen", data={"csrf_token": token}, follow_redirects=False)
+        assert "DELETE /v1/letters/L-1/documents/d-1" in calls, "a plain id still reaches its route"
