@@ -7,7 +7,13 @@ succeeded. Found and fixed with this file (the tests failed before the fix):
   and changed the portal's access window; ``"roles": []`` in its trusted-issuer entry was silently ignored;
 - a caller token with a lifetime of ten years was accepted (a leaked token was a standing key);
 - a misspelt restriction in a trusted-issuer entry (``"account": [...]``) was ignored, leaving the issuer unlimited;
-- login CSRF on the staff gateway: another site's form logged the browser into an account of the attacker's choice.
+- login CSRF on the staff gateway: another site's form logged the browser into an account of the attacker's choice;
+- the gateway read and parsed 150 MB of JSON from a client without a session; letters took JSON up to 200 MB; the
+  splitter's proposal API streamed a declared 600 MB body up to its 512 MB limit before refusing;
+- ``weiter=/kundenportal/<acc>/%2e%2e/...`` led out of the account's portal after login;
+- a claim check of one account could name another account's stored event body;
+- outside local development the portal built reset links from the request's Host header (no public_base_url);
+- ids with "?" or ".." in gateway addresses cut the service path: a "prepare" user deleted a letter.
 """
 
 from __future__ import annotations
