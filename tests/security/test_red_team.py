@@ -939,3 +939,24 @@ def test_ids_in_gateway_addresses_cannot_steer_which_service_route_is_called() -
         calls.clear()
         client.post("/serienbriefe/L-1/dokumente/d-1/entfernen", data={"csrf_token": token}, follow_redirects=False)
         assert "DELETE /v1/letters/L-1/documents/d-1" in calls, "a plain id still reaches its route"
+
+
+# ------------------------------------------------------------------------------------------------ privacy (GDPR)
+
+
+def test_a_personal_data_export_needs_the_admin_role_in_every_service(portal: Portal) -> None:
+    # Before: erasure needed "admin" in the caller's claims, but GET /internal/contacts/<id>/personal-data (a
+    # contact's full record, in letters also the letters' contents) answered any verified caller of the account.
+    portal.bearer("c-anna", "anna@example.org")
+    path = "/internal/contacts/c-anna/personal-data"
+    for roles in ((), ("prepare", "release")):
+        plain = caller_headers(portal.account, "erp", audience="portal-publisher", roles=roles)
+        assert portal.client.get(path, headers=plain).status_code == 403, roles
+        records = portal.client.get("/internal/contacts/c-anna/erasures", headers=plain)
+        assert records.status_code == 403, roles
+    admin = caller_headers(portal.account, "chef@hv.de", audience="portal-publisher", roles=["admin"])
+    answer = portal.client.get(path, headers=admin)
+    assert answer.status_code == 200
+    assert answer.json()["Daten"], "the admin gets the contact's data"
+    stranger = caller_headers("acct-stranger", "chef@other.de", audience="portal-publisher", roles=["admin"])
+    assert not portal.client.get(path, headers=stranger).json()["Daten"], "another account's admin gets nothing"
