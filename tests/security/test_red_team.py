@@ -13,7 +13,8 @@ succeeded. Found and fixed with this file (the tests failed before the fix):
 - ``weiter=/kundenportal/<acc>/%2e%2e/...`` led out of the account's portal after login;
 - a claim check of one account could name another account's stored event body;
 - outside local development the portal built reset links from the request's Host header (no public_base_url);
-- ids with "?" or ".." in gateway addresses cut the service path: a "prepare" user deleted a letter.
+- ids with "?" or ".." in gateway addresses cut the service path: a "prepare" user deleted a letter;
+- every service's personal-data export answered any verified caller (the erasure needs "admin").
 """
 
 from __future__ import annotations
