@@ -27,7 +27,7 @@ from smartpost_letters.privacy import LetterPrivacy, subscribe_erasures
 from smartpost_letters.retention import LettersRetentionJob, retention_work
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.http import JSON_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
@@ -169,7 +169,10 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.settings = settings
     # Bodies are bounded while they stream, and only read once the caller is proven.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        precheck=caller_precheck(),
+        other_max_bytes=JSON_BODY_LIMIT,
     )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from smartpost_shared.retention import check_years
-from smartpost_shared.settings import ServiceSettings
+from smartpost_shared.settings import InsecureSettingsError, ServiceSettings
 
 
 class AccountBranding(BaseModel):
@@ -91,6 +91,15 @@ class Settings(ServiceSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     mail_sender_address: str = "noreply@smartpost.example"
+
+    @model_validator(mode="after")
+    def _links_have_a_known_base(self) -> Settings:
+        # Without it, password-reset and invitation mails link to whatever Host header the request named: a reset
+        # requested with "Host: evil.example" would mail the victim a valid reset token for the attacker's site.
+        if not self.local_development and not self.public_base_url:
+            msg = "refusing to start: public_base_url is not set (mailed links would follow the request's Host)"
+            raise InsecureSettingsError(msg)
+        return self
 
     @property
     def secure_cookies(self) -> bool:
