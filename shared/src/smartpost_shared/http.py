@@ -119,7 +119,9 @@ class SecurityHeadersMiddleware:
         self.headers = [
             (b"content-security-policy", csp.encode("ascii")),
             (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
+            # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the own login form's
+            # POST, and the gateway's login-CSRF check needs the real origin; other sites still get no referrer.
+            (b"referrer-policy", b"same-origin"),
             (b"x-frame-options", b"DENY"),
         ]
 

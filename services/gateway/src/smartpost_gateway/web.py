@@ -172,8 +172,10 @@ async def login_page(request: Request) -> HTMLResponse:
 
 def _cross_site(request: Request) -> bool:
     """A browser's request from another site: ``Sec-Fetch-Site: cross-site`` or an ``Origin`` of another host."""
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        return True
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        # Sent by every current browser and not changed by the referrer policy: only the own page may post.
+        return fetch_site not in {"same-origin", "none"}
     origin = request.headers.get("origin")
     if origin is None:
         return False  # not sent by browsers for same-origin form posts in every case; scripts send none

@@ -517,7 +517,7 @@ def test_every_response_carries_the_csp_and_security_headers(path: str) -> None:
     assert "unsafe-inline" not in policy
     assert "unsafe-eval" not in policy
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
 
 
 def test_htmx_is_served_locally_and_configured_for_the_csp() -> None:
