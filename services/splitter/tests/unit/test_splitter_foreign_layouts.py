@@ -11,6 +11,7 @@ from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
 from smartpost_splitter.pages import (
     CompiledPlan,
+    context_lines,
     find_identifiers,
     find_property_refs,
     find_table_values,
@@ -187,3 +188,34 @@ def test_table_reader_runs_in_linear_time_on_a_long_header_like_page() -> None:
     started = time.perf_counter()
     find_table_values(text)
     assert time.perf_counter() - started < 5.0
+
+
+def test_context_lines_are_the_first_page_above_the_body_without_the_window() -> None:
+    window = ("Herrn Max Muster", "Gartenweg 3", "10115 Berlin")
+    text = "\n".join(
+        [
+            "Wohnanlage Rosenhof · Abrechnung 2024",
+            "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+            *window,
+            "Whg.-Nr.   03",
+            "",
+            "Sehr geehrter Herr Muster,",
+            "die Einzelabrechnung Ihrer Einheit liegt bei.",
+            "Abrechnungszeitraum 2024",
+            "Die Kosten sind wie in der Residenz Sonnenblick gestiegen.",  # the statement itself: left out
+            "Heizkosten 120,00 €",
+        ]
+    )
+    assert context_lines(text, window) == (
+        "Wohnanlage Rosenhof · Abrechnung 2024",
+        "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+        "Whg.-Nr. 03",
+        "Sehr geehrter Herr Muster,",
+        "die Einzelabrechnung Ihrer Einheit liegt bei.",
+        "Abrechnungszeitraum 2024",
+    )
+    # Without a salutation: at most 40 lines of at most 160 characters.
+    long = "\n".join("x" * 200 for _ in range(60))
+    lines = context_lines(long, ())
+    assert len(lines) == 40
+    assert {len(line) for line in lines} == {160}
