@@ -37,7 +37,7 @@ class SplitPart(Contract):
     # (letterhead, information block, subject, the opening sentence), at most 40 lines of 160 characters. The
     # matcher looks the account's own property names and addresses up in them ("Wohnanlage Rosenhof · Abrechnung
     # 2024"); earlier events have none and are matched as before.
-    context_lines: list[str] = Field(default_factory=list)
+    context_lines: list[str] | None = None
 
     @model_validator(mode="after")
     def _thumbnail_range_complete(self) -> SplitPart:

@@ -183,7 +183,7 @@ def context_cells(part: SplitPart, ignored: frozenset[str] = frozenset()) -> lis
     """
     address = [_SPACES.sub(" ", a).strip() for a in part.address_lines if a.strip()]
     cells: list[str] = []
-    for raw in part.context_lines:
+    for raw in part.context_lines or ():
         line = _SPACES.sub(" ", raw).strip()
         if fold(line) in ignored:
             continue
@@ -1130,7 +1130,7 @@ class Matcher:
         """
         counts: Counter[str] = Counter()
         for part in parts:
-            counts.update({fold(_SPACES.sub(" ", line).strip()) for line in part.context_lines})
+            counts.update({fold(_SPACES.sub(" ", line).strip()) for line in part.context_lines or ()})
         least = max(BOILERPLATE_MIN_PARTS, (len(parts) + 1) // 2)
         self._boilerplate = frozenset(line for line, n in counts.items() if n >= least)
 
