@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+from smartpost_splitter.adapters.scan import scan_range
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
 from smartpost_splitter.pages import (
     CompiledPlan,
@@ -19,6 +22,9 @@ from smartpost_splitter.pages import (
     looks_like_first_page,
     page_number,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
 
@@ -219,3 +225,15 @@ def test_context_lines_are_the_first_page_above_the_body_without_the_window() ->
     lines = context_lines(long, ())
     assert len(lines) == 40
     assert {len(line) for line in lines} == {160}
+
+
+def test_a_scanned_pdf_first_page_carries_its_context_lines_and_a_continuation_page_none(tmp_path: Path) -> None:
+    pdf = tmp_path / "serienbrief.pdf"
+    write_serial_letter(pdf, demo_recipients(2, seed=4), seed=7, address_form="B")
+    plan = plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK, address_form="B"))
+    first, second = scan_range(str(pdf), plan, 0, 2, 0)
+    assert first.address_lines
+    assert "Jahresabrechnung 2025" in first.context_lines
+    assert not set(first.address_lines) & set(first.context_lines)
+    assert first.context_lines[-3].startswith("Sehr geehrte")  # two lines after the salutation, then the body ends
+    assert second.context_lines == ()
