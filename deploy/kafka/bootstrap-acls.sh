@@ -31,6 +31,10 @@ acl letters --operation Describe --topic assignment.events.dlq
 acl letters --operation Write --topic assignment.events.dlq
 acl letters --operation Describe --topic letters.events
 acl letters --operation Write --topic letters.events
+acl letters --operation Describe --topic masterdata.events
+acl letters --operation Read --topic masterdata.events
+acl letters --operation Describe --topic masterdata.events.dlq
+acl letters --operation Write --topic masterdata.events.dlq
 acl letters --operation Describe --topic portal.events
 acl letters --operation Read --topic portal.events
 acl letters --operation Describe --topic portal.events.dlq

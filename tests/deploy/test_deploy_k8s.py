@@ -24,7 +24,7 @@ ALLOWED_KINDS = {
     "Job",
     "Kustomization",
     "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
+    "ScaledObject",
 }
 EXTERNAL = ("kafka", "minio", "postgres", "zookeeper")
 # Kubernetes-only extras of the image environment (never read by Settings).

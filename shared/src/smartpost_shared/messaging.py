@@ -130,6 +130,11 @@ class ClaimCheck:
         if not isinstance(ref, dict) or not isinstance(ref.get("key"), str):
             msg = "payload_ref without key"
             raise PermanentError(msg)
+        foreign = account_key_problem(str(data.get("account_id", "")), ref["key"])
+        if foreign is not None:
+            # A producer's claim check names only its own account's objects (never another account's event body).
+            msg = f"claim-check {foreign}"
+            raise PermanentError(msg)
         if self.store is None:
             msg = f"claim-check message {ref['key']} but this consumer has no object storage"
             raise PermanentError(msg)
@@ -142,7 +147,11 @@ class ClaimCheck:
             msg = f"claim-check object {ref['key']} does not match its sha256"
             raise PermanentError(msg)
         full = json.loads(body)
-        if not isinstance(full, dict) or str(full.get("event_id")) != str(data.get("event_id")):
+        if (
+            not isinstance(full, dict)
+            or str(full.get("event_id")) != str(data.get("event_id"))
+            or str(full.get("account_id")) != str(data.get("account_id"))
+        ):
             msg = f"claim-check object {ref['key']} holds another event"
             raise PermanentError(msg)
         return body

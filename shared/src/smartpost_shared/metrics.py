@@ -82,6 +82,8 @@ METRIC_NAMES = frozenset(
         "smartpost_outbox_oldest_age_seconds",
         "smartpost_letters",
         "smartpost_letters_oldest_waiting_seconds",
+        "smartpost_letters_stuck",
+        "smartpost_letters_stuck_oldest_seconds",
         "smartpost_assignment_parts",
         "smartpost_mails",
         "smartpost_mails_deferred",

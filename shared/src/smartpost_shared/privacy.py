@@ -19,12 +19,12 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, and_, delete, select
 from sqlalchemy.engine import Engine as SqlEngine
 
 from smartpost_shared.contracts.masterdata import ContactErasureRequested
-from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI resolves it at runtime
+from smartpost_shared.identity import CallerClaims, VerifiedCaller  # noqa: TC001 - FastAPI resolves it at runtime
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import _bump_revision, contacts, contracts, units
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+# The role in the caller's signed claims that may read (and erase) a contact's personal data.
+PRIVACY_ROLE = "admin"
 ERASED = "[gelöscht]"  # placeholder shown where erased personal data stood
 
 privacy_metadata = MetaData()
@@ -220,8 +222,15 @@ def personal_data_router(
     def engine_of(request: Request) -> Engine:
         return engine if isinstance(engine, SqlEngine) else engine(request)
 
+    def admin_only(caller: CallerClaims) -> None:
+        # Like the erasure: a contact's whole record (in letters also the letters' contents) only for an admin.
+        if PRIVACY_ROLE not in caller.roles:
+            log.warning("privacy.refused_without_admin", service=service, actor=caller.actor)
+            raise HTTPException(403, "Nur Administratoren dürfen personenbezogene Daten einsehen.")
+
     @router.get("/internal/contacts/{contact_id}/personal-data")
     async def personal_data(contact_id: str, caller: VerifiedCaller, request: Request) -> dict[str, Any]:
+        admin_only(caller)
         db = engine_of(request)
 
         def run() -> dict[str, Any]:
@@ -236,6 +245,7 @@ def personal_data_router(
 
     @router.get("/internal/contacts/{contact_id}/erasures")
     async def erasure_records(contact_id: str, caller: VerifiedCaller, request: Request) -> dict[str, Any]:
+        admin_only(caller)
         db = engine_of(request)
 
         def run() -> list[dict[str, Any]]:

@@ -6,10 +6,13 @@ down explicitly; nothing deeper in the code reads the environment.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Secrets that ever stood in code, examples or docs: accepted nowhere, not even in local development.
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -103,14 +106,22 @@ class StorageSettings(BaseSettings):
 class TrustedIssuer(BaseModel):
     """A caller whose signature a service accepts, and for what."""
 
+    # A misspelt restriction ("role", "account") must not be ignored silently: unknown keys refuse to start.
+    model_config = ConfigDict(extra="forbid")
+
     public_key: str = Field(min_length=40)  # base64 of the raw 32-byte Ed25519 public key
     accounts: list[str] = Field(default_factory=lambda: ["*"])
     audiences: list[str] = Field(default_factory=lambda: ["*"])
+    # Roles this issuer may grant (e.g. [] for an ERP connector: it may not claim "admin").
+    roles: list[str] = Field(default_factory=lambda: ["*"])
 
     def allows(self, account_id: str, audience: str) -> bool:
         return ("*" in self.accounts or account_id in self.accounts) and (
             "*" in self.audiences or audience in self.audiences
         )
+
+    def grants(self, roles: Iterable[str]) -> bool:
+        return "*" in self.roles or set(roles) <= set(self.roles)
 
 
 class IdentitySettings(BaseSettings):

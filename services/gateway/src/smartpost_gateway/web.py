@@ -11,6 +11,7 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -169,11 +170,27 @@ async def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", {"error": None, "login": ""})
 
 
+def _cross_site(request: Request) -> bool:
+    """A browser's request from another site: ``Sec-Fetch-Site: cross-site`` or an ``Origin`` of another host."""
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False  # not sent by browsers for same-origin form posts in every case; scripts send none
+    return urlsplit(origin).netloc.casefold() != request.headers.get("host", "").casefold()
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
     settings = _settings(request)
+    if _cross_site(request):
+        # Login CSRF: another site must not log a staff member into someone else's account (whose uploads would
+        # then land there). The login form has no session to bind a token to, so the browser's Origin decides.
+        log.warning("gateway.login_cross_site", origin=request.headers.get("origin", "")[:200])
+        error = texts.UiError("Die Anmeldung ist nur über die Anmeldeseite von SmartPost möglich.")
+        return render(request, "login.html", {"error": error, "login": ""}, status_code=403)
     store = sessions(request)
     key = login.strip().casefold()[:320]
     address = request.client.host if request.client else "unknown"

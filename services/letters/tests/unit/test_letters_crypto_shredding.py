@@ -28,7 +28,8 @@ ACCOUNT = "acc-1"
 
 
 def headers(account: str = ACCOUNT) -> dict[str, str]:
-    return caller_headers(account, "staff:anna", audience="letters")
+    # "admin": the personal-data export needs it (the gateway's privacy routes sign for admins only).
+    return caller_headers(account, "staff:anna", audience="letters", roles=["prepare", "release", "admin"])
 
 
 def _letter_in_review(client: TestClient, app, store: MemoryStore, count: int = 3) -> tuple[str, list]:

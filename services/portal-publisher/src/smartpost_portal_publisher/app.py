@@ -21,6 +21,7 @@ from smartpost_portal_publisher.application import PortalConfig, PortalService, 
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.privacy import export_contact
+from smartpost_portal_publisher.retention import PortalRetentionJob, create_retention_tables, retention_work
 from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
@@ -92,9 +93,11 @@ def create_app(  # noqa: PLR0915 - wiring
         create_masterdata_tables(engine)
         portal_metadata.create_all(engine)
         create_privacy_tables(engine)
+        create_retention_tables(engine)
 
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
+    retention_job = PortalRetentionJob(engine, object_store, overrides=settings.retention_years)
     broker = make_broker(settings.kafka, service=SERVICE)
     config = portal_config(settings)
     publisher = Publisher(default_window=config.default_window, timezone=config.timezone)
@@ -105,6 +108,9 @@ def create_app(  # noqa: PLR0915 - wiring
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay_leader = leadership(engine, "portal-outbox-relay", settings.lease)
         relay_task: asyncio.Task[None] | None = None
+        # Retention: one replica removes documents whose period ended (smartpost_portal_publisher.retention).
+        retention_leader = leadership(engine, "portal-retention", settings.lease)
+        retention_tasks: list[asyncio.Task[None]] = []
 
         async def connect() -> None:
             # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
@@ -112,6 +118,13 @@ def create_app(  # noqa: PLR0915 - wiring
             await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
             await start_broker(startup, broker)
             relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
+            if settings.retention_enabled:
+                retention_tasks.append(
+                    asyncio.create_task(
+                        retention_leader.run(retention_work(retention_job, settings.retention_interval_seconds)),
+                        name="portal-retention",
+                    )
+                )
 
         startup.begin(connect)
         await startup.settle(settings.kafka.startup_grace_seconds)
@@ -121,6 +134,10 @@ def create_app(  # noqa: PLR0915 - wiring
         finally:
             await startup.stop()
             relay_leader.stop()
+            retention_leader.stop()
+            for task in retention_tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if relay_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay_task
@@ -145,6 +162,7 @@ def create_app(  # noqa: PLR0915 - wiring
     app.state.engine = engine
     # Tests that drive the app without its lifespan (no broker) create the tables themselves.
     app.state.create_tables = create_all_tables
+    app.state.retention_job = retention_job
     app.state.relay = relay
     app.state.startup = startup
     app.state.store = object_store

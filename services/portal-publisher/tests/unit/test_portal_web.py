@@ -391,6 +391,7 @@ def test_cookies_are_secure_outside_local_development(tmp_path):
     production = Settings(
         **base,
         local_development=False,
+        public_base_url="https://portal.example.org",
         download_link_secret=strong,
         storage={"secret_key": strong},
         kafka={"signing_key": strong},

@@ -231,6 +231,7 @@ def subject_keys_for(env: dict[str, str] | None) -> SubjectKeyStore | None:
 
     Every process that opens the event store (API, consumers, tools, tests) then reads with the same keys.
     """
+    from smartpost_letters.adapters.event_store import FACTORY_TOPIC as DEFERRED_POSTGRES_FACTORY  # noqa: PLC0415
     from smartpost_shared.db import make_engine  # noqa: PLC0415 - only for a persistent event store
 
     env = env or {}
@@ -239,7 +240,7 @@ def subject_keys_for(env: dict[str, str] | None) -> SubjectKeyStore | None:
         if "mode=memory" in env["SQLITE_DBNAME"]:
             return None
         url = f"sqlite:///{env['SQLITE_DBNAME']}"
-    elif module == "eventsourcing.postgres":
+    elif module in ("eventsourcing.postgres", DEFERRED_POSTGRES_FACTORY):
         url = (
             f"postgresql://{quote(env['POSTGRES_USER'])}:{quote(env.get('POSTGRES_PASSWORD', ''))}"
             f"@{env['POSTGRES_HOST']}:{env.get('POSTGRES_PORT', '5432')}/{env['POSTGRES_DBNAME']}"

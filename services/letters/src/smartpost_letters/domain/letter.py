@@ -99,6 +99,9 @@ def item_id_for(letter_id: uuid.UUID, part_id: str) -> str:
 class SerialLetter(Aggregate):
     """A serial letter of one account. ``status`` follows the state diagram in the service README."""
 
+    # Set when the retention period ended and the files were removed (class default: letters stored before).
+    retention_expired_at: datetime | None = None
+
     class Event(Aggregate.Event):
         account_id: str
         actor: str
@@ -1130,6 +1133,55 @@ class SerialLetter(Aggregate):
             revoked_item_ids=revoked,
         )
         return revoked
+
+    # ----------------------------------------------------------------------------------------------- retention
+
+    class RetentionExpired(Event):
+        """The retention period ended and the letter's files were removed ("Aufbewahrungsfrist abgelaufen").
+
+        The history stays: it is the audit record of what was removed, by whom and when.
+        """
+
+        document_type_path: list[str]
+        retention_years: int
+        retention_source: str
+        retention_ended: date
+        parts: int
+        objects_deleted: int
+
+        def effect(self, letter: SerialLetter) -> None:
+            letter.retention_expired_at = self.timestamp
+
+    def expire_retention(
+        self,
+        *,
+        retention_years: int,
+        retention_source: str,
+        retention_ended: date,
+        objects_deleted: int,
+        actor: Actor,
+    ) -> None:
+        if self.retention_expired_at is not None:
+            raise IllegalTransitionError("the retention period of this letter has already expired")
+        self._emit(
+            self.RetentionExpired,
+            actor,
+            document_type_path=list(self.document_type.path),
+            retention_years=retention_years,
+            retention_source=retention_source,
+            retention_ended=retention_ended,
+            parts=len(self.parts()),
+            objects_deleted=objects_deleted,
+        )
+
+    def stored_files(self) -> list[str]:
+        """Every storage key of this letter's files: uploaded sources, part PDFs and thumbnails (deduplicated)."""
+        keys: list[str] = [document.source_key for document in self.documents]
+        for part in self.parts():
+            keys.append(part.storage_key)
+            if part.thumbnail_key:
+                keys.append(part.thumbnail_key)
+        return list(dict.fromkeys(keys))
 
     # ----------------------------------------------------------------------------------------------- waiting
 
