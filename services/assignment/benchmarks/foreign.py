@@ -29,7 +29,7 @@ from smartpost_assignment.domain.matching import AccountIndex, LetterContext, Ma
 from smartpost_shared.contracts.common import LetterScope, SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment, SplitPart
 from smartpost_splitter.domain import Segmenter, plan_from_rule
-from smartpost_splitter.pages import CompiledPlan, PageFacts, address_from_zone
+from smartpost_splitter.pages import CompiledPlan, PageFacts, address_from_zone, context_lines
 
 SPLIT_ERROR = "split error (letters merged or cut)"
 # Letters that must go to review whatever the layout: a duplicate contact, an addressee missing from master data,
@@ -53,6 +53,7 @@ def split_and_truth(
         facts = PageFacts(
             index=i, width_pt=595.28, height_pt=841.89, text_chars=len(page.text), marker=marker,
             address_lines=address, identifiers=identifiers, property_refs=property_refs, unit_refs=unit_refs,
+            context_lines=context_lines(page.text, address) if address else (),
         )  # fmt: skip
         segments += segmenter.feed(facts)
     segments += segmenter.finish()
@@ -68,6 +69,7 @@ def split_and_truth(
             sha256=hashlib.sha256(f"{letter_id}{n}".encode()).hexdigest(), size_bytes=1,
             address_lines=list(ev.address_lines), identifiers=list(ev.identifiers),
             property_refs=list(ev.property_refs), unit_refs=list(ev.unit_refs),
+            context_lines=list(ev.context_lines),
         )  # fmt: skip
         k = bisect.bisect_right(rendered.starts, segment.first) - 1
         exact = rendered.starts[k] == segment.first and ends[k] - 1 == segment.last
@@ -162,6 +164,7 @@ def run_layout(
             parts, truth, lost = split_and_truth(layout, docs, rng, letter_id)
             matcher = Matcher(MatchIndex(snap, make_context(letter_id, LetterScope.PROPERTY, prop_id, group), account))
             total.lost_letters += lost
+            matcher.note_document(parts)
             for part in parts:
                 a = matcher.assign(part)
                 note_reasons("property", a, truth[part.part_id])
@@ -174,6 +177,7 @@ def run_layout(
     parts, truth, lost = split_and_truth(layout, docs, rng, "cross")
     matcher = Matcher(MatchIndex(snap, make_context("cross", LetterScope.CROSS_PROPERTY, None, "owners"), account))
     total.lost_letters += lost
+    matcher.note_document(parts)
     for part in parts:
         a = matcher.assign(part)
         note_reasons("cross", a, truth[part.part_id])

@@ -270,6 +270,7 @@ class PageFacts:
     identifiers: tuple[str, ...] = ()
     property_refs: tuple[str, ...] = ()
     unit_refs: tuple[str, ...] = ()
+    context_lines: tuple[str, ...] = ()  # only on pages with an address (see context_lines)
     thumbnail: bytes | None = None
 
     @property
@@ -370,6 +371,37 @@ def page_number(text: str) -> int | None:
     if match:
         return int(match.group(1) or match.group(2))
     return None
+
+
+MAX_CONTEXT_LINES = 40
+MAX_CONTEXT_CHARS = 160
+_LINES_AFTER_SALUTATION = 2  # the opening sentence says what the letter is about; the rest is the statement
+
+
+def context_lines(text: str, address: tuple[str, ...]) -> tuple[str, ...]:
+    """The first page's lines outside the address window, up to two lines after the salutation.
+
+    Letterhead, information block, subject and opening sentence: where an export names the property without a
+    label ("Wohnanlage Rosenhof · Abrechnung 2024"). The matcher looks the account's own property names and
+    addresses up in them; the body further down (comparisons, other properties) is left out on purpose.
+    """
+    window = {_WHITESPACE.sub(" ", line).strip() for line in address}
+    out: list[str] = []
+    after: int | None = None
+    for raw in text.splitlines():
+        line = _WHITESPACE.sub(" ", raw).strip()
+        if not line or line in window:
+            continue
+        if after is not None:
+            if after >= _LINES_AFTER_SALUTATION:
+                break
+            after += 1
+        elif _SALUTATION.match(line):
+            after = 0
+        out.append(line[:MAX_CONTEXT_CHARS])
+        if len(out) >= MAX_CONTEXT_LINES:
+            break
+    return tuple(out)
 
 
 def looks_like_first_page(text: str) -> bool:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+from smartpost_splitter.adapters.scan import scan_range
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
 from smartpost_splitter.pages import (
     CompiledPlan,
+    context_lines,
     find_identifiers,
     find_property_refs,
     find_table_values,
@@ -18,6 +22,9 @@ from smartpost_splitter.pages import (
     looks_like_first_page,
     page_number,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
 
@@ -187,3 +194,46 @@ def test_table_reader_runs_in_linear_time_on_a_long_header_like_page() -> None:
     started = time.perf_counter()
     find_table_values(text)
     assert time.perf_counter() - started < 5.0
+
+
+def test_context_lines_are_the_first_page_above_the_body_without_the_window() -> None:
+    window = ("Herrn Max Muster", "Gartenweg 3", "10115 Berlin")
+    text = "\n".join(
+        [
+            "Wohnanlage Rosenhof · Abrechnung 2024",
+            "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+            *window,
+            "Whg.-Nr.   03",
+            "",
+            "Sehr geehrter Herr Muster,",
+            "die Einzelabrechnung Ihrer Einheit liegt bei.",
+            "Abrechnungszeitraum 2024",
+            "Die Kosten sind wie in der Residenz Sonnenblick gestiegen.",  # the statement itself: left out
+            "Heizkosten 120,00 €",
+        ]
+    )
+    assert context_lines(text, window) == (
+        "Wohnanlage Rosenhof · Abrechnung 2024",
+        "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+        "Whg.-Nr. 03",
+        "Sehr geehrter Herr Muster,",
+        "die Einzelabrechnung Ihrer Einheit liegt bei.",
+        "Abrechnungszeitraum 2024",
+    )
+    # Without a salutation: at most 40 lines of at most 160 characters.
+    long = "\n".join("x" * 200 for _ in range(60))
+    lines = context_lines(long, ())
+    assert len(lines) == 40
+    assert {len(line) for line in lines} == {160}
+
+
+def test_a_scanned_pdf_first_page_carries_its_context_lines_and_a_continuation_page_none(tmp_path: Path) -> None:
+    pdf = tmp_path / "serienbrief.pdf"
+    write_serial_letter(pdf, demo_recipients(2, seed=4), seed=7, address_form="B")
+    plan = plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK, address_form="B"))
+    first, second = scan_range(str(pdf), plan, 0, 2, 0)
+    assert first.address_lines
+    assert "Jahresabrechnung 2025" in first.context_lines
+    assert not set(first.address_lines) & set(first.context_lines)
+    assert first.context_lines[-3].startswith("Sehr geehrte")  # two lines after the salutation, then the body ends
+    assert second.context_lines == ()

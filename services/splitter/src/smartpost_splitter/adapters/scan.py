@@ -25,6 +25,7 @@ from smartpost_splitter.pages import (
     SplitPlan,
     address_from_zone,
     address_zone_mm,
+    context_lines,
     proposal_page,
     starts_by_itself,
 )
@@ -128,6 +129,7 @@ def _scan_page(
             identifiers=identifiers,
             property_refs=property_refs,
             unit_refs=unit_refs,
+            context_lines=context_lines(text, address) if address else (),
         )
         if (
             thumbnail_width
