@@ -110,6 +110,9 @@ def erase_contact(conn: Connection, envelope: Envelope) -> dict[str, int]:
             if part.get("part_id") in part_ids:
                 part["address_lines"] = [ERASED] if part.get("address_lines") else []
                 part["identifiers"] = []
+                # The first page's lines outside the address window (salutation, subject) name the person too.
+                if part.get("context_lines"):
+                    part["context_lines"] = [ERASED]
                 pages += 1
         conn.execute(update(documents).where(key).values(parts=json.dumps(parts)))
     warnings = _scrub_warnings(conn, account, contact, own_parts)

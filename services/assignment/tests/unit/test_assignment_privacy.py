@@ -81,7 +81,12 @@ def test_erasure_scrubs_master_data_and_the_evidence_about_the_contact_only(tmp_
                 )
             )  # fmt: skip
         parts = [
-            {"part_id": "p1", "address_lines": ["Herrn Müller", "Am Markt 2"], "identifiers": ["K-1"]},
+            {
+                "part_id": "p1",
+                "address_lines": ["Herrn Müller", "Am Markt 2"],
+                "identifiers": ["K-1"],
+                "context_lines": ["Sehr geehrter Herr Müller,"],
+            },
             {"part_id": "p2", "address_lines": ["Frau Schmidt"], "identifiers": ["K-2"]},
         ]
         conn.execute(
@@ -121,6 +126,7 @@ def test_erasure_scrubs_master_data_and_the_evidence_about_the_contact_only(tmp_
     assert stored["p2"]["evidence"] == ["Name C-2 auf Seite 1"]
     assert [c["evidence"] for c in stored["p2"]["candidates"]] == [["Name Schmidt"], ["[gelöscht]"]]
     assert split["p1"]["address_lines"] == ["[gelöscht]"]
+    assert split["p1"]["context_lines"] == ["[gelöscht]"]
     assert split["p1"]["identifiers"] == []
     assert split["p2"]["address_lines"] == ["Frau Schmidt"]
     assert [w["message"] for w in warnings] == ["[gelöscht]", "Frau Schmidt hat keinen Brief erhalten"]
