@@ -8,6 +8,7 @@ the loops resume; a resubmission reuses the mailpiece id as idempotency key (HTT
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -703,10 +704,14 @@ class PrintDispatch:
 
     # ---------------------------------------------------------------- submission
 
+    # The async methods below run on the service's event loop: every database and storage call in them goes through
+    # ``asyncio.to_thread``. A blocking call there stalled the whole service (HTTP, /readyz, Kafka heartbeats) while
+    # the database was slow or a pool connection was being opened (issue #15, start-up with a late PostgreSQL).
+
     async def submit_ready(self) -> int:
         submitted = 0
         for name, provider in self.providers.items():
-            for batch_id, rows in self._claim_batches(name, provider):
+            for batch_id, rows in await asyncio.to_thread(self._claim_batches, name, provider):
                 submitted += await self._submit_batch(provider, batch_id, rows)
         return submitted
 
@@ -787,6 +792,28 @@ class PrintDispatch:
         return list(batches.items())
 
     async def _submit_batch(self, provider: PrintProvider, batch_id: str, rows: list[dict[str, Any]]) -> int:
+        submissions = await asyncio.to_thread(self._load_submissions, rows)
+        if not submissions:
+            return 0
+        try:
+            results = await provider.submit(batch_id, submissions)
+        except ProviderUnavailableError as exc:
+            if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
+                await asyncio.to_thread(self._mark_all_unclear, rows, str(exc))
+                return 0
+            attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
+            delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
+            # Nothing reached the provider (or it keeps one letter per key): send again later.
+            await asyncio.to_thread(self._postpone, rows, delay, back_to_ready=not provider.honours_idempotency)
+            log.warning(
+                "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
+            )
+            return 0
+        await asyncio.to_thread(self._record_results, provider.name, rows, results)
+        return len(results)
+
+    def _load_submissions(self, rows: list[dict[str, Any]]) -> list[Submission] | None:
+        """Read the print files of a claimed batch; ``None`` while storage is down (the batch is retried)."""
         submissions = []
         for row in rows:
             options = self._options(row)
@@ -805,7 +832,7 @@ class PrintDispatch:
                 continue
             except StorageUnavailableError:
                 log.warning("mailpiece.storage_unavailable", mailpiece_id=row["mailpiece_id"])
-                return 0
+                return None
             submissions.append(
                 Submission(
                     mailpiece_id=row["mailpiece_id"],
@@ -821,26 +848,12 @@ class PrintDispatch:
                     envelope=row["envelope"],
                 )
             )
-        if not submissions:
-            return 0
-        try:
-            results = await provider.submit(batch_id, submissions)
-        except ProviderUnavailableError as exc:
-            if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
-                with self.engine.begin() as conn:
-                    for row in rows:
-                        self._mark_unclear(conn, row, str(exc))
-                return 0
-            attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
-            delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
-            # Nothing reached the provider (or it keeps one letter per key): send again later.
-            self._postpone(rows, delay, back_to_ready=not provider.honours_idempotency)
-            log.warning(
-                "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
-            )
-            return 0
-        self._record_results(provider.name, rows, results)
-        return len(results)
+        return submissions
+
+    def _mark_all_unclear(self, rows: list[dict[str, Any]], detail: str) -> None:
+        with self.engine.begin() as conn:
+            for row in rows:
+                self._mark_unclear(conn, row, detail)
 
     def _postpone(self, rows: list[dict[str, Any]], delay: float, *, back_to_ready: bool = False) -> None:
         values: dict[str, Any] = {"next_attempt_at": self.clock() + timedelta(seconds=delay)}
@@ -954,70 +967,84 @@ class PrintDispatch:
         threshold = self.clock() - timedelta(seconds=self.settings.status_poll_seconds)
         applied = 0
         for name, provider in self.providers.items():
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(
-                        mailpieces.c.account_id,
-                        mailpieces.c.print_order_id,
-                        mailpieces.c.mailpiece_id,
-                        mailpieces.c.provider_ref,
-                    )
-                    .where(
-                        and_(
-                            mailpieces.c.provider == name,
-                            mailpieces.c.stage == "tracking",
-                            or_(mailpieces.c.last_polled_at.is_(None), mailpieces.c.last_polled_at <= threshold),
-                        )
-                    )
-                    .limit(200)
-                ).all()
-            if not rows:
+            pieces = await asyncio.to_thread(self._due_for_polling, name, threshold)
+            if not pieces:
                 continue
-            pieces = [TrackedPiece(r[0], r[1], r[2], r[3]) for r in rows]
             try:
                 updates = await provider.fetch_status(pieces)
             except ProviderUnavailableError as exc:
                 log.warning("provider.poll_failed", provider=name, error=str(exc))
                 continue
-            for item in updates:
-                applied += int(self.apply_update(name, item))
-            with self.engine.begin() as conn:
-                for piece in pieces:
-                    conn.execute(
-                        update(mailpieces)
-                        .where(
-                            and_(
-                                mailpieces.c.account_id == piece.account_id,
-                                mailpieces.c.mailpiece_id == piece.mailpiece_id,
-                            )
-                        )
-                        .values(last_polled_at=self.clock())
+            applied += await asyncio.to_thread(self._apply_polled, name, pieces, updates)
+        return applied
+
+    def _due_for_polling(self, name: str, threshold: datetime) -> list[TrackedPiece]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    mailpieces.c.account_id,
+                    mailpieces.c.print_order_id,
+                    mailpieces.c.mailpiece_id,
+                    mailpieces.c.provider_ref,
+                )
+                .where(
+                    and_(
+                        mailpieces.c.provider == name,
+                        mailpieces.c.stage == "tracking",
+                        or_(mailpieces.c.last_polled_at.is_(None), mailpieces.c.last_polled_at <= threshold),
                     )
+                )
+                .limit(200)
+            ).all()
+        return [TrackedPiece(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def _apply_polled(self, name: str, pieces: list[TrackedPiece], updates: list[ProviderUpdate]) -> int:
+        applied = 0
+        for item in updates:
+            applied += int(self.apply_update(name, item))
+        with self.engine.begin() as conn:
+            for piece in pieces:
+                conn.execute(
+                    update(mailpieces)
+                    .where(
+                        and_(
+                            mailpieces.c.account_id == piece.account_id,
+                            mailpieces.c.mailpiece_id == piece.mailpiece_id,
+                        )
+                    )
+                    .values(last_polled_at=self.clock())
+                )
         return applied
 
     async def cancel(self, account_id: str, mailpiece_id: str) -> str:
-        with self.engine.connect() as conn:
-            row = self._row(conn, account_id, mailpiece_id)
+        row = await asyncio.to_thread(self._read_row, account_id, mailpiece_id)
         stage = row["stage"]
         if stage in ("planned", "ready") or (stage == "final" and row["status"] == MailpieceStatus.ACTION_REQUIRED):
-            with self.engine.begin() as conn:
-                self._transition(
-                    conn,
-                    account_id,
-                    mailpiece_id,
-                    MailpieceStatus.CANCELLED,
-                    reason="cancelled by staff",
-                    stage="final",
-                )
+            await asyncio.to_thread(self._cancel_here, account_id, mailpiece_id)
             return MailpieceStatus.CANCELLED.value
         if stage == "tracking":
             provider = self.providers[row["provider"]]
             result = await provider.cancel(
                 TrackedPiece(account_id, row["print_order_id"], mailpiece_id, row["provider_ref"])
             )
-            self.apply_update(provider.name, result)
+            await asyncio.to_thread(self.apply_update, provider.name, result)
             return result.status
         raise CancelNotPossibleError(f"mailpiece is {row['status']} ({stage}); it cannot be cancelled now")
+
+    def _read_row(self, account_id: str, mailpiece_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return self._row(conn, account_id, mailpiece_id)
+
+    def _cancel_here(self, account_id: str, mailpiece_id: str) -> None:
+        with self.engine.begin() as conn:
+            self._transition(
+                conn,
+                account_id,
+                mailpiece_id,
+                MailpieceStatus.CANCELLED,
+                reason="cancelled by staff",
+                stage="final",
+            )
 
     # ---------------------------------------------------------------- queries
 
