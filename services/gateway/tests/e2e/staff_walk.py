@@ -36,6 +36,12 @@ NOT_PAGES = {
     ("GET", "/metrics"): "Prometheus",
     ("GET", "/openapi.json"): "API description",
     ("MOUNT", "/static"): "CSS and scripts",
+    # Data protection (erasure, Art. 15 export, audit): a JSON admin API with German labels, not a page; driven
+    # through the real services in tests/e2e/test_pipeline_e2e.py::test_gdpr_erasure_of_one_contact_in_every_...
+    ("GET", "/admin/privacy/audit"): "JSON admin API",
+    ("GET", "/admin/privacy/contacts/{contact_id}/erasure"): "JSON admin API",
+    ("POST", "/admin/privacy/contacts/{contact_id}/erasure"): "JSON admin API",
+    ("GET", "/admin/privacy/contacts/{contact_id}/export"): "JSON admin API",
 }
 
 L = "/serienbriefe/{letter_id}"
