@@ -322,7 +322,7 @@ class Bench:
         """CPU seconds per service spent during ``stage`` (those above 0.5 s), as one line of the table."""
         after = self.cpu_now()
         spent = {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
-        t[f"{stage}: CPU s"] = ", ".join(f"{n} {v:.1f}" for n, v in spent.items() if v >= 0.5)  # noqa: PLR2004
+        t[f"{stage}: CPU s"] = ", ".join(f"{n} {v:.1f}" for n, v in spent.items() if v >= 0.5)
 
     def _prove_caller(self, request: httpx.Request) -> None:
         port = request.url.port

@@ -38,7 +38,8 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
             "DocumentRevoked": notifier.on_document_revoked,
         },
         group_id=settings.kafka_group_id,
-        **timeouts,
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
     )
     consumer.subscribe_batch(
         MASTERDATA,

@@ -45,7 +45,8 @@ def register_consumers(
             "LetterItemsRevoked": publisher.on_items_revoked,
         },
         group_id=f"{group}.letters",
-        **timeouts,
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
     )
     masterdata = SqlIdempotency(engine, f"{SERVICE}:masterdata")
     consumer.subscribe_batch(
