@@ -417,7 +417,7 @@ def test_parallel_outage_on_one_connection_puts_the_rest_back_and_loses_nothing(
         env.contact(f"c{i}", email=f"c{i}@example.org")
         env.publish(f"d{i}", f"c{i}")
     env.clock.advance(6)
-    env.notifier._mailers(4)  # noqa: SLF001 - make the connections now to break one of them
+    env.notifier._mailers(4)  # make the connections now to break one of them
     extra[0].mode = "down"
     report = env.send_all()
     assert report.deferred == 1
