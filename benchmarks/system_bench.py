@@ -526,12 +526,16 @@ class Bench:
         full = self.ok(self.http.get(self.url("letters", f"/letters/{lid}?parts=none")))
         recipients = {i["contact_id"] for i in full["items"]}
 
+        open_states = ("pending", "sending", "handed_over")
+
         def mails_done() -> dict[str, int] | None:
-            # One immediate mail per recipient of the release: sent, or skipped (not registered, no address).
+            # One immediate mail per recipient of the release: sent, or skipped (not registered, no address). A mail
+            # still being sent (claimed by the sender) is not done: counting it ended the stage early.
             now = immediate()
-            decided = sum(v for k, v in now.items() if k != "pending")
-            decided -= sum(v for k, v in mails_before.items() if k != "pending")
-            return now if decided >= len(recipients) and not now.get("pending") else None
+            decided = sum(v for k, v in now.items() if k not in open_states)
+            decided -= sum(v for k, v in mails_before.items() if k not in open_states)
+            busy = any(now.get(k) for k in open_states)
+            return now if decided >= len(recipients) and not busy else None
 
         after = self.poll("immediate e-mails", mails_done, every=1.0)
         t["release -> all e-mails"] = time.monotonic() - s
