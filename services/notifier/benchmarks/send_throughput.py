@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -34,10 +35,16 @@ def main(count: int) -> None:
     controller = Controller(Mailbox(root / "maildir"), hostname="127.0.0.1", port=port)
     controller.start()
     url = f"sqlite:///{root / 'db.sqlite3'}"
-    settings = Settings(database_url=url, smtp_port=port, immediate_delay_seconds=0, send_batch_size=100)
+    settings = Settings(
+        database_url=url,
+        smtp_port=port,
+        immediate_delay_seconds=0,
+        send_batch_size=100,
+        send_connections=int(os.environ.get("SEND_CONNECTIONS", "4")),
+    )
     engine = make_engine(url)
     create_tables(engine)
-    notifier = Notifier(engine, settings, make_mailer(settings))
+    notifier = Notifier(engine, settings, make_mailer(settings), mailer_factory=lambda: make_mailer(settings))
     idem = SqlIdempotency(engine, "notifier")
     start = time.perf_counter()
     for i in range(count):
