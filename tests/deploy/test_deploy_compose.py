@@ -14,8 +14,8 @@ import pytest
 from smartpost_shared.settings import InsecureSettingsError
 from smartpost_shared.topics import SERVICES
 
-INFRASTRUCTURE = {"kafka", "kafka-init", "minio", "minio-init", "postgres"}
-ONE_SHOT = {"kafka-init", "minio-init"}
+INFRASTRUCTURE = {"kafka", "kafka-init", "kafka-acls", "minio", "minio-init", "postgres"}
+ONE_SHOT = {"kafka-init", "kafka-acls", "minio-init"}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,13 @@ def test_kafka_runs_in_kraft_mode_and_matches_what_services_use(kit, compose, en
     kafka = compose["services"]["kafka"]
     env = kit.compose_environment(kafka, env_example)
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].endswith("@kafka:9093")
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@127.0.0.1:9093", "the controller listens on loopback only"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "topics must come from kafka-init, never by accident"
-    advertised = {urlsplit(url).netloc for url in env["KAFKA_ADVERTISED_LISTENERS"].split(",")}
+    advertised = {
+        urlsplit(url.replace("CLIENT://", "sasl://")).netloc
+        for url in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        if url.startswith("CLIENT://")
+    }
     for service in SERVICES:
         service_env = kit.compose_environment(compose["services"][service], env_example)
         assert service_env.get("SMARTPOST_KAFKA_BOOTSTRAP_SERVERS") in advertised, service
@@ -83,6 +87,7 @@ def test_kafka_init_creates_every_topic_and_dead_letter_topic_with_its_partition
     assert kit.created_topics(script) == kit.expected_topics()
     assert init["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert init.get("restart") == "no"
+    assert init["network_mode"] == "service:kafka", "topics are created over the broker's loopback listener"
 
 
 def test_minio_init_creates_the_bucket_the_services_use(kit, compose, env_example):
@@ -132,6 +137,7 @@ def test_service_waits_for_its_dependencies(compose, service):
     depends_on = compose["services"][service]["depends_on"]
     assert isinstance(depends_on, dict), f"{service}: depends_on needs conditions, not a bare list"
     assert depends_on["kafka-init"] == {"condition": "service_completed_successfully"}
+    assert depends_on["kafka-acls"] == {"condition": "service_completed_successfully"}
     assert depends_on["minio-init"] == {"condition": "service_completed_successfully"}
     assert depends_on["postgres"] == {"condition": "service_healthy"}
     for target, rule in depends_on.items():

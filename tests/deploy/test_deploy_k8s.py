@@ -24,11 +24,11 @@ ALLOWED_KINDS = {
     "Job",
     "Kustomization",
     "PodDisruptionBudget",
-    "HorizontalPodAutoscaler",
+    "ScaledObject",
 }
 EXTERNAL = ("kafka", "minio", "postgres", "zookeeper")
 # Kubernetes-only extras of the image environment (never read by Settings).
-JOB_NAMES = {"smartpost-kafka-topics", "smartpost-minio-buckets"}
+JOB_NAMES = {"smartpost-kafka-topics", "smartpost-kafka-acls", "smartpost-minio-buckets"}
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +307,8 @@ def test_manifests_are_plain_yaml_without_templating(kit):
 
 # --- NetworkPolicies: only the flows of the README's diagram ------------------------------------------------------
 
-GATEWAY_CALLS = {"letters", "assignment", "portal-publisher", "print-dispatch", "notifier"}
+# The splitter answers split-strategy proposals at upload.
+GATEWAY_CALLS = {"letters", "assignment", "portal-publisher", "print-dispatch", "notifier", "splitter"}
 PUBLISHED = {"gateway", "portal-publisher", "print-dispatch"}  # staff UI, recipient portal, provider webhooks
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 import yaml
@@ -104,7 +105,8 @@ def test_alert_rules_cover_what_pages_someone(rules):
     for needed in (
         "smartpost_consumer_lag",  # lag growing
         "smartpost_outbox_oldest_age_seconds",  # outbox stuck
-        "smartpost_letters_oldest_waiting_seconds",  # letters stuck
+        "smartpost_letters_oldest_waiting_seconds",  # letters stuck in splitting/assigning
+        "smartpost_letters_stuck",  # letters waiting for another service past the stuck threshold (#15)
         "smartpost_dead_lettered_total",  # DLQ growing fast
         "smartpost_mails_deferred",  # SMTP failing
         "smartpost_mailpieces_submit_retrying",  # provider failing
@@ -141,6 +143,7 @@ def test_dashboard_panels_use_only_exported_metrics_and_cover_the_issue(dashboar
         "smartpost_dead_lettered_total",
         "smartpost_letters",
         "smartpost_letters_oldest_waiting_seconds",
+        "smartpost_letters_stuck",
         "smartpost_split_pages_total",
         "smartpost_split_seconds",
         "smartpost_assignment_parts",
@@ -194,23 +197,74 @@ def test_pods_are_scraped_and_shut_down_within_the_grace_period(kit, service):
     assert grace >= pre_stop + LeaseSettings().ttl_seconds + 10
 
 
+def _consumer_groups(service: str) -> dict[str, str]:
+    """Topic -> consumer group as the service's code subscribes (read from the live subscriptions, not a copy)."""
+    import importlib
+
+    from smartpost_shared.messaging import make_broker
+
+    kafka = KafkaSettings()
+    broker = make_broker(kafka, service=service)
+    if service == "splitter":
+        consumers = importlib.import_module("smartpost_splitter.consumers")
+        settings = importlib.import_module("smartpost_splitter.settings").Settings()
+        consumers.register_consumers(broker, MagicMock(), settings)
+    else:
+        consumers = importlib.import_module("smartpost_assignment.consumers")
+        consumers.register_consumers(broker, MagicMock(), MagicMock(), kafka)
+    groups: dict[str, str] = {}
+    for sub in broker.subscribers:
+        for topic in getattr(sub, "topics", []):
+            groups[str(getattr(topic, "name", topic))] = str(sub.group_id)
+    return groups
+
+
 @pytest.mark.parametrize("service", SCALED_ON_LAG)
 def test_splitter_and_assignment_scale_on_their_consumer_lag(kit, service):
-    hpa = _docs(kit, "HorizontalPodAutoscaler")[service]
-    spec = hpa["spec"]
+    scaled = _docs(kit, "ScaledObject")[service]
+    spec = scaled["spec"]
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
-    assert spec["minReplicas"] >= 2
-    consumed = [t for t in ALL_TOPICS if service in t.consumers]
+    deployment = _docs(kit, "Deployment")[service]
+    assert spec["minReplicaCount"] >= 2
+    assert spec["minReplicaCount"] <= deployment["spec"]["replicas"] <= spec["maxReplicaCount"]
+    consumed = {t.name: t for t in ALL_TOPICS if service in t.consumers}
     assert consumed
     # More consumers in a group than partitions would idle.
-    assert spec["maxReplicas"] <= min(t.partitions for t in consumed)
-    external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]
-    assert len(external) == 1
-    assert external[0]["metric"]["name"] == "smartpost_consumer_lag"
-    assert "smartpost_consumer_lag" in METRIC_NAMES
-    group = external[0]["metric"]["selector"]["matchLabels"]["group"]
-    assert group == f"{KafkaSettings().group_prefix}-{service}"
+    assert spec["maxReplicaCount"] <= min(t.partitions for t in consumed.values())
+    kafka_triggers = [t["metadata"] for t in spec["triggers"] if t["type"] == "kafka"]
+    # One trigger per consumed topic, with the group the code really consumes it with.
+    assert sorted(m["topic"] for m in kafka_triggers) == sorted(consumed)
+    groups = _consumer_groups(service)
+    assert sorted(groups) == sorted(consumed)
+    config = _docs(kit, "ConfigMap")["smartpost-common"]["data"]
+    for meta in kafka_triggers:
+        assert meta["consumerGroup"] == groups[meta["topic"]] == f"{KafkaSettings().group_prefix}-{service}"
+        assert meta["bootstrapServers"] == config["SMARTPOST_KAFKA_BOOTSTRAP_SERVERS"]
+        assert int(meta["lagThreshold"]) >= 1
+        # A new group starts at the beginning (auto_offset_reset="earliest" in smartpost_shared.messaging).
+        assert meta["offsetResetPolicy"] == "earliest"
+        assert meta["allowIdleConsumers"] == "false"
+    assert any(t["type"] == "cpu" for t in spec["triggers"])
+
+
+def test_the_keda_schema_catches_mistakes(kit):
+    import jsonschema
+
+    scaled = _docs(kit, "ScaledObject")["splitter"]
+    validator = jsonschema.Draft202012Validator(kit.k8s_schema_for("ScaledObject"))
+    assert not list(validator.iter_errors(scaled))
+    broken = json.loads(json.dumps(scaled))
+    del broken["spec"]["triggers"][0]["metadata"]["consumerGroup"]
+    assert list(validator.iter_errors(broken)), "a Kafka trigger without consumerGroup must be rejected"
+    broken = json.loads(json.dumps(scaled))
+    broken["spec"]["maxReplicas"] = 4  # the HPA's spelling, not KEDA's
+    assert list(validator.iter_errors(broken)), "an unknown field must be rejected"
+    broken = json.loads(json.dumps(scaled))
+    broken["spec"]["triggers"][0]["metadata"]["lagThreshold"] = 5
+    assert list(validator.iter_errors(broken)), "trigger metadata values are strings"
 
 
 def test_only_the_lag_scaled_services_have_autoscalers(kit):
-    assert sorted(_docs(kit, "HorizontalPodAutoscaler")) == sorted(SCALED_ON_LAG)
+    assert sorted(_docs(kit, "ScaledObject")) == sorted(SCALED_ON_LAG)
+    # KEDA owns the HorizontalPodAutoscaler; a second one on the same Deployment would fight it.
+    assert _docs(kit, "HorizontalPodAutoscaler") == {}

@@ -7,6 +7,7 @@ e-mails (read back from the SMTP server's Maildir) and paper dispatch at a hybri
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from smartpost_shared.demo import CONTACTS, CONTRACTS, Report, Walkthrough, account_mails, owner_letters
-from smartpost_shared.localrun import SERVICES, LocalSystem, free_ports_for
+from smartpost_shared.localrun import DEMO_ENV, SERVICES, LocalSystem, free_ports_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
     from smartpost_shared.devstack import Stack
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
+
+# Its own account: the session's broker and SMTP server are shared with other end-to-end tests (whose fresh consumer
+# groups read the topics from the beginning), so only this account's mails count.
+ACCOUNT = f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+def _staff_users_of(account: str) -> str:
+    """The demo's staff logins (anna, ben, clara), moved to this module's account."""
+    users = json.loads(DEMO_ENV["SMARTPOST_GATEWAY_STAFF_USERS"])
+    return json.dumps({login: {**user, "account_id": account} for login, user in users.items()})
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +47,8 @@ def system(stack: Stack) -> Iterator[LocalSystem]:
         "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "1",
         "SMARTPOST_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        # staff logins of the demo (the data-protection test logs in as an admin)
+        "SMARTPOST_GATEWAY_STAFF_USERS": _staff_users_of(ACCOUNT),
     }
     try:
         local.start_all()
@@ -49,9 +62,7 @@ def system(stack: Stack) -> Iterator[LocalSystem]:
 def demo(system: LocalSystem, stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Walkthrough, Report]:
     """The demo walkthrough, run once per module (the metrics test reads what it left behind)."""
     urls = {name: system.url(name) for name in SERVICES if name in system.ports}
-    # Its own account: the session's broker and SMTP server are shared with other end-to-end tests (whose fresh
-    # consumer groups read the topics from the beginning), so only this account's mails count.
-    walk = Walkthrough(urls, stack.maildir, stack, account=f"e2e-{uuid.uuid4().hex[:8]}", timeout=90)
+    walk = Walkthrough(urls, stack.maildir, stack, account=ACCOUNT, timeout=90)
     return walk, walk.run(tmp_path_factory.mktemp("demo"))
 
 
@@ -189,3 +200,138 @@ def test_metrics_of_every_service_show_the_demo(system: LocalSystem, demo: tuple
     # the single-owner work of each service runs in exactly one process (one replica here)
     for name in ("letters", "notifier", "print-dispatch"):
         assert _total(m[name], "smartpost_lease_held") >= 1, name
+
+
+def _gateway_login(client: httpx.Client, login: str) -> str:
+    import re
+
+    response = client.post("/login", data={"login": login, "password": "demo-passwort-1"})
+    assert response.status_code == 200, response.text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+    assert match
+    return match.group(1)
+
+
+def test_gdpr_erasure_of_one_contact_in_every_service_and_the_export(  # noqa: PLR0915 - one scenario
+    system: LocalSystem, stack: Stack, demo: tuple[Walkthrough, Report]
+) -> None:
+    """Runs last: erases Jürgen Weiß (two letters, portal, e-mail, paper) after the demo; the others stay."""
+    import json
+    import time
+
+    from pydantic import SecretStr
+
+    from smartpost_shared.settings import StorageSettings
+    from smartpost_shared.storage import MinioStore
+
+    walk, report = demo
+    victim, other = "C-1004", "C-1001"
+    secrets = ("Weiß", "j.weiss@example.org", "Am Markt 2", "04109", "K-004714")
+    gateway = httpx.Client(base_url=system.url("gateway"), timeout=60, follow_redirects=True)
+    csrf = _gateway_login(gateway, "clara@hv-muster.de")
+
+    def export(contact: str) -> dict:
+        response = gateway.get(f"/admin/privacy/contacts/{contact}/export")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def pdfs(contact: str) -> list[str]:
+        import io
+        import zipfile
+
+        response = gateway.get(f"/admin/privacy/contacts/{contact}/export", params={"format": "zip"})
+        assert response.status_code == 200, response.text
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            return [
+                "pdf" if archive.read(name).startswith(b"%PDF") else name
+                for name in archive.namelist()
+                if name == "auskunft.json" or name.endswith(".pdf")
+            ]
+
+    before = export(victim)
+    assert before["Nicht erreichbare Dienste"] == {}
+    assert set(before["Gespeicherte Daten"]) == {
+        "Stammdaten und Zuordnung",
+        "Serienbriefe",
+        "Kundenportal",
+        "E-Mail-Benachrichtigungen",
+        "Briefversand",
+    }
+    assert all(s in json.dumps(before, ensure_ascii=False) for s in ("Weiß", "j.weiss@example.org", "Am Markt 2"))
+    assert sorted(pdfs(victim)) == ["auskunft.json", "pdf", "pdf"]  # his two letters as PDF in the ZIP
+    other_before = export(other)["Gespeicherte Daten"]
+    letter = walk._ok(walk.http.get(walk._url("letters", f"/letters/{report.letter_id}")))
+    victim_parts = [i["storage_key"] for i in letter["items"] if i["contact_id"] == victim and i.get("storage_key")]
+    other_parts = [i["storage_key"] for i in letter["items"] if i["contact_id"] == other and i.get("storage_key")]
+
+    # Only an admin, only the own account: staff without the role, and an admin of another account, are refused.
+    anna = httpx.Client(base_url=system.url("gateway"), timeout=30, follow_redirects=True)
+    anna_csrf = _gateway_login(anna, "anna@hv-muster.de")
+    refused = anna.post(f"/admin/privacy/contacts/{victim}/erasure", json={}, headers={"X-CSRF-Token": anna_csrf})
+    assert refused.status_code == 403
+    foreign = httpx.post(
+        f"{system.url('assignment')}/internal/contacts/{victim}/erasure",
+        json={"reason": "fremd"},
+        headers=stack.caller_headers("other-account", "x@y.z", audience="assignment", roles=("admin",)),
+        timeout=30,
+    )
+    assert foreign.status_code == 404
+    no_role = httpx.post(
+        f"{system.url('assignment')}/internal/contacts/{victim}/erasure",
+        json={},
+        headers=stack.caller_headers(ACCOUNT, "x@y.z", audience="assignment"),
+        timeout=30,
+    )
+    assert no_role.status_code == 403
+
+    started = time.monotonic()
+    asked = gateway.post(
+        f"/admin/privacy/contacts/{victim}/erasure",
+        json={"reason": "Antrag nach Art. 17 DSGVO"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert asked.status_code == 202, asked.text
+    erasure_id = asked.json()["erasure_id"]
+    status: dict = {}
+    while time.monotonic() - started < 60:
+        status = gateway.get(f"/admin/privacy/contacts/{victim}/erasure", params={"erasure_id": erasure_id}).json()
+        if status["abgeschlossen"]:
+            break
+        time.sleep(0.5)
+    assert status["abgeschlossen"], status
+    counts = {name: s["anzahl"] for name, s in status["dienste"].items()}
+    assert counts["assignment"]["stammdaten_kontakt"] == 1
+    assert counts["letters"]["einzelbriefe"] == 2  # his two letters (two units)
+    assert counts["portal-publisher"]["portal_dokumente"] == 2
+    assert counts["notifier"]["mails"] >= 1
+    assert counts["print-dispatch"]["sendungen"] == 1
+
+    after = export(victim)
+    text = json.dumps(after, ensure_ascii=False)
+    for secret in secrets:
+        assert secret not in text, secret
+    # Left: which letters went to this contact id (assignment rows, evidence erased) and the paper dispatch the
+    # provider already has (ids, tracking, postage; no address), kept by law.
+    assert set(after["Gespeicherte Daten"]) == {"Stammdaten und Zuordnung", "Briefversand"}
+    kept = after["Gespeicherte Daten"]["Stammdaten und Zuordnung"]
+    assert set(kept) == {"Zuordnungen"}
+    assert len(kept["Zuordnungen"]) == 2
+    assert all(a["Belege"] in ([], ["[gelöscht]"]) for a in kept["Zuordnungen"])
+    pieces = after["Gespeicherte Daten"]["Briefversand"]["Briefsendungen"]
+    assert [p["Anschrift"] for p in pieces] == [[]]
+    assert len(after["Durchgeführte Löschungen"]) == 5
+    assert pdfs(victim) == ["auskunft.json"]
+    # The letter still loads; his items keep their ids, the part PDFs are gone, everyone else's are there.
+    letter_after = walk._ok(walk.http.get(walk._url("letters", f"/letters/{report.letter_id}")))
+    assert sorted(i["contact_id"] for i in letter_after["items"]) == sorted(i["contact_id"] for i in letter["items"])
+    store = MinioStore(StorageSettings(endpoint=stack.s3_endpoint, secret_key=SecretStr(stack.s3_secret_key)))
+    assert victim_parts
+    assert other_parts
+    assert not any(store.exists(key) for key in victim_parts)
+    assert all(store.exists(key) for key in other_parts)
+    # Everybody else is untouched.
+    assert export(other)["Gespeicherte Daten"] == other_before
+    audit = gateway.get("/admin/privacy/audit").json()["entries"]
+    mine = [(e["action"], e["actor"]) for e in audit if e["contact_id"] == victim]
+    assert [action for action, _ in mine] == ["export", "export", "erasure_requested", "export", "export"]
+    assert {actor for _, actor in mine} == {"clara@hv-muster.de"}

@@ -140,14 +140,38 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-async def test_a_service_starts_while_its_database_is_down(postgres_url, kafka_settings, storage_settings) -> None:
-    """PostgreSQL unreachable at start-up (a TCP proxy in front of it that is not listening yet)."""
+# Every service with a database, and a route that needs it once the service is ready.
+DB_SERVICES: dict[str, tuple[Any, Any, str, str]] = {
+    "assignment": (create_assignment, AssignmentSettings, "/contacts", "assignment"),
+    "letters": (create_letters, LettersSettings, "/v1/document-types", "letters"),
+    "portal-publisher": (create_portal, PortalSettings, "/readyz", "portal-publisher"),
+    "notifier": (create_notifier, NotifierSettings, "/readyz", "notifier"),
+}
+# print-dispatch is left out: with PostgreSQL behind the late proxy it passed once alone (16 s) but hung or stayed
+# not-ready for minutes in three other runs (README, Known limits); its SQLite start-up is covered above.
+
+
+@pytest.mark.parametrize("service", sorted(DB_SERVICES))
+async def test_a_service_starts_while_its_database_is_down(
+    service, postgres_url, kafka_settings, storage_settings, tmp_path
+) -> None:
+    """PostgreSQL unreachable at start-up (a TCP proxy in front of it that is not listening yet).
+
+    letters: its event store (eventsourcing) used to connect while the app was built; now it waits like the rest.
+    """
+    create, settings_class, route, audience = DB_SERVICES[service]
     port = free_port()
     host_and_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
     real_host, real_port = host_and_port.split(":")
     url = postgres_url.replace(f"@{host_and_port}/", f"@127.0.0.1:{port}/")
     kafka = kafka_settings.model_copy(update={"startup_grace_seconds": 0})
-    app = create_assignment(AssignmentSettings(database_url=url, kafka=kafka, storage=storage_settings, log_json=False))
+    # A group of its own: the default group on the shared test broker may still have members of earlier runs.
+    own_group = service in {"letters", "portal-publisher"}
+    extra: dict[str, Any] = {"consumer_group": f"outage-db-{service}-{free_port()}"} if own_group else {}
+    settings = settings_class(
+        database_url=url, data_dir=str(tmp_path), kafka=kafka, storage=storage_settings, log_json=False, **extra
+    )
+    app = create(settings)
 
     async def forward(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection(real_host, int(real_port))
@@ -155,7 +179,7 @@ async def test_a_service_starts_while_its_database_is_down(postgres_url, kafka_s
 
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://assignment") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{service}") as client,
     ):
         assert (await client.get("/healthz")).status_code == 200
         code, body = await _status(client, "/readyz")
@@ -164,12 +188,19 @@ async def test_a_service_starts_while_its_database_is_down(postgres_url, kafka_s
 
         proxy = await asyncio.start_server(forward, "127.0.0.1", port)
         try:
+            seen: list[Any] = []
 
             async def ready() -> bool:
-                return (await _status(client, "/readyz"))[0] == 200
+                code, body = await _status(client, "/readyz")
+                seen.append(body)
+                return code == 200
 
-            await _wait(ready, 60, "assignment ready once the database is reachable")
-            contacts = await client.get("/contacts", headers=H_ASSIGNMENT)
-            assert contacts.status_code == 200, contacts.text
+            try:
+                await _wait(ready, 60, f"{service} ready once the database is reachable")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last /readyz: {seen[-1] if seen else None}") from None
+            headers = caller_headers("acc-outage", "staff:anna", audience=audience)
+            answer = await client.get(route, headers=headers)
+            assert answer.status_code == 200, answer.text
         finally:
             proxy.close()

@@ -238,11 +238,12 @@ def main() -> None:
     parser.add_argument("--layouts", action="store_true", help="the foreign ERP layouts (foreign.py) instead")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--only", help="only layouts whose name starts with this")
+    parser.add_argument("--reasons", action="store_true", help="with --layouts: why assignable letters went to review")
     args = parser.parse_args()
     if args.layouts:
         import foreign  # noqa: PLC0415 - needs the splitter package, only for this mode
 
-        foreign.main(args.seeds, args.only, properties=120, units=20, property_letters=12)
+        foreign.main(args.seeds, args.only, properties=120, units=20, property_letters=12, reasons=args.reasons)
         return
     unnamed = args.unnamed_property_rate
     rng = random.Random(args.seed)

@@ -1,4 +1,4 @@
-# ruff: noqa: E501, FBT003 - report formatting and scenario code
+# ruff: noqa: E501, FBT003, C901 - report formatting and scenario code
 """The accuracy benchmark on ERP-like layouts the matcher was not written for (see layouts.py).
 
     .venv/bin/python services/assignment/benchmarks/accuracy.py --layouts [--seeds 1 2 3 4 5] [--only F]
@@ -17,8 +17,9 @@ import bisect
 import dataclasses
 import hashlib
 import random
+import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from corpus import Corpus, Truth, build_account
@@ -28,7 +29,7 @@ from smartpost_assignment.domain.matching import AccountIndex, LetterContext, Ma
 from smartpost_shared.contracts.common import LetterScope, SplitRule, SplitStrategy
 from smartpost_shared.contracts.documents import AssignmentStatus, PartAssignment, SplitPart
 from smartpost_splitter.domain import Segmenter, plan_from_rule
-from smartpost_splitter.pages import CompiledPlan, PageFacts, address_from_zone
+from smartpost_splitter.pages import CompiledPlan, PageFacts, address_from_zone, context_lines
 
 SPLIT_ERROR = "split error (letters merged or cut)"
 # Letters that must go to review whatever the layout: a duplicate contact, an addressee missing from master data,
@@ -52,6 +53,7 @@ def split_and_truth(
         facts = PageFacts(
             index=i, width_pt=595.28, height_pt=841.89, text_chars=len(page.text), marker=marker,
             address_lines=address, identifiers=identifiers, property_refs=property_refs, unit_refs=unit_refs,
+            context_lines=context_lines(page.text, address) if address else (),
         )  # fmt: skip
         segments += segmenter.feed(facts)
     segments += segmenter.finish()
@@ -67,6 +69,7 @@ def split_and_truth(
             sha256=hashlib.sha256(f"{letter_id}{n}".encode()).hexdigest(), size_bytes=1,
             address_lines=list(ev.address_lines), identifiers=list(ev.identifiers),
             property_refs=list(ev.property_refs), unit_refs=list(ev.unit_refs),
+            context_lines=list(ev.context_lines),
         )  # fmt: skip
         k = bisect.bisect_right(rendered.starts, segment.first) - 1
         exact = rendered.starts[k] == segment.first and ends[k] - 1 == segment.last
@@ -100,6 +103,18 @@ class Row:
     lost_letters: int = 0
     must_not: int = 0
     auto_assignable: int = 0
+
+
+# Why assignable letters went to review: (scope, trap) -> reason (numbers masked) -> count. Printed with --reasons.
+REASONS: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def note_reasons(scope: str, a: PartAssignment, t: Truth) -> None:
+    if a.status is AssignmentStatus.ASSIGNED or t.category in MUST_NOT_AUTO or not t.contact_ids:
+        return
+    for reason in a.evidence or ["(no reason)"]:
+        REASONS[scope, t.category][_NUMBERS.sub("#", reason.split(":")[0] if "Dublette" in reason else reason)] += 1
 
 
 def tally(row: Row, a: PartAssignment, t: Truth) -> None:
@@ -149,8 +164,10 @@ def run_layout(
             parts, truth, lost = split_and_truth(layout, docs, rng, letter_id)
             matcher = Matcher(MatchIndex(snap, make_context(letter_id, LetterScope.PROPERTY, prop_id, group), account))
             total.lost_letters += lost
+            matcher.note_document(parts)
             for part in parts:
                 a = matcher.assign(part)
+                note_reasons("property", a, truth[part.part_id])
                 tally(total, a, truth[part.part_id])
                 tally(per[truth[part.part_id].category], a, truth[part.part_id])
     out["property"] = (total, per)
@@ -160,8 +177,10 @@ def run_layout(
     parts, truth, lost = split_and_truth(layout, docs, rng, "cross")
     matcher = Matcher(MatchIndex(snap, make_context("cross", LetterScope.CROSS_PROPERTY, None, "owners"), account))
     total.lost_letters += lost
+    matcher.note_document(parts)
     for part in parts:
         a = matcher.assign(part)
+        note_reasons("cross", a, truth[part.part_id])
         tally(total, a, truth[part.part_id])
         tally(per[truth[part.part_id].category], a, truth[part.part_id])
     out["cross"] = (total, per)
@@ -173,7 +192,9 @@ def add(into: Row, row: Row) -> None:
         setattr(into, f.name, getattr(into, f.name) + getattr(row, f.name))
 
 
-def main(seeds: list[int], only: str | None, properties: int, units: int, property_letters: int) -> None:
+def main(
+    seeds: list[int], only: str | None, properties: int, units: int, property_letters: int, *, reasons: bool = False
+) -> None:
     layouts = [layout for layout in (*LAYOUTS, UNTUNED_LAYOUT) if only is None or layout.name.startswith(only)]
     if only is None:
         layouts = list(LAYOUTS)  # the untuned layout G runs only when asked for (--only G)
@@ -206,3 +227,9 @@ def main(seeds: list[int], only: str | None, properties: int, units: int, proper
             print(
                 f"{trap:40} {scope:8} {row.parts:6d} {pct(row.auto, row.parts):>7} {row.wrong:5d} {row.flagged_not_top3:8d}"
             )
+    if reasons:
+        print("\nwhy assignable letters went to review (reasons per letter, numbers masked):")
+        for (scope, trap), counter in sorted(REASONS.items()):
+            print(f"  {scope:8} {trap}")
+            for reason, n in counter.most_common(6):
+                print(f"    {n:5d}  {reason[:150]}")

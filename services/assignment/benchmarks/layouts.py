@@ -274,6 +274,30 @@ def _layout_g(rng: random.Random, doc: LetterDoc) -> list[Page]:
     return pages
 
 
+def _layout_h(rng: random.Random, doc: LetterDoc) -> list[Page]:
+    """Written after the work on G and measured once, untuned: form A window, a one-line reference strip with "|"
+    ("Obj.-Nr. 1020 | Whg. 3 | Debitor 4711 | 01.03.2025"), the subject naming "Wirtschaftseinheit" and
+    "Nutzeinheit", the page number as "1/2" alone at the bottom, continuation pages headed "Fortsetzung".
+    """
+    p, u = doc.prop, doc.unit
+    strip = [f"Obj.-Nr. {p.reference}", f"Whg. {int(_unit_no(u))}"]
+    if doc.identifier:
+        strip.append(f"Debitor {doc.identifier}")
+    strip.append(f"{LETTER_DATE:%d.%m.%Y}")
+    pages = []
+    for n in range(1, doc.pages + 1):
+        if n == 1:
+            lines = ["Hausverwaltung Sonnenschein GmbH", *doc.window, " | ".join(strip)]
+            lines.append(f"Hausgeldabrechnung 2024 – Wirtschaftseinheit {p.reference}, Nutzeinheit {_unit_no(u)}")
+            lines += [_greeting_line(doc), "mit diesem Schreiben erhalten Sie die Abrechnung.", *_body(rng, 13)]
+        else:
+            lines = [f"Fortsetzung Hausgeldabrechnung 2024 – {doc.window[-3] if len(doc.window) > 2 else ''}"]
+            lines += _body(rng, 30)
+        lines.append(f"{n}/{doc.pages}")
+        pages.append(Page(tuple(doc.window) if n == 1 else (), "\n".join(lines)))
+    return pages
+
+
 LAYOUTS: tuple[Layout, ...] = (
     Layout("A colon info block", "Kunden-Nr./Objekt/Einheit mit Doppelpunkt, Seite x von n", "B", _layout_a),
     Layout("B no colon, subject", "Objekt 1020 / WE 01, Betreff mit Objekt und Wohnung, Seite x/n", "B", _layout_b),
@@ -286,10 +310,13 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
     Layout("E body, property name", "Wohnung Nr. n in der Liegenschaft <Name>, Blatt x von n", "B", _layout_e),
     Layout("F form A, header name", "Form A, Kopfzeile mit Objektname, Whg.-Nr., Seite n", "A", _layout_f),
+    # Written last in session 3 and measured once untuned (79-90 %); the table reader was then built for it.
+    Layout("G table header", "Beschriftungen über den Werten (Tabelle), Seite x von n im Kopf", "B", _layout_g),
 )
-# Written after all tuning and measured once (README "Assignment on foreign exports"): not part of the default run.
+# Written after the work on G and measured once untuned (README "Assignment on foreign exports": it found one wrong
+# automatic assignment, fixed since); not in the default run (--only H).
 UNTUNED_LAYOUT = Layout(
-    "G untuned: table header", "Beschriftungen über den Werten (Tabelle), Seite x von n im Kopf", "B", _layout_g
+    "H reference strip", "Form A, Zeile „Obj.-Nr. … | Whg. … | Debitor …“, Seite „n/m“", "A", _layout_h
 )
 
 

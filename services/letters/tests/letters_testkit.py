@@ -72,7 +72,13 @@ def assigned(
 
 
 class LetterBuilder:
-    def __init__(self, *, account: str = "acc-1", scope: LetterScope = LetterScope.PROPERTY) -> None:
+    def __init__(
+        self,
+        *,
+        account: str = "acc-1",
+        scope: LetterScope = LetterScope.PROPERTY,
+        period: tuple[date, date] | None = None,
+    ) -> None:
         self.account = account
         self.letter = SerialLetter.create(
             letter_id=uuid.uuid4(),
@@ -85,6 +91,8 @@ class LetterBuilder:
             include_archived=False,
             letter_date=date(2026, 3, 1),
             actor=STAFF,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
         )
         self.inbound = 0
         self.parts: dict[str, list[SplitPart]] = {}

@@ -110,7 +110,9 @@ class Scenario:
             page_count=2,
         )
 
-    def release(self, items: list[ReleasedItem], *, notify: bool = True) -> Envelope:
+    def release(
+        self, items: list[ReleasedItem], *, notify: bool = True, period: tuple[date, date] | None = None
+    ) -> Envelope:
         payload = LetterReleased(
             letter_id=self.letter_id,
             title="Heizkostenabrechnung 2025",
@@ -119,6 +121,8 @@ class Scenario:
             notify_by_email=notify,
             released_by="staff@hv.example",
             items=items,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
         )
         return make_envelope(payload, account_id=self.account_id, producer="letters")
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 CALLER_HEADER = "X-SmartPost-Caller"
 ALGORITHM = "EdDSA"
 MAX_TOKEN_LENGTH = 4096
+# Longest lifetime (exp - iat) a verifier accepts; issuers mint 60 s by default (IdentitySettings allows up to 1 h).
+MAX_TOKEN_LIFETIME_SECONDS = 3600
 
 
 class InvalidCallerError(Exception):
@@ -97,11 +99,19 @@ class CallerTokenIssuer:
 class CallerVerifier:
     """Verifies caller claims for one service (the audience) against its trusted issuers' public keys."""
 
-    def __init__(self, audience: str, trusted: dict[str, TrustedIssuer], *, leeway_seconds: int = 10) -> None:
+    def __init__(
+        self,
+        audience: str,
+        trusted: dict[str, TrustedIssuer],
+        *,
+        leeway_seconds: int = 10,
+        max_lifetime_seconds: int = MAX_TOKEN_LIFETIME_SECONDS,
+    ) -> None:
         self.audience = audience
         self.trusted = trusted
         self._keys = {name: _public_key(issuer.public_key) for name, issuer in trusted.items()}
         self.leeway_seconds = leeway_seconds
+        self.max_lifetime_seconds = max_lifetime_seconds
 
     @classmethod
     def from_settings(cls, audience: str, settings: IdentitySettings) -> CallerVerifier:
@@ -129,19 +139,33 @@ class CallerVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidCallerError(f"{type(exc).__name__}: {exc}") from exc
+        return self._checked(issuer_name, claims)
+
+    def _checked(self, issuer_name: str, claims: dict[str, Any]) -> CallerClaims:
+        """What the signature alone does not settle: claim types, lifetime, and what this issuer may claim."""
         account_id, actor = claims.get("acc"), claims.get("sub")
         if not isinstance(account_id, str) or not account_id or len(account_id) > 64:
             raise InvalidCallerError("account claim missing or invalid")
         if not isinstance(actor, str) or not actor or len(actor) > 320:
             raise InvalidCallerError("actor claim missing or invalid")
-        if not self.trusted[issuer_name].allows(account_id, self.audience):
+        lifetime = claims["exp"] - claims["iat"]
+        if not isinstance(lifetime, int) or lifetime > self.max_lifetime_seconds:
+            # A leaked long-lived token would be a standing key: only short-lived claims are proof.
+            raise InvalidCallerError(f"token lifetime {lifetime!r} s exceeds {self.max_lifetime_seconds} s")
+        trusted = self.trusted[issuer_name]
+        if not trusted.allows(account_id, self.audience):
             raise InvalidCallerError(f"issuer {issuer_name!r} may not act for this account or service")
-        roles = claims.get("roles") or []
+        raw_roles = claims.get("roles") or []
+        if not isinstance(raw_roles, list):
+            raise InvalidCallerError("roles claim invalid")
+        roles = frozenset(str(r) for r in raw_roles)
+        if not trusted.grants(roles):
+            raise InvalidCallerError(f"issuer {issuer_name!r} may not grant roles {sorted(roles)!r}")
         return CallerClaims(
             issuer=issuer_name,
             account_id=account_id,
             actor=actor,
-            roles=frozenset(str(r) for r in roles) if isinstance(roles, list) else frozenset(),
+            roles=roles,
             token_id=str(claims.get("jti", "")),
         )
 

@@ -89,6 +89,7 @@ class LocalSystem:
             "SMARTPOST_GATEWAY_PORTAL_URL": self.url("portal-publisher") if "portal-publisher" in self.ports else "",
             "SMARTPOST_GATEWAY_PRINT_URL": self.url("print-dispatch") if "print-dispatch" in self.ports else "",
             "SMARTPOST_GATEWAY_NOTIFIER_URL": self.url("notifier") if "notifier" in self.ports else "",
+            "SMARTPOST_GATEWAY_SPLITTER_URL": self.url("splitter") if "splitter" in self.ports else "",
             "SMARTPOST_NOTIFIER_PORTAL_BASE_URL": (
                 self.url("portal-publisher") + "/kundenportal" if "portal-publisher" in self.ports else ""
             ),
@@ -209,6 +210,13 @@ DEMO_ENV = {
                 "account_id": "demo",
                 "roles": ["release"],
                 "name": "Ben Prüfer",
+            },
+            # Operations and data protection (dead letters, erasure and export of a contact's personal data).
+            "clara@hv-muster.de": {
+                "password_hash": _DEMO_HASH,
+                "account_id": "demo",
+                "roles": ["admin"],
+                "name": "Clara Datenschutz",
             },
         }
     ),

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage  # noqa: TC002 - FastStream reads annotations at runtime
 from faststream.middlewares import AckPolicy
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
@@ -128,6 +130,11 @@ class ClaimCheck:
         if not isinstance(ref, dict) or not isinstance(ref.get("key"), str):
             msg = "payload_ref without key"
             raise PermanentError(msg)
+        foreign = account_key_problem(str(data.get("account_id", "")), ref["key"])
+        if foreign is not None:
+            # A producer's claim check names only its own account's objects (never another account's event body).
+            msg = f"claim-check {foreign}"
+            raise PermanentError(msg)
         if self.store is None:
             msg = f"claim-check message {ref['key']} but this consumer has no object storage"
             raise PermanentError(msg)
@@ -140,7 +147,11 @@ class ClaimCheck:
             msg = f"claim-check object {ref['key']} does not match its sha256"
             raise PermanentError(msg)
         full = json.loads(body)
-        if not isinstance(full, dict) or str(full.get("event_id")) != str(data.get("event_id")):
+        if (
+            not isinstance(full, dict)
+            or str(full.get("event_id")) != str(data.get("event_id"))
+            or str(full.get("account_id")) != str(data.get("account_id"))
+        ):
             msg = f"claim-check object {ref['key']} holds another event"
             raise PermanentError(msg)
         return body
@@ -167,10 +178,23 @@ def make_broker(
         acks="all",
         max_request_size=max_request_size,
         compression_type=compression_type,
+        security=broker_auth(settings),
     )
     # Signing and verification ride with the broker, so every publisher and consumer built on it uses them.
     _SECURITY[broker] = EventSecurity.from_settings(settings)
     return broker
+
+
+def broker_auth(settings: KafkaSettings) -> BaseSecurity | None:
+    """FastStream's security object for the configured SASL/SCRAM login (None = no broker authentication)."""
+    if not settings.sasl_enabled:
+        return None
+    username = settings.sasl_username or ""
+    password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    use_ssl = settings.security_protocol == "SASL_SSL"
+    context = ssl.create_default_context(cafile=settings.ssl_cafile) if use_ssl else None
+    scram = SASLScram512 if settings.sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(username=username, password=password, ssl_context=context, use_ssl=use_ssl)
 
 
 _EMPTY_KAFKA_SETTINGS = KafkaSettings(signing_key=None, trusted_producers={})

@@ -82,6 +82,8 @@ METRIC_NAMES = frozenset(
         "smartpost_outbox_oldest_age_seconds",
         "smartpost_letters",
         "smartpost_letters_oldest_waiting_seconds",
+        "smartpost_letters_stuck",
+        "smartpost_letters_stuck_oldest_seconds",
         "smartpost_assignment_parts",
         "smartpost_mails",
         "smartpost_mails_deferred",
@@ -255,7 +257,7 @@ class KafkaLagSource:
         known = {t.name: t for t in ALL_TOPICS}
         dlq_topics = sorted({known[t].dead_letter for t in topics if t in known})
         servers = self.kafka.bootstrap_servers
-        consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, **self.kafka.client_kwargs())
         await consumer.start()
         try:
             partitions: dict[str, list[TopicPartition]] = {}
@@ -292,10 +294,14 @@ class KafkaLagSource:
 
     async def _committed(self, group: str, tps: list[Any]) -> dict[Any, int | None]:
         timeout_ms = int(self.timeout_seconds * 1000)
-        return await _committed_offsets(self.kafka.bootstrap_servers, group, tps, timeout_ms)
+        return await _committed_offsets(
+            self.kafka.bootstrap_servers, group, tps, timeout_ms, **self.kafka.client_kwargs()
+        )
 
 
-async def _committed_offsets(servers: str, group: str, tps: list[Any], timeout_ms: int) -> dict[Any, int | None]:
+async def _committed_offsets(
+    servers: str, group: str, tps: list[Any], timeout_ms: int, **security: Any
+) -> dict[Any, int | None]:
     """The group's committed offsets, read the way its members read them (OffsetFetch through the coordinator).
 
     A consumer with the group id but no subscription never joins the group, so it does not disturb the members.
@@ -303,7 +309,11 @@ async def _committed_offsets(servers: str, group: str, tps: list[Any], timeout_m
     from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
 
     reader = AIOKafkaConsumer(
-        bootstrap_servers=servers, group_id=group, enable_auto_commit=False, request_timeout_ms=timeout_ms
+        bootstrap_servers=servers,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=timeout_ms,
+        **security,
     )
     await reader.start()
     try:

@@ -157,7 +157,9 @@ async def _read_until(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int
 
 async def read_dead_letters(kafka: KafkaSettings, topics: Sequence[str]) -> list[DeadLetter]:
     """Every dead letter currently in ``topics`` (with re-drive markers applied), oldest first per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False, **kafka.client_kwargs()
+    )
     await consumer.start()
     try:
         tps = await _partitions(consumer, topics)
@@ -239,7 +241,11 @@ async def redrive(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Redriv
     fresh = await read_dead_letters(kafka, sorted({letter.topic for letter in letters}))
     done = {letter.coordinates for letter in fresh if letter.redriven}
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=False, acks="all", compression_type=None
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_idempotence=False,
+        acks="all",
+        compression_type=None,
+        **kafka.client_kwargs(),
     )
     await producer.start()
     try:

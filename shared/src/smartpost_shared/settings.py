@@ -6,10 +6,13 @@ down explicitly; nothing deeper in the code reads the environment.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Secrets that ever stood in code, examples or docs: accepted nowhere, not even in local development.
 KNOWN_DEFAULT_SECRETS = frozenset(
@@ -54,6 +57,38 @@ class KafkaSettings(BaseSettings):
     # Start-up waits this long for broker/storage/database before serving; after that the service serves /healthz,
     # reports not-ready on /readyz and keeps connecting in the background (a dependency being down is not fatal).
     startup_grace_seconds: float = Field(default=10.0, ge=0)
+    # Broker authentication (production: SASL_SSL or SASL_PLAINTEXT with SCRAM-SHA-512, one user per service whose
+    # ACLs allow only the topics the registry names for it, see smartpost_shared.kafka_acls). PLAINTEXT = none
+    # (tansu in the local stack and the tests). With SASL on, user and password are required secrets.
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # CA bundle for SASL_SSL (PEM file); unset = the system's trusted CAs.
+    ssl_cafile: str | None = None
+
+    @property
+    def sasl_enabled(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Connection security for a raw aiokafka client (metrics, re-drive tool).
+
+        The services' broker gets the same through :func:`smartpost_shared.messaging.make_broker`.
+        """
+        if not self.sasl_enabled:
+            return {}
+        kwargs: dict[str, Any] = {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_username,
+            "sasl_plain_password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+        }
+        if self.security_protocol == "SASL_SSL":
+            import ssl  # noqa: PLC0415 - only with TLS
+
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        return kwargs
 
 
 class StorageSettings(BaseSettings):
@@ -71,14 +106,22 @@ class StorageSettings(BaseSettings):
 class TrustedIssuer(BaseModel):
     """A caller whose signature a service accepts, and for what."""
 
+    # A misspelt restriction ("role", "account") must not be ignored silently: unknown keys refuse to start.
+    model_config = ConfigDict(extra="forbid")
+
     public_key: str = Field(min_length=40)  # base64 of the raw 32-byte Ed25519 public key
     accounts: list[str] = Field(default_factory=lambda: ["*"])
     audiences: list[str] = Field(default_factory=lambda: ["*"])
+    # Roles this issuer may grant (e.g. [] for an ERP connector: it may not claim "admin").
+    roles: list[str] = Field(default_factory=lambda: ["*"])
 
     def allows(self, account_id: str, audience: str) -> bool:
         return ("*" in self.accounts or account_id in self.accounts) and (
             "*" in self.audiences or audience in self.audiences
         )
+
+    def grants(self, roles: Iterable[str]) -> bool:
+        return "*" in self.roles or set(roles) <= set(self.roles)
 
 
 class IdentitySettings(BaseSettings):
@@ -151,7 +194,11 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_safe(self) -> ServiceSettings:
-        problems = secret_problems(self, self.required_secrets)
+        required = self.required_secrets
+        if self.kafka.sasl_enabled:
+            # Broker authentication switched on: the service's SASL user and password are required secrets too.
+            required = (*required, "kafka.sasl_username", "kafka.sasl_password")
+        problems = secret_problems(self, required)
         if self.local_development:
             # Only a known default is refused here too: it would be public knowledge in any environment.
             problems = [p for p in problems if "known default" in p]

@@ -28,8 +28,16 @@ MASTERDATA = Topic(
     name="masterdata.events",
     key="account_id",
     producer="erp-integration",
-    consumers=("assignment", "portal-publisher", "notifier", "print-dispatch"),
-    event_types=("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
+    # letters consumes only ContactErasureRequested (crypto-shredding of the contact's data in letter events).
+    consumers=("assignment", "portal-publisher", "notifier", "print-dispatch", "letters"),
+    event_types=(
+        "PropertyUpserted",
+        "UnitUpserted",
+        "ContactUpserted",
+        "ContactArchived",
+        "ContractUpserted",
+        "ContactErasureRequested",
+    ),
 )
 LETTERS = Topic(
     name="letters.events",

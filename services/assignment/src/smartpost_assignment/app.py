@@ -15,6 +15,7 @@ from smartpost_assignment.application import AssignmentService
 from smartpost_assignment.consumers import register_consumers
 from smartpost_assignment.domain.matching import MatchPolicy
 from smartpost_assignment.metrics import AssignmentSource
+from smartpost_assignment.privacy import SERVICE, erasure_request_router, export_contact
 from smartpost_assignment.settings import Settings
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
@@ -24,6 +25,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore, ObjectStore
 from smartpost_shared.tracing import install_tracing
 
@@ -45,6 +47,7 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         create_platform_tables(engine)
         create_masterdata_tables(engine)
         create_tables(engine)
+        create_privacy_tables(engine)
 
     service = AssignmentService(MatchPolicy(settings.auto_threshold, settings.auto_margin))
     # Object storage only for claim checks: big DocumentSplit in, big PagesAssigned out (smartpost_shared.messaging).
@@ -105,6 +108,8 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
     app.state.service = service
     app.state.startup = startup
     app.include_router(build_router(engine, service, settings, broker, relay))
+    app.include_router(erasure_request_router(engine))
+    app.include_router(personal_data_router(SERVICE, engine, export_contact))
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), AssignmentSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)

@@ -183,6 +183,7 @@ class AssignmentService:
         store = AssignmentStore(conn)
         existing = store.parts(context.account_id, context.letter_id, document_id)
         matcher = Matcher(MatchIndex(snapshot, context), self.policy)
+        matcher.note_document(parts)
         assignments: list[PartAssignment] = []
         delete_parts_except(conn, context.account_id, context.letter_id, document_id, {p.part_id for p in parts})
         for part in parts:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_assignment.privacy import erase_contact
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency, answer_key
+from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
 from smartpost_shared.topics import LETTERS, MASTERDATA, SPLITTER
 
 if TYPE_CHECKING:
@@ -34,8 +36,8 @@ def register_consumers(
     consumer.subscribe_batch(
         MASTERDATA,
         idempotent,
-        dict.fromkeys(MASTERDATA.event_types, service.on_masterdata),
-        apply_batch=apply_masterdata_batch,
+        dict.fromkeys(MASTERDATA.event_types, erasure_aware_handler(service.on_masterdata, erase_contact, CONSUMER)),
+        apply_batch=erasure_aware_batch(apply_masterdata_batch, erase_contact, CONSUMER),
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )

@@ -479,6 +479,34 @@ def test_a_joint_addressee_missing_from_master_data_is_no_evidence_against_the_c
     assert any(e.startswith("gemeinsam adressiert mit") for e in result.evidence)
 
 
+def test_first_and_last_name_of_two_different_addressees_do_not_make_a_full_name() -> None:
+    # "Jörg" belongs to Jörg Schmidt, "Weiß" to Anna Weiß: neither is Jörg Weiß (a co-owner of the unit, say), so
+    # he is not named in full and never gets the letter automatically.
+    lines = ["Herrn Jörg Schmidt und", "Frau Anna Weiß", "Am Markt 1", "10178 Berlin"]
+    result = matcher(period_context()).assign(part(lines))
+    assert result.status is not AssignmentStatus.ASSIGNED or result.contact_id != "weiss"
+    weiss = next(c for c in result.candidates if c.contact_id == "weiss")
+    assert any("Vorname gehört zu einer anderen Person" in e for e in weiss.evidence)
+
+
+@pytest.mark.parametrize(
+    ("names", "persons"),
+    [
+        (["Eheleute", "Anna und Bernd Beispiel"], [{"anna", "beispiel"}, {"bernd", "beispiel"}]),
+        (
+            ["Eheleute", "Olga und Jonas Klein-Hartmann"],
+            [{"olga", "klein", "hartmann"}, {"jonas", "klein", "hartmann"}],
+        ),
+        (["Herrn Björn Koch und", "Herrn Florian Keller"], [{"bjoern", "koch"}, {"florian", "keller"}]),
+        (["Xaver Acker u. Berta Yps"], [{"xaver", "acker"}, {"berta", "yps"}]),
+        (["Herrn Jörg Weiß"], []),
+    ],
+)
+def test_a_joint_window_is_read_person_by_person(names: list[str], persons: list[set[str]]) -> None:
+    window = parse_window(part([*names, "Am Markt 1", "10178 Berlin"]))
+    assert [set(p) for p in window.persons] == persons
+
+
 def test_another_first_name_still_counts_against_a_namesake_outside_joint_letters() -> None:
     result = matcher(period_context()).assign(part(["Herrn Jörg Weiß Eva", "Am Markt 1", "10178 Berlin"]))
     assert result.status is AssignmentStatus.NEEDS_REVIEW
@@ -559,3 +587,88 @@ def test_unusual_page_count_message_is_german_singular_and_decimal_comma():
     warnings = document_warnings(snap, context(), {"a": 1, "b": 4, "c": 5, "d": 4, "e": 5, "f": 5}, [])
     (message,) = [w.message for w in warnings if w.code == "unusual_page_count"]
     assert message == "1 Seite, üblich sind 4,5 Seiten in diesem Dokument"
+
+
+def _context_snapshot() -> AccountSnapshot:
+    """The company owns u4 in p1 and u3 in p2 (and, here, u5 in p5 at its own address); p3 is not its property."""
+    snap = snapshot()
+    snap.properties["p1"] = Property(A, "p1", "1010", "Haus am Lindenpark", "Lindenstraße 12", "10115", "Berlin")
+    snap.properties["p2"] = Property(A, "p2", "1020", "Wohnanlage Rosenhof", "Gartenweg 3", "80333", "München")
+    snap.properties["p3"] = Property(A, "p3", "1030", "Residenz Sonnenblick", "Parkallee 7", "10115", "Berlin")
+    snap.properties["p5"] = Property(A, "p5", "1050", "WEG Hauptstraße 1", "Hauptstr. 1", "80331", "München")
+    snap.units["u5"] = Unit(A, "u5", "p5", "WE 07", "")
+    snap.contracts.append(Contract(A, "k11", "firma", "u5", "p5", "owner", date(2015, 1, 1), None, "V-k11"))
+    return snap
+
+
+FIRM = ["Meyer Immobilien GmbH & Co. KG", "Hauptstr. 1", "80331 München"]
+
+
+def _with_context(lines: list[str], pid: str = "p-0") -> SplitPart:
+    return part(FIRM, ["K-004714"], pid=pid).model_copy(update={"context_lines": lines})
+
+
+@pytest.mark.parametrize(
+    ("lines", "prop", "unit"),
+    [
+        (["Wohnanlage Rosenhof · Abrechnung 2024"], "p2", "u3"),  # the name in the letterhead
+        (["Jahresabrechnung 2024 – WEG Lindenstraße 12, Whg. 3"], "p1", "u4"),  # the address led by "WEG"
+        (["Sehr geehrte Damen und Herren,", "anbei die Abrechnung für Lindenstraße 12, 10115 Berlin."], None, None),
+        (["Lindenstraße 12, 10115 Berlin"], "p1", "u4"),  # a cell of its own with the property's postal code
+        (["Objekt Haus am Lindenpark"], "p1", "u4"),
+    ],
+)
+def test_a_property_named_without_a_label_places_an_owner_of_several_properties(
+    lines: list[str], prop: str | None, unit: str | None
+) -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    assert m.assign(_with_context([])).status is AssignmentStatus.NEEDS_REVIEW  # p1, p2 or p5?
+    result = m.assign(_with_context(lines))
+    assert (result.property_id, result.unit_id) == (prop, unit), lines
+    assert result.status is (AssignmentStatus.ASSIGNED if prop else AssignmentStatus.NEEDS_REVIEW)
+    if prop == "p2":
+        # The found text is shown to staff.
+        assert "Liegenschaft 1020 auf der Seite genannt (ohne Bezeichnung: „Wohnanlage Rosenhof“)" in result.evidence
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # The management company's own address (one of the company's properties) in a sender line.
+        ["Hausverwaltung Sonnenschein GmbH · Gartenweg 3, 80333 München", "Abrechnung 2024"],
+        # The addressee's own address (p5), here printed as one line as well as in the window.
+        ["Hauptstr. 1, 80331 München", "Abrechnung 2024"],
+        # Two of the contact's properties named: the letterhead and a comparison in the opening sentence.
+        ["Wohnanlage Rosenhof · Abrechnung 2024", "die Kosten liegen wie im Haus am Lindenpark unter dem Vorjahr."],
+        # A street of a property without a designation or postal code ("Gartenweg 3" may be anything).
+        ["Gartenweg 3"],
+        # Another property of the account, not the contact's, compared in the body: no decision, no penalty.
+        ["Abrechnung 2024", "wie in der Residenz Sonnenblick wurde der Aufzug erneuert."],
+    ],
+)
+def test_unlabelled_lines_that_must_not_decide_the_property(lines: list[str]) -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    result = m.assign(_with_context(lines))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW, lines
+    assert result.property_id is None
+    assert result.candidates[0].contact_id == "firma"  # the contact stays certain, only the property is open
+    if "Haus am Lindenpark" in lines[-1]:
+        shown = result.candidates[0].evidence
+        assert any(e.startswith("mehrere Liegenschaften des Kontakts auf der Seite genannt") for e in shown)
+
+
+def test_a_line_on_most_first_pages_of_a_document_is_letterhead_not_evidence() -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    head = "Verwaltungsbüro in der Wohnanlage Rosenhof"
+    parts = [_with_context([head, "Abrechnung 2024"], pid=f"p-{i}") for i in range(4)]
+    m.note_document(parts)
+    assert m.assign(parts[0]).status is AssignmentStatus.NEEDS_REVIEW
+    # Once is not letterhead: the same line on one letter of four names its property.
+    m.note_document([parts[0], *(_with_context(["Abrechnung 2024"], pid=f"q-{i}") for i in range(3))])
+    assert m.assign(parts[0]).property_id == "p2"
+
+
+def test_property_scope_ignores_unlabelled_lines_naming_another_property() -> None:
+    m = matcher(context(LetterScope.PROPERTY, property_id="p1"), _context_snapshot())
+    result = m.assign(_with_context(["Wohnanlage Rosenhof · Abrechnung 2024"]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p1", "u4")

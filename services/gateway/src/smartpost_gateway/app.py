@@ -16,15 +16,21 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartpost_gateway import deadletters, texts, web
+from smartpost_gateway import deadletters, privacy, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.adapters.sessions import SessionStore
+from smartpost_gateway.adapters.splitter import SplitterClient
 from smartpost_gateway.settings import Settings, get_settings
 from smartpost_shared.db import make_engine
-from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.http import (
+    FORM_BODY_LIMIT,
+    MULTIPART_OVERHEAD,
+    BodyLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
 from smartpost_shared.identity import CallerTokenIssuer
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.metrics import install_metrics
@@ -57,25 +63,36 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
         )
         app.state.portal = PortalClient(settings.portal_url, issuer=issuer, timeout=timeout, transport=transport)
         app.state.print = PrintClient(settings.print_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.splitter = SplitterClient(settings.splitter_url, issuer=issuer, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
         try:
             yield
         finally:
-            for client in (app.state.letters, app.state.assignment, app.state.portal, app.state.print):
+            clients = (app.state.letters, app.state.assignment, app.state.portal, app.state.print, app.state.splitter)
+            for client in clients:
+                await client.aclose()
+            for client in getattr(app.state, "privacy_clients", {}).values():
                 await client.aclose()
 
     app = FastAPI(title="SmartPost Gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.sessions = SessionStore(make_engine(settings.resolved_database_url()))
     # Uploads are bounded while they stream and read only for a logged-in user (not for anyone who can connect).
+    # Forms and JSON stay under 1 MB, so the login form (the one body read before a session exists) stays cheap.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=_session_precheck
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        precheck=_session_precheck,
+        other_max_bytes=FORM_BODY_LIMIT,
     )
+    # Outermost: every response, also the body limit's refusals, carries the CSP and the other security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(web.router)
     app.include_router(deadletters.router)
+    app.include_router(privacy.router)
     install_metrics(app, settings.service_name)
     install_tracing(app, settings.service_name, settings.tracing)
 
@@ -160,10 +177,16 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
 
 
 async def _session_precheck(scope: MutableMapping[str, Any]) -> tuple[int, str] | None:
-    """Uploads (multipart) only from a logged-in user; other forms are small and their routes check the session."""
+    """Uploads (multipart) and JSON only from a logged-in user.
+
+    Plain forms (``application/x-www-form-urlencoded``, at most 1 MB) pass: the login form has no session yet, and a
+    form posted with an expired session is answered by its route with the way back to the login page.
+    """
     headers = dict(scope.get("headers", []))
-    if not headers.get(b"content-type", b"").startswith(b"multipart/"):
+    if headers.get(b"content-type", b"").lower().startswith(b"application/x-www-form-urlencoded"):
         return None
+    if headers.get(b"content-length") == b"0":
+        return None  # nothing to read (a bare POST); its route checks the session
     cookies: SimpleCookie = SimpleCookie()
     for name, value in scope.get("headers", []):
         if name == b"cookie":

@@ -51,6 +51,7 @@ class Settings(ServiceSettings):
     assignment_url: str = "http://127.0.0.1:8103"
     portal_url: str = "http://127.0.0.1:8104"
     print_url: str = "http://127.0.0.1:8105"
+    splitter_url: str = "http://127.0.0.1:8102"  # the split-strategy proposal at upload
     notifier_url: str = "http://127.0.0.1:8106"
     service_timeout_seconds: float = Field(default=30.0, gt=0)
 

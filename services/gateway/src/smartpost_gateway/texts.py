@@ -67,6 +67,16 @@ ASSIGNMENT_STATUS = {
 }
 
 SPLIT_STRATEGIES = {
+    "auto": (
+        "Vorschlag von SmartPost",
+        (
+            "SmartPost probiert beim Hochladen die Regeln Anschriftfeld (Form A und B), erste Seite („Seite 1 von“), "
+            "Kontaktnummer, Trennseite, leere Trennseiten und feste Seitenzahl an der Datei aus und wählt die "
+            "stimmigste: jeder Brief mit genau einer Anschrift und höchstens einer Kontaktnummer, Seitenzählung "
+            "beginnt bei jedem Brief neu, plausible Seitenzahlen. Die Begründung wird angezeigt; die Regel lässt "
+            "sich danach unter „Trennregel ändern“ anpassen."
+        ),
+    ),
     "address_block": (
         "Anschriftfeld (DIN 5008)",
         (

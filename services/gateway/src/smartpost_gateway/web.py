@@ -11,6 +11,7 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from smartpost_gateway.adapters.letters import LettersClient
     from smartpost_gateway.adapters.portal import PortalClient
     from smartpost_gateway.adapters.print_dispatch import PrintClient
+    from smartpost_gateway.adapters.splitter import SplitterClient
 
 log = get_logger(__name__)
 SESSION_COOKIE = "smartpost_session"
@@ -131,6 +133,11 @@ def printing(request: Request) -> PrintClient:
     return client
 
 
+def splitter(request: Request) -> SplitterClient:
+    client: SplitterClient = request.app.state.splitter
+    return client
+
+
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     session = context.get("session")
     settings = _settings(request)
@@ -163,11 +170,29 @@ async def login_page(request: Request) -> HTMLResponse:
     return render(request, "login.html", {"error": None, "login": ""})
 
 
+def _cross_site(request: Request) -> bool:
+    """A browser's request from another site: ``Sec-Fetch-Site: cross-site`` or an ``Origin`` of another host."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        # Sent by every current browser and not changed by the referrer policy: only the own page may post.
+        return fetch_site not in {"same-origin", "none"}
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False  # not sent by browsers for same-origin form posts in every case; scripts send none
+    return urlsplit(origin).netloc.casefold() != request.headers.get("host", "").casefold()
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
     settings = _settings(request)
+    if _cross_site(request):
+        # Login CSRF: another site must not log a staff member into someone else's account (whose uploads would
+        # then land there). The login form has no session to bind a token to, so the browser's Origin decides.
+        log.warning("gateway.login_cross_site", origin=request.headers.get("origin", "")[:200])
+        error = texts.UiError("Die Anmeldung ist nur über die Anmeldeseite von SmartPost möglich.")
+        return render(request, "login.html", {"error": error, "login": ""}, status_code=403)
     store = sessions(request)
     key = login.strip().casefold()[:320]
     address = request.client.host if request.client else "unknown"
@@ -531,16 +556,27 @@ async def upload(
     limit = _settings(request).max_upload_bytes
     client = letters(request)
     errors: list[str] = []
+    proposals: list[str] = []
     for upload_file in uploads:
         name = upload_file.filename or "dokument.pdf"
         content = await upload_file.read(limit + 1)
         if len(content) > limit:
             errors.append(f"„{name}“: Die Datei ist zu groß (höchstens {limit // (1024 * 1024)} MB).")
             continue
+        file_rule = rule
+        if rule is not None and rule["strategy"] == "auto":
+            file_rule, explanation = await _proposed_rule(request, who, content, rule)
+            proposals.append(f"„{name}“: {explanation}")
         try:
             # Every file goes up as a document to be split; staff mark attachments afterwards.
             await client.upload_document(
-                who, letter_id, filename=name, content=content, role="split", rule=rule, command_id=str(uuid.uuid4())
+                who,
+                letter_id,
+                filename=name,
+                content=content,
+                role="split",
+                rule=file_rule,
+                command_id=str(uuid.uuid4()),
             )
         except ServiceError as exc:
             ui = texts.translate(exc)
@@ -550,8 +586,35 @@ async def upload(
         error = texts.UiError(
             " ".join(errors), "Die übrigen Dateien wurden hochgeladen." if len(errors) < len(uploads) else ""
         )
-        return await _letter_page(request, session, letter_id, "dokumente", error=error, status_code=422)
+        return await _letter_page(
+            request, session, letter_id, "dokumente", error=error, status_code=422, extra={"proposals": proposals}
+        )
+    if proposals:
+        # The proposal and its reasons are shown once, right after the upload (they are not stored).
+        return await _letter_page(request, session, letter_id, "dokumente", extra={"proposals": proposals})
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+async def _proposed_rule(request: Request, who: Caller, content: bytes, asked: Json) -> tuple[Json, str]:
+    """The splitter's most consistent rule for this PDF and why (German); Anschriftfeld if no proposal is possible."""
+    fallback: Json = {
+        "strategy": "address_block",
+        **({"address_form": asked["address_form"]} if "address_form" in asked else {}),
+    }
+    try:
+        answer = await splitter(request).propose_split(who, content)
+    except ServiceError as exc:
+        log.warning("gateway.split_proposal_failed", status=exc.status, detail=exc.detail[:200])
+        return fallback, (
+            "Kein Vorschlag möglich (die Datei ließ sich nicht probeweise trennen); es gilt „Anschriftfeld“. "
+            "Bitte die Trennregel prüfen."
+        )
+    proposal = answer.get("proposal")
+    if not proposal:
+        return fallback, "Keine Regel ergab Briefe; es gilt „Anschriftfeld“. Bitte die Trennregel prüfen."
+    return dict(proposal["rule"]), (
+        str(answer.get("explanation") or "") + " Übernommen – ändern unter „Trennregel ändern“."
+    )
 
 
 @router.post("/serienbriefe/{letter_id}/dokumente/reihenfolge", response_class=HTMLResponse)
@@ -572,8 +635,13 @@ async def change_rule(request: Request, session: PostSessionDep, letter_id: str,
     require(session, Role.PREPARE)
     form = await request.form()
     role = "attachment" if form.get("role") == "attachment" else "split"
+    proposals: list[str] = []
     try:
         rule = _rule_from_form(form) if role == "split" else None
+        if rule is not None and rule["strategy"] == "auto":
+            content = await _document_bytes(request, caller(session), letter_id, document_id)
+            rule, explanation = await _proposed_rule(request, caller(session), content, rule)
+            proposals.append(explanation)
         await letters(request).change_document(caller(session), letter_id, document_id, role=role, rule=rule)
     except ValueError:
         return await _letter_page(
@@ -586,7 +654,23 @@ async def change_rule(request: Request, session: PostSessionDep, letter_id: str,
         )
     except ServiceError as exc:
         return await _letter_page(request, session, letter_id, "dokumente", error=texts.translate(exc), status_code=422)
+    if proposals:
+        return await _letter_page(request, session, letter_id, "dokumente", extra={"proposals": proposals})
     return redirect(request, f"/serienbriefe/{letter_id}/dokumente")
+
+
+async def _document_bytes(request: Request, who: Caller, letter_id: str, document_id: str) -> bytes:
+    """An uploaded document's PDF, read into memory up to the upload limit (for a proposal on an existing file)."""
+    limit = _settings(request).max_upload_bytes
+    _response, body = await letters(request).document_pdf(who, letter_id, document_id)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > limit:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post("/serienbriefe/{letter_id}/dokumente/{document_id}/entfernen", response_class=HTMLResponse)

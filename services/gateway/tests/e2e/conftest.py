@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,6 +42,31 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+# Every Content-Security-Policy violation a page reports: the browser's console message ("Refused to execute
+# inline script ...") and the ``securitypolicyviolation`` event (forwarded to the console by an init script, which
+# the policy does not govern). The browser tests fail on any.
+_REPORT_CSP = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + (e.blockedURI || "inline") +
+    " at " + e.sourceFile + ":" + e.lineNumber + " " + (e.sample || ""));
+});
+"""
+
+
+def watch_csp(context: Any, seen: list[str] | None = None) -> list[str]:
+    """Record every CSP violation of every page of ``context`` in ``seen`` (it grows while the pages run)."""
+    seen = [] if seen is None else seen
+    context.add_init_script(_REPORT_CSP)
+
+    def on_console(message: Any) -> None:
+        text = message.text
+        if "Content Security Policy" in text or text.startswith("CSP violation"):
+            seen.append(f"{message.page.url if message.page else '?'}: {text}")
+
+    context.on("console", on_console)
+    return seen
 
 
 @dataclass(frozen=True)
@@ -204,9 +230,8 @@ class RunningSystem:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture(scope="module")
-def running(stack: Stack) -> Iterator[RunningSystem]:
-    account_id = f"hv-{uuid.uuid4().hex[:8]}"
+def staff_users(account_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Anna (prepare + release) and Bernd (prepare only) of ``account_id``: (role name -> login, staff setting)."""
     users = {"anna": f"anna-{account_id}@hv-muster.de", "bernd": f"bernd-{account_id}@hv-muster.de"}
     password_hash = hash_password(PASSWORD)
     staff = {
@@ -223,6 +248,15 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
             "name": "Bernd Vorbereiter",
         },
     }
+    return users, staff
+
+
+@contextmanager
+def start_system(stack: Stack, demo: Demo, events: list[Any], *, contacts: int) -> Iterator[RunningSystem]:
+    """Every installed service as a process for ``demo``'s account, its master data ``events`` published (and
+    ``contacts`` contacts arrived at the assignment service), the staff users of :func:`staff_users`."""
+    account_id = demo.account_id
+    users, staff = staff_users(account_id)
     data_dir = Path(tempfile.mkdtemp(prefix="smartpost-gw-e2e-"))
     names = [s for s in SERVICES if installed(s)]
     system = LocalSystem(stack, data_dir, ports=free_ports_for(names), group_tag=f"gw-{data_dir.name}")
@@ -233,7 +267,6 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
         "SMARTPOST_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "SMARTPOST_LOG_LEVEL": "INFO",
     }
-    demo, events = build_demo(account_id)
     try:
         started = system.start_all(names)
         asyncio.run(publish(stack.bootstrap_servers, account_id, events))
@@ -242,7 +275,7 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
         headers = stack.caller_headers(account_id, "e2e", audience="assignment")
         while True:
             response = httpx.get(f"{system.url('assignment')}/contacts", headers=headers, params={"limit": 50})
-            if response.status_code == 200 and len(response.json()["contacts"]) >= len(PEOPLE):
+            if response.status_code == 200 and len(response.json()["contacts"]) >= contacts:
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"master data did not arrive at the assignment service: {response.text[:500]}")
@@ -255,3 +288,10 @@ def running(stack: Stack) -> Iterator[RunningSystem]:
             if log.exists():
                 shutil.copy(log, Path(tempfile.gettempdir()) / f"gw-e2e-{service}.log")
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def running(stack: Stack) -> Iterator[RunningSystem]:
+    demo, events = build_demo(f"hv-{uuid.uuid4().hex[:8]}")
+    with start_system(stack, demo, events, contacts=len(PEOPLE)) as system:
+        yield system

@@ -25,7 +25,7 @@ from smartpost_gateway.settings import Settings
 from smartpost_shared.sample_letters import write_serial_letter
 from smartpost_shared.testing.routes import route_table
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, RunningSystem
+from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, RunningSystem, watch_csp
 from .staff_walk import NOT_PAGES, walk
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ def browser_page(running: RunningSystem) -> Iterator[Page]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         # 1280 px: every page and table must fit without sideways scrolling (checked with every screenshot).
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="de-DE", accept_downloads=True)
+        watch_csp(context, CSP_VIOLATIONS)
         page = context.new_page()
         page.set_default_timeout(20_000)
         try:
@@ -52,6 +53,18 @@ def browser_page(running: RunningSystem) -> Iterator[Page]:
         finally:
             context.close()
             browser.close()
+
+
+CSP_VIOLATIONS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation(browser_page: Page) -> Iterator[None]:
+    """Every page the flow visits runs under the gateway's Content-Security-Policy without a single violation."""
+    CSP_VIOLATIONS.clear()
+    yield
+    browser_page.wait_for_timeout(200)  # console messages of the last page arrive asynchronously
+    assert CSP_VIOLATIONS == [], f"Content-Security-Policy violations: {CSP_VIOLATIONS}"
 
 
 # English service wording or raw data that must never reach a staff page's visible text.
@@ -156,6 +169,10 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
     upload(page, main_pdf, attachment_pdf)
     docs = page.locator("[data-testid=document]")
     expect(docs).to_have_count(2)
+    # The running splitter proposed a rule for each file and the page says which and why.
+    proposals = page.locator("[data-testid=split-proposal]")
+    expect(proposals).to_have_count(2)
+    expect(proposals.nth(0)).to_contain_text("„hausgeld-2024.pdf“: Vorschlag: „Anschriftfeld (Form B)“ – 3 Briefe")
     expect(docs.nth(0)).to_contain_text("hausgeld-2024.pdf")
     # dropping saves the new order at the letters service and reloads the page from it
     with page.expect_navigation():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -86,6 +87,12 @@ class FakeServices:
             return httpx.Response(200, json={**self.state["letter"], "resent_event_ids": []})
         if path == f"/letters/{LETTER_ID}/rematch":
             return httpx.Response(200, json={"documents": []})
+        if path == "/split-proposals":
+            if "proposal" not in self.state:
+                return httpx.Response(422, json={"detail": "Die Datei lässt sich für einen Vorschlag nicht lesen."})
+            return httpx.Response(200, json=self.state["proposal"])
+        if path == f"/v1/letters/{LETTER_ID}/documents" and request.method == "POST":
+            return httpx.Response(201, json=self.state["letter"])
         if path == "/v1/document-types":
             return httpx.Response(200, json={"version": 1, "nodes": []})
         if path in {"/properties", "/contacts"} or path.startswith(("/properties/", "/contacts/")):
@@ -266,6 +273,51 @@ def test_new_letter_form_forwards_the_billing_period() -> None:
     assert (created["period_start"], created["period_end"]) == ("2024-01-01", "2024-12-31")
 
 
+PROPOSAL = {
+    "pages": 43,
+    "pages_read": 43,
+    "proposal": {
+        "rule": {"strategy": "first_page", "first_page_text": "Seite 1 von"},
+        "name": "Erste Seite (Text „Seite 1 von“)",
+        "letters": 12,
+        "score": 1.0,
+        "reasons": ["12 Briefe"],
+    },
+    "alternatives": [],
+    "explanation": "Vorschlag: „Erste Seite (Text „Seite 1 von“)“ – 12 Briefe (Stimmigkeit 100%).",
+}
+
+
+@pytest.mark.parametrize("splitter_answers", [True, False])
+def test_upload_with_the_proposal_uses_the_most_consistent_rule_and_says_why(splitter_answers: bool) -> None:
+    state: dict[str, Any] = {"letter": letter("draft")}
+    if splitter_answers:
+        state["proposal"] = PROPOSAL
+    client, fake = make_client(False, state)
+    with client:
+        token = login(client, "anna@hv.de")
+        page = client.get(f"/serienbriefe/{LETTER_ID}/dokumente")
+        assert '<option value="auto" selected>Vorschlag von SmartPost</option>' in page.text
+        response = client.post(
+            f"/serienbriefe/{LETTER_ID}/dokumente",
+            data={"csrf_token": token, "strategy": "auto", "address_form": "B"},
+            files={"files": ("abrechnung.pdf", b"%PDF-1.7 test", "application/pdf")},
+        )
+    assert response.status_code == 200, response.text
+    (proposal_call,) = fake.posted("/split-proposals")
+    assert proposal_call.content == b"%PDF-1.7 test"
+    assert proposal_call.headers["content-type"] == "application/pdf"
+    (upload,) = fake.posted("/documents")
+    sent_rule = json.loads(re.search(rb'name="rule"\r\n\r\n([^\r]+)', upload.content).group(1))
+    if splitter_answers:
+        assert sent_rule == {"strategy": "first_page", "first_page_text": "Seite 1 von"}
+        assert "Vorschlag: „Erste Seite" in response.text
+        assert "Übernommen – ändern unter „Trennregel ändern“" in response.text
+    else:
+        assert sent_rule == {"strategy": "address_block", "address_form": "B"}
+        assert "Kein Vorschlag möglich" in response.text
+
+
 def test_address_block_help_says_what_the_rule_does() -> None:
     from smartpost_gateway.texts import SPLIT_STRATEGIES
 
@@ -431,3 +483,66 @@ def test_bulk_actions_need_the_prepare_role_and_the_csrf_token() -> None:
         response = client.post(f"/serienbriefe/{LETTER_ID}/pruefung/sammelaktion/sichere-vorschlaege-uebernehmen")
         assert response.status_code == 403
     assert fake.posted("/review/accept-safe") == []
+
+
+# --- Content-Security-Policy (issue #13): no inline script anywhere, headers on every response -------------------
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "src" / "smartpost_gateway" / "templates"
+
+
+def test_templates_hold_no_inline_script_or_event_handler() -> None:
+    """Behaviour lives in /static/app.js (data-* attributes + listeners); the CSP would block anything inline."""
+    for path in sorted(TEMPLATE_DIR.glob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"{path.name}: inline <script>"
+        handlers = re.findall(r"\s(on[a-z]+|hx-on[:\w-]*)\s*=", text)
+        assert handlers == [], f"{path.name}: inline event handlers {handlers}"
+        assert "javascript:" not in text, f"{path.name}: javascript: URL"
+        assert not re.search(r"hx-(vals|vars)=['\"]\s*(js|javascript):", text), f"{path.name}: evaluated hx values"
+
+
+@pytest.mark.parametrize("path", ["/login", "/serienbriefe", "/static/app.js", "/nirgendwo", "/healthz"])
+def test_every_response_carries_the_csp_and_security_headers(path: str) -> None:
+    client, _ = make_client(False, {"letter": letter("reviewed")})
+    with client:
+        response = client.get(path, headers={"accept": "text/html"}, follow_redirects=False)
+    policy = response.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["default-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["base-uri"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["form-action"] == "'self'"
+    assert "unsafe-inline" not in policy
+    assert "unsafe-eval" not in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+
+
+def test_htmx_is_served_locally_and_configured_for_the_csp() -> None:
+    client, _ = make_client(False, {"letter": letter("reviewed")})
+    with client:
+        page = client.get("/login").text
+        assert client.get("/static/htmx.min.js").status_code == 200
+    assert re.search(r'<script src="/static/htmx\.min\.js"', page)
+    assert not re.search(r"<script[^>]+src=\"(https?:)?//", page), "no script from another origin"
+    config = json.loads(re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page).group(1))
+    assert config == {"includeIndicatorStyles": False, "allowEval": False, "allowScriptTags": False}
+
+
+def test_pdfs_get_no_script_policy_that_would_blank_the_browsers_pdf_viewer() -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from smartpost_shared.http import SecurityHeadersMiddleware
+
+    app = FastAPI()
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.get("/pdf")(lambda: Response(b"%PDF-1.7", media_type="application/pdf"))
+    app.get("/page")(lambda: Response("<p>x</p>", media_type="text/html"))
+    with TestClient(app) as client:
+        pdf, page = client.get("/pdf"), client.get("/page")
+    assert "content-security-policy" not in pdf.headers
+    assert pdf.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in page.headers["content-security-policy"]

@@ -14,17 +14,26 @@ from fastapi.responses import JSONResponse
 from smartpost_letters.adapters.read_model import LetterSummaryProjector
 from smartpost_letters.adapters.relay import NotificationLogRelay
 from smartpost_letters.api import install_error_handlers, router
-from smartpost_letters.application import LettersApplication, LetterService, event_store_env
+from smartpost_letters.application import (
+    LettersApplication,
+    LetterService,
+    create_event_store_tables,
+    event_store_env,
+)
 from smartpost_letters.consumers import InboundHandlers, subscribe_all
-from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource
+from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
+from smartpost_letters.privacy import SERVICE as PRIVACY_SERVICE
+from smartpost_letters.privacy import LetterPrivacy, subscribe_erasures
+from smartpost_letters.retention import LettersRetentionJob, retention_work
 from smartpost_letters.settings import Settings, get_settings
-from smartpost_shared.db import make_engine
-from smartpost_shared.http import MULTIPART_OVERHEAD, BodyLimitMiddleware
+from smartpost_shared.db import create_platform_tables, make_engine
+from smartpost_shared.http import JSON_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore, ObjectStore
 from smartpost_shared.tracing import install_tracing
 
@@ -51,13 +60,22 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
 ) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
+    # Nothing here connects to PostgreSQL: tables are created by the background start-up (database may be down).
     event_app = LettersApplication(
-        event_store_env(settings.resolved_event_store_url()),
+        event_store_env(settings.resolved_event_store_url(), create_tables=False),
         snapshot_interval=settings.snapshot_interval,
         cached_letters=settings.cached_letters,
     )
+    # Keys of the personal data in letter events (crypto-shredding) live in the event store's database.
+    subject_keys = event_app.subject_keys
+    if subject_keys is None:
+        raise RuntimeError("the letters event store must be persistent (SQLite file or PostgreSQL)")
     engine = make_engine(settings.resolved_database_url())
-    projector = LetterSummaryProjector(event_app, engine)
+    # SQLite is a local file (never "down"): its read-model tables exist from the start, also without the lifespan.
+    projector = LetterSummaryProjector(event_app, engine, create_tables=engine.dialect.name != "postgresql")
+    if engine.dialect.name != "postgresql":
+        create_platform_tables(engine)
+        create_privacy_tables(engine)
     if store is None:
         minio = MinioStore(settings.storage)
         store = minio
@@ -65,10 +83,11 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         minio = None
     broker = make_broker(settings.kafka, service=settings.service_name)
     publisher = EventPublisher(broker, store=store)
+    tracking = event_app.factory.tracking_recorder()
     relay = NotificationLogRelay(
         event_app,
         publisher,
-        event_app.factory.tracking_recorder(),
+        tracking,
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
         fault=settings.fault_injection,
@@ -78,7 +97,10 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         broker, service=settings.service_name, attempts=settings.kafka.handler_attempts, store=store
     )
     startup = Startup(settings.service_name)
+    retention_job = LettersRetentionJob(engine, service, store, overrides=settings.retention_years)
     subscribe_all(consumer, InboundHandlers(service), settings.kafka, settings.consumer_group)
+    privacy = LetterPrivacy(service, subject_keys, store)
+    subscribe_erasures(consumer, engine, privacy, settings.kafka, settings.consumer_group)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,8 +111,16 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
 
         service.on_saved = wake_relay
 
+        def create_tables() -> None:
+            create_platform_tables(engine)
+            create_privacy_tables(engine)
+            subject_keys.create_tables()
+            create_event_store_tables(event_app, tracking)
+            projector.create_tables()
+
         async def connect() -> None:
-            # Storage or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
+            # Database, storage or broker down at start-up: serve /healthz, report not-ready, connect when back.
+            await startup.step("database", lambda: asyncio.to_thread(create_tables))
             if minio is not None:
                 await startup.step("storage", lambda: asyncio.to_thread(minio.ensure_bucket))
             await start_broker(startup, broker)
@@ -102,10 +132,15 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         relay_leader = leadership(engine, "letters-outbox-relay", settings.lease)
         # The read model too: two projectors inserting the same letter would collide.
         projector_leader = leadership(engine, "letters-projector", settings.lease)
+        # Retention: one replica removes the files of letters whose period ended (smartpost_letters.retention).
+        retention_leader = leadership(engine, "letters-retention", settings.lease)
         tasks = [
             asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
             asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
+        if settings.retention_enabled:
+            work = retention_work(retention_job, settings.retention_interval_seconds)
+            tasks.append(asyncio.create_task(retention_leader.run(work), name="letters-retention"))
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:
             yield
@@ -113,6 +148,7 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
             await startup.stop()
             relay_leader.stop()
             projector_leader.stop()
+            retention_leader.stop()
             relay.stop()
             stopped.set()
             for task in tasks:
@@ -133,7 +169,10 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.settings = settings
     # Bodies are bounded while they stream, and only read once the caller is proven.
     app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        precheck=caller_precheck(),
+        other_max_bytes=JSON_BODY_LIMIT,
     )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
@@ -143,11 +182,19 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
     app.state.broker = broker
     app.state.relay = relay
     app.state.event_app = event_app
+    app.state.engine = engine
+    app.state.privacy = privacy
     app.state.consumer = consumer
     app.state.startup = startup
+    app.state.retention_job = retention_job
     install_error_handlers(app)
     app.include_router(router)
-    sources: list[ScrapeSource] = [LetterStateSource(engine), RelayBacklogSource(event_app, relay)]
+    app.include_router(personal_data_router(PRIVACY_SERVICE, engine, privacy.export))
+    sources: list[ScrapeSource] = [
+        LetterStateSource(engine),
+        RelayBacklogSource(event_app, relay),
+        StuckLetterSource(engine, service, settings.stuck_after_seconds),
+    ]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
 

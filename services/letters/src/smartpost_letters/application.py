@@ -20,9 +20,11 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 from pydantic import BaseModel
 
+from smartpost_letters.adapters.event_store import FACTORY_TOPIC as DEFERRED_POSTGRES_FACTORY
+from smartpost_letters.adapters.event_store import open_deferred
 from smartpost_letters.domain.document_types import DocumentTypeTree, tree_id_for
 from smartpost_letters.domain.errors import DocumentTypeError, IllegalTransitionError
 from smartpost_letters.domain.letter import Actor, InboundOutcome, SerialLetter
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
     from eventsourcing.domain import DomainEventProtocol
 
+    from smartpost_letters.adapters.subject_keys import SubjectKeyStore
     from smartpost_letters.domain.models import DocumentRole
     from smartpost_shared.contracts.common import LetterScope
     from smartpost_shared.contracts.documents import SplitFailureReason, SplitPart
@@ -161,12 +164,32 @@ class LettersApplication(Application[uuid.UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 500}
 
     def __init__(
-        self, env: dict[str, str] | None = None, *, snapshot_interval: int | None = None, cached_letters: int = 2
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        snapshot_interval: int | None = None,
+        cached_letters: int = 2,
+        subject_keys: SubjectKeyStore | None = None,
     ) -> None:
+        # Per-part keys for the personal data in events (crypto-shredding, adapters.subject_keys), by default in the
+        # event store's own database; an in-memory event store keeps events in clear.
+        if subject_keys is None:
+            from smartpost_letters.adapters.subject_keys import subject_keys_for  # noqa: PLC0415 - adapter
+
+            subject_keys = subject_keys_for(env)
+        self.subject_keys = subject_keys
         if snapshot_interval is not None:
             self.snapshotting_intervals = {SerialLetter: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
         self.letters = LetterCache(self, max_letters=cached_letters)
+
+    def construct_mapper(self) -> Mapper[uuid.UUID]:
+        mapper = super().construct_mapper()
+        if self.subject_keys is None:
+            return mapper
+        from smartpost_letters.adapters.subject_keys import ShreddingMapper  # noqa: PLC0415 - adapter, optional
+
+        return ShreddingMapper(mapper, self.subject_keys)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -238,8 +261,12 @@ class LetterCache:
             self._letters.pop(aggregate_id, None)
 
 
-def event_store_env(url: str) -> dict[str, str]:
-    """Eventsourcing environment for an event store URL (``sqlite:///path`` or ``postgresql://user:pw@h:p/db``)."""
+def event_store_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
+    """Eventsourcing environment for an event store URL (``sqlite:///path`` or ``postgresql://user:pw@h:p/db``).
+
+    ``create_tables=False`` (PostgreSQL): building the application does not connect; call
+    :func:`create_event_store_tables` once the database is reachable (the service does so in its background start-up).
+    """
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         from pathlib import Path  # noqa: PLC0415 - only needed here
@@ -254,14 +281,29 @@ def event_store_env(url: str) -> dict[str, str]:
     if not match:
         raise ValueError(f"unsupported event store URL {url!r}: use sqlite:///path or postgresql://user:pw@host/db")
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # create_tables=False: a factory that does not connect while the application is built (adapters.event_store).
+        "PERSISTENCE_MODULE": "eventsourcing.postgres" if create_tables else DEFERRED_POSTGRES_FACTORY,
         "POSTGRES_DBNAME": match["db"],
         "POSTGRES_HOST": match["host"],
         "POSTGRES_PORT": match["port"] or "5432",
         "POSTGRES_USER": match["user"],
         "POSTGRES_PASSWORD": match["password"] or "",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "CREATE_TABLE": "yes" if create_tables else "no",
     }
+
+
+def create_event_store_tables(app: LettersApplication, *tracking: Any) -> None:
+    """Create the event store's tables (events, snapshots, the given tracking recorders) if missing; idempotent."""
+    open_deferred(app.factory)
+    recorders: list[Any] = [app.recorder, *tracking]
+    if app.snapshots is not None:
+        recorders.append(app.snapshots.recorder)
+    for recorder in recorders:
+        create = getattr(recorder, "create_table", None)
+        if create is not None:
+            create()
 
 
 def _jsonable(value: Any) -> Any:
@@ -581,6 +623,29 @@ class LetterService:
 
     def delete(self, ctx: CommandContext, letter_id: uuid.UUID, *, reason: str) -> SerialLetter:
         return self._execute(ctx, letter_id, lambda letter: letter.delete(reason=reason, actor=ctx.as_actor))
+
+    def expire_retention(
+        self,
+        ctx: CommandContext,
+        letter_id: uuid.UUID,
+        *,
+        retention_years: int,
+        retention_source: str,
+        retention_ended: date,
+        objects_deleted: int,
+    ) -> SerialLetter:
+        """Record that the letter's retention period ended and its files were removed (smartpost_letters.retention)."""
+        return self._execute(
+            ctx,
+            letter_id,
+            lambda letter: letter.expire_retention(
+                retention_years=retention_years,
+                retention_source=retention_source,
+                retention_ended=retention_ended,
+                objects_deleted=objects_deleted,
+                actor=ctx.as_actor,
+            ),
+        )
 
     # ---------------------------------------------------------------------------------------------- stuck letters
 

@@ -85,6 +85,8 @@ def wire_payloads(event: object) -> list[EventPayload]:  # noqa: PLR0911 - one b
                 notify_by_email=event.notify_by_email,
                 released_by=event.actor,
                 items=event.items,
+                period_start=getattr(event, "period_start", None),
+                period_end=getattr(event, "period_end", None),
             )
         ]
     if isinstance(event, SerialLetter.PrintOrderPlaced):

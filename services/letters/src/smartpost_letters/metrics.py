@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
 from smartpost_letters.adapters.read_model import letter_summaries
+from smartpost_letters.application import LetterNotFoundError
 from smartpost_letters.domain.models import LetterStatus
 from smartpost_shared.metrics import StuckClock
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from smartpost_letters.adapters.relay import NotificationLogRelay
-    from smartpost_letters.application import LettersApplication
+    from smartpost_letters.application import LettersApplication, LetterService
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -82,3 +84,64 @@ class RelayBacklogSource:
         )
         age_f.add_metric(["letters"], self.clock.age(position, backlog))
         return [backlog_f, age_f]
+
+
+# What a letter can wait for (``SerialLetter.waiting_for``) and the states in which it can wait.
+WAITING_FOR = ("splitter", "assignment", "print-dispatch")
+WAITING_STATES = (LetterStatus.SPLITTING.value, LetterStatus.ASSIGNING.value, LetterStatus.PRINT_ORDERED.value)
+
+
+@dataclass
+class StuckLetterSource:
+    """``smartpost_letters_stuck{waiting_for}``: letters waiting for another service longer than the stuck threshold.
+
+    The same rule as ``GET /v1/stuck-letters`` (``SerialLetter.waiting_for`` against ``stuck_after_seconds``), over
+    all accounts. Candidates come from the read model (letters in a waiting state), at most ``limit`` per scrape,
+    oldest change first; ``smartpost_letters_stuck_oldest_seconds{waiting_for}`` is the longest wait among them.
+    """
+
+    engine: Engine
+    service: LetterService
+    stuck_after_seconds: float
+    limit: int = 500
+    name: str = "letters_stuck"
+
+    def collect(self) -> Iterable[Metric]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(letter_summaries.c.account_id, letter_summaries.c.letter_id)
+                .where(letter_summaries.c.status.in_(WAITING_STATES))
+                .order_by(letter_summaries.c.updated_at)
+                .limit(self.limit)
+            ).all()
+        now = datetime.now(UTC)
+        counts = dict.fromkeys(WAITING_FOR, 0)
+        oldest = dict.fromkeys(WAITING_FOR, 0.0)
+        for account_id, letter_id in rows:
+            try:
+                waiting = self.service.read(
+                    str(account_id), uuid.UUID(str(letter_id)), lambda letter: letter.waiting_for()
+                )
+            except LetterNotFoundError:
+                continue
+            if waiting is None:
+                continue
+            what, since = waiting
+            seconds = (now - (_aware(since) or now)).total_seconds()
+            if seconds >= self.stuck_after_seconds:
+                counts[what] = counts.get(what, 0) + 1
+                oldest[what] = max(oldest.get(what, 0.0), seconds)
+        count_f = GaugeMetricFamily(
+            "smartpost_letters_stuck",
+            "Letters waiting for another service longer than SMARTPOST_LETTERS_STUCK_AFTER_SECONDS",
+            labels=["waiting_for"],
+        )
+        oldest_f = GaugeMetricFamily(
+            "smartpost_letters_stuck_oldest_seconds",
+            "Seconds the longest-waiting stuck letter has waited, per service waited for (0 when none is stuck)",
+            labels=["waiting_for"],
+        )
+        for what in sorted(counts):
+            count_f.add_metric([what], float(counts[what]))
+            oldest_f.add_metric([what], oldest[what])
+        return [count_f, oldest_f]

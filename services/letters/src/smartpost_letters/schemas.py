@@ -279,6 +279,8 @@ class LetterOut(Model):
     items: list[ItemOut]
     print_order: PrintOrderOut | None
     deleted_at: datetime | None
+    # "Aufbewahrungsfrist abgelaufen": the retention period ended and the letter's files were removed.
+    retention_expired_at: datetime | None = None
     publish_problem: str | None = Field(
         default=None, description="an event of this letter cannot be published (the relay is stuck on it)"
     )
@@ -347,6 +349,7 @@ class LetterOut(Model):
             if letter.print_order_id and letter.print_options
             else None,
             deleted_at=letter.deleted_at,
+            retention_expired_at=letter.retention_expired_at,
         )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from smartpost_shared.retention import check_years
 from smartpost_shared.settings import ServiceSettings
 
 
@@ -43,6 +44,22 @@ class Settings(ServiceSettings):
     # A letter waiting this long for another service (splitter, assignment, print dispatch) counts as stuck and
     # is shown to staff with "erneut anstoßen".
     stuck_after_seconds: float = Field(default=300.0, ge=0)
+    # Retention (smartpost_shared.retention): periods per document type id or name overriding the German defaults
+    # (JSON, e.g. {"Jahresabrechnung": 10}); the job runs in one replica every retention_interval_seconds.
+    retention_enabled: bool = True
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_years: dict[str, int] = Field(
+        default_factory=dict,
+        # One value for every service (letters and portal publisher must agree); the prefixed name still works.
+        validation_alias=AliasChoices(
+            "SMARTPOST_LETTERS_RETENTION_YEARS", "SMARTPOST_RETENTION_YEARS", "retention_years"
+        ),
+    )
+
+    @field_validator("retention_years")
+    @classmethod
+    def _bounded_retention(cls, value: dict[str, int]) -> dict[str, int]:
+        return {name: check_years(years) for name, years in value.items()}
 
     def resolved_event_store_url(self) -> str:
         if self.event_store_url:

@@ -1031,3 +1031,16 @@ def test_billing_period_is_optional_complete_and_ordered():
         create(period_start=date(2024, 1, 1))
     with pytest.raises(InvalidLetterError, match="ends before it starts"):
         create(period_start=date(2024, 12, 31), period_end=date(2024, 1, 1))
+
+
+def test_release_carries_the_billing_period_to_the_wire_event():
+    from smartpost_letters.integration import wire_payloads
+    from smartpost_shared.contracts.letters import LetterReleased
+
+    for period in ((date(2025, 1, 1), date(2025, 12, 31)), None):
+        b = LetterBuilder(period=period).to_review(1)
+        b.letter.confirm_review(actor=STAFF)
+        b.letter.release(notify_by_email=False, actor=STAFF)
+        released = [p for e in b.letter.collect_events() for p in wire_payloads(e) if isinstance(p, LetterReleased)]
+        assert len(released) == 1
+        assert (released[0].period_start, released[0].period_end) == (period or (None, None))

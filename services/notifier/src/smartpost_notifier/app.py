@@ -15,6 +15,7 @@ from smartpost_notifier.api import router
 from smartpost_notifier.application import Clock, Notifier, utc_now
 from smartpost_notifier.consumers import register_consumers
 from smartpost_notifier.metrics import MailSource
+from smartpost_notifier.privacy import SERVICE, export_contact
 from smartpost_shared.db import make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
@@ -22,6 +23,7 @@ from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, ScrapeSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.tracing import install_tracing
 
 if TYPE_CHECKING:
@@ -70,6 +72,11 @@ async def _every(seconds: float, stop: asyncio.Event, tick: Callable[[], Awaitab
 def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | None = None) -> FastAPI:  # noqa: PLR0915 - wiring
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     engine = make_engine(settings.resolved_database_url())
+
+    def create_all_tables() -> None:
+        create_tables(engine)
+        create_privacy_tables(engine)
+
     startup = Startup(settings.service_name)
 
     @asynccontextmanager
@@ -109,7 +116,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
 
         async def connect() -> None:
             # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
-            await startup.step("database", lambda: asyncio.to_thread(create_tables, engine))
+            await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
             # Mails already in the outbox go out even while Kafka is still joining (or down).
             tasks.append(asyncio.create_task(sender_leader.run(sending), name="sender"))
             await start_broker(startup, broker)
@@ -140,6 +147,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.startup = startup
     app.include_router(router)
+    app.include_router(personal_data_router(SERVICE, engine, export_contact))
     sources: list[ScrapeSource] = [OutboxSource(engine, settings.service_name), MailSource(engine)]
     install_metrics(app, settings.service_name, sources=sources, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)

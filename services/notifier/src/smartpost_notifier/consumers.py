@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_notifier.privacy import SERVICE, erase_contact
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
 from smartpost_shared.topics import MASTERDATA, PORTAL
 
 if TYPE_CHECKING:
@@ -44,8 +46,8 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
     consumer.subscribe_batch(
         MASTERDATA,
         idempotency,
-        dict.fromkeys(MASTERDATA.event_types, notifier.on_masterdata),
-        apply_batch=apply_masterdata_batch,
+        dict.fromkeys(MASTERDATA.event_types, erasure_aware_handler(notifier.on_masterdata, erase_contact, SERVICE)),
+        apply_batch=erasure_aware_batch(apply_masterdata_batch, erase_contact, SERVICE),
         group_id=f"{settings.kafka_group_id}-masterdata",
         **timeouts,
     )

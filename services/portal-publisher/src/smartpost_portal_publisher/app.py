@@ -20,17 +20,20 @@ from smartpost_portal_publisher.api import install_routes
 from smartpost_portal_publisher.application import PortalConfig, PortalService, Publisher
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
+from smartpost_portal_publisher.privacy import export_contact
+from smartpost_portal_publisher.retention import PortalRetentionJob, create_retention_tables, retention_work
 from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
-from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
+from smartpost_shared.http import JSON_BODY_LIMIT, PORTAL_CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.lease import leadership, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import OutboxSource, install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore, StorageUnavailableError
 from smartpost_shared.tracing import install_tracing
 
@@ -89,9 +92,12 @@ def create_app(  # noqa: PLR0915 - wiring
         create_platform_tables(engine)
         create_masterdata_tables(engine)
         portal_metadata.create_all(engine)
+        create_privacy_tables(engine)
+        create_retention_tables(engine)
 
     object_store: ObjectStore = store or MinioStore(settings.storage)
 
+    retention_job = PortalRetentionJob(engine, object_store, overrides=settings.retention_years)
     broker = make_broker(settings.kafka, service=SERVICE)
     config = portal_config(settings)
     publisher = Publisher(default_window=config.default_window, timezone=config.timezone)
@@ -102,6 +108,9 @@ def create_app(  # noqa: PLR0915 - wiring
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         relay_leader = leadership(engine, "portal-outbox-relay", settings.lease)
         relay_task: asyncio.Task[None] | None = None
+        # Retention: one replica removes documents whose period ended (smartpost_portal_publisher.retention).
+        retention_leader = leadership(engine, "portal-retention", settings.lease)
+        retention_tasks: list[asyncio.Task[None]] = []
 
         async def connect() -> None:
             # Database or broker down at start-up: serve /healthz, report not-ready, connect when they are back.
@@ -109,6 +118,13 @@ def create_app(  # noqa: PLR0915 - wiring
             await startup.step("database", lambda: asyncio.to_thread(create_all_tables))
             await start_broker(startup, broker)
             relay_task = asyncio.create_task(relay_leader.run(relay_work(relay)), name="portal-outbox-relay")
+            if settings.retention_enabled:
+                retention_tasks.append(
+                    asyncio.create_task(
+                        retention_leader.run(retention_work(retention_job, settings.retention_interval_seconds)),
+                        name="portal-retention",
+                    )
+                )
 
         startup.begin(connect)
         await startup.settle(settings.kafka.startup_grace_seconds)
@@ -118,6 +134,10 @@ def create_app(  # noqa: PLR0915 - wiring
         finally:
             await startup.stop()
             relay_leader.stop()
+            retention_leader.stop()
+            for task in retention_tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if relay_task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await relay_task
@@ -134,18 +154,22 @@ def create_app(  # noqa: PLR0915 - wiring
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/portal", PORTAL_WEB_PREFIX)
     )
+    # Outermost: the recipients' pages run under a Content-Security-Policy without inline script or style.
+    app.add_middleware(SecurityHeadersMiddleware, csp=PORTAL_CSP)
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.broker = broker
     app.state.engine = engine
     # Tests that drive the app without its lifespan (no broker) create the tables themselves.
     app.state.create_tables = create_all_tables
+    app.state.retention_job = retention_job
     app.state.relay = relay
     app.state.startup = startup
     app.state.store = object_store
     app.state.portal = PortalService(engine, object_store, config)
     app.state.public_base_url = settings.public_base_url
     install_routes(app)
+    app.include_router(personal_data_router(SERVICE, engine, export_contact))
     install_web(
         app, WebPortal(app.state.portal, settings, mailer or _smtp_sender(settings), csrf_secret=config.link_secret)
     )

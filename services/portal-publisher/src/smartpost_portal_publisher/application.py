@@ -222,6 +222,8 @@ class Publisher:
                 storage_key=item.storage_key,
                 page_count=item.page_count,
                 published_at=now,
+                period_start=getattr(release, "period_start", None),
+                period_end=getattr(release, "period_end", None),
             )
             repo.insert_document(
                 document,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from smartpost_portal_publisher.privacy import make_erase
 from smartpost_shared.masterdata import apply_masterdata, apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
 from smartpost_shared.topics import LETTERS, MASTERDATA
 
 if TYPE_CHECKING:
@@ -49,11 +51,13 @@ def register_consumers(
         heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
     )
     masterdata = SqlIdempotency(engine, f"{SERVICE}:masterdata")
+    # A contact's erasure (GDPR) arrives with master data; it needs the store for the contact's documents.
+    erase = make_erase(store)
     consumer.subscribe_batch(
         MASTERDATA,
         masterdata,
-        dict.fromkeys(MASTERDATA.event_types, _apply_masterdata),
-        apply_batch=apply_masterdata_batch,
+        dict.fromkeys(MASTERDATA.event_types, erasure_aware_handler(_apply_masterdata, erase, SERVICE)),
+        apply_batch=erasure_aware_batch(apply_masterdata_batch, erase, SERVICE),
         group_id=f"{group}.masterdata",
         **timeouts,
     )

@@ -12,6 +12,9 @@ Access to a document requires ALL of:
 - the contact's contract for the document's unit (or, without a unit, for its property) covers today, widened by
   the account's access window (days before start / days after end). Letters addressed to a contact without property
   and unit (service providers) are not bound to a contract. No matching contract means no access (fail closed).
+  A letter with a billing period (``period_start``/``period_end``, e.g. the annual statement 2024) is also readable
+  by the holder of a contract that overlaps the period, until ``days_after_end`` after the later of the contract's
+  end and the letter date: a former owner reads the statement for their months although they sold since.
 """
 
 from __future__ import annotations
@@ -72,6 +75,9 @@ class PortalDocument:
     published_at: datetime
     revoked_at: datetime | None = None
     first_viewed_at: datetime | None = None
+    # The billing period the letter covers (optional, both or neither): see ``covers_document``.
+    period_start: date | None = None
+    period_end: date | None = None
     # Every serial-letter document is addressed to one person; kept explicit so the co-user rule reads clearly.
     personal: bool = True
 
@@ -107,6 +113,26 @@ class AccessWindow:
             return True
         return today <= contract.end + timedelta(days=self.days_after_end)
 
+    def covers_document(self, contract: ContractPeriod, document: PortalDocument, today: date) -> bool:
+        """The contract's window, or for a letter with a billing period a contract that overlaps the period.
+
+        A contract overlapping the period makes its holder a recipient of that letter (the assignment judged it the
+        same way); they may read it until ``days_after_end`` after the later of the contract's end and the letter
+        date, so a former owner who sold before the statement was written still gets the full window to read it.
+        """
+        if self.covers(contract, today):
+            return True
+        if document.period_start is None or document.period_end is None:
+            return False
+        overlaps = contract.start <= document.period_end and (
+            contract.end is None or contract.end >= document.period_start
+        )
+        if not overlaps:
+            return False
+        if contract.end is None:
+            return True
+        return today <= max(contract.end, document.letter_date) + timedelta(days=self.days_after_end)
+
 
 def relevant_contracts(document: PortalDocument, contracts: list[ContractPeriod]) -> list[ContractPeriod]:
     """Contracts of the document's contact that tie it to the document's unit (or property if there is no unit)."""
@@ -121,7 +147,7 @@ def relevant_contracts(document: PortalDocument, contracts: list[ContractPeriod]
 def within_window(document: PortalDocument, contracts: list[ContractPeriod], window: AccessWindow, today: date) -> bool:
     if document.unit_id is None and document.property_id is None:
         return True  # a letter to the contact as such (e.g. a service provider): no contract binds it
-    return any(window.covers(c, today) for c in relevant_contracts(document, contracts))
+    return any(window.covers_document(c, document, today) for c in relevant_contracts(document, contracts))
 
 
 def sees_owner_documents(principal: Principal, document: PortalDocument) -> bool:

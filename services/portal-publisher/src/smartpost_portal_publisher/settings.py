@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from smartpost_shared.settings import ServiceSettings
+from smartpost_shared.retention import check_years
+from smartpost_shared.settings import InsecureSettingsError, ServiceSettings
 
 
 class AccountBranding(BaseModel):
@@ -31,6 +32,22 @@ class Settings(ServiceSettings):
     # Consumer group on letters.events / masterdata.events; tests give every app its own group.
     consumer_group: str | None = None
     relay_poll_seconds: float = Field(default=0.2, gt=0)
+    # Retention (smartpost_shared.retention): periods per document type id or name overriding the German defaults
+    # (JSON, e.g. {"Jahresabrechnung": 10}); the job runs in one replica every retention_interval_seconds.
+    retention_enabled: bool = True
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_years: dict[str, int] = Field(
+        default_factory=dict,
+        # One value for every service (letters and portal publisher must agree); the prefixed name still works.
+        validation_alias=AliasChoices(
+            "SMARTPOST_PORTAL_PUBLISHER_RETENTION_YEARS", "SMARTPOST_RETENTION_YEARS", "retention_years"
+        ),
+    )
+
+    @field_validator("retention_years")
+    @classmethod
+    def _bounded_retention(cls, value: dict[str, int]) -> dict[str, int]:
+        return {name: check_years(years) for name, years in value.items()}
 
     # Contract window (casavi: Administration > Kundenportal > Rollen & Zugriffsrechte). An account can override
     # both values through ``PUT /internal/access-window``. Access after the end stops the day the window passes.
@@ -74,6 +91,15 @@ class Settings(ServiceSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     mail_sender_address: str = "noreply@smartpost.example"
+
+    @model_validator(mode="after")
+    def _links_have_a_known_base(self) -> Settings:
+        # Without it, password-reset and invitation mails link to whatever Host header the request named: a reset
+        # requested with "Host: evil.example" would mail the victim a valid reset token for the attacker's site.
+        if not self.local_development and not self.public_base_url:
+            msg = "refusing to start: public_base_url is not set (mailed links would follow the request's Host)"
+            raise InsecureSettingsError(msg)
+        return self
 
     @property
     def secure_cookies(self) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -211,7 +211,9 @@ def message_page(
 
 def _safe_next(branding: Branding, target: str | None) -> str:
     """Only paths inside this account's portal are followed after login (no open redirect)."""
-    if target and target.startswith(branding.base + "/") and not any(s in target for s in ("//", "\\", "..")):
+    # Browsers resolve "%2e%2e" like "..": the decoded form must not leave the account's portal either.
+    checked = (target or "") + " " + unquote((target or "").split("?", 1)[0])
+    if target and target.startswith(branding.base + "/") and not any(s in checked for s in ("//", "\\", "..")):
         return target
     return f"{branding.base}/posteingang"
 

@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -49,7 +49,10 @@ def check_page(page: Page, what: str) -> None:
     leak = LEAKS.search(text)
     assert leak is None, f"{what}: '{leak.group(0)}' in the page text:\n{text}"
     assert page.evaluate("document.documentElement.lang") == "de"
-    page.add_script_tag(content=AXE.read_text())
+    page.wait_for_timeout(100)  # console messages of the page arrive asynchronously
+    assert CSP_VIOLATIONS == [], f"{what}: Content-Security-Policy violations: {CSP_VIOLATIONS}"
+    # axe-core is evaluated from outside the page (a <script> tag would be refused by the portal's policy).
+    page.evaluate(AXE.read_text())
     result = page.evaluate(
         "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}})).violations"
         ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))",
@@ -86,6 +89,7 @@ def new_page(browser: Browser, *, phone: bool = False) -> Page:
         )
     else:
         context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="de-DE", accept_downloads=True)
+    context.on("console", _record_csp)
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.on("request", _record_navigation)
@@ -99,6 +103,16 @@ NAVIGATED: set[tuple[str, str]] = set()
 def _record_navigation(request: Request) -> None:
     if request.is_navigation_request():
         NAVIGATED.add((request.method, urlsplit(request.url).path))
+
+
+# Every Content-Security-Policy violation the portal's pages report (chromium logs each refused inline script,
+# style or foreign resource to the console); check_page fails on any.
+CSP_VIOLATIONS: list[str] = []
+
+
+def _record_csp(message: Any) -> None:
+    if "Content Security Policy" in message.text:
+        CSP_VIOLATIONS.append(message.text)
 
 
 # Passwords of the recipients who have a login already (an invitation never takes over an existing login).

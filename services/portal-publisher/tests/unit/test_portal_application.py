@@ -385,6 +385,39 @@ def test_document_outside_the_access_window_is_published_hidden_and_says_so(app_
     assert app_env.client.get("/portal/documents", headers=bert).json() == []  # hidden indeed
 
 
+def test_former_owner_reads_the_statement_of_a_billing_period_their_contract_overlaps(app_env, scenario):
+    # Bert's contract ended 100 days ago: outside the 30-day window. The statement covers a period his contract
+    # overlaps, so he may read it (and it is announced); the same letter without a period stays hidden.
+    app_env.md.run_once(
+        lambda e, conn: apply_masterdata(conn, e),
+        scenario.contract_update("c-bert", end=scenario.today - timedelta(days=100)),
+    )
+    app_env.publisher = Publisher(default_window=AccessWindow(0, 30))
+    period = (scenario.today - timedelta(days=465), scenario.today - timedelta(days=100))
+    envelope = scenario.release([scenario.item(0, "c-anna"), scenario.item(1, "c-bert")], period=period)
+    assert app_env.letters.run_once(app_env.publisher.on_letter_released, envelope)
+    published = {e["payload"]["contact_id"]: e["payload"] for e in outbox_events(app_env.engine, "DocumentPublished")}
+    assert published["c-bert"]["visible_on_publication"] is True
+    bert = login_as(app_env, scenario, "c-bert", "bert")
+    app_env.client.put(
+        "/internal/access-window",
+        json={"days_before_start": 0, "days_after_end": 30},
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["admin"]),
+    )
+    (document,) = app_env.client.get("/portal/documents", headers=bert).json()
+    r = app_env.client.post(f"/portal/documents/{document['document_id']}/download-link", headers=bert)
+    assert r.status_code in (200, 201), r.text
+
+    # A period after his contract ended gives him nothing.
+    later = (scenario.today - timedelta(days=90), scenario.today - timedelta(days=1))
+    app_env.publisher = Publisher(default_window=AccessWindow(0, 30))
+    other = scenario.release([scenario.item(2, "c-bert")], period=later)
+    assert app_env.letters.run_once(app_env.publisher.on_letter_released, other)
+    hidden = [e for e in outbox_events(app_env.engine, "DocumentPublished") if e["payload"]["item_id"].endswith("-2")]
+    assert hidden[0]["payload"]["visible_on_publication"] is False
+    assert len(app_env.client.get("/portal/documents", headers=bert).json()) == 1
+
+
 def test_document_for_a_contract_not_yet_known_is_announced(app_env, scenario):
     # Master data and releases come on separate topics: a contract may arrive after the release. Such a document
     # is not declared hidden (the portal still checks the window at every read).

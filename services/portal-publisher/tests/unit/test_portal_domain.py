@@ -95,6 +95,39 @@ def test_contract_window(start, end, today, allowed):
         assert refusal(contracts=[contract], today=today) is Refusal.OUTSIDE_WINDOW
 
 
+PERIOD_DOC = replace(DOC, period_start=date(2025, 1, 1), period_end=date(2025, 12, 31), letter_date=date(2026, 6, 1))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "today", "allowed"),
+    [
+        # Sold on 30.06.2025, the statement 2025 written 01.06.2026: readable until 30 days after the letter date.
+        (date(2020, 1, 1), date(2025, 6, 30), TODAY, True),
+        (date(2020, 1, 1), date(2025, 6, 30), date(2026, 7, 1), True),
+        (date(2020, 1, 1), date(2025, 6, 30), date(2026, 7, 2), False),
+        # Sold before the period began: no share in the statement, the ordinary window only.
+        (date(2020, 1, 1), date(2024, 12, 31), TODAY, False),
+        # Bought after the period: the ordinary window (contract runs today).
+        (date(2026, 1, 1), None, TODAY, True),
+        # Bought inside the period, still owner: readable.
+        (date(2025, 7, 1), None, TODAY, True),
+    ],
+)
+def test_billing_period_lets_a_former_owner_read_the_statement_for_their_months(start, end, today, allowed):
+    contract = replace(CONTRACT, start=start, end=end)
+    assert (refusal(document=PERIOD_DOC, contracts=[contract], today=today) is None) is allowed
+    # Without a period the same former owner is outside the window (the rule only widens for the period's letter).
+    if end is not None and end < date(2026, 1, 1):
+        assert refusal(document=DOC, contracts=[contract], today=today) is Refusal.OUTSIDE_WINDOW
+
+
+def test_billing_period_does_not_open_other_units_or_other_contacts():
+    contract = replace(CONTRACT, unit_id="u2", start=date(2020, 1, 1), end=date(2025, 6, 30))
+    assert refusal(document=PERIOD_DOC, contracts=[contract]) is Refusal.OUTSIDE_WINDOW
+    other = replace(CONTRACT, contact_id="c2", start=date(2020, 1, 1), end=date(2025, 6, 30))
+    assert refusal(document=PERIOD_DOC, contracts=[other]) is Refusal.OUTSIDE_WINDOW
+
+
 def test_zero_window_means_contract_dates_exactly():
     zero = AccessWindow(0, 0)
     contract = replace(CONTRACT, start=date(2026, 1, 1), end=TODAY)

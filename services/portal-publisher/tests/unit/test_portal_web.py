@@ -391,6 +391,7 @@ def test_cookies_are_secure_outside_local_development(tmp_path):
     production = Settings(
         **base,
         local_development=False,
+        public_base_url="https://portal.example.org",
         download_link_secret=strong,
         storage={"secret_key": strong},
         kafka={"signing_key": strong},
@@ -511,3 +512,16 @@ def test_wrong_method_incomplete_request_and_unexpected_error_are_german_pages(e
     assert not leaks.search(broken.text)
     # apps keep JSON
     assert TestClient(env.app).get(f"{env.base}/abmelden").json() == {"detail": "Method Not Allowed"}
+
+
+def test_portal_pages_run_under_a_content_security_policy_without_inline_code(env, scenario):
+    """Issue #13: no inline script, handler or style on the recipients' pages, and a policy that refuses them."""
+    client = register(env, scenario, "c-anna", "anna@example.org")
+    pages = [client.get(f"{env.base}/posteingang"), browser(env).get(f"{env.base}/anmelden")]
+    for page in pages:
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self'" in policy
+        assert "style-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert not re.search(r"<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", page.text), page.text

@@ -18,6 +18,7 @@ from smartpost_print_dispatch.api import router
 from smartpost_print_dispatch.application import Clock, PrintDispatch, _now
 from smartpost_print_dispatch.consumers import register_consumers
 from smartpost_print_dispatch.metrics import print_sources
+from smartpost_print_dispatch.privacy import SERVICE, export_contact
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
@@ -26,6 +27,7 @@ from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
+from smartpost_shared.privacy import create_privacy_tables, personal_data_router
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
 
@@ -108,6 +110,7 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
             create_platform_tables(engine)
             create_masterdata_tables(engine)
             metadata.create_all(engine)
+            create_privacy_tables(engine)
 
         async def dispatch_step() -> int:
             # Orders that waited for master data are planned as soon as it arrived (cheap when there are none).
@@ -170,6 +173,7 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
     app.state.startup = startup
     app.include_router(router)
+    app.include_router(personal_data_router(SERVICE, lambda request: request.app.state.dispatch.engine, export_contact))
     install_metrics(app, settings.service_name, sources=print_sources(app), kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
 

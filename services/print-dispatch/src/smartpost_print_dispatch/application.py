@@ -17,9 +17,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
-from smartpost_print_dispatch.adapters.db import item_views, mailpieces, orders, status_history
+from smartpost_print_dispatch.adapters.db import (
+    item_portal_visibility,
+    item_views,
+    mailpieces,
+    orders,
+    status_history,
+)
 from smartpost_print_dispatch.adapters.pdf import (
     PartPdf,
     PreparedMailpiece,
@@ -56,7 +62,7 @@ from smartpost_shared.contracts.letters import (
     ReleasedItem,
 )
 from smartpost_shared.contracts.masterdata import ContactArchived, ContactUpserted  # noqa: F401 - registry
-from smartpost_shared.contracts.portal import DocumentViewed
+from smartpost_shared.contracts.portal import DocumentPublished, DocumentViewed
 from smartpost_shared.contracts.printing import LetterClass, MailpieceStatus, PrintJobStatusChanged
 from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
@@ -179,6 +185,21 @@ class PrintDispatch:
         elif _aware(existing[0]) > payload.first_viewed_at:  # type: ignore[operator]
             conn.execute(update(item_views).where(keys).values(first_viewed_at=payload.first_viewed_at))
 
+    def on_document_published(self, envelope: Envelope, conn: Connection) -> None:
+        """Remember whether the portal lets the recipient read the item (access window and billing period)."""
+        payload = envelope.payload
+        assert isinstance(payload, DocumentPublished)
+        keys = and_(
+            item_portal_visibility.c.account_id == envelope.account_id,
+            item_portal_visibility.c.item_id == payload.item_id,
+        )
+        conn.execute(delete(item_portal_visibility).where(keys))
+        conn.execute(
+            insert(item_portal_visibility).values(
+                account_id=envelope.account_id, item_id=payload.item_id, readable=payload.visible_on_publication
+            )
+        )
+
     def on_print_ordered(self, envelope: Envelope, conn: Connection) -> None:
         payload = envelope.payload
         assert isinstance(payload, PrintOrdered)
@@ -272,7 +293,24 @@ class PrintDispatch:
         contacts = self._facts(conn, account_id, items)
         facts = {cid: RecipientFacts(cid, c.channel_preference, c.portal_registered) for cid, c in contacts.items()}
         viewed = self._viewed(conn, account_id, items) if recipient_filter is RecipientFilter.NOT_VIEWED else set()
-        return select_items(items, recipient_filter, facts, viewed)
+        return select_items(items, recipient_filter, facts, viewed, self._not_readable(conn, account_id, items))
+
+    def _not_readable(self, conn: Connection, account_id: str, items: list[ReleasedItem]) -> set[str]:
+        """Items the portal hides from their recipient (outside the access window and the letter's period)."""
+        ids = [i.item_id for i in items]
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(item_portal_visibility.c.item_id).where(
+                    and_(
+                        item_portal_visibility.c.account_id == account_id,
+                        item_portal_visibility.c.item_id.in_(ids[start : start + 500]),
+                        item_portal_visibility.c.readable.is_(False),
+                    )
+                )
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     def _plan(self, print_order_id: str, items: list[ReleasedItem], options: PrintOptions) -> list[MailpiecePlan]:
         provider = self.providers.get(options.provider)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from smartpost_print_dispatch.privacy import SERVICE, make_erase
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency
+from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
 from smartpost_shared.topics import LETTERS, MASTERDATA, PORTAL
 
 if TYPE_CHECKING:
@@ -28,20 +30,37 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
     masterdata = SqlIdempotency(dispatch.engine, f"{settings.service_name}:masterdata")
+    erase = make_erase(dispatch)  # GDPR erasure of a contact arrives with master data
+    on_masterdata = erasure_aware_handler(dispatch.on_masterdata, erase, SERVICE)
     consumer.subscribe_batch(
         MASTERDATA,
         masterdata,
         dict.fromkeys(
-            ("PropertyUpserted", "UnitUpserted", "ContactUpserted", "ContactArchived", "ContractUpserted"),
-            dispatch.on_masterdata,
+            (
+                "PropertyUpserted",
+                "UnitUpserted",
+                "ContactUpserted",
+                "ContactArchived",
+                "ContractUpserted",
+                "ContactErasureRequested",
+            ),
+            on_masterdata,
         ),
-        apply_batch=apply_masterdata_batch,
+        apply_batch=erasure_aware_batch(apply_masterdata_batch, erase, SERVICE),
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
-    # letters.events and portal.events carry thousands of events this service skips (part updates, every
-    # DocumentPublished of a release): consumed in batches, one offset commit and one transaction per batch.
+    # letters.events carries thousands of events this service skips (part updates, reviews) and portal.events one
+    # DocumentPublished per released letter: consumed in batches, one offset commit and one transaction per batch.
     consumer.subscribe_batch(LETTERS, letters, {"PrintOrdered": dispatch.on_print_ordered}, **options)
     portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
-    consumer.subscribe_batch(PORTAL, portal, {"DocumentViewed": dispatch.on_document_viewed}, **options)
+    consumer.subscribe_batch(
+        PORTAL,
+        portal,
+        {
+            "DocumentViewed": dispatch.on_document_viewed,
+            "DocumentPublished": dispatch.on_document_published,
+        },
+        **options,
+    )
     return consumer

@@ -150,6 +150,19 @@ def test_recipient_filters_and_unknown_contacts_stay_selected():
     assert [i.item_id for i in viewed.selected] == ["i2", "i3"]
 
 
+def test_an_item_the_portal_does_not_show_goes_on_paper_under_every_filter():
+    # "online" is registered and prefers online delivery, but the portal hides this letter from them (contract
+    # ended, no billing period covering it): paper is the only way it reaches them.
+    facts = {"online": RecipientFacts("online", "online", portal_registered=True)}
+    items = [item(1, "online"), item(2, "online")]
+    for recipient_filter in RecipientFilter:
+        chosen = select_items(items, recipient_filter, facts, set(), {"i1"})
+        assert "i1" in [i.item_id for i in chosen.selected], recipient_filter
+    assert [i.item_id for i in select_items(items, RecipientFilter.NOT_REGISTERED, facts, set(), {"i1"}).selected] == [
+        "i1"
+    ]
+
+
 def test_working_days_skip_weekends_and_german_holidays():
     assert easter_sunday(2026) == date(2026, 4, 5)
     # Monday + 5 working days -> the following Tuesday morning (Mon..Fri waited, next working day)

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from smartpost_shared.http import BodyLimitMiddleware
+from smartpost_shared.identity import CallerVerifier, caller_precheck
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
 from smartpost_splitter.adapters.sandbox import Limits, Sandbox
+from smartpost_splitter.api import PROPOSAL_MAX_BYTES, router
 from smartpost_splitter.application import SplitService, SplitterOptions, remove_orphaned_work
 from smartpost_splitter.consumers import register_consumers
 from smartpost_splitter.jobs import SplitJobs
@@ -115,6 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 - 
     app.state.service = service
     app.state.jobs = jobs
     app.state.sandbox = sandbox
+    # The proposal route needs a verified caller (smartpost_shared.identity); the probes do not.
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    # The proposal upload: a declared oversize body is refused before a byte is read, and only for a proven caller.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=PROPOSAL_MAX_BYTES, precheck=caller_precheck())
+    app.include_router(router)
     install_metrics(app, settings.service_name, kafka=settings.kafka)
     install_tracing(app, settings.service_name, settings.tracing)
     app.state.startup = startup

@@ -610,6 +610,7 @@ class SplitService:
                 identifiers=list(evidence.identifiers),
                 property_refs=list(evidence.property_refs),
                 unit_refs=list(evidence.unit_refs),
+                context_lines=list(evidence.context_lines),
                 warnings=warnings,
             )
         )

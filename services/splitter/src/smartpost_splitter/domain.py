@@ -149,6 +149,7 @@ class Segment:
             property_refs=property_refs,
             unit_refs=unit_refs,
             warnings=tuple(self.warnings(address_found=bool(address))),
+            context_lines=first_page.context_lines,
         )
 
     def warnings(self, *, address_found: bool) -> list[str]:
@@ -176,6 +177,7 @@ class PartEvidence:
     property_refs: tuple[str, ...]
     unit_refs: tuple[str, ...]
     warnings: tuple[str, ...]
+    context_lines: tuple[str, ...] = ()
 
 
 def _ranges(pages: list[int]) -> str:

@@ -7,6 +7,7 @@ models (measured: 18 MB less per worker). :mod:`smartpost_splitter.domain` build
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -35,10 +36,11 @@ DEFAULT_SIMILARITY = 0.35
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
 # Every quantifier is bounded: the patterns run in linear time on any page (a megabyte of tabs after a label).
 # "Unser Zeichen" (our reference, DIN 5008 information block) counts; "Ihr Zeichen" is the recipient's own number.
+# "Debitor" / "Debitorennummer" is the customer number in accounting-led ERPs.
 DEFAULT_IDENTIFIER_PATTERNS = (
     (
         r"(?i:(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto)"
-        r"|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
+        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )
@@ -72,6 +74,143 @@ UNIT_PATTERNS = (
         + r"[ \t]{0,20}(?P<value>\d{1,4}[a-zA-Z]?\b(?:[ \t]{0,3}\([^)\r\n]{1,40}\))?)"
     ),
 )
+# Labels above their values: an information block printed as a small table ("Objekt-Nr.  Wohnung  Kunden-Nr.
+# Datum" on one line, "1020  03  K-000123  01.03.2025" on the next) or a label alone on its line with the value
+# on the next ("Objekt" / "1020", "Kundennummer" / "4711"). A header line must consist of known labels only (and
+# name a property, unit or number), so prose never becomes a table; its values are read column by column (cells
+# split at runs of two or more spaces, else at single spaces when the counts agree, else by column position);
+# whatever does not line up is not read (no evidence rather than wrong evidence).
+_HEAD_LABELS = (
+    (
+        "property",
+        (
+            r"(?:Objekt|Liegenschaft|Verwaltungsobjekt|Wirtschaftseinheit|Obj\.|WEG)"
+            r"(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer|Bezeichnung|Name))?"
+        ),
+    ),
+    (
+        "unit",
+        (
+            r"(?P<unit_kind>Nutzeinheit|Wohneinheit|Einheit|Wohnung|Whg\.?|Einh\.|WE|ME|SE|NE|Stellplatz)"
+            r"(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer))?"
+        ),
+    ),
+    (
+        "identifier",
+        (
+            r"(?:Kontakt|Kunden|Mieter|Eigentümer|Personen|Referenz)[ \t]?-?[ \t]?(?:Nr\.?|Nummer|ID|Konto)"
+            r"|Personenkonto|Debitor(?:en)?(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer|Konto))?|Unser[ \t]Zeichen"
+            r"|Ref\.(?:[ \t]?-?[ \t]?Nr\.?)?"
+        ),
+    ),
+    (
+        "other",
+        (
+            r"Datum|Seite|Blatt|Telefon|Tel\.|Telefax|Fax|E-Mail|Ihr[ \t]Zeichen|Ihre[ \t]Nachricht(?:[ \t]vom)?"
+            r"|Sachbearbeiter(?:in)?|Ansprechpartner(?:in)?|Bearbeiter(?:in)?|Durchwahl|Abrechnungszeitraum"
+            r"|Abrechnungsjahr|Wirtschaftsjahr|Zeitraum|Vertrag(?:s[ \t]?-?[ \t]?(?:Nr\.?|Nummer))?"
+            r"|Rechnungs[ \t]?-?[ \t]?Nr\.?|Rechnungsnummer|Mandant|Betrag|Fälligkeit|Fällig[ \t]am|Jahr"
+        ),
+    ),
+)
+_HEAD_LABEL = re.compile(
+    "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _HEAD_LABELS) + r"(?=[ \t]{0,3}:?(?:[ \t]|$))",
+    re.IGNORECASE,
+)
+_HEAD_LABEL_END = re.compile(r"[ \t]{0,3}:?")
+_CELL = re.compile(r"\S+(?: \S+)*")  # a cell: words separated by single spaces
+_WORD = re.compile(r"\S+")
+_IDENTIFIER_VALUE = re.compile(r"(?:[A-Z]{1,3}-?\d{3,12}|\d{3,12})")
+_UNIT_VALUE = re.compile(r"(?:(?P<kind>[A-Za-zÄÖÜäöü.]{1,12})[ \t]?)?(?P<number>\d{1,4}[a-zA-Z]?)")
+_SINGLE_VALUE_MAX = 60  # "Objekt" / "1020": the line under a lone label is a value only if it is short
+_COLUMN_SLACK = 2  # characters a value may start left or right of its label
+_TABLE_MAX_LINE = 300  # longer lines are prose, not an information block
+
+
+@dataclass(frozen=True, slots=True)
+class _HeadCell:
+    kind: str
+    start: int
+    unit_kind: str | None
+
+
+def _header_cells(line: str) -> list[_HeadCell] | None:
+    """The labels of a header line if the line is made of known labels only, else None."""
+    cells: list[_HeadCell] = []
+    pos = len(line) - len(line.lstrip())
+    while pos < len(line):
+        match = _HEAD_LABEL.match(line, pos)
+        if match is None:
+            return None
+        kind = match.lastgroup if match.lastgroup in {"property", "unit", "identifier", "other"} else None
+        if kind is None:  # the unit's inner group is the last one matched
+            kind = "unit"
+        cells.append(_HeadCell(kind, pos, match.group("unit_kind")))
+        end = _HEAD_LABEL_END.match(line, match.end())
+        pos = end.end() if end else match.end()
+        while pos < len(line) and line[pos] in " \t":
+            pos += 1
+    if not cells or all(c.kind == "other" for c in cells):
+        return None
+    return cells
+
+
+def _value_cells(heads: list[_HeadCell], line: str) -> list[str] | None:
+    """The values under ``heads``, one per label, or None if they do not line up."""
+    if len(heads) == 1:
+        value = line.strip()
+        return [value] if value and len(value) <= _SINGLE_VALUE_MAX else None
+    spaced = [(m.start(), m.group()) for m in _CELL.finditer(line.replace("\t", "  "))]
+    if len(spaced) == len(heads):
+        return [v for _, v in spaced]
+    words = [m.group() for m in _WORD.finditer(line)]
+    if len(words) == len(heads):
+        return words
+    # By column: the cell that starts where its label starts (allowing a little slack).
+    out: list[str] = []
+    for head in heads:
+        near = [v for start, v in spaced if abs(start - head.start) <= _COLUMN_SLACK]
+        if len(near) != 1:
+            return None
+        out.append(near[0])
+    return out
+
+
+def find_table_values(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(identifiers, property refs, unit refs) printed under their labels (see ``_HEAD_LABELS``)."""
+    found: dict[str, list[str]] = {"identifier": [], "property": [], "unit": []}
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    for line, below in itertools.pairwise(lines):
+        if len(line) > _TABLE_MAX_LINE or len(below) > _TABLE_MAX_LINE:
+            continue
+        heads = _header_cells(line)
+        if heads is None or _header_cells(below) is not None:
+            continue
+        values = _value_cells(heads, below)
+        if values is None:
+            continue
+        for head, raw in zip(heads, values, strict=True):
+            value = _table_value(head, _WHITESPACE.sub(" ", raw).strip(" ,;:/"))
+            if value is not None:
+                found[head.kind].append(value)
+    return unique(found["identifier"]), unique(found["property"]), unique(found["unit"])
+
+
+def _table_value(head: _HeadCell, value: str) -> str | None:
+    """The evidence a table cell gives under its label, or None (empty, a dash, not the label's kind of value)."""
+    if not value or value in {"-", "–"}:
+        return None
+    if head.kind == "property":
+        return value[:80]
+    if head.kind == "identifier":
+        return value if _IDENTIFIER_VALUE.fullmatch(value) else None
+    if head.kind == "unit":
+        unit = _UNIT_VALUE.fullmatch(value)
+        if unit is not None:
+            return f"{unit.group('kind') or head.unit_kind or 'Einheit'} {unit.group('number')}"
+    return None
+
+
 # Kept for callers of the old names: the first pattern of each kind.
 PROPERTY_PATTERN = PROPERTY_PATTERNS[0]
 UNIT_PATTERN = UNIT_PATTERNS[0]
@@ -131,6 +270,7 @@ class PageFacts:
     identifiers: tuple[str, ...] = ()
     property_refs: tuple[str, ...] = ()
     unit_refs: tuple[str, ...] = ()
+    context_lines: tuple[str, ...] = ()  # only on pages with an address (see context_lines)
     thumbnail: bytes | None = None
 
     @property
@@ -233,6 +373,37 @@ def page_number(text: str) -> int | None:
     return None
 
 
+MAX_CONTEXT_LINES = 40
+MAX_CONTEXT_CHARS = 160
+_LINES_AFTER_SALUTATION = 2  # the opening sentence says what the letter is about; the rest is the statement
+
+
+def context_lines(text: str, address: tuple[str, ...]) -> tuple[str, ...]:
+    """The first page's lines outside the address window, up to two lines after the salutation.
+
+    Letterhead, information block, subject and opening sentence: where an export names the property without a
+    label ("Wohnanlage Rosenhof · Abrechnung 2024"). The matcher looks the account's own property names and
+    addresses up in them; the body further down (comparisons, other properties) is left out on purpose.
+    """
+    window = {_WHITESPACE.sub(" ", line).strip() for line in address}
+    out: list[str] = []
+    after: int | None = None
+    for raw in text.splitlines():
+        line = _WHITESPACE.sub(" ", raw).strip()
+        if not line or line in window:
+            continue
+        if after is not None:
+            if after >= _LINES_AFTER_SALUTATION:
+                break
+            after += 1
+        elif _SALUTATION.match(line):
+            after = 0
+        out.append(line[:MAX_CONTEXT_CHARS])
+        if len(out) >= MAX_CONTEXT_LINES:
+            break
+    return tuple(out)
+
+
 def looks_like_first_page(text: str) -> bool:
     """Page number 1, or no page number and a salutation: the page starts a letter."""
     number = page_number(text)
@@ -309,7 +480,12 @@ class CompiledPlan:
         identifiers = list(find_identifiers(text, self.evidence))
         if self.identifier is not None:
             identifiers.extend(_match_value(m) for m in self.identifier.finditer(text))
-        return unique(identifiers), find_property_refs(text), find_unit_refs(text)
+        table_ids, table_properties, table_units = find_table_values(text)
+        return (
+            unique([*identifiers, *table_ids]),
+            unique([*find_property_refs(text), *table_properties]),
+            unique([*find_unit_refs(text), *table_units]),
+        )
 
 
 def starts_by_itself(plan: SplitPlan, facts_marker: str | None, index: int, previous_is_separator: bool) -> bool:
@@ -324,3 +500,46 @@ def starts_by_itself(plan: SplitPlan, facts_marker: str | None, index: int, prev
     if strategy is SplitStrategy.KEYWORD:
         return previous_is_separator if plan.drop_separator else facts_marker is not None
     return facts_marker is not None
+
+
+# --- facts for the split-strategy proposal (smartpost_splitter.proposal), read by the worker ---------------
+
+_PROPOSAL_PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
+_SHORT_PAGE_CHARS = 400
+_KEYWORD_MAX = 40
+_FIRST_LABEL = re.compile(r"\b(Seite|Blatt|SEITE|BLATT)[ \t]{1,5}1[ \t]{0,5}(von|/)", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalPage:
+    """What the proposer needs to know about one page (small; the text itself is not kept)."""
+
+    index: int
+    blank: bool
+    address_a: tuple[str, ...] = ()
+    address_b: tuple[str, ...] = ()
+    number: int | None = None  # the printed page number ("Seite 2 von 3" -> 2)
+    first_look: bool = False  # page number 1, or no number and a salutation
+    first_label: str | None = None  # "Seite 1 von" as printed on a page numbered 1
+    identifiers: tuple[str, ...] = ()
+    short: bool = False  # little text: a separator page, a cover sheet
+    words: frozenset[str] = frozenset()  # short lines without digits, case folded (separator keywords)
+
+
+def proposal_page(
+    index: int, text: str, address_a: tuple[str, ...], address_b: tuple[str, ...], *, has_images: bool = False
+) -> ProposalPage:
+    label = _FIRST_LABEL.search(text)
+    lines = clean_lines(text)
+    return ProposalPage(
+        index=index,
+        blank=not text.strip() and not has_images,
+        address_a=address_a,
+        address_b=address_b,
+        number=page_number(text),
+        first_look=looks_like_first_page(text),
+        first_label=f"{label.group(1)} 1 {label.group(2)}" if label else None,
+        identifiers=find_identifiers(text, _PROPOSAL_PATTERNS),
+        short=0 < sum(len(line) for line in lines) <= _SHORT_PAGE_CHARS,
+        words=frozenset(line.casefold() for line in lines if len(line) <= _KEYWORD_MAX and not _DIGITS.search(line)),
+    )

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
+from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
+from smartpost_splitter.adapters.scan import scan_range
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
 from smartpost_splitter.pages import (
     CompiledPlan,
+    context_lines,
     find_identifiers,
     find_property_refs,
+    find_table_values,
     find_unit_refs,
     looks_like_first_page,
     page_number,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
 
@@ -44,7 +52,16 @@ def test_prose_and_street_words_are_not_labels() -> None:
     assert find_unit_refs("Die Wohnung wurde saniert. WE haben geprüft.") == ()
 
 
-@pytest.mark.parametrize("text", ["Unser Zeichen K-004711", "Ref. K-004711", "Personenkonto K-004711"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unser Zeichen K-004711",
+        "Ref. K-004711",
+        "Personenkonto K-004711",
+        "Obj.-Nr. 1020 | Whg. 3 | Debitor K-004711 | 01.03.2025",
+        "Debitorennummer: K-004711",
+    ],
+)
 def test_identifier_labels_of_the_information_block(text: str) -> None:
     assert find_identifiers(text, PATTERNS) == ("K-004711",)
 
@@ -52,7 +69,8 @@ def test_identifier_labels_of_the_information_block(text: str) -> None:
 @pytest.mark.parametrize(
     ("label", "kind"),
     [("Objekt:", "property"), ("Liegenschaft Nr.", "property"), ("WEG", "property"), ("Whg.-Nr.", "unit"),
-     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Seite", "page"), ("Sehr", "page")],
+     ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Debitoren-Nr.", "identifier"), ("Seite", "page"),
+     ("Sehr", "page")],
 )  # fmt: skip
 def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(label: str, kind: str) -> None:
     # Catastrophic backtracking would take minutes on a megabyte; the linear patterns take well under a second.
@@ -131,3 +149,91 @@ def test_a_continuation_page_that_repeats_the_address_stays_in_its_letter() -> N
 def test_without_first_page_signs_the_same_address_continues_the_letter() -> None:
     pages = [("Abrechnung", ADDRESS), ("Anlage", ADDRESS), ("Abrechnung", OTHER)]
     assert _pages(pages) == [(0, 1), (2, 2)]
+
+
+@pytest.mark.parametrize(
+    ("text", "identifiers", "properties", "units"),
+    [
+        # A table header: labels on one line, values on the next (columns by position, two or more spaces).
+        (
+            "Objekt-Nr.    Wohnung   Kunden-Nr.    Datum\n1020          03        K-000123      01.03.2025",
+            ("K-000123",), ("1020",), ("Wohnung 03",),
+        ),
+        # The same with single spaces (extractors that collapse column gaps): read when the counts agree.
+        ("Objekt Wohnung Kunden-Nr. Datum\n1020 03 4711 01.03.2025", ("4711",), ("1020",), ("Wohnung 03",)),
+        # A lone label with its value on the next line.
+        ("Objekt\n1020\nKundennummer\n4711", ("4711",), ("1020",), ()),
+        ("Whg.-Nr.  Ref.\nWhg. 3    K-1234", ("K-1234",), (), ("Whg. 3",)),
+        ("Debitor-Nr.   Objekt\n4711          1020", ("4711",), ("1020",), ()),
+        # Values that do not line up with their labels are not read at all (no evidence rather than wrong evidence).
+        ("Objekt Wohnung Kunden-Nr. Datum\nParkallee 7 03 4711 01.03.2025", (), (), ()),
+        # Prose is no header: every word of a header line must be a known label.
+        ("Das Objekt wurde\nsaniert 2024", (), (), ()),
+        ("Datum    Seite\n01.03.2025    1", (), (), ()),
+        # A unit column holding something that is not a unit number, a number column holding a date.
+        ("Wohnung    Kunden-Nr.\nDachgeschoss    01.03.2025", (), (), ()),
+    ],
+)  # fmt: skip
+def test_labels_above_values_are_read_column_by_column(
+    text: str, identifiers: tuple[str, ...], properties: tuple[str, ...], units: tuple[str, ...]
+) -> None:
+    assert find_table_values(text) == (identifiers, properties, units)
+
+
+def test_table_values_reach_the_page_evidence() -> None:
+    compiled = CompiledPlan.of(plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK)))
+    text = "Hausverwaltung X      Seite 1 von 2\nObjekt-Nr.   Wohnung   Kunden-Nr.\n1020         03        K-000123"
+    identifiers, properties, units = compiled.evidence_of(text)
+    assert "K-000123" in identifiers
+    assert "1020" in properties
+    assert "Wohnung 03" in units
+
+
+def test_table_reader_runs_in_linear_time_on_a_long_header_like_page() -> None:
+    text = ("Objekt  Wohnung  " * 16 + "\n" + "1020  03  " * 16 + "\n") * 2_000  # 0.6 MB of header rows
+    started = time.perf_counter()
+    find_table_values(text)
+    assert time.perf_counter() - started < 5.0
+
+
+def test_context_lines_are_the_first_page_above_the_body_without_the_window() -> None:
+    window = ("Herrn Max Muster", "Gartenweg 3", "10115 Berlin")
+    text = "\n".join(
+        [
+            "Wohnanlage Rosenhof · Abrechnung 2024",
+            "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+            *window,
+            "Whg.-Nr.   03",
+            "",
+            "Sehr geehrter Herr Muster,",
+            "die Einzelabrechnung Ihrer Einheit liegt bei.",
+            "Abrechnungszeitraum 2024",
+            "Die Kosten sind wie in der Residenz Sonnenblick gestiegen.",  # the statement itself: left out
+            "Heizkosten 120,00 €",
+        ]
+    )
+    assert context_lines(text, window) == (
+        "Wohnanlage Rosenhof · Abrechnung 2024",
+        "Hausverwaltung Sonnenschein GmbH · Postfach 10 20 30 · 10001 Berlin",
+        "Whg.-Nr. 03",
+        "Sehr geehrter Herr Muster,",
+        "die Einzelabrechnung Ihrer Einheit liegt bei.",
+        "Abrechnungszeitraum 2024",
+    )
+    # Without a salutation: at most 40 lines of at most 160 characters.
+    long = "\n".join("x" * 200 for _ in range(60))
+    lines = context_lines(long, ())
+    assert len(lines) == 40
+    assert {len(line) for line in lines} == {160}
+
+
+def test_a_scanned_pdf_first_page_carries_its_context_lines_and_a_continuation_page_none(tmp_path: Path) -> None:
+    pdf = tmp_path / "serienbrief.pdf"
+    write_serial_letter(pdf, demo_recipients(2, seed=4), seed=7, address_form="B")
+    plan = plan_from_rule(SplitRule(strategy=SplitStrategy.ADDRESS_BLOCK, address_form="B"))
+    first, second = scan_range(str(pdf), plan, 0, 2, 0)
+    assert first.address_lines
+    assert "Jahresabrechnung 2025" in first.context_lines
+    assert not set(first.address_lines) & set(first.context_lines)
+    assert first.context_lines[-3].startswith("Sehr geehrte")  # two lines after the salutation, then the body ends
+    assert second.context_lines == ()

@@ -33,6 +33,11 @@ class SplitPart(Contract):
     property_refs: list[str] = Field(default_factory=list)
     unit_refs: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Since splitter 2026-12: the first page's lines outside the address window up to just after the salutation
+    # (letterhead, information block, subject, the opening sentence), at most 40 lines of 160 characters. The
+    # matcher looks the account's own property names and addresses up in them ("Wohnanlage Rosenhof · Abrechnung
+    # 2024"); earlier events have none and are matched as before.
+    context_lines: list[str] | None = None
 
     @model_validator(mode="after")
     def _thumbnail_range_complete(self) -> SplitPart:

@@ -53,6 +53,9 @@ def example_payloads() -> list[EventPayload]:
             portal_registered=True,
         ),
         md.ContactArchived(contact_id="C-4711"),
+        md.ContactErasureRequested(
+            erasure_id="e-0815", contact_id="C-4711", requested_by="admin@hv-muster.de", reason="Antrag vom 01.12."
+        ),
         md.ContractUpserted(
             contract_id="V-1",
             contact_id="C-4711",

@@ -99,6 +99,21 @@ class LetterReleased(EventPayload):
     notify_by_email: bool
     released_by: str
     items: list[ReleasedItem]
+    # Since 2026-11 (additive, optional): the letter's billing period (see LetterCreated). The portal lets the holder
+    # of a contract that overlaps it read the letter even after the contract ended (a former owner's statement for
+    # their months); without it the contract's access window alone decides. Both or neither.
+    period_start: date | None = None
+    period_end: date | None = None
+
+    @model_validator(mode="after")
+    def _period_complete(self) -> LetterReleased:
+        if (self.period_start is None) != (self.period_end is None):
+            msg = "period_start and period_end go together"
+            raise ValueError(msg)
+        if self.period_start is not None and self.period_end is not None and self.period_end < self.period_start:
+            msg = "period_end must not be before period_start"
+            raise ValueError(msg)
+        return self
 
 
 class RecipientFilter(StrEnum):

@@ -62,3 +62,19 @@ class ContractUpserted(EventPayload):
     start: date
     end: date | None = None
     contract_number: str = ""
+
+
+@register
+class ContactErasureRequested(EventPayload):
+    """GDPR Art. 17: erase this contact's personal data in every service (``smartpost_shared.privacy``).
+
+    Published by the assignment service (the owner of master data) when an admin of the account asks for it; it
+    travels on ``masterdata.events`` (key: account) so it is ordered after the contact's earlier upserts. Every
+    service that holds personal data erases it in the same transaction as it records the erasure (audit).
+    """
+
+    event_type = "ContactErasureRequested"
+    erasure_id: Id
+    contact_id: Id
+    requested_by: str
+    reason: str = ""

@@ -8,7 +8,7 @@ values are documented in the service README ("Matching rules"); changing a numbe
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -158,8 +158,41 @@ class Window:
     unit_refs: dict[str, str] = field(default_factory=dict)
     unit_texts: set[str] = field(default_factory=set)
     joint_address: bool = False  # "Eheleute", "X und Y": several addressees in one window (not heirs, not c/o)
+    # In a joint window, the name tokens of each addressed person ("Herrn A X und Frau B Y" -> {a, x}, {b, y};
+    # "Eheleute Anna und Bernd X" -> {anna, x}, {bernd, x}): a full name must stand within one person.
+    persons: list[frozenset[str]] = field(default_factory=list)
     # Properties the page names -> the printed reference that names it (computed once per part, by the MatchIndex).
     named_properties: dict[str, str] | None = None
+    # Cells of the first page's unlabelled lines (letterhead, subject, opening sentence), the window address and
+    # sender lines taken out; and the properties of the account they name (computed once per part).
+    context_cells: list[str] = field(default_factory=list)
+    context_properties: dict[str, str] | None = None
+
+
+_CELL_SPLIT = re.compile(r"\s*(?:[·•|–:;]|\s-\s)\s*")
+_POSTAL_CODE = re.compile(r"\b\d{5}\b")
+_SPACES = re.compile(r"\s+")
+
+
+def context_cells(part: SplitPart, ignored: frozenset[str] = frozenset()) -> list[str]:
+    """The cells of a part's unlabelled first-page lines that may name its property.
+
+    Left out: the window address (an owner often lives in another of their properties), a line of cells with a
+    postal code (the management company's letterhead or footer: "Hausverwaltung X · Parkallee 7 · 10115 Berlin"),
+    and lines printed on most letters of the document (``ignored``, see Matcher.note_document).
+    """
+    address = [_SPACES.sub(" ", a).strip() for a in part.address_lines if a.strip()]
+    cells: list[str] = []
+    for raw in part.context_lines or ():
+        line = _SPACES.sub(" ", raw).strip()
+        if fold(line) in ignored:
+            continue
+        if any(mark in line for mark in _SENDER_MARKS) and _POSTAL_CODE.search(line):
+            continue
+        for own in address:
+            line = line.replace(own, " · ")
+        cells += [cell for cell in _CELL_SPLIT.split(line) if cell.strip()]
+    return cells
 
 
 def _is_street_line(line: str) -> bool:
@@ -188,6 +221,8 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
     window.joint_address = any(_JOINT_MARK.search(line) for line in name_lines) and not any(
         _NOT_JOINT_MARK.search(line) for line in lines
     )
+    if window.joint_address:
+        window.persons = _persons(" ".join(line for line in name_lines if not _CO_LINE.match(line)))
     for line in name_lines:
         if _CO_LINE.match(line):
             window.co_tokens.update(name_tokens(_CO_LINE.sub("", line)))
@@ -211,6 +246,31 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
         for inner in re.findall(r"\(([^)]+)\)", ref):
             window.unit_texts.add(fold(inner))
     return window
+
+
+_PERSON_SPLIT = re.compile(r"\bund\b|\bu\.(?=\s)", re.IGNORECASE)
+
+
+def _persons(text: str) -> list[frozenset[str]]:
+    """The name tokens of each person a joint window addresses; a lone first name shares the last family name."""
+    segments = [company_tokens(segment) for segment in _PERSON_SPLIT.split(text)]
+    segments = [[t for t in segment if t != "ehepaar"] for segment in segments]
+    segments = [segment for segment in segments if segment]
+    if len(segments) < 2:  # one person is no joint address
+        return []
+    # "Anna und Bernd Klein-Hartmann": the family name is everything after the last person's first name.
+    family = segments[-1][1:] or segments[-1]
+    return [frozenset([*segment, *family]) if len(segment) == 1 else frozenset(segment) for segment in segments]
+
+
+def _one_person_named(profile: Profile, window: Window) -> bool:
+    """Whether first and last name stand together within one addressed person of a joint window."""
+    if not window.persons:
+        return True
+    wanted = (*profile.first, *profile.last)
+    return any(
+        all(t in person or any(fuzzy_token_equal(p, t) for p in person) for t in wanted) for person in window.persons
+    )
 
 
 _REF_TOKEN = re.compile(r"[a-z]+|\d+")
@@ -263,6 +323,10 @@ _DESIGNATION_WORDS = frozenset(
         "zzcomma",
     }
 )
+
+
+# Words that lead a property's address in running text ("WEG Parkallee 7", "Wohnanlage Am Markt 5 a").
+_CONTEXT_DESIGNATIONS = _DESIGNATION_WORDS - {"nr", "zzcomma"}
 
 
 @dataclass(frozen=True)
@@ -398,6 +462,7 @@ def _name_key(contact: Contact) -> str:
 
 
 _REF_WORD = re.compile(r"[a-z0-9]+")
+BOILERPLATE_MIN_PARTS = 3  # a line on this many first pages (and on half of them) is letterhead
 MIN_PROPERTY_NAME = 8  # a property name shorter than this ("Haus A") is too ambiguous to look up in text
 
 
@@ -591,6 +656,40 @@ class MatchIndex:
                 found.setdefault(at[0][0], printed)
         return found
 
+    def properties_in_context(self, window: Window) -> dict[str, str]:
+        """Properties of the account named in the page's unlabelled lines (letterhead, subject, opening sentence).
+
+        By their name, or by their address led by a designation ("WEG Parkallee 7", "Wohnanlage Am Markt 5 a,
+        10115 Berlin") or printed with the property's postal code. A name or address that fits several properties
+        names none of them.
+        """
+        if window.context_properties is not None:
+            return window.context_properties
+        found: dict[str, str] = {}
+        names = self.account.property_names
+        longest = self.account.max_name_words
+        for cell in window.context_cells:
+            words = _REF_WORD.findall(fold(cell))
+            for i in range(len(words)):
+                for n in range(min(longest, len(words) - i), 0, -1):
+                    hit = names.get(" ".join(words[i : i + n]))
+                    if hit is not None:
+                        found.setdefault(hit, cell)
+                        break
+            postal = frozenset(_POSTAL_CODE.findall(cell))
+            led = bool(words) and words[0] in _CONTEXT_DESIGNATIONS
+            for candidates in street_key_groups(cell):
+                street = next((c for c in candidates if c.key in self.property_streets), None)
+                if street is None or not street.clean_prefix:
+                    continue
+                at = self.property_streets[street.key]
+                if postal:
+                    at = [a for a in at if not a[1] or a[1] in postal]
+                if len(at) == 1 and (led or at[0][1] in postal):
+                    found.setdefault(at[0][0], cell)
+        window.context_properties = found
+        return found
+
     def retrieve(self, window: Window) -> set[str]:
         found: set[str] = set()
         for key in window.identifiers:
@@ -661,7 +760,16 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
             f_exact, f_fuzzy, f_used = _match_tokens(profile.first, window.name_tokens)
             used |= f_used
             display = f"{contact.first_name} {contact.last_name}".strip()
-            if profile.first and f_exact + f_fuzzy == len(profile.first):
+            if profile.first and f_exact + f_fuzzy == len(profile.first) and not _one_person_named(profile, window):
+                # "Herrn Björn Koch und Herrn Florian Keller" does not name Björn Keller: the first name belongs
+                # to one addressee, the last name to another. Only the last name counts.
+                used -= f_used
+                best = (
+                    POINTS_LAST_NAME,
+                    f"nur Nachname {contact.last_name} (Vorname gehört zu einer anderen Person)",
+                    used,
+                )
+            elif profile.first and f_exact + f_fuzzy == len(profile.first):
                 if fuzzy or f_fuzzy:
                     best = (POINTS_NAME_FULL_FUZZY, f"Name {display} (Schreibvariante)", used)
                 else:
@@ -729,9 +837,10 @@ class Matcher:
     def __init__(self, index: MatchIndex, policy: MatchPolicy | None = None) -> None:
         self.index = index
         self.policy = policy or MatchPolicy()
+        self._boilerplate: frozenset[str] = frozenset()
 
     # -- placement: which property/unit the contact gets this part for --
-    def _placement(  # noqa: C901, PLR0912 - property reference, unit reference and contract number narrow in turn
+    def _placement(  # noqa: C901, PLR0912, PLR0915 - property reference, unit reference and contract number narrow in turn
         self, profile: Profile, window: Window
     ) -> tuple[Placement | None, str | None, str | None, float, list[str]]:
         snapshot = self.index.snapshot
@@ -769,6 +878,20 @@ class Matcher:
                 points += PENALTY_PROPERTY_REF
                 printed = "; ".join(dict.fromkeys(window.named_properties.values()))
                 evidence.append(f"Liegenschaft auf der Seite („{printed}“) passt nicht zu den Verträgen des Kontakts")
+        elif len(own_props) > 1 and window.context_cells:
+            # No labelled property: a name or address of exactly one of the contact's own properties in the
+            # letterhead, subject or opening sentence decides between them (no points: it places, never picks).
+            in_context = self.index.properties_in_context(window)
+            hits = sorted(own_props & set(in_context))
+            if len(hits) == 1:
+                evidence.append(
+                    f"Liegenschaft {snapshot.properties[hits[0]].reference} auf der Seite genannt "
+                    f"(ohne Bezeichnung: „{in_context[hits[0]]}“)"
+                )
+                placements = [p for p in placements if p.property_id == hits[0]]
+            elif hits:
+                printed = "; ".join(dict.fromkeys(in_context[h] for h in hits))
+                evidence.append(f"mehrere Liegenschaften des Kontakts auf der Seite genannt („{printed}“)")
         if window.unit_refs or window.unit_texts:
             by_unit: list[Placement] = []
             position_hit = False
@@ -1000,8 +1123,20 @@ class Matcher:
             and (account.address_keys[cid] == profile.address_key or account.units_of.get(cid, frozenset()) & own_units)
         )
 
+    def note_document(self, parts: list[SplitPart]) -> None:
+        """Leave out lines printed on the first page of most letters of a document (letterhead, the manager).
+
+        Such a line names no single letter's property, even when it names one of the account's properties.
+        """
+        counts: Counter[str] = Counter()
+        for part in parts:
+            counts.update({fold(_SPACES.sub(" ", line).strip()) for line in part.context_lines or ()})
+        least = max(BOILERPLATE_MIN_PARTS, (len(parts) + 1) // 2)
+        self._boilerplate = frozenset(line for line, n in counts.items() if n >= least)
+
     def assign(self, part: SplitPart) -> PartAssignment:
         window = parse_window(part)  # once per part: ranking, duplicates and the joint-letter rule share it
+        window.context_cells = context_cells(part, self._boilerplate)
         ranked = self.rank(window)
         if ranked:
             # A probable duplicate must be shown for review even if the page does not name it.

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from smartpost_shared.logging import get_logger
 from smartpost_shared.tracing import httpx_event_hooks
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from smartpost_shared.identity import CallerTokenIssuer
+
+log = get_logger(__name__)
 
 COMMAND_HEADER = "X-SmartPost-Command-Id"
 
@@ -96,9 +99,22 @@ class ServiceClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    def _checked(self, path: str) -> str:
+        """``path`` as built from the gateway's route (ids from the browser's address), if it names one route.
+
+        An id holding "?", "#", "%", a backslash or a dot segment would cut, end or re-route the service path (a
+        "prepare" user reaching a "release" route of the same letter): such an id names nothing, answered 404.
+        """
+        # Query parameters travel as ``params=`` (encoded by httpx), never inside ``path``.
+        if any(c in path for c in "?#%\\") or any(seg in {".", ".."} for seg in path.split("/")):
+            log.warning("service.path_refused", service=self.service, path=path[:200])
+            raise ServiceError(self.service, 404, "not found")
+        return path
+
     async def request(
         self, method: str, path: str, caller: Caller | None, *, headers: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
+        path = self._checked(path)
         all_headers = {**self.caller_headers(caller), **(headers or {})}
         try:
             response = await self.http.request(method, path, headers=all_headers, **kwargs)
@@ -117,7 +133,7 @@ class ServiceClient:
 
     async def stream(self, path: str, caller: Caller) -> tuple[httpx.Response, AsyncIterator[bytes]]:
         """Open a streamed GET; the caller iterates the body and the response closes when it is exhausted."""
-        request = self.http.build_request("GET", path, headers=self.caller_headers(caller))
+        request = self.http.build_request("GET", self._checked(path), headers=self.caller_headers(caller))
         try:
             response = await self.http.send(request, stream=True)
         except httpx.HTTPError as exc:

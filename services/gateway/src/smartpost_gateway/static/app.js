@@ -1,5 +1,6 @@
 // SmartPost gateway: small vanilla helpers (drag-and-drop ordering, cross-property toggle, split-rule fields,
-// confirmation dialogs). No build step, no external code besides the vendored htmx.
+// confirmation dialogs). No build step, no external code besides the vendored htmx. The pages carry no inline
+// script or event handler (the Content-Security-Policy forbids them): behaviour hangs on data-* attributes here.
 (function () {
   "use strict";
 
@@ -21,12 +22,23 @@
     sync();
   }
 
+  // The help texts of the split rules travel as JSON in <meta name="sp-rule-help"> (data, never code).
+  function ruleHelp() {
+    var meta = document.querySelector("meta[name=sp-rule-help]");
+    if (!meta) return {};
+    try {
+      return JSON.parse(meta.getAttribute("content") || "{}");
+    } catch (e) {
+      return {};
+    }
+  }
+
   // Show only the parameters of the chosen split rule.
   function initRules(root) {
     root.querySelectorAll("[data-rule]").forEach(function (rule) {
       var select = rule.querySelector("[data-rule-select]");
       var help = rule.querySelector("[data-rule-help]");
-      var helps = window.SP_RULE_HELP || {};
+      var helps = ruleHelp();
       var sync = function () {
         rule.querySelectorAll("[data-for]").forEach(function (label) {
           label.hidden = label.getAttribute("data-for") !== select.value;
@@ -83,17 +95,55 @@
     });
   }
 
-  window.SP = {
-    openRevoke: function (button) {
-      var dialog = document.getElementById("revoke-dialog");
-      dialog.querySelector("input[name=unit_id]").value = button.dataset.unitId;
-      dialog.querySelector("input[name=item_id]").value = button.dataset.itemId;
-      dialog.querySelector("[data-revoke-recipient]").textContent = button.dataset.recipient;
-      dialog.querySelector("[data-revoke-place]").textContent = button.dataset.place;
-      dialog.querySelector("[data-revoke-paper]").textContent = button.dataset.paper;
-      dialog.showModal();
-    },
-  };
+  // The revoke dialog takes recipient, place and paper status from the button's data attributes, as text.
+  function openRevoke(button) {
+    var dialog = document.getElementById("revoke-dialog");
+    if (!dialog) return;
+    dialog.querySelector("input[name=unit_id]").value = button.dataset.unitId || "";
+    dialog.querySelector("input[name=item_id]").value = button.dataset.itemId || "";
+    dialog.querySelector("[data-revoke-recipient]").textContent = button.dataset.recipient || "";
+    dialog.querySelector("[data-revoke-place]").textContent = button.dataset.place || "";
+    dialog.querySelector("[data-revoke-paper]").textContent = button.dataset.paper || "";
+    dialog.showModal();
+  }
+
+  // One delegated listener for every button of the page, also for content htmx swaps in later.
+  function onClick(e) {
+    var target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    var opener = target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
+      if (dialog) dialog.showModal();
+      return;
+    }
+    var closer = target.closest("[data-close-dialog]");
+    if (closer) {
+      var own = closer.closest("dialog");
+      if (own) own.close();
+      return;
+    }
+    var revoke = target.closest("[data-revoke-open]");
+    if (revoke) {
+      openRevoke(revoke);
+      return;
+    }
+    var reassign = target.closest("[data-open-reassign]");
+    if (reassign) {
+      var article = reassign.closest("article");
+      var details = article ? article.querySelector("details.reassign") : null;
+      if (details) details.open = true;
+    }
+  }
+
+  // A <select data-autosubmit> sends its form when the choice changes (e.g. the property filter).
+  function onChange(e) {
+    var target = e.target instanceof Element ? e.target : null;
+    if (target && target.matches("select[data-autosubmit]") && target.form) target.form.submit();
+  }
+
+  document.addEventListener("click", onClick);
+  document.addEventListener("change", onChange);
 
   document.addEventListener("DOMContentLoaded", function () {
     initCrossProperty();

@@ -88,12 +88,18 @@ def summary_row(letter: SerialLetter) -> dict[str, Any]:
 
 
 class LetterSummaryProjector:
-    def __init__(self, app: LettersApplication, engine: Engine, *, batch_size: int = 500) -> None:
+    def __init__(
+        self, app: LettersApplication, engine: Engine, *, batch_size: int = 500, create_tables: bool = True
+    ) -> None:
         self.app = app
         self.engine = engine
         self.batch_size = batch_size
         self._lock = threading.Lock()
-        metadata.create_all(engine)
+        if create_tables:  # the service creates them in its background start-up (the database may still be down)
+            self.create_tables()
+
+    def create_tables(self) -> None:
+        metadata.create_all(self.engine)
 
     def position(self, conn: Connection) -> int:
         value = conn.execute(select(projection_positions.c.position).where(projection_positions.c.name == PROJECTION))

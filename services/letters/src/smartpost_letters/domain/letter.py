@@ -99,6 +99,9 @@ def item_id_for(letter_id: uuid.UUID, part_id: str) -> str:
 class SerialLetter(Aggregate):
     """A serial letter of one account. ``status`` follows the state diagram in the service README."""
 
+    # Set when the retention period ended and the files were removed (class default: letters stored before).
+    retention_expired_at: datetime | None = None
+
     class Event(Aggregate.Event):
         account_id: str
         actor: str
@@ -987,6 +990,9 @@ class SerialLetter(Aggregate):
         letter_date: date
         notify_by_email: bool
         items: list[ReleasedItem]
+        # The letter's billing period, carried to the portal (added 2026-11; older events carry neither field).
+        period_start: date | None = None
+        period_end: date | None = None
 
         def effect(self, letter: SerialLetter) -> None:
             letter.items = {i.item_id: i for i in self.items}
@@ -1030,6 +1036,8 @@ class SerialLetter(Aggregate):
             letter_date=self.letter_date,
             notify_by_email=notify_by_email,
             items=items,
+            period_start=getattr(self, "period_start", None),
+            period_end=getattr(self, "period_end", None),
         )
         return items
 
@@ -1125,6 +1133,55 @@ class SerialLetter(Aggregate):
             revoked_item_ids=revoked,
         )
         return revoked
+
+    # ----------------------------------------------------------------------------------------------- retention
+
+    class RetentionExpired(Event):
+        """The retention period ended and the letter's files were removed ("Aufbewahrungsfrist abgelaufen").
+
+        The history stays: it is the audit record of what was removed, by whom and when.
+        """
+
+        document_type_path: list[str]
+        retention_years: int
+        retention_source: str
+        retention_ended: date
+        parts: int
+        objects_deleted: int
+
+        def effect(self, letter: SerialLetter) -> None:
+            letter.retention_expired_at = self.timestamp
+
+    def expire_retention(
+        self,
+        *,
+        retention_years: int,
+        retention_source: str,
+        retention_ended: date,
+        objects_deleted: int,
+        actor: Actor,
+    ) -> None:
+        if self.retention_expired_at is not None:
+            raise IllegalTransitionError("the retention period of this letter has already expired")
+        self._emit(
+            self.RetentionExpired,
+            actor,
+            document_type_path=list(self.document_type.path),
+            retention_years=retention_years,
+            retention_source=retention_source,
+            retention_ended=retention_ended,
+            parts=len(self.parts()),
+            objects_deleted=objects_deleted,
+        )
+
+    def stored_files(self) -> list[str]:
+        """Every storage key of this letter's files: uploaded sources, part PDFs and thumbnails (deduplicated)."""
+        keys: list[str] = [document.source_key for document in self.documents]
+        for part in self.parts():
+            keys.append(part.storage_key)
+            if part.thumbnail_key:
+                keys.append(part.thumbnail_key)
+        return list(dict.fromkeys(keys))
 
     # ----------------------------------------------------------------------------------------------- waiting
 

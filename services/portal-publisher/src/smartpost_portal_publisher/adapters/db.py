@@ -74,6 +74,17 @@ documents = Table(
 )
 
 # Item ids revoked before (or without) being published here: a later release of them publishes nothing.
+# The billing period of a published letter (LetterReleased.period_start/end, since 2026-11): a table of its own so
+# that databases created before need no migration (create_all adds it); a document without a row has no period.
+document_periods = Table(
+    "portal_document_periods",
+    portal_metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("document_id", String(64), primary_key=True),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+)
+
 revoked_items = Table(
     "portal_revoked_items",
     portal_metadata,
@@ -210,7 +221,21 @@ def _document(row: Any) -> PortalDocument:
         published_at=published_at,
         revoked_at=aware(m["revoked_at"]),
         first_viewed_at=aware(m["first_viewed_at"]),
+        period_start=m.get("period_start"),
+        period_end=m.get("period_end"),
     )
+
+
+def _documents_with_period() -> Any:
+    """SELECT documents with their billing period (NULL without one)."""
+    joined = documents.outerjoin(
+        document_periods,
+        and_(
+            document_periods.c.account_id == documents.c.account_id,
+            document_periods.c.document_id == documents.c.document_id,
+        ),
+    )
+    return select(documents, document_periods.c.period_start, document_periods.c.period_end).select_from(joined)
 
 
 def _principal(row: Any) -> Principal:
@@ -234,13 +259,15 @@ class PortalRepository:
     # documents ------------------------------------------------------------------------------------------------
     def document(self, account_id: str, document_id: str) -> PortalDocument | None:
         row = self.conn.execute(
-            select(documents).where(and_(documents.c.account_id == account_id, documents.c.document_id == document_id))
+            _documents_with_period().where(
+                and_(documents.c.account_id == account_id, documents.c.document_id == document_id)
+            )
         ).first()
         return _document(row) if row else None
 
     def document_by_item(self, account_id: str, item_id: str) -> PortalDocument | None:
         row = self.conn.execute(
-            select(documents).where(and_(documents.c.account_id == account_id, documents.c.item_id == item_id))
+            _documents_with_period().where(and_(documents.c.account_id == account_id, documents.c.item_id == item_id))
         ).first()
         return _document(row) if row else None
 
@@ -267,7 +294,7 @@ class PortalRepository:
 
     def documents_of_contact(self, account_id: str, contact_id: str) -> list[PortalDocument]:
         query = (
-            select(documents)
+            _documents_with_period()
             .where(and_(documents.c.account_id == account_id, documents.c.contact_id == contact_id))
             .order_by(documents.c.letter_date.desc(), documents.c.published_at.desc(), documents.c.document_id)
         )
@@ -275,7 +302,7 @@ class PortalRepository:
 
     def documents_of_letter(self, account_id: str, letter_id: str) -> list[PortalDocument]:
         query = (
-            select(documents)
+            _documents_with_period()
             .where(and_(documents.c.account_id == account_id, documents.c.letter_id == letter_id))
             .order_by(documents.c.item_id)
         )
@@ -309,6 +336,15 @@ class PortalRepository:
                 published_at=document.published_at,
             )
         )
+        if document.period_start is not None and document.period_end is not None:
+            self.conn.execute(
+                insert(document_periods).values(
+                    account_id=document.account_id,
+                    document_id=document.document_id,
+                    period_start=document.period_start,
+                    period_end=document.period_end,
+                )
+            )
 
     def mark_revoked(self, account_id: str, document_id: str, at: datetime, reason: str) -> bool:
         """Revoke once; False if it already was (so the revoked event is not emitted twice)."""

@@ -46,6 +46,17 @@ item_views = Table(
     Column("first_viewed_at", DateTime(timezone=True), nullable=False),
 )
 
+# Whether the recipient can read an item in the portal (DocumentPublished.visible_on_publication): the portal
+# decides with the contract's access window and the letter's billing period. An item the portal hides goes on
+# paper under every recipient filter (a former owner registered in the portal must not lose the letter).
+item_portal_visibility = Table(
+    "pd_item_portal_visibility",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("readable", Boolean, nullable=False),
+)
+
 # stage (internal work state): planned -> ready -> submitting -> tracking -> final
 mailpieces = Table(
     "pd_mailpieces",

@@ -39,17 +39,22 @@ def select_items(
     recipient_filter: RecipientFilter,
     contacts: Mapping[str, RecipientFacts],
     viewed_item_ids: set[str],
+    not_readable_item_ids: set[str] | frozenset[str] = frozenset(),
 ) -> Selection:
     """Items that go out on paper under ``recipient_filter``, in their original order.
 
     A contact missing from master data stays selected: it cannot be judged, so it must surface as a mailpiece that
-    needs action (no postal address) instead of disappearing silently.
+    needs action (no postal address) instead of disappearing silently. An item the portal does not let its
+    recipient read (``not_readable_item_ids``: the contract's access window is over and the letter's billing period
+    does not cover the contract) stays selected too: paper is then the only way the letter reaches them.
     """
     selected: list[ReleasedItem] = []
     excluded: list[Exclusion] = []
     for item in items:
         facts = contacts.get(item.contact_id)
-        reason = None if facts is None else _exclusion_reason(item, facts, recipient_filter, viewed_item_ids)
+        reason = None
+        if facts is not None and item.item_id not in not_readable_item_ids:
+            reason = _exclusion_reason(item, facts, recipient_filter, viewed_item_ids)
         if reason is None:
             selected.append(item)
         else:

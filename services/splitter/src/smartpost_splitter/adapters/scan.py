@@ -21,9 +21,12 @@ from smartpost_splitter.pages import (
     MM,
     CompiledPlan,
     PageFacts,
+    ProposalPage,
     SplitPlan,
     address_from_zone,
     address_zone_mm,
+    context_lines,
+    proposal_page,
     starts_by_itself,
 )
 
@@ -126,6 +129,7 @@ def _scan_page(
             identifiers=identifiers,
             property_refs=property_refs,
             unit_refs=unit_refs,
+            context_lines=context_lines(text, address) if address else (),
         )
         if (
             thumbnail_width
@@ -139,7 +143,11 @@ def _scan_page(
 
 
 def _address(textpage: pdfium.PdfTextPage, height: float, plan: SplitPlan) -> tuple[str, ...]:
-    left, top, right, bottom = address_zone_mm(plan.address_form)
+    return _address_in_form(textpage, height, plan.address_form)
+
+
+def _address_in_form(textpage: pdfium.PdfTextPage, height: float, form: str) -> tuple[str, ...]:
+    left, top, right, bottom = address_zone_mm(form)
     zone = textpage.get_text_bounded(
         left=left * MM, top=height - top * MM, right=right * MM, bottom=height - bottom * MM
     )
@@ -274,3 +282,29 @@ def head_text_task(path: str, index: int) -> str:
         return head_text(path, index)
     finally:
         release_document()
+
+
+def proposal_pages(path: str, max_pages: int) -> tuple[int, list[ProposalPage]]:
+    """(page count, facts of the first ``max_pages`` pages) for the split-strategy proposal."""
+    doc = pdfium.PdfDocument(path)
+    try:
+        total = len(doc)
+        out: list[ProposalPage] = []
+        for index in range(min(total, max_pages)):
+            page = doc[index]
+            try:
+                _width, height = page.get_size()
+                textpage = page.get_textpage()
+                try:
+                    text = textpage.get_text_range()
+                    address_a = _address_in_form(textpage, height, "A")
+                    address_b = _address_in_form(textpage, height, "B")
+                finally:
+                    textpage.close()
+                has_images = _has_images(page) if not text.strip() else False
+            finally:
+                page.close()
+            out.append(proposal_page(index, text, address_a, address_b, has_images=has_images))
+        return total, out
+    finally:
+        doc.close()

@@ -1,0 +1,176 @@
+"""Broker users and ACLs per service, derived from the topic registry (``smartpost_shared.topics``).
+
+Each service logs in to Apache Kafka with its own SASL/SCRAM-SHA-512 user (the user name is the service name) and
+may do only what the registry says it does:
+
+- **produce**: ``Write`` + ``Describe`` on the topics whose producer it is (master data also from the assignment
+  service's importer, the second signer the consumers accept);
+- **consume**: ``Read`` + ``Describe`` on the topics it consumes, ``Read`` on its consumer groups (every group id of
+  a service starts with ``smartpost-<service>``: a prefixed group ACL), and ``Write`` + ``Describe`` on those
+  topics' dead-letter topics (a message it cannot handle goes there);
+- the **gateway** reads every dead-letter topic and re-drives (writes back to the source topic, plus a marker in
+  the dead-letter topic) for staff with the ``admin`` role; it consumes nothing else;
+- **erp-integration** (the ERP connector) only writes master data.
+
+Nothing else is allowed (``allow.everyone.if.no.acl.found=false``): a service cannot read a topic it does not
+consume, write a topic it does not produce, or join another service's group.
+
+``python -m smartpost_shared.kafka_acls`` prints a POSIX shell script of ``kafka-configs.sh`` (SCRAM users, passwords
+from ``SMARTPOST_KAFKA_PASSWORD_<USER>`` variables at run time) and ``kafka-acls.sh`` commands; the compose
+``kafka-acls`` job and the Kubernetes ``kafka-acls`` Job run exactly that script
+(``deploy/kafka/bootstrap-acls.sh``, generated; ``tests/deploy`` checks it is up to date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from smartpost_shared.topics import ALL_TOPICS, SERVICES
+
+# Producers besides the registry's one: the assignment service's importer publishes master data as well.
+EXTRA_PRODUCERS: dict[str, tuple[str, ...]] = {"masterdata.events": ("assignment",)}
+# The gateway's re-drive of dead letters (admin staff): reads every dead-letter topic and writes back.
+REDRIVER = "gateway"
+# External systems with a broker user: the ERP connector publishes master data.
+EXTERNAL_USERS: tuple[str, ...] = ("erp-integration",)
+GROUP_PREFIX = "smartpost"
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One ACL: broker user ``user`` may do ``operation`` on a topic or group (literal name or name prefix)."""
+
+    user: str
+    resource: str  # "topic" | "group"
+    name: str
+    operation: str  # "Read" | "Write" | "Describe"
+    pattern: str = "literal"  # "literal" | "prefixed"
+
+
+def users() -> tuple[str, ...]:
+    """Every broker user: one per service of the registry, plus the external producers."""
+    return (*SERVICES, *EXTERNAL_USERS)
+
+
+def produced_by(user: str) -> list[str]:
+    return [t.name for t in ALL_TOPICS if t.producer == user or user in EXTRA_PRODUCERS.get(t.name, ())]
+
+
+def consumed_by(user: str) -> list[str]:
+    return [t.name for t in ALL_TOPICS if user in t.consumers]
+
+
+def grants(user: str, *, group_prefix: str = GROUP_PREFIX) -> list[Grant]:
+    """The complete set of ACLs of one broker user."""
+    out: set[Grant] = set()
+    for topic in produced_by(user):
+        out |= {Grant(user, "topic", topic, "Write"), Grant(user, "topic", topic, "Describe")}
+    consumed = consumed_by(user)
+    for topic in consumed:
+        out |= {
+            Grant(user, "topic", topic, "Read"),
+            Grant(user, "topic", topic, "Describe"),
+            Grant(user, "topic", f"{topic}.dlq", "Write"),
+            Grant(user, "topic", f"{topic}.dlq", "Describe"),
+        }
+    if consumed:
+        out.add(Grant(user, "group", f"{group_prefix}-{user}", "Read", "prefixed"))
+    if user == REDRIVER:
+        for t in ALL_TOPICS:
+            out |= {
+                Grant(user, "topic", t.dead_letter, "Read"),
+                Grant(user, "topic", t.dead_letter, "Describe"),
+                Grant(user, "topic", t.dead_letter, "Write"),
+                Grant(user, "topic", t.name, "Write"),
+                Grant(user, "topic", t.name, "Describe"),
+            }
+    return sorted(out)
+
+
+def all_grants(*, group_prefix: str = GROUP_PREFIX) -> list[Grant]:
+    return [g for user in users() for g in grants(user, group_prefix=group_prefix)]
+
+
+def password_variable(user: str) -> str:
+    """The environment variable holding a user's broker password in the bootstrap job.
+
+    ``letters`` -> ``SMARTPOST_KAFKA_PASSWORD_LETTERS``.
+    """
+    return "SMARTPOST_KAFKA_PASSWORD_" + user.upper().replace("-", "_")
+
+
+def script(*, group_prefix: str = GROUP_PREFIX) -> str:
+    """A POSIX shell script that creates the SCRAM users and their ACLs (idempotent: re-running changes nothing).
+
+    It expects ``KAFKA_BIN`` (default ``/opt/kafka/bin``), ``KAFKA_BOOTSTRAP`` and optionally
+    ``KAFKA_COMMAND_CONFIG`` (admin client properties, e.g. the admin's own SASL login) and one password variable
+    per user.
+    """
+    lines = [
+        "#!/bin/sh",
+        "# Generated by `python -m smartpost_shared.kafka_acls` from smartpost_shared.topics; do not edit.",
+        "# Needs KAFKA_BOOTSTRAP, optionally KAFKA_BIN and KAFKA_COMMAND_CONFIG, and one password variable per user.",
+        "set -e",
+        'BIN="$KAFKA_BIN"; [ -n "$BIN" ] || BIN=/opt/kafka/bin',
+        '[ -n "$KAFKA_BOOTSTRAP" ] || { echo "set KAFKA_BOOTSTRAP" >&2; exit 1; }',
+        'CFG=""; [ -z "$KAFKA_COMMAND_CONFIG" ] || CFG="--command-config $KAFKA_COMMAND_CONFIG"',
+        "user() {",
+        '  [ -n "$2" ] || { echo "no broker password for $1" >&2; exit 1; }',
+        '  "$BIN/kafka-configs.sh" --bootstrap-server "$KAFKA_BOOTSTRAP" $CFG --alter --entity-type users \\',
+        '    --entity-name "$1" --add-config "SCRAM-SHA-512=[iterations=8192,password=$2]"',
+        "}",
+        "acl() {",
+        '  p="$1"; shift',
+        '  "$BIN/kafka-acls.sh" --bootstrap-server "$KAFKA_BOOTSTRAP" $CFG --add --allow-principal "User:$p" "$@"',
+        "}",
+        "",
+    ]
+    for user in users():
+        var = password_variable(user)
+        lines.append(f'user {user} "${var}"')
+    lines.append("")
+    for grant in all_grants(group_prefix=group_prefix):
+        resource = f"--{grant.resource} {grant.name}"
+        pattern = " --resource-pattern-type prefixed" if grant.pattern == "prefixed" else ""
+        lines.append(f"acl {grant.user} --operation {grant.operation} {resource}{pattern}")
+    lines += ["", '"$BIN/kafka-acls.sh" --bootstrap-server "$KAFKA_BOOTSTRAP" $CFG --list', ""]
+    return "\n".join(lines)
+
+
+def k8s_configmap(*, group_prefix: str = GROUP_PREFIX) -> str:
+    """The script as the ConfigMap ``smartpost-kafka-acls`` that the Kubernetes Job ``smartpost-kafka-acls`` mounts."""
+    body = "".join(f"    {line}\n" if line else "\n" for line in script(group_prefix=group_prefix).splitlines())
+    return (
+        "# Generated by `python -m smartpost_shared.kafka_acls --k8s` from smartpost_shared.topics; do not edit.\n"
+        "# The Job smartpost-kafka-acls (jobs.yaml) runs it: one SCRAM user per service and its ACLs.\n"
+        "apiVersion: v1\n"
+        "kind: ConfigMap\n"
+        "metadata:\n"
+        "  name: smartpost-kafka-acls\n"
+        "  namespace: smartpost\n"
+        "  labels:\n"
+        "    app.kubernetes.io/part-of: smartpost\n"
+        "data:\n"
+        "  bootstrap-acls.sh: |\n" + body
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartpost_shared.kafka_acls", description=__doc__.split("\n")[0])
+    parser.add_argument("--group-prefix", default=GROUP_PREFIX)
+    parser.add_argument("--table", action="store_true", help="print the grants as a table instead of the script")
+    parser.add_argument("--k8s", action="store_true", help="print the script as a Kubernetes ConfigMap")
+    args = parser.parse_args(argv)
+    if args.table:
+        for g in all_grants(group_prefix=args.group_prefix):
+            sys.stdout.write(f"{g.user:18} {g.operation:9} {g.resource:6} {g.name} ({g.pattern})\n")
+        return 0
+    text = k8s_configmap(group_prefix=args.group_prefix) if args.k8s else script(group_prefix=args.group_prefix)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
