@@ -303,12 +303,26 @@ class Sampler(threading.Thread):
 
 
 class Bench:
-    def __init__(self, system: LocalSystem, stack: Stack, account: Account) -> None:
+    def __init__(self, system: LocalSystem, stack: Stack, account: Account, sampler: Sampler | None = None) -> None:
         self.system = system
         self.stack = stack
         self.account = account
+        self.sampler = sampler
         # Every request proves its caller with signed claims for the service it goes to (smartpost_shared.identity).
         self.http = httpx.Client(timeout=120, event_hooks={"request": [self._prove_caller]})
+
+    def cpu_now(self) -> dict[str, float]:
+        """CPU seconds per service so far (after one more sample, so that the stage's end is counted)."""
+        if self.sampler is None:
+            return {}
+        time.sleep(0.6)
+        return dict(self.sampler.stats.cpu)
+
+    def cpu_of_stage(self, t: dict[str, Any], stage: str, before: dict[str, float]) -> None:
+        """CPU seconds per service spent during ``stage`` (those above 0.5 s), as one line of the table."""
+        after = self.cpu_now()
+        spent = {name: after[name] - before.get(name, 0.0) for name in sorted(after)}
+        t[f"{stage}: CPU s"] = ", ".join(f"{n} {v:.1f}" for n, v in spent.items() if v >= 0.5)
 
     def _prove_caller(self, request: httpx.Request) -> None:
         port = request.url.port
@@ -497,6 +511,7 @@ class Bench:
             return dict(self.ok(self.http.get(stats_url))["mails"].get("immediate", {}))
 
         mails_before = immediate()
+        cpu_before = self.cpu_now()
         s = time.monotonic()
         self.ok(self.http.post(self.url("letters", f"/letters/{lid}/review/confirm?parts=none")))
         released = self.ok(
@@ -511,17 +526,23 @@ class Bench:
         full = self.ok(self.http.get(self.url("letters", f"/letters/{lid}?parts=none")))
         recipients = {i["contact_id"] for i in full["items"]}
 
+        open_states = ("pending", "sending", "handed_over")
+
         def mails_done() -> dict[str, int] | None:
-            # One immediate mail per recipient of the release: sent, or skipped (not registered, no address).
+            # One immediate mail per recipient of the release: sent, or skipped (not registered, no address). A mail
+            # still being sent (claimed by the sender) is not done: counting it ended the stage early.
             now = immediate()
-            decided = sum(v for k, v in now.items() if k != "pending")
-            decided -= sum(v for k, v in mails_before.items() if k != "pending")
-            return now if decided >= len(recipients) and not now.get("pending") else None
+            decided = sum(v for k, v in now.items() if k not in open_states)
+            decided -= sum(v for k, v in mails_before.items() if k not in open_states)
+            busy = any(now.get(k) for k in open_states)
+            return now if decided >= len(recipients) and not busy else None
 
         after = self.poll("immediate e-mails", mails_done, every=1.0)
         t["release -> all e-mails"] = time.monotonic() - s
         t["e-mails sent"] = after.get("sent", 0) - mails_before.get("sent", 0)
+        self.cpu_of_stage(t, "release -> all e-mails", cpu_before)
 
+        cpu_before = self.cpu_now()
         options = {"recipient_filter": "post_preference", "provider": "hybridpost", "one_envelope_per_contact": True}
         s = time.monotonic()
         self.ok(self.http.post(self.url("letters", f"/letters/{lid}/print-order?parts=none"), json=options))
@@ -542,6 +563,7 @@ class Bench:
         self.poll("print order submitted", submitted, every=1.0)
         t["print order -> all submitted"] = time.monotonic() - s
         t["mailpieces"] = seen[-1][1] if seen else 0
+        self.cpu_of_stage(t, "print order -> all submitted", cpu_before)
         t["letter_id"] = lid
         return t
 
@@ -614,7 +636,7 @@ def main() -> None:
         stack.up()
         system.start_all()
         sampler.start()
-        bench = Bench(system, stack, account)
+        bench = Bench(system, stack, account, sampler)
         seconds, events, progress = bench.import_masterdata()
         print(f"import: {events} events in all 4 consumers in {seconds:.1f} s ({progress['status']})")
         for pages, (pdf, expected) in pdfs.items():

@@ -1,10 +1,15 @@
 """Measure the sender: mails per second from the outbox to a real local aiosmtpd (SQLite, two commits per mail).
 
 .venv/bin/python services/notifier/benchmarks/send_throughput.py [mails]
+
+SEND_CONNECTIONS (default 4) sets the notifier's parallel SMTP connections; RELAY_DELAY_MS (default 0) makes the
+relay answer the final dot that much later, like a real relay that checks and stores the mail before its 250.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -26,18 +31,40 @@ from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import SqlIdempotency
 
 
+class SlowMailbox(Mailbox):
+    """A Maildir relay whose answer to the final dot takes ``delay`` seconds (other connections go on meanwhile)."""
+
+    def __init__(self, path: Path, delay: float) -> None:
+        super().__init__(path)
+        self.delay = delay
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]  # noqa: ANN001, N802
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
 def main(count: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="notifier-bench-"))
     for sub in ("tmp", "new", "cur"):
         (root / "maildir" / sub).mkdir(parents=True)
     port = free_port()
-    controller = Controller(Mailbox(root / "maildir"), hostname="127.0.0.1", port=port)
+    controller = Controller(
+        SlowMailbox(root / "maildir", float(os.environ.get("RELAY_DELAY_MS", "0")) / 1000),
+        hostname="127.0.0.1",
+        port=port,
+    )
     controller.start()
     url = f"sqlite:///{root / 'db.sqlite3'}"
-    settings = Settings(database_url=url, smtp_port=port, immediate_delay_seconds=0, send_batch_size=100)
+    settings = Settings(
+        database_url=url,
+        smtp_port=port,
+        immediate_delay_seconds=0,
+        send_batch_size=100,
+        send_connections=int(os.environ.get("SEND_CONNECTIONS", "4")),
+    )
     engine = make_engine(url)
     create_tables(engine)
-    notifier = Notifier(engine, settings, make_mailer(settings))
+    notifier = Notifier(engine, settings, make_mailer(settings), mailer_factory=lambda: make_mailer(settings))
     idem = SqlIdempotency(engine, "notifier")
     start = time.perf_counter()
     for i in range(count):

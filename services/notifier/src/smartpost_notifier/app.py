@@ -81,7 +81,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        notifier = Notifier(engine, settings, mailer or make_mailer(settings), clock=clock)
+        notifier = Notifier(
+            engine,
+            settings,
+            mailer or make_mailer(settings),
+            clock=clock,
+            # A mailer given by a test is the only connection; the real one opens more (settings.send_connections).
+            mailer_factory=None if mailer is not None else lambda: make_mailer(settings),
+        )
         broker = make_broker(settings.kafka, service=settings.service_name)
         consumer = EventConsumer(broker, service=settings.service_name, attempts=settings.kafka.handler_attempts)
         register_consumers(consumer, notifier, engine, settings)

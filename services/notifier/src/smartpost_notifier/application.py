@@ -9,8 +9,10 @@ crash never loses a mail and never sends one twice (see README "Exactly once").
 from __future__ import annotations
 
 import json
+import threading
 import time as time_module
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -100,10 +102,21 @@ class SmtpOutageError(Exception):
 class Notifier:
     """The notifier's application service; synchronous (callers run it in a worker thread)."""
 
-    def __init__(self, engine: Engine, settings: Settings, mailer: Mailer, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        mailer: Mailer,
+        *,
+        clock: Clock = utc_now,
+        mailer_factory: Callable[[], Mailer] | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.mailer = mailer
+        # More connections for a batch (settings.send_connections); without a factory one mail at a time.
+        self.mailer_factory = mailer_factory
+        self._extra_mailers: list[Mailer] = []
         self.clock = clock
         self.timezone = ZoneInfo(settings.timezone)
         self.journal = HandoverJournal(journal_path(settings.resolved_database_url(), settings.data_dir))
@@ -297,19 +310,59 @@ class Notifier:
                 if repo.set_mail(mail_id, expect=MailStatus.PENDING, status=MailStatus.SENDING, claimed_at=now)
             ]
 
+    def _mailers(self, wanted: int) -> list[Mailer]:
+        """``wanted`` mailers (one SMTP connection each): the given one plus ones made by the factory."""
+        if self.mailer_factory is None or self.settings.max_mails_per_second:
+            return [self.mailer]
+        while len(self._extra_mailers) < wanted - 1:
+            self._extra_mailers.append(self.mailer_factory())
+        return [self.mailer, *self._extra_mailers[: wanted - 1]]
+
     def send_due(self, should_stop: Callable[[], bool] = lambda: False) -> SendReport:
-        """Claim due mails and send them; stops the batch early on an SMTP outage or when asked to stop."""
+        """Claim due mails and send them; stops the batch early on an SMTP outage or when asked to stop.
+
+        With several connections the claimed mails are dealt out to one worker thread per connection; each mail
+        still goes through exactly one worker (claimed once, journalled once). An outage or an error in one
+        worker stops the others: every mail not yet started goes back to the queue.
+        """
         claimed = self.claim_due()
+        mailers = self._mailers(max(1, min(self.settings.send_connections, len(claimed))))
+        if len(mailers) <= 1:
+            return SendReport(**self._send_sequence(self.mailer, claimed, should_stop, threading.Event()))
+        halt = threading.Event()
+        shares = [claimed[i :: len(mailers)] for i in range(len(mailers))]
+        with ThreadPoolExecutor(max_workers=len(mailers), thread_name_prefix="notifier-smtp") as pool:
+            futures = [
+                pool.submit(self._send_sequence, mailer, share, should_stop, halt)
+                for mailer, share in zip(mailers, shares, strict=True)
+            ]
+        counts = {"sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
+        for future in futures:
+            if future.exception() is None:
+                for key, value in future.result().items():
+                    counts[key] += value
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                raise error
+        return SendReport(**counts)
+
+    def _send_sequence(
+        self, mailer: Mailer, claimed: list[str], should_stop: Callable[[], bool], halt: threading.Event
+    ) -> dict[str, int]:
+        """Send ``claimed`` one after the other over ``mailer``; ``halt`` is shared with the other workers."""
         counts = {"sent": 0, "failed": 0, "skipped": 0, "deferred": 0}
         interval = 1.0 / self.settings.max_mails_per_second if self.settings.max_mails_per_second else 0.0
         try:
             for index, mail_id in enumerate(claimed):
-                if should_stop():
+                if should_stop() or halt.is_set():
+                    # Asked to stop, or another worker met an outage or an error: the rest goes back now.
                     self._release(claimed[index:], self.clock())
                     break
                 try:
-                    outcome = self._send_one(mail_id)
+                    outcome = self._send_one(mail_id, mailer)
                 except SmtpOutageError as exc:
+                    halt.set()
                     retry_at = self.clock() + timedelta(seconds=exc.retry_in_seconds)
                     self._release(claimed[index + 1 :], retry_at)
                     counts["deferred"] += 1
@@ -317,6 +370,7 @@ class Notifier:
                 except Exception:
                     # Anything else (e.g. a database hiccup): settle the failing mail by the recovery rule and put
                     # the rest of the batch back in the queue now, not only at the next restart.
+                    halt.set()
                     self._settle_after_error(mail_id)
                     self._release(claimed[index + 1 :], self.clock())
                     raise
@@ -324,8 +378,8 @@ class Notifier:
                 if interval:
                     time_module.sleep(interval)
         finally:
-            self.mailer.close()
-        return SendReport(**counts)
+            mailer.close()
+        return counts
 
     def _settle_after_error(self, mail_id: str) -> None:
         """Past the journal entry the relay has the mail (count it sent); before it, send it again later."""
@@ -353,22 +407,27 @@ class Notifier:
                     next_attempt_at=retry_at,
                 )
 
-    def _send_one(self, mail_id: str) -> str:
+    def _send_one(self, mail_id: str, mailer: Mailer | None = None) -> str:
+        mailer = mailer or self.mailer
         with self.engine.begin() as conn:
             repo = NotifierRepository(conn)
             mail = repo.mail(mail_id)
             if mail is None or mail.status is not MailStatus.SENDING:
                 return "skipped"
-            prepared = self._prepare(conn, repo, mail)
-            if isinstance(prepared, str):
-                return prepared
+            content = self._prepare(conn, repo, mail)
+            if isinstance(content, str):
+                return content
+        # Rendered outside the transaction: it is the CPU-heavy part and the transaction holds SQLite's write lock.
+        prepared = self._render(mail, content)
+        if isinstance(prepared, str):
+            return prepared
 
         def handed_over() -> None:
             # Point of no return, right before the final dot: one write() to the journal (see adapters/handover.py).
             self.journal.record(mail_id)
 
         try:
-            reply = self.mailer.send(prepared.rendered, handed_over)
+            reply = mailer.send(prepared.rendered, handed_over)
         except SmtpTransientError as exc:
             delay = retry_delay(mail.attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             self._retry_later(mail, str(exc), delay)
@@ -402,8 +461,8 @@ class Notifier:
                 claimed_at=None,
             )
 
-    def _prepare(self, conn: Connection, repo: NotifierRepository, mail: MailRow) -> _Prepared | str:
-        """Render the mail, or settle it (cancelled / skipped / deferred) and return the outcome name."""
+    def _prepare(self, conn: Connection, repo: NotifierRepository, mail: MailRow) -> MailContent | str:
+        """What the mail says, or settle it (cancelled / skipped / deferred) and return the outcome name."""
         now = self.clock()
         docs = repo.documents_of_mail(mail.mail_id)
         if not docs:
@@ -431,7 +490,7 @@ class Notifier:
             log.info("mail.skipped", mail_id=mail.mail_id, reason=reason.value if reason else None)
             return "skipped"
         profile = self.profile(mail.account_id)
-        content = MailContent(
+        return MailContent(
             mail_id=mail.mail_id,
             account_id=mail.account_id,
             kind=mail.kind,
@@ -440,13 +499,22 @@ class Notifier:
             documents=[self._line(reader, doc, profile) for doc in docs],
             digest_day=mail.digest_day,
         )
+
+    def _render(self, mail: MailRow, content: MailContent) -> _Prepared | str:
+        """The mail's bytes, or ``failed`` (recorded) when it cannot be rendered."""
         try:
-            rendered = render(content, message_id_domain=self.settings.message_id_domain, now=now)
+            rendered = render(content, message_id_domain=self.settings.message_id_domain, now=self.clock())
         except (RenderError, ValueError) as exc:
-            repo.set_mail(mail.mail_id, status=MailStatus.FAILED, last_error=f"cannot render: {exc}")
+            with self.engine.begin() as conn:
+                NotifierRepository(conn).set_mail(
+                    mail.mail_id,
+                    expect=MailStatus.SENDING,
+                    status=MailStatus.FAILED,
+                    last_error=f"cannot render: {exc}",
+                )
             log.exception("mail.render_failed", mail_id=mail.mail_id)
             return "failed"
-        return _Prepared(rendered, sorted(d.document_id for d in docs))
+        return _Prepared(rendered, sorted(d.document_id for d in content.documents))
 
     def _line(self, reader: MasterDataReader, doc: DocumentRow, profile: AccountProfile) -> DocumentLine:
         prop = reader.property(doc.account_id, doc.property_id) if doc.property_id else None

@@ -1,7 +1,10 @@
 """FastStream subscriptions: ``portal.events`` (documents) and ``masterdata.events`` (contacts, properties, units).
 
 Handlers only write rows, in one transaction with the processed-event ledger (``SqlIdempotency``); no mail is
-sent from a handler, so a redelivered event can never cause a second mail.
+sent from a handler, so a redelivered event can never cause a second mail. Both topics are consumed in batches (up
+to 500 events in one transaction and one offset commit): a release of 4,000 letters is 4,000 ``DocumentPublished``
+events, and one transaction plus one Kafka commit per event made the notifier the slowest step after a release.
+Within a batch the events are applied in order, each exactly as alone (the ledger skips those already processed).
 """
 
 from __future__ import annotations
@@ -29,14 +32,16 @@ def register_consumers(consumer: EventConsumer, notifier: Notifier, engine: Engi
         "session_timeout_ms": settings.kafka.session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka.heartbeat_interval_ms,
     }
-    consumer.subscribe(
+    consumer.subscribe_batch(
         PORTAL,
+        idempotency,
         {
-            "DocumentPublished": idempotency.handler(notifier.on_document_published),
-            "DocumentRevoked": idempotency.handler(notifier.on_document_revoked),
+            "DocumentPublished": notifier.on_document_published,
+            "DocumentRevoked": notifier.on_document_revoked,
         },
         group_id=settings.kafka_group_id,
-        **timeouts,
+        session_timeout_ms=settings.kafka.session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka.heartbeat_interval_ms,
     )
     consumer.subscribe_batch(
         MASTERDATA,

@@ -76,7 +76,11 @@ class Settings(ServiceSettings):
 
     # Sender loop: how often to look for due mails, batch size, retry backoff, throttle.
     send_poll_seconds: float = Field(default=0.5, gt=0)
-    send_batch_size: int = Field(default=50, ge=1)
+    send_batch_size: int = Field(default=100, ge=1)
+    # SMTP connections used in parallel by the one sending replica: each mail is a chain of round trips to the
+    # relay (MAIL, RCPT, DATA, body, final dot), so one connection mostly waits. Each mail is still claimed once
+    # and handed over once (the hand-over journal is per mail). 1 = one mail at a time; a throttle forces 1.
+    send_connections: int = Field(default=4, ge=1, le=32)
     # Documents of one release arrive as several events: wait a moment so they go out in one mail.
     immediate_delay_seconds: float = Field(default=5.0, ge=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)

@@ -98,3 +98,22 @@ def test_reconnects_when_the_server_dropped_a_kept_connection(smtp_server):
     mailer.send(rendered("m-b"), lambda: None)
     mailer.close()
     assert len(mails_of(maildir, "acc-smtp")) == 2
+
+
+def test_plain_connections_load_no_tls_context(smtp_server, monkeypatch):
+    """Loading the CA certificates costs ~30 ms of CPU: never for a plain relay, once per mailer with TLS."""
+    import smartpost_notifier.adapters.smtp as smtp_module  # the module whose ssl is patched
+
+    made = []
+    real = smtp_module.ssl.create_default_context
+    monkeypatch.setattr(smtp_module.ssl, "create_default_context", lambda: made.append(1) or real())
+    port, maildir = smtp_server
+    mailer = SmtpMailer("127.0.0.1", port, timeout=5)
+    for batch in range(3):  # a connection per batch, as the sender does
+        mailer.send(rendered(f"m-plain-{batch}"), lambda: None)
+        mailer.close()
+    assert len(mails_of(maildir, "acc-smtp")) == 3
+    assert made == []
+    tls = SmtpMailer("127.0.0.1", port, timeout=5, starttls=True)
+    assert tls._tls_context() is tls._tls_context()  # the cached context
+    assert made == [1]

@@ -379,3 +379,101 @@ def test_document_hidden_by_the_contract_window_is_announced_neither_now_nor_in_
     (digest,) = env.mailer.delivered
     assert b"Titel d2" in digest
     assert b"Titel d1" not in digest
+
+
+def _parallel(env, connections: int = 4) -> list[FakeMailer]:
+    """The env's notifier with ``connections`` SMTP connections (fake mailers) per batch."""
+    extra: list[FakeMailer] = []
+
+    def factory() -> FakeMailer:
+        extra.append(FakeMailer())
+        return extra[-1]
+
+    env.notifier.settings = env.settings.model_copy(update={"send_connections": connections})
+    env.notifier.mailer_factory = factory
+    return extra
+
+
+def test_parallel_connections_send_every_mail_exactly_once(env):
+    extra = _parallel(env)
+    for i in range(30):
+        env.contact(f"c{i}", email=f"c{i}@example.org")
+        env.publish(f"d{i}", f"c{i}")
+    env.clock.advance(6)
+    report = env.send_all()
+    assert report.sent == 30
+    mailers = [env.mailer, *extra]
+    assert len(mailers) == 4
+    assert all(m.delivered for m in mailers)  # the batch really was spread over the connections
+    addresses = [to for m in mailers for to, _ in m.subjects_to()]
+    assert sorted(addresses) == sorted(f"c{i}@example.org" for i in range(30))
+    assert len(env.outbox_events()) == 30  # one NotificationSent per mail
+    assert env.send_all().processed == 0
+
+
+def test_parallel_outage_on_one_connection_puts_the_rest_back_and_loses_nothing(env):
+    extra = _parallel(env)
+    for i in range(20):
+        env.contact(f"c{i}", email=f"c{i}@example.org")
+        env.publish(f"d{i}", f"c{i}")
+    env.clock.advance(6)
+    env.notifier._mailers(4)  # make the connections now to break one of them
+    extra[0].mode = "down"
+    report = env.send_all()
+    assert report.deferred == 1
+    assert report.sent < 20
+    with env.engine.connect() as conn:
+        statuses = [r.status for r in conn.execute(select(mails.c.status))]
+    assert MailStatus.SENDING.value not in statuses  # nothing left claimed
+    extra[0].mode = "ok"
+    for _ in range(5):
+        env.clock.advance(120)
+        env.send_all()
+    addresses = [to for m in [env.mailer, *extra] for to, _ in m.subjects_to()]
+    assert sorted(addresses) == sorted(f"c{i}@example.org" for i in range(20))  # each exactly once
+
+
+def test_portal_events_applied_as_one_batch_like_one_by_one(env):
+    """The notifier consumes portal.events in batches: one transaction, same rows, redelivery changes nothing."""
+    env.contact("c1")
+    env.contact("c2")
+    events = [
+        parse_envelope(
+            make_envelope(
+                DocumentPublished(
+                    document_id=doc,
+                    letter_id="L1",
+                    item_id=f"item-{doc}",
+                    contact_id=cid,
+                    title="Titel",
+                    folder=["Abrechnung"],
+                    letter_date=date(2026, 1, 2),
+                    notify_by_email=True,
+                    published_at=env.clock.now,
+                ),
+                account_id=ACCOUNT,
+                producer="test",
+            ).to_bytes()
+        )
+        for doc, cid in (("d1", "c1"), ("d2", "c1"), ("d3", "c2"))
+    ]
+    revoke = parse_envelope(
+        make_envelope(
+            DocumentRevoked(document_id="d3", letter_id="L1", item_id="item-d3", contact_id="c2", reason="falsch"),
+            account_id=ACCOUNT,
+            producer="test",
+        ).to_bytes()
+    )
+    handlers = {
+        "DocumentPublished": env.notifier.on_document_published,
+        "DocumentRevoked": env.notifier.on_document_revoked,
+    }
+    assert env.idem.run_batch(handlers, [*events, revoke]) == 4
+    assert env.idem.run_batch(handlers, [*events, revoke]) == 0  # redelivered batch: nothing applied twice
+    env.clock.advance(6)
+    assert env.send_all().sent == 1
+    assert env.mailer.subjects_to() == [("x@example.org", "immediate")]
+    assert env.status(immediate_mail_id(ACCOUNT, "c2", "L1")).status is MailStatus.CANCELLED
+    sent = env.outbox_events()
+    assert len(sent) == 1
+    assert sorted(sent[0].payload.document_ids) == ["d1", "d2"]

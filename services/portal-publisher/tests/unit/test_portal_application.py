@@ -130,6 +130,23 @@ def test_revocation_once_and_before_release(app_env, scenario):
     assert len(outbox_events(app_env.engine, "DocumentPublished")) == 2
 
 
+def test_releases_and_revocations_in_one_batch_like_one_by_one(app_env, scenario):
+    """letters.events is consumed in batches: in order, one transaction, the ledger skips what was applied."""
+    handlers = {
+        "LetterReleased": app_env.publisher.on_letter_released,
+        "LetterItemsRevoked": app_env.publisher.on_items_revoked,
+    }
+    early = scenario.item(2, "c-carl")
+    items = [scenario.item(0, "c-anna"), scenario.item(1, "c-bert")]
+    batch = [scenario.revoke([early.item_id]), scenario.release([*items, early]), scenario.revoke([items[0].item_id])]
+    assert app_env.letters.run_batch(handlers, batch) == 3
+    assert app_env.letters.run_batch(handlers, batch) == 0  # the redelivered batch changes nothing
+    published = outbox_events(app_env.engine, "DocumentPublished")
+    assert [p["payload"]["contact_id"] for p in published] == ["c-anna", "c-bert"]  # revoked before: never
+    revoked = outbox_events(app_env.engine, "DocumentRevoked")
+    assert [r["payload"]["item_id"] for r in revoked] == [items[0].item_id]
+
+
 def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make_pdf):
     items = [scenario.item(0, "c-anna"), scenario.item(1, "c-bert")]
     release(app_env, scenario, items)

@@ -709,10 +709,25 @@ class PrintDispatch:
     # the database was slow or a pool connection was being opened (issue #15, start-up with a late PostgreSQL).
 
     async def submit_ready(self) -> int:
+        """Submit every claimed batch; several at once to a provider that honours idempotency keys.
+
+        Every batch was recorded as ``submitting`` before any leaves (``_claim_batches``), so running them
+        concurrently changes nothing about crash safety: a batch whose answer is not recorded is resent with the
+        same keys. Database and storage calls run in worker threads, not on the event loop.
+        """
         submitted = 0
         for name, provider in self.providers.items():
-            for batch_id, rows in await asyncio.to_thread(self._claim_batches, name, provider):
-                submitted += await self._submit_batch(provider, batch_id, rows)
+            batches = await asyncio.to_thread(self._claim_batches, name, provider)
+            if not batches:
+                continue
+            limit = asyncio.Semaphore(self.settings.submit_concurrency if provider.honours_idempotency else 1)
+            outcomes = await asyncio.gather(
+                *(self._submit_limited(limit, provider, b, rows) for b, rows in batches), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                submitted += outcome
         return submitted
 
     def _claim_batches(  # noqa: C901 - one pass over due work
@@ -791,29 +806,26 @@ class PrintDispatch:
                     )
         return list(batches.items())
 
+    async def _submit_limited(
+        self, limit: asyncio.Semaphore, provider: PrintProvider, batch_id: str, rows: list[dict[str, Any]]
+    ) -> int:
+        async with limit:
+            return await self._submit_batch(provider, batch_id, rows)
+
     async def _submit_batch(self, provider: PrintProvider, batch_id: str, rows: list[dict[str, Any]]) -> int:
-        submissions = await asyncio.to_thread(self._load_submissions, rows)
-        if not submissions:
+        submissions = await asyncio.to_thread(self._submissions, rows)
+        if not submissions:  # None: storage unavailable, the batch is retried later
             return 0
         try:
             results = await provider.submit(batch_id, submissions)
         except ProviderUnavailableError as exc:
-            if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
-                await asyncio.to_thread(self._mark_all_unclear, rows, str(exc))
-                return 0
-            attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
-            delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
-            # Nothing reached the provider (or it keeps one letter per key): send again later.
-            await asyncio.to_thread(self._postpone, rows, delay, back_to_ready=not provider.honours_idempotency)
-            log.warning(
-                "provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay
-            )
+            await asyncio.to_thread(self._submit_failed, provider, batch_id, rows, exc)
             return 0
         await asyncio.to_thread(self._record_results, provider.name, rows, results)
         return len(results)
 
-    def _load_submissions(self, rows: list[dict[str, Any]]) -> list[Submission] | None:
-        """Read the print files of a claimed batch; ``None`` while storage is down (the batch is retried)."""
+    def _submissions(self, rows: list[dict[str, Any]]) -> list[Submission] | None:
+        """What goes to the provider (print files from storage); None when storage is unavailable."""
         submissions = []
         for row in rows:
             options = self._options(row)
@@ -850,10 +862,19 @@ class PrintDispatch:
             )
         return submissions
 
-    def _mark_all_unclear(self, rows: list[dict[str, Any]], detail: str) -> None:
-        with self.engine.begin() as conn:
-            for row in rows:
-                self._mark_unclear(conn, row, detail)
+    def _submit_failed(
+        self, provider: PrintProvider, batch_id: str, rows: list[dict[str, Any]], exc: ProviderUnavailableError
+    ) -> None:
+        if not provider.honours_idempotency and isinstance(exc, ProviderOutcomeUnknownError):
+            with self.engine.begin() as conn:
+                for row in rows:
+                    self._mark_unclear(conn, row, str(exc))
+            return
+        attempts = max(int(r["submit_attempts"]) + 1 for r in rows)
+        delay = min(self.settings.submit_retry_seconds * 2 ** min(attempts, 8), 600)
+        # Nothing reached the provider (or it keeps one letter per key): send again later.
+        self._postpone(rows, delay, back_to_ready=not provider.honours_idempotency)
+        log.warning("provider.unavailable", provider=provider.name, batch_id=batch_id, error=str(exc), retry_in=delay)
 
     def _postpone(self, rows: list[dict[str, Any]], delay: float, *, back_to_ready: bool = False) -> None:
         values: dict[str, Any] = {"next_attempt_at": self.clock() + timedelta(seconds=delay)}

@@ -1,6 +1,6 @@
 """Kafka subscriptions: master data, print orders, portal views.
 
-Each handler runs in one DB transaction with its processed-event row and its outgoing events (outbox).
+Each batch of events runs in one DB transaction with its processed-event rows and its outgoing events (outbox).
 """
 
 from __future__ import annotations
@@ -50,13 +50,16 @@ def register_consumers(broker: KafkaBroker, dispatch: PrintDispatch, settings: S
         **options,
     )
     letters = SqlIdempotency(dispatch.engine, f"{settings.service_name}:letters")
-    consumer.subscribe(LETTERS, {"PrintOrdered": letters.handler(dispatch.on_print_ordered)}, **options)
+    # letters.events carries thousands of events this service skips (part updates, reviews) and portal.events one
+    # DocumentPublished per released letter: consumed in batches, one offset commit and one transaction per batch.
+    consumer.subscribe_batch(LETTERS, letters, {"PrintOrdered": dispatch.on_print_ordered}, **options)
     portal = SqlIdempotency(dispatch.engine, f"{settings.service_name}:portal")
-    consumer.subscribe(
+    consumer.subscribe_batch(
         PORTAL,
+        portal,
         {
-            "DocumentViewed": portal.handler(dispatch.on_document_viewed),
-            "DocumentPublished": portal.handler(dispatch.on_document_published),
+            "DocumentViewed": dispatch.on_document_viewed,
+            "DocumentPublished": dispatch.on_document_published,
         },
         **options,
     )

@@ -71,6 +71,9 @@ class Settings(ServiceSettings):
     # (retried, not committed) up to this long after it was placed before a missing contact counts as missing.
     masterdata_wait_seconds: float = Field(default=120.0, ge=0)
     prepare_batch_size: int = Field(default=50, ge=1)
+    # Submissions in flight at once to a provider that honours idempotency keys (the HTTP API takes one letter per
+    # request; one at a time, each mailpiece waited for its round trip). Providers without keys: one at a time.
+    submit_concurrency: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _providers_have_credentials(self) -> Settings:

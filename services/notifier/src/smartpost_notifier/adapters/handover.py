@@ -11,6 +11,7 @@ still ``sending`` whose id is in it was handed over (count as sent, unconfirmed)
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 
@@ -18,13 +19,17 @@ class HandoverJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        # Several sender threads share the journal: the file is opened once; each line is one O_APPEND write().
+        self._open_lock = threading.Lock()
 
     def record(self, mail_id: str) -> None:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with self._open_lock:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = self._fd
         line = f"{mail_id}\n".encode()
-        if os.write(self._fd, line) != len(line):
+        if os.write(fd, line) != len(line):
             msg = f"short write to {self.path}"
             raise OSError(msg)
 
