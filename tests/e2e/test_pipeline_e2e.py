@@ -138,7 +138,8 @@ def test_serial_letter_from_pdf_to_portal_email_and_paper(
 
 def test_another_account_sees_nothing_of_the_demo_letter(system: LocalSystem) -> None:
     foreign = httpx.Client(
-        base_url=system.url("letters"), headers=system.stack.caller_headers("other", "x@y.z", audience="letters")
+        base_url=system.url("letters"),
+        headers=system.stack.caller_headers("other", "x@y.z", audience="letters", roles=("prepare",)),
     )
     listing = foreign.get("/v1/letters").json()
     assert listing.get("letters", listing.get("items", [])) == []

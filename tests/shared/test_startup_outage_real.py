@@ -37,7 +37,7 @@ from smartpost_splitter.settings import Settings as SplitterSettings
 
 pytestmark = [pytest.mark.real]
 
-H = caller_headers("acc-outage", "staff:anna", audience="letters")
+H = caller_headers("acc-outage", "staff:anna", audience="letters", roles=["prepare"])
 H_ASSIGNMENT = caller_headers("acc-outage", "staff:anna", audience="assignment")
 
 
@@ -200,7 +200,7 @@ async def test_a_service_starts_while_its_database_is_down(
                 await _wait(ready, 60, f"{service} ready once the database is reachable")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; last /readyz: {seen[-1] if seen else None}") from None
-            headers = caller_headers("acc-outage", "staff:anna", audience=audience)
+            headers = caller_headers("acc-outage", "staff:anna", audience=audience, roles=["prepare"])
             answer = await client.get(route, headers=headers)
             assert answer.status_code == 200, answer.text
         finally:

@@ -47,7 +47,7 @@ ACCOUNT = "acc-bench"
 
 
 def headers(command: str | None = None) -> dict[str, str]:
-    h = caller_headers(ACCOUNT, "staff:anna", audience="letters")
+    h = caller_headers(ACCOUNT, "staff:anna", audience="letters", roles=["prepare", "release"])
     if command:
         h["X-SmartPost-Command-Id"] = command
     return h

@@ -29,6 +29,8 @@ from smartpost_shared.sample_letters import SampleRecipient, write_serial_letter
 
 DEMO_ACCOUNT = "demo"
 ACTOR = "anna@hv-muster.de"
+# The walkthrough prepares and releases (no four-eyes account): it claims exactly those staff roles.
+STAFF_ROLES = ("prepare", "release")
 
 PROPERTIES = [
     {
@@ -249,7 +251,7 @@ class Walkthrough:
             # Every call carries claims signed with the stack's "tools" key, for the one service it goes to.
             audience = services_by_origin.get(f"{request.url.scheme}://{request.url.netloc.decode()}")
             if audience is not None:
-                request.headers.update(stack.caller_headers(account, ACTOR, audience=audience))
+                request.headers.update(stack.caller_headers(account, ACTOR, audience=audience, roles=STAFF_ROLES))
 
         self.http = httpx.Client(timeout=30, event_hooks={"request": [prove_caller]})
         self.report = Report()

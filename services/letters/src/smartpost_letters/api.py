@@ -1,8 +1,10 @@
 """HTTP face of the letters service (called by the gateway and other internal systems).
 
 Caller identity comes from signed caller claims (``X-SmartPost-Caller``, see :mod:`smartpost_shared.identity`):
-account and actor are verified on every request. Every route is scoped to that account: another account's letter
-answers 404.
+account, actor and roles are verified on every request. Every route is scoped to that account: another account's letter
+answers 404. Roles come from the verified claims too (the gateway's role model, enforced here again): every route needs
+a staff role, commands that prepare a letter need ``prepare``, release / print order / revocation (and deleting a
+released letter) need ``release``, changing or removing document types needs ``admin``; otherwise 403.
 Commands accept ``X-SmartPost-Command-Id`` (a retried command is applied once) and ``If-Match: <version>``
 (a stale write answers 409 with the current version). Letter responses carry ``ETag: "<version>"``.
 """
@@ -48,6 +50,7 @@ from smartpost_letters.schemas import (
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.http import content_disposition
 from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI reads it at runtime
+from smartpost_shared.logging import get_logger
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing caller headers or wrong bearer token"},
+    403: {"model": ErrorOut, "description": "the verified caller lacks the role this route needs"},
     404: {"model": ErrorOut, "description": "no such letter in the caller's account"},
     409: {"model": ErrorOut, "description": "version conflict (If-Match); body carries current_version"},
     422: {"model": ErrorOut, "description": "domain rule violated or invalid input"},
@@ -98,6 +102,45 @@ def caller(
 
 
 CallerDep = Annotated[Caller, Depends(caller)]
+
+log = get_logger(__name__)
+
+# The gateway's role model (smartpost_gateway.settings.Role), enforced again here from the verified claims: a token
+# of the account alone is not enough, and the gateway's check is not the only one.
+PREPARE, RELEASE, ADMIN = "prepare", "release", "admin"
+STAFF_ROLES = frozenset({PREPARE, RELEASE, ADMIN})
+ROLE_LABELS = {PREPARE: "Vorbereiten", RELEASE: "Freigeben", ADMIN: "Administration"}
+
+
+def refuse_without(request: Request, claims: VerifiedCaller, *roles: str) -> None:
+    """403 unless the verified caller holds one of ``roles`` (German for the user, the detail goes to the log)."""
+    if claims.roles & set(roles):
+        return
+    log.warning(
+        "letters.role_refused",
+        path=request.url.path,
+        method=request.method,
+        needed=sorted(roles),
+        held=sorted(claims.roles),
+        issuer=claims.issuer,
+        actor=claims.actor,
+        account_id=claims.account_id,
+    )
+    labels = " oder ".join(f"„{ROLE_LABELS.get(r, r)}“" for r in roles)
+    raise HTTPException(403, f"Dafür fehlt Ihnen die Berechtigung ({labels}).")
+
+
+def _needs(*roles: str) -> Any:
+    def check(request: Request, claims: VerifiedCaller) -> None:
+        refuse_without(request, claims, *roles)
+
+    return Depends(check)
+
+
+STAFF = _needs(*sorted(STAFF_ROLES))
+PREPARES = _needs(PREPARE)
+RELEASES = _needs(RELEASE)
+ADMINISTERS = _needs(ADMIN)
 
 
 def _service(request: Request) -> LetterService:
@@ -160,7 +203,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StorageUnavailableError, storage)
 
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+# Default deny: every route needs a staff role; commands add the role they need (``dependencies=[...]``).
+router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[STAFF])
 
 
 # ------------------------------------------------------------------------------------------------- letters
@@ -183,7 +227,7 @@ async def list_letters(
     )
 
 
-@router.post("/letters", status_code=201, response_model=LetterOut, tags=["letters"])
+@router.post("/letters", status_code=201, response_model=LetterOut, tags=["letters"], dependencies=[PREPARES])
 async def create_letter(request: Request, who: CallerDep, body: CreateLetterIn) -> JSONResponse:
     """Create a serial letter (Titel, Dokumententyp, Empfängergruppen, Liegenschaft or cross-property)."""
     service = _service(request)
@@ -220,10 +264,20 @@ async def get_letter(request: Request, who: CallerDep, letter_id: str) -> JSONRe
 
 @router.delete("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
 async def delete_letter(
-    request: Request, who: CallerDep, letter_id: str, reason: Annotated[str, Query(max_length=500)] = ""
+    request: Request,
+    who: CallerDep,
+    claims: VerifiedCaller,
+    letter_id: str,
+    reason: Annotated[str, Query(max_length=500)] = "",
 ) -> JSONResponse:
-    """Delete the serial letter ("Serienbrief löschen"); released letters are withdrawn from the portal."""
+    """Delete the serial letter ("Serienbrief löschen"); released letters are withdrawn from the portal.
+
+    A draft is the preparer's to delete; deleting a released letter withdraws documents from recipients, which is a
+    release decision (as in the gateway).
+    """
     service = _service(request)
+    current = await _run(lambda: service.get_letter(who.account_id, _letter_uuid(letter_id)))
+    refuse_without(request, claims, RELEASE if current.items else PREPARE)
     letter = await _run(lambda: service.delete(who.ctx, _letter_uuid(letter_id), reason=reason))
     return await _letter_response(request, letter)
 
@@ -265,7 +319,7 @@ async def stuck_letters(
     }
 
 
-@router.post("/letters/{letter_id}/resend", tags=["letters"])
+@router.post("/letters/{letter_id}/resend", tags=["letters"], dependencies=[PREPARES])
 async def resend(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Erneut anstoßen: publish the open requests of a waiting letter again, with their original event ids."""
     service = _service(request)
@@ -313,7 +367,13 @@ class UploadRejectedError(DocumentError):
         self.problems = problems
 
 
-@router.post("/letters/{letter_id}/documents", status_code=201, response_model=LetterOut, tags=["documents"])
+@router.post(
+    "/letters/{letter_id}/documents",
+    status_code=201,
+    response_model=LetterOut,
+    tags=["documents"],
+    dependencies=[PREPARES],
+)
 async def upload_document(
     request: Request,
     who: CallerDep,
@@ -394,7 +454,12 @@ async def _attach(
     return letter
 
 
-@router.patch("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
+@router.patch(
+    "/letters/{letter_id}/documents/{document_id}",
+    response_model=LetterOut,
+    tags=["documents"],
+    dependencies=[PREPARES],
+)
 async def change_document(
     request: Request, who: CallerDep, letter_id: str, document_id: str, body: ChangeDocumentIn
 ) -> JSONResponse:
@@ -408,14 +473,21 @@ async def change_document(
     return await _letter_response(request, letter)
 
 
-@router.delete("/letters/{letter_id}/documents/{document_id}", response_model=LetterOut, tags=["documents"])
+@router.delete(
+    "/letters/{letter_id}/documents/{document_id}",
+    response_model=LetterOut,
+    tags=["documents"],
+    dependencies=[PREPARES],
+)
 async def remove_document(request: Request, who: CallerDep, letter_id: str, document_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.remove_document(who.ctx, _letter_uuid(letter_id), document_id=document_id))
     return await _letter_response(request, letter)
 
 
-@router.put("/letters/{letter_id}/documents/order", response_model=LetterOut, tags=["documents"])
+@router.put(
+    "/letters/{letter_id}/documents/order", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES]
+)
 async def reorder_documents(request: Request, who: CallerDep, letter_id: str, body: ReorderIn) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.reorder_documents(who.ctx, _letter_uuid(letter_id), order=body.order))
@@ -461,7 +533,7 @@ async def document_pdf(request: Request, who: CallerDep, letter_id: str, documen
     return response
 
 
-@router.post("/letters/{letter_id}/split", response_model=LetterOut, tags=["documents"])
+@router.post("/letters/{letter_id}/split", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES])
 async def start_split(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Start splitting: one SplitRequested per split document (attachments are appended to every part)."""
     service = _service(request)
@@ -469,7 +541,7 @@ async def start_split(request: Request, who: CallerDep, letter_id: str) -> JSONR
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/reopen", response_model=LetterOut, tags=["documents"])
+@router.post("/letters/{letter_id}/reopen", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES])
 async def reopen(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Back to draft to edit documents ("Dokumente bearbeiten"): split results and assignments are dropped."""
     service = _service(request)
@@ -509,7 +581,9 @@ async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_
     return response
 
 
-@router.post("/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def reassign(request: Request, who: CallerDep, letter_id: str, part_id: str, body: ReassignIn) -> JSONResponse:
     service = _service(request)
     letter = await _run(
@@ -525,14 +599,18 @@ async def reassign(request: Request, who: CallerDep, letter_id: str, part_id: st
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/parts/{part_id}/unassign", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/parts/{part_id}/unassign", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def unassign(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.unassign_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/parts/{part_id}/discard", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/parts/{part_id}/discard", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def discard(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
     service = _service(request)
     letter = await _run(lambda: service.discard_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
@@ -568,13 +646,17 @@ async def _bulk(request: Request, who: Caller, letter_id: str, action: BulkActio
     return response
 
 
-@router.post("/letters/{letter_id}/review/discard-unmatched", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/review/discard-unmatched", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def discard_unmatched(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Alle nicht zuordenbaren verwerfen: every part without contact and without candidates, one command."""
     return await _bulk(request, who, letter_id, BulkAction.DISCARD_UNMATCHED)
 
 
-@router.post("/letters/{letter_id}/review/accept-safe", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/review/accept-safe", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def accept_safe(
     request: Request, who: CallerDep, letter_id: str, body: AcceptSafeIn | None = None
 ) -> JSONResponse:
@@ -583,13 +665,20 @@ async def accept_safe(
     return await _bulk(request, who, letter_id, BulkAction.ACCEPT_SAFE, policy=policy)
 
 
-@router.post("/letters/{letter_id}/review/defer-property", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/review/defer-property", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
+)
 async def defer_property(request: Request, who: CallerDep, letter_id: str, body: DeferPropertyIn) -> JSONResponse:
     """Diese Liegenschaft zurückstellen: its letters are not released with this letter (undoable before release)."""
     return await _bulk(request, who, letter_id, BulkAction.DEFER_PROPERTY, property_id=body.property_id)
 
 
-@router.post("/letters/{letter_id}/review/bulk/{bulk_id}/undo", response_model=LetterOut, tags=["review"])
+@router.post(
+    "/letters/{letter_id}/review/bulk/{bulk_id}/undo",
+    response_model=LetterOut,
+    tags=["review"],
+    dependencies=[PREPARES],
+)
 async def undo_bulk(request: Request, who: CallerDep, letter_id: str, bulk_id: str) -> JSONResponse:
     """Undo a bulk action for every part nobody changed since (before release)."""
     service = _service(request)
@@ -597,7 +686,7 @@ async def undo_bulk(request: Request, who: CallerDep, letter_id: str, bulk_id: s
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/review/confirm", response_model=LetterOut, tags=["review"])
+@router.post("/letters/{letter_id}/review/confirm", response_model=LetterOut, tags=["review"], dependencies=[PREPARES])
 async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Endkontrolle: every part is assigned or discarded, at least one assigned."""
     service = _service(request)
@@ -608,7 +697,7 @@ async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JS
 # ------------------------------------------------------------------------------------------------- release and after
 
 
-@router.post("/letters/{letter_id}/release", response_model=LetterOut, tags=["release"])
+@router.post("/letters/{letter_id}/release", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def release(request: Request, who: CallerDep, letter_id: str, body: ReleaseIn) -> JSONResponse:
     """Release to the portal; each assigned part becomes one item visible only to its contact."""
     service = _service(request)
@@ -616,7 +705,7 @@ async def release(request: Request, who: CallerDep, letter_id: str, body: Releas
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"])
+@router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def order_print(request: Request, who: CallerDep, letter_id: str, body: PrintOrderIn) -> JSONResponse:
     """Order postal dispatch of the released, not revoked items (once per letter)."""
     service = _service(request)
@@ -624,7 +713,7 @@ async def order_print(request: Request, who: CallerDep, letter_id: str, body: Pr
     return await _letter_response(request, letter)
 
 
-@router.post("/letters/{letter_id}/revocations", response_model=LetterOut, tags=["release"])
+@router.post("/letters/{letter_id}/revocations", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def revoke(request: Request, who: CallerDep, letter_id: str, body: RevokeIn) -> JSONResponse:
     """Withdraw one unit's released letter(s) (or the given items) from the portal."""
     service = _service(request)
@@ -647,14 +736,22 @@ async def document_types(request: Request, who: CallerDep) -> DocumentTypeTreeOu
     return DocumentTypeTreeOut.of(tree)
 
 
-@router.post("/document-types", status_code=201, response_model=DocumentTypeTreeOut, tags=["document types"])
+@router.post(
+    "/document-types",
+    status_code=201,
+    response_model=DocumentTypeTreeOut,
+    tags=["document types"],
+    dependencies=[PREPARES],
+)
 async def add_document_type(request: Request, who: CallerDep, body: DocumentTypeIn) -> DocumentTypeTreeOut:
     service = _service(request)
     tree, node_id = await _run(lambda: service.add_document_type(who.ctx, name=body.name, parent_id=body.parent_id))
     return DocumentTypeTreeOut.of(tree, created_id=node_id)
 
 
-@router.patch("/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"])
+@router.patch(
+    "/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"], dependencies=[ADMINISTERS]
+)
 async def change_document_type(request: Request, who: CallerDep, node_id: str, body: DocumentTypeIn) -> Response:
     """Rename and/or move a document type (``parent_id`` null = top level)."""
     service = _service(request)
@@ -664,7 +761,9 @@ async def change_document_type(request: Request, who: CallerDep, node_id: str, b
     return JSONResponse(DocumentTypeTreeOut.of(tree).model_dump(mode="json"))
 
 
-@router.delete("/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"])
+@router.delete(
+    "/document-types/{node_id}", response_model=DocumentTypeTreeOut, tags=["document types"], dependencies=[ADMINISTERS]
+)
 async def remove_document_type(request: Request, who: CallerDep, node_id: str) -> Response:
     service = _service(request)
     tree = await _run(lambda: service.remove_document_type(who.ctx, node_id=node_id))

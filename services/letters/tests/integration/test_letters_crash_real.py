@@ -69,7 +69,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def h(account: str) -> dict[str, str]:
-    return caller_headers(account, "staff:crash-test", audience="letters")
+    return caller_headers(account, "staff:crash-test", audience="letters", roles=["prepare", "release"])
 
 
 def create_letter(port: int, account: str) -> str | None:

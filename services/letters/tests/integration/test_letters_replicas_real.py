@@ -42,7 +42,7 @@ async def wait_holder(postgres_url: str, wanted: set[str], timeout: float = 20.0
 
 
 def h(account: str) -> dict[str, str]:
-    return caller_headers(account, "staff:anna", audience="letters")
+    return caller_headers(account, "staff:anna", audience="letters", roles=["prepare", "release"])
 
 
 async def create_letter(client: httpx.AsyncClient, account: str) -> str:

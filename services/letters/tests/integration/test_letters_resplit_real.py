@@ -34,7 +34,7 @@ TIMEOUT = 60.0
 
 
 def h(account: str) -> dict[str, str]:
-    return caller_headers(account, "staff:anna", audience="letters")
+    return caller_headers(account, "staff:anna", audience="letters", roles=["prepare", "release"])
 
 
 @contextlib.asynccontextmanager

@@ -60,7 +60,7 @@ async def running(tmp_path, database_url, kafka_settings, storage_settings, obje
 
 
 def h(account, actor="staff:anna"):
-    return caller_headers(account, actor, audience="letters")
+    return caller_headers(account, actor, audience="letters", roles=["prepare", "release"])
 
 
 async def wait_for(client, account, letter_id, predicate, timeout=20.0):

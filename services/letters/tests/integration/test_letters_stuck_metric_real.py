@@ -42,7 +42,7 @@ async def test_a_letter_waiting_for_the_splitter_is_counted_as_stuck(
     )
     app = create_app(settings)
     account = make_id("acc")
-    headers = caller_headers(account, "staff:anna", audience="letters")
+    headers = caller_headers(account, "staff:anna", audience="letters", roles=["prepare", "release"])
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

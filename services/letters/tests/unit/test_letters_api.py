@@ -19,8 +19,11 @@ from smartpost_shared.testing.identity import caller_headers
 PDF = tiny_pdf(2)
 
 
-def headers(account="acc-1", actor="staff:anna", command=None, version=None):
-    h = caller_headers(account, actor, audience="letters")
+STAFF = ("prepare", "release")
+
+
+def headers(account="acc-1", actor="staff:anna", command=None, version=None, roles=STAFF):
+    h = caller_headers(account, actor, audience="letters", roles=roles)
     if command:
         h["X-SmartPost-Command-Id"] = command
     if version is not None:
@@ -182,6 +185,64 @@ def test_full_flow_over_http(env):  # noqa: PLR0915 - one scenario end to end
     assert [(x["letter_id"], x["status"], x["parts"], x["released_items"]) for x in listed] == [(lid, "deleted", 2, 1)]
 
 
+def _upload_as(client, letter_id, who):
+    files = {"file": ("brief.pdf", PDF, "application/pdf")}
+    return client.post(f"/v1/letters/{letter_id}/documents", files=files, data={"role": "split"}, headers=who)
+
+
+def test_roles_come_from_the_verified_claims_not_from_the_gateway(env):
+    """A token of the account is not enough: prepare-only cannot release, release-only cannot prepare."""
+    client, app, _ = env
+    preparer = headers(actor="staff:paula", roles=("prepare",))
+    releaser = headers(actor="staff:rolf", roles=("release",))
+    nobody = headers(actor="staff:niemand", roles=())
+    lid = make_letter(client)["letter_id"]
+    refused = _upload_as(client, lid, releaser)
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("Dafür fehlt Ihnen die Berechtigung")
+    assert "Vorbereiten" in refused.json()["detail"]
+    assert _upload_as(client, lid, preparer).status_code == 201
+    _, parts = drive_to_review(app, client, lid)
+    assert client.post(f"/v1/letters/{lid}/parts/{parts[0].part_id}/unassign", headers=releaser).status_code == 403
+    assert client.post(f"/v1/letters/{lid}/review/discard-unmatched", headers=releaser).status_code == 403
+    # The Endkontrolle is the preparer's step (as in the gateway); the release is not.
+    assert client.post(f"/v1/letters/{lid}/review/confirm", headers=preparer).json()["status"] == "reviewed"
+    for method, path, body in [
+        ("POST", f"/v1/letters/{lid}/release", {"notify_by_email": False}),
+        ("POST", f"/v1/letters/{lid}/print-order", {}),
+        ("POST", f"/v1/letters/{lid}/revocations", {"unit_id": "u0", "reason": "Mieterwechsel"}),
+    ]:
+        r = client.request(method, path, json=body, headers=preparer)
+        assert r.status_code == 403, (path, r.text)
+        assert "Freigeben" in r.json()["detail"]
+    assert client.get(f"/v1/letters/{lid}", headers=preparer).json()["status"] == "reviewed"
+    r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": False}, headers=releaser)
+    assert r.status_code == 200, r.text
+    # Deleting a released letter withdraws documents from recipients: a release decision, not the preparer's.
+    assert client.delete(f"/v1/letters/{lid}", headers=preparer).status_code == 403
+    for who in (preparer, releaser):
+        assert client.get(f"/v1/letters/{lid}", headers=who).json()["status"] == "released"
+        assert client.get("/v1/letters", headers=who).status_code == 200
+        assert client.get(f"/v1/letters/{lid}/audit", headers=who).status_code == 200
+        assert client.get(f"/v1/letters/{lid}/parts", headers=who).status_code == 200
+        assert client.get("/v1/document-types", headers=who).status_code == 200
+    # A verified caller without any staff role reads nothing either.
+    assert client.get(f"/v1/letters/{lid}", headers=nobody).status_code == 403
+    assert client.get("/v1/letters", headers=nobody).status_code == 403
+    actions = [e["action"] for e in client.get(f"/v1/letters/{lid}/audit", headers=releaser).json()["entries"]]
+    assert actions.count("released") == 1
+    assert "print_order_placed" not in actions
+    assert "items_revoked" not in actions
+    assert "deleted" not in actions
+
+
+def test_a_draft_is_the_preparers_to_delete(env):
+    client, _, _ = env
+    lid = make_letter(client)["letter_id"]
+    assert client.delete(f"/v1/letters/{lid}", headers=headers(roles=("admin",))).status_code == 403
+    assert client.delete(f"/v1/letters/{lid}", headers=headers(roles=("prepare",))).json()["status"] == "deleted"
+
+
 def test_another_account_cannot_read_or_change_a_letter(env):
     client, _, _ = env
     lid = make_letter(client)["letter_id"]
@@ -293,10 +354,13 @@ def test_document_type_tree_crud_and_five_levels(env):
     tree = client.get("/v1/document-types", headers=headers()).json()
     assert [n["depth"] for n in tree["nodes"]] == [1, 2, 3, 4, 5]
     assert tree["nodes"][-1]["path"] == ["L0", "L1", "L2", "L3", "L4"]
-    assert client.delete(f"/v1/document-types/{ids[0]}", headers=headers()).status_code == 422
-    r = client.patch(f"/v1/document-types/{ids[4]}", json={"name": "Neu", "parent_id": None}, headers=headers())
+    admin = headers(roles=("admin",))
+    # Changing the shared tree of document types is an admin's task (preparers only add new types).
+    assert client.delete(f"/v1/document-types/{ids[4]}", headers=headers()).status_code == 403
+    assert client.delete(f"/v1/document-types/{ids[0]}", headers=admin).status_code == 422
+    r = client.patch(f"/v1/document-types/{ids[4]}", json={"name": "Neu", "parent_id": None}, headers=admin)
     assert r.status_code == 200
-    assert client.delete(f"/v1/document-types/{ids[4]}", headers=headers()).status_code == 200
+    assert client.delete(f"/v1/document-types/{ids[4]}", headers=admin).status_code == 200
     assert client.get("/v1/document-types", headers=headers("acc-2")).json()["nodes"] == []
 
 

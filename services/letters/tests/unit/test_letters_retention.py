@@ -53,7 +53,7 @@ def test_the_job_removes_files_of_due_letters_only(tmp_path):
     store = MemoryStore()
     app = create_app(Settings(data_dir=str(tmp_path), log_json=False), store=store)
     client = TestClient(app)
-    h = caller_headers("acc-ret", "staff:anna", audience="letters")
+    h = caller_headers("acc-ret", "staff:anna", audience="letters", roles=["prepare", "release"])
     letters = {}
     for name in ("Einladung Eigentümerversammlung", "Jahresabrechnung"):
         dt = client.post("/v1/document-types", json={"name": name}, headers=h).json()["created_id"]
@@ -96,7 +96,7 @@ def test_an_operator_override_lengthens_the_period(tmp_path):
         store=MemoryStore(),
     )
     client = TestClient(app)
-    h = caller_headers("acc-ret2", "staff:anna", audience="letters")
+    h = caller_headers("acc-ret2", "staff:anna", audience="letters", roles=["prepare", "release"])
     dt = client.post("/v1/document-types", json={"name": "Einladung Eigentümerversammlung"}, headers=h).json()
     body = {"title": "ETV", "document_type_id": dt["created_id"], "recipient_groups": ["owners"]}
     assert client.post("/v1/letters", json={**body, "scope": "cross_property"}, headers=h).status_code == 201
