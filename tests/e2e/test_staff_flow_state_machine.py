@@ -74,7 +74,8 @@ class Env:
 
 def _client(system: LocalSystem, service: str) -> httpx.Client:
     # Tokens live 10 minutes in tests; a fresh client per call keeps them fresh.
-    headers = caller_headers(ACCOUNT, "anna@hv-muster.de", audience=service)
+    # Anna prepares and releases (the letters service checks the roles of the verified claims).
+    headers = caller_headers(ACCOUNT, "anna@hv-muster.de", audience=service, roles=("prepare", "release"))
     return httpx.Client(base_url=system.url(service), headers=headers, timeout=30)
 
 
