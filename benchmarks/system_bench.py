@@ -410,7 +410,7 @@ class Bench:
         return str(created["created_id"])
 
     def run_letter(self, pdf: Path, expected_parts: int) -> dict[str, Any]:  # noqa: C901 - one scenario
-        t: dict[str, Any] = {}
+        t: dict[str, Any] = StageLog()
         letter = self.ok(
             self.http.post(
                 self.url("letters", "/letters?parts=none"),
@@ -471,7 +471,9 @@ class Bench:
             if not page["parts"]:
                 break
             for part in page["parts"]:
-                candidates = (part["assignment"] or {}).get("candidates") or []
+                # A cross-property letter is only released with a placement (property and unit): staff take the
+                # best candidate that has one and discard the part otherwise.
+                candidates = [c for c in (part["assignment"] or {}).get("candidates") or [] if c.get("property_id")]
                 s = time.monotonic()
                 if candidates:
                     best = candidates[0]
@@ -596,6 +598,18 @@ async def largest_messages(bootstrap: str) -> dict[str, int]:
         finally:
             await consumer.stop()
     return found
+
+
+class StageLog(dict[str, Any]):
+    """The stage times of one letter.
+
+    Each is also written to stderr as soon as it is known: a run that fails later still shows how far it got.
+    """
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        print(f"    {key}: {shown}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

@@ -356,13 +356,18 @@ class LetterOut(Model):
 PART_FILTERS = ("all", "review", "unassigned", "needs_review", "assigned", "discarded", "deferred", "warnings")
 
 
-def part_filters(p: Part, warned: set[str]) -> set[str]:
-    """The review list's filters a part is in: zur Prüfung (review), nicht zugeordnet (unassigned), ... ."""
+def part_filters(p: Part, warned: set[str], *, cross_property: bool = False) -> set[str]:
+    """The review list's filters a part is in: zur Prüfung (review), nicht zugeordnet (unassigned), ... .
+
+    Across properties a part assigned without its contract (property and unit) blocks the Endkontrolle, so it is
+    "zur Prüfung" until staff pick the contract or discard it.
+    """
     a = p.assignment
     status = a.status.value if a else "unmatched"
     deferred = a is not None and a.deferred
     found = {"all"}
-    if not p.is_decided:
+    without_contract = cross_property and p.is_assigned and a is not None and not (a.property_id and a.unit_id)
+    if not p.is_decided or without_contract:
         found.add("review")
     if status == "unmatched":
         found.add("unassigned")
@@ -433,7 +438,8 @@ class PartsPageOut(Model):
             if property_id is None
             or (p.assignment.property_id if p.assignment else None) == (None if property_id == "none" else property_id)
         ]
-        filters = [(p, part_filters(p, warned)) for p in in_property]
+        cross = letter.scope == LetterScope.CROSS_PROPERTY
+        filters = [(p, part_filters(p, warned, cross_property=cross)) for p in in_property]
         matching = [p for p, found in filters if part_filter in found]
         properties: dict[str | None, list[Part]] = {}
         for p in parts:

@@ -857,6 +857,52 @@ def test_bulk_accept_safe_takes_only_a_unique_top_candidate_with_strong_evidence
         b.letter.undo_bulk_review(bulk_id="b1", actor=STAFF)
 
 
+def test_bulk_accept_safe_never_takes_a_candidate_without_contract_in_a_cross_property_letter():
+    """Found by the 10k system benchmark: such a part blocked the Endkontrolle ("no contract (property and unit)")
+    while it was no longer in the "zur Prüfung" list."""
+    from smartpost_letters.domain.models import BulkAction
+    from smartpost_shared.contracts.documents import Candidate
+
+    b = LetterBuilder(scope=LetterScope.CROSS_PROPERTY).attach()
+    b.letter.start_split(actor=STAFF)
+    b.split(count=2)
+    strong = ["Name im Anschriftenfeld", "Straße und Hausnummer"]
+    parts = b.parts["doc-1"]
+    b.letter.record_assignments(
+        inbound_event_id=b.event_id(),
+        document_id="doc-1",
+        assignments=[
+            PartAssignment(
+                part_id=parts[0].part_id,
+                status=AssignmentStatus.NEEDS_REVIEW,
+                contact_id="c1",
+                candidates=[Candidate(contact_id="c1", score=11.0, evidence=strong)],
+            ),
+            PartAssignment(
+                part_id=parts[1].part_id,
+                status=AssignmentStatus.NEEDS_REVIEW,
+                contact_id="c2",
+                candidates=[
+                    Candidate(contact_id="c2", score=11.0, property_id="prop-1", unit_id="u2", evidence=strong)
+                ],
+            ),
+        ],
+        warnings=[],
+        is_correction=False,
+        actor=ASSIGNER,
+    )
+    changes = b.letter.bulk_review(bulk_id="b1", action=BulkAction.ACCEPT_SAFE, actor=STAFF)
+    assert [c.part_id for c in changes] == [parts[1].part_id]
+    assert _status(b, 0) == "needs_review"
+    # Assigned by hand without a contract, the part stays in "zur Prüfung": staff must find what blocks them.
+    from smartpost_letters.schemas import PartsPageOut
+
+    b.letter.reassign_part(part_id=parts[0].part_id, contact_id="c1", property_id=None, unit_id=None, actor=STAFF)
+    page = PartsPageOut.of(b.letter, part_filter="review", property_id=None, offset=0, limit=10)
+    assert [p.part_id for p in page.parts] == [parts[0].part_id]
+    assert any("no contract" in blocker for blocker in b.letter._release_blockers())
+
+
 def test_defer_property_sets_its_letters_aside_from_the_release_and_undo_brings_them_back():
     from smartpost_letters.domain.models import BulkAction
 

@@ -872,7 +872,7 @@ class SerialLetter(Aggregate):
         )
         return changes
 
-    def _bulk_outcome(
+    def _bulk_outcome(  # noqa: PLR0911 - one outcome per bulk action and case
         self, part: Part, action: BulkAction, actor: Actor, property_id: str | None, policy: SafeProposalPolicy
     ) -> Assignment | None:
         before = part.assignment
@@ -900,6 +900,10 @@ class SerialLetter(Aggregate):
         placement = top.property_id or (before.property_id if before else None)
         if self.scope == LetterScope.PROPERTY:
             placement = self.property_id
+        elif not (placement and top.unit_id):
+            # Across properties a letter is only released with its contract (property and unit): accepting a
+            # candidate without one would only move the part from "zur Prüfung" to a blocked release.
+            return None
         return self._manual(
             before,
             actor,
