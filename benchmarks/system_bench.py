@@ -28,6 +28,7 @@ import shutil
 import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -310,6 +311,7 @@ class Bench:
         self.stack = stack
         self.account = account
         self.sampler = sampler
+        self.profiler: Profiler | None = None
         # Every request proves its caller with signed claims for the service it goes to (smartpost_shared.identity).
         self.http = httpx.Client(timeout=120, event_hooks={"request": [self._prove_caller]})
 
@@ -423,6 +425,9 @@ class Bench:
             )
         )
         lid = letter["letter_id"]
+        if self.profiler:
+            self.profiler.start(f"review-{expected_parts}")
+        cpu_upload = self.cpu_now()
         started = time.monotonic()
         letter = self.ok(
             self.http.post(
@@ -451,6 +456,9 @@ class Bench:
         t["split"] = time.monotonic() - started
         current = self.poll("assignment", lambda: (s := state())["status"] == "in_review" and s)
         t["upload -> ready for review"] = time.monotonic() - started
+        if self.profiler:
+            self.profiler.stop()
+        self.cpu_of_stage(t, "upload -> ready for review", cpu_upload)
         t["parts"] = current["counts"]["parts"]
         if t["parts"] != expected_parts:
             print(f"  warning: {t['parts']} parts, expected {expected_parts}", file=sys.stderr)
@@ -466,6 +474,7 @@ class Bench:
             t[f"bulk {name} status"] = r.status_code
         # The rest by hand: the best candidate if there is one, discard otherwise; time each single correction.
         singles: list[float] = []
+        handled: set[str] = set()  # a part still listed after staff took its best candidate is discarded
         while True:
             page = self.ok(self.http.get(self.url("letters", f"/letters/{lid}/parts?filter=review&limit=100")))
             if not page["parts"]:
@@ -473,9 +482,13 @@ class Bench:
             for part in page["parts"]:
                 # A cross-property letter is only released with a placement (property and unit): staff take the
                 # best candidate that has one and discard the part otherwise.
-                candidates = [c for c in (part["assignment"] or {}).get("candidates") or [] if c.get("property_id")]
+                candidates = [
+                    c
+                    for c in (part["assignment"] or {}).get("candidates") or []
+                    if c.get("property_id") and c.get("unit_id")
+                ]
                 s = time.monotonic()
-                if candidates:
+                if candidates and part["part_id"] not in handled:
                     best = candidates[0]
                     self.ok(
                         self.http.post(
@@ -489,6 +502,7 @@ class Bench:
                             self.url("letters", f"/letters/{lid}/parts/{part['part_id']}/discard?parts=none")
                         )
                     )
+                handled.add(part["part_id"])
                 singles.append(time.monotonic() - s)
         # Staff also change automatic assignments: unassign and reassign a few (two single corrections each).
         sample = self.ok(self.http.get(self.url("letters", f"/letters/{lid}/parts?filter=assigned&limit=5&offset=7")))
@@ -600,6 +614,35 @@ async def largest_messages(bootstrap: str) -> dict[str, int]:
     return found
 
 
+class Profiler:
+    """py-spy (if installed) on the services named in ``SMARTPOST_BENCH_PROFILE`` (comma-separated), one stage.
+
+    Writes collapsed stacks per service to the work directory (``profile-<stage>-<service>.txt``): where the
+    service's CPU goes in that stage. Off unless the variable is set.
+    """
+
+    def __init__(self, system: LocalSystem, workdir: Path) -> None:
+        self.system = system
+        self.workdir = workdir
+        self.services = [s for s in os.environ.get("SMARTPOST_BENCH_PROFILE", "").split(",") if s]
+        self.running: list[Any] = []
+
+    def start(self, stage: str) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        for name in self.services:
+            out = self.workdir / f"profile-{stage}-{name}.txt"
+            cmd = [spy, "record", "--pid", str(self.system.processes[name].pid), "--subprocesses"]
+            cmd += ["--format", "raw", "--rate", "50", "--output", str(out)]
+            self.running.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for proc in self.running:
+            proc.send_signal(signal.SIGINT)
+        for proc in self.running:
+            proc.wait(timeout=60)
+        self.running = []
+
+
 class StageLog(dict[str, Any]):
     """The stage times of one letter.
 
@@ -653,6 +696,7 @@ def main() -> None:
         system.start_all()
         sampler.start()
         bench = Bench(system, stack, account, sampler)
+        bench.profiler = Profiler(system, workdir)
         seconds, events, progress = bench.import_masterdata()
         print(f"import: {events} events in all 4 consumers in {seconds:.1f} s ({progress['status']})")
         for pages, (pdf, expected) in pdfs.items():
