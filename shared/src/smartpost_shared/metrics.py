@@ -92,6 +92,7 @@ METRIC_NAMES = frozenset(
         "smartpost_mailpieces_oldest_unsubmitted_seconds",
         "smartpost_mailpieces_submit_retrying",
         "smartpost_lease_held",
+        "smartpost_stale_events_total",
     }
 )
 

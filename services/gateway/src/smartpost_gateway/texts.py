@@ -277,6 +277,10 @@ _CODE_TEXT = {
     "illegal_transition": "Dieser Schritt ist im aktuellen Zustand des Serienbriefs nicht möglich.",
     "invalid_letter": "Die Angaben zum Serienbrief sind unvollständig oder widersprüchlich.",
     "invalid_document": "Das Dokument kann so nicht verarbeitet werden.",
+    "source_erased": (
+        "Die hochgeladene Datei wurde wegen einer Datenschutz-Löschung entfernt und kann nicht erneut getrennt "
+        "werden. Bitte laden Sie die Datei neu hoch."
+    ),
     "invalid_part": "Dieser Einzelbrief kann so nicht geändert werden.",
     "invalid_document_type": "Der Dokumententyp ist ungültig.",
     "storage_unavailable": "Der Dateispeicher ist gerade nicht erreichbar. Bitte später erneut versuchen.",

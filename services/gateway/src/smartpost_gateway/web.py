@@ -737,8 +737,20 @@ async def part_thumbnail(request: Request, session: SessionDep, letter_id: str, 
     try:
         opened = await letters(request).part_thumbnail(caller(session), letter_id, part_id)
     except ServiceError:
-        return Response(status_code=404)
+        # No thumbnail (deleted by a data erasure or the retention period, or not made): a German placeholder
+        # image instead of a broken one; the part PDF may still be there.
+        return Response(THUMBNAIL_PLACEHOLDER, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
     return await _stream(opened, "image/png")
+
+
+THUMBNAIL_PLACEHOLDER = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="210" height="297" viewBox="0 0 210 297" role="img" '
+    'aria-label="Keine Vorschau verfügbar"><rect width="210" height="297" fill="#f3f4f6" stroke="#9ca3af"/>'
+    '<text x="105" y="140" font-family="sans-serif" font-size="14" text-anchor="middle" fill="#4b5563">'
+    "Keine Vorschau</text>"
+    '<text x="105" y="162" font-family="sans-serif" font-size="14" text-anchor="middle" fill="#4b5563">'
+    "verfügbar</text></svg>"
+).encode()
 
 
 @router.get("/serienbriefe/{letter_id}/teile/{part_id}/kontaktsuche", response_class=HTMLResponse)

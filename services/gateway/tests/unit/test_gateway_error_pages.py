@@ -80,3 +80,28 @@ def test_api_clients_keep_json(client: TestClient) -> None:
     response = client.get(f"/serienbriefe/{LETTER_ID}/teile/p1/vertraege?contact_id=boom")
     assert response.status_code == 500
     assert response.json()["support_id"]
+
+
+def test_a_thumbnail_that_is_gone_is_a_german_placeholder_not_an_error() -> None:
+    """Deleted by a data erasure (or retention): the letters service answers 404, the review shows a placeholder."""
+
+    def letters(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/thumbnail"):
+            return httpx.Response(404, json={"detail": "the file is not (yet) in storage"})
+        return services(request)
+
+    settings = Settings(
+        staff_users={
+            "anna@hv.de": {"password_hash": hash_password(PASSWORD), "account_id": "acc-1", "roles": ["prepare"]}
+        },
+        accounts={"acc-1": {"name": "HV"}},
+        data_dir=tempfile.mkdtemp(prefix="gateway-unit-"),
+        log_json=False,
+    )
+    with TestClient(create_app(settings, transport=httpx.MockTransport(letters))) as c:
+        assert c.post("/login", data={"login": "anna@hv.de", "password": PASSWORD}).status_code == 200
+        response = c.get(f"/serienbriefe/{LETTER_ID}/teile/p1/vorschau")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert "Keine Vorschau" in response.text
+    assert "verfügbar" in response.text

@@ -4,13 +4,16 @@ On ``ContactErasureRequested`` (``masterdata.events``) for contact C:
 
 1. every letter with parts assigned to C gets a ``PersonalDataErased`` event (ids only): the audit trail of the
    letter shows it, and cached copies of the letter in any replica scrub the values when they fast-forward;
-2. the PDFs of C's parts (and per-part thumbnails) are deleted from object storage;
+2. the PDFs of C's parts (and per-part thumbnails) are deleted from object storage, and so are the shared files
+   that hold C's pages next to other recipients': the uploaded source PDF of every split document with a part of
+   C and that document's thumbnail pack (``SourceFilesErased`` on the letter; the document cannot be split again,
+   the review shows a placeholder for the thumbnails; the other recipients' part PDFs stay for portal, print and
+   retention);
 3. the keys of C's parts are deleted (``adapters.subject_keys``): every stored event and snapshot of those parts
    now decodes with ``[gelöscht]``;
 4. the erasure is recorded with its counts in ``privacy_erasures`` (same transaction as the processed-event row).
 
-Re-running it is harmless (no keys left, nothing to do). The source PDF the staff uploaded (all recipients in one
-file) is not rewritten; it goes with the letter's retention.
+Re-running it is harmless (no keys left, nothing to do; a missing object counts as deleted).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import IntegrityError
 
 from smartpost_letters.application import MAX_CONCURRENCY_RETRIES, LetterNotFoundError
-from smartpost_letters.domain.erasure import erase_personal_data
+from smartpost_letters.domain.erasure import erase_personal_data, erase_source_files
 from smartpost_letters.domain.letter import Actor
 from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.logging import get_logger
@@ -62,15 +65,19 @@ class LetterPrivacy:
 
     def _record_on_letter(
         self, account_id: str, letter_id: uuid.UUID, erasure_id: str, contact_id: str, part_ids: list[str], actor: str
-    ) -> list[tuple[str, str | None]]:
-        """Append ``PersonalDataErased``; returns (part storage key, per-part thumbnail key) of the erased parts."""
+    ) -> tuple[list[tuple[str, str | None]], list[str]]:
+        """Append ``PersonalDataErased`` (and ``SourceFilesErased``).
+
+        Returns (part storage key, per-part thumbnail key) of the erased parts and the keys of the shared files
+        (sources, thumbnail packs) to delete.
+        """
         service = self.service
         for _ in range(MAX_CONCURRENCY_RETRIES):
             with service.app.letters.lock(letter_id):
                 try:
                     letter = service._get_locked(account_id, letter_id)  # noqa: SLF001 - same service
                 except LetterNotFoundError:
-                    return []
+                    return [], []
                 objects = [
                     (p.storage_key, p.thumbnail_key if p.thumbnail_offset is None else None)
                     for p in letter.parts()
@@ -78,15 +85,18 @@ class LetterPrivacy:
                 ]
 
                 def change(target: SerialLetter) -> list[str]:
-                    return erase_personal_data(
+                    erase_personal_data(
+                        target, erasure_id=erasure_id, contact_id=contact_id, part_ids=part_ids, actor=Actor(actor)
+                    )
+                    return erase_source_files(
                         target, erasure_id=erasure_id, contact_id=contact_id, part_ids=part_ids, actor=Actor(actor)
                     )
 
                 try:
-                    service._apply_and_save(letter, change)  # noqa: SLF001
+                    shared = service._apply_and_save(letter, change)  # noqa: SLF001
                 except IntegrityError:
                     continue
-                return objects
+                return objects, shared
         raise ConnectionError(f"letter {letter_id} kept changing concurrently; retry later")
 
     def erase(self, envelope: Envelope) -> dict[str, int]:
@@ -98,19 +108,26 @@ class LetterPrivacy:
         letters = 0
         parts = 0
         objects = 0
+        shared_deleted = 0
         for letter_id, part_ids in self._parts_by_letter(account, contact).items():
-            erased = self._record_on_letter(account, uuid.UUID(letter_id), payload.erasure_id, contact, part_ids, actor)
+            erased, shared = self._record_on_letter(
+                account, uuid.UUID(letter_id), payload.erasure_id, contact, part_ids, actor
+            )
             letters += 1 if erased else 0
             parts += len(erased)
             for storage_key, thumbnail in erased:
-                for key in (storage_key, thumbnail):
-                    if key is None or self.store is None:
-                        continue
-                    try:
-                        self.store.delete(key)
-                        objects += 1
-                    except ObjectNotFoundError:
-                        pass
+                objects += sum(self._delete(key) for key in (storage_key, thumbnail))
+            deleted = sum(self._delete(key) for key in shared)
+            shared_deleted += deleted
+            if shared:
+                log.info(
+                    "letters.shared_files_erased",
+                    letter_id=letter_id,
+                    contact_id=contact,
+                    erasure_id=payload.erasure_id,
+                    keys=shared,
+                    deleted=deleted,
+                )
         shredded = self.keys.shred(account, contact)
         log.info("letters.contact_shredded", contact_id=contact, letters=letters, parts=parts, keys=shredded)
         return {
@@ -118,7 +135,20 @@ class LetterPrivacy:
             "einzelbriefe": parts,
             "schluessel_geloescht": shredded,
             "speicherobjekte": objects,
+            "quelldateien_und_vorschaupakete": shared_deleted,
         }
+
+    def _delete(self, key: str | None) -> int:
+        """1 if the object was deleted now, 0 if there is none (already gone, or no storage configured)."""
+        if key is None or self.store is None:
+            return 0
+        try:
+            if not self.store.exists(key):
+                return 0
+            self.store.delete(key)
+        except ObjectNotFoundError:
+            return 0
+        return 1
 
     def export(self, conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:
         """Letters and parts of this contact with what was read from the pages (German labels)."""

@@ -191,6 +191,10 @@ class DocumentOut(Model):
     )
     parts: list[PartOut] = Field(description="empty with ?parts=none: page them with GET /letters/{id}/parts")
     part_count: int = 0
+    source_erased: bool = Field(
+        default=False,
+        description="the uploaded file and its thumbnails were deleted by a GDPR erasure (parts stay; no re-split)",
+    )
 
     @classmethod
     def of(cls, d: SourceDocument, position: int, *, with_parts: bool = True) -> DocumentOut:
@@ -213,6 +217,7 @@ class DocumentOut(Model):
             warnings=d.assignment_warnings if with_parts else by_part.get(None, []),
             parts=[PartOut.of(p, by_part.get(p.part_id, [])) for p in d.parts] if with_parts else [],
             part_count=len(d.parts),
+            source_erased=d.source_erased,
         )
 
 

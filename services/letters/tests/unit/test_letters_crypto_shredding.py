@@ -99,6 +99,11 @@ def _letter_in_review(client: TestClient, app, store: MemoryStore, count: int = 
     return letter_id, parts
 
 
+def letter_source(client: TestClient, letter_id: str) -> str:
+    key: str = client.get(f"/v1/letters/{letter_id}", headers=headers()).json()["documents"][0]["source_key"]
+    return key
+
+
 def _raw_event_states(path: Path) -> bytes:
     with sqlite3.connect(path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -155,8 +160,16 @@ def test_erasing_a_contact_shreds_their_parts_only_and_the_letter_still_loads(en
 
     privacy = app.state.privacy
     counts = privacy.erase(_erasure("c1"))
-    assert counts == {"serienbriefe": 1, "einzelbriefe": 1, "schluessel_geloescht": 2, "speicherobjekte": 2}
+    assert counts == {
+        "serienbriefe": 1,
+        "einzelbriefe": 1,
+        "schluessel_geloescht": 2,
+        "speicherobjekte": 2,
+        "quelldateien_und_vorschaupakete": 1,  # the uploaded source (these parts have one thumbnail each)
+    }
     assert not store.exists(parts[1].storage_key)
+    assert not store.exists(letter_source(client, letter_id))
+    assert store.exists(parts[0].thumbnail_key)
     assert store.exists(parts[0].storage_key)
     assert store.exists(parts[2].storage_key)
 

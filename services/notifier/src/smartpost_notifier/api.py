@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from smartpost_notifier.domain import latest_due_digest_day
+from smartpost_notifier.domain import STATUS_LABELS, MailStatus, latest_due_digest_day
 from smartpost_shared.identity import verified_account
 
 if TYPE_CHECKING:
@@ -83,3 +83,36 @@ async def mail_stats(request: Request, account_id: AccountHeader) -> dict[str, A
     notifier = _notifier(request)
     counts = await asyncio.to_thread(notifier.mail_counts, account_id)
     return {"account_id": account_id, "mails": counts}
+
+
+@router.get("/internal/mails/stale")
+async def stale_mails(request: Request, account_id: AccountHeader) -> dict[str, Any]:
+    """Mails held back by the replay guard (publication event older than the maximum age), for staff to check."""
+    notifier = _notifier(request)
+    rows = await asyncio.to_thread(notifier.stale_mails, account_id)
+    return {
+        "account_id": account_id,
+        "mails": [
+            {
+                "mail_id": m.mail_id,
+                "kind": m.kind.value,
+                "contact_id": m.contact_id,
+                "letter_id": m.letter_id,
+                "digest_day": m.digest_day.isoformat() if m.digest_day else None,
+                "status": m.status.value,
+                "status_label": STATUS_LABELS[m.status],
+                "reason": m.last_error,
+                "recorded_at": m.created_at.isoformat(),
+            }
+            for m in rows
+        ],
+    }
+
+
+@router.post("/internal/mails/{mail_id}/release")
+async def release_stale_mail(request: Request, mail_id: str, account_id: AccountHeader) -> dict[str, Any]:
+    """Staff decided a held-back mail is still wanted: queue it for sending (only from status ``stale``)."""
+    notifier = _notifier(request)
+    if not await asyncio.to_thread(notifier.release_stale, account_id, mail_id):
+        raise HTTPException(status_code=409, detail="Diese E-Mail wartet nicht auf Prüfung.")
+    return {"mail_id": mail_id, "status": MailStatus.PENDING.value, "status_label": STATUS_LABELS[MailStatus.PENDING]}

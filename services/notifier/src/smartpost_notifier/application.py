@@ -47,6 +47,7 @@ from smartpost_shared.contracts.portal import (
 from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import Contact, MasterDataReader, apply_masterdata
+from smartpost_shared.replay import Staleness, record_stale, staleness
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -170,6 +171,10 @@ class Notifier:
         if not added:
             log.info("document.already_known", document_id=payload.document_id)
             return
+        stale = staleness(envelope.occurred_at, self.clock(), self.settings.immediate_max_age_hours)
+        if stale is not None:
+            self._hold_stale(repo, envelope, payload, stale)
+            return
         if not payload.notify_by_email:
             return
         mail_id = immediate_mail_id(account, payload.contact_id, payload.letter_id)
@@ -194,6 +199,72 @@ class Notifier:
             log.info("immediate.already_on_its_way", mail_id=mail_id, document_id=payload.document_id)
             return
         repo.link(mail_id, account, payload.document_id)
+
+    def _hold_stale(
+        self, repo: NotifierRepository, envelope: Envelope, payload: DocumentPublished, stale: Staleness
+    ) -> None:
+        """A replayed (too old) publication: record a ``stale`` mail row for staff, send nothing, no digest.
+
+        The row is the one the publication would have used (the release's immediate mail, or the digest of its
+        publication day when the recipient gets digests only), so a second replay finds it and a later fresh
+        event of the same release does not mail either. The document is marked as belonging to that row, so the
+        daily digest does not list it: a replay would otherwise send a digest of weeks-old documents.
+        """
+        account = envelope.account_id
+        day = publication_day(payload.published_at, self.timezone)
+        if payload.notify_by_email:
+            kind, mail_id = MailKind.IMMEDIATE, immediate_mail_id(account, payload.contact_id, payload.letter_id)
+        else:
+            kind, mail_id = MailKind.DIGEST, digest_mail_id(account, payload.contact_id, day)
+        existing = repo.mail(mail_id)
+        now = self.clock()
+        if existing is None:
+            repo.add_mail(
+                {
+                    "mail_id": mail_id,
+                    "account_id": account,
+                    "contact_id": payload.contact_id,
+                    "kind": kind.value,
+                    "letter_id": payload.letter_id if kind is MailKind.IMMEDIATE else None,
+                    "digest_day": day if kind is MailKind.DIGEST else None,
+                    "status": MailStatus.STALE.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "last_error": stale.reason,
+                }
+            )
+        if existing is None or existing.status in (MailStatus.STALE, MailStatus.PENDING):
+            repo.link(mail_id, account, payload.document_id)
+        repo.assign_to_digest(account, [payload.document_id], mail_id)
+        record_stale(
+            PRODUCER,
+            envelope.event_type,
+            stale,
+            event_id=str(envelope.event_id),
+            document_id=payload.document_id,
+            mail_id=mail_id,
+            held_back=kind.value,
+        )
+
+    def stale_mails(self, account_id: str) -> list[MailRow]:
+        """Mails held back because their publication event was too old (for staff to check)."""
+        with self.engine.connect() as conn:
+            return [m for m in NotifierRepository(conn).mails_in_status(MailStatus.STALE) if m.account_id == account_id]
+
+    def release_stale(self, account_id: str, mail_id: str) -> bool:
+        """Staff released a held-back mail: it goes out with the next send round (compare-and-set on ``stale``)."""
+        with self.engine.begin() as conn:
+            repo = NotifierRepository(conn)
+            mail = repo.mail(mail_id)
+            if mail is None or mail.account_id != account_id:
+                return False
+            released = repo.set_mail(
+                mail_id, expect=MailStatus.STALE, status=MailStatus.PENDING, next_attempt_at=self.clock()
+            )
+        if released:
+            log.warning("mail.stale_released_by_staff", mail_id=mail_id, account_id=account_id)
+        return released
 
     def on_document_revoked(self, envelope: Envelope, conn: Connection) -> None:
         payload = envelope.payload

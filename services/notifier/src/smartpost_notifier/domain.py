@@ -34,9 +34,26 @@ class MailStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    # The publication event was older than ``immediate_max_age_hours`` (a replay after an offset reset or a
+    # database restore): never sent automatically, kept for staff ("Veraltet – bitte prüfen").
+    STALE = "stale"
 
 
-FINAL_STATUSES = frozenset({MailStatus.SENT, MailStatus.FAILED, MailStatus.SKIPPED, MailStatus.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {MailStatus.SENT, MailStatus.FAILED, MailStatus.SKIPPED, MailStatus.CANCELLED, MailStatus.STALE}
+)
+
+# German labels for staff (API answers); the database keeps the English values.
+STATUS_LABELS = {
+    MailStatus.PENDING: "wartet",
+    MailStatus.SENDING: "wird gesendet",
+    MailStatus.HANDED_OVER: "übergeben",
+    MailStatus.SENT: "gesendet",
+    MailStatus.FAILED: "fehlgeschlagen",
+    MailStatus.SKIPPED: "übersprungen",
+    MailStatus.CANCELLED: "storniert",
+    MailStatus.STALE: "Veraltet – bitte prüfen",
+}
 
 
 def immediate_mail_id(account_id: str, contact_id: str, letter_id: str) -> str:

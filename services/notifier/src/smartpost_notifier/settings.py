@@ -83,6 +83,9 @@ class Settings(ServiceSettings):
     send_connections: int = Field(default=4, ge=1, le=32)
     # Documents of one release arrive as several events: wait a moment so they go out in one mail.
     immediate_delay_seconds: float = Field(default=5.0, ge=0)
+    # Replay guard: a DocumentPublished whose envelope ``occurred_at`` is older than this is not mailed (neither
+    # immediately nor in a digest) but recorded as status ``stale`` for staff. 0 switches the guard off.
+    immediate_max_age_hours: float = Field(default=48.0, ge=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     # A mail for a contact the notifier has not (yet) seen in master data waits this long, then is skipped.

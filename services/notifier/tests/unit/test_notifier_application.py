@@ -477,3 +477,82 @@ def test_portal_events_applied_as_one_batch_like_one_by_one(env):
     sent = env.outbox_events()
     assert len(sent) == 1
     assert sorted(sent[0].payload.document_ids) == ["d1", "d2"]
+
+
+# --- replay guard: publication events older than immediate_max_age_hours (48 h) are held for staff ----------------
+
+
+def _publish_at(env, doc, contact_id, occurred_at, letter="L-old", notify=True):
+    envelope = make_envelope(
+        DocumentPublished(
+            document_id=doc,
+            letter_id=letter,
+            item_id=f"item-{doc}",
+            contact_id=contact_id,
+            title=f"Titel {doc}",
+            folder=["Abrechnung"],
+            letter_date=date(2025, 12, 1),
+            notify_by_email=notify,
+            published_at=occurred_at,
+            visible_on_publication=True,
+        ),
+        account_id=ACCOUNT,
+        producer="test",
+        occurred_at=occurred_at,
+    )
+    assert env.idem.run_once(env.notifier.on_document_published, parse_envelope(envelope.to_bytes()))
+
+
+def test_replayed_old_publication_sends_no_mail_and_no_digest_but_is_held_for_staff(env):
+    env.contact("c1", email="one@example.org")
+    old = env.clock.now - timedelta(hours=49)
+    _publish_at(env, "d-old", "c1", old, letter="L-old", notify=True)
+    _publish_at(env, "d-old-digest", "c1", old, letter="L-old2", notify=False)
+    _publish_at(env, "d-fresh", "c1", env.clock.now - timedelta(hours=47), letter="L-fresh", notify=True)
+    env.clock.advance(6)
+    assert env.send_all().sent == 1
+    assert env.mailer.subjects_to() == [("one@example.org", "immediate")]
+    assert b"Titel d-fresh" in env.mailer.delivered[0]
+    held = env.status(immediate_mail_id(ACCOUNT, "c1", "L-old"))
+    assert held.status is MailStatus.STALE
+    assert held.last_error.startswith("Veraltet – bitte prüfen: Ereignis vom")
+    assert "Grenze 48 Std." in held.last_error
+    held_digest = env.status(digest_mail_id(ACCOUNT, "c1", old.date()))
+    assert held_digest.status is MailStatus.STALE
+    # neither the day's digest nor a later one lists the old documents; the fresh one is in the next digest
+    for day in (old.date(), env.clock.now.date() - timedelta(days=1), env.clock.now.date()):
+        env.notifier.run_digest(ACCOUNT, day)
+    env.send_all()
+    digests = [raw for raw in env.mailer.delivered if b"X-SmartPost-Kind: digest" in raw]
+    assert len(digests) == 1
+    assert b"d-old" not in digests[0]
+    assert {m.mail_id for m in env.notifier.stale_mails(ACCOUNT)} == {held.mail_id, held_digest.mail_id}
+    assert env.notifier.mail_counts(ACCOUNT)["immediate"]["stale"] == 1
+    assert env.notifier.stale_mails("other-account") == []
+
+
+def test_a_second_replay_and_a_later_document_of_the_held_release_stay_held(env):
+    env.contact("c1", email="one@example.org")
+    old = env.clock.now - timedelta(days=30)
+    _publish_at(env, "d1", "c1", old)
+    _publish_at(env, "d2", "c1", old)  # second unit of the same release
+    env.clock.advance(6)
+    assert env.send_all().processed == 0
+    mail_id = immediate_mail_id(ACCOUNT, "c1", "L-old")
+    with env.engine.connect() as conn:
+        assert sorted(NotifierRepository(conn).linked_document_ids(mail_id)) == ["d1", "d2"]
+    # staff decide it is still wanted: released, it goes out once with both documents
+    assert env.notifier.release_stale("other-account", mail_id) is False
+    assert env.notifier.release_stale(ACCOUNT, mail_id) is True
+    assert env.notifier.release_stale(ACCOUNT, mail_id) is False
+    assert env.send_all().sent == 1
+    assert b"Titel d1" in env.mailer.delivered[0]
+    assert b"Titel d2" in env.mailer.delivered[0]
+
+
+def test_replay_guard_can_be_switched_off(env):
+    env.settings.immediate_max_age_hours = 0
+    env.contact("c1", email="one@example.org")
+    _publish_at(env, "d1", "c1", env.clock.now - timedelta(days=30))
+    env.clock.advance(6)
+    assert env.send_all().sent == 1

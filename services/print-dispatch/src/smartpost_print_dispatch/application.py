@@ -68,6 +68,7 @@ from smartpost_shared.db import add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import COUNTRY_NAMES, Contact, MasterDataReader, apply_masterdata
 from smartpost_shared.messaging import TransientError
+from smartpost_shared.replay import record_stale, staleness
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -247,6 +248,26 @@ class PrintDispatch:
             str(envelope.correlation_id),
             str(envelope.event_id),
         )
+        stale = staleness(ordered_at, self.clock(), self.settings.print_order_max_age_hours)
+        if stale is not None:
+            # Replayed history: plan what the order would print (so staff see each recipient), submit nothing.
+            conn.execute(
+                update(orders)
+                .where(and_(orders.c.account_id == account, orders.c.print_order_id == payload.print_order_id))
+                .values(fallback_due=None, fallback_done=True)
+            )
+            selection = self._select(conn, account, payload.items, options.recipient_filter)
+            self._record_selection(conn, context, selection, hold_reason=stale.reason)
+            record_stale(
+                PRODUCER,
+                envelope.event_type,
+                stale,
+                event_id=str(envelope.event_id),
+                print_order_id=payload.print_order_id,
+                letter_id=payload.letter_id,
+                mailpieces_held=len(selection.selected),
+            )
+            return
         if fallback_due is not None:
             log.info("print_order.fallback_scheduled", print_order_id=payload.print_order_id, due=str(fallback_due))
             return
@@ -351,7 +372,10 @@ class PrintDispatch:
             return f"too many sheets for one envelope (would need {plan.part_count}); splitting is switched off"
         return None
 
-    def _record_selection(self, conn: Connection, context: _OrderContext, selection: Selection) -> None:
+    def _record_selection(
+        self, conn: Connection, context: _OrderContext, selection: Selection, *, hold_reason: str | None = None
+    ) -> None:
+        """Record the selection and plan its mailpieces (``hold_reason``: all stop in ``action_required``)."""
         conn.execute(
             update(orders)
             .where(and_(orders.c.account_id == context.account_id, orders.c.print_order_id == context.print_order_id))
@@ -360,7 +384,7 @@ class PrintDispatch:
         contacts = self._facts(conn, context.account_id, selection.selected)
         now = self.clock()
         for position, plan in enumerate(self._plan(context.print_order_id, selection.selected, context.options)):
-            problem = self._plan_problem(plan, context.options)
+            problem = hold_reason or self._plan_problem(plan, context.options)
             lines: list[str] = []
             postage: Postage | None = None
             try:

@@ -70,6 +70,12 @@ class Settings(ServiceSettings):
     # Master data and print orders come on different topics: an order whose contacts are not known yet waits
     # (retried, not committed) up to this long after it was placed before a missing contact counts as missing.
     masterdata_wait_seconds: float = Field(default=120.0, ge=0)
+    # Replay guard: a PrintOrdered whose envelope ``occurred_at`` is older than this (a re-read after an offset
+    # reset, a new consumer group, a restored database) is planned but never submitted automatically: its
+    # mailpieces go to ``action_required`` with "Veraltet – bitte prüfen". Orders are consumed within seconds; the
+    # not-viewed waiting time runs in the database, not on the broker, so 72 h only catches replays and outages
+    # longer than a weekend. 0 switches the guard off.
+    print_order_max_age_hours: float = Field(default=72.0, ge=0)
     prepare_batch_size: int = Field(default=50, ge=1)
     # Submissions in flight at once to a provider that honours idempotency keys (the HTTP API takes one letter per
     # request; one at a time, each mailpiece waited for its round trip). Providers without keys: one at a time.

@@ -465,3 +465,63 @@ async def test_print_order_before_its_master_data_waits_for_it(
     api.close()
     assert piece["status"] == "submitted", piece["reason"]
     assert len(fake_provider.letters()["letters"]) == 1
+
+
+async def test_replayed_old_print_order_is_held_for_staff_and_only_the_fresh_one_is_submitted(
+    kafka_settings, storage_settings, object_store, sqlite_url, make_id, fake_provider, serve, wait
+):
+    """Replay guard: a PrintOrdered older than 72 h (re-read by a new group, fresh database) is never submitted."""
+    account = make_id("acc")
+    old_letter, fresh_letter, old_order, fresh_order = make_id("lo"), make_id("lf"), make_id("po"), make_id("po")
+    port = free_port()
+    settings = settings_for(kafka_settings, storage_settings, sqlite_url, port=port, fake_url=fake_provider.url)
+    service = serve(create_app(settings), port)
+
+    def order(letter_id: str, order_id: str) -> PrintOrdered:
+        return PrintOrdered(
+            letter_id=letter_id,
+            print_order_id=order_id,
+            title="Abrechnung",
+            items=[make_item(account, letter_id, object_store, 0, "c1", LINES["c1"])],
+            ordered_by="staff",
+            options=PrintOptions(provider="hybridpost"),
+        )
+
+    await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
+    await asyncio.sleep(1.0)
+    four_days_ago = datetime.now(UTC) - timedelta(days=4)
+    await publish(
+        kafka_settings,
+        [
+            make_envelope(
+                order(old_letter, old_order), account_id=account, producer="letters", occurred_at=four_days_ago
+            ),
+            make_envelope(order(fresh_letter, fresh_order), account_id=account, producer="letters"),
+        ],
+    )
+    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
+
+    def settled(order_id: str, statuses: set[str]):
+        def check():
+            response = api.get(f"/orders/{order_id}")
+            if response.status_code != 200 or not response.json()["mailpieces"]:
+                return None
+            piece = response.json()["mailpieces"][0]
+            return piece if piece["status"] in statuses else None
+
+        return check
+
+    fresh = await asyncio.to_thread(wait, settled(fresh_order, {"submitted", "action_required"}), 60, 0.2, "fresh")
+    assert fresh["status"] == "submitted", fresh["reason"]
+    held = await asyncio.to_thread(wait, settled(old_order, {"action_required"}), 30, 0.2, "old order held")
+    assert held["reason"].startswith("Veraltet – bitte prüfen: Ereignis vom ")
+    assert "Grenze 72 Std." in held["reason"]
+    await asyncio.sleep(2.0)  # a submission of the old order would have happened by now
+    assert api.get(f"/orders/{old_order}").json()["mailpieces"][0]["status"] == "action_required"
+    assert len(fake_provider.letters()["letters"]) == 1  # only the fresh order reached the provider
+    events = await print_events(kafka_settings, old_letter, 2)
+    assert [e.payload.status.value for e in events] == ["created", "action_required"]
+    assert events[-1].payload.reason == held["reason"]  # the letter shows it at the mailpiece
+    metrics = api.get("/metrics").text
+    assert 'smartpost_stale_events_total{event_type="PrintOrdered",service="print-dispatch"}' in metrics
+    api.close()

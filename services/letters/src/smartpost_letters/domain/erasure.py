@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from smartpost_letters.domain.letter import SerialLetter
-from smartpost_letters.domain.models import Assignment, BulkChange
+from smartpost_letters.domain.models import Assignment, BulkChange, DocumentRole
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,6 +82,60 @@ class PersonalDataErased(SerialLetter.Event):
                         ]
                 assignments.append(a)
             doc.pending_assignment = pending.model_copy(update={"assignments": assignments})
+
+
+class SourceFilesErased(SerialLetter.Event):
+    """Files that held the erased contact's pages next to other recipients' were deleted from storage.
+
+    The uploaded source PDF of each split document with a part of ``contact_id`` (all recipients in one file) and
+    the document's thumbnail pack (first-page images of all its parts). The split part PDFs of the other
+    recipients stay (portal, print and legal retention need them); the review shows a placeholder instead of the
+    thumbnails, and the document cannot be split again (``SourceDocument.source_erased``).
+    """
+
+    erasure_id: str
+    contact_id: str
+    document_ids: list[str]
+    storage_keys: list[str]
+
+    def effect(self, letter: SerialLetter) -> None:
+        erased = set(self.document_ids)
+        for doc in letter.documents:
+            if doc.document_id in erased:
+                doc.source_erased = True
+
+
+def shared_files_of(letter: SerialLetter, part_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(document ids, storage keys) of the shared files holding these parts' pages: sources and thumbnail packs.
+
+    Attachments (the same pages for every recipient) hold nobody's personal data and are kept. Documents whose
+    source is already erased are listed again, so a redelivered erasure deletes what a crash left behind.
+    """
+    wanted = set(part_ids)
+    documents: list[str] = []
+    keys: list[str] = []
+    for doc in letter.documents:
+        if doc.role != DocumentRole.SPLIT or not any(p.part_id in wanted for p in doc.parts):
+            continue
+        documents.append(doc.document_id)
+        keys.append(doc.source_key)
+        keys.extend(p.thumbnail_key for p in doc.parts if p.thumbnail_key and p.thumbnail_offset is not None)
+    return documents, list(dict.fromkeys(keys))
+
+
+def erase_source_files(
+    letter: SerialLetter, *, erasure_id: str, contact_id: str, part_ids: Sequence[str], actor: Actor
+) -> list[str]:
+    """Record that the shared files of these parts are deleted; returns their storage keys (to delete)."""
+    documents, keys = shared_files_of(letter, part_ids)
+    if not documents:
+        return []
+    new = [d for d in documents if not letter.document(d).source_erased]
+    if new:
+        letter._emit(  # noqa: SLF001 - an event of the aggregate, defined next to the GDPR code
+            SourceFilesErased, actor, erasure_id=erasure_id, contact_id=contact_id, document_ids=new, storage_keys=keys
+        )
+    return keys
 
 
 def erase_personal_data(

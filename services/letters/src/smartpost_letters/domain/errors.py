@@ -27,6 +27,12 @@ class DocumentError(DomainError):
     code = "invalid_document"
 
 
+class SourceErasedError(DocumentError):
+    """The document's uploaded file was deleted by a GDPR erasure: it cannot be split again."""
+
+    code = "source_erased"
+
+
 class PartError(DomainError):
     """A part-level command refers to an unknown part or is inconsistent with the letter's scope."""
 

@@ -23,6 +23,7 @@ from smartpost_letters.domain.errors import (
     InvalidLetterError,
     PartError,
     ReleaseBlockedError,
+    SourceErasedError,
 )
 from smartpost_letters.domain.models import (
     Assignment,
@@ -422,6 +423,10 @@ class SerialLetter(Aggregate):
                 continue
             if doc.rule is None:
                 raise DocumentError(f"document {doc.filename} has no split rule")
+            if doc.source_erased:
+                raise SourceErasedError(
+                    f"the file of document {doc.filename} was deleted by a data erasure; upload it again to split"
+                )
             requests.append(
                 SplitRequest(
                     document_id=doc.document_id,

@@ -164,6 +164,9 @@ class SourceDocument(Entity):
     # the DocumentSplit event recorded for it. An answer to another request is superseded, not applied.
     split_request_id: str | None = None
     split_event_id: str | None = None
+    # The uploaded file and its thumbnail pack were deleted because a recipient in it was erased (GDPR): the
+    # letter's split parts stay, the document cannot be split again (``SourceFilesErased``).
+    source_erased: bool = False
 
 
 class SplitRequest(Value):
