@@ -24,12 +24,12 @@ from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
 from smartpost_letters.privacy import SERVICE as PRIVACY_SERVICE
 from smartpost_letters.privacy import LetterPrivacy, subscribe_erasures
-from smartpost_letters.retention import LettersRetentionJob, retention_work
+from smartpost_letters.retention import LettersRetentionJob
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
-from smartpost_shared.lease import leadership, relay_work
+from smartpost_shared.lease import leadership, periodic_work, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
@@ -139,7 +139,9 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
             asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
         ]
         if settings.retention_enabled:
-            work = retention_work(retention_job, settings.retention_interval_seconds)
+            work = periodic_work(
+                retention_job.run_once, settings.retention_interval_seconds, failed_event="letters.retention_failed"
+            )
             tasks.append(asyncio.create_task(retention_leader.run(work), name="letters-retention"))
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:

@@ -28,8 +28,7 @@ from smartpost_letters.domain.letter import Actor
 from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.logging import get_logger
 from smartpost_shared.messaging import SqlIdempotency
-from smartpost_shared.privacy import record_erasure
-from smartpost_shared.storage import ObjectNotFoundError
+from smartpost_shared.privacy import delete_objects, record_erasure
 from smartpost_shared.topics import MASTERDATA
 
 if TYPE_CHECKING:
@@ -102,15 +101,7 @@ class LetterPrivacy:
             erased = self._record_on_letter(account, uuid.UUID(letter_id), payload.erasure_id, contact, part_ids, actor)
             letters += 1 if erased else 0
             parts += len(erased)
-            for storage_key, thumbnail in erased:
-                for key in (storage_key, thumbnail):
-                    if key is None or self.store is None:
-                        continue
-                    try:
-                        self.store.delete(key)
-                        objects += 1
-                    except ObjectNotFoundError:
-                        pass
+            objects += delete_objects(self.store, [key for pair in erased for key in pair])
         shredded = self.keys.shred(account, contact)
         log.info("letters.contact_shredded", contact_id=contact, letters=letters, parts=parts, keys=shredded)
         return {
