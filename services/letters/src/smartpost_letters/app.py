@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -43,16 +42,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PROJECTOR_POLL_SECONDS = 1.0
-
-
-async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Event) -> None:
-    while not stopped.is_set():
-        try:
-            await asyncio.to_thread(projector.catch_up)
-        except Exception:
-            log.warning("projector.failed", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
 def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
@@ -136,7 +125,12 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         retention_leader = leadership(engine, "letters-retention", settings.lease)
         tasks = [
             asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
-            asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
+            asyncio.create_task(
+                projector_leader.run(
+                    periodic_work(projector.catch_up, PROJECTOR_POLL_SECONDS, failed_event="projector.failed")
+                ),
+                name="letters-projector",
+            ),
         ]
         if settings.retention_enabled:
             work = periodic_work(
