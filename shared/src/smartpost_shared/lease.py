@@ -420,6 +420,27 @@ def relay_work(relay: Relay) -> Callable[[asyncio.Event], Coroutine[Any, Any, No
     return work
 
 
+def periodic_work(
+    run: Callable[[], object], interval_seconds: float, *, failed_event: str
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Lease work for a scheduled job: ``run`` (in a thread) now and then every ``interval_seconds``.
+
+    It stops when the lease is lost or the service stops; a failing run is logged as ``failed_event`` (warning) and
+    retried next interval.
+    """
+
+    async def work(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(run)
+            except Exception:
+                log.warning(failed_event, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_seconds)
+
+    return work
+
+
 def leadership(engine: Engine, name: str, settings: LeaseSettings, *, holder: str | None = None) -> Leadership:
     """The :class:`Leadership` for one named piece of single-owner work in this service's database."""
     lease = make_lease(engine, name, holder=holder or settings.replica_id, ttl_seconds=settings.ttl_seconds)

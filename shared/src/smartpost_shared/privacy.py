@@ -10,6 +10,9 @@
   records), both scoped to the account of the verified caller claims.
 - :func:`erase_contact_masterdata` / :func:`contact_masterdata_export` do both for the shared master-data read
   model (``smartpost_shared.masterdata``) that four services keep.
+- Small pieces of every service's own ``erase`` and ``export``: :func:`erasure_subject` (account and contact of an
+  erasure), :func:`delete_objects` (stored files, a missing one is no error), :func:`export_rows` (one labelled
+  section of the export from the contact's rows of a table) and :func:`iso`.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.identity import CallerClaims, VerifiedCaller  # noqa: TC001 - FastAPI resolves it at runtime
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import _bump_revision, contacts, contracts, units
+from smartpost_shared.storage import ObjectNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy import ColumnElement
+    from sqlalchemy.engine import Connection, Engine, Row
 
     from smartpost_shared.contracts.envelope import Envelope
+    from smartpost_shared.storage import ObjectStore
 
 log = get_logger(__name__)
 
@@ -147,6 +153,57 @@ def erasure_aware_handler(
             handler(envelope, conn)
 
     return run
+
+
+def erasure_subject(envelope: Envelope) -> tuple[str, str]:
+    """(account id, contact id) of a ``ContactErasureRequested`` envelope."""
+    payload = envelope.payload
+    assert isinstance(payload, ContactErasureRequested)
+    return envelope.account_id, payload.contact_id
+
+
+def delete_objects(store: ObjectStore | None, keys: Iterable[str | None]) -> int:
+    """Delete the stored objects under ``keys`` (empty keys skipped); how many existed. ``store`` None deletes none."""
+    if store is None:
+        return 0
+    deleted = 0
+    for key in keys:
+        if not key:
+            continue
+        try:
+            store.delete(key)
+            deleted += 1
+        except ObjectNotFoundError:
+            pass
+    return deleted
+
+
+def iso(value: Any) -> str | None:
+    """A date or timestamp of the export as ISO text (None stays None)."""
+    return value.isoformat() if value is not None else None
+
+
+def export_rows(
+    conn: Connection,
+    data: dict[str, Any],
+    label: str,
+    table: Table,
+    account_id: str,
+    contact_id: str,
+    describe: Callable[[Row[Any]], dict[str, Any]],
+    *,
+    order_by: ColumnElement[Any] | None = None,
+) -> None:
+    """Add the section ``label`` to an export: ``describe`` of every row of ``table`` of the contact, if there are any.
+
+    ``table`` has ``account_id`` and ``contact_id`` columns.
+    """
+    query = select(table).where(and_(table.c.account_id == account_id, table.c.contact_id == contact_id))
+    if order_by is not None:
+        query = query.order_by(order_by)
+    rows = conn.execute(query).all()
+    if rows:
+        data[label] = [describe(row) for row in rows]
 
 
 def erase_contact_masterdata(conn: Connection, account_id: str, contact_id: str) -> Counts:

@@ -28,7 +28,14 @@ from smartpost_shared.db import add_to_outbox
 from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI resolves it at runtime
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import MasterDataReader
-from smartpost_shared.privacy import ERASED, contact_masterdata_export, erase_contact_masterdata, erasures_of
+from smartpost_shared.privacy import (
+    ERASED,
+    contact_masterdata_export,
+    erase_contact_masterdata,
+    erasure_subject,
+    erasures_of,
+    export_rows,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -59,9 +66,7 @@ def _scrub_assignment(data: dict[str, Any], contact_id: str) -> bool:
 
 
 def erase_contact(conn: Connection, envelope: Envelope) -> dict[str, int]:
-    payload = envelope.payload
-    assert isinstance(payload, ContactErasureRequested)
-    account, contact = envelope.account_id, payload.contact_id
+    account, contact = erasure_subject(envelope)
     counts = erase_contact_masterdata(conn, account, contact)
     rows = conn.execute(
         select(part_assignments).where(
@@ -151,24 +156,23 @@ def _scrub_warnings(conn: Connection, account: str, contact: str, own_parts: dic
 
 def export_contact(conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:
     data = contact_masterdata_export(conn, account_id, contact_id)
-    rows = conn.execute(
-        select(part_assignments).where(
-            and_(part_assignments.c.account_id == account_id, part_assignments.c.contact_id == contact_id)
-        )
-    ).all()
-    if rows:
-        data["Zuordnungen"] = [
-            {
-                "Serienbrief": r.letter_id,
-                "Einzelbrief": r.part_id,
-                "Status": r.status,
-                "Liegenschaft": r.property_id,
-                "Einheit": r.unit_id,
-                "Verfahren": r.method,
-                "Belege": json.loads(r.assignment).get("evidence", []),
-            }
-            for r in rows
-        ]
+    export_rows(
+        conn,
+        data,
+        "Zuordnungen",
+        part_assignments,
+        account_id,
+        contact_id,
+        lambda r: {
+            "Serienbrief": r.letter_id,
+            "Einzelbrief": r.part_id,
+            "Status": r.status,
+            "Liegenschaft": r.property_id,
+            "Einheit": r.unit_id,
+            "Verfahren": r.method,
+            "Belege": json.loads(r.assignment).get("evidence", []),
+        },
+    )
     return data
 
 

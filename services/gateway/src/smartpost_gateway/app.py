@@ -102,8 +102,7 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
-        client: LettersClient = request.app.state.letters
-        if await client.alive():
+        if await web.letters(request).alive():
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "letters service unreachable"}, status_code=503)
 

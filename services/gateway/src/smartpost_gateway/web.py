@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -114,28 +114,23 @@ def caller(session: StaffSession) -> Caller:
 
 
 def letters(request: Request) -> LettersClient:
-    client: LettersClient = request.app.state.letters
-    return client
+    return cast("LettersClient", request.app.state.letters)
 
 
 def assignment(request: Request) -> AssignmentClient:
-    client: AssignmentClient = request.app.state.assignment
-    return client
+    return cast("AssignmentClient", request.app.state.assignment)
 
 
 def portal(request: Request) -> PortalClient:
-    client: PortalClient = request.app.state.portal
-    return client
+    return cast("PortalClient", request.app.state.portal)
 
 
 def printing(request: Request) -> PrintClient:
-    client: PrintClient = request.app.state.print
-    return client
+    return cast("PrintClient", request.app.state.print)
 
 
 def splitter(request: Request) -> SplitterClient:
-    client: SplitterClient = request.app.state.splitter
-    return client
+    return cast("SplitterClient", request.app.state.splitter)
 
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:

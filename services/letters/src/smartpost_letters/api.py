@@ -175,6 +175,15 @@ async def _run(fn: Callable[[], Any]) -> Any:
     return await asyncio.to_thread(fn)
 
 
+async def _command(
+    request: Request, letter_id: str, command: Callable[[LetterService, uuid.UUID], SerialLetter]
+) -> JSONResponse:
+    """Run ``command`` on the letter in a worker thread and answer with the changed letter."""
+    service = _service(request)
+    letter = await _run(lambda: command(service, _letter_uuid(letter_id)))
+    return await _letter_response(request, letter)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": f"letter {exc} not found", "code": "not_found"}, status_code=404)
@@ -464,13 +473,11 @@ async def change_document(
     request: Request, who: CallerDep, letter_id: str, document_id: str, body: ChangeDocumentIn
 ) -> JSONResponse:
     """Change a document's role (split / attachment) and split rule."""
-    service = _service(request)
-    letter = await _run(
-        lambda: service.change_document(
-            who.ctx, _letter_uuid(letter_id), document_id=document_id, role=body.role, rule=body.rule
-        )
+    return await _command(
+        request,
+        letter_id,
+        lambda s, lid: s.change_document(who.ctx, lid, document_id=document_id, role=body.role, rule=body.rule),
     )
-    return await _letter_response(request, letter)
 
 
 @router.delete(
@@ -480,18 +487,14 @@ async def change_document(
     dependencies=[PREPARES],
 )
 async def remove_document(request: Request, who: CallerDep, letter_id: str, document_id: str) -> JSONResponse:
-    service = _service(request)
-    letter = await _run(lambda: service.remove_document(who.ctx, _letter_uuid(letter_id), document_id=document_id))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.remove_document(who.ctx, lid, document_id=document_id))
 
 
 @router.put(
     "/letters/{letter_id}/documents/order", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES]
 )
 async def reorder_documents(request: Request, who: CallerDep, letter_id: str, body: ReorderIn) -> JSONResponse:
-    service = _service(request)
-    letter = await _run(lambda: service.reorder_documents(who.ctx, _letter_uuid(letter_id), order=body.order))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.reorder_documents(who.ctx, lid, order=body.order))
 
 
 def _stream(
@@ -536,17 +539,13 @@ async def document_pdf(request: Request, who: CallerDep, letter_id: str, documen
 @router.post("/letters/{letter_id}/split", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES])
 async def start_split(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Start splitting: one SplitRequested per split document (attachments are appended to every part)."""
-    service = _service(request)
-    letter = await _run(lambda: service.start_split(who.ctx, _letter_uuid(letter_id)))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.start_split(who.ctx, lid))
 
 
 @router.post("/letters/{letter_id}/reopen", response_model=LetterOut, tags=["documents"], dependencies=[PREPARES])
 async def reopen(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Back to draft to edit documents ("Dokumente bearbeiten"): split results and assignments are dropped."""
-    service = _service(request)
-    letter = await _run(lambda: service.reopen(who.ctx, _letter_uuid(letter_id)))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.reopen(who.ctx, lid))
 
 
 # ------------------------------------------------------------------------------------------------- parts, review
@@ -585,36 +584,32 @@ async def part_thumbnail(request: Request, who: CallerDep, letter_id: str, part_
     "/letters/{letter_id}/parts/{part_id}/reassign", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
 )
 async def reassign(request: Request, who: CallerDep, letter_id: str, part_id: str, body: ReassignIn) -> JSONResponse:
-    service = _service(request)
-    letter = await _run(
-        lambda: service.reassign_part(
+    return await _command(
+        request,
+        letter_id,
+        lambda s, lid: s.reassign_part(
             who.ctx,
-            _letter_uuid(letter_id),
+            lid,
             part_id=part_id,
             contact_id=body.contact_id,
             property_id=body.property_id,
             unit_id=body.unit_id,
-        )
+        ),
     )
-    return await _letter_response(request, letter)
 
 
 @router.post(
     "/letters/{letter_id}/parts/{part_id}/unassign", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
 )
 async def unassign(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
-    service = _service(request)
-    letter = await _run(lambda: service.unassign_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.unassign_part(who.ctx, lid, part_id=part_id))
 
 
 @router.post(
     "/letters/{letter_id}/parts/{part_id}/discard", response_model=LetterOut, tags=["review"], dependencies=[PREPARES]
 )
 async def discard(request: Request, who: CallerDep, letter_id: str, part_id: str) -> JSONResponse:
-    service = _service(request)
-    letter = await _run(lambda: service.discard_part(who.ctx, _letter_uuid(letter_id), part_id=part_id))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.discard_part(who.ctx, lid, part_id=part_id))
 
 
 @router.get("/letters/{letter_id}/parts", response_model=PartsPageOut, tags=["review"])
@@ -681,17 +676,13 @@ async def defer_property(request: Request, who: CallerDep, letter_id: str, body:
 )
 async def undo_bulk(request: Request, who: CallerDep, letter_id: str, bulk_id: str) -> JSONResponse:
     """Undo a bulk action for every part nobody changed since (before release)."""
-    service = _service(request)
-    letter = await _run(lambda: service.undo_bulk_review(who.ctx, _letter_uuid(letter_id), bulk_id=bulk_id))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.undo_bulk_review(who.ctx, lid, bulk_id=bulk_id))
 
 
 @router.post("/letters/{letter_id}/review/confirm", response_model=LetterOut, tags=["review"], dependencies=[PREPARES])
 async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JSONResponse:
     """Endkontrolle: every part is assigned or discarded, at least one assigned."""
-    service = _service(request)
-    letter = await _run(lambda: service.confirm_review(who.ctx, _letter_uuid(letter_id)))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.confirm_review(who.ctx, lid))
 
 
 # ------------------------------------------------------------------------------------------------- release and after
@@ -700,29 +691,25 @@ async def confirm_review(request: Request, who: CallerDep, letter_id: str) -> JS
 @router.post("/letters/{letter_id}/release", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def release(request: Request, who: CallerDep, letter_id: str, body: ReleaseIn) -> JSONResponse:
     """Release to the portal; each assigned part becomes one item visible only to its contact."""
-    service = _service(request)
-    letter = await _run(lambda: service.release(who.ctx, _letter_uuid(letter_id), notify_by_email=body.notify_by_email))
-    return await _letter_response(request, letter)
+    return await _command(
+        request, letter_id, lambda s, lid: s.release(who.ctx, lid, notify_by_email=body.notify_by_email)
+    )
 
 
 @router.post("/letters/{letter_id}/print-order", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def order_print(request: Request, who: CallerDep, letter_id: str, body: PrintOrderIn) -> JSONResponse:
     """Order postal dispatch of the released, not revoked items (once per letter)."""
-    service = _service(request)
-    letter = await _run(lambda: service.order_print(who.ctx, _letter_uuid(letter_id), options=body.options()))
-    return await _letter_response(request, letter)
+    return await _command(request, letter_id, lambda s, lid: s.order_print(who.ctx, lid, options=body.options()))
 
 
 @router.post("/letters/{letter_id}/revocations", response_model=LetterOut, tags=["release"], dependencies=[RELEASES])
 async def revoke(request: Request, who: CallerDep, letter_id: str, body: RevokeIn) -> JSONResponse:
     """Withdraw one unit's released letter(s) (or the given items) from the portal."""
-    service = _service(request)
-    letter = await _run(
-        lambda: service.revoke(
-            who.ctx, _letter_uuid(letter_id), unit_id=body.unit_id, item_ids=body.item_ids, reason=body.reason
-        )
+    return await _command(
+        request,
+        letter_id,
+        lambda s, lid: s.revoke(who.ctx, lid, unit_id=body.unit_id, item_ids=body.item_ids, reason=body.reason),
     )
-    return await _letter_response(request, letter)
 
 
 # ------------------------------------------------------------------------------------------------- document types

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -24,12 +23,12 @@ from smartpost_letters.consumers import InboundHandlers, subscribe_all
 from smartpost_letters.metrics import LetterStateSource, RelayBacklogSource, StuckLetterSource
 from smartpost_letters.privacy import SERVICE as PRIVACY_SERVICE
 from smartpost_letters.privacy import LetterPrivacy, subscribe_erasures
-from smartpost_letters.retention import LettersRetentionJob, retention_work
+from smartpost_letters.retention import LettersRetentionJob
 from smartpost_letters.settings import Settings, get_settings
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, MULTIPART_OVERHEAD, BodyLimitMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
-from smartpost_shared.lease import leadership, relay_work
+from smartpost_shared.lease import leadership, periodic_work, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.messaging import EventConsumer, EventPublisher, Startup, make_broker, start_broker
 from smartpost_shared.metrics import ScrapeSource, install_metrics
@@ -43,16 +42,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 PROJECTOR_POLL_SECONDS = 1.0
-
-
-async def _projector_loop(projector: LetterSummaryProjector, stopped: asyncio.Event) -> None:
-    while not stopped.is_set():
-        try:
-            await asyncio.to_thread(projector.catch_up)
-        except Exception:
-            log.warning("projector.failed", exc_info=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopped.wait(), PROJECTOR_POLL_SECONDS)
 
 
 def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
@@ -136,10 +125,17 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         retention_leader = leadership(engine, "letters-retention", settings.lease)
         tasks = [
             asyncio.create_task(relay_leader.run(relay_work(relay)), name="letters-outbox-relay"),
-            asyncio.create_task(projector_leader.run(partial(_projector_loop, projector)), name="letters-projector"),
+            asyncio.create_task(
+                projector_leader.run(
+                    periodic_work(projector.catch_up, PROJECTOR_POLL_SECONDS, failed_event="projector.failed")
+                ),
+                name="letters-projector",
+            ),
         ]
         if settings.retention_enabled:
-            work = retention_work(retention_job, settings.retention_interval_seconds)
+            work = periodic_work(
+                retention_job.run_once, settings.retention_interval_seconds, failed_event="letters.retention_failed"
+            )
             tasks.append(asyncio.create_task(retention_leader.run(work), name="letters-retention"))
         log.info("letters.started", port=settings.http_port, event_store=event_app.factory.__class__.__module__)
         try:

@@ -32,7 +32,6 @@ from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.logging import get_logger
 from smartpost_shared.messaging import SqlIdempotency
 from smartpost_shared.privacy import record_erasure
-from smartpost_shared.storage import ObjectNotFoundError
 from smartpost_shared.topics import MASTERDATA
 
 if TYPE_CHECKING:
@@ -115,8 +114,8 @@ class LetterPrivacy:
             )
             letters += 1 if erased else 0
             parts += len(erased)
-            for storage_key, thumbnail in erased:
-                objects += sum(self._delete(key) for key in (storage_key, thumbnail))
+            # _delete counts only objects that existed: a redelivered erasure reports 0 (S3 deletes are silent).
+            objects += sum(self._delete(key) for pair in erased for key in pair)
             deleted = sum(self._delete(key) for key in shared)
             shared_deleted += deleted
             if shared:

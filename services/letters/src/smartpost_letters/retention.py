@@ -1,6 +1,6 @@
 """Retention job of the letters service: letters whose document type's retention period ended lose their files.
 
-Runs in one replica at a time (lease ``letters-retention``, :mod:`smartpost_shared.lease`) every
+Runs in one replica at a time (lease ``letters-retention``, :func:`smartpost_shared.lease.periodic_work`) every
 ``retention_interval_seconds``. For each letter past its period (:mod:`smartpost_shared.retention`: the German default
 of its document type or an override in ``retention_years``, counted from the end of the letter date's year) it
 deletes the uploaded sources, part PDFs and thumbnails from storage and records ``RetentionExpired`` in the letter's
@@ -11,13 +11,12 @@ injected (tests move it by years).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -28,7 +27,7 @@ from smartpost_shared.logging import get_logger
 from smartpost_shared.retention import is_due, oldest_undue_letter_date, retention_ends, retention_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
 
     from sqlalchemy.engine import Engine
 
@@ -122,20 +121,3 @@ class LettersRetentionJob:
         )
         log.info("letters.retention_expired", account_id=account_id, letter_id=str(letter_id), objects=deleted)
         return deleted
-
-
-def retention_work(
-    job: LettersRetentionJob, interval_seconds: float
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Lease work: run the job now and then every ``interval_seconds`` until the lease is lost or the app stops."""
-
-    async def work(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(job.run_once)
-            except Exception:
-                log.warning("letters.retention_failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_seconds)
-
-    return work

@@ -14,8 +14,13 @@ from sqlalchemy import and_, delete, select, update
 
 from smartpost_notifier.adapters.db import documents, mail_documents, mails
 from smartpost_notifier.domain import MailStatus
-from smartpost_shared.contracts.masterdata import ContactErasureRequested
-from smartpost_shared.privacy import contact_masterdata_export, erase_contact_masterdata
+from smartpost_shared.privacy import (
+    contact_masterdata_export,
+    erase_contact_masterdata,
+    erasure_subject,
+    export_rows,
+    iso,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -25,14 +30,8 @@ if TYPE_CHECKING:
 SERVICE = "notifier"
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def erase_contact(conn: Connection, envelope: Envelope) -> dict[str, int]:
-    payload = envelope.payload
-    assert isinstance(payload, ContactErasureRequested)
-    account, contact = envelope.account_id, payload.contact_id
+    account, contact = erasure_subject(envelope)
     of_contact = and_(mails.c.account_id == account, mails.c.contact_id == contact)
     rows = conn.execute(select(mails.c.mail_id, mails.c.status).where(of_contact)).all()
     queued = sum(1 for r in rows if r.status == MailStatus.PENDING.value)
@@ -57,29 +56,31 @@ def erase_contact(conn: Connection, envelope: Envelope) -> dict[str, int]:
 
 def export_contact(conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:
     data = contact_masterdata_export(conn, account_id, contact_id)
-    rows = conn.execute(
-        select(mails)
-        .where(and_(mails.c.account_id == account_id, mails.c.contact_id == contact_id))
-        .order_by(mails.c.created_at)
-    ).all()
-    if rows:
-        data["E-Mails"] = [
-            {
-                "Art": r.kind,
-                "Status": r.status,
-                "Empfänger": r.recipient,
-                "Serienbrief": r.letter_id,
-                "Angelegt": _iso(r.created_at),
-                "Versendet": _iso(r.sent_at),
-                "Nachrichten-ID": r.message_id,
-            }
-            for r in rows
-        ]
-    docs = conn.execute(
-        select(documents).where(and_(documents.c.account_id == account_id, documents.c.contact_id == contact_id))
-    ).all()
-    if docs:
-        data["Benachrichtigte Dokumente"] = [
-            {"Dokument": d.document_id, "Titel": d.title, "Veröffentlicht": _iso(d.published_at)} for d in docs
-        ]
+    export_rows(
+        conn,
+        data,
+        "E-Mails",
+        mails,
+        account_id,
+        contact_id,
+        lambda r: {
+            "Art": r.kind,
+            "Status": r.status,
+            "Empfänger": r.recipient,
+            "Serienbrief": r.letter_id,
+            "Angelegt": iso(r.created_at),
+            "Versendet": iso(r.sent_at),
+            "Nachrichten-ID": r.message_id,
+        },
+        order_by=mails.c.created_at,
+    )
+    export_rows(
+        conn,
+        data,
+        "Benachrichtigte Dokumente",
+        documents,
+        account_id,
+        contact_id,
+        lambda d: {"Dokument": d.document_id, "Titel": d.title, "Veröffentlicht": iso(d.published_at)},
+    )
     return data

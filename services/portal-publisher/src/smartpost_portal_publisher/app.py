@@ -21,14 +21,14 @@ from smartpost_portal_publisher.application import PortalConfig, PortalService, 
 from smartpost_portal_publisher.consumers import SERVICE, register_consumers
 from smartpost_portal_publisher.domain import AccessWindow
 from smartpost_portal_publisher.privacy import export_contact
-from smartpost_portal_publisher.retention import PortalRetentionJob, create_retention_tables, retention_work
+from smartpost_portal_publisher.retention import PortalRetentionJob, create_retention_tables
 from smartpost_portal_publisher.settings import Settings, get_settings
 from smartpost_portal_publisher.web import PREFIX as PORTAL_WEB_PREFIX
 from smartpost_portal_publisher.web import WebPortal, install_web
 from smartpost_shared.db import create_platform_tables, make_engine
 from smartpost_shared.http import JSON_BODY_LIMIT, PORTAL_CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
 from smartpost_shared.identity import CallerVerifier, caller_precheck
-from smartpost_shared.lease import leadership, relay_work
+from smartpost_shared.lease import leadership, periodic_work, relay_work
 from smartpost_shared.logging import configure_logging, get_logger
 from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
@@ -121,7 +121,13 @@ def create_app(  # noqa: PLR0915 - wiring
             if settings.retention_enabled:
                 retention_tasks.append(
                     asyncio.create_task(
-                        retention_leader.run(retention_work(retention_job, settings.retention_interval_seconds)),
+                        retention_leader.run(
+                            periodic_work(
+                                retention_job.run_once,
+                                settings.retention_interval_seconds,
+                                failed_event="portal.retention_failed",
+                            )
+                        ),
                         name="portal-retention",
                     )
                 )

@@ -417,28 +417,35 @@ class PortalService:
         return now.astimezone(self.config.timezone).date()
 
     # invitations and sessions ----------------------------------------------------------------------------
+    def _replace_contact_invitation(
+        self, repo: PortalRepository, account_id: str, contact_id: str, issued_by: str, now: datetime
+    ) -> tuple[str, datetime]:
+        """A fresh contact code in place of the contact's open ones, in the caller's transaction: (code, expiry)."""
+        code = _new_code()
+        repo.withdraw_open_contact_invitations(account_id, contact_id, now)
+        expires_at = now + self.config.invitation_ttl
+        repo.insert_invitation(
+            code_hash=hash_secret_token(code),
+            account_id=account_id,
+            contact_id=contact_id,
+            kind=PrincipalKind.CONTACT,
+            rights=None,
+            unit_id=None,
+            invited_by=issued_by,
+            at=now,
+            expires_at=expires_at,
+        )
+        return code, expires_at
+
     def issue_contact_invitation(self, account_id: str, contact_id: str, *, issued_by: str) -> IssuedInvitation:
         """A one-time key for a contact; issuing again re-activates (replaces any open key)."""
         now = self.clock()
-        code = _new_code()
         with self.engine.begin() as conn:
             contact = MasterDataReader(conn).contact(account_id, contact_id)
             if contact is None:
                 raise NotFoundError(f"unknown contact {contact_id}")
             repo = PortalRepository(conn)
-            repo.withdraw_open_contact_invitations(account_id, contact_id, now)
-            expires_at = now + self.config.invitation_ttl
-            repo.insert_invitation(
-                code_hash=hash_secret_token(code),
-                account_id=account_id,
-                contact_id=contact_id,
-                kind=PrincipalKind.CONTACT,
-                rights=None,
-                unit_id=None,
-                invited_by=issued_by,
-                at=now,
-                expires_at=expires_at,
-            )
+            code, expires_at = self._replace_contact_invitation(repo, account_id, contact_id, issued_by, now)
             repo.record_staff_action(account_id, issued_by, "invitation_issued", {"contact_id": contact_id}, now)
         log.info("portal.invitation_issued", contact_id=contact_id)
         return IssuedInvitation(format_code(code), contact_id, PrincipalKind.CONTACT, None, None, expires_at)
@@ -471,20 +478,7 @@ class PortalService:
                 )
                 log.info("portal.invitation_no_email", contact_id=contact_id, actor=issued_by)
                 return MailedInvitation(InvitationOutcome.NO_EMAIL, contact_id, contact.display_name)
-            code = _new_code()
-            repo.withdraw_open_contact_invitations(account_id, contact_id, now)
-            expires_at = now + self.config.invitation_ttl
-            repo.insert_invitation(
-                code_hash=hash_secret_token(code),
-                account_id=account_id,
-                contact_id=contact_id,
-                kind=PrincipalKind.CONTACT,
-                rights=None,
-                unit_id=None,
-                invited_by=issued_by,
-                at=now,
-                expires_at=expires_at,
-            )
+            code, expires_at = self._replace_contact_invitation(repo, account_id, contact_id, issued_by, now)
             repo.record_staff_action(
                 account_id, issued_by, "invitation_mailed", {**detail, "expires_at": expires_at.isoformat()}, now
             )

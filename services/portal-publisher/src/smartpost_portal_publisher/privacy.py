@@ -21,10 +21,15 @@ from smartpost_portal_publisher.adapters.db import (
     sessions,
     views,
 )
-from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.logging import get_logger
-from smartpost_shared.privacy import contact_masterdata_export, erase_contact_masterdata
-from smartpost_shared.storage import ObjectNotFoundError
+from smartpost_shared.privacy import (
+    contact_masterdata_export,
+    delete_objects,
+    erase_contact_masterdata,
+    erasure_subject,
+    export_rows,
+    iso,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,32 +44,18 @@ log = get_logger(__name__)
 SERVICE = "portal-publisher"
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def make_erase(store: ObjectStore | None) -> Callable[[Connection, Envelope], dict[str, int]]:
     """The erasure of one contact; ``store`` None (tests without storage) keeps the objects."""
 
     def erase(conn: Connection, envelope: Envelope) -> dict[str, int]:
-        payload = envelope.payload
-        assert isinstance(payload, ContactErasureRequested)
-        account, contact = envelope.account_id, payload.contact_id
+        account, contact = erasure_subject(envelope)
         docs = conn.execute(
             select(documents.c.document_id, documents.c.storage_key).where(
                 and_(documents.c.account_id == account, documents.c.contact_id == contact)
             )
         ).all()
         doc_ids = [d.document_id for d in docs]
-        objects = 0
-        for key in sorted({d.storage_key for d in docs}):
-            if store is None:
-                break
-            try:
-                store.delete(key)
-                objects += 1
-            except ObjectNotFoundError:
-                pass
+        objects = delete_objects(store, sorted({d.storage_key for d in docs}))
         removed_views = 0
         if doc_ids:
             removed_views = conn.execute(
@@ -105,54 +96,56 @@ def make_erase(store: ObjectStore | None) -> Callable[[Connection, Envelope], di
 
 def export_contact(conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:
     data = contact_masterdata_export(conn, account_id, contact_id)
-    docs = conn.execute(
-        select(documents)
-        .where(and_(documents.c.account_id == account_id, documents.c.contact_id == contact_id))
-        .order_by(documents.c.published_at)
-    ).all()
-    if docs:
-        data["Portal-Dokumente"] = [
-            {
-                "Dokument": d.document_id,
-                "Titel": d.title,
-                "Ordner": json.loads(d.folder),
-                "Briefdatum": _iso(d.letter_date),
-                "Veröffentlicht": _iso(d.published_at),
-                "Zurückgezogen": _iso(d.revoked_at),
-                "Erstmals angesehen": _iso(d.first_viewed_at),
-                "Liegenschaft": d.property_id,
-                "Einheit": d.unit_id,
-                "Speicherort": d.storage_key,
-            }
-            for d in docs
-        ]
-    logins = conn.execute(
-        select(principals).where(and_(principals.c.account_id == account_id, principals.c.contact_id == contact_id))
-    ).all()
-    if logins:
-        data["Portal-Zugänge"] = [
-            {
-                "Anmeldename": p.login,
-                "Art": p.kind,
-                "Rechte": p.rights,
-                "Einheit": p.unit_id,
-                "Angelegt": _iso(p.created_at),
-                "Gesperrt": _iso(p.disabled_at),
-            }
-            for p in logins
-        ]
-    invited = conn.execute(
-        select(invitations).where(and_(invitations.c.account_id == account_id, invitations.c.contact_id == contact_id))
-    ).all()
-    if invited:
-        data["Einladungen"] = [
-            {
-                "Art": i.kind,
-                "Eingeladen von": i.invited_by,
-                "Angelegt": _iso(i.created_at),
-                "Gültig bis": _iso(i.expires_at),
-                "Eingelöst": _iso(i.redeemed_at),
-            }
-            for i in invited
-        ]
+    export_rows(
+        conn,
+        data,
+        "Portal-Dokumente",
+        documents,
+        account_id,
+        contact_id,
+        lambda d: {
+            "Dokument": d.document_id,
+            "Titel": d.title,
+            "Ordner": json.loads(d.folder),
+            "Briefdatum": iso(d.letter_date),
+            "Veröffentlicht": iso(d.published_at),
+            "Zurückgezogen": iso(d.revoked_at),
+            "Erstmals angesehen": iso(d.first_viewed_at),
+            "Liegenschaft": d.property_id,
+            "Einheit": d.unit_id,
+            "Speicherort": d.storage_key,
+        },
+        order_by=documents.c.published_at,
+    )
+    export_rows(
+        conn,
+        data,
+        "Portal-Zugänge",
+        principals,
+        account_id,
+        contact_id,
+        lambda p: {
+            "Anmeldename": p.login,
+            "Art": p.kind,
+            "Rechte": p.rights,
+            "Einheit": p.unit_id,
+            "Angelegt": iso(p.created_at),
+            "Gesperrt": iso(p.disabled_at),
+        },
+    )
+    export_rows(
+        conn,
+        data,
+        "Einladungen",
+        invitations,
+        account_id,
+        contact_id,
+        lambda i: {
+            "Art": i.kind,
+            "Eingeladen von": i.invited_by,
+            "Angelegt": iso(i.created_at),
+            "Gültig bis": iso(i.expires_at),
+            "Eingelöst": iso(i.redeemed_at),
+        },
+    )
     return data

@@ -1,6 +1,6 @@
 """Retention job of the portal publisher: removes portal documents whose retention period ended, with their files.
 
-Runs in one replica at a time (lease ``portal-retention``, :mod:`smartpost_shared.lease`) every
+Runs in one replica at a time (lease ``portal-retention``, :func:`smartpost_shared.lease.periodic_work`) every
 ``retention_interval_seconds``. A document's period follows its document type (the folder path the letters service
 published it under; :mod:`smartpost_shared.retention`, overrides in ``retention_years``) and its letter date. Each
 removal deletes the storage object, the document row and its view log (personal data), and is audited per letter in
@@ -10,7 +10,6 @@ The clock is injected (tests move it by years).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections import defaultdict
@@ -25,7 +24,7 @@ from smartpost_shared.logging import get_logger
 from smartpost_shared.retention import is_due, oldest_undue_letter_date, retention_ends, retention_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import Callable
 
     from sqlalchemy.engine import Engine
 
@@ -147,20 +146,3 @@ class PortalRetentionJob:
             total_docs += removed
             total_objects += objects
         return RetentionResult(total_docs, total_objects, len(due))
-
-
-def retention_work(
-    job: PortalRetentionJob, interval_seconds: float
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Lease work: run the job now and then every ``interval_seconds`` until the lease is lost or the app stops."""
-
-    async def work(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(job.run_once)
-            except Exception:
-                log.warning("portal.retention_failed", exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_seconds)
-
-    return work

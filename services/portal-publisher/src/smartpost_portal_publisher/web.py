@@ -286,6 +286,15 @@ def _csrf_refusal(request: Request, branding: Branding) -> HTMLResponse:
     )
 
 
+def _checked_form(request: Request, account_id: str, csrf_token: str) -> tuple[WebPortal, Branding]:
+    """The portal and the account's branding for a submitted form; 404 or a stale form as :class:`_RefusedError`."""
+    branding = _branding_or_404(request, account_id)
+    web = _portal(request)
+    if not web.csrf_ok(request, csrf_token):
+        raise _RefusedError(_csrf_refusal(request, branding))
+    return web, branding
+
+
 def _error_page(request: Request, branding: Branding, exc: PortalError, principal: Principal | None) -> HTMLResponse:
     support = _support_id()
     log.info("portal_web.refused", support_id=support, status=exc.status, reason=str(exc), path=request.url.path)
@@ -346,12 +355,9 @@ async def login_submit(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        branding = _branding_or_404(request, account_id)
+        web, branding = _checked_form(request, account_id, csrf_token)
     except _RefusedError as refused:
         return refused.response
-    web = _portal(request)
-    if not web.csrf_ok(request, csrf_token):
-        return _csrf_refusal(request, branding)
     if not login.strip() or not password:
         return render(
             request,
@@ -385,12 +391,9 @@ async def login_submit(
 @router.post("/{account_id}/abmelden")
 async def logout(request: Request, account_id: str, csrf_token: Annotated[str, Form()] = "") -> Response:
     try:
-        branding = _branding_or_404(request, account_id)
+        web, branding = _checked_form(request, account_id, csrf_token)
     except _RefusedError as refused:
         return refused.response
-    web = _portal(request)
-    if not web.csrf_ok(request, csrf_token):
-        return _csrf_refusal(request, branding)
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await asyncio.to_thread(web.service.logout, token)
@@ -430,12 +433,9 @@ async def redeem_submit(
     weiter: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        branding = _branding_or_404(request, account_id)
+        web, branding = _checked_form(request, account_id, csrf_token)
     except _RefusedError as refused:
         return refused.response
-    web = _portal(request)
-    if not web.csrf_ok(request, csrf_token):
-        return _csrf_refusal(request, branding)
 
     def again(error: str, status: int) -> HTMLResponse:
         return render(
@@ -482,12 +482,9 @@ async def forgot_submit(
     request: Request, account_id: str, login: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     try:
-        branding = _branding_or_404(request, account_id)
+        web, branding = _checked_form(request, account_id, csrf_token)
     except _RefusedError as refused:
         return refused.response
-    web = _portal(request)
-    if not web.csrf_ok(request, csrf_token):
-        return _csrf_refusal(request, branding)
     if not login.strip():
         return render(
             request,
@@ -569,12 +566,9 @@ async def reset_submit(
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        branding = _branding_or_404(request, account_id)
+        web, branding = _checked_form(request, account_id, csrf_token)
     except _RefusedError as refused:
         return refused.response
-    web = _portal(request)
-    if not web.csrf_ok(request, csrf_token):
-        return _csrf_refusal(request, branding)
     if password != password_repeat:
         return render(
             request,

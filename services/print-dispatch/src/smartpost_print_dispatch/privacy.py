@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, select, update
 
 from smartpost_print_dispatch.adapters.db import mailpieces
-from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.contracts.printing import MailpieceStatus
-from smartpost_shared.privacy import contact_masterdata_export, erase_contact_masterdata
-from smartpost_shared.storage import ObjectNotFoundError
+from smartpost_shared.privacy import (
+    contact_masterdata_export,
+    delete_objects,
+    erase_contact_masterdata,
+    erasure_subject,
+    export_rows,
+    iso,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,10 +38,6 @@ SERVICE = "print-dispatch"
 ERASURE_REASON = "Daten des Empfängers gelöscht (DSGVO)"
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _not_submitted(row: Any) -> bool:
     return row.stage in ("planned", "ready") or (
         row.stage == "final" and row.status == MailpieceStatus.ACTION_REQUIRED.value
@@ -45,25 +46,17 @@ def _not_submitted(row: Any) -> bool:
 
 def make_erase(dispatch: PrintDispatch) -> Callable[[Connection, Envelope], dict[str, int]]:
     def erase(conn: Connection, envelope: Envelope) -> dict[str, int]:
-        payload = envelope.payload
-        assert isinstance(payload, ContactErasureRequested)
-        account, contact = envelope.account_id, payload.contact_id
+        account, contact = erasure_subject(envelope)
         of_contact = and_(mailpieces.c.account_id == account, mailpieces.c.contact_id == contact)
         rows = conn.execute(select(mailpieces).where(of_contact)).all()
         cancelled = 0
-        files = 0
         for row in rows:
             if _not_submitted(row):
                 dispatch._transition(  # noqa: SLF001 - the service's own state machine and outbox
                     conn, account, row.mailpiece_id, MailpieceStatus.CANCELLED, reason=ERASURE_REASON, stage="final"
                 )
                 cancelled += 1
-            if row.print_key:
-                try:
-                    dispatch.store.delete(row.print_key)
-                    files += 1
-                except ObjectNotFoundError:
-                    pass
+        files = delete_objects(dispatch.store, [row.print_key for row in rows])
         conn.execute(update(mailpieces).where(of_contact).values(address_lines="[]", findings="[]", print_key=None))
         return {
             **erase_contact_masterdata(conn, account, contact),
@@ -77,25 +70,25 @@ def make_erase(dispatch: PrintDispatch) -> Callable[[Connection, Envelope], dict
 
 def export_contact(conn: Connection, account_id: str, contact_id: str) -> dict[str, Any]:
     data = contact_masterdata_export(conn, account_id, contact_id)
-    rows = conn.execute(
-        select(mailpieces)
-        .where(and_(mailpieces.c.account_id == account_id, mailpieces.c.contact_id == contact_id))
-        .order_by(mailpieces.c.created_at)
-    ).all()
-    if rows:
-        data["Briefsendungen"] = [
-            {
-                "Sendung": r.mailpiece_id,
-                "Serienbrief": r.letter_id,
-                "Status": r.status,
-                "Dienstleister": r.provider,
-                "Referenz": r.provider_ref,
-                "Sendungsnummer": r.tracking_number,
-                "Anschrift": json.loads(r.address_lines or "[]"),
-                "Blätter": r.sheets,
-                "Porto (Cent)": r.cost_cents,
-                "Angelegt": _iso(r.created_at),
-            }
-            for r in rows
-        ]
+    export_rows(
+        conn,
+        data,
+        "Briefsendungen",
+        mailpieces,
+        account_id,
+        contact_id,
+        lambda r: {
+            "Sendung": r.mailpiece_id,
+            "Serienbrief": r.letter_id,
+            "Status": r.status,
+            "Dienstleister": r.provider,
+            "Referenz": r.provider_ref,
+            "Sendungsnummer": r.tracking_number,
+            "Anschrift": json.loads(r.address_lines or "[]"),
+            "Blätter": r.sheets,
+            "Porto (Cent)": r.cost_cents,
+            "Angelegt": iso(r.created_at),
+        },
+        order_by=mailpieces.c.created_at,
+    )
     return data
