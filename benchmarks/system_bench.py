@@ -332,7 +332,9 @@ class Bench:
         port = request.url.port
         service = next((name for name, p in self.system.ports.items() if p == port), None)
         if service is not None:
-            request.headers.update(self.stack.caller_headers(ACCOUNT, ACTOR, audience=service, roles=STAFF_ROLES))
+            # The master-data import needs the importer's role (smartpost_shared.roles), claimed only for it.
+            roles = (*STAFF_ROLES, "import") if request.url.path == "/imports" else STAFF_ROLES
+            request.headers.update(self.stack.caller_headers(ACCOUNT, ACTOR, audience=service, roles=roles))
 
     def url(self, service: str, path: str) -> str:
         return self.system.url(service) + ("/v1" if service == "letters" else "") + path

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 from smartpost_shared.demo import CONTACTS, demo_masterdata
 from smartpost_shared.localrun import LocalSystem, free_ports_for
 from smartpost_shared.sample_letters import demo_recipients, write_serial_letter
-from smartpost_shared.testing.identity import caller_headers
+from smartpost_shared.testing.identity import caller_auth
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -72,11 +72,11 @@ class Env:
     answers: ClassVar[Counter[str]] = Counter()  # command -> HTTP status
 
 
-def _client(system: LocalSystem, service: str) -> httpx.Client:
-    # Tokens live 10 minutes in tests; a fresh client per call keeps them fresh.
-    # Anna prepares and releases (the letters service checks the roles of the verified claims).
-    headers = caller_headers(ACCOUNT, "anna@hv-muster.de", audience=service, roles=("prepare", "release"))
-    return httpx.Client(base_url=system.url(service), headers=headers, timeout=30)
+def _client(system: LocalSystem, service: str, roles: tuple[str, ...] = ("prepare", "release")) -> httpx.Client:
+    # Every request carries its own token (services take a token for one state-changing request only).
+    # Anna prepares and releases (every service checks the roles of the verified claims).
+    auth = caller_auth(ACCOUNT, "anna@hv-muster.de", audience=service, roles=roles)
+    return httpx.Client(base_url=system.url(service), auth=auth, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def env(stack: Stack) -> Iterator[type[Env]]:
     }
     try:
         system.start_all(SERVICES)
-        with _client(system, "assignment") as assignment:
+        with _client(system, "assignment", roles=("import",)) as assignment:
             body = json.dumps(demo_masterdata()).encode()
             r = assignment.post("/imports", files={"file": ("demo.json", body, "application/json")})
             assert r.status_code < 300, r.text

@@ -67,9 +67,8 @@ def test_no_internal_route_answers_without_proof_of_the_caller(tmp_path, service
 def test_the_audit_log_names_the_verified_actor_not_a_header(tmp_path):
     app, _ = _apps(tmp_path)["letters"]
     client = TestClient(app)
-    headers = {
-        **caller_headers("acc-1", "anna@hv.de", audience="letters", roles=["prepare"]),
-        "X-SmartPost-Actor": "chef@hv.de",
+    headers = caller_headers("acc-1", "anna@hv.de", audience="letters", roles=["prepare"]) | {
+        "X-SmartPost-Actor": "chef@hv.de"
     }
     doc_type = client.post("/v1/document-types", json={"name": "Briefe"}, headers=headers).json()["created_id"]
     body = {"title": "T", "document_type_id": doc_type, "recipient_groups": ["owners"], "property_id": "p-1"}

@@ -126,6 +126,8 @@ def test_print_estimate_refuses_another_accounts_part(tmp_path) -> None:
 
     client = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path}/pd.sqlite3")))
     body = {"items": [item("accounts/victim/letters/L/parts/D/00000.pdf").model_dump(mode="json")]}
-    answer = client.post("/estimates", json=body, headers=caller_headers("acc-1", audience="print-dispatch"))
+    answer = client.post(
+        "/estimates", json=body, headers=caller_headers("acc-1", audience="print-dispatch", roles=["release"])
+    )
     assert answer.status_code == 422
     assert "gehört nicht zu diesem Konto" in answer.text

@@ -99,7 +99,7 @@ def test_a_preparer_going_past_the_gateway_can_neither_release_nor_revoke_nor_or
     try:
         lid = _reviewed_letter(client, app, preparer)
         # The attacker adds every role header a careless service might read; only the signed claims count.
-        spoofed = {**preparer, "X-SmartPost-Roles": "release,admin", "X-SmartPost-Actor": "chef@hv.de"}
+        spoofed = preparer | {"X-SmartPost-Roles": "release,admin", "X-SmartPost-Actor": "chef@hv.de"}
         no_roles = caller_headers("acc-1", "paula@hv.de", audience="letters")
         attempts = [
             ("POST", f"/v1/letters/{lid}/release", {"notify_by_email": True}),

@@ -277,7 +277,7 @@ class Portal:
         code = self.client.post(
             "/internal/invitations",
             json={"contact_id": contact_id},
-            headers=caller_headers(self.account, audience="portal-publisher"),
+            headers=caller_headers(self.account, audience="portal-publisher", roles=["prepare"]),
         ).json()["code"]
         answer = self.client.post(
             "/portal/invitations/redeem", json={"code": code, "login": login, "password": PASSWORD}
@@ -467,7 +467,7 @@ def test_an_invitation_code_registers_only_once(portal: Portal) -> None:
     code = portal.client.post(
         "/internal/invitations",
         json={"contact_id": "c-anna"},
-        headers=caller_headers(portal.account, audience="portal-publisher"),
+        headers=caller_headers(portal.account, audience="portal-publisher", roles=["prepare"]),
     ).json()["code"]
     first = {"code": code, "login": "anna@example.org", "password": PASSWORD}
     assert portal.client.post("/portal/invitations/redeem", json=first).status_code == 201
@@ -499,7 +499,7 @@ def test_a_neighbour_cannot_remove_or_mimic_another_recipients_co_users(portal: 
 
 def test_staff_of_one_account_cannot_invite_into_another_accounts_contact(portal: Portal) -> None:
     # The contact exists only in the portal's account; a caller of another account names it.
-    stranger = caller_headers("acct-stranger", audience="portal-publisher")
+    stranger = caller_headers("acct-stranger", audience="portal-publisher", roles=["prepare", "release"])
     answer = portal.client.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=stranger)
     assert answer.status_code == 404
     mailed = portal.client.post("/internal/invitations/email", json={"contact_id": "c-anna"}, headers=stranger)
@@ -749,7 +749,7 @@ def _service_apps(tmp: str) -> list[tuple[str, Any, str, int, dict[str, str]]]:
     over_json = JSON_BODY_LIMIT + 1
 
     def proof(service: str) -> dict[str, str]:
-        return caller_headers("acc-1", audience=service)
+        return caller_headers("acc-1", audience=service, roles=["prepare", "release", "admin", "import"])
 
     letters = letters_app(LettersSettings(data_dir=tmp), store=MemoryStore())
     assignment_settings = AssignmentSettings(database_url=db % "a")

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, url: str) -> None:
     print(f"re-delivery with a new event id (all items skipped): {redeliver_s:.2f} s")
 
     client = TestClient(app)
-    staff = caller_headers(account, audience="portal-publisher")
+    staff = caller_headers(account, audience="portal-publisher", roles=("prepare",))
     code = client.post("/internal/invitations", json={"contact_id": "c0"}, headers=staff).json()["code"]
     token = client.post(
         "/portal/invitations/redeem", json={"code": code, "login": "c0", "password": "benchmark-pass"}

@@ -251,7 +251,9 @@ class Walkthrough:
             # Every call carries claims signed with the stack's "tools" key, for the one service it goes to.
             audience = services_by_origin.get(f"{request.url.scheme}://{request.url.netloc.decode()}")
             if audience is not None:
-                request.headers.update(stack.caller_headers(account, ACTOR, audience=audience, roles=STAFF_ROLES))
+                # The master-data import needs the importer's role (smartpost_shared.roles), claimed only for it.
+                roles = (*STAFF_ROLES, "import") if request.url.path == "/imports" else STAFF_ROLES
+                request.headers.update(stack.caller_headers(account, ACTOR, audience=audience, roles=roles))
 
         self.http = httpx.Client(timeout=30, event_hooks={"request": [prove_caller]})
         self.report = Report()

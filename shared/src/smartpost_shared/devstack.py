@@ -139,9 +139,14 @@ class Stack:
     def caller_headers(
         self, account_id: str, actor: str = "tools@smartpost.local", *, audience: str, roles: tuple[str, ...] = ()
     ) -> dict[str, str]:
-        """Headers proving a caller (the stack's "tools" identity) towards the service ``audience``."""
+        """Headers proving a caller (the stack's "tools" identity) towards the service ``audience``.
+
+        A new token each time they are read (services take a token for one state-changing request only).
+        """
+        from smartpost_shared.testing.identity import FreshCallerHeaders  # noqa: PLC0415
+
         issuer = CallerTokenIssuer("tools", self.secrets["tools_private_key"], ttl_seconds=600)
-        return issuer.headers(audience, account_id, actor, roles)
+        return FreshCallerHeaders(lambda: issuer.mint(audience, account_id, actor, roles))
 
     @property
     def s3_secret_key(self) -> str:

@@ -22,6 +22,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, HTTPException, Request
 
+from smartpost_shared.seen_once import ReplayCache
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 
@@ -32,6 +34,8 @@ ALGORITHM = "EdDSA"
 MAX_TOKEN_LENGTH = 4096
 # Longest lifetime (exp - iat) a verifier accepts; issuers mint 60 s by default (IdentitySettings allows up to 1 h).
 MAX_TOKEN_LIFETIME_SECONDS = 3600
+# Requests that change nothing may reuse a token within its lifetime; every other method needs a token of its own.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class InvalidCallerError(Exception):
@@ -45,6 +49,7 @@ class CallerClaims:
     actor: str
     roles: frozenset[str]
     token_id: str
+    expires_at: int = 0
 
 
 def generate_keypair() -> tuple[str, str]:
@@ -112,6 +117,16 @@ class CallerVerifier:
         self._keys = {name: _public_key(issuer.public_key) for name, issuer in trusted.items()}
         self.leeway_seconds = leeway_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
+        # Token ids of state-changing requests this process has accepted, until their tokens expire.
+        self.used_tokens = ReplayCache()
+
+    def first_use(self, claims: CallerClaims) -> bool:
+        """True once per token id and issuer while the token is valid: a state-changing request is not repeated."""
+        if not claims.token_id or len(claims.token_id) > 128:
+            return False
+        return self.used_tokens.first_use(
+            f"{claims.issuer}\0{claims.token_id}", claims.expires_at + self.leeway_seconds + 1
+        )
 
     @classmethod
     def from_settings(cls, audience: str, settings: IdentitySettings) -> CallerVerifier:
@@ -167,6 +182,7 @@ class CallerVerifier:
             actor=actor,
             roles=roles,
             token_id=str(claims.get("jti", "")),
+            expires_at=int(claims["exp"]),
         )
 
 
@@ -189,6 +205,15 @@ def verified_caller(request: Request) -> CallerClaims:
 
         get_logger(__name__).warning("identity.refused", reason=str(exc), path=request.url.path)
         raise HTTPException(401, "Aufrufer nicht nachgewiesen") from exc
+    if request.method not in SAFE_METHODS and not verifier.first_use(claims):
+        # A token proves one state-changing request: the same token again (a captured header replayed within
+        # its lifetime) or one without a token id proves nothing.
+        from smartpost_shared.logging import get_logger  # noqa: PLC0415
+
+        get_logger(__name__).warning(
+            "identity.refused", reason="token replayed or without jti", path=request.url.path, issuer=claims.issuer
+        )
+        raise HTTPException(401, "Aufrufer nicht nachgewiesen")
     request.state.caller = claims
     return claims
 

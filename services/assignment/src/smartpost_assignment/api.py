@@ -1,7 +1,8 @@
 """HTTP API for the staff gateway: contacts, properties, a letter's assignments, re-matching, imports.
 
 Every data route is scoped by the account of the verified caller claims (``smartpost_shared.identity``); nothing
-crosses accounts.
+crosses accounts. Commands check the caller's roles from the same claims (``smartpost_shared.roles``): re-matching
+needs ``prepare``, a master-data import ``import`` or ``admin``; otherwise 403.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from smartpost_assignment.consumers import CONSUMER
 from smartpost_assignment.domain.importing import ImportFormatError
 from smartpost_shared.identity import verified_account, verified_actor
 from smartpost_shared.masterdata import Contact, MasterDataReader
+from smartpost_shared.roles import ADMIN, IMPORT, PREPARE, requires
 
 if TYPE_CHECKING:
     from faststream.kafka import KafkaBroker
@@ -226,7 +228,9 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
             raise HTTPException(status_code=404, detail="letter not known to the assignment service")
         return found
 
-    @router.post("/letters/{letter_id}/rematch")
+    # Roles from the verified claims (smartpost_shared.roles): re-matching is preparing a letter (as in the
+    # gateway); a master-data import needs the importer's narrow role or administration.
+    @router.post("/letters/{letter_id}/rematch", dependencies=[requires(PREPARE)])
     async def rematch(letter_id: str, account: AccountHeader = None, actor: ActorHeader = None) -> dict[str, Any]:
         account_id, actor_name = _account(account), _actor(actor)
 
@@ -250,7 +254,7 @@ def build_router(  # noqa: C901, PLR0915 - one closure per route
         except LookupError:
             raise HTTPException(status_code=404, detail="letter not known to the assignment service") from None
 
-    @router.post("/imports")
+    @router.post("/imports", dependencies=[requires(IMPORT, ADMIN)])
     async def import_masterdata(
         request: Request, account: AccountHeader = None, actor: ActorHeader = None
     ) -> JSONResponse:

@@ -295,7 +295,7 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
                 )
             )
             await asyncio.sleep(1.0)
-            headers = caller_headers(account, "staff@hv.example", audience="assignment")
+            headers = caller_headers(account, "staff@hv.example", audience="assignment", roles=["prepare"])
             response = await client.post(f"/letters/{letter}/rematch", headers=headers)
             assert response.status_code == 200, response.text
             view = (await client.get(f"/letters/{letter}/assignments", headers=headers)).json()
@@ -433,7 +433,9 @@ async def test_import_status_derived_contract_ids_foreign_accounts_and_contact_p
     settings = Settings(database_url=sqlite_url, kafka=kafka_settings, log_json=False)
     app, client = await run_service(settings)
     async with app.router.lifespan_context(app), client:
-        headers = {**caller_headers(account, "staff", audience="assignment"), "Content-Type": "text/csv"}
+        headers = caller_headers(account, "staff", audience="assignment", roles=["import"]) | {
+            "Content-Type": "text/csv"
+        }
         accepted = await client.post("/imports", content=body, headers=headers)
         assert accepted.status_code == 202, accepted.text
         import_id = accepted.json()["import_id"]

@@ -188,6 +188,7 @@ def test_invitation_answers_in_german_and_carries_the_staff_members_claims(conta
     (call,) = fake.invitations()
     claims = CallerVerifier("portal-publisher", IdentitySettings().trusted_issuers).verify(call.headers[CALLER_HEADER])
     assert (claims.account_id, claims.actor) == ("acc-1", "anna@hv.de")
+    assert claims.roles == {"prepare", "release"}, "the portal checks the role itself: the gateway forwards it"
 
 
 def test_invitation_needs_csrf_and_a_staff_role() -> None:

@@ -51,6 +51,7 @@ from smartpost_shared.contracts.common import SplitRule, SplitStrategy
 from smartpost_shared.http import content_disposition
 from smartpost_shared.identity import VerifiedCaller  # noqa: TC001 - FastAPI reads it at runtime
 from smartpost_shared.logging import get_logger
+from smartpost_shared.roles import ADMIN, PREPARE, RELEASE, STAFF_ROLES, refuse_without, requires
 from smartpost_shared.storage import ObjectNotFoundError, StorageUnavailableError, letter_prefix, source_key
 
 if TYPE_CHECKING:
@@ -105,42 +106,11 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 log = get_logger(__name__)
 
-# The gateway's role model (smartpost_gateway.settings.Role), enforced again here from the verified claims: a token
-# of the account alone is not enough, and the gateway's check is not the only one.
-PREPARE, RELEASE, ADMIN = "prepare", "release", "admin"
-STAFF_ROLES = frozenset({PREPARE, RELEASE, ADMIN})
-ROLE_LABELS = {PREPARE: "Vorbereiten", RELEASE: "Freigeben", ADMIN: "Administration"}
-
-
-def refuse_without(request: Request, claims: VerifiedCaller, *roles: str) -> None:
-    """403 unless the verified caller holds one of ``roles`` (German for the user, the detail goes to the log)."""
-    if claims.roles & set(roles):
-        return
-    log.warning(
-        "letters.role_refused",
-        path=request.url.path,
-        method=request.method,
-        needed=sorted(roles),
-        held=sorted(claims.roles),
-        issuer=claims.issuer,
-        actor=claims.actor,
-        account_id=claims.account_id,
-    )
-    labels = " oder ".join(f"„{ROLE_LABELS.get(r, r)}“" for r in roles)
-    raise HTTPException(403, f"Dafür fehlt Ihnen die Berechtigung ({labels}).")
-
-
-def _needs(*roles: str) -> Any:
-    def check(request: Request, claims: VerifiedCaller) -> None:
-        refuse_without(request, claims, *roles)
-
-    return Depends(check)
-
-
-STAFF = _needs(*sorted(STAFF_ROLES))
-PREPARES = _needs(PREPARE)
-RELEASES = _needs(RELEASE)
-ADMINISTERS = _needs(ADMIN)
+# The gateway's role model, enforced again here from the verified claims (smartpost_shared.roles).
+STAFF = requires(*sorted(STAFF_ROLES))
+PREPARES = requires(PREPARE)
+RELEASES = requires(RELEASE)
+ADMINISTERS = requires(ADMIN)
 
 
 def _service(request: Request) -> LetterService:

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from smartpost_notifier.domain import STATUS_LABELS, MailStatus, latest_due_digest_day
 from smartpost_shared.identity import verified_account
+from smartpost_shared.roles import ADMIN, STAFF, requires
 
 if TYPE_CHECKING:
     from smartpost_notifier.application import Notifier
@@ -62,7 +63,8 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.post("/internal/digests/run")
+# Running a digest now sends mails to recipients: an operations command (``admin``); the stats are for any staff.
+@router.post("/internal/digests/run", dependencies=[requires(ADMIN)])
 async def run_digest(
     request: Request,
     account_id: AccountHeader,
@@ -77,7 +79,7 @@ async def run_digest(
     return {"account_id": account_id, "day": day.isoformat(), "mails_created": created}
 
 
-@router.get("/internal/mails/stats")
+@router.get("/internal/mails/stats", dependencies=[STAFF])
 async def mail_stats(request: Request, account_id: AccountHeader) -> dict[str, Any]:
     """Mail outbox counts of the account by kind and status (pending, sent, failed, skipped ...)."""
     notifier = _notifier(request)

@@ -180,7 +180,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(own_stack, 
             r = await client.post(
                 "/internal/digests/run",
                 params={"day": today.isoformat()},
-                headers=caller_headers(account, audience="notifier"),
+                headers=caller_headers(account, audience="notifier", roles=["admin"]),
             )
             assert r.json()["mails_created"] == RECIPIENTS
         target = 2 * RECIPIENTS
@@ -198,7 +198,9 @@ async def test_kill_9_mid_batch_loses_nothing_and_duplicates_nothing(own_stack, 
 
             async def all_settled() -> dict:
                 stats = (
-                    await client.get("/internal/mails/stats", headers=caller_headers(account, audience="notifier"))
+                    await client.get(
+                        "/internal/mails/stats", headers=caller_headers(account, audience="notifier", roles=["admin"])
+                    )
                 ).json()
                 return stats["mails"]
 

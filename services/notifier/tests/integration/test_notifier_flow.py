@@ -160,14 +160,14 @@ async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, 
         response = await client.post(
             "/internal/digests/run",
             params={"day": today.isoformat()},
-            headers=caller_headers(account, audience="notifier"),
+            headers=caller_headers(account, audience="notifier", roles=["admin"]),
         )
         assert response.status_code == 200, response.text
         assert response.json()["mails_created"] == 4  # one row per recipient; carl and dora get skipped
         again = await client.post(
             "/internal/digests/run",
             params={"day": today.isoformat()},
-            headers=caller_headers(account, audience="notifier"),
+            headers=caller_headers(account, audience="notifier", roles=["admin"]),
         )
         assert again.json()["mails_created"] == 0
 
@@ -182,7 +182,11 @@ async def test_release_of_a_cross_property_letter_mails_once_and_digests(stack, 
         assert "d-ben-revoked" not in ben_text
         assert len({str(m["Message-ID"]) for m in all_mails}) == len(all_mails) == 4
 
-        stats = (await client.get("/internal/mails/stats", headers=caller_headers(account, audience="notifier"))).json()
+        stats = (
+            await client.get(
+                "/internal/mails/stats", headers=caller_headers(account, audience="notifier", roles=["admin"])
+            )
+        ).json()
         assert stats["mails"]["immediate"] == {"sent": 2, "skipped": 2}
         assert stats["mails"]["digest"] == {"sent": 2, "skipped": 2}
         assert (await client.get("/readyz")).status_code == 200

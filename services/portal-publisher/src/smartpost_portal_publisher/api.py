@@ -43,6 +43,7 @@ from smartpost_portal_publisher.web import (
 )
 from smartpost_shared.identity import VerifiedCaller, verified_account
 from smartpost_shared.logging import get_logger
+from smartpost_shared.roles import PREPARE, RELEASE, requires
 
 log = get_logger(__name__)
 
@@ -355,7 +356,8 @@ def remove_co_user(co_user_id: str, principal: CurrentPrincipal, service: Servic
     service.remove_co_user(principal, co_user_id)
 
 
-@internal.post("/invitations", response_model=InvitationOut, status_code=201)
+# Inviting a contact needs "prepare" or "release" (as the gateway's button), from the verified claims.
+@internal.post("/invitations", response_model=InvitationOut, status_code=201, dependencies=[requires(PREPARE, RELEASE)])
 def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: Service) -> InvitationOut:
     """Create (or re-activate) a contact's invitation code; staff hand it over on paper or by e-mail.
 
@@ -364,7 +366,7 @@ def issue_invitation(body: InvitationRequest, caller: VerifiedCaller, service: S
     return _invitation_out(service.issue_contact_invitation(caller.account_id, body.contact_id, issued_by=caller.actor))
 
 
-@internal.post("/invitations/email")
+@internal.post("/invitations/email", dependencies=[requires(PREPARE, RELEASE)])
 async def email_invitation(
     body: ContactRequest, request: Request, caller: VerifiedCaller, service: Service
 ) -> JSONResponse:

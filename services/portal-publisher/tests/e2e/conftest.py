@@ -80,7 +80,7 @@ class RecipientSystem:
         r = httpx.post(
             f"{self.portal_url}/internal/invitations",
             json={"contact_id": self.people[key].contact_id},
-            headers=self.stack.caller_headers(self.account_id, audience="portal-publisher"),
+            headers=self.stack.caller_headers(self.account_id, audience="portal-publisher", roles=("prepare",)),
             timeout=10,
         )
         assert r.status_code == 201, r.text

@@ -141,7 +141,7 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
     def deliveries(s=scenario):
         r = client.get(
             f"/internal/letters/{s.letter_id}/deliveries",
-            headers=caller_headers(s.account_id, audience="portal-publisher"),
+            headers=caller_headers(s.account_id, audience="portal-publisher", roles=["prepare"]),
         )
         assert r.status_code == 200
         return r.json()
@@ -170,7 +170,7 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
     assert "outside the area" in dead[0]["dlq_reason"]
     r = client.get(
         "/internal/letters/letter-foreign/deliveries",
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     )
     assert r.json() == []
 
@@ -180,7 +180,7 @@ def run_scenario(client, publish, log, scenario, other, object_store, storage_se
             r = client.post(
                 "/internal/invitations",
                 json={"contact_id": contact_id},
-                headers=caller_headers(s.account_id, audience="portal-publisher"),
+                headers=caller_headers(s.account_id, audience="portal-publisher", roles=["prepare"]),
             )
             return r.json()["code"] if r.status_code == 201 else None
 

@@ -73,7 +73,7 @@ def login_as(env, scenario, contact_id, login):
     r = env.client.post(
         "/internal/invitations",
         json={"contact_id": contact_id},
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     )
     assert r.status_code == 201, r.text
     r = env.client.post(
@@ -180,7 +180,7 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
 
     deliveries = c.get(
         f"/internal/letters/{scenario.letter_id}/deliveries",
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     ).json()
     by_item = {d["item_id"]: d for d in deliveries}
     assert by_item[items[0].item_id]["first_viewed_at"] is not None
@@ -190,7 +190,7 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
     assert (
         c.get(
             f"/internal/letters/{scenario.letter_id}/deliveries",
-            headers=caller_headers("x", audience="portal-publisher"),
+            headers=caller_headers("x", audience="portal-publisher", roles=["prepare"]),
         ).json()
         == []
     )
@@ -217,7 +217,7 @@ def test_portal_flow_listing_download_and_view_recording(app_env, scenario, make
 
 def test_invitations_login_and_reactivation(app_env, scenario):
     c = app_env.client
-    account = caller_headers(scenario.account_id, audience="portal-publisher")
+    account = caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"])
     assert c.post("/internal/invitations", json={"contact_id": "c-nobody"}, headers=account).status_code == 404
     assert c.post("/internal/invitations", json={"contact_id": "c-anna"}).status_code == 401
     first = c.post("/internal/invitations", json={"contact_id": "c-anna"}, headers=account).json()["code"]
@@ -297,7 +297,7 @@ def test_contract_window_and_account_override(app_env, scenario):
     )
     assert len(c.get("/portal/documents", headers=bert).json()) == 1
     # ... but the account shortens it to 30 days: access ends at once, also for links already handed out.
-    account = caller_headers(scenario.account_id, audience="portal-publisher")
+    account = caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"])
     window = {"days_before_start": 0, "days_after_end": 30}
     assert c.put("/internal/access-window", json=window, headers=account).status_code == 403  # admins only
     admin = caller_headers(scenario.account_id, "admin@hv.de", audience="portal-publisher", roles=["admin"])
@@ -322,7 +322,7 @@ def test_internal_routes_need_signed_caller_claims_for_this_service(tmp_path, sc
     assert c.get("/internal/access-window", headers={"X-SmartPost-Account": scenario.account_id}).status_code == 401
     other_service = caller_headers(scenario.account_id, audience="letters")
     assert c.get("/internal/access-window", headers=other_service).status_code == 401
-    headers = caller_headers(scenario.account_id, audience="portal-publisher")
+    headers = caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"])
     assert c.get("/internal/access-window", headers=headers).status_code == 200
 
 
@@ -480,6 +480,6 @@ def test_guessing_invitation_codes_runs_into_a_lockout(app_env, scenario):
     code = c.post(
         "/internal/invitations",
         json={"contact_id": "c-anna"},
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     ).json()["code"]
     assert c.post("/portal/invitations/redeem", json={**body, "code": code}).status_code == 429

@@ -84,7 +84,7 @@ def invitation(env, scenario, contact_id: str) -> str:
     r = env.staff.post(
         "/internal/invitations",
         json={"contact_id": contact_id},
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     )
     assert r.status_code == 201, r.text
     return r.json()["code"]
@@ -405,7 +405,7 @@ def mail_invitation(env, scenario, contact_id: str, actor: str = "anna@hv.exampl
     return env.staff.post(
         "/internal/invitations/email",
         json={"contact_id": contact_id},
-        headers=caller_headers(scenario.account_id, actor, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, actor, audience="portal-publisher", roles=["prepare"]),
     )
 
 
@@ -413,7 +413,7 @@ def portal_access(env, scenario, contact_id: str) -> tuple[bool, bool]:
     """(has a login, has an open invitation) as staff see it in the letter's deliveries."""
     r = env.staff.get(
         f"/internal/letters/{scenario.letter_id}/deliveries",
-        headers=caller_headers(scenario.account_id, audience="portal-publisher"),
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     )
     (found,) = [d for d in r.json() if d["contact_id"] == contact_id]
     return found["portal_login"], found["invited_at"] is not None
@@ -466,7 +466,8 @@ def test_staff_mail_an_invitation_the_link_fills_in_the_code_and_a_login_is_neve
     assert "/posteingang" in str(r.url)
     # audited: who, when, which contact, what came of it
     audit = env.staff.get(
-        "/internal/staff-audit", headers=caller_headers(scenario.account_id, audience="portal-publisher")
+        "/internal/staff-audit",
+        headers=caller_headers(scenario.account_id, audience="portal-publisher", roles=["prepare"]),
     ).json()
     invites = [a for a in audit if a["action"].startswith("invitation")]
     assert [(a["actor"], a["action"]) for a in invites] == [
@@ -488,7 +489,7 @@ def test_staff_mail_invitation_without_address_unknown_contact_and_mail_outage(e
     r = env.staff.post(
         "/internal/invitations/email",
         json={"contact_id": "c-bert"},
-        headers=caller_headers("other-account", audience="portal-publisher"),
+        headers=caller_headers("other-account", audience="portal-publisher", roles=["prepare"]),
     )
     assert r.status_code == 404
 

@@ -1,4 +1,8 @@
-"""HTTP face for the staff gateway (account from the verified caller claims) and for signed provider webhooks."""
+"""HTTP face for the staff gateway (account from the verified caller claims) and for signed provider webhooks.
+
+Roles come from the verified claims too (``smartpost_shared.roles``): an estimate needs a staff role, cancelling a
+mailpiece ``release``. Webhooks prove themselves by a signed timestamp (:mod:`smartpost_shared.webhooks`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, parse_webhook, verify_signature
+from smartpost_print_dispatch.adapters.providers.http import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WEBHOOK_MAX_AGE_SECONDS,
+    WebhookRefusedError,
+    check_webhook,
+    parse_webhook,
+)
 from smartpost_print_dispatch.application import CancelNotPossibleError, UnknownMailpieceError, UnknownOrderError
 from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 from smartpost_shared.identity import verified_account
+from smartpost_shared.logging import get_logger
+from smartpost_shared.seen_once import ReplayCache  # noqa: TC001 - annotation of a local variable
+from smartpost_shared.roles import RELEASE, STAFF, requires
 from smartpost_shared.storage import account_key_problem
 
 if TYPE_CHECKING:
@@ -32,10 +46,12 @@ def _dispatch(request: Request) -> PrintDispatch:
     return dispatch
 
 
+log = get_logger(__name__)
+
 router = APIRouter()
 
 
-@router.post("/estimates")
+@router.post("/estimates", dependencies=[STAFF])
 async def create_estimate(body: EstimateRequest, request: Request, account: AccountHeader) -> dict[str, Any]:
     # The estimate reads the parts: only the caller's own account's objects, whatever the body names.
     if any(account_key_problem(account, item.storage_key) for item in body.items):
@@ -57,7 +73,8 @@ async def get_letter_mailpieces(letter_id: str, request: Request, account: Accou
     return {"letter_id": letter_id, "mailpieces": pieces}
 
 
-@router.post("/mailpieces/{mailpiece_id}/cancel")
+# Cancelling a mailpiece undoes part of a print order: the role that orders print (``release``), as in letters.
+@router.post("/mailpieces/{mailpiece_id}/cancel", dependencies=[requires(RELEASE)])
 async def cancel_mailpiece(mailpiece_id: str, request: Request, account: AccountHeader) -> dict[str, Any]:
     try:
         status = await _dispatch(request).cancel(account, mailpiece_id)
@@ -74,8 +91,17 @@ async def provider_webhook(provider: str, request: Request) -> dict[str, Any]:
     if provider not in secrets:
         raise HTTPException(404, f"unknown provider {provider}")
     body = await request.body()
-    if not verify_signature(secrets[provider], body, request.headers.get(SIGNATURE_HEADER)):
-        raise HTTPException(401, "bad webhook signature")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    try:
+        sent = check_webhook(secrets[provider], body, signature, request.headers.get(TIMESTAMP_HEADER))
+    except WebhookRefusedError as exc:
+        log.warning("webhook.refused", provider=provider, reason=str(exc))
+        raise HTTPException(401, "Webhook nicht nachgewiesen") from None
+    # Signed and fresh, but a captured webhook could be sent again within its 5 minutes: each signature once.
+    replays: ReplayCache = request.app.state.webhook_replays
+    if not replays.first_use(f"{provider}:{signature}", sent + WEBHOOK_MAX_AGE_SECONDS + 1):
+        log.warning("webhook.refused", provider=provider, reason="replayed (signature seen before)")
+        raise HTTPException(409, "Webhook bereits erhalten")
     try:
         update = parse_webhook(json.loads(body))
     except ValueError as exc:

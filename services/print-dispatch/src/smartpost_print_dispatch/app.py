@@ -28,6 +28,7 @@ from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.privacy import create_privacy_tables, personal_data_router
+from smartpost_shared.seen_once import ReplayCache
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
 
@@ -171,6 +172,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/webhooks"))
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    # Provider webhooks carry a signed timestamp (5 minutes); a signature seen before is a replay (per process).
+    app.state.webhook_replays = ReplayCache()
     app.state.startup = startup
     app.include_router(router)
     app.include_router(personal_data_router(SERVICE, lambda request: request.app.state.dispatch.engine, export_contact))

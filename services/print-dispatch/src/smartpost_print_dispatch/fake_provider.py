@@ -37,7 +37,7 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import Response
 
-from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, sign
+from smartpost_print_dispatch.adapters.providers.http import signed_headers
 from smartpost_print_dispatch.domain.geometry import MM_PER_POINT, is_a4
 
 if TYPE_CHECKING:
@@ -135,8 +135,9 @@ class FakeProvider:
         if not self.config.webhook_url:
             return
         body = json.dumps({"event": "letter.status_changed", "letter": letter.public()}).encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.config.webhook_secret, body)}
         for attempt in range(3):
+            # Signed with the time of each attempt (the receiver refuses old and replayed webhooks).
+            headers = {"Content-Type": "application/json", **signed_headers(self.config.webhook_secret, body)}
             try:
                 async with httpx.AsyncClient(timeout=5) as client:
                     response = await client.post(self.config.webhook_url, content=body, headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from smartpost_print_dispatch.adapters.pdf import zone_text
-from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, sign
+from smartpost_print_dispatch.adapters.providers.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
 from smartpost_print_dispatch.app import create_app
 from smartpost_print_dispatch.domain.address import AddressMatch, compare_address
 from smartpost_print_dispatch.domain.geometry import DIN5008_B, PINGEN
@@ -27,7 +28,7 @@ from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.devstack import free_port
 from smartpost_shared.messaging import EventPublisher, make_broker
 from smartpost_shared.storage import part_key
-from smartpost_shared.testing.identity import caller_headers
+from smartpost_shared.testing.identity import caller_auth, caller_headers
 
 pytestmark = pytest.mark.real
 
@@ -192,7 +193,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     await asyncio.sleep(1.5)  # master data first, as the ERP import would have happened long before
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
 
-    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"), timeout=10)
+    api = httpx.Client(
+        base_url=service.url,
+        auth=caller_auth(account, audience="print-dispatch", roles=["prepare", "release"]),
+        timeout=10,
+    )
 
     def settled():
         response = api.get(f"/orders/{order_id}")
@@ -247,10 +252,11 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
     response = httpx.post(
         f"{service.url}/webhooks/hybridpost",
         content=stale,
-        headers={SIGNATURE_HEADER: sign(PROVIDER_WEBHOOK_SECRET, stale)},
+        headers=signed_headers(PROVIDER_WEBHOOK_SECRET, stale),
     )
     assert response.json() == {"applied": False}
-    forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers={SIGNATURE_HEADER: "sha256=00"})
+    forged_headers = {TIMESTAMP_HEADER: str(int(time.time())), SIGNATURE_HEADER: "sha256=00"}
+    forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers=forged_headers)
     assert forged.status_code == 401
 
     events = await print_events(kafka_settings, letter_id, expected=12)
@@ -263,7 +269,8 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
 
     # Tenancy: another account sees nothing.
     other = httpx.get(
-        f"{service.url}/orders/{order_id}", headers=caller_headers("someone-else", audience="print-dispatch")
+        f"{service.url}/orders/{order_id}",
+        headers=caller_headers("someone-else", audience="print-dispatch", roles=["prepare", "release"]),
     )
     assert other.status_code == 404
     assert httpx.get(f"{service.url}/orders/{order_id}").status_code == 401  # no signed caller claims
@@ -329,7 +336,9 @@ async def test_provider_failures_and_slow_answers_never_duplicate(
 
     await asyncio.to_thread(wait, retried_after_timeout, 60, 0.2, "resubmission after timeout")
     fake_provider.control(submit_delay_seconds=0)
-    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
+    api = httpx.Client(
+        base_url=service.url, auth=caller_auth(account, audience="print-dispatch", roles=["prepare", "release"])
+    )
 
     def submitted():
         body = api.get(f"/orders/{order_id}").json()
@@ -380,7 +389,9 @@ async def test_filedrop_digital_first_fallback(
             make_envelope(viewed, account_id=account, producer="portal-publisher"),
         ],
     )
-    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
+    api = httpx.Client(
+        base_url=service.url, auth=caller_auth(account, audience="print-dispatch", roles=["prepare", "release"])
+    )
 
     def scheduled():
         response = api.get(f"/orders/{order_id}")
@@ -452,7 +463,9 @@ async def test_print_order_before_its_master_data_waits_for_it(
     await publish(kafka_settings, [make_envelope(order, account_id=account, producer="letters")])
     await asyncio.sleep(3.0)  # the order is consumed and waits; master data arrives late
     await publish(kafka_settings, [make_envelope(CONTACTS["c1"], account_id=account, producer="erp")])
-    api = httpx.Client(base_url=service.url, headers=caller_headers(account, audience="print-dispatch"))
+    api = httpx.Client(
+        base_url=service.url, auth=caller_auth(account, audience="print-dispatch", roles=["prepare", "release"])
+    )
 
     def submitted():
         response = api.get(f"/orders/{order_id}")

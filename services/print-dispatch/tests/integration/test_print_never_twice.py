@@ -116,7 +116,8 @@ async def test_kill_9_while_provider_is_slow_sends_one_letter(  # noqa: PLR0915
     process = start_service(env, tmp_path / "service.log")
     try:
         api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers=caller_headers(account, audience="print-dispatch")
+            base_url=f"http://127.0.0.1:{port}",
+            headers=caller_headers(account, audience="print-dispatch", roles=["prepare", "release"]),
         )
 
         def submitted():
@@ -230,7 +231,8 @@ async def test_kill_9_at_a_provider_without_idempotency_goes_to_staff_not_to_pap
     process = start_service(env, tmp_path / "service.log")
     try:
         api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers=caller_headers(account, audience="print-dispatch")
+            base_url=f"http://127.0.0.1:{port}",
+            headers=caller_headers(account, audience="print-dispatch", roles=["prepare", "release"]),
         )
 
         def unclear():

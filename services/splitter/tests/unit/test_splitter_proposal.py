@@ -89,7 +89,7 @@ def test_proposal_endpoint_needs_a_caller_and_answers_the_ranking(tmp_path: Path
     try:
         body = pdf.read_bytes()
         assert client.post("/split-proposals", content=body).status_code == 401
-        headers = {**caller_headers("acc-proposal", audience="splitter"), "Content-Type": "application/pdf"}
+        headers = caller_headers("acc-proposal", audience="splitter") | {"Content-Type": "application/pdf"}
         answer = client.post("/split-proposals", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
         result = answer.json()

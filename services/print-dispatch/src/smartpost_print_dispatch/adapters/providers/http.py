@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,14 +28,46 @@ if TYPE_CHECKING:
     from smartpost_print_dispatch.domain.geometry import AddressProfile
 
 SIGNATURE_HEADER = "X-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Webhook-Timestamp"
+# A webhook older (or further in the future) than this is refused; a signature seen before within it is a replay.
+WEBHOOK_MAX_AGE_SECONDS = 300
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int | str) -> str:
+    """``sha256=`` HMAC over ``<timestamp>.<body>``: the time of sending is signed with the body."""
+    message = f"{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
+def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Headers a provider sends with a webhook (the fake provider and tests use them)."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(secret, body, ts)}
+
+
+class WebhookRefusedError(Exception):
+    """A webhook that proves nothing: unsigned, forged, too old, from the future, or replayed (reason for the log)."""
+
+
+def check_webhook(
+    secret: str,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    *,
+    now: float | None = None,
+    max_age: int = WEBHOOK_MAX_AGE_SECONDS,
+) -> int:
+    """The webhook's signed timestamp if the signature holds and the time is within ``max_age`` of ``now``."""
+    if not signature or not timestamp or not timestamp.isdigit() or len(timestamp) > 12:
+        raise WebhookRefusedError("signature or timestamp missing")
+    if not hmac.compare_digest(sign(secret, body, timestamp), signature):
+        raise WebhookRefusedError("bad signature")
+    sent = int(timestamp)
+    current = time.time() if now is None else now
+    if abs(current - sent) > max_age:
+        raise WebhookRefusedError(f"timestamp {sent} outside {max_age} s of now")
+    return sent
 
 
 def letter_request(submission: Submission) -> dict[str, Any]:
