@@ -32,6 +32,7 @@ from smartpost_shared.contracts.masterdata import ContactErasureRequested
 from smartpost_shared.logging import get_logger
 from smartpost_shared.messaging import SqlIdempotency
 from smartpost_shared.privacy import record_erasure
+from smartpost_shared.storage import ObjectNotFoundError
 from smartpost_shared.topics import MASTERDATA
 
 if TYPE_CHECKING:

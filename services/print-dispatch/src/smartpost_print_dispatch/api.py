@@ -25,8 +25,8 @@ from smartpost_print_dispatch.application import CancelNotPossibleError, Unknown
 from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 from smartpost_shared.identity import verified_account
 from smartpost_shared.logging import get_logger
-from smartpost_shared.seen_once import ReplayCache  # noqa: TC001 - annotation of a local variable
 from smartpost_shared.roles import RELEASE, STAFF, requires
+from smartpost_shared.seen_once import ReplayCache  # noqa: TC001 - annotation of a local variable
 from smartpost_shared.storage import account_key_problem
 
 if TYPE_CHECKING:
