@@ -513,6 +513,39 @@ def walk(  # noqa: PLR0915 - one state after the other, in the order a user meet
         expect_text="Sicherheitstoken",
     )
 
+    # --- held e-mails (role "release"): nothing held for this account (the replay guard is driven through the real
+    # notifier in services/notifier/tests/integration/test_notifier_replay_guard_real.py), "Jetzt senden" of a mail
+    # that is not held, and without the security token
+    page.goto(base + "/serienbriefe")
+    w.expect(
+        page.locator('nav a[href="/betrieb/zurueckgehaltene-emails"]').count() == 1,
+        "the navigation has no link to the held e-mails",
+    )
+    w.get("/betrieb/zurueckgehaltene-emails", "/betrieb/zurueckgehaltene-emails", "nothing held", status=200)
+    w.expect(
+        "Keine zurückgehaltenen E-Mails" in page.inner_text("body"),
+        f"held e-mails: empty state missing:\n{page.inner_text('body')[:2000]}",
+    )
+    w.send(
+        "POST",
+        "/betrieb/zurueckgehaltene-emails/{mail_id}/senden",
+        f"/betrieb/zurueckgehaltene-emails/{missing}/senden",
+        "not held",
+        htmx=False,
+        status=422,
+        expect_text="nicht mehr zurückgehalten",
+    )
+    w.send(
+        "POST",
+        "/betrieb/zurueckgehaltene-emails/{mail_id}/senden",
+        f"/betrieb/zurueckgehaltene-emails/{missing}/senden",
+        "without the security token",
+        htmx=False,
+        csrf=False,
+        status=403,
+        expect_text="Sicherheitstoken",
+    )
+
     # --- admin routes (JSON for admins): a staff member without the role gets a German page
     w.get("/admin/dead-letters", "/admin/dead-letters", "no admin role", status=403)
     w.get(
