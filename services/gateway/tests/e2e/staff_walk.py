@@ -313,8 +313,15 @@ def walk(  # noqa: PLR0915 - one state after the other, in the order a user meet
     assert thumb.status == 200
     assert thumb.headers["content-type"].startswith("image/png")
     w.record("GET", L + "/teile/{part_id}/vorschau", "thumbnail")
-    assert page.request.get(f"{base}/serienbriefe/{lid}/teile/unbekannt/vorschau").status == 404
-    w.record("GET", L + "/teile/{part_id}/vorschau", "unknown part: empty 404 (an <img>, no text)")
+    # No thumbnail (unknown part, erased or expired pack): the German placeholder image, not a broken <img>
+    placeholder = page.request.get(f"{base}/serienbriefe/{lid}/teile/unbekannt/vorschau")
+    w.expect(
+        placeholder.status == 200
+        and placeholder.headers["content-type"].startswith("image/svg+xml")
+        and "Keine Vorschau" in placeholder.text(),
+        f"unknown part's thumbnail: {placeholder.status} {placeholder.headers.get('content-type')}",
+    )
+    w.record("GET", L + "/teile/{part_id}/vorschau", "unknown part: German placeholder image")
 
     page.goto(f"{base}/serienbriefe/{lid}/pruefung")
     p = f"/serienbriefe/{lid}/teile/{part_id}"
