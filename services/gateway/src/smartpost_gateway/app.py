@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from smartpost_gateway import deadletters, privacy, texts, web
 from smartpost_gateway.adapters.assignment import AssignmentClient
 from smartpost_gateway.adapters.letters import LettersClient
+from smartpost_gateway.adapters.notifier import NotifierClient
 from smartpost_gateway.adapters.portal import PortalClient
 from smartpost_gateway.adapters.print_dispatch import PrintClient
 from smartpost_gateway.adapters.sessions import SessionStore
@@ -64,13 +65,21 @@ def create_app(  # noqa: C901, PLR0915 - one closure per route and handler
         app.state.portal = PortalClient(settings.portal_url, issuer=issuer, timeout=timeout, transport=transport)
         app.state.print = PrintClient(settings.print_url, issuer=issuer, timeout=timeout, transport=transport)
         app.state.splitter = SplitterClient(settings.splitter_url, issuer=issuer, timeout=timeout, transport=transport)
+        app.state.notifier = NotifierClient(settings.notifier_url, issuer=issuer, timeout=timeout, transport=transport)
         if not settings.staff_users:
             log.warning("gateway.no_staff_users", hint="set SMARTPOST_GATEWAY_STAFF_USERS")
         log.info("gateway.started", letters=settings.letters_url, users=len(settings.staff_users))
         try:
             yield
         finally:
-            clients = (app.state.letters, app.state.assignment, app.state.portal, app.state.print, app.state.splitter)
+            clients = (
+                app.state.letters,
+                app.state.assignment,
+                app.state.portal,
+                app.state.print,
+                app.state.splitter,
+                app.state.notifier,
+            )
             for client in clients:
                 await client.aclose()
             for client in getattr(app.state, "privacy_clients", {}).values():

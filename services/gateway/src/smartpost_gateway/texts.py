@@ -212,6 +212,7 @@ SERVICE_NAMES = {
     "assignment": "Zuordnungs-Dienst",
     "print-dispatch": "Briefversand-Dienst",
     "portal-publisher": "Kundenportal-Dienst",
+    "notifier": "E-Mail-Dienst",
 }
 
 FIELD_LABELS = {

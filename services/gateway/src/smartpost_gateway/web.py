@@ -28,6 +28,7 @@ from smartpost_shared.logging import get_logger
 if TYPE_CHECKING:
     from smartpost_gateway.adapters.assignment import AssignmentClient
     from smartpost_gateway.adapters.letters import LettersClient
+    from smartpost_gateway.adapters.notifier import NotifierClient
     from smartpost_gateway.adapters.portal import PortalClient
     from smartpost_gateway.adapters.print_dispatch import PrintClient
     from smartpost_gateway.adapters.splitter import SplitterClient
@@ -131,6 +132,11 @@ def printing(request: Request) -> PrintClient:
 
 def splitter(request: Request) -> SplitterClient:
     return cast("SplitterClient", request.app.state.splitter)
+
+
+def notifier(request: Request) -> NotifierClient:
+    client: NotifierClient = request.app.state.notifier
+    return client
 
 
 def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
@@ -1096,3 +1102,50 @@ async def order_print(request: Request, session: PostSessionDep, letter_id: str)
     except ServiceError as exc:
         return await _letter_page(request, session, letter_id, "versand", error=texts.translate(exc), status_code=422)
     return redirect(request, f"/serienbriefe/{letter_id}/versand")
+
+
+# ------------------------------------------------------------------------------------------------- held e-mails
+
+HELD_MAILS = "/betrieb/zurueckgehaltene-emails"
+NOT_HELD = texts.UiError(
+    "Diese E-Mail wird nicht mehr zurückgehalten (bereits gesendet oder von jemand anderem freigegeben)."
+)
+
+
+async def _held_mails_page(
+    request: Request, session: StaffSession, *, error: texts.UiError | None = None, status_code: int = 200
+) -> HTMLResponse:
+    """The account's e-mails the notifier held back (replayed, too old events), with the recipient's name."""
+    who = caller(session)
+    mails: list[Json] = []
+    try:
+        mails = await notifier(request).stale_mails(who)
+    except ServiceError as exc:
+        error = error or texts.translate(exc)
+    master = await views.load_master_data(
+        assignment(request), who, contact_ids={str(m["contact_id"]) for m in mails if m.get("contact_id")}
+    )
+    context = {"session": session, "mails": mails, "master": master, "error": error}
+    return render(request, "held_mails.html", context, status_code=status_code)
+
+
+@router.get(HELD_MAILS, response_class=HTMLResponse)
+async def held_mails(request: Request, session: SessionDep) -> HTMLResponse:
+    """Zurückgehaltene E-Mails: mails of replayed events wait here until staff send them (role ``release``)."""
+    require(session, Role.RELEASE)
+    return await _held_mails_page(request, session)
+
+
+@router.post(HELD_MAILS + "/{mail_id}/senden", response_class=HTMLResponse)
+async def send_held_mail(request: Request, session: PostSessionDep, mail_id: str) -> Response:
+    """Button "Jetzt senden": the notifier queues the held mail for its next send round (audited in its log)."""
+    require(session, Role.RELEASE)
+    try:
+        await notifier(request).release_stale(caller(session), mail_id)
+    except ServiceError as exc:
+        error = NOT_HELD if exc.status == 409 else texts.translate(exc)
+        if exc.status == 409:
+            log.info("gateway.held_mail_not_held", support_id=error.support_id, mail_id=mail_id)
+        return await _held_mails_page(request, session, error=error, status_code=422)
+    log.info("gateway.held_mail_sent", actor=session.login, mail_id=mail_id)
+    return redirect(request, HELD_MAILS + "?gesendet=1")

@@ -285,7 +285,12 @@ def test_property_letter_whole_flow(  # noqa: PLR0915 - the whole flow, step by 
     page.select_option("select[name=recipient_filter]", "post_preference")
     expect(page.locator("[data-testid=estimate]")).to_contain_text("1 Sendung")
     page.check("input[name=color]")
+    page.wait_for_load_state("networkidle")
+    with_colour = page.locator("[data-testid=estimate-total]").inner_text()
     page.select_option("select[name=registered]", "einwurf")
+    # Each option change asks for a new estimate (hx-sync replace: the last change wins); wait for the one that
+    # includes "Einschreiben Einwurf", not for any change (the colour alone already changed the total).
+    expect(page.locator("[data-testid=estimate-total]")).not_to_have_text(with_colour)
     expect(page.locator("[data-testid=estimate-total]")).not_to_have_text(total_all)
     page.wait_for_load_state("networkidle")
     expect(page.locator("[data-testid=estimate]")).to_contain_text("möchte Dokumente online erhalten")

@@ -11,13 +11,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from smartpost_notifier.domain import STATUS_LABELS, MailStatus, latest_due_digest_day
-from smartpost_shared.identity import verified_account
+from smartpost_shared.identity import VerifiedCaller, verified_account
+from smartpost_shared.logging import get_logger
 from smartpost_shared.roles import ADMIN, STAFF, requires
 
 if TYPE_CHECKING:
     from smartpost_notifier.application import Notifier
 
 router = APIRouter()
+log = get_logger(__name__)
+
+# Sending a held-back mail tells recipients about released documents: a decision of the gateway's role ``release``,
+# checked again here from the verified claims (a token of the account alone does not send mail).
+RELEASE_ROLE = "release"
 
 # The account comes from the caller's signed claims (smartpost_shared.identity), never from a plain header.
 AccountHeader = Annotated[str, Depends(verified_account)]
@@ -87,11 +93,12 @@ async def mail_stats(request: Request, account_id: AccountHeader) -> dict[str, A
     return {"account_id": account_id, "mails": counts}
 
 
-@router.get("/internal/mails/stale")
+@router.get("/internal/mails/stale", dependencies=[STAFF])
 async def stale_mails(request: Request, account_id: AccountHeader) -> dict[str, Any]:
     """Mails held back by the replay guard (publication event older than the maximum age), for staff to check."""
     notifier = _notifier(request)
     rows = await asyncio.to_thread(notifier.stale_mails, account_id)
+    titles = await asyncio.to_thread(notifier.document_titles, account_id, [m.mail_id for m in rows])
     return {
         "account_id": account_id,
         "mails": [
@@ -104,6 +111,7 @@ async def stale_mails(request: Request, account_id: AccountHeader) -> dict[str, 
                 "status": m.status.value,
                 "status_label": STATUS_LABELS[m.status],
                 "reason": m.last_error,
+                "document_titles": titles.get(m.mail_id, []),
                 "recorded_at": m.created_at.isoformat(),
             }
             for m in rows
@@ -112,9 +120,15 @@ async def stale_mails(request: Request, account_id: AccountHeader) -> dict[str, 
 
 
 @router.post("/internal/mails/{mail_id}/release")
-async def release_stale_mail(request: Request, mail_id: str, account_id: AccountHeader) -> dict[str, Any]:
-    """Staff decided a held-back mail is still wanted: queue it for sending (only from status ``stale``)."""
+async def release_stale_mail(request: Request, mail_id: str, caller: VerifiedCaller) -> dict[str, Any]:
+    """Staff decided a held-back mail is still wanted: queue it for sending (only from status ``stale``).
+
+    Only a mail of the caller's verified account; another account's mail is answered like one not held (409).
+    """
+    if RELEASE_ROLE not in caller.roles:
+        log.warning("mail.release_refused", mail_id=mail_id, actor=caller.actor, held=sorted(caller.roles))
+        raise HTTPException(status_code=403, detail="Dafür fehlt Ihnen die Berechtigung („Freigeben“).")
     notifier = _notifier(request)
-    if not await asyncio.to_thread(notifier.release_stale, account_id, mail_id):
+    if not await asyncio.to_thread(notifier.release_stale, caller.account_id, mail_id):
         raise HTTPException(status_code=409, detail="Diese E-Mail wartet nicht auf Prüfung.")
     return {"mail_id": mail_id, "status": MailStatus.PENDING.value, "status_label": STATUS_LABELS[MailStatus.PENDING]}

@@ -248,9 +248,14 @@ class Notifier:
         )
 
     def stale_mails(self, account_id: str) -> list[MailRow]:
-        """Mails held back because their publication event was too old (for staff to check)."""
+        """Mails of the account held back because their publication event was too old (for staff to check)."""
         with self.engine.connect() as conn:
-            return [m for m in NotifierRepository(conn).mails_in_status(MailStatus.STALE) if m.account_id == account_id]
+            return NotifierRepository(conn).mails_in_status(MailStatus.STALE, account_id)
+
+    def document_titles(self, account_id: str, mail_ids: list[str]) -> dict[str, list[str]]:
+        """Titles of the documents each of these mails of the account announces."""
+        with self.engine.connect() as conn:
+            return NotifierRepository(conn).document_titles(account_id, mail_ids)
 
     def release_stale(self, account_id: str, mail_id: str) -> bool:
         """Staff released a held-back mail: it goes out with the next send round (compare-and-set on ``stale``)."""

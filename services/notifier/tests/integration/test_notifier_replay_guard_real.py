@@ -56,7 +56,7 @@ async def test_old_publication_is_held_for_staff_and_a_fresh_one_is_mailed(stack
 
     async with app.router.lifespan_context(app), Producer(kafka_settings, account) as producer:
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notifier")
-        headers = caller_headers(account, audience="notifier")
+        headers = caller_headers(account, audience="notifier", roles=["release"])
         await producer.send(
             ContactUpserted(contact_id="anna", last_name="Albers", email="anna@example.org", portal_registered=True)
         )

@@ -8,10 +8,13 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from smartpost_notifier.adapters.db import NotifierRepository, create_tables, mails
 from smartpost_notifier.adapters.smtp import SmtpPermanentError, SmtpTransientError
+from smartpost_notifier.api import router
 from smartpost_notifier.application import Notifier
 from smartpost_notifier.domain import MailStatus, digest_mail_id, immediate_mail_id
 from smartpost_notifier.settings import Settings
@@ -19,7 +22,10 @@ from smartpost_shared.contracts.envelope import make_envelope, parse_envelope
 from smartpost_shared.contracts.masterdata import ContactUpserted, PropertyUpserted, UnitUpserted
 from smartpost_shared.contracts.portal import DocumentPublished, DocumentRevoked
 from smartpost_shared.db import make_engine, outbox
+from smartpost_shared.identity import CallerVerifier
 from smartpost_shared.messaging import SqlIdempotency
+from smartpost_shared.settings import IdentitySettings
+from smartpost_shared.testing.identity import caller_headers
 
 ACCOUNT = "acc-unit"
 
@@ -556,3 +562,33 @@ def test_replay_guard_can_be_switched_off(env):
     _publish_at(env, "d1", "c1", env.clock.now - timedelta(days=30))
     env.clock.advance(6)
     assert env.send_all().sent == 1
+
+
+def test_held_mails_over_http_only_for_the_callers_verified_account_and_release_role(env):
+    """``/internal/mails/stale`` and ``.../release`` take the account from the signed claims: another account sees
+    nothing and cannot send the mail; without the role ``release`` nothing is sent either."""
+    env.contact("c1", email="one@example.org")
+    _publish_at(env, "d-old", "c1", env.clock.now - timedelta(days=30))
+    mail_id = immediate_mail_id(ACCOUNT, "c1", "L-old")
+    app = FastAPI()
+    app.include_router(router)
+    app.state.notifier = env.notifier
+    app.state.caller_verifier = CallerVerifier.from_settings("notifier", IdentitySettings())
+    client = TestClient(app)
+
+    def headers(account, roles=("release",)):
+        return caller_headers(account, audience="notifier", roles=roles)
+
+    assert client.get("/internal/mails/stale").status_code == 401
+    other = client.get("/internal/mails/stale", headers=headers("other-account")).json()
+    assert other == {"account_id": "other-account", "mails": []}
+    own = client.get("/internal/mails/stale", headers=headers(ACCOUNT)).json()["mails"]
+    assert [(m["mail_id"], m["contact_id"], m["document_titles"]) for m in own] == [(mail_id, "c1", ["Titel d-old"])]
+    assert own[0]["reason"].startswith("Veraltet – bitte prüfen")
+    path = f"/internal/mails/{mail_id}/release"
+    assert client.post(path, headers=headers("other-account")).status_code == 409
+    assert client.post(path, headers=headers(ACCOUNT, roles=("prepare", "admin"))).status_code == 403
+    assert env.status(mail_id).status is MailStatus.STALE
+    assert client.post(path, headers=headers(ACCOUNT)).json()["status"] == "pending"
+    assert client.post(path, headers=headers(ACCOUNT)).status_code == 409
+    assert client.get("/internal/mails/stale", headers=headers(ACCOUNT)).json()["mails"] == []

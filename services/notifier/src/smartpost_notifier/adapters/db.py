@@ -323,9 +323,30 @@ class NotifierRepository:
         )
         return [r[0] for r in self.conn.execute(query)]
 
-    def mails_in_status(self, status: MailStatus) -> list[MailRow]:
+    def mails_in_status(self, status: MailStatus, account_id: str | None = None) -> list[MailRow]:
         query = select(mails).where(mails.c.status == status.value)
+        if account_id is not None:
+            query = query.where(mails.c.account_id == account_id).order_by(mails.c.created_at, mails.c.mail_id)
         return [MailRow.from_row(r) for r in self.conn.execute(query)]
+
+    def document_titles(self, account_id: str, mail_ids: list[str]) -> dict[str, list[str]]:
+        """Titles of the documents linked to each mail (the account's own documents only), sorted."""
+        if not mail_ids:
+            return {}
+        query = (
+            select(mail_documents.c.mail_id, documents.c.title)
+            .join(
+                documents,
+                (documents.c.account_id == mail_documents.c.account_id)
+                & (documents.c.document_id == mail_documents.c.document_id),
+            )
+            .where(mail_documents.c.account_id == account_id)
+            .where(mail_documents.c.mail_id.in_(mail_ids))
+        )
+        titles: dict[str, list[str]] = {}
+        for mail_id, title in self.conn.execute(query):
+            titles.setdefault(mail_id, []).append(title)
+        return {mail_id: sorted(set(found)) for mail_id, found in titles.items()}
 
     def mail_counts(self, account_id: str) -> dict[str, dict[str, int]]:
         query = (
