@@ -26,7 +26,13 @@ from smartpost_assignment.domain.matching import (
     placement_for_contact,
     roles_for_groups,
 )
-from smartpost_assignment.domain.warnings import document_warnings
+from smartpost_assignment.domain.warnings import (
+    correction_warnings,
+    document_warnings,
+    replaced_by_correction,
+    target_of,
+)
+from smartpost_shared.contracts.common import LetterScope
 from smartpost_shared.contracts.documents import (
     AssignmentMethod,
     AssignmentStatus,
@@ -201,45 +207,58 @@ class AssignmentService:
 
     # -- letters.events: AssignmentCorrected --
     def on_assignment_corrected(self, envelope: Envelope, conn: Connection) -> None:
+        """Apply one staff correction and echo it.
+
+        Cost independent of the document's size: only the corrected part is read and written, and only the warnings
+        it can change are computed again (the rest stay as stored).
+        """
         payload = envelope.payload
         assert isinstance(payload, AssignmentCorrected)
         account = envelope.account_id
         lock_letter(conn, account, payload.letter_id)
         store = AssignmentStore(conn)
         context = store.letter(account, payload.letter_id)
-        document = store.document(account, payload.letter_id, payload.document_id)
-        if context is None or document is None:
+        stored_warnings = store.document_warnings_json(account, payload.letter_id, payload.document_id)
+        if context is None or stored_warnings is None:
             raise PermanentError(f"correction for unknown letter/document {payload.letter_id}/{payload.document_id}")
-        parts = {p.part_id: p for p in document.parts}
-        part = parts.get(payload.part_id)
-        if part is None:
+        previous = store.part(account, payload.letter_id, payload.document_id, payload.part_id)
+        if previous is None:
             raise PermanentError(f"correction for unknown part {payload.part_id} of document {payload.document_id}")
         snapshot = self.snapshot(conn, account)
-        stored = store.parts(account, payload.letter_id, payload.document_id)
-        previous = stored.get(part.part_id)
         corrected = self._corrected(payload, snapshot, context, previous)
         store.save_part(
             account,
             payload.letter_id,
             payload.document_id,
-            part.index,
+            previous.index,
             corrected,
             confirmed=True,
             confirmed_by=payload.actor,
         )
-        assignments = [
-            corrected if p.part_id == part.part_id else stored[p.part_id].assignment
-            for p in document.parts
-            if p.part_id in stored or p.part_id == part.part_id
+        targets = {t for t in (target_of(previous.assignment), target_of(corrected)) if t is not None}
+        property_scope = context.scope is LetterScope.PROPERTY
+        kept = [
+            w
+            for w in stored_warnings
+            if not replaced_by_correction(w, corrected.part_id, targets, property_scope=property_scope)
         ]
-        warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in document.parts}, assignments)
-        store.save_document(account, payload.letter_id, payload.document_id, document.parts, warnings)
+        fresh = correction_warnings(
+            snapshot,
+            context,
+            corrected,
+            store.assigned_by_target(account, payload.letter_id, payload.document_id, targets),
+            store.served_contacts(account, payload.letter_id, payload.document_id) if property_scope else set(),
+        )
+        store.save_document_warnings(
+            account, payload.letter_id, payload.document_id, kept + [w.model_dump(mode="json") for w in fresh]
+        )
         # The echo carries what changed: the corrected part and its warnings (the letter keeps the others).
+        part_warnings = [AssignmentWarning.model_validate(w) for w in kept if w.get("part_id") == corrected.part_id]
         event = PagesAssigned(
             letter_id=payload.letter_id,
             document_id=payload.document_id,
             assignments=[corrected],
-            warnings=[w for w in warnings if w.part_id == part.part_id],
+            warnings=part_warnings + [w for w in fresh if w.part_id == corrected.part_id],
             is_correction=True,
         )
         add_to_outbox(
@@ -251,7 +270,7 @@ class AssignmentService:
                 event_id=deterministic_event_id(PRODUCER, "PagesAssigned", "correction", envelope.event_id),
             ),
         )
-        log.info("assignment.corrected", part_id=part.part_id, action=payload.action.value, actor=payload.actor)
+        log.info("assignment.corrected", part_id=corrected.part_id, action=payload.action.value, actor=payload.actor)
 
     def _corrected(
         self,

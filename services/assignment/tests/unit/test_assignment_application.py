@@ -7,11 +7,13 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from smartpost_assignment.adapters.db import AssignmentStore, create_tables
 from smartpost_assignment.application import AssignmentService, import_envelopes, letter_view
 from smartpost_assignment.domain.importing import parse_masterdata
+from smartpost_assignment.domain.warnings import document_warnings
 from smartpost_shared.contracts.common import DocumentType, LetterScope, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
 from smartpost_shared.contracts.envelope import make_envelope
@@ -289,3 +291,82 @@ def test_billing_period_of_the_letter_is_kept_and_decides_validity(tmp_path: Pat
         stored = AssignmentStore(conn).letter(ACCOUNT, "L-period")
     assert stored is not None
     assert (stored.period_start, stored.period_end) == (date(2025, 1, 1), date(2025, 12, 31))
+
+
+@pytest.mark.parametrize("scope", [LetterScope.PROPERTY, LetterScope.CROSS_PROPERTY])
+def test_a_correction_updates_the_documents_warnings_as_a_full_recomputation_would(
+    tmp_path: Path, scope: LetterScope
+) -> None:
+    """A correction recomputes only the warnings it can change; the stored result must equal the full computation."""
+    engine, service, idem = setup(tmp_path)
+    created = LetterCreated(
+        letter_id="L1",
+        title="Abrechnung",
+        document_type=DocumentType(id="d", path=["Abrechnungen"]),
+        recipient_groups=["owners"],
+        scope=scope,
+        property_id="P-0815" if scope is LetterScope.PROPERTY else None,
+        letter_date=date(2025, 9, 1),  # after C-1003's contract ended: a contract warning when assigned to them
+        created_by="staff",
+    )
+    idem.run_once(service.on_letter_created, make_envelope(created, account_id=ACCOUNT, producer="letters"))
+    parts = [
+        part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="p0"),
+        part(["Frau Anna Schmidt", "Gartenweg 3", "14467 Potsdam"], pid="p1"),
+        part(["Herrn Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-004711"], pid="p2"),
+        part(["Herrn Niemand Unbekannt", "Irgendwo 9", "99999 Nirgends"], pid="p3"),
+        part(["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"], pid="p4"),
+    ]
+    parts[4] = parts[4].model_copy(update={"page_count": 9, "last_page": 9})  # unusual page count, never changes
+    split_event = make_envelope(
+        DocumentSplit(
+            letter_id="L1",
+            document_id="D1",
+            source_key="s",
+            strategy=SplitStrategy.ADDRESS_BLOCK,
+            source_page_count=17,
+            parts=parts,
+        ),
+        account_id=ACCOUNT,
+        producer="splitter",
+    )
+    idem.run_once(service.on_document_split, split_event)
+    steps = [
+        ("p1", CorrectionAction.REASSIGN, "C-1001"),  # a third letter for Müller's unit
+        ("p0", CorrectionAction.UNASSIGN, None),
+        ("p3", CorrectionAction.REASSIGN, "C-1003"),  # contract ended before the letter date
+        ("p2", CorrectionAction.DISCARD, None),
+        ("p1", CorrectionAction.REASSIGN, "C-1002"),
+        ("p4", CorrectionAction.REASSIGN, "C-1003"),
+        ("p3", CorrectionAction.UNASSIGN, None),
+        ("p0", CorrectionAction.REASSIGN, "C-1001"),
+    ]
+    seen_codes: set[str] = set()
+    for part_id, action, contact in steps:
+        correction = AssignmentCorrected(
+            letter_id="L1", document_id="D1", part_id=part_id, action=action, contact_id=contact, actor="staff@hv"
+        )
+        idem.run_once(
+            service.on_assignment_corrected, make_envelope(correction, account_id=ACCOUNT, producer="letters")
+        )
+        with engine.connect() as conn:
+            store = AssignmentStore(conn)
+            context = store.letter(ACCOUNT, "L1")
+            assert context is not None
+            stored = store.document(ACCOUNT, "L1", "D1")
+            assert stored is not None
+            assignments = [p.assignment for p in store.parts(ACCOUNT, "L1", "D1").values()]
+            full = document_warnings(
+                MasterDataReader(conn).snapshot(ACCOUNT), context, {p.part_id: p.page_count for p in parts}, assignments
+            )
+        as_json = sorted(json.dumps(w.model_dump(mode="json"), sort_keys=True) for w in stored.warnings)
+        assert as_json == sorted(json.dumps(w.model_dump(mode="json"), sort_keys=True) for w in full), (part_id, action)
+        seen_codes |= {w.code for w in full}
+        echo = published(engine)[-1]["payload"]
+        assert sorted(json.dumps(w, sort_keys=True) for w in echo["warnings"]) == sorted(
+            json.dumps(w.model_dump(mode="json"), sort_keys=True) for w in full if w.part_id == part_id
+        )
+    # The sequence exercised the warnings a correction can change (and one it cannot).
+    assert {"duplicate_assignment", "contract_ended", "part_needs_review", "unusual_page_count"} <= seen_codes
+    if scope is LetterScope.PROPERTY:
+        assert "contact_without_part" in seen_codes

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from smartpost_assignment.domain.matching import LetterContext
 from smartpost_shared.contracts.common import LetterScope
-from smartpost_shared.contracts.documents import AssignmentWarning, PartAssignment, SplitPart
+from smartpost_shared.contracts.documents import AssignmentStatus, AssignmentWarning, PartAssignment, SplitPart
 from smartpost_shared.db import processed_events
 
 if TYPE_CHECKING:
@@ -378,6 +378,91 @@ class AssignmentStore:
             )
         return result
 
+    def part(self, account_id: str, letter_id: str, document_id: str, part_id: str) -> StoredPart | None:
+        row = self.conn.execute(
+            select(part_assignments).where(
+                and_(
+                    part_assignments.c.account_id == account_id,
+                    part_assignments.c.letter_id == letter_id,
+                    part_assignments.c.document_id == document_id,
+                    part_assignments.c.part_id == part_id,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        data = row._mapping  # noqa: SLF001
+        return StoredPart(
+            assignment=PartAssignment.model_validate_json(data["assignment"]),
+            confirmed=bool(data["confirmed"]),
+            confirmed_by=data["confirmed_by"],
+            index=int(data["part_index"]),
+        )
+
+    def assigned_by_target(
+        self, account_id: str, letter_id: str, document_id: str, targets: set[tuple[str, str | None]]
+    ) -> dict[tuple[str, str | None], list[str]]:
+        """For each (contact, unit) of ``targets``: the document's parts assigned to it, in document order."""
+        result: dict[tuple[str, str | None], list[str]] = {target: [] for target in targets}
+        if not targets:
+            return result
+        rows = self.conn.execute(
+            select(part_assignments.c.part_id, part_assignments.c.contact_id, part_assignments.c.unit_id)
+            .where(
+                and_(
+                    part_assignments.c.account_id == account_id,
+                    part_assignments.c.letter_id == letter_id,
+                    part_assignments.c.document_id == document_id,
+                    part_assignments.c.status == AssignmentStatus.ASSIGNED.value,
+                    part_assignments.c.contact_id.in_(sorted({contact for contact, _ in targets})),
+                )
+            )
+            .order_by(part_assignments.c.part_index)
+        )
+        for part_id, contact_id, unit_id in rows:
+            if (contact_id, unit_id) in result:
+                result[(contact_id, unit_id)].append(part_id)
+        return result
+
+    def served_contacts(self, account_id: str, letter_id: str, document_id: str) -> set[str]:
+        """Every contact that has an assigned part of the document."""
+        rows = self.conn.execute(
+            select(part_assignments.c.contact_id)
+            .distinct()
+            .where(
+                and_(
+                    part_assignments.c.account_id == account_id,
+                    part_assignments.c.letter_id == letter_id,
+                    part_assignments.c.document_id == document_id,
+                    part_assignments.c.status == AssignmentStatus.ASSIGNED.value,
+                    part_assignments.c.contact_id.is_not(None),
+                )
+            )
+        )
+        return {str(r[0]) for r in rows if r[0]}
+
+    def document_warnings_json(self, account_id: str, letter_id: str, document_id: str) -> list[dict[str, Any]] | None:
+        """The document's stored warnings as JSON objects (no model validation: a correction keeps most as they are)."""
+        key = _document_key(account_id, letter_id, document_id)
+        row = self.conn.execute(select(documents.c.warnings).where(key)).first()
+        return None if row is None else list(json.loads(row[0] or "[]"))
+
+    def save_document_warnings(
+        self, account_id: str, letter_id: str, document_id: str, warnings: list[dict[str, Any]]
+    ) -> int:
+        """Replace only the warnings of a stored document (its parts stay as the split left them)."""
+        key = _document_key(account_id, letter_id, document_id)
+        row = self.conn.execute(select(documents.c.revision).where(key)).first()
+        if row is None:
+            raise LookupError(document_id)
+        revision = int(row[0]) + 1
+        self.conn.execute(
+            update(documents)
+            .where(key)
+            .values(warnings=json.dumps(warnings), revision=revision, updated_at=datetime.now(UTC))
+        )
+        return revision
+
     def save_part(
         self,
         account_id: str,
@@ -419,6 +504,14 @@ class AssignmentStore:
             )
         else:
             self.conn.execute(update(part_assignments).where(key).values(**values))
+
+
+def _document_key(account_id: str, letter_id: str, document_id: str) -> Any:
+    return and_(
+        documents.c.account_id == account_id,
+        documents.c.letter_id == letter_id,
+        documents.c.document_id == document_id,
+    )
 
 
 def _document(row: Any) -> StoredDocument:
