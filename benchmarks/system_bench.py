@@ -388,6 +388,8 @@ class Bench:
     def import_masterdata(self) -> tuple[float, int, dict[str, Any]]:
         body = json.dumps(self.account.masterdata).encode()
         before = self.ledger_counts()
+        if self.profiler:
+            self.profiler.start("import")
         started = time.monotonic()
         accepted = self.ok(
             self.http.post(
@@ -401,6 +403,8 @@ class Bench:
             every=1.0,
         )
         del status
+        if self.profiler:
+            self.profiler.stop()
         progress = self.ok(self.http.get(self.url("assignment", f"/imports/{accepted['import_id']}")))
         return time.monotonic() - started, total, progress
 
@@ -531,6 +535,8 @@ class Bench:
             return dict(self.ok(self.http.get(stats_url))["mails"].get("immediate", {}))
 
         mails_before = immediate()
+        if self.profiler:
+            self.profiler.start(f"release-{expected_parts}")
         cpu_before = self.cpu_now()
         s = time.monotonic()
         self.ok(self.http.post(self.url("letters", f"/letters/{lid}/review/confirm?parts=none")))
@@ -561,6 +567,9 @@ class Bench:
         t["release -> all e-mails"] = time.monotonic() - s
         t["e-mails sent"] = after.get("sent", 0) - mails_before.get("sent", 0)
         self.cpu_of_stage(t, "release -> all e-mails", cpu_before)
+        if self.profiler:
+            self.profiler.stop()
+            self.profiler.start(f"print-{expected_parts}")
 
         cpu_before = self.cpu_now()
         options = {"recipient_filter": "post_preference", "provider": "hybridpost", "one_envelope_per_contact": True}
@@ -584,6 +593,8 @@ class Bench:
         t["print order -> all submitted"] = time.monotonic() - s
         t["mailpieces"] = seen[-1][1] if seen else 0
         self.cpu_of_stage(t, "print order -> all submitted", cpu_before)
+        if self.profiler:
+            self.profiler.stop()
         t["letter_id"] = lid
         return t
 
