@@ -192,6 +192,7 @@ class AssignmentService:
         matcher.note_document(parts)
         assignments: list[PartAssignment] = []
         delete_parts_except(conn, context.account_id, context.letter_id, document_id, {p.part_id for p in parts})
+        new_parts: list[tuple[int, PartAssignment]] = []
         for part in parts:
             stored = existing.get(part.part_id)
             if keep_confirmed and stored is not None and stored.confirmed:
@@ -199,8 +200,12 @@ class AssignmentService:
                 assignments.append(stored.assignment)
                 continue
             assignment = matcher.assign(part)
-            store.save_part(context.account_id, context.letter_id, document_id, part.index, assignment)
+            if stored is None:
+                new_parts.append((part.index, assignment))  # inserted together below
+            else:
+                store.save_part(context.account_id, context.letter_id, document_id, part.index, assignment)
             assignments.append(assignment)
+        store.insert_parts(context.account_id, context.letter_id, document_id, new_parts)
         warnings = document_warnings(snapshot, context, {p.part_id: p.page_count for p in parts}, assignments)
         store.save_document(context.account_id, context.letter_id, document_id, parts, warnings)
         return DocumentOutcome(context.letter_id, document_id, assignments, warnings)

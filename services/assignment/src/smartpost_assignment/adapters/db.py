@@ -463,6 +463,26 @@ class AssignmentStore:
         )
         return revision
 
+    def insert_parts(
+        self, account_id: str, letter_id: str, document_id: str, parts: list[tuple[int, PartAssignment]]
+    ) -> None:
+        """Store the assignments of parts that have none yet, in one statement (a 4,000-letter split)."""
+        if not parts:
+            return
+        self.conn.execute(
+            insert(part_assignments),
+            [
+                {
+                    "account_id": account_id,
+                    "letter_id": letter_id,
+                    "document_id": document_id,
+                    "part_id": assignment.part_id,
+                    **_part_values(index, assignment, confirmed=False, confirmed_by=None),
+                }
+                for index, assignment in parts
+            ],
+        )
+
     def save_part(
         self,
         account_id: str,
@@ -480,18 +500,7 @@ class AssignmentStore:
             part_assignments.c.document_id == document_id,
             part_assignments.c.part_id == assignment.part_id,
         )
-        values = {
-            "part_index": index,
-            "status": assignment.status.value,
-            "contact_id": assignment.contact_id,
-            "property_id": assignment.property_id,
-            "unit_id": assignment.unit_id,
-            "method": assignment.method.value if assignment.method else None,
-            "score": assignment.score,
-            "assignment": assignment.model_dump_json(),
-            "confirmed": confirmed,
-            "confirmed_by": confirmed_by,
-        }
+        values = _part_values(index, assignment, confirmed=confirmed, confirmed_by=confirmed_by)
         if self.conn.execute(select(part_assignments.c.part_id).where(key)).first() is None:
             self.conn.execute(
                 insert(part_assignments).values(
@@ -504,6 +513,23 @@ class AssignmentStore:
             )
         else:
             self.conn.execute(update(part_assignments).where(key).values(**values))
+
+
+def _part_values(
+    index: int, assignment: PartAssignment, *, confirmed: bool, confirmed_by: str | None
+) -> dict[str, Any]:
+    return {
+        "part_index": index,
+        "status": assignment.status.value,
+        "contact_id": assignment.contact_id,
+        "property_id": assignment.property_id,
+        "unit_id": assignment.unit_id,
+        "method": assignment.method.value if assignment.method else None,
+        "score": assignment.score,
+        "assignment": assignment.model_dump_json(),
+        "confirmed": confirmed,
+        "confirmed_by": confirmed_by,
+    }
 
 
 def _document_key(account_id: str, letter_id: str, document_id: str) -> Any:
