@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 PRODUCER = "print-dispatch"
+ORDER_OPTIONS_CACHED = 256  # print orders whose options are kept in memory (a mailpiece read them twice per step)
 Clock = Callable[[], datetime]
 # provider_status of a mailpiece whose hand-over is unknown at a provider without idempotency keys
 OUTCOME_UNKNOWN = "outcome_unknown"
@@ -166,6 +167,7 @@ class PrintDispatch:
         self.clock = clock
         self.executor = executor
         self.zone = ZoneInfo(settings.timezone)
+        self._order_options: dict[tuple[str, str], PrintOptions] = {}
 
     # ---------------------------------------------------------------- consumers (one transaction each)
 
@@ -668,13 +670,22 @@ class PrintDispatch:
         return list(self.executor.map(_prepare_or_reason, requests, chunksize=8))
 
     def _options(self, row: dict[str, Any]) -> PrintOptions:
+        """The options of the mailpiece's print order (written once with the order, never changed: cached)."""
+        key = (str(row["account_id"]), str(row["print_order_id"]))
+        cached = self._order_options.get(key)
+        if cached is not None:
+            return cached
         with self.engine.connect() as conn:
             raw = conn.execute(
                 select(orders.c.options).where(
                     and_(orders.c.account_id == row["account_id"], orders.c.print_order_id == row["print_order_id"])
                 )
             ).scalar_one()
-        return PrintOptions.model_validate_json(raw)
+        options = PrintOptions.model_validate_json(raw)
+        if len(self._order_options) >= ORDER_OPTIONS_CACHED:
+            self._order_options.clear()
+        self._order_options[key] = options
+        return options
 
     def _store_prepared(self, row: dict[str, Any], outcome: PreparedMailpiece | str) -> None:
         account, mailpiece = row["account_id"], row["mailpiece_id"]
