@@ -57,6 +57,7 @@ log = get_logger(__name__)
 Handler = Callable[[Envelope], Awaitable[None]]
 SqlHandler = Callable[[Envelope, "Connection"], None]
 SqlBatchHandler = Callable[["Connection", list[Envelope]], None]
+GroupHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
 class TransientError(Exception):
@@ -486,6 +487,81 @@ class EventConsumer:
             title=f"{self.service}:{topic.name}:batch",
             description=f"{self.service} consumes {', '.join(sorted(handlers))} from {topic.name} in batches",
         )(consume)
+
+    def subscribe_grouped(  # noqa: PLR0913 - the subscription's options
+        self,
+        topic: Topic,
+        handlers: Mapping[str, Handler],
+        apply_group: GroupHandler,
+        *,
+        group_id: str | None = None,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        rebalance_timeout_ms: int | None = None,
+        max_records: int = 500,
+        batch_timeout_ms: int = 200,
+    ) -> None:
+        """Consume ``topic`` in batches handed to ``apply_group`` at once (one offset commit per batch).
+
+        For consumers whose idempotency lives in their own store rather than in :class:`SqlIdempotency` (the
+        letters aggregate remembers the inbound event ids): ``apply_group`` must have the effect of ``handlers``
+        one by one and be safe to repeat. Invalid messages are dead-lettered one by one before it runs; outages are
+        retried without committing; any other failure falls back to ``handlers`` one at a time, so only the
+        poisonous event is dead-lettered.
+        """
+
+        async def consume(msg: KafkaMessage) -> None:
+            await self._consume_grouped(topic, handlers, apply_group, msg)
+
+        consume.__name__ = f"on_{topic.name.replace('.', '_')}_grouped"
+        self.broker.subscriber(
+            topic.name,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
+            group_id=group_id or f"{self.group_prefix}-{self.service}",
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms or max(3 * session_timeout_ms, 10_000),
+            title=f"{self.service}:{topic.name}:grouped",
+            description=f"{self.service} consumes {', '.join(sorted(handlers))} from {topic.name} in batches",
+        )(consume)
+
+    async def _consume_grouped(
+        self, topic: Topic, handlers: Mapping[str, Handler], apply_group: GroupHandler, msg: KafkaMessage
+    ) -> None:
+        batch: list[tuple[_Delivery, Envelope]] = []
+        for record in (_Delivery(record, record.value or b"") for record in msg.raw_message):
+            envelope = await self._parse(topic, handlers, record)
+            if envelope is not None:
+                batch.append((record, envelope))
+        if not batch:
+            return
+        failures = 0
+        while True:
+            try:
+                await apply_group([envelope for _, envelope in batch])
+            except TRANSIENT_EXCEPTIONS as exc:
+                failures += 1
+                delay = min(self.backoff_seconds * 2 ** min(failures, 10), self.max_backoff_seconds)
+                log.warning("group.transient_failure", error=str(exc), retry_in=delay, events=len(batch))
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # noqa: BLE001 - isolate the poisonous event: one at a time
+                log.warning("group.failed_one_by_one", error=f"{type(exc).__name__}: {exc}", events=len(batch))
+                for record, envelope in batch:
+                    with message_context(
+                        correlation_id=envelope.correlation_id,
+                        account_id=envelope.account_id,
+                        event_id=envelope.event_id,
+                        event_type=envelope.event_type,
+                    ):
+                        await self._run_with_retries(topic, record, envelope, handlers[envelope.event_type])
+                return
+            log.info("group.applied", topic=topic.name, events=len(batch))
+            return
 
     async def _consume_batch(
         self,

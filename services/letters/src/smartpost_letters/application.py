@@ -412,9 +412,7 @@ class LetterService:
         current = self.get_letter(ctx.account_id, letter_id)
         raise VersionConflictError(ctx.expected_version or current.version, current.version)
 
-    def _record_inbound(
-        self, account_id: str, letter_id: uuid.UUID, record: Callable[[SerialLetter], InboundOutcome]
-    ) -> InboundOutcome:
+    def _record_inbound(self, account_id: str, letter_id: uuid.UUID, record: Callable[[SerialLetter], T]) -> T:
         for _ in range(MAX_CONCURRENCY_RETRIES):
             with self.app.letters.lock(letter_id):
                 letter = self._get_locked(account_id, letter_id)
@@ -805,6 +803,23 @@ class LetterService:
             lambda letter: letter.record_mailpiece_status(
                 inbound_event_id=inbound_event_id, mailpiece=mailpiece, actor=Actor(actor)
             ),
+        )
+
+    def record_mailpiece_statuses(
+        self, account_id: str, letter_id: uuid.UUID, statuses: Sequence[tuple[str, MailpieceView, str]]
+    ) -> list[InboundOutcome]:
+        """Several status changes of one letter's mailpieces, recorded with one save.
+
+        ``statuses``: ``(inbound event id, mailpiece, actor)`` in order. The same events as one by one, one
+        transaction instead of one per status.
+        """
+        return self._record_inbound(
+            account_id,
+            letter_id,
+            lambda letter: [
+                letter.record_mailpiece_status(inbound_event_id=event_id, mailpiece=mailpiece, actor=Actor(actor))
+                for event_id, mailpiece, actor in statuses
+            ],
         )
 
     def record_viewed(

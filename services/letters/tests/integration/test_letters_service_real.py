@@ -19,7 +19,7 @@ from smartpost_shared.contracts.documents import (
     PartAssignment,
     SplitFailureReason,
 )
-from smartpost_shared.contracts.envelope import make_envelope
+from smartpost_shared.contracts.envelope import Envelope, make_envelope
 from smartpost_shared.contracts.portal import DocumentViewed
 from smartpost_shared.contracts.printing import MailpieceStatus, PrintJobStatusChanged
 from smartpost_shared.messaging import EventPublisher, make_broker
@@ -170,21 +170,34 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
     r = await client.post(f"/v1/letters/{lid}/print-order", json={"duplex": False}, headers=h(account))
     order_id = r.json()["print_order"]["print_order_id"]
     item0 = f"{lid}:{parts[0].part_id}"
-    await upstream.publish(
-        make_envelope(
+
+    def status(mailpiece: str, value: MailpieceStatus, order: str = order_id) -> Envelope:
+        return make_envelope(
             PrintJobStatusChanged(
-                print_order_id=order_id,
+                print_order_id=order,
                 letter_id=lid,
-                mailpiece_id="mp-1",
+                mailpiece_id=mailpiece,
                 contact_id="c0",
                 item_ids=[item0],
-                status=MailpieceStatus.SENT,
+                status=value,
                 provider="filedrop",
             ),
             account_id=account,
             producer="print-dispatch",
         )
-    )
+
+    # A burst of status changes is consumed in groups (one save per letter); one that names another print order
+    # breaks its group, which is then applied one by one: only that one is dead-lettered, the rest is recorded.
+    burst = [
+        status(f"mp-{n}", value)
+        for value in (MailpieceStatus.CREATED, MailpieceStatus.SUBMITTED, MailpieceStatus.SENT)
+        for n in range(1, 21)
+    ]
+    wrong = status("mp-x", MailpieceStatus.SENT, order="another-order")
+    burst.insert(30, wrong)
+    for envelope in burst:
+        await upstream.publish(envelope)
+    await upstream.publish(burst[5])  # a re-delivery changes nothing
     await upstream.publish(
         make_envelope(
             DocumentViewed(
@@ -201,7 +214,16 @@ async def test_full_life_cycle_over_kafka(  # noqa: PLR0915 - one scenario end t
     body = await wait_for(
         client, account, lid, lambda b: b["print_order"]["mailpieces"] and b["items"][0]["first_viewed_at"]
     )
-    assert body["print_order"]["mailpieces"][0]["status"] == "sent"
+    body = await wait_for(
+        client, account, lid, lambda b: [m["status"] for m in b["print_order"]["mailpieces"]] == ["sent"] * 20
+    )
+    assert {m["mailpiece_id"]: m["status"] for m in body["print_order"]["mailpieces"]} == {
+        f"mp-{n}": "sent" for n in range(1, 21)
+    }
+    dead = await read_topic(
+        bootstrap, "print.events.dlq", lambda b, _: b["event_id"] == str(wrong.event_id), until=lambda m: len(m) >= 1
+    )
+    assert "does not belong" in dead[0][1]["dlq_reason"]
     await client.post(f"/v1/letters/{lid}/revocations", json={"unit_id": "u1", "reason": "Auszug"}, headers=h(account))
 
     wanted = [
