@@ -125,3 +125,36 @@ def test_rotation_trusts_old_and_new_key_and_nothing_else() -> None:
         == "no trusted key for producer 'splitter'"
     )
     assert verifier.problem("letters", body, "not base64!") == "malformed signature"
+
+
+def test_the_key_that_verified_last_is_tried_first_and_every_trusted_key_still_counts() -> None:
+    """Master data signed by the importer's key (second in the list) must not cost a failed check of the ERP's key
+    every time; a message of the other key, and a forged one, are still judged right."""
+    erp_private, erp_public = generate_keypair()
+    importer_private, importer_public = generate_keypair()
+    stranger_private, _ = generate_keypair()
+    verifier = EventVerifier({"erp-integration": [erp_public, importer_public]})
+    tried: list[int] = []
+    keys = verifier._keys["erp-integration"]
+
+    class Counting:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def verify(self, signature: bytes, body: bytes) -> None:
+            tried.append(self.index)
+            keys_before[self.index].verify(signature, body)
+
+    keys_before = list(keys)
+    verifier._keys["erp-integration"] = [Counting(0), Counting(1)]  # type: ignore[list-item]
+    body = b'{"event_type":"ContactUpserted"}'
+    for _ in range(3):
+        assert verifier.problem("erp-integration", body, EventSigner(importer_private).sign(body)) is None
+    assert tried == [0, 1, 1, 1]  # one miss, then the importer's key first
+    tried.clear()
+    assert verifier.problem("erp-integration", body, EventSigner(erp_private).sign(body)) is None
+    assert verifier.problem("erp-integration", body, EventSigner(erp_private).sign(body)) is None
+    assert tried == [1, 0, 0]
+    assert verifier.problem("erp-integration", body, EventSigner(stranger_private).sign(body)) == (
+        "signature does not match producer 'erp-integration'"
+    )

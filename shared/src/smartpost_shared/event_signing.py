@@ -42,6 +42,10 @@ class EventSigner:
 class EventVerifier:
     trusted_producers: dict[str, list[str]]
     _keys: dict[str, list[Ed25519PublicKey]] = field(init=False)
+    # Per producer, the key that verified its last message: tried first. A producer with several trusted keys (a
+    # rotation, or master data from the ERP and from the assignment service's importer) otherwise cost a failed
+    # verification (~0.13 ms) for most messages: 15,000 imported events, four consumers, 8 s of CPU.
+    _preferred: dict[str, int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._keys = {
@@ -60,11 +64,13 @@ class EventVerifier:
             raw = base64.b64decode(signature, validate=True)
         except (binascii.Error, ValueError):
             return "malformed signature"
-        for key in keys:
+        first = self._preferred.get(producer, 0) % len(keys)
+        for index in (first, *(i for i in range(len(keys)) if i != first)):
             try:
-                key.verify(raw, body)
+                keys[index].verify(raw, body)
             except InvalidSignature:
                 continue
+            self._preferred[producer] = index
             return None
         return f"signature does not match producer {producer!r}"
 
