@@ -358,6 +358,8 @@ def _foreign_storage_key(envelope: Envelope) -> str | None:
 
 
 def _storage_keys(value: object) -> Iterator[str]:
+    # Only models and lists can hold keys: scalars are not descended into (a generator per field of every consumed
+    # event was most of this check's cost).
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
             field_value = getattr(value, name)
@@ -365,11 +367,12 @@ def _storage_keys(value: object) -> Iterator[str]:
                 yield field_value
             elif name.endswith("_keys") and isinstance(field_value, list | tuple):
                 yield from (str(k) for k in field_value)
-            else:
+            elif isinstance(field_value, BaseModel | list | tuple):
                 yield from _storage_keys(field_value)
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _storage_keys(item)
+            if isinstance(item, BaseModel | list | tuple):
+                yield from _storage_keys(item)
 
 
 @dataclass(frozen=True)
