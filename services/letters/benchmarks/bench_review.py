@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from letters_testkit import make_parts
+from letters_testkit import make_parts, tiny_pdf
 
 from smartpost_letters.app import create_app
 from smartpost_letters.settings import Settings
@@ -41,7 +41,7 @@ from smartpost_shared.contracts.documents import (
     PartAssignment,
 )
 from smartpost_shared.storage import MemoryStore
-from smartpost_shared.testing.identity import caller_headers
+from smartpost_shared.testing.identity import caller_headers, install
 
 ACCOUNT = "acc-bench"
 
@@ -108,7 +108,10 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="postgresql://app:app@127.0.0.1:5432/<db> (must exist)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-review-")
-    settings = Settings(data_dir=tmp, log_json=False, log_level="WARNING", database_url=args.postgres)
+    install()  # the test suite's caller and event keys: this process stands in for the gateway and the services
+    settings = Settings(
+        data_dir=tmp, log_json=False, log_level="WARNING", database_url=args.postgres, local_development=True
+    )
     app = create_app(settings, store=MemoryStore())
     client = TestClient(app)
     service = app.state.service
@@ -118,7 +121,7 @@ def main() -> None:
     body = {"title": "Jahresabrechnung 2025", "document_type_id": dt, "recipient_groups": ["owners"]}
     letter = client.post("/v1/letters", json={**body, "scope": "cross_property"}, headers=headers()).json()
     lid = letter["letter_id"]
-    pdf = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    pdf = tiny_pdf()
     client.post(
         f"/v1/letters/{lid}/documents",
         files={"file": ("brief.pdf", pdf, "application/pdf")},
