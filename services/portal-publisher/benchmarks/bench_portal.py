@@ -63,9 +63,15 @@ def main() -> None:
 
 def run(args: argparse.Namespace, url: str) -> None:
     store = MemoryStore()
-    settings = Settings(database_url=url, download_link_secret=SecretStr("bench"), log_level="WARNING")
+    settings = Settings(
+        database_url=url,
+        download_link_secret=SecretStr("bench-download-link-secret"),
+        log_level="WARNING",
+        local_development=True,  # no object-store secret: the benchmark uses the in-memory store
+    )
     app = create_app(settings, store=store)
     engine = app.state.engine
+    app.state.create_tables()  # what the service's start-up does (the benchmark runs no lifespan)
     account = f"bench-{uuid.uuid4().hex[:8]}"
     md = SqlIdempotency(engine, "bench:md")
     today = date.today()  # noqa: DTZ011 - contract dates are local calendar dates
