@@ -417,7 +417,7 @@ class Bench:
         created = self.ok(self.http.post(self.url("letters", "/document-types"), json={"name": "Jahresabrechnung"}))
         return str(created["created_id"])
 
-    def run_letter(self, pdf: Path, expected_parts: int) -> dict[str, Any]:  # noqa: C901 - one scenario
+    def run_letter(self, pdf: Path, expected_parts: int) -> dict[str, Any]:  # noqa: C901, PLR0912 - one scenario
         t: dict[str, Any] = StageLog()
         letter = self.ok(
             self.http.post(
@@ -668,14 +668,42 @@ class StageLog(dict[str, Any]):
         print(f"    {key}: {shown}", file=sys.stderr, flush=True)
 
 
+def print_results(results: dict[int, dict[str, Any]]) -> None:
+    """The stage table (one column per size, with the ratio when there are two)."""
+    sizes = list(results)
+    if not sizes:
+        return
+    print("\n## Results")
+    header = "| stage | " + " | ".join(f"{p:,} pages" for p in sizes) + (" | ratio |" if len(sizes) == 2 else " |")
+    print(header)
+    print("|---" * (len(sizes) + 1 + (len(sizes) == 2)) + "|")
+    for key in results[sizes[0]]:
+        if key == "letter_id":
+            continue
+        values = [results[p][key] for p in sizes]
+        cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in values]
+        ratio = ""
+        if len(sizes) == 2 and isinstance(values[0], float) and values[0] > 0:
+            ratio = f" | {values[1] / values[0]:.1f}x"
+        elif len(sizes) == 2:
+            ratio = " | "
+        print(f"| {key} | " + " | ".join(cells) + ratio + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--workdir", default="var/bench")
+    parser.add_argument(
+        "--properties", type=int, default=240, help="account size (240 = ~15,000 master-data events, 320 = ~20,000)"
+    )
+    parser.add_argument("--import-only", action="store_true", help="time the master-data import alone, no letters")
     args = parser.parse_args()
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    account = generate_account()
+    account = generate_account(properties=args.properties)
+    if args.import_only:
+        args.pages = []
     md = account.masterdata
     print(
         f"account: {len(md['properties'])} properties, {len(md['units'])} units, {len(md['contacts'])} contacts, "
@@ -724,22 +752,7 @@ def main() -> None:
         system.stop_all()
         stack.down()
 
-    print("\n## Results")
-    sizes = list(results)
-    header = "| stage | " + " | ".join(f"{p:,} pages" for p in sizes) + (" | ratio |" if len(sizes) == 2 else " |")
-    print(header)
-    print("|---" * (len(sizes) + 1 + (len(sizes) == 2)) + "|")
-    for key in results[sizes[0]]:
-        if key == "letter_id":
-            continue
-        values = [results[p][key] for p in sizes]
-        cells = [f"{v:.2f}" if isinstance(v, float) else str(v) for v in values]
-        ratio = ""
-        if len(sizes) == 2 and isinstance(values[0], float) and values[0] > 0:
-            ratio = f" | {values[1] / values[0]:.1f}x"
-        elif len(sizes) == 2:
-            ratio = " | "
-        print(f"| {key} | " + " | ".join(cells) + ratio + " |")
+    print_results(results)
     print(f"\nmaster data import applied in all consumers: {seconds:.1f} s for {events} events")
     print("peak RSS / CPU seconds per service (whole run, process group incl. workers):")
     for name in sorted(sampler.stats.peak_rss):
