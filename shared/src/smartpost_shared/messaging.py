@@ -613,16 +613,24 @@ class EventConsumer:
     ) -> Envelope | None:
         """The message's envelope, or None when no handler wants it or it was dead-lettered (invalid)."""
         raw: bytes = msg.body
-        # Only the producer the registry names for this topic may have written it (checked before parsing).
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("event_type"), str) and data["event_type"] not in handlers:
+            # Not for this consumer (a topic carries several event types): skipped before the signature check and
+            # the contract validation, which cost ~0.3 ms per message and nothing here acts on it. A 4,000-letter
+            # release is 4,000 DocumentPublished that the letters service only passes over.
+            return None
+        # Only the producer the registry names for this topic may have written it.
         forged = self.verifier.problem(topic.producer, raw, signature_of(getattr(msg.raw_message, "headers", None)))
         if forged is not None:
             await self._dead_letter(topic, msg, DeadLetter(topic, f"not from {topic.producer}: {forged}", "Forged"))
             return None
         try:
-            data = json.loads(raw)
+            if data is None:
+                data = json.loads(raw)  # raises the decoding error for the dead letter's reason
             if isinstance(data, dict) and "payload_ref" in data and "payload" not in data:
-                if handlers.get(str(data.get("event_type"))) is None:
-                    return None
                 raw = await self._resolve_claim_check(data)
             envelope = parse_envelope(raw)
         except PermanentError as exc:
