@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateIndex
 
 if TYPE_CHECKING:
     import uuid
@@ -106,8 +107,10 @@ def make_engine(url: str) -> Engine:
 
 def create_platform_tables(engine: Engine) -> None:
     platform_metadata.create_all(engine)
-    # create_all adds the indexes of new tables only: a database from before the index gets it here.
-    OUTBOX_PENDING_INDEX.create(engine, checkfirst=True)
+    # create_all adds the indexes of new tables only: a database from before the index gets it here. IF NOT EXISTS
+    # (not check-then-create): replicas starting together must not fail on each other's index.
+    with engine.begin() as conn:
+        conn.execute(CreateIndex(OUTBOX_PENDING_INDEX, if_not_exists=True))
 
 
 def claim_event(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:

@@ -214,8 +214,9 @@ class AssignmentService:
     def on_assignment_corrected(self, envelope: Envelope, conn: Connection) -> None:
         """Apply one staff correction and echo it.
 
-        Cost independent of the document's size: only the corrected part is read and written, and only the warnings
-        it can change are computed again (the rest stay as stored).
+        No whole-document reload: only the corrected part's assignment is decoded and written; the warnings it can
+        change are computed again, and the contract and channel warnings of every assigned part from columns (they
+        follow master data); the rest stay as stored.
         """
         payload = envelope.payload
         assert isinstance(payload, AssignmentCorrected)
@@ -248,11 +249,7 @@ class AssignmentService:
             if not replaced_by_correction(w, corrected.part_id, targets, property_scope=property_scope)
         ]
         fresh = correction_warnings(
-            snapshot,
-            context,
-            corrected,
-            store.assigned_by_target(account, payload.letter_id, payload.document_id, targets),
-            store.served_contacts(account, payload.letter_id, payload.document_id) if property_scope else set(),
+            snapshot, context, corrected, targets, store.assigned_parts(account, payload.letter_id, payload.document_id)
         )
         store.save_document_warnings(
             account, payload.letter_id, payload.document_id, kept + [w.model_dump(mode="json") for w in fresh]

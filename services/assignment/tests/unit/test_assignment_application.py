@@ -14,10 +14,12 @@ from smartpost_assignment.adapters.db import AssignmentStore, create_tables
 from smartpost_assignment.application import AssignmentService, import_envelopes, letter_view
 from smartpost_assignment.domain.importing import parse_masterdata
 from smartpost_assignment.domain.warnings import document_warnings
-from smartpost_shared.contracts.common import DocumentType, LetterScope, SplitStrategy
+from smartpost_shared.contracts.base import EventPayload
+from smartpost_shared.contracts.common import ContractRole, DocumentType, LetterScope, SplitStrategy
 from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
 from smartpost_shared.contracts.envelope import make_envelope
 from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
+from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted
 from smartpost_shared.db import create_platform_tables, make_engine, outbox, pending_outbox
 from smartpost_shared.masterdata import MasterDataReader, create_masterdata_tables
 from smartpost_shared.messaging import SqlIdempotency
@@ -331,18 +333,37 @@ def test_a_correction_updates_the_documents_warnings_as_a_full_recomputation_wou
         producer="splitter",
     )
     idem.run_once(service.on_document_split, split_event)
-    steps = [
+    # Master data changes between corrections: the other parts' contract and channel warnings must follow it.
+    extended = ContractUpserted(
+        contract_id="V-3",
+        contact_id="C-1003",
+        unit_id="U-0815-03",
+        property_id="P-0815",
+        role=ContractRole.OWNER,
+        start=date(2015, 5, 1),
+    )
+    ended = extended.model_copy(update={"end": date(2025, 6, 30)})
+    no_email = ContactUpserted(contact_id="C-1001", last_name="Müller", first_name="Hans")  # online, no e-mail
+    steps: list[tuple[str, CorrectionAction | None, str | None] | EventPayload] = [
         ("p1", CorrectionAction.REASSIGN, "C-1001"),  # a third letter for Müller's unit
         ("p0", CorrectionAction.UNASSIGN, None),
         ("p3", CorrectionAction.REASSIGN, "C-1003"),  # contract ended before the letter date
+        extended,  # now it has not: the stored contract_ended warning of p3 must go at the next correction
         ("p2", CorrectionAction.DISCARD, None),
+        ended,
+        no_email,  # Müller wants online delivery and has no address any more
         ("p1", CorrectionAction.REASSIGN, "C-1002"),
         ("p4", CorrectionAction.REASSIGN, "C-1003"),
         ("p3", CorrectionAction.UNASSIGN, None),
         ("p0", CorrectionAction.REASSIGN, "C-1001"),
     ]
     seen_codes: set[str] = set()
-    for part_id, action, contact in steps:
+    for step in steps:
+        if isinstance(step, EventPayload):
+            idem.run_once(service.on_masterdata, make_envelope(step, account_id=ACCOUNT, producer="erp"))
+            continue
+        part_id, action, contact = step
+        assert action is not None
         correction = AssignmentCorrected(
             letter_id="L1", document_id="D1", part_id=part_id, action=action, contact_id=contact, actor="staff@hv"
         )
@@ -367,6 +388,8 @@ def test_a_correction_updates_the_documents_warnings_as_a_full_recomputation_wou
             json.dumps(w.model_dump(mode="json"), sort_keys=True) for w in full if w.part_id == part_id
         )
     # The sequence exercised the warnings a correction can change (and one it cannot).
-    assert {"duplicate_assignment", "contract_ended", "part_needs_review", "unusual_page_count"} <= seen_codes
+    assert {"duplicate_assignment", "contract_ended", "part_needs_review", "unusual_page_count", "missing_email"} <= (
+        seen_codes
+    )
     if scope is LetterScope.PROPERTY:
         assert "contact_without_part" in seen_codes

@@ -399,13 +399,8 @@ class AssignmentStore:
             index=int(data["part_index"]),
         )
 
-    def assigned_by_target(
-        self, account_id: str, letter_id: str, document_id: str, targets: set[tuple[str, str | None]]
-    ) -> dict[tuple[str, str | None], list[str]]:
-        """For each (contact, unit) of ``targets``: the document's parts assigned to it, in document order."""
-        result: dict[tuple[str, str | None], list[str]] = {target: [] for target in targets}
-        if not targets:
-            return result
+    def assigned_parts(self, account_id: str, letter_id: str, document_id: str) -> list[tuple[str, str, str | None]]:
+        """(part id, contact id, unit id) of every assigned part of the document, in document order (columns only)."""
         rows = self.conn.execute(
             select(part_assignments.c.part_id, part_assignments.c.contact_id, part_assignments.c.unit_id)
             .where(
@@ -414,32 +409,13 @@ class AssignmentStore:
                     part_assignments.c.letter_id == letter_id,
                     part_assignments.c.document_id == document_id,
                     part_assignments.c.status == AssignmentStatus.ASSIGNED.value,
-                    part_assignments.c.contact_id.in_(sorted({contact for contact, _ in targets})),
+                    part_assignments.c.contact_id.is_not(None),
+                    part_assignments.c.contact_id != "",
                 )
             )
             .order_by(part_assignments.c.part_index)
         )
-        for part_id, contact_id, unit_id in rows:
-            if (contact_id, unit_id) in result:
-                result[(contact_id, unit_id)].append(part_id)
-        return result
-
-    def served_contacts(self, account_id: str, letter_id: str, document_id: str) -> set[str]:
-        """Every contact that has an assigned part of the document."""
-        rows = self.conn.execute(
-            select(part_assignments.c.contact_id)
-            .distinct()
-            .where(
-                and_(
-                    part_assignments.c.account_id == account_id,
-                    part_assignments.c.letter_id == letter_id,
-                    part_assignments.c.document_id == document_id,
-                    part_assignments.c.status == AssignmentStatus.ASSIGNED.value,
-                    part_assignments.c.contact_id.is_not(None),
-                )
-            )
-        )
-        return {str(r[0]) for r in rows if r[0]}
+        return [(str(part_id), str(contact_id), unit_id) for part_id, contact_id, unit_id in rows]
 
     def document_warnings_json(self, account_id: str, letter_id: str, document_id: str) -> list[dict[str, Any]] | None:
         """The document's stored warnings as JSON objects (no model validation: a correction keeps most as they are)."""

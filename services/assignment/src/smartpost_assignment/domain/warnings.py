@@ -24,6 +24,10 @@ CONTRACT_ENDED = "contract_ended"
 CONTRACT_NOT_STARTED = "contract_not_started"
 MISSING_POSTAL_ADDRESS = "missing_postal_address"
 MISSING_EMAIL = "missing_email"
+# Warnings that depend on the account's master data at the time they are computed.
+MASTER_DATA_WARNINGS = frozenset({CONTRACT_ENDED, CONTRACT_NOT_STARTED, MISSING_POSTAL_ADDRESS, MISSING_EMAIL})
+
+AssignedPart = tuple[str, str, "str | None"]  # (part id, contact id, unit id) of an assigned part
 
 
 def unusual_page_counts(page_counts: Mapping[str, int]) -> dict[str, int]:
@@ -63,7 +67,8 @@ def document_warnings(
         )
     contracts_by_contact = _contracts_by_contact(snapshot)
     for a in assigned:
-        warnings += _assigned_part_warnings(snapshot, contracts_by_contact, context, a)
+        assert a.contact_id is not None
+        warnings += _assigned_part_warnings(snapshot, contracts_by_contact, context, a.part_id, a.contact_id, a.unit_id)
     if context.scope is LetterScope.PROPERTY:
         warnings += _contacts_without_part(snapshot, context, {a.contact_id for a in assigned if a.contact_id})
     return warnings
@@ -81,13 +86,15 @@ def replaced_by_correction(
 ) -> bool:
     """Whether a stored warning (as JSON) may change when one part is corrected and must be computed again.
 
-    A correction changes only: the part's own warnings, the duplicate warnings of its old and new (contact, unit),
-    and in property scope which contacts got no letter. Unusual page counts depend on the split alone.
+    A correction changes: the part's own warnings, the duplicate warnings of its old and new (contact, unit), and in
+    property scope which contacts got no letter. The contract and channel warnings of every assigned part are
+    computed again too: they depend on master data, which may have changed since they were stored (a contract
+    extended, an e-mail address added). Unusual page counts depend on the split alone.
     """
     code = warning.get("code")
     if code == UNUSUAL_PAGE_COUNT:
         return False
-    if warning.get("part_id") == corrected_part_id:
+    if warning.get("part_id") == corrected_part_id or code in MASTER_DATA_WARNINGS:
         return True
     if code == DUPLICATE_ASSIGNMENT:
         return (warning.get("contact_id"), warning.get("unit_id")) in targets
@@ -98,21 +105,26 @@ def correction_warnings(
     snapshot: AccountSnapshot,
     context: LetterContext,
     corrected: PartAssignment,
-    assigned_by_target: Mapping[tuple[str, str | None], Sequence[str]],
-    served_contacts: set[str],
+    targets: set[tuple[str, str | None]],
+    assigned: Sequence[AssignedPart],
 ) -> list[AssignmentWarning]:
     """The warnings that :func:`replaced_by_correction` took away, computed again after the correction.
 
-    ``assigned_by_target``: for the part's old and new (contact, unit), every part of the document assigned to it
-    now (in document order); ``served_contacts``: every contact with an assigned part now (property scope only).
-    Together with the kept warnings this equals :func:`document_warnings` over the whole document (tested).
+    ``targets``: the part's old and new (contact, unit); ``assigned``: every assigned part of the document now, in
+    document order (read from columns, no assignment is decoded). Together with the kept warnings this equals
+    :func:`document_warnings` over the whole document with the current master data (tested).
     """
     warnings = _review_warnings(corrected)
-    warnings += _duplicate_warnings(assigned_by_target)
-    if target_of(corrected) is not None:
-        warnings += _assigned_part_warnings(snapshot, _contracts_by_contact(snapshot), context, corrected)
+    by_target: dict[tuple[str, str | None], list[str]] = {target: [] for target in targets}
+    for part_id, contact_id, unit_id in assigned:
+        if (contact_id, unit_id) in by_target:
+            by_target[(contact_id, unit_id)].append(part_id)
+    warnings += _duplicate_warnings(by_target)
+    contracts_by_contact = _contracts_by_contact(snapshot)
+    for part_id, contact_id, unit_id in assigned:
+        warnings += _assigned_part_warnings(snapshot, contracts_by_contact, context, part_id, contact_id, unit_id)
     if context.scope is LetterScope.PROPERTY:
-        warnings += _contacts_without_part(snapshot, context, served_contacts)
+        warnings += _contacts_without_part(snapshot, context, {contact_id for _, contact_id, _ in assigned})
     return warnings
 
 
@@ -159,16 +171,20 @@ def _assigned_part_warnings(
     snapshot: AccountSnapshot,
     contracts_by_contact: Mapping[str, list[Contract]],
     context: LetterContext,
-    a: PartAssignment,
+    part_id: str,
+    contact_id: str,
+    unit_id: str | None,
 ) -> list[AssignmentWarning]:
-    assert a.contact_id is not None
-    return _contract_warnings(contracts_by_contact.get(a.contact_id, []), context, a) + _channel_warnings(snapshot, a)
+    contracts = contracts_by_contact.get(contact_id, [])
+    return _contract_warnings(contracts, context, part_id, contact_id, unit_id) + _channel_warnings(
+        snapshot, part_id, contact_id
+    )
 
 
 def _contract_warnings(
-    contacts_contracts: Sequence[Contract], context: LetterContext, a: PartAssignment
+    contacts_contracts: Sequence[Contract], context: LetterContext, part_id: str, contact_id: str, unit_id: str | None
 ) -> list[AssignmentWarning]:
-    contracts = [c for c in contacts_contracts if a.unit_id is None or c.unit_id == a.unit_id]
+    contracts = [c for c in contacts_contracts if unit_id is None or c.unit_id == unit_id]
     if not contracts or any(context.contract_valid(c) for c in contracts):  # billing period, else letter date
         return []
     latest = max(contracts, key=lambda c: c.start)
@@ -177,8 +193,8 @@ def _contract_warnings(
             AssignmentWarning(
                 code=CONTRACT_ENDED,
                 message=f"Vertrag endete am {latest.end:%d.%m.%Y}, vor dem Briefdatum {context.letter_date:%d.%m.%Y}",
-                contact_id=a.contact_id,
-                part_id=a.part_id,
+                contact_id=contact_id,
+                part_id=part_id,
                 property_id=latest.property_id,
                 unit_id=latest.unit_id,
             )
@@ -187,16 +203,16 @@ def _contract_warnings(
         AssignmentWarning(
             code=CONTRACT_NOT_STARTED,
             message=f"Vertrag beginnt erst am {latest.start:%d.%m.%Y}, nach dem Briefdatum",
-            contact_id=a.contact_id,
-            part_id=a.part_id,
+            contact_id=contact_id,
+            part_id=part_id,
             property_id=latest.property_id,
             unit_id=latest.unit_id,
         )
     ]
 
 
-def _channel_warnings(snapshot: AccountSnapshot, a: PartAssignment) -> list[AssignmentWarning]:
-    contact = snapshot.contacts.get(a.contact_id or "")
+def _channel_warnings(snapshot: AccountSnapshot, part_id: str, contact_id: str) -> list[AssignmentWarning]:
+    contact = snapshot.contacts.get(contact_id)
     if contact is None:
         return []
     if contact.channel_preference == ChannelPreference.POST.value:
@@ -206,7 +222,7 @@ def _channel_warnings(snapshot: AccountSnapshot, a: PartAssignment) -> list[Assi
                     code=MISSING_POSTAL_ADDRESS,
                     message="Kontakt wünscht Post, hat aber keine vollständige Postanschrift",
                     contact_id=contact.contact_id,
-                    part_id=a.part_id,
+                    part_id=part_id,
                 )
             ]
     elif not contact.email:
@@ -215,7 +231,7 @@ def _channel_warnings(snapshot: AccountSnapshot, a: PartAssignment) -> list[Assi
                 code=MISSING_EMAIL,
                 message="Kontakt wünscht Online-Zustellung, hat aber keine E-Mail-Adresse",
                 contact_id=contact.contact_id,
-                part_id=a.part_id,
+                part_id=part_id,
             )
         ]
     return []
