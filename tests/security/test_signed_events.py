@@ -158,3 +158,74 @@ def test_the_key_that_verified_last_is_tried_first_and_every_trusted_key_still_c
     assert verifier.problem("erp-integration", body, EventSigner(stranger_private).sign(body)) == (
         "signature does not match producer 'erp-integration'"
     )
+
+
+async def test_deeply_nested_json_is_dead_lettered_and_the_partition_goes_on(
+    kafka_settings: KafkaSettings, make_id: Callable[[str], str]
+) -> None:
+    """A few KB of "[[[[…" made json.loads raise RecursionError (not a ValueError) before the signature check.
+
+    It escaped the parser, the message was handed back and redelivered for ever: one unsigned message stopped the
+    partition for every account. Now it is dead-lettered like any unreadable message, signed or not.
+    """
+    account = make_id("acc")
+    erp_private, erp_public = generate_keypair()
+    base = {"bootstrap_servers": kafka_settings.bootstrap_servers, "session_timeout_ms": 2000}
+    erp = make_broker(KafkaSettings(**base, signing_key=SecretStr(erp_private)), service="erp")
+    broker = make_broker(
+        KafkaSettings(**base, heartbeat_interval_ms=500, trusted_producers={"erp-integration": [erp_public]}),
+        service="victim",
+    )
+    received: list[str] = []
+
+    async def on_contact(envelope: Envelope) -> None:
+        if envelope.account_id == account:
+            payload = envelope.payload
+            assert isinstance(payload, ContactUpserted)
+            received.append(payload.contact_id)
+
+    consumer = EventConsumer(broker, service="victim", backoff_seconds=0.05)
+    consumer.subscribe(
+        MASTERDATA,
+        {"ContactUpserted": on_contact},
+        group_id=make_id("g"),
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
+    nested = b'{"event_type":"ContactUpserted","payload":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    await asyncio.gather(broker.start(), erp.start(), raw.start())
+    try:
+        # The same partition as the genuine event (same key): a stalled partition would never deliver it.
+        await raw.send_and_wait(MASTERDATA.name, nested, key=account.encode())
+        signed = EventSigner(erp_private).sign(nested)
+        await raw.send_and_wait(
+            MASTERDATA.name, nested, key=account.encode(), headers=[(SIGNATURE_HEADER, signed.encode())]
+        )
+        await EventPublisher(erp).publish(contact(account, "genuine"))
+        deadline = time.monotonic() + 60
+        while "genuine" not in received and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.gather(broker.stop(), erp.stop(), raw.stop())
+    assert received == ["genuine"], "the partition went on past the nested messages"
+    reader = AIOKafkaConsumer(
+        MASTERDATA.dead_letter,
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        group_id=f"r-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+    )
+    await reader.start()
+    reasons: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(reasons) < 2 and time.monotonic() < deadline:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                reasons += [dict(r.headers)["dlq_reason"] for r in records if r.key == account.encode()]
+    finally:
+        await reader.stop()
+    assert len(reasons) == 2
+    assert any(b"unsigned message" in r for r in reasons), reasons
+    assert any(b"invalid message" in r and b"recursion" in r for r in reasons), reasons

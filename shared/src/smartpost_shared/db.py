@@ -108,7 +108,8 @@ def make_engine(url: str) -> Engine:
 def create_platform_tables(engine: Engine) -> None:
     platform_metadata.create_all(engine)
     # create_all adds the indexes of new tables only: a database from before the index gets it here. IF NOT EXISTS
-    # (not check-then-create): replicas starting together must not fail on each other's index.
+    # makes it idempotent; on PostgreSQL two replicas creating it at the same instant can still collide (catalog
+    # unique violation), which fails that replica's "database" start-up step, and that step is retried.
     with engine.begin() as conn:
         conn.execute(CreateIndex(OUTBOX_PENDING_INDEX, if_not_exists=True))
 
