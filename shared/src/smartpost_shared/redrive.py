@@ -104,7 +104,7 @@ class DeadLetter:
     def detail(self) -> dict[str, Any]:
         try:
             body: Any = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # a dead letter may be hostile: deeply nested JSON is shown as text
             body = self.body.decode("utf-8", errors="replace")
         return {**self.summary(), "headers": self.headers, "key": self.key.decode() if self.key else None, "body": body}
 
@@ -128,7 +128,7 @@ def _headers(raw: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
 def _envelope(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) and "event_id" in value else None
 
