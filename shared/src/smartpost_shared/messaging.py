@@ -880,7 +880,7 @@ class PublishHealth:
 def _event_of(body: str | bytes) -> dict[str, str]:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

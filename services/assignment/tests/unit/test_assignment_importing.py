@@ -108,7 +108,14 @@ def test_references_to_existing_master_data_are_allowed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "name"), [(b"", "x.csv"), (b"a,b\n1,2\n", "x.csv"), (b"{not json", "x.json"), (b'{"people": []}', "x.json")]
+    ("raw", "name"),
+    [
+        (b"", "x.csv"),
+        (b"a,b\n1,2\n", "x.csv"),
+        (b"{not json", "x.json"),
+        (b'{"people": []}', "x.json"),
+        (b"[" * 5000 + b"]" * 5000, "x.json"),  # nested too deeply: RecursionError used to escape as a 500
+    ],
 )
 def test_unreadable_files_are_rejected_as_a_whole(raw: bytes, name: str) -> None:
     with pytest.raises(ImportFormatError):

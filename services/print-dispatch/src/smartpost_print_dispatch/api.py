@@ -104,7 +104,7 @@ async def provider_webhook(provider: str, request: Request) -> dict[str, Any]:
         raise HTTPException(409, "Webhook bereits erhalten")
     try:
         update = parse_webhook(json.loads(body))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise HTTPException(422, str(exc)) from None
     applied = await asyncio.to_thread(_dispatch(request).apply_update, provider, update)
     return {"applied": applied}

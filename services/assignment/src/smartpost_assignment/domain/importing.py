@@ -137,7 +137,7 @@ def _csv_rows(text: str) -> list[_Row]:
 def _json_rows(text: str) -> list[_Row]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:  # RecursionError: "[[[[…" nested too deeply, not a 500
         raise ImportFormatError(f"invalid JSON: {exc}") from None
     rows: list[_Row] = []
     if isinstance(data, list):
