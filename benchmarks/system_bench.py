@@ -248,6 +248,9 @@ def letters_for_pages(account: Account, pages: int, seed: int) -> list[SampleRec
 class ProcessStats:
     peak_rss: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    # At each service's peak: RSS per process of its group (service process first, then workers and children),
+    # so that a peak can be attributed (the service itself, a sandbox worker, a check in a child process).
+    peak_parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -292,12 +295,16 @@ class Sampler(threading.Thread):
         while not self.stopped.wait(0.5):
             for name, proc in list(self.system.processes.items()):
                 total_rss = 0
+                parts: list[tuple[str, int]] = []
                 for pid in _group_pids(proc.pid):
                     owner[pid] = name
                     rss, cpu = _rss_and_cpu(pid)
                     total_rss += rss
+                    parts.append(("service" if pid == proc.pid else f"child {pid}", rss))
                     self.cpu_seen[pid] = max(self.cpu_seen.get(pid, 0.0), cpu)
-                self.stats.peak_rss[name] = max(self.stats.peak_rss.get(name, 0), total_rss)
+                if total_rss > self.stats.peak_rss.get(name, 0):
+                    self.stats.peak_rss[name] = total_rss
+                    self.stats.peak_parts[name] = sorted(parts, key=lambda p: p[0] != "service")
             for name in self.system.processes:
                 self.stats.cpu[name] = sum(c for pid, c in self.cpu_seen.items() if owner.get(pid) == name)
 
@@ -726,7 +733,8 @@ def main() -> None:
     system.extra_env = {
         "SMARTPOST_NOTIFIER_IMMEDIATE_DELAY_SECONDS": "1",
         "SMARTPOST_PORTAL_PUBLISHER_DOWNLOAD_LINK_SECRET": "bench-secret-not-for-production",
-        "SMARTPOST_LOG_LEVEL": "WARNING",
+        # SMARTPOST_BENCH_LOG_LEVEL=INFO keeps the services' logs (copied to the work directory): a timeline.
+        "SMARTPOST_LOG_LEVEL": os.environ.get("SMARTPOST_BENCH_LOG_LEVEL", "WARNING"),
     }
     results: dict[int, dict[str, Any]] = {}
     sampler = Sampler(system)
@@ -751,12 +759,18 @@ def main() -> None:
         sampler.stopped.set()
         system.stop_all()
         stack.down()
+        if os.environ.get("SMARTPOST_BENCH_LOG_LEVEL"):
+            shutil.copytree(stack.root / "logs", workdir / "logs", dirs_exist_ok=True)
 
     print_results(results)
     print(f"\nmaster data import applied in all consumers: {seconds:.1f} s for {events} events")
     print("peak RSS / CPU seconds per service (whole run, process group incl. workers):")
     for name in sorted(sampler.stats.peak_rss):
-        print(f"  {name}: {sampler.stats.peak_rss[name] / 1e6:.0f} MB, {sampler.stats.cpu.get(name, 0):.0f} s CPU")
+        parts = ", ".join(f"{who} {rss / 1e6:.0f}" for who, rss in sampler.stats.peak_parts.get(name, []))
+        print(
+            f"  {name}: {sampler.stats.peak_rss[name] / 1e6:.0f} MB ({parts}), "
+            f"{sampler.stats.cpu.get(name, 0):.0f} s CPU"
+        )
     print(f"letters event store: {store / 1e6:.1f} MB")
     print("largest message per topic: " + ", ".join(f"{k} {v:,} B" for k, v in biggest.items()))
     shutil.rmtree(root, ignore_errors=True)

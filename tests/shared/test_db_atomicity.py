@@ -15,6 +15,7 @@ from sqlalchemy import Column, MetaData, String, Table, func, insert, inspect, s
 from smartpost_shared.contracts import make_envelope
 from smartpost_shared.contracts.masterdata import ContactUpserted
 from smartpost_shared.db import (
+    add_many_to_outbox,
     add_to_outbox,
     claim_event,
     create_platform_tables,
@@ -81,3 +82,20 @@ def test_the_relay_finds_pending_rows_through_the_partial_index_also_in_an_older
                 text("EXPLAIN QUERY PLAN SELECT position FROM outbox WHERE published_at IS NULL ORDER BY position")
             ).fetchall()
             assert "ix_outbox_pending" in str(plan)
+
+
+def test_many_events_are_queued_in_order_and_each_event_id_once(database_url: str) -> None:
+    """An import queues thousands of events with one statement: same rows, same order as one by one."""
+    engine = make_engine(database_url)
+    create_platform_tables(engine)
+    events = [
+        make_envelope(ContactUpserted(contact_id=f"c{i}"), account_id="a", producer="test") for i in range(1, 301)
+    ]
+    with engine.begin() as conn:
+        add_to_outbox(conn, events[5])  # queued earlier (a re-import): kept where it was
+        add_many_to_outbox(conn, [*events, events[7]])  # and one twice in the same call
+        add_many_to_outbox(conn, [])
+    with engine.connect() as conn:
+        queued = [r["body"] for r in pending_outbox(conn, limit=1000)]
+    expected = [events[5], *events[:5], *events[6:]]
+    assert queued == [e.to_bytes().decode() for e in expected]

@@ -227,7 +227,16 @@ def main() -> None:
     parser.add_argument("--pages", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--skip-strategies", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--file", type=Path, help="split this generated PDF (ground truth beside it) instead of the own corpus"
+    )
+    parser.add_argument(
+        "--first-page-text", help="split by this first-page text (as the whole-system benchmark does), not by id"
+    )
     args = parser.parse_args()
+    rule = RULE
+    if args.first_page_text:
+        rule = SplitRule(strategy=SplitStrategy.FIRST_PAGE, first_page_text=args.first_page_text)
     processes = args.processes
     print(f"machine: {os.cpu_count()} cores; processes={processes}")
 
@@ -251,18 +260,18 @@ def main() -> None:
         pipeline(service, store, warm)  # start the worker processes
         floor(floor_pool, processes, warm, warm_truth)
         results: dict[int, float] = {}
-        for pages in args.pages:
-            path, truth = corpus(pages)
+        inputs = [(args.file, read_truth(args.file))] if args.file else [corpus(pages) for pages in args.pages]
+        for path, truth in inputs:
             runs = []
             for _ in range(args.repeat):  # paired runs; the median ratio is what to trust on a noisy machine
                 text_s, split_s = floor(floor_pool, processes, path, truth)
-                elapsed, payload, main_kb, total_kb, stored, event_bytes = pipeline(service, store, path)
+                elapsed, payload, main_kb, total_kb, stored, event_bytes = pipeline(service, store, path, rule)
                 runs.append((elapsed / (text_s + split_s), text_s, split_s, elapsed, main_kb, total_kb))
             ratio, text_s, split_s, elapsed, _, _ = sorted(runs)[len(runs) // 2]
             main_kb = max(r[4] for r in runs)
             total_kb = max(r[5] for r in runs)
             right, total = check(payload, truth)
-            results[pages] = statistics.median(r[3] for r in runs)
+            results[truth[-1].last_page] = statistics.median(r[3] for r in runs)
             n = payload.source_page_count
             print(
                 f"{n:>6} pages, {len(truth)} letters, {path.stat().st_size / 1e6:.1f} MB | "

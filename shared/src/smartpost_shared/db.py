@@ -28,11 +28,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateIndex
 
 if TYPE_CHECKING:
     import uuid
+    from collections.abc import Sequence
 
     from sqlalchemy.engine import Connection, Engine
 
@@ -178,6 +181,33 @@ def add_to_outbox(conn: Connection, envelope: Envelope) -> None:
             )
     except IntegrityError:
         return
+
+
+def add_many_to_outbox(conn: Connection, envelopes: Sequence[Envelope]) -> None:
+    """Queue many outgoing events in order in the current transaction, with one statement.
+
+    Same result as :func:`add_to_outbox` for each: an event id already queued (or twice in ``envelopes``) is kept once.
+
+    An account import is 20,000 events: one savepoint and one insert per event was a third of the import's time in
+    the importing service.
+    """
+    from smartpost_shared.topics import topic_for_event  # noqa: PLC0415 - avoid import cycle
+
+    if not envelopes:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "event_id": str(envelope.event_id),
+            "topic": topic_for_event(envelope.event_type).name,
+            "message_key": message_key(envelope),
+            "body": envelope.to_bytes().decode(),
+            "created_at": now,
+        }
+        for envelope in envelopes
+    ]
+    insert_ = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(insert_(outbox).on_conflict_do_nothing(index_elements=["event_id"]), rows)
 
 
 def message_key(envelope: Envelope) -> str:

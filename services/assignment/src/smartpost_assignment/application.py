@@ -50,7 +50,7 @@ from smartpost_shared.contracts.envelope import (
     parse_envelope,
 )
 from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
-from smartpost_shared.db import add_to_outbox
+from smartpost_shared.db import add_many_to_outbox, add_to_outbox
 from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import AccountSnapshot, MasterDataReader, apply_masterdata
 from smartpost_shared.messaging import PermanentError, answer_key
@@ -392,9 +392,8 @@ class AssignmentService:
         event_ids: list[str] = []
         if result.ok:
             envelopes = import_envelopes(result.events, account_id=account_id, import_id=import_id)
-            for envelope in envelopes:
-                add_to_outbox(conn, envelope)
-                event_ids.append(str(envelope.event_id))
+            add_many_to_outbox(conn, envelopes)
+            event_ids = [str(envelope.event_id) for envelope in envelopes]
             log.info("masterdata.import_queued", import_id=import_id, actor=actor, **result.counts)
         errors = [
             {"row": e.row, "record_type": e.record_type, "record_id": e.record_id, "message": e.message}
