@@ -247,10 +247,16 @@ def letters_for_pages(account: Account, pages: int, seed: int) -> list[SampleRec
 @dataclass
 class ProcessStats:
     peak_rss: dict[str, int] = field(default_factory=dict)
+    peak_pss: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     # At each service's peak: RSS per process of its group (service process first, then workers and children),
     # so that a peak can be attributed (the service itself, a sandbox worker, a check in a child process).
     peak_parts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    peak_when: dict[str, str] = field(default_factory=dict)  # the stage in which the peak was seen
+
+
+# The stage the run is in, for the sampler: "import", then "after <the stage last finished>" (StageLog sets it).
+CURRENT_STAGE = ["import"]
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -266,6 +272,19 @@ def _group_pids(pgid: int) -> list[int]:
         if int(fields[2]) == pgid:  # field 5 (pgrp) after pid and comm
             pids.append(int(entry))
     return pids
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size: the process's private pages plus its share of pages it shares with others.
+
+    The sum over a service's processes counts a library that the service process and its workers all map once, as
+    the container's memory accounting does; the RSS sum counts it once per process.
+    """
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
 def _rss_and_cpu(pid: int) -> tuple[int, float]:
@@ -294,17 +313,20 @@ class Sampler(threading.Thread):
         owner: dict[int, str] = {}
         while not self.stopped.wait(0.5):
             for name, proc in list(self.system.processes.items()):
-                total_rss = 0
+                total_rss = total_pss = 0
                 parts: list[tuple[str, int]] = []
                 for pid in _group_pids(proc.pid):
                     owner[pid] = name
                     rss, cpu = _rss_and_cpu(pid)
                     total_rss += rss
+                    total_pss += _pss(pid)
                     parts.append(("service" if pid == proc.pid else f"child {pid}", rss))
                     self.cpu_seen[pid] = max(self.cpu_seen.get(pid, 0.0), cpu)
+                self.stats.peak_pss[name] = max(self.stats.peak_pss.get(name, 0), total_pss)
                 if total_rss > self.stats.peak_rss.get(name, 0):
                     self.stats.peak_rss[name] = total_rss
                     self.stats.peak_parts[name] = sorted(parts, key=lambda p: p[0] != "service")
+                    self.stats.peak_when[name] = CURRENT_STAGE[0]
             for name in self.system.processes:
                 self.stats.cpu[name] = sum(c for pid, c in self.cpu_seen.items() if owner.get(pid) == name)
 
@@ -426,6 +448,7 @@ class Bench:
 
     def run_letter(self, pdf: Path, expected_parts: int) -> dict[str, Any]:  # noqa: C901, PLR0912 - one scenario
         t: dict[str, Any] = StageLog()
+        CURRENT_STAGE[0] = f"split of {pdf.name}"
         letter = self.ok(
             self.http.post(
                 self.url("letters", "/letters?parts=none"),
@@ -671,6 +694,7 @@ class StageLog(dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
+        CURRENT_STAGE[0] = f"after {key!r}"
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         print(f"    {key}: {shown}", file=sys.stderr, flush=True)
 
@@ -764,11 +788,13 @@ def main() -> None:
 
     print_results(results)
     print(f"\nmaster data import applied in all consumers: {seconds:.1f} s for {events} events")
-    print("peak RSS / CPU seconds per service (whole run, process group incl. workers):")
+    print("peak RSS [peak PSS] / CPU seconds per service (whole run, process group incl. workers):")
     for name in sorted(sampler.stats.peak_rss):
         parts = ", ".join(f"{who} {rss / 1e6:.0f}" for who, rss in sampler.stats.peak_parts.get(name, []))
+        pss = sampler.stats.peak_pss.get(name, 0)
         print(
-            f"  {name}: {sampler.stats.peak_rss[name] / 1e6:.0f} MB ({parts}), "
+            f"  {name}: {sampler.stats.peak_rss[name] / 1e6:.0f} MB [{pss / 1e6:.0f} MB] "
+            f"({parts}; {sampler.stats.peak_when.get(name)}), "
             f"{sampler.stats.cpu.get(name, 0):.0f} s CPU"
         )
     print(f"letters event store: {store / 1e6:.1f} MB")

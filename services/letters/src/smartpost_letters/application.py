@@ -161,7 +161,7 @@ class LettersApplication(Application[uuid.UUID]):
     """The event store of serial letters and document-type trees (SQLite file or PostgreSQL via ``env``)."""
 
     name = "letters"
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 500}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {SerialLetter: 10_000}  # see Settings.snapshot_interval
 
     def __init__(
         self,
