@@ -475,7 +475,9 @@ class Bench:
                 },
             )
         )
+        uploaded = time.monotonic()
         self.ok(self.http.post(self.url("letters", f"/letters/{lid}/split?parts=none")))
+        t["upload request (checked, stored)"] = uploaded - started
 
         def state() -> dict[str, Any]:
             return dict(self.ok(self.http.get(self.url("letters", f"/letters/{lid}?parts=none"))))
