@@ -201,9 +201,17 @@ def subscribe_erasures(
 
         await asyncio.to_thread(idempotency.run_once, record, envelope)
 
-    consumer.subscribe(
+    async def on_erasures(envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            await on_erasure(envelope)
+
+    # Consumed in groups: master data is thousands of events per account import, all but the erasure requests passed
+    # over; one at a time each cost a Kafka offset commit (an import of 15,000 events kept letters busy for ~9 s of
+    # CPU while the next split ran). Grouped, passing over costs one commit per batch; erasures still run one by one.
+    consumer.subscribe_grouped(
         MASTERDATA,
         {"ContactErasureRequested": on_erasure},
+        on_erasures,
         group_id=f"{group_id}-privacy",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
