@@ -58,7 +58,7 @@ SPLITTER = Topic(
     key="letter_id",
     producer="splitter",
     consumers=("letters", "assignment"),
-    event_types=("DocumentSplit", "DocumentSplitFailed"),
+    event_types=("DocumentSplit", "DocumentSplitFailed", "SplitProgress"),
 )
 ASSIGNMENT = Topic(
     name="assignment.events",
