@@ -12,6 +12,7 @@ from smartpost_assignment.domain.matching import (
     parse_window,
     placement_for_contact,
     roles_for_groups,
+    street_key_groups,
     street_keys_in,
 )
 from smartpost_assignment.domain.normalize import (
@@ -672,3 +673,136 @@ def test_property_scope_ignores_unlabelled_lines_naming_another_property() -> No
     m = matcher(context(LetterScope.PROPERTY, property_id="p1"), _context_snapshot())
     result = m.assign(_with_context(["Wohnanlage Rosenhof · Abrechnung 2024"]))
     assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p1", "u4")
+
+
+# Issue 14, layout E: the opening sentence names the property by its address, and prose follows the house number.
+OPENING = "Sehr geehrte Damen und Herren,"
+
+
+@pytest.mark.parametrize(
+    ("line", "prop", "unit"),
+    [
+        # Layout E's opening sentence: a word in lower case after the number ends the address.
+        ("für Ihre Wohnung in der Liegenschaft WEG Lindenstraße 12 übersenden wir die Abrechnung.", "p1", "u4"),
+        ("in der Wohnanlage Gartenweg 3 erhalten Sie die Abrechnung 2024.", "p2", "u3"),
+        ("anbei die Abrechnung der WEG Lindenstraße 12 für das Jahr 2024.", "p1", "u4"),
+        ("anbei die Abrechnung der WEG Lindenstraße 12 die Sie angefordert haben", "p1", "u4"),
+        # Sentence punctuation, or the end of the cell, after the number.
+        ("anbei die Abrechnung für die WEG Lindenstraße 12.", "p1", "u4"),
+        ("anbei die Abrechnung (Liegenschaft WEG Gartenweg 3) für 2024", "p2", "u3"),
+        ("anbei die Abrechnung für die Liegenschaft Lindenstraße 12", "p1", "u4"),
+        ("anbei die Abrechnung für die WEG Lindenstraße 12; Whg. 3", "p1", "u4"),
+        # A unit word in lower case names a unit inside the property, not another building.
+        ("anbei die Abrechnung der WEG Lindenstraße 12 whg. 3 für 2024", "p1", "u4"),
+    ],
+)
+def test_a_property_address_followed_by_prose_places_an_owner_of_several_properties(
+    line: str, prop: str, unit: str
+) -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    result = m.assign(_with_context([OPENING, line]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, prop, unit), line
+    # It places, it never scores: the contact's score is the one it has without the sentence.
+    without = m.assign(_with_context([OPENING])).candidates[0]
+    assert result.candidates[0].score == without.score
+    assert any(
+        e.startswith(f"Liegenschaft {'1010' if prop == 'p1' else '1020'} auf der Seite genannt")
+        for e in result.evidence
+    )
+
+
+def test_layout_e_sentence_places_the_property_although_the_splitter_reads_it_as_a_reference() -> None:
+    # The splitter reads "Liegenschaft <value>" in the body as a property reference; with prose after the number
+    # that reference names nothing, so the opening sentence among the context lines decides.
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    sentence = "für Ihre Wohnung Nr. 3 in der Liegenschaft WEG Lindenstraße 12 übersenden wir die Abrechnung."
+    printed = part(FIRM, ["K-004714"], prefs=["WEG Lindenstraße 12 übersenden wir die Abrechnung."])
+    assert m.assign(printed).status is AssignmentStatus.NEEDS_REVIEW  # the labelled reference alone: no address
+    result = m.assign(printed.model_copy(update={"context_lines": [OPENING, sentence]}))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p1", "u4")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # A capitalised word after the number may name another building (or a property not in master data).
+        "in der Liegenschaft WEG Gartenweg 3 Hinterhaus übersenden wir die Abrechnung.",
+        "in der WEG Lindenstraße 12 Haus B übersenden wir die Abrechnung.",
+        "in der WEG Lindenstraße 12 Abrechnung 2024",
+        # ... and so may a building word in lower case.
+        "in der WEG Gartenweg 3 hinterhaus übersenden wir die Abrechnung.",
+        "in der WEG Gartenweg 3 rückgebäude übersenden wir die Abrechnung.",
+        # No designation right before the street: a street in prose may be anything.
+        "für Lindenstraße 12 übersenden wir die Abrechnung.",
+        "wie in der Lindenstraße 12 wurde das Dach erneuert.",
+        # "Am Gartenweg 3" is not "Gartenweg 3", in prose as in a reference.
+        "in der WEG Am Gartenweg 3 übersenden wir die Abrechnung.",
+        # A compound number names nothing ("12 und 14", "12-14", "12/1").
+        "in der WEG Lindenstraße 12 und 14 übersenden wir die Abrechnung.",
+        "in der WEG Lindenstraße 12-14 übersenden wir die Abrechnung.",
+        "in der WEG Lindenstraße 12/1 übersenden wir die Abrechnung.",
+        # Another property of the account, not the contact's.
+        "in der Liegenschaft WEG Parkallee 7 übersenden wir die Abrechnung.",
+        # Two of the contact's properties named.
+        "für die WEG Lindenstraße 12 sowie die Wohnanlage Gartenweg 3 übersenden wir die Abrechnungen.",
+    ],
+)
+def test_an_address_in_prose_that_must_not_decide_the_property(line: str) -> None:
+    m = matcher(context(LetterScope.CROSS_PROPERTY), _context_snapshot())
+    result = m.assign(_with_context([OPENING, line]))
+    assert result.status is AssignmentStatus.NEEDS_REVIEW, line
+    assert result.property_id is None, line
+    assert result.candidates[0].contact_id == "firma"  # the contact stays certain, only the property is open
+    if "sowie" in line:
+        shown = result.candidates[0].evidence
+        assert any(e.startswith("mehrere Liegenschaften des Kontakts auf der Seite genannt") for e in shown)
+
+
+def test_an_address_in_prose_must_be_unique_in_the_account() -> None:
+    snap = _context_snapshot()
+    # A second "Lindenstraße 12" in another town (not the contact's): the street in prose names neither ...
+    snap.properties["p6"] = Property(A, "p6", "1060", "WEG Lindenstraße 12", "Lindenstraße 12", "80333", "München")
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    result = m.assign(_with_context([OPENING, "in der WEG Lindenstraße 12 übersenden wir die Abrechnung."]))
+    assert (result.status, result.property_id) == (AssignmentStatus.NEEDS_REVIEW, None)
+    # ... unless the postal code decides.
+    line = "in der WEG Lindenstraße 12, 10115 Berlin übersenden wir die Abrechnung."
+    result = m.assign(_with_context([OPENING, line]))
+    assert (result.status, result.property_id) == (AssignmentStatus.ASSIGNED, "p1")
+
+
+def test_a_house_number_suffix_before_prose_is_part_of_the_number() -> None:
+    snap = _context_snapshot()
+    # The company also owns u6 in p6 "Lindenstraße 12a": "12 a übersenden" is 12a, never 12 followed by prose.
+    snap.properties["p6"] = Property(A, "p6", "1060", "WEG Lindenstraße 12a", "Lindenstraße 12a", "10115", "Berlin")
+    snap.units["u6"] = Unit(A, "u6", "p6", "WE 01", "")
+    snap.contracts.append(Contract(A, "k12", "firma", "u6", "p6", "owner", date(2015, 1, 1), None, "V-k12"))
+    m = matcher(context(LetterScope.CROSS_PROPERTY), snap)
+    for line in (
+        "in der WEG Lindenstraße 12 a übersenden wir die Abrechnung.",
+        "in der WEG Lindenstraße 12a übersenden wir die Abrechnung.",
+        "anbei die Abrechnung für die WEG Lindenstraße 12 a.",
+        "anbei die Abrechnung für die WEG Lindenstraße 12 a",
+    ):
+        result = m.assign(_with_context([OPENING, line]))
+        assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p6", "u6"), line
+    result = m.assign(_with_context([OPENING, "in der WEG Lindenstraße 12 übersenden wir die Abrechnung."]))
+    assert (result.status, result.property_id, result.unit_id) == (AssignmentStatus.ASSIGNED, "p1", "u4")
+
+
+def test_prose_after_the_number_is_read_only_in_running_text() -> None:
+    # A labelled reference keeps the strict rule (it scores): "übersenden" after the number gives no street key.
+    assert street_keys_in("WEG Lindenstraße 12 übersenden wir die Abrechnung.") == []
+    groups = street_key_groups("in der Liegenschaft WEG Lindenstraße 12 übersenden wir", prose=True)
+    assert [(c.key, c.designated, c.prose_after) for c in groups[0] if c.key == "lindenstr12"] == [
+        ("lindenstr12", True, True)
+    ]
+    assert street_key_groups("WEG Gartenweg 3 Hinterhaus", prose=True) == []
+    assert street_key_groups("WEG Lindenstraße 12 und 14 erhalten", prose=True) == []
+    assert "lindenstr12a" in [
+        c.key for g in street_key_groups("WEG Lindenstraße 12 a übersenden", prose=True) for c in g
+    ]
+    # The street never runs across the end of an address: "… 12 whg. 3" gives no key "lindenstr12whg3".
+    keys = [c.key for g in street_key_groups("WEG Lindenstraße 12 whg. 3", prose=True) for c in g]
+    assert "lindenstr12" in keys
+    assert not any("zz" in k for k in keys)

@@ -333,6 +333,35 @@ _DESIGNATION_WORDS = frozenset(
 # Words that lead a property's address in running text ("WEG Parkallee 7", "Wohnanlage Am Markt 5 a").
 _CONTEXT_DESIGNATIONS = _DESIGNATION_WORDS - {"nr", "zzcomma"}
 
+# Running text after a house number (only where the caller asks for it, see street_key_groups): a word in lower
+# case ("übersenden", "erhalten", "für", "die", "whg.") or sentence punctuation ends the address. A capitalised word
+# may name another building ("Gartenweg 3 Hinterhaus", "Parkallee 7 Haus B"), and so may these words in lower case.
+_PROSE_MARK = " zzprose "
+# A street never runs across a comma or the end of an address (but only a comma starts a clean prefix anew).
+_BOUNDARY_MARKS = frozenset({"zzcomma", "zzprose"})
+_NUMBER_TOKEN = re.compile(r"\b[1-9]\d{0,3}(?:\s?[a-zA-Z](?!\w))?(?!\w)")  # "12", "12a", "12 a"
+_SENTENCE_END = re.compile(r"\s*[.;)!?](?!\d)")
+_NEXT_WORD = re.compile(r"\s+([^\W\d_]+)")
+_BUILDING_WORDS = ("haus", "gebaeude", "fluegel", "trakt", "bau", "aufgang", "eingang", "block", "stiege", "hof")
+
+
+def _mark_prose(text: str) -> str:
+    """Put a prose mark after every house number that running text or sentence punctuation follows."""
+
+    def mark(match: re.Match[str]) -> str:
+        if _SENTENCE_END.match(text, match.end()):
+            return match.group() + _PROSE_MARK
+        word = _NEXT_WORD.match(text, match.end())
+        if word is None:
+            return match.group()
+        following = word.group(1)
+        folded = fold(following)
+        if len(following) < 2 or not following[0].islower() or folded.endswith(_BUILDING_WORDS):
+            return match.group()
+        return match.group() + _PROSE_MARK
+
+    return _NUMBER_TOKEN.sub(mark, text)
+
 
 @dataclass(frozen=True)
 class StreetCandidate:
@@ -340,20 +369,27 @@ class StreetCandidate:
 
     key: str
     clean_prefix: bool  # only designations ("Objekt", "WEG", reference numbers) stand before this key
+    designated: bool = False  # a designation ("WEG", "Liegenschaft", "Wohnanlage") stands right before this key
+    prose_after: bool = False  # running text or sentence punctuation follows the number (only with prose=True)
 
 
-def street_key_groups(printed: str) -> list[tuple[StreetCandidate, ...]]:
+def street_key_groups(printed: str, *, prose: bool = False) -> list[tuple[StreetCandidate, ...]]:
     """Per house number in a printed property reference, the street keys it may stand for, longest first.
 
     ERPs name a property by its address as often as by a number ("Objekt: Lindenstraße 12, 10115 Berlin",
     "WEG Am Alten Markt 5"). The street is the one to four words before a house number; a shorter key is only
     acceptable when the words left out are designations ("Objekt", "WEG", a reference number), never a part of
     a street name ("Am Gartenweg 3" is not "Gartenweg 3"). After the number only a comma or a postal code may
-    follow ("Gartenweg 3 Hinterhaus" could be another property). Compound numbers ("3/1", "3-5", "3 und 5") give
-    nothing. Whatever is not certain gives no key: an unresolved property goes to review, never to a guess.
+    follow ("Gartenweg 3 Hinterhaus" could be another property); with ``prose`` (running text: the opening
+    sentence "in der Liegenschaft WEG Lindenstraße 12 übersenden wir …") also a word in lower case or sentence
+    punctuation, marked ``prose_after`` so the caller can demand a designation right before the street. Compound
+    numbers ("3/1", "3-5", "3 und 5") give nothing. Whatever is not certain gives no key: an unresolved property
+    goes to review, never to a guess.
     """
-    marked = _COMPOUND_NUMBER.sub(_COMPOUND_MARK, printed).replace(",", _COMMA_MARK)
-    words = fold(marked).split()
+    marked = _COMPOUND_NUMBER.sub(_COMPOUND_MARK, printed)
+    if prose:
+        marked = _mark_prose(marked)
+    words = fold(marked.replace(",", _COMMA_MARK)).split()
     groups: list[tuple[StreetCandidate, ...]] = []
     for i, word in enumerate(words):
         if not _HOUSE_NUMBER.fullmatch(word) or i == 0 or words[i - 1].isdigit():
@@ -363,17 +399,20 @@ def street_key_groups(printed: str) -> list[tuple[StreetCandidate, ...]]:
         if after < len(words) and re.fullmatch(r"[a-z]", words[after]):
             suffix, after = words[after], after + 1
         following = words[after] if after < len(words) else ""
-        if following and following != "zzcomma" and not re.fullmatch(r"\d{5}", following):
+        prose_after = following == "zzprose"
+        if following and following != "zzcomma" and not prose_after and not re.fullmatch(r"\d{5}", following):
             continue
         first = i
-        while first > 0 and words[first - 1] != "zzcomma" and i - first < 4:
+        while first > 0 and words[first - 1] not in _BOUNDARY_MARKS and i - first < 4:
             first -= 1
         line_start = max((k + 1 for k in range(i) if words[k] == "zzcomma"), default=0)
         candidates = []
         for start in range(first, i):
             skipped = words[line_start:start]
             clean = all(w in _DESIGNATION_WORDS or any(ch.isdigit() for ch in w) for w in skipped)
-            candidates.append(StreetCandidate(street_key(" ".join([*words[start:i], word + suffix])), clean))
+            designated = bool(skipped) and skipped[-1] in _CONTEXT_DESIGNATIONS
+            key = street_key(" ".join([*words[start:i], word + suffix]))
+            candidates.append(StreetCandidate(key, clean, designated, prose_after))
         groups.append(tuple({c.key: c for c in candidates}.values()))
     return groups
 
@@ -665,8 +704,11 @@ class MatchIndex:
         """Properties of the account named in the page's unlabelled lines (letterhead, subject, opening sentence).
 
         By their name, or by their address led by a designation ("WEG Parkallee 7", "Wohnanlage Am Markt 5 a,
-        10115 Berlin") or printed with the property's postal code. A name or address that fits several properties
-        names none of them.
+        10115 Berlin") or printed with the property's postal code. In running text the designation must stand
+        right before the street, and then the number may also be followed by a word in lower case, sentence
+        punctuation or the end of the cell ("in der Liegenschaft WEG Lindenstraße 12 übersenden wir …"), never
+        by a capitalised word ("Gartenweg 3 Hinterhaus"). A name or address that fits several properties names
+        none of them.
         """
         if window.context_properties is not None:
             return window.context_properties
@@ -681,18 +723,31 @@ class MatchIndex:
                     if hit is not None:
                         found.setdefault(hit, cell)
                         break
-            postal = frozenset(_POSTAL_CODE.findall(cell))
             led = bool(words) and words[0] in _CONTEXT_DESIGNATIONS
-            for candidates in street_key_groups(cell):
-                street = next((c for c in candidates if c.key in self.property_streets), None)
-                if street is None or not street.clean_prefix:
-                    continue
-                at = self.property_streets[street.key]
-                if postal:
-                    at = [a for a in at if not a[1] or a[1] in postal]
-                if len(at) == 1 and (led or at[0][1] in postal):
-                    found.setdefault(at[0][0], cell)
+            for property_id in self._addresses_in_cell(cell, led=led):
+                found.setdefault(property_id, cell)
         window.context_properties = found
+        return found
+
+    def _addresses_in_cell(self, cell: str, *, led: bool) -> list[str]:
+        """The properties one context cell names by address (see properties_in_context)."""
+        postal = frozenset(_POSTAL_CODE.findall(cell))
+        found: list[str] = []
+        for candidates in street_key_groups(cell, prose=True):
+            street = next((c for c in candidates if c.key in self.property_streets), None)
+            if street is None:
+                continue
+            # A cell led by designations ("WEG Parkallee 7, Whg. 3"), or a designation right before the street in
+            # running text ("… in der Liegenschaft WEG Lindenstraße 12 übersenden wir …"); prose after the number
+            # only in the second case.
+            cell_led = street.clean_prefix and not street.prose_after
+            if not (cell_led or street.designated):
+                continue
+            at = self.property_streets[street.key]
+            if postal:
+                at = [a for a in at if not a[1] or a[1] in postal]
+            if len(at) == 1 and (street.designated or led or at[0][1] in postal):
+                found.append(at[0][0])
         return found
 
     def retrieve(self, window: Window) -> set[str]:
