@@ -16,12 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from PIL import Image
 
 from smartpost_shared.contracts.common import SplitRule, SplitStrategy
-from smartpost_shared.contracts.documents import (
-    DocumentSplit,
-    DocumentSplitFailed,
-    SplitFailureReason,
-    SplitProgress,
-)
+from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed, SplitFailureReason
 from smartpost_shared.contracts.envelope import Envelope, make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import SplitRequested
 from smartpost_shared.messaging import ClaimCheck, EventPublisher, PermanentError, make_broker
@@ -110,7 +105,6 @@ async def test_split_requested_to_document_split_and_failure(  # noqa: PLR0915 -
         consumer_group=make_id("splitter"),
         text_processes=2,
         chunk_pages=25,  # the generated document (~100 pages) is read in several ranges
-        progress_parts=12,  # 30 letters: two SplitProgress announcements (24 parts) before the DocumentSplit
         work_dir=str(tmp_path),
         log_json=False,
     )
@@ -129,12 +123,12 @@ async def test_split_requested_to_document_split_and_failure(  # noqa: PLR0915 -
             request = _request(account, letter, good_doc, rule, "serienbrief.pdf")
             await publisher.publish(request)
             await publisher.publish(_request(account, letter, locked_doc, rule, "gesperrt.pdf"))
-            first_progress, second_progress, split_envelope = await events.wait_for(good_doc, count=3)
+            (split_envelope,) = await events.wait_for(good_doc)
             (failed_envelope,) = await events.wait_for(locked_doc)
 
-            # the same request again (redelivery / re-run): same deterministic event ids, same keys
+            # the same request again (redelivery / re-run): same deterministic event id, same keys
             await publisher.publish(request)
-            again = await events.wait_for(good_doc, count=6)
+            again = await events.wait_for(good_doc, count=2)
         finally:
             await publisher_broker.stop()
 
@@ -156,14 +150,7 @@ async def test_split_requested_to_document_split_and_failure(  # noqa: PLR0915 -
         assert part.thumbnail_size is not None
         png = object_store.get_range(part.thumbnail_key, part.thumbnail_offset, part.thumbnail_size)
         assert Image.open(io.BytesIO(png)).format == "PNG"
-    # The parts were announced while the split ran, in order, before the DocumentSplit that lists them all.
-    announced = [first_progress.payload, second_progress.payload]
-    assert all(isinstance(a, SplitProgress) for a in announced)
-    assert [a.batch for a in announced] == [0, 1]  # type: ignore[union-attr]
-    assert [p for a in announced for p in a.parts] == split.parts[:24]  # type: ignore[union-attr]
-    assert first_progress.causation_id == request.event_id
-    ids = [first_progress.event_id, second_progress.event_id, split_envelope.event_id]
-    assert [e.event_id for e in again[3:]] == ids
+    assert again[1].event_id == split_envelope.event_id
     assert len(object_store.list(f"accounts/{account}/letters/{letter}/parts/{good_doc}/")) == len(truth)
 
     failed = failed_envelope.payload
