@@ -133,7 +133,6 @@ class AssignmentService:
         self._prematches: OrderedDict[tuple[str, str, str], Prematches] = OrderedDict()
         self._prematched_documents = prematched_documents
         self._prematch_lock = threading.Lock()
-        self.prematched_parts = 0  # parts whose prematch a DocumentSplit re-used (tests, the log)
         # Account snapshots by master-data revision: a correction or a letter reuses the loaded account while its
         # master data is unchanged (the revision is read in the same transaction, so never a stale snapshot).
         self._snapshots: dict[str, tuple[int, AccountSnapshot]] = {}
@@ -261,7 +260,6 @@ class AssignmentService:
             keep_confirmed=True,
             prematches=prematches,
         )
-        self.prematched_parts += prematches.reused if prematches else 0
         event = PagesAssigned(
             letter_id=payload.letter_id,
             document_id=payload.document_id,

@@ -13,9 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from smartpost_assignment.adapters.db import AssignmentStore
 from smartpost_assignment.app import create_app
-from smartpost_assignment.application import AssignmentService
 from smartpost_assignment.settings import Settings
 from smartpost_shared.contracts.common import (
     ChannelPreference,
@@ -25,7 +23,7 @@ from smartpost_shared.contracts.common import (
     PostalAddress,
     SplitStrategy,
 )
-from smartpost_shared.contracts.documents import DocumentSplit, SplitPart, SplitProgress
+from smartpost_shared.contracts.documents import DocumentSplit, SplitPart
 from smartpost_shared.contracts.envelope import Envelope, make_envelope, parse_envelope
 from smartpost_shared.contracts.letters import AssignmentCorrected, CorrectionAction, LetterCreated
 from smartpost_shared.contracts.masterdata import ContactUpserted, ContractUpserted, PropertyUpserted, UnitUpserted
@@ -316,81 +314,6 @@ async def test_property_scope_split_first_then_letter_then_correction(  # noqa: 
 
 async def _async(value: bool) -> bool:
     return value
-
-
-async def test_parts_announced_while_the_split_runs_are_matched_ahead_with_the_same_result(
-    kafka_settings, postgres_url, make_id
-) -> None:
-    """SplitProgress over the broker: the DocumentSplit re-uses the prematches, the outcome is unchanged."""
-    account, tag, letter = make_id("acc"), make_id("t"), make_id("letter")
-    settings = Settings(database_url=postgres_url, kafka=kafka_settings, log_json=False)
-    app, client = await run_service(settings)
-    publisher_broker = make_broker(kafka_settings, service="test")
-    async with app.router.lifespan_context(app), client, AssignedEvents(kafka_settings.bootstrap_servers) as assigned:
-        await publisher_broker.start()
-        try:
-            publisher = EventPublisher(publisher_broker)
-            for envelope in masterdata(account, tag):
-                await publisher.publish(envelope)
-
-            async def masterdata_applied() -> bool:
-                response = await client.get(
-                    "/contacts", params={"q": "Weber"}, headers=caller_headers(account, audience="assignment")
-                )
-                return response.status_code == 200 and len(response.json()["contacts"]) == 1
-
-            await wait_until(masterdata_applied)
-            await publisher.publish(letter_created(account, letter, LetterScope.CROSS_PROPERTY, None, ["owners"]))
-
-            async def letter_known() -> bool:  # as in production: the letter exists long before its split runs
-                with app.state.engine.connect() as conn:
-                    return AssignmentStore(conn).letter(account, letter) is not None
-
-            await wait_until(letter_known)
-            parts = [
-                part(letter, 0, ["Herrn", "Hans Müller", "Lindenstraße 12", "10115 Berlin"], ["K-1001"]),
-                part(letter, 1, ["Frau Anna Schmidt", "Gartenweg 3", "14467 Potsdam"]),
-                part(letter, 2, ["Herrn Otto Weber", "Am Markt 1", "10178 Berlin"], ["K-1004"]),
-                part(letter, 3, ["Frau Lea Yilmaz", "Lindenstraße 12", "10115 Berlin"]),
-            ]
-            split = document_split(account, letter, parts)
-            announced = split.payload.parts  # type: ignore[attr-defined]
-            for batch, chunk in enumerate((announced[:2], announced[2:])):
-                progress = SplitProgress(
-                    letter_id=letter,
-                    document_id=f"{letter}-doc",
-                    source_key=split.payload.source_key,  # type: ignore[attr-defined]
-                    batch=batch,
-                    parts=chunk,
-                )
-                await publisher.publish(make_envelope(progress, account_id=account, producer="splitter"))
-            await publisher.publish(split)
-            (assigned_event,) = await assigned.wait_for(letter)
-            assert app.state.service.prematched_parts == 4
-            result = by_part(assigned_event)
-            # Müller owns units in two properties and the page names neither: review, with him on top.
-            assert result[f"{letter}-part-0"].candidates[0].contact_id == f"{tag}-mueller"
-            assert result[f"{letter}-part-1"].status == "assigned"
-            assert result[f"{letter}-part-1"].contact_id == f"{tag}-schmidt"
-            assert result[f"{letter}-part-3"].status == "unmatched"
-            # The same split matched without announcements (rolled back) gives the same assignments.
-            plain = AssignmentService()
-            with app.state.engine.connect() as conn:
-                transaction = conn.begin()
-                context = AssignmentStore(conn).letter(account, letter)
-                assert context is not None
-                outcome = plain.match_document(
-                    conn,
-                    plain.snapshot(conn, account),
-                    context,
-                    f"{letter}-doc",
-                    list(split.payload.parts),  # type: ignore[attr-defined]
-                    keep_confirmed=True,
-                )
-                transaction.rollback()
-            assert outcome.assignments == assigned_event.payload.assignments  # type: ignore[attr-defined]
-        finally:
-            await publisher_broker.stop()
 
 
 async def test_cross_property_scope_and_account_isolation(kafka_settings, postgres_url, make_id) -> None:
