@@ -58,7 +58,7 @@ SPLITTER = Topic(
     key="letter_id",
     producer="splitter",
     consumers=("letters", "assignment"),
-    event_types=("DocumentSplit", "DocumentSplitFailed", "SplitProgress"),
+    event_types=("DocumentSplit", "DocumentSplitFailed"),
 )
 ASSIGNMENT = Topic(
     name="assignment.events",

@@ -11,8 +11,7 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smartpost_assignment.adapters.db import AssignmentStore, StoredPart, delete_parts_except
@@ -24,7 +23,6 @@ from smartpost_assignment.domain.matching import (
     Matcher,
     MatchIndex,
     MatchPolicy,
-    line_keys,
     placement_for_contact,
     roles_for_groups,
 )
@@ -43,7 +41,6 @@ from smartpost_shared.contracts.documents import (
     PagesAssigned,
     PartAssignment,
     SplitPart,
-    SplitProgress,
 )
 from smartpost_shared.contracts.envelope import (
     Envelope,
@@ -77,62 +74,9 @@ class DocumentOutcome:
     warnings: list[AssignmentWarning]
 
 
-@dataclass
-class Prematches:
-    """Matches made from a document's SplitProgress events while its split was still running.
-
-    A part's match depends on the part, the letter (``context``), the account's master data (``revision``) and
-    which of the part's own first-page lines count as letterhead (the lines printed on most of the document's
-    letters, known for sure only once every part is there). So a prematch is re-used for the DocumentSplit only
-    when the part is identical, the letter and the revision are unchanged and the letterhead decision for the
-    part's lines is the same; otherwise the part is matched again. The result is thus always exactly the one a
-    match of the whole document would give.
-    """
-
-    revision: int
-    context: LetterContext
-    index: MatchIndex
-    line_counts: Counter[str] = field(default_factory=Counter)
-    parts_seen: int = 0
-    batches: set[int] = field(default_factory=set)
-    results: dict[str, tuple[SplitPart, PartAssignment, frozenset[str]]] = field(default_factory=dict)
-    reused: int = 0
-
-    def matches(self, revision: int, context: LetterContext) -> bool:
-        return self.revision == revision and self.context == context
-
-    def reuse(self, part: SplitPart, boilerplate: frozenset[str]) -> PartAssignment | None:
-        entry = self.results.get(part.part_id)
-        if entry is None:
-            return None
-        seen, assignment, used = entry
-        if seen != part or (used != boilerplate and line_keys(part) & (used ^ boilerplate)):
-            return None
-        self.reused += 1
-        return assignment
-
-
-@dataclass(frozen=True)
-class PrematchJob:
-    """What matching a SplitProgress needs, read in one short transaction (the matching runs outside it)."""
-
-    envelope: Envelope
-    payload: SplitProgress
-    revision: int
-    snapshot: AccountSnapshot
-    context: LetterContext
-
-
 class AssignmentService:
-    def __init__(
-        self, policy: MatchPolicy | None = None, *, cached_accounts: int = 4, prematched_documents: int = 2
-    ) -> None:
+    def __init__(self, policy: MatchPolicy | None = None, *, cached_accounts: int = 4) -> None:
         self.policy = policy or MatchPolicy()
-        # Documents being split: parts matched from their SplitProgress events, by (account, letter, document).
-        # Memory only (a restart loses them: the DocumentSplit is then matched in full, with the same result).
-        self._prematches: OrderedDict[tuple[str, str, str], Prematches] = OrderedDict()
-        self._prematched_documents = prematched_documents
-        self._prematch_lock = threading.Lock()
         # Account snapshots by master-data revision: a correction or a letter reuses the loaded account while its
         # master data is unchanged (the revision is read in the same transaction, so never a stale snapshot).
         self._snapshots: dict[str, tuple[int, AccountSnapshot]] = {}
@@ -141,15 +85,12 @@ class AssignmentService:
         self.snapshot_loads = 0
 
     def snapshot(self, conn: Connection, account_id: str) -> AccountSnapshot:
-        return self.revision_and_snapshot(conn, account_id)[1]
-
-    def revision_and_snapshot(self, conn: Connection, account_id: str) -> tuple[int, AccountSnapshot]:
         reader = MasterDataReader(conn)
         revision = reader.revision(account_id)
         with self._snapshot_lock:
             cached = self._snapshots.get(account_id)
         if cached is not None and cached[0] == revision and revision > 0:
-            return cached
+            return cached[1]
         snapshot = reader.snapshot(account_id)
         self.snapshot_loads += 1
         with self._snapshot_lock:
@@ -157,7 +98,7 @@ class AssignmentService:
             self._snapshots[account_id] = (revision, snapshot)
             while len(self._snapshots) > self._cached_accounts:
                 self._snapshots.pop(next(iter(self._snapshots)))
-        return revision, snapshot
+        return snapshot
 
     # -- masterdata.events --
     def on_masterdata(self, envelope: Envelope, conn: Connection) -> None:
@@ -186,49 +127,6 @@ class AssignmentService:
             log.info("split.unparked", letter_id=payload.letter_id)
             self._assign_document(conn, split_envelope, context)
 
-    # -- splitter.events: SplitProgress (advisory) --
-    def prematch_job(self, conn: Connection, envelope: Envelope) -> PrematchJob | None:
-        """Read what matching the announced parts needs; None when the letter is not known here yet."""
-        payload = envelope.payload
-        assert isinstance(payload, SplitProgress)
-        context = AssignmentStore(conn).letter(envelope.account_id, payload.letter_id)
-        if context is None:
-            return None
-        revision, snapshot = self.revision_and_snapshot(conn, envelope.account_id)
-        return PrematchJob(envelope, payload, revision, snapshot, context)
-
-    def prematch(self, job: PrematchJob) -> int:
-        """Match the announced parts now, outside any transaction; the DocumentSplit re-uses what still holds.
-
-        Returns how many parts were matched. Nothing is stored or published: this only saves time later.
-        """
-        payload = job.payload
-        key = (job.envelope.account_id, payload.letter_id, payload.document_id)
-        with self._prematch_lock:
-            state = self._prematches.get(key)
-            if state is None or not state.matches(job.revision, job.context):
-                state = Prematches(job.revision, job.context, MatchIndex(job.snapshot, job.context))
-                self._prematches[key] = state
-            self._prematches.move_to_end(key)
-            while len(self._prematches) > self._prematched_documents:
-                self._prematches.popitem(last=False)
-        if payload.batch in state.batches:
-            return 0  # a re-delivered announcement
-        state.batches.add(payload.batch)
-        for part in payload.parts:
-            state.line_counts.update(line_keys(part))
-        state.parts_seen += len(payload.parts)
-        matcher = Matcher(state.index, self.policy)
-        matcher.note_lines(state.line_counts, state.parts_seen)  # the letterhead as far as the split got
-        boilerplate = matcher.boilerplate
-        for part in payload.parts:
-            state.results[part.part_id] = (part, matcher.assign(part), boilerplate)
-        return len(payload.parts)
-
-    def _take_prematches(self, account_id: str, letter_id: str, document_id: str) -> Prematches | None:
-        with self._prematch_lock:
-            return self._prematches.pop((account_id, letter_id, document_id), None)
-
     # -- splitter.events: DocumentSplit --
     def on_document_split(self, envelope: Envelope, conn: Connection) -> None:
         payload = envelope.payload
@@ -247,18 +145,9 @@ class AssignmentService:
         payload = split_envelope.payload
         assert isinstance(payload, DocumentSplit)
         started = time.perf_counter()
-        revision, snapshot = self.revision_and_snapshot(conn, context.account_id)
-        prematches = self._take_prematches(context.account_id, payload.letter_id, payload.document_id)
-        if prematches is not None and not prematches.matches(revision, context):
-            prematches = None  # master data or the letter changed since: match everything again
+        snapshot = self.snapshot(conn, context.account_id)
         outcome = self.match_document(
-            conn,
-            snapshot,
-            context,
-            payload.document_id,
-            list(payload.parts),
-            keep_confirmed=True,
-            prematches=prematches,
+            conn, snapshot, context, payload.document_id, list(payload.parts), keep_confirmed=True
         )
         event = PagesAssigned(
             letter_id=payload.letter_id,
@@ -280,7 +169,6 @@ class AssignmentService:
             letter_id=payload.letter_id,
             document_id=payload.document_id,
             parts=len(outcome.assignments),
-            prematched=prematches.reused if prematches else 0,
             auto=sum(1 for a in outcome.assignments if a.method is AssignmentMethod.AUTO),
             warnings=len(outcome.warnings),
             seconds=round(time.perf_counter() - started, 3),
@@ -296,15 +184,11 @@ class AssignmentService:
         parts: list[SplitPart],
         *,
         keep_confirmed: bool,
-        prematches: Prematches | None = None,
     ) -> DocumentOutcome:
-        """Match every part that staff have not decided; store assignments and warnings.
-
-        ``prematches`` (for the same master-data revision and letter) supply the matches that still hold.
-        """
+        """Match every part that staff have not decided; store assignments and warnings."""
         store = AssignmentStore(conn)
         existing = store.parts(context.account_id, context.letter_id, document_id)
-        matcher = Matcher(prematches.index if prematches else MatchIndex(snapshot, context), self.policy)
+        matcher = Matcher(MatchIndex(snapshot, context), self.policy)
         matcher.note_document(parts)
         assignments: list[PartAssignment] = []
         delete_parts_except(conn, context.account_id, context.letter_id, document_id, {p.part_id for p in parts})
@@ -315,9 +199,7 @@ class AssignmentService:
                 # Staff decided this part: later runs (new master data, re-delivery) never change it.
                 assignments.append(stored.assignment)
                 continue
-            assignment = prematches.reuse(part, matcher.boilerplate) if prematches else None
-            if assignment is None:
-                assignment = matcher.assign(part)
+            assignment = matcher.assign(part)
             if stored is None:
                 new_parts.append((part.index, assignment))  # inserted together below
             else:

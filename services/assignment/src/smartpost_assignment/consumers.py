@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from smartpost_assignment.privacy import erase_contact
-from smartpost_shared.logging import get_logger
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency, answer_key
 from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
@@ -17,12 +15,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from smartpost_assignment.application import AssignmentService
-    from smartpost_shared.contracts.envelope import Envelope
     from smartpost_shared.settings import KafkaSettings
     from smartpost_shared.storage import ObjectStore
 
 CONSUMER = "assignment"
-log = get_logger(__name__)
 
 
 def register_consumers(
@@ -54,28 +50,10 @@ def register_consumers(
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
-
-    def prematch(envelope: Envelope) -> None:
-        try:
-            with engine.begin() as conn:  # a short read; the matching runs outside the transaction
-                job = service.prematch_job(conn, envelope)
-            if job is not None:
-                service.prematch(job)
-        except Exception:  # advisory: DocumentSplit matches whatever could not be matched here
-            log.warning("split_progress.not_prematched", event_id=str(envelope.event_id), exc_info=True)
-
-    async def on_split_progress(envelope: Envelope) -> None:
-        await asyncio.to_thread(prematch, envelope)
-
     consumer.subscribe(
         SPLITTER,
-        {
-            # A split is the answer to one SplitRequested: a re-split of an unchanged file is new work, not a
-            # duplicate.
-            "DocumentSplit": idempotent.handler(service.on_document_split, key=answer_key),
-            # Parts announced while the split runs: matched ahead, nothing stored (see AssignmentService.prematch).
-            "SplitProgress": on_split_progress,
-        },
+        # A split is the answer to one SplitRequested: a re-split of an unchanged file is new work, not a duplicate.
+        {"DocumentSplit": idempotent.handler(service.on_document_split, key=answer_key)},
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )

@@ -70,7 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:  # noqa: PLR0915 - 
             upload_threads=settings.upload_threads,
             thumbnail_width=settings.thumbnail_width,
             chunk_pages=settings.chunk_pages,
-            progress_parts=settings.progress_parts,
             evidence_patterns=settings.identifier_patterns,
             budgets=settings.budgets(),
         ),

@@ -12,10 +12,6 @@ with memory/CPU limits and wall-clock budgets, :mod:`.adapters.sandbox`), the se
 4. the pack is stored as one object (parts name their byte range in it);
 5. only when every part and the pack are stored is the DocumentSplit event returned.
 
-While a long split runs, every ``progress_parts`` cut parts are also handed to ``progress`` as an advisory
-``SplitProgress`` event (the job runner publishes it at once), so that the assignment service matches them while
-later pages are still being cut; DocumentSplit still lists every part and stays the only event that counts.
-
 Keys and ids are versioned per split request: ``…/parts/<document>/<split id>/<index>.pdf`` and
 ``…/thumbnails/<document>/<split id>/thumbnails.pngpack`` with split id = the SplitRequested event id, so a re-split
 (a new SplitRequested) never overwrites the parts of an earlier split, while a re-run of the same request (crash,
@@ -41,13 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
-from smartpost_shared.contracts.documents import (
-    DocumentSplit,
-    DocumentSplitFailed,
-    SplitFailureReason,
-    SplitPart,
-    SplitProgress,
-)
+from smartpost_shared.contracts.documents import DocumentSplit, DocumentSplitFailed, SplitFailureReason, SplitPart
 from smartpost_shared.contracts.envelope import Envelope, caused_by, deterministic_event_id
 from smartpost_shared.contracts.letters import SplitRequested
 from smartpost_shared.logging import get_logger
@@ -122,9 +112,6 @@ class SplitterOptions:
     upload_threads: int = 8
     thumbnail_width: int = 200
     chunk_pages: int = 250
-    # Announce cut parts in SplitProgress events of this many (0: never); a document with fewer parts has only
-    # its DocumentSplit. A few hundred parts stay far below the message bound (~1.3 KB of JSON per part).
-    progress_parts: int = 250
     evidence_patterns: tuple[str, ...] = DEFAULT_IDENTIFIER_PATTERNS
     budgets: Budgets = field(default_factory=Budgets)
 
@@ -219,9 +206,6 @@ class _Run:
     pack_size: int = 0
     next_index: int = 0
     in_flight: list[Future[Any]] = field(default_factory=list)
-    cause: Envelope | None = None  # the SplitRequested, for SplitProgress events
-    progress: Callable[[Envelope], None] | None = None
-    announced: int = 0  # parts already announced in SplitProgress events
 
     def __post_init__(self) -> None:
         self.rule_digest = rule_fingerprint(self.request)  # once per split, not once per part
@@ -249,12 +233,11 @@ class SplitService:
     def budgets(self) -> Budgets:
         return self.options.budgets
 
-    def handle(self, envelope: Envelope, progress: Callable[[Envelope], None] | None = None) -> Envelope:
+    def handle(self, envelope: Envelope) -> Envelope:
         """Split the document of a SplitRequested event; return the event to publish (success or failure).
 
-        ``progress`` (optional) receives SplitProgress events while the split runs (advisory; see the module
-        docstring); it must not block. Raises only :class:`TransientError` (storage outage: retry) and
-        :class:`PermanentError` (not a SplitRequested); every other problem becomes a DocumentSplitFailed.
+        Raises only :class:`TransientError` (storage outage: retry) and :class:`PermanentError` (not a
+        SplitRequested); every other problem becomes a DocumentSplitFailed.
         """
         request = envelope.payload
         if not isinstance(request, SplitRequested):
@@ -265,7 +248,7 @@ class SplitService:
         with work_directory(self.options.work_dir) as tmp, self._counted():
             try:
                 source_sha = self._download(request.source_key, tmp / "source.pdf")
-                payload = self._split(envelope, request, split_id, source_sha, tmp, progress)
+                payload = self._split(envelope, request, split_id, source_sha, tmp)
             except ObjectNotFoundError:
                 payload = self._failed(
                     request,
@@ -308,13 +291,7 @@ class SplitService:
     # -- steps ---------------------------------------------------------------------------------------------------
 
     def _split(
-        self,
-        envelope: Envelope,
-        request: SplitRequested,
-        split_id: str,
-        source_sha: str,
-        tmp: Path,
-        progress: Callable[[Envelope], None] | None = None,
+        self, envelope: Envelope, request: SplitRequested, split_id: str, source_sha: str, tmp: Path
     ) -> DocumentSplit | DocumentSplitFailed:
         source = tmp / "source.pdf"
         deadline = deadline_after(self.budgets.document_seconds)
@@ -362,8 +339,6 @@ class SplitService:
             tmp,
             deadline,
             self.budgets.stored_budget(upload_bytes),
-            cause=envelope,
-            progress=progress,
         )
         run.removed.update(report.removed)
         try:
@@ -639,42 +614,6 @@ class SplitService:
                 warnings=warnings,
             )
         )
-        if self.options.progress_parts and len(run.parts) - run.announced >= self.options.progress_parts:
-            self._announce(run)
-
-    def _announce(self, run: _Run) -> None:
-        """Hand the parts cut since the last announcement to ``progress`` as one SplitProgress (advisory)."""
-        parts = run.parts[run.announced :]
-        batch = run.announced // max(1, self.options.progress_parts)
-        run.announced = len(run.parts)
-        if run.progress is None or run.cause is None:
-            return
-        request = run.request
-        event = caused_by(
-            run.cause,
-            SplitProgress(
-                letter_id=request.letter_id,
-                document_id=request.document_id,
-                source_key=request.source_key,
-                batch=batch,
-                parts=parts,
-            ),
-            producer=PRODUCER,
-            event_id=deterministic_event_id(
-                "split-progress",
-                run.account_id,
-                request.letter_id,
-                request.document_id,
-                run.split_id,
-                run.source_sha256,
-                run.rule_digest,
-                batch,
-            ),
-        )
-        try:
-            run.progress(event)
-        except Exception:  # advisory: a lost announcement costs time, never a part
-            log.warning("split.progress_not_announced", batch=batch, exc_info=True)
 
     @staticmethod
     def _pack_key(run: _Run) -> str:

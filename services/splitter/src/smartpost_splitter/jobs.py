@@ -28,7 +28,6 @@ from smartpost_splitter.limits import internal_error, repeatedly_aborted
 from smartpost_splitter.metrics import record_split_result
 
 if TYPE_CHECKING:
-    import concurrent.futures
     from collections.abc import Awaitable, Callable
 
     from smartpost_shared.storage import ObjectStore
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 T = TypeVar("T")
 JOB_PREFIX = "system/splitter/jobs/"
-ANNOUNCEMENT_WAIT_SECONDS = 10.0  # SplitProgress events still in flight when the split is done
 
 
 def job_key(envelope: Envelope) -> str:
@@ -228,10 +226,9 @@ class SplitJobs:
     async def _split(self, envelope: Envelope) -> Envelope | None:
         delay = self.retry_seconds
         while True:
-            announcements = _Announcements(asyncio.get_running_loop(), self.publish)
             try:
                 started = time.perf_counter()
-                result = await asyncio.to_thread(self.service.handle, envelope, announcements.announce)
+                result = await asyncio.to_thread(self.service.handle, envelope)
             except PermanentError as exc:
                 log.exception("split_job.not_a_split_request", error=str(exc))
                 return None
@@ -243,7 +240,6 @@ class SplitJobs:
                 delay = min(delay * 2, 30.0)
             else:
                 record_split_result(result, time.perf_counter() - started)
-                await announcements.sent()  # the progress events go out before the result
                 return result
 
     async def _publish(self, cause: Envelope, result: Envelope) -> None:
@@ -275,33 +271,6 @@ class SplitJobs:
                 log.warning("split_job.storage_unavailable", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
-
-
-class _Announcements:
-    """Publishes a running split's SplitProgress events from the split's thread, at once and without waiting.
-
-    Advisory: an announcement that cannot be published is logged and dropped, never retried (DocumentSplit lists
-    every part again). ``sent`` waits briefly for those still in flight, so that they precede the result.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, publish: Callable[[Envelope], Awaitable[None]]) -> None:
-        self.loop = loop
-        self.publish = publish
-        self.pending: list[concurrent.futures.Future[None]] = []
-
-    def announce(self, event: Envelope) -> None:  # called in the split's thread
-        self.pending.append(asyncio.run_coroutine_threadsafe(self._send(event), self.loop))
-
-    async def _send(self, event: Envelope) -> None:
-        try:
-            await self.publish(event)
-        except Exception as exc:  # noqa: BLE001 - advisory
-            log.warning("split_job.progress_not_published", event_id=str(event.event_id), error=str(exc))
-
-    async def sent(self) -> None:
-        if self.pending:
-            await asyncio.wait([asyncio.wrap_future(f) for f in self.pending], timeout=ANNOUNCEMENT_WAIT_SECONDS)
-        self.pending = []
 
 
 class _Lease:

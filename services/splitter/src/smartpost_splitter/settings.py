@@ -27,9 +27,6 @@ class Settings(ServiceSettings):
     # Pages per work unit sent to a worker (page text ranges and batches of parts to cut).
     chunk_pages: int = Field(default=250, ge=1, le=10_000)
     upload_threads: int = Field(default=8, ge=1, le=64)
-    # While a long split runs, announce every this many cut parts in a SplitProgress event (0: never), so that
-    # the assignment service matches them before the split has finished.
-    progress_parts: int = Field(default=250, ge=0, le=2_000)
     thumbnail_width: int = Field(default=200, ge=50, le=1200)
     # Temporary files (source and attachments of the document being split); default: the system temp dir.
     work_dir: str | None = None

@@ -19,8 +19,6 @@ from smartpost_splitter.jobs import JOB_PREFIX, SplitJobs, job_key
 from .splitter_helpers import request_envelope
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from smartpost_shared.contracts.envelope import Envelope
 
 
@@ -109,7 +107,7 @@ class _SlowFirst:
         self.fast_done = threading.Event()
         self.order: list[str] = []
 
-    def handle(self, envelope: Envelope, progress: Callable[[Envelope], None] | None = None) -> Envelope:
+    def handle(self, envelope: Envelope) -> Envelope:
         document = envelope.payload.document_id  # type: ignore[union-attr]
         if document == self.slow_document:
             assert self.fast_done.wait(20), "the slow document blocked the other one"
@@ -207,7 +205,7 @@ class _Blocking:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def handle(self, envelope: Envelope, progress: Callable[[Envelope], None] | None = None) -> Envelope:
+    def handle(self, envelope: Envelope) -> Envelope:
         self.started.set()
         self.release.wait(20)
         return envelope

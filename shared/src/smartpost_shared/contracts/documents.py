@@ -62,25 +62,6 @@ class DocumentSplit(EventPayload):
     warnings: list[str] = Field(default_factory=list)
 
 
-@register
-class SplitProgress(EventPayload):
-    """Parts already cut and stored while a long split is still running (advisory, since splitter 2026-12).
-
-    The splitter announces every ``batch`` of parts (a few hundred) as soon as they are stored, so that the
-    assignment service can match them while later pages are still being cut. ``DocumentSplit`` stays the one
-    event that counts: it lists every part again, and a consumer that ignores this event, or receives it late,
-    twice or never, ends with exactly the same result (the assignment service only re-uses a match it made for
-    an identical part, master-data revision and letter; see its ``PartPrematches``).
-    """
-
-    event_type = "SplitProgress"
-    letter_id: Id
-    document_id: Id
-    source_key: str
-    batch: int = Field(ge=0)  # 0, 1, 2, … in the order the parts were cut
-    parts: list[SplitPart] = Field(min_length=1)
-
-
 class SplitFailureReason(StrEnum):
     NOT_A_PDF = "not_a_pdf"
     EMPTY_FILE = "empty_file"

@@ -138,32 +138,6 @@ def example_payloads() -> list[EventPayload]:
                 )
             ],
         ),
-        d.SplitProgress(
-            letter_id="L-1",
-            document_id="D-1",
-            source_key="accounts/acc-1/letters/L-1/sources/D-1.pdf",
-            batch=0,
-            parts=[
-                d.SplitPart(
-                    part_id="D-1-00000",
-                    index=0,
-                    first_page=1,
-                    last_page=3,
-                    page_count=3,
-                    storage_key="accounts/acc-1/letters/L-1/parts/D-1/00000.pdf",
-                    thumbnail_key="accounts/acc-1/letters/L-1/thumbnails/D-1/thumbnails.pngpack",
-                    thumbnail_offset=0,
-                    thumbnail_size=2048,
-                    sha256=SHA,
-                    size_bytes=84211,
-                    address_lines=["Herrn", "Max Müller", "Lindenstraße 5", "10115 Berlin"],
-                    identifiers=["K-004711"],
-                    property_refs=["WEG-0815"],
-                    unit_refs=["WE 03"],
-                    context_lines=["Hausverwaltung Muster · Jahresabrechnung 2025", "Objekt 0815 / WE 03"],
-                )
-            ],
-        ),
         d.DocumentSplitFailed(
             letter_id="L-1",
             document_id="D-1",

@@ -174,11 +174,6 @@ _POSTAL_CODE = re.compile(r"\b\d{5}\b")
 _SPACES = re.compile(r"\s+")
 
 
-def line_keys(part: SplitPart) -> set[str]:
-    """A part's first-page lines as the letterhead rule compares them (see :meth:`Matcher.note_document`)."""
-    return {fold(_SPACES.sub(" ", line).strip()) for line in part.context_lines or ()}
-
-
 def context_cells(part: SplitPart, ignored: frozenset[str] = frozenset()) -> list[str]:
     """The cells of a part's unlabelled first-page lines that may name its property.
 
@@ -1190,18 +1185,9 @@ class Matcher:
         """
         counts: Counter[str] = Counter()
         for part in parts:
-            counts.update(line_keys(part))
-        self.note_lines(counts, len(parts))
-
-    def note_lines(self, counts: Counter[str], parts: int) -> None:
-        """As :meth:`note_document`, from the line counts of ``parts`` first pages (counted by :func:`line_keys`)."""
-        least = max(BOILERPLATE_MIN_PARTS, (parts + 1) // 2)
+            counts.update({fold(_SPACES.sub(" ", line).strip()) for line in part.context_lines or ()})
+        least = max(BOILERPLATE_MIN_PARTS, (len(parts) + 1) // 2)
         self._boilerplate = frozenset(line for line, n in counts.items() if n >= least)
-
-    @property
-    def boilerplate(self) -> frozenset[str]:
-        """The lines left out as letterhead (what a part's match depends on besides the part and the index)."""
-        return self._boilerplate
 
     def assign(self, part: SplitPart) -> PartAssignment:
         window = parse_window(part)  # once per part: ranking, duplicates and the joint-letter rule share it
