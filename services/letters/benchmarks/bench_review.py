@@ -229,6 +229,10 @@ def main() -> None:
         rows.append((f"{name} (status)", f"{seconds:.3f} ({response.status_code})"))
     seconds, response = timed(lambda: client.post(f"/v1/letters/{lid}/review/confirm?parts=none", headers=headers()))
     rows.append(("confirm review (status)", f"{seconds:.3f} ({response.status_code})"))
+    seconds, response = timed(
+        lambda: client.post(f"/v1/letters/{lid}/release?parts=none", json={"notify_by_email": True}, headers=headers())
+    )
+    rows.append(("release (status)", f"{seconds:.3f} ({response.status_code})"))
     events = service.app.recorder.max_notification_id() or 0
     store = Path(tmp) / "letters-events.sqlite3"
     size = sum(p.stat().st_size for p in Path(tmp).glob("letters-events.sqlite3*")) if store.exists() else 0
