@@ -131,6 +131,16 @@ def claim_event(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
     return True
 
 
+def was_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    """Whether ``consumer`` has processed ``event_id`` (a read; :func:`claim_event` is what records it)."""
+    found = conn.execute(
+        select(processed_events.c.event_id).where(
+            processed_events.c.consumer == consumer, processed_events.c.event_id == str(event_id)
+        )
+    ).first()
+    return found is not None
+
+
 def claim_events(conn: Connection, consumer: str, envelopes: list[Envelope]) -> list[Envelope]:
     """Record a batch of events for ``consumer`` in the current transaction.
 

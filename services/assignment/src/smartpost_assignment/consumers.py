@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import TYPE_CHECKING
 
 from smartpost_assignment.privacy import erase_contact
+from smartpost_shared.db import was_processed
 from smartpost_shared.masterdata import apply_masterdata_batch
 from smartpost_shared.messaging import EventConsumer, SqlIdempotency, answer_key
 from smartpost_shared.privacy import erasure_aware_batch, erasure_aware_handler
@@ -15,10 +18,26 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from smartpost_assignment.application import AssignmentService
+    from smartpost_shared.contracts.envelope import Envelope
     from smartpost_shared.settings import KafkaSettings
     from smartpost_shared.storage import ObjectStore
 
 CONSUMER = "assignment"
+
+
+def assign_split(engine: Engine, service: AssignmentService, idempotent: SqlIdempotency, envelope: Envelope) -> bool:
+    """A DocumentSplit: match first, in no transaction; then store in one short one. Returns whether it ran.
+
+    (AssignmentService.match_prepared says why.) The write transaction re-checks everything the matches depend on.
+    """
+    prepared = None
+    with engine.begin() as conn:  # a short read: is it new, and what does matching need
+        inputs = (
+            None if was_processed(conn, CONSUMER, answer_key(envelope)) else service.prepare_document(conn, envelope)
+        )
+    if inputs is not None:
+        prepared = service.match_prepared(envelope, *inputs)
+    return idempotent.run_once(partial(service.on_document_split, prepared=prepared), envelope, answer_key)
 
 
 def register_consumers(
@@ -50,10 +69,14 @@ def register_consumers(
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
+
+    async def on_document_split(envelope: Envelope) -> None:
+        await asyncio.to_thread(assign_split, engine, service, idempotent, envelope)
+
     consumer.subscribe(
         SPLITTER,
         # A split is the answer to one SplitRequested: a re-split of an unchanged file is new work, not a duplicate.
-        {"DocumentSplit": idempotent.handler(service.on_document_split, key=answer_key)},
+        {"DocumentSplit": on_document_split},
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
