@@ -25,16 +25,15 @@ if TYPE_CHECKING:
 CONSUMER = "assignment"
 
 
-def assign_split(engine: Engine, service: AssignmentService, idempotent: SqlIdempotency, envelope: Envelope) -> bool:
+def assign_split(service: AssignmentService, idempotent: SqlIdempotency, envelope: Envelope) -> bool:
     """A DocumentSplit: match first, in no transaction; then store in one short one. Returns whether it ran.
 
     (AssignmentService.match_prepared says why.) The write transaction re-checks everything the matches depend on.
     """
     prepared = None
-    with engine.begin() as conn:  # a short read: is it new, and what does matching need
-        inputs = (
-            None if was_processed(conn, CONSUMER, answer_key(envelope)) else service.prepare_document(conn, envelope)
-        )
+    with idempotent.engine.begin() as conn:  # a short read: is it new, and what does matching need
+        redelivered = was_processed(conn, idempotent.consumer, answer_key(envelope))
+        inputs = None if redelivered else service.prepare_document(conn, envelope)
     if inputs is not None:
         prepared = service.match_prepared(envelope, *inputs)
     return idempotent.run_once(partial(service.on_document_split, prepared=prepared), envelope, answer_key)
@@ -71,7 +70,7 @@ def register_consumers(
     )
 
     async def on_document_split(envelope: Envelope) -> None:
-        await asyncio.to_thread(assign_split, engine, service, idempotent, envelope)
+        await asyncio.to_thread(assign_split, service, idempotent, envelope)
 
     consumer.subscribe(
         SPLITTER,

@@ -64,7 +64,7 @@ def test_matching_happens_outside_the_write_transaction_with_the_same_result(
 
     monkeypatch.setattr(Matcher, "assign", assign_and_probe)
     event = split()
-    assert assign_split(engine, service, idem, event)
+    assert assign_split(service, idem, event)
     assert writable == [True, True]  # every part matched while another writer could write
 
     # The same event matched the old way (inside the transaction) gives the same PagesAssigned; the probe shows
@@ -80,7 +80,7 @@ def test_matching_happens_outside_the_write_transaction_with_the_same_result(
     # A redelivery is skipped before any matching.
     writable.clear()
     probed[0] = _database(engine)
-    assert not assign_split(engine, service, idem, event)
+    assert not assign_split(service, idem, event)
     assert writable == []
     assert len(_assigned(engine)) == 1
 
@@ -119,7 +119,7 @@ def test_master_data_changed_between_matching_and_storing_means_matching_again(t
 
 def test_a_split_before_its_letter_is_still_parked(tmp_path: Path) -> None:
     engine, service, idem = setup(tmp_path)
-    assert assign_split(engine, service, idem, split())
+    assert assign_split(service, idem, split())
     assert _assigned(engine) == []
     idem.run_once(service.on_letter_created, letter())
     assert len(_assigned(engine)) == 1
