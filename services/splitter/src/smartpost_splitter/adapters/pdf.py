@@ -3,8 +3,12 @@
 Every function here that takes a path reads an uploaded document and is therefore only ever called in a sandbox
 worker process (``resource.setrlimit`` limits, wall-clock budget), never in the service process.
 
-Tuning follows /work/shared/docs/pdf-performance.md: the source is opened once per worker, its page list is
-materialised once (``pdf.pages[a:b]`` is O(n) per slice), and parts are saved without recompressing streams.
+Tuning follows /work/shared/docs/pdf-performance.md: parts are saved without recompressing streams. Memory: qpdf
+keeps every object it has parsed until the document is closed, and listing the pages of a 10,000-page source parses
+every page (~40 MB). When the page tree is plain (see :func:`plain_page_objects`), a cut batch therefore opens the
+source without walking it and reaches its pages by object number (:class:`PartWriter` with ``page_objects``): the
+memory of a batch is that of its own pages, and the parts are byte-identical to those of a full walk. Otherwise the
+source is opened once per worker with its whole page list (``pdf.pages[a:b]`` is O(n) per slice).
 Page scanning itself (pypdfium2) lives in :mod:`smartpost_splitter.adapters.scan`.
 """
 
@@ -16,7 +20,7 @@ import re
 import warnings
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +34,13 @@ from smartpost_splitter.domain import Failure
 from smartpost_splitter.limits import Budgets, page_too_large, too_deeply_nested, too_many_pages, too_much_data
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "CutJob",
     "CutResult",
+    "NotPlainError",
+    "ObjGen",
     "OutputBudgetError",
     "PartWriter",
     "PdfRejectedError",
@@ -42,6 +48,7 @@ __all__ = [
     "cut_parts",
     "grey_png",
     "inspect_source",
+    "plain_page_objects",
     "thumbnail_of",
 ]
 
@@ -65,12 +72,17 @@ class OutputBudgetError(Exception):
         self.stored = stored
 
 
+ObjGen = tuple[int, int]  # (object number, generation) of a PDF object
+
+
 @dataclass(frozen=True)
 class SourceReport:
     page_count: int
     stream_bytes: int = 0
     # Active content of the document as a whole that no part carries (German labels, e.g. "JavaScript").
     removed: tuple[str, ...] = ()
+    # The pages' object ids in page order when the page tree is plain (:func:`plain_page_objects`), else None.
+    page_objects: tuple[ObjGen, ...] | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -93,11 +105,18 @@ def _short(exc: BaseException, path: Path | str | None, label: str) -> str:
     return clean_detail((text[-1] if text else type(exc).__name__)[:200], path, label)
 
 
-def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:  # noqa: C901 - one branch per reason
+def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:
     """Reject what cannot be split before any work: empty, not a PDF, corrupt, encrypted, no pages, over budget.
 
     Junk before ``%PDF-`` is accepted as qpdf and pdfium accept it (the header anywhere in the first 1,024 bytes).
+    The report names the pages' object ids when the page tree is plain (:func:`plain_page_objects`), asked only after
+    the checks' own open document is gone, so that the two never sit in memory together.
     """
+    report = _check_source(path, label, budgets)
+    return replace(report, page_objects=plain_page_objects(Path(path), report.page_count))
+
+
+def _check_source(path: str, label: str, budgets: Budgets) -> SourceReport:  # noqa: C901 - one branch per reason
     source = Path(path)
     size = source.stat().st_size
     if size == 0:
@@ -153,6 +172,68 @@ def inspect_source(path: str, label: str, budgets: Budgets) -> SourceReport:  # 
     finally:
         doc.close()
     return report
+
+
+# Page attributes a page inherits from its /Pages ancestors (ISO 32000-1, 7.7.3.4).
+INHERITABLE = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
+MAX_TREE_DEPTH = 64
+
+
+def plain_page_objects(path: Path, page_count: int) -> tuple[ObjGen, ...] | None:
+    """The object ids of the pages in page order, if the page tree is plain; None if it is not.
+
+    Plain: qpdf read it without a warning; every node is a ``/Pages`` dictionary and every leaf a ``/Page``
+    dictionary, each listed once, each with the node it hangs in as its ``/Parent`` (so a page's ``/Parent`` chain
+    is its path in the tree, along which a cut batch finds the attributes the page inherits); the leaves are exactly
+    qpdf's own page list. Only then may a cut batch take pages by object number and get the same pages as a full
+    walk; anything else (repaired, shared or odd trees) keeps the full walk.
+    """
+    try:
+        with pikepdf.open(path, inherit_page_attributes=False) as pdf:
+            leaves = _plain_leaves(pdf)
+            if leaves is None or len(leaves) != page_count:
+                return None
+            if [page.obj.objgen for page in pdf.pages] != leaves or pdf.get_warnings():
+                return None
+            return tuple(leaves)
+    except (pikepdf.PdfError, RecursionError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _plain_leaves(pdf: pikepdf.Pdf) -> list[ObjGen] | None:
+    root = pdf.Root.get("/Pages")
+    if not isinstance(root, pikepdf.Dictionary) or not root.is_indirect:
+        return None
+    leaves: list[ObjGen] = []
+    seen: set[ObjGen] = {root.objgen}
+    stack: list[tuple[pikepdf.Dictionary, Iterator[Any]]] = []
+    node: pikepdf.Dictionary | None = root
+    while node is not None or stack:
+        if node is not None:
+            kids = node.get("/Kids")
+            if node.get("/Type") != "/Pages" or not isinstance(kids, pikepdf.Array) or len(stack) >= MAX_TREE_DEPTH:
+                return None
+            stack.append((node, iter(kids)))
+            node = None
+            continue
+        parent, kids_left = stack[-1]
+        kid = next(kids_left, None)
+        if kid is None:
+            stack.pop()
+            continue
+        if not isinstance(kid, pikepdf.Dictionary) or not kid.is_indirect or kid.objgen in seen:
+            return None
+        seen.add(kid.objgen)
+        owner = kid.get("/Parent")
+        if not isinstance(owner, pikepdf.Dictionary) or not owner.is_indirect or owner.objgen != parent.objgen:
+            return None
+        if kid.get("/Type") == "/Pages":
+            node = kid
+        elif kid.get("/Type") == "/Page" and "/Kids" not in kid:
+            leaves.append(kid.objgen)
+        else:
+            return None
+    return leaves
 
 
 # qpdf drops objects nested deeper than 500 levels (and pdfium's limit is lower); nothing real comes close.
@@ -438,16 +519,55 @@ PRUNE_ABOVE_RESOURCES = 24
 
 
 class PartWriter:
-    """Cuts parts from one source: opened once, page list materialised once, streams copied as stored."""
+    """Cuts parts from one source, streams copied as stored.
 
-    def __init__(self, source: Path, attachments: list[Path]) -> None:
+    Without ``page_objects`` the source's whole page list is materialised once (the writer then serves every batch of
+    the document in this worker). With ``page_objects`` (page index -> object id, from :func:`plain_page_objects`,
+    only the pages of one batch) the source is opened without walking its page tree, and its root ``/Pages`` node is
+    pointed at just these pages, in memory only: qpdf then parses, pushes attributes for and copies only them. A page
+    that is not what the ids promise raises :class:`NotPlainError`; the caller falls back to the full walk.
+    """
+
+    def __init__(self, source: Path, attachments: list[Path], page_objects: Mapping[int, ObjGen] | None = None) -> None:
         self.path = str(source)
         self.attachments = tuple(str(a) for a in attachments)
-        self._source = pikepdf.open(source)
-        self._pages = list(self._source.pages)
+        self.batch = page_objects is not None
+        self._source = pikepdf.open(source, inherit_page_attributes=page_objects is None)
+        try:
+            self._pages = (
+                self._batch_pages(page_objects) if page_objects is not None else dict(enumerate(self._source.pages))
+            )
+        except BaseException:
+            self._source.close()
+            raise
         self._attachments = [pikepdf.open(p) for p in attachments]
         self._attachment_pages = [list(a.pages) for a in self._attachments]
         self._pruned: set[int] = set()
+
+    def _batch_pages(self, page_objects: Mapping[int, ObjGen]) -> dict[int, pikepdf.Page]:
+        indexes = sorted(page_objects)
+        objects = []
+        for index in indexes:
+            try:
+                obj = self._source.get_object(page_objects[index])
+            except (pikepdf.PdfError, ValueError, TypeError, KeyError) as exc:
+                raise NotPlainError(f"page {index}: {exc}") from exc
+            if not isinstance(obj, pikepdf.Dictionary) or obj.get("/Type") != "/Page" or "/Kids" in obj:
+                raise NotPlainError(f"page {index}: object {page_objects[index]} is not a page")
+            _push_inherited(obj)
+            objects.append(obj)
+        root = self._source.Root.get("/Pages")
+        if not isinstance(root, pikepdf.Dictionary):
+            raise NotPlainError("no /Pages")
+        root.Kids = pikepdf.Array(objects)
+        root.Count = len(objects)
+        for key in INHERITABLE:  # already on every page of the batch; left here, qpdf would push them once more
+            if key in root:
+                del root[key]
+        listed = list(self._source.pages)
+        if [page.obj.objgen for page in listed] != [page_objects[i] for i in indexes]:
+            raise NotPlainError("page list differs")
+        return dict(zip(indexes, listed, strict=True))
 
     @property
     def attachment_page_count(self) -> int:
@@ -462,7 +582,7 @@ class PartWriter:
             with warnings.catch_warnings():
                 # pikepdf warns that form fields are not carried over: intended, parts carry no forms.
                 warnings.simplefilter("ignore", pikepdf.exceptions.PageCopyWarning)
-                out.pages.extend(self._pages[first : last + 1])
+                out.pages.extend([self._pages[index] for index in range(first, last + 1)])
                 for pages in self._attachment_pages:
                     out.pages.extend(pages)
             removed = sanitize(out)
@@ -508,6 +628,43 @@ class PartWriter:
         self._source.close()
 
 
+def _push_inherited(page: pikepdf.Dictionary) -> None:
+    """Give ``page`` the attributes it inherits (the nearest ancestor's value), as qpdf's push down would.
+
+    Unlike qpdf, which makes a shared direct value indirect (asking for a new object id makes qpdf parse the whole
+    file: ~40 MB at 10,000 pages), each page gets its own copy of a direct array or dictionary: pruning one page's
+    resources must never change another page's.
+    """
+    missing = [key for key in INHERITABLE if key not in page]
+    node = page.get("/Parent")
+    depth = 0
+    while missing and isinstance(node, pikepdf.Dictionary):
+        depth += 1
+        if depth > MAX_TREE_DEPTH:
+            raise NotPlainError("page tree deeper than expected")
+        for key in [k for k in missing if k in node]:
+            page[key] = _own_copy(node[key])
+            missing.remove(key)
+        node = node.get("/Parent")
+
+
+def _own_copy(value: Any, depth: int = 0) -> Any:
+    """``value`` with every direct array and dictionary in it copied (indirect objects stay shared references)."""
+    if depth > MAX_NESTING:
+        raise NotPlainError("inherited attribute nested too deeply")
+    if isinstance(value, pikepdf.Object) and value.is_indirect:
+        return value
+    if isinstance(value, pikepdf.Array):
+        return pikepdf.Array([_own_copy(item, depth + 1) for item in value])
+    if isinstance(value, pikepdf.Dictionary):
+        return pikepdf.Dictionary({key: _own_copy(item, depth + 1) for key, item in value.items()})
+    return value
+
+
+class NotPlainError(Exception):
+    """The page ids of a plain page tree do not hold in this batch: cut it with the full walk instead."""
+
+
 @dataclass(frozen=True)
 class CutJob:
     index: int
@@ -544,6 +701,14 @@ def release_writer() -> None:
         _WORKER_WRITER = None
 
 
+def _batch_writer(source: str, attachments: tuple[str, ...], page_objects: Mapping[int, ObjGen]) -> PartWriter:
+    """A writer for this batch's pages only, or the worker's full-walk writer if the page ids do not hold."""
+    try:
+        return PartWriter(Path(source), [Path(a) for a in attachments], page_objects)
+    except NotPlainError:
+        return _writer(source, attachments)
+
+
 def cut_parts(
     source: str,
     attachments: tuple[str, ...],
@@ -552,12 +717,19 @@ def cut_parts(
     thumbnail_width: int,
     stored_budget_left: int,
     last: bool,
+    page_objects: Mapping[int, ObjGen] | None = None,
 ) -> list[CutResult]:
-    """Sandbox task: write the parts of ``jobs`` as files into ``out_dir``; thumbnails where asked."""
+    """Sandbox task: write the parts of ``jobs`` as files into ``out_dir``; thumbnails where asked.
+
+    ``page_objects`` (the ids of the jobs' pages, from a plain page tree) lets the batch open only its own pages;
+    the document is then closed again when the batch is done, so a worker's memory follows the batch, not the
+    document.
+    """
     results: list[CutResult] = []
     written = 0
+    writer: PartWriter | None = None
     try:
-        writer = _writer(source, attachments)
+        writer = _batch_writer(source, attachments, page_objects) if page_objects else _writer(source, attachments)
         for job in jobs:
             data, removed = writer.write(job.first, job.last)
             written += len(data)
@@ -579,6 +751,9 @@ def cut_parts(
                 )
             )
     finally:
+        if writer is not None and writer.batch:
+            writer.close()
+            release_document()
         if last:
             release_writer()
             release_document()

@@ -13,6 +13,8 @@ task never takes down the tasks of other documents running in the other workers.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import math
 import multiprocessing
 import os
@@ -77,10 +79,30 @@ def _apply_cpu_budget(cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def _heap_trimmer() -> Callable[[int], int] | None:
+    """The C library's ``malloc_trim`` (glibc), or None where there is none (musl)."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return trim
+
+
+def _return_free_memory(trim: Callable[[int], int] | None) -> None:
+    """Hand the heap a finished task freed back to the system.
+
+    glibc keeps freed heap memory for reuse: a closed 10,000-page document (qpdf's and pdfium's parsed objects) stayed
+    ~40 MB of the worker's resident memory until the worker ended. Trimming after a task costs about a millisecond.
+    """
+    if trim is not None:
+        trim(0)
+
+
 def _serve(conn: Connection, limits: Limits) -> None:
     """Worker main loop: receive ``(fn, args, cpu_seconds)``, answer ``(ok, value)``; one task at a time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the service, which shuts the workers down
     _apply_memory_limit(limits.memory_bytes)
+    trim = _heap_trimmer()
     while True:
         try:
             message = conn.recv()
@@ -104,6 +126,8 @@ def _serve(conn: Connection, limits: Limits) -> None:
             conn.send(answer)
         except Exception as exc:  # noqa: BLE001 - e.g. an exception that cannot be pickled
             conn.send((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        del answer, message, fn, args
+        _return_free_memory(trim)
 
 
 class _Worker:
