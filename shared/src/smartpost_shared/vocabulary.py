@@ -16,3 +16,16 @@ class SplitStrategy(StrEnum):
     KEYWORD = "keyword"
     BLANK_SEPARATOR = "blank_separator"
     FIXED_PAGES = "fixed_pages"
+
+
+# Why a document could not be split (``DocumentSplitFailed.reason_code``). No docstring: it would enter the schema.
+class SplitFailureReason(StrEnum):
+    NOT_A_PDF = "not_a_pdf"
+    EMPTY_FILE = "empty_file"
+    CORRUPT = "corrupt"
+    ENCRYPTED = "encrypted"
+    NO_PAGES = "no_pages"
+    NEEDS_OCR = "needs_ocr"
+    NO_LETTER_FOUND = "no_letter_found"
+    INVALID_RULE = "invalid_rule"
+    SOURCE_MISSING = "source_missing"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from smartpost_shared.contracts.common import SplitRule, SplitStrategy
-from smartpost_shared.contracts.documents import SplitFailureReason
+# Pydantic-free imports only: the sandbox workers import this module (through Failure), and the contract models
+# would cost each of them ~11 MB.
+from smartpost_shared.vocabulary import SplitFailureReason, SplitStrategy
 from smartpost_splitter.pages import (
     A4_PORTRAIT_PT,
     A4_TOLERANCE_PT,
@@ -31,6 +33,9 @@ from smartpost_splitter.pages import (
     starts_by_itself,
     unique,
 )
+
+if TYPE_CHECKING:
+    from smartpost_shared.contracts.common import SplitRule
 
 __all__ = [
     "A4_PORTRAIT_PT",

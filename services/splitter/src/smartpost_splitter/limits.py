@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartpost_shared.contracts.documents import SplitFailureReason
+from smartpost_shared.vocabulary import SplitFailureReason
 from smartpost_splitter.domain import Failure
 
 MB = 1024 * 1024

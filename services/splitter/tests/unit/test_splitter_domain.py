@@ -139,3 +139,21 @@ def test_worker_side_modules_load_neither_pydantic_nor_pikepdf() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['smartpost_splitter']"
+
+
+def test_the_cutting_side_of_a_worker_loads_no_pydantic() -> None:
+    # The sandbox workers also cut parts (pikepdf) and check the source; the contract models (pydantic, ~11 MB per
+    # worker) stay out of them: the failure reasons they report are the pydantic-free enum of the vocabulary.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, smartpost_splitter.adapters.pdf, smartpost_splitter.adapters.sandbox, smartpost_splitter.limits;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pikepdf'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['pikepdf']"
+    from smartpost_shared.contracts.documents import SplitFailureReason as ReasonInContracts
+    from smartpost_shared.vocabulary import SplitFailureReason as ReasonInVocabulary
+
+    assert ReasonInContracts is ReasonInVocabulary

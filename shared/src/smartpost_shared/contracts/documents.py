@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from smartpost_shared.contracts.base import Contract, EventPayload
 from smartpost_shared.contracts.common import Id, SplitStrategy
 from smartpost_shared.contracts.envelope import register
+from smartpost_shared.vocabulary import SplitFailureReason as SplitFailureReason  # noqa: PLC0414 - explicit re-export (the enum is pydantic-free: the splitter's sandbox workers use it)
 
 
 class SplitPart(Contract):
@@ -60,18 +61,6 @@ class DocumentSplit(EventPayload):
     source_page_count: int = Field(ge=1)
     parts: list[SplitPart] = Field(min_length=1)
     warnings: list[str] = Field(default_factory=list)
-
-
-class SplitFailureReason(StrEnum):
-    NOT_A_PDF = "not_a_pdf"
-    EMPTY_FILE = "empty_file"
-    CORRUPT = "corrupt"
-    ENCRYPTED = "encrypted"
-    NO_PAGES = "no_pages"
-    NEEDS_OCR = "needs_ocr"
-    NO_LETTER_FOUND = "no_letter_found"
-    INVALID_RULE = "invalid_rule"
-    SOURCE_MISSING = "source_missing"
 
 
 @register

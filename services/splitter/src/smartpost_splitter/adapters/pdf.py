@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pikepdf
 import pypdfium2 as pdfium
 
-from smartpost_shared.contracts.documents import SplitFailureReason
+from smartpost_shared.vocabulary import SplitFailureReason
 from smartpost_splitter.adapters.scan import _document as _pdfium_document
 from smartpost_splitter.adapters.scan import grey_png, release_document, render_thumbnail, thumbnail_of
 from smartpost_splitter.domain import Failure
