@@ -60,7 +60,9 @@ def flat(pages: int = 12) -> bytes:
     return pdf.build(catalog)
 
 
-def nested(pages: int = 12, *, fan: int = 3, inherit: str = "", leaf_box: bool = True) -> bytes:
+def nested(
+    pages: int = 12, *, fan: int = 3, inherit: str = "", leaf_box: bool = True, resources_extra: str = ""
+) -> bytes:
     """A root over intermediate /Pages nodes of ``fan`` pages each.
 
     ``inherit``: "" (nothing inherited), "root-direct" (LibreOffice: direct /MediaBox and /Resources on the root),
@@ -70,7 +72,7 @@ def nested(pages: int = 12, *, fan: int = 3, inherit: str = "", leaf_box: bool =
     pdf = RawPdf()
     catalog, root = pdf.reserve(), pdf.reserve()
     font = pdf.add(FONT)
-    resources = f"<< /Font << /F1 {font} 0 R >> >>"
+    resources = f"<< {resources_extra}/Font << /F1 {font} 0 R >> >>"
     nodes: list[int] = []
     for start in range(0, pages, fan):
         node = pdf.reserve()
@@ -339,3 +341,16 @@ def test_finished_sandbox_tasks_are_not_kept_by_a_running_split() -> None:
     newer: Future[int] = Future()
     run.track(newer)
     assert run.in_flight == [running, newer]
+
+
+def test_a_deeply_nested_inherited_attribute_is_cut_the_old_way(tmp_path: Path) -> None:
+    """An inherited /Resources nested 200 levels deep is not copied page by page: the batch falls back."""
+    deep = "/Deep " + "<< /X " * 200 + "1" + " >>" * 200 + " "
+    path = _write(tmp_path, "deep", nested(4, fan=2, inherit="root-direct", resources_extra=deep))
+    count = len(pikepdf.open(path).pages)
+    objects = plain_page_objects(path, count)
+    assert objects is not None
+    with pytest.raises(NotPlainError):
+        PartWriter(path, [], {0: objects[0]})
+    jobs = (CutJob(0, 0, 1, need_thumbnail=False),)
+    assert cut_parts(str(path), (), jobs, str(tmp_path), 60, 10**9, True, {0: objects[0], 1: objects[1]})

@@ -648,9 +648,13 @@ def _push_inherited(page: pikepdf.Dictionary) -> None:
         node = node.get("/Parent")
 
 
+# Inherited resources nest a few levels (/Resources /Font /F1); deeper ones are cut the old way (full walk).
+MAX_COPY_DEPTH = 32
+
+
 def _own_copy(value: Any, depth: int = 0) -> Any:
     """``value`` with every direct array and dictionary in it copied (indirect objects stay shared references)."""
-    if depth > MAX_NESTING:
+    if depth > MAX_COPY_DEPTH:
         raise NotPlainError("inherited attribute nested too deeply")
     if isinstance(value, pikepdf.Object) and value.is_indirect:
         return value
@@ -705,7 +709,8 @@ def _batch_writer(source: str, attachments: tuple[str, ...], page_objects: Mappi
     """A writer for this batch's pages only, or the worker's full-walk writer if the page ids do not hold."""
     try:
         return PartWriter(Path(source), [Path(a) for a in attachments], page_objects)
-    except NotPlainError:
+    except (NotPlainError, pikepdf.PdfError, RecursionError):
+        # Whatever the shortcut cannot do, the full walk does as before (and fails as before on a broken file).
         return _writer(source, attachments)
 
 
