@@ -354,3 +354,61 @@ def test_a_deeply_nested_inherited_attribute_is_cut_the_old_way(tmp_path: Path) 
         PartWriter(path, [], {0: objects[0]})
     jobs = (CutJob(0, 0, 1, need_thumbnail=False),)
     assert cut_parts(str(path), (), jobs, str(tmp_path), 60, 10**9, True, {0: objects[0], 1: objects[1]})
+
+
+# -- found by review: what the shortcut must hand to the full walk --------------------------------------------------
+
+
+def _root_inherits(root_extra: str, page_own: str = "", pages: int = 2) -> bytes:
+    """Pages inheriting /MediaBox and /Resources from the root; the first page carries ``page_own`` too."""
+    pdf = RawPdf()
+    catalog, root = pdf.reserve(), pdf.reserve()
+    font = pdf.add(FONT)
+    kids = []
+    for n in range(pages):
+        content = pdf.stream(_text(_page_lines(n)))
+        own = page_own.replace("FONT", f"{font} 0 R") if n == 0 else ""
+        kids.append(pdf.add(f"<< /Type /Page /Parent {root} 0 R {own}/Contents {content} 0 R >>"))
+    pdf.set(
+        root,
+        f"<< /Type /Pages /MediaBox {A4} /Resources << /Font << /F1 {font} 0 R >> {root_extra}>> "
+        f"/Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {pages} >>",
+    )
+    pdf.set(catalog, f"<< /Type /Catalog /Pages {root} 0 R >>")
+    return pdf.build(catalog)
+
+
+def _cut_both_ways(tmp_path: Path, name: str, data: bytes, pages: int) -> tuple[list[str], list[str]]:
+    path = _write(tmp_path, name, data)
+    objects = plain_page_objects(path, pages)
+    assert objects is not None
+    jobs = (CutJob(0, 0, pages - 1, need_thumbnail=False),)
+    full = cut_parts(str(path), (), jobs, str(tmp_path), 60, 10**9, True)
+    batch = cut_parts(str(path), (), jobs, str(tmp_path), 60, 10**9, True, dict(enumerate(objects)))
+    return [r.sha256 for r in full], [r.sha256 for r in batch]
+
+
+def test_a_huge_inherited_value_is_not_copied_into_every_page(tmp_path: Path) -> None:
+    """A direct array of 30,000 numbers in the root's /Resources: copied per page it would make every part (and the
+    worker's memory) grow with pages x size; beyond the copy budget the batch is cut by the full walk."""
+    big = "/ProcSet [" + " ".join(["0"] * 30_000) + "] "
+    full, batch = _cut_both_ways(tmp_path, "huge", _root_inherits(big, pages=20), 20)
+    assert batch == full
+
+
+def test_a_name_qpdf_cannot_copy_by_hand_falls_back(tmp_path: Path) -> None:
+    """A non-UTF-8 key (/F#E9) in an inherited dictionary: pikepdf cannot rebuild it, the full walk cuts it."""
+    full, batch = _cut_both_ways(tmp_path, "odd-name", _root_inherits("/ExtGState << /G#FF << /CA 1 >> >> "), 2)
+    assert batch == full
+
+
+@pytest.mark.parametrize(
+    "page_own",
+    [
+        "/MediaBox [/X 0 595 842] ",  # invalid, covered by the root's valid one in the real tree
+        "/MediaBox [0 0 595 842 0] ",
+    ],
+)
+def test_a_page_qpdf_would_repair_only_in_the_rewritten_tree_falls_back(tmp_path: Path, page_own: str) -> None:
+    full, batch = _cut_both_ways(tmp_path, "repair", _root_inherits("", page_own), 2)
+    assert batch == full

@@ -547,6 +547,7 @@ class PartWriter:
     def _batch_pages(self, page_objects: Mapping[int, ObjGen]) -> dict[int, pikepdf.Page]:
         indexes = sorted(page_objects)
         objects = []
+        budget = _CopyBudget(MAX_COPIED_PER_BATCH)
         for index in indexes:
             try:
                 obj = self._source.get_object(page_objects[index])
@@ -554,7 +555,7 @@ class PartWriter:
                 raise NotPlainError(f"page {index}: {exc}") from exc
             if not isinstance(obj, pikepdf.Dictionary) or obj.get("/Type") != "/Page" or "/Kids" in obj:
                 raise NotPlainError(f"page {index}: object {page_objects[index]} is not a page")
-            _push_inherited(obj)
+            _push_inherited(obj, budget)
             objects.append(obj)
         root = self._source.Root.get("/Pages")
         if not isinstance(root, pikepdf.Dictionary):
@@ -565,6 +566,10 @@ class PartWriter:
             if key in root:
                 del root[key]
         listed = list(self._source.pages)
+        if self._source.get_warnings():
+            # qpdf "repaired" a page of the rewritten tree (e.g. an invalid /MediaBox that an ancestor's valid one
+            # covered in the real tree): the full walk would not have changed it.
+            raise NotPlainError("qpdf repaired a page of the batch")
         if [page.obj.objgen for page in listed] != [page_objects[i] for i in indexes]:
             raise NotPlainError("page list differs")
         return dict(zip(indexes, listed, strict=True))
@@ -628,7 +633,23 @@ class PartWriter:
         self._source.close()
 
 
-def _push_inherited(page: pikepdf.Dictionary) -> None:
+@dataclass
+class _CopyBudget:
+    left: int
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise NotPlainError("inherited attributes too big to copy page by page")
+
+
+# Objects copied for inherited direct values per batch. Typical: a few per page (a /MediaBox array, a /Resources
+# dictionary naming a few fonts). A file whose root carries a huge direct value (100,000 numbers in an 8 KB upload)
+# would otherwise be copied into every page: 10 MB parts, 2.5 GB of memory. Beyond the budget: the full walk.
+MAX_COPIED_PER_BATCH = 20_000
+
+
+def _push_inherited(page: pikepdf.Dictionary, budget: _CopyBudget) -> None:
     """Give ``page`` the attributes it inherits (the nearest ancestor's value), as qpdf's push down would.
 
     Unlike qpdf, which makes a shared direct value indirect (asking for a new object id makes qpdf parse the whole
@@ -643,7 +664,7 @@ def _push_inherited(page: pikepdf.Dictionary) -> None:
         if depth > MAX_TREE_DEPTH:
             raise NotPlainError("page tree deeper than expected")
         for key in [k for k in missing if k in node]:
-            page[key] = _own_copy(node[key])
+            page[key] = _own_copy(node[key], budget)
             missing.remove(key)
         node = node.get("/Parent")
 
@@ -652,16 +673,17 @@ def _push_inherited(page: pikepdf.Dictionary) -> None:
 MAX_COPY_DEPTH = 32
 
 
-def _own_copy(value: Any, depth: int = 0) -> Any:
+def _own_copy(value: Any, budget: _CopyBudget, depth: int = 0) -> Any:
     """``value`` with every direct array and dictionary in it copied (indirect objects stay shared references)."""
     if depth > MAX_COPY_DEPTH:
         raise NotPlainError("inherited attribute nested too deeply")
+    budget.spend()
     if isinstance(value, pikepdf.Object) and value.is_indirect:
         return value
     if isinstance(value, pikepdf.Array):
-        return pikepdf.Array([_own_copy(item, depth + 1) for item in value])
+        return pikepdf.Array([_own_copy(item, budget, depth + 1) for item in value])
     if isinstance(value, pikepdf.Dictionary):
-        return pikepdf.Dictionary({key: _own_copy(item, depth + 1) for key, item in value.items()})
+        return pikepdf.Dictionary({key: _own_copy(item, budget, depth + 1) for key, item in value.items()})
     return value
 
 
@@ -705,15 +727,6 @@ def release_writer() -> None:
         _WORKER_WRITER = None
 
 
-def _batch_writer(source: str, attachments: tuple[str, ...], page_objects: Mapping[int, ObjGen]) -> PartWriter:
-    """A writer for this batch's pages only, or the worker's full-walk writer if the page ids do not hold."""
-    try:
-        return PartWriter(Path(source), [Path(a) for a in attachments], page_objects)
-    except (NotPlainError, pikepdf.PdfError, RecursionError):
-        # Whatever the shortcut cannot do, the full walk does as before (and fails as before on a broken file).
-        return _writer(source, attachments)
-
-
 def cut_parts(
     source: str,
     attachments: tuple[str, ...],
@@ -728,38 +741,58 @@ def cut_parts(
 
     ``page_objects`` (the ids of the jobs' pages, from a plain page tree) lets the batch open only its own pages;
     the document is then closed again when the batch is done, so a worker's memory follows the batch, not the
-    document.
+    document. Whatever that shortcut cannot do (an id that names no page, a page qpdf would repair, an odd name, an
+    inherited value too big to copy page by page), the full walk does as before, and fails as before on a broken
+    file.
     """
-    results: list[CutResult] = []
-    written = 0
-    writer: PartWriter | None = None
     try:
-        writer = _batch_writer(source, attachments, page_objects) if page_objects else _writer(source, attachments)
-        for job in jobs:
-            data, removed = writer.write(job.first, job.last)
-            written += len(data)
-            if written > stored_budget_left:
-                raise OutputBudgetError(written)
-            path = Path(out_dir) / f"part-{job.index:05d}.pdf"
-            path.write_bytes(data)
-            thumbnail = (
-                render_thumbnail(_pdfium_document(source), job.first, thumbnail_width) if job.need_thumbnail else None
-            )
-            results.append(
-                CutResult(
-                    index=job.index,
-                    path=str(path),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    size=len(data),
-                    removed=tuple(sorted(removed)),
-                    thumbnail=thumbnail,
-                )
-            )
+        if page_objects:
+            try:
+                batch = PartWriter(Path(source), [Path(a) for a in attachments], page_objects)
+            except MemoryError:
+                raise
+            except Exception:  # noqa: BLE001 - see the docstring: the full walk below
+                batch = None
+            if batch is not None:
+                try:
+                    return _cut(batch, source, jobs, out_dir, thumbnail_width, stored_budget_left)
+                except (OutputBudgetError, MemoryError):
+                    raise
+                except Exception:  # noqa: BLE001, S110 - the full walk below cuts the same jobs again
+                    pass
+                finally:
+                    batch.close()
+                    release_document()
+        return _cut(_writer(source, attachments), source, jobs, out_dir, thumbnail_width, stored_budget_left)
     finally:
-        if writer is not None and writer.batch:
-            writer.close()
-            release_document()
         if last:
             release_writer()
             release_document()
+
+
+def _cut(
+    writer: PartWriter, source: str, jobs: tuple[CutJob, ...], out_dir: str, thumbnail_width: int, budget_left: int
+) -> list[CutResult]:
+    results: list[CutResult] = []
+    written = 0
+    for job in jobs:
+        data, removed = writer.write(job.first, job.last)
+        written += len(data)
+        if written > budget_left:
+            raise OutputBudgetError(written)
+        path = Path(out_dir) / f"part-{job.index:05d}.pdf"
+        path.write_bytes(data)
+        thumbnail = (
+            render_thumbnail(_pdfium_document(source), job.first, thumbnail_width) if job.need_thumbnail else None
+        )
+        results.append(
+            CutResult(
+                index=job.index,
+                path=str(path),
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                removed=tuple(sorted(removed)),
+                thumbnail=thumbnail,
+            )
+        )
     return results
