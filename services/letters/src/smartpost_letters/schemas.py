@@ -281,7 +281,7 @@ class LetterOut(Model):
     release_blockers: list[str] = Field(description="why release is not possible now (empty when it is)")
     review_confirmed_by: str | None
     release: ReleaseOut | None
-    items: list[ItemOut]
+    items: list[ItemOut] = Field(description="empty with ?items=none (the number is in counts.released_items)")
     print_order: PrintOrderOut | None
     deleted_at: datetime | None
     # "Aufbewahrungsfrist abgelaufen": the retention period ended and the letter's files were removed.
@@ -291,7 +291,7 @@ class LetterOut(Model):
     )
 
     @classmethod
-    def of(cls, letter: SerialLetter, *, with_parts: bool = True) -> LetterOut:
+    def of(cls, letter: SerialLetter, *, with_parts: bool = True, with_items: bool = True) -> LetterOut:
         parts = letter.parts()
         blockers = letter._release_blockers()  # noqa: SLF001 - the same rule the aggregate enforces
         if letter.status == LetterStatus.IN_REVIEW:
@@ -306,7 +306,7 @@ class LetterOut(Model):
                 revoke_reason=letter.revoked.get(item.item_id, {}).get("reason"),
                 first_viewed_at=letter.viewed.get(item.item_id),
             )
-            for item in letter.items.values()
+            for item in (letter.items.values() if with_items else ())
         ]
         return cls(
             letter_id=str(letter.id),

@@ -155,8 +155,11 @@ def test_full_flow_over_http(env):  # noqa: PLR0915 - one scenario end to end
     assert r.status_code == 422
     assert r.json()["code"] == "release_blocked"
     assert client.post(f"/v1/letters/{lid}/review/confirm", headers=headers()).json()["status"] == "reviewed"
-    r = client.post(f"/v1/letters/{lid}/release", json={"notify_by_email": True}, headers=headers())
+    r = client.post(f"/v1/letters/{lid}/release?items=none", json={"notify_by_email": True}, headers=headers())
     assert r.status_code == 200
+    assert r.json()["items"] == []  # a command's answer stays small; the number is in counts
+    assert r.json()["counts"]["released_items"] == 1
+    r = client.get(f"/v1/letters/{lid}", headers=headers())
     assert [i["item_id"] for i in r.json()["items"]] == [f"{lid}:{parts[0].part_id}"]
     # A misspelt option is refused, not silently replaced by a default (paper for everyone).
     r = client.post(f"/v1/letters/{lid}/print-order", json={"recipient_filtr": "post_preference"}, headers=headers())

@@ -191,13 +191,14 @@ class LettersClient(ServiceClient):
     async def _post(
         self, caller: Caller, letter_id: str, action: str, payload: Json | None = None, *, version: int | None = None
     ) -> Json:
-        # Commands answer without the parts (a 4,000-part letter is megabytes); pages come from /parts.
+        # Commands answer without the parts and the released items (a 4,000-part letter is megabytes of each; no
+        # command's caller reads them): pages come from /parts, items from GET /letters/{id}.
         result: Json = await self.json(
             "POST",
             f"/v1/letters/{letter_id}/{action}",
             caller,
             json=payload,
             headers=_if_match(version),
-            params={"parts": "none"},
+            params={"parts": "none", "items": "none"},
         )
         return result
