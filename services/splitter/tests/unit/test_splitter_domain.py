@@ -128,31 +128,30 @@ def test_grey_png_round_trips_through_a_standard_decoder() -> None:
     assert list(image.getdata()) == [(x * 40 + y) % 256 for y in range(height) for x in range(width)]
 
 
-def test_worker_side_modules_load_neither_pydantic_nor_pikepdf() -> None:
-    # A spawned text worker imports only these; pydantic + contracts (18 MB) and pikepdf (6 MB) stay out of it.
+def _loaded_after(modules: str, watched: set[str]) -> list[str]:
+    """Which of ``watched`` top-level packages a fresh interpreter has loaded after importing ``modules``."""
+    import ast
     import subprocess
     import sys
 
-    code = (
-        "import sys, smartpost_splitter.adapters.scan, smartpost_splitter.pages;"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pikepdf', 'smartpost_splitter'}))"
-    )
+    code = f"import sys, {modules}; print(sorted({{m.split('.')[0] for m in sys.modules}} & {watched!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['smartpost_splitter']"
+    return list(ast.literal_eval(out.strip()))
+
+
+def test_worker_side_modules_load_neither_pydantic_nor_pikepdf() -> None:
+    # A spawned text worker imports only these; pydantic + contracts (18 MB) and pikepdf (6 MB) stay out of it.
+    watched = {"pydantic", "pikepdf", "smartpost_splitter"}
+    assert _loaded_after("smartpost_splitter.adapters.scan, smartpost_splitter.pages", watched) == [
+        "smartpost_splitter"
+    ]
 
 
 def test_the_cutting_side_of_a_worker_loads_no_pydantic() -> None:
     # The sandbox workers also cut parts (pikepdf) and check the source; the contract models (pydantic, ~11 MB per
     # worker) stay out of them: the failure reasons they report are the pydantic-free enum of the vocabulary.
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, smartpost_splitter.adapters.pdf, smartpost_splitter.adapters.sandbox, smartpost_splitter.limits;"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'pikepdf'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['pikepdf']"
+    modules = "smartpost_splitter.adapters.pdf, smartpost_splitter.adapters.sandbox, smartpost_splitter.limits"
+    assert _loaded_after(modules, {"pydantic", "pikepdf"}) == ["pikepdf"]
     from smartpost_shared.contracts.documents import SplitFailureReason as ReasonInContracts
     from smartpost_shared.vocabulary import SplitFailureReason as ReasonInVocabulary
 

@@ -41,17 +41,21 @@ def _page_lines(n: int) -> list[str]:
     return [f"Herrn Max Mustermann {n}", f"Kontakt-Nr.: K-{n:06d}", f"Seite {n}"]
 
 
-def flat(pages: int = 12) -> bytes:
-    """Every page carries its own attributes; one /Pages node (ReportLab, Word)."""
+def flat(pages: int = 12, *, wrong_parent_at: int | None = None) -> bytes:
+    """Every page carries its own attributes; one /Pages node (ReportLab, Word).
+
+    ``wrong_parent_at``: that page names the catalog as its /Parent (qpdf repairs that in memory only).
+    """
     pdf = RawPdf()
     catalog, tree = pdf.reserve(), pdf.reserve()
     font = pdf.add(FONT)
     kids = []
     for n in range(pages):
         content = pdf.stream(_text(_page_lines(n)), flate_layers=1)
+        parent = catalog if n == wrong_parent_at else tree
         kids.append(
             pdf.add(
-                f"<< /Type /Page /Parent {tree} 0 R /MediaBox {A4} /Resources << /Font << /F1 {font} 0 R >> >> "
+                f"<< /Type /Page /Parent {parent} 0 R /MediaBox {A4} /Resources << /Font << /F1 {font} 0 R >> >> "
                 f"/Contents {content} 0 R >>"
             )
         )
@@ -143,23 +147,7 @@ def page_listed_twice() -> bytes:
 
 
 def wrong_parent() -> bytes:
-    """The second page names the catalog as its /Parent: qpdf repairs that in memory only."""
-    pdf = RawPdf()
-    catalog, tree = pdf.reserve(), pdf.reserve()
-    font = pdf.add(FONT)
-    kids = []
-    for n in range(3):
-        content = pdf.stream(_text(_page_lines(n)))
-        parent = catalog if n == 1 else tree
-        kids.append(
-            pdf.add(
-                f"<< /Type /Page /Parent {parent} 0 R /MediaBox {A4} /Resources << /Font << /F1 {font} 0 R >> >> "
-                f"/Contents {content} 0 R >>"
-            )
-        )
-    pdf.set(tree, f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count 3 >>")
-    pdf.set(catalog, f"<< /Type /Catalog /Pages {tree} 0 R >>")
-    return pdf.build(catalog)
+    return flat(3, wrong_parent_at=1)
 
 
 def page_without_type() -> bytes:
