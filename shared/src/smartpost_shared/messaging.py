@@ -325,9 +325,10 @@ class EventPublisher:
             return body
         return await asyncio.to_thread(self.claim_check.outgoing, body)
 
-    async def publish(self, envelope: Envelope) -> None:
+    async def publish(self, envelope: Envelope, *, body: bytes | None = None) -> None:
+        """Publish ``envelope``; ``body`` is its ``to_bytes()`` when the caller serialised it already (off the loop)."""
         topic = topic_for_event(envelope.event_type)
-        body = await self._bounded(envelope.to_bytes())
+        body = await self._bounded(envelope.to_bytes() if body is None else body)
         headers = {
             "event_type": envelope.event_type,
             "schema_version": str(envelope.schema_version),

@@ -62,9 +62,10 @@ class FakePublisher:
         self.sent = []
         self.fail_after = fail_after
 
-    async def publish(self, envelope):
+    async def publish(self, envelope, *, body=None):
         if self.fail_after is not None and len(self.sent) >= self.fail_after:
             raise ConnectionError("broker down")
+        assert body == envelope.to_bytes()
         self.sent.append(envelope)
 
 
@@ -120,6 +121,32 @@ async def test_relay_skips_gaps_in_notification_ids(event_app):
     assert [e.event_type for e in publisher.sent] == ["LetterCreated", "SplitRequested", "LetterCreated"]
     assert publisher.sent[-1].payload.letter_id == str(b2.letter.id)
     assert relay.position() == ids[-1]
+
+
+async def test_relay_decodes_and_serialises_off_the_event_loop(event_app, monkeypatch):
+    """A release of thousands of letters is megabytes to decode and serialise: never on the loop (HTTP answers)."""
+    import threading
+
+    from smartpost_letters.adapters import relay as relay_module
+
+    threads: list[int] = []
+    real = relay_module.wire_envelopes
+
+    def recording(event):
+        threads.append(threading.get_ident())
+        return real(event)
+
+    monkeypatch.setattr(relay_module, "wire_envelopes", recording)
+    b = LetterBuilder()
+    b.attach()
+    b.letter.start_split(actor=STAFF)
+    event_app.save(b.letter)
+    publisher = FakePublisher()
+    relay = NotificationLogRelay(event_app, publisher, event_app.factory.tracking_recorder())
+    assert await relay.publish_pending() == 3
+    assert [e.event_type for e in publisher.sent] == ["LetterCreated", "SplitRequested"]
+    assert len(threads) == 3
+    assert threading.get_ident() not in threads
 
 
 def test_snapshots_keep_long_histories_fast_and_equal(tmp_path):

@@ -66,8 +66,18 @@ class NotificationLogRelay:
         notifications = self.app.recorder.select_notifications(start=position + 1, limit=self.batch_size)
         return position, list(notifications)
 
-    def _envelopes(self, notification: Notification) -> list[Envelope]:
-        return wire_envelopes(self.app.mapper.to_domain_event(notification))
+    def _wire_batch(self, notifications: list[Notification]) -> list[list[tuple[Envelope, bytes]]]:
+        """Each notification's envelopes with their bytes (runs in a worker thread).
+
+        A release of thousands of letters is one stored event of megabytes: decoding, validating and serialising
+        it takes a few hundred milliseconds, which on the event loop would hold back every HTTP answer of the
+        service (the release's own answer first, since the save wakes the relay).
+        """
+        batch = []
+        for notification in notifications:
+            envelopes = wire_envelopes(self.app.mapper.to_domain_event(notification))
+            batch.append([(envelope, envelope.to_bytes()) for envelope in envelopes])
+        return batch
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns the number of notifications consumed from the log."""
@@ -76,11 +86,12 @@ class NotificationLogRelay:
             if not notifications:
                 return 0
             sent_in_batch = 0
-            for notification in notifications:
-                for envelope in self._envelopes(notification):
+            wire = await asyncio.to_thread(self._wire_batch, notifications)
+            for notification, envelopes in zip(notifications, wire, strict=True):
+                for envelope, body in envelopes:
                     self._maybe_crash(FaultInjection.BEFORE_PUBLISH)
                     try:
-                        await self.publisher.publish(envelope)
+                        await self.publisher.publish(envelope, body=body)
                     except Exception as exc:
                         self.health.failed(
                             exc,
