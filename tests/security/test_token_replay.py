@@ -119,3 +119,28 @@ def test_replays_on_the_letters_service_are_refused_before_the_command_runs(tmp_
     assert client.post("/v1/document-types", json={"name": "Briefe 2"}, headers=captured).status_code == 401
     tree = client.get("/v1/document-types", headers=captured).json()
     assert "Briefe 2" not in str(tree)
+
+
+def test_a_token_replayed_to_another_replica_is_refused(tmp_path: Path) -> None:
+    """Two replicas of one service share its database: a token spent on one is refused by the other (and after a
+    restart), not only by the process that saw it first."""
+    from smartpost_notifier.app import create_app
+    from smartpost_notifier.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/shared.sqlite3")
+    replicas = [create_app(settings), create_app(settings)]
+    fakes = [FakeNotifier(), FakeNotifier()]
+    for app, fake in zip(replicas, fakes, strict=True):
+        app.state.notifier = fake
+    first, second = (TestClient(app) for app in replicas)
+    captured = _captured("notifier", ["admin"])
+    url = "/internal/digests/run?day=2026-11-30"
+    assert first.post(url, headers=captured).status_code == 200
+    replayed = second.post(url, headers=captured)
+    assert replayed.status_code == 401
+    assert replayed.json()["detail"] == "Aufrufer nicht nachgewiesen"
+    restarted = TestClient(create_app(settings))
+    restarted.app.state.notifier = FakeNotifier()  # type: ignore[attr-defined]
+    assert restarted.post(url, headers=captured).status_code == 401
+    assert [len(f.digests) for f in fakes] == [1, 0]
+    assert second.post(url, headers=_captured("notifier", ["admin"])).status_code == 200, "a fresh token works"

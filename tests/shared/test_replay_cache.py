@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from smartpost_shared.seen_once import ReplayCache
+import hashlib
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import select
+
+from smartpost_shared.db import create_platform_tables, make_engine, seen_proofs
+from smartpost_shared.seen_once import ReplayCache, ReplayStoreUnavailableError, SharedReplayCache
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Clock:
@@ -32,3 +42,54 @@ def test_a_full_cache_refuses_new_keys_instead_of_forgetting_valid_ones() -> Non
     assert not cache.first_use("a", 1100)
     clock.now = 1101
     assert cache.first_use("c", 1200)
+
+
+# --- shared by replicas: the service's database -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/replays.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_a_proof_used_on_one_replica_is_refused_by_another(db_url: str) -> None:
+    one, two = make_engine(db_url), make_engine(db_url)  # two processes' engines on the same database
+    create_platform_tables(one)
+    try:
+        replica_a, replica_b = SharedReplayCache(one), SharedReplayCache(two)
+        assert replica_a.first_use("issuer\0jti-1", 2_000_000_000)
+        assert not replica_b.first_use("issuer\0jti-1", 2_000_000_000), "replayed to the other replica"
+        assert not replica_a.first_use("issuer\0jti-1", 2_000_000_000), "replayed to the same replica"
+        assert replica_b.first_use("issuer\0jti-2", 2_000_000_000)
+        # A new process (restart) has an empty memory; the database still knows the proof.
+        assert not SharedReplayCache(two).first_use("issuer\0jti-2", 2_000_000_000)
+        with one.connect() as conn:
+            stored = conn.execute(select(seen_proofs.c.proof)).scalars().all()
+        assert len(stored) == 2
+        assert all(len(p) == 64 and "jti" not in p for p in stored), "only a hash of the proof is kept"
+    finally:
+        one.dispose()
+        two.dispose()
+
+
+def test_expired_proofs_are_purged_and_the_table_stays_small(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/r.sqlite3")  # the cache creates its table itself
+    clock = Clock()
+    cache = SharedReplayCache(engine, clock=clock)
+    for i in range(50):
+        assert cache.first_use(f"k{i}", clock.now + 60)
+    clock.now += 3600  # every proof above has expired, and the purge is due
+    assert cache.first_use("fresh", clock.now + 60)
+    with engine.connect() as conn:
+        assert conn.execute(select(seen_proofs.c.proof)).scalars().all() == [hashlib.sha256(b"fresh").hexdigest()]
+    engine.dispose()
+
+
+def test_without_its_database_the_shared_cache_refuses_rather_than_guesses() -> None:
+    engine = make_engine("postgresql://app@127.0.0.1:1/nothing")  # nothing listens there: connection refused
+    cache = SharedReplayCache(engine)
+    with pytest.raises(ReplayStoreUnavailableError):
+        cache.first_use("k", 2_000_000_000)
+    engine.dispose()

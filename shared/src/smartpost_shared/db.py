@@ -63,6 +63,16 @@ outbox = Table(
     Column("published_at", DateTime(timezone=True), nullable=True),
 )
 
+# Proofs that may be used once (a caller token's id on a state-changing request, a signed webhook): shared by every
+# replica of a service through its database, so a captured proof replayed to another replica is refused too.
+# ``proof`` is a SHA-256 of the proof's key (fixed length, no token material stored); rows go after ``expires_at``.
+seen_proofs = Table(
+    "seen_proofs",
+    platform_metadata,
+    Column("proof", String(64), primary_key=True),
+    Column("expires_at", Integer, nullable=False, index=True),
+)
+
 # The relay asks for the pending rows several times a second, and published rows stay (import progress reads them):
 # without this partial index every poll scanned the whole outbox (15,000 rows after an account import: a quarter of
 # the assignment service's CPU while it matched a 4,000-letter split). Only pending rows are in it.

@@ -22,10 +22,12 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fastapi import Depends, HTTPException, Request
 
-from smartpost_shared.seen_once import ReplayCache
+from smartpost_shared.seen_once import ReplayCache, ReplayGuard, ReplayStoreUnavailableError, SharedReplayCache
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+
+    from sqlalchemy.engine import Engine
 
     from smartpost_shared.settings import IdentitySettings, TrustedIssuer
 
@@ -117,8 +119,14 @@ class CallerVerifier:
         self._keys = {name: _public_key(issuer.public_key) for name, issuer in trusted.items()}
         self.leeway_seconds = leeway_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
-        # Token ids of state-changing requests this process has accepted, until their tokens expire.
-        self.used_tokens = ReplayCache()
+        # Token ids of state-changing requests accepted, until their tokens expire: this process's memory, or with
+        # :meth:`share_replays` the service's database (every replica refuses a token any of them accepted).
+        self.used_tokens: ReplayGuard = ReplayCache()
+
+    def share_replays(self, engine: Engine) -> CallerVerifier:
+        """Remember used token ids in the service's database (table ``seen_proofs``), shared by its replicas."""
+        self.used_tokens = SharedReplayCache(engine)
+        return self
 
     def first_use(self, claims: CallerClaims) -> bool:
         """True once per token id and issuer while the token is valid: a state-changing request is not repeated."""
@@ -205,7 +213,7 @@ def verified_caller(request: Request) -> CallerClaims:
 
         get_logger(__name__).warning("identity.refused", reason=str(exc), path=request.url.path)
         raise HTTPException(401, "Aufrufer nicht nachgewiesen") from exc
-    if request.method not in SAFE_METHODS and not verifier.first_use(claims):
+    if request.method not in SAFE_METHODS and not _first_use(verifier, claims, request):
         # A token proves one state-changing request: the same token again (a captured header replayed within
         # its lifetime) or one without a token id proves nothing.
         from smartpost_shared.logging import get_logger  # noqa: PLC0415
@@ -216,6 +224,17 @@ def verified_caller(request: Request) -> CallerClaims:
         raise HTTPException(401, "Aufrufer nicht nachgewiesen")
     request.state.caller = claims
     return claims
+
+
+def _first_use(verifier: CallerVerifier, claims: CallerClaims, request: Request) -> bool:
+    try:
+        return verifier.first_use(claims)
+    except ReplayStoreUnavailableError as exc:
+        # Fail closed: without the shared memory of used tokens a replay could not be told from a first use.
+        from smartpost_shared.logging import get_logger  # noqa: PLC0415
+
+        get_logger(__name__).warning("identity.replay_store_unavailable", error=str(exc), path=request.url.path)
+        raise HTTPException(503, "Dienst vorübergehend nicht verfügbar – bitte später erneut versuchen") from exc
 
 
 VerifiedCaller = Annotated[CallerClaims, Depends(verified_caller)]

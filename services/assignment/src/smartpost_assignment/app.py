@@ -100,7 +100,9 @@ def create_app(  # noqa: PLR0915 - the wiring is one readable list
         BodyLimitMiddleware, max_bytes=settings.max_import_bytes + MULTIPART_OVERHEAD, precheck=caller_precheck()
     )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
-    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity).share_replays(
+        engine
+    )
     app.state.engine = engine
     app.state.broker = broker
     app.state.consumer = consumer

@@ -197,7 +197,9 @@ def create_app(  # noqa: C901, PLR0915 - the wiring is one readable list
         other_max_bytes=JSON_BODY_LIMIT,
     )
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
-    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity).share_replays(
+        engine
+    )
     app.state.service = service
     app.state.projector = projector
     app.state.store = store

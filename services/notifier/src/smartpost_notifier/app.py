@@ -144,7 +144,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now, mailer: Mailer | N
     # Bodies are bounded while they stream, and only read once the caller is proven.
     app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck())
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
-    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity).share_replays(
+        engine
+    )
     app.state.startup = startup
     app.include_router(router)
     app.include_router(personal_data_router(SERVICE, engine, export_contact))

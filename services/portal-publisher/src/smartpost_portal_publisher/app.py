@@ -163,7 +163,9 @@ def create_app(  # noqa: PLR0915 - wiring
     # Outermost: the recipients' pages run under a Content-Security-Policy without inline script or style.
     app.add_middleware(SecurityHeadersMiddleware, csp=PORTAL_CSP)
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
-    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
+    app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity).share_replays(
+        engine
+    )
     app.state.broker = broker
     app.state.engine = engine
     # Tests that drive the app without its lifespan (no broker) create the tables themselves.

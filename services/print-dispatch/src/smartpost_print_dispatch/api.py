@@ -26,7 +26,7 @@ from smartpost_shared.contracts.letters import PrintOptions, ReleasedItem
 from smartpost_shared.identity import verified_account
 from smartpost_shared.logging import get_logger
 from smartpost_shared.roles import RELEASE, STAFF, requires
-from smartpost_shared.seen_once import ReplayCache  # noqa: TC001 - annotation of a local variable
+from smartpost_shared.seen_once import ReplayGuard, ReplayStoreUnavailableError
 from smartpost_shared.storage import account_key_problem
 
 if TYPE_CHECKING:
@@ -98,8 +98,15 @@ async def provider_webhook(provider: str, request: Request) -> dict[str, Any]:
         log.warning("webhook.refused", provider=provider, reason=str(exc))
         raise HTTPException(401, "Webhook nicht nachgewiesen") from None
     # Signed and fresh, but a captured webhook could be sent again within its 5 minutes: each signature once.
-    replays: ReplayCache = request.app.state.webhook_replays
-    if not replays.first_use(f"{provider}:{signature}", sent + WEBHOOK_MAX_AGE_SECONDS + 1):
+    replays: ReplayGuard = request.app.state.webhook_replays
+    try:
+        first = await asyncio.to_thread(
+            replays.first_use, f"{provider}:{signature}", sent + WEBHOOK_MAX_AGE_SECONDS + 1
+        )
+    except ReplayStoreUnavailableError as exc:
+        log.warning("webhook.replay_store_unavailable", provider=provider, error=str(exc))
+        raise HTTPException(503, "Dienst vorübergehend nicht verfügbar – bitte später erneut senden") from None
+    if not first:
         log.warning("webhook.refused", provider=provider, reason="replayed (signature seen before)")
         raise HTTPException(409, "Webhook bereits erhalten")
     try:

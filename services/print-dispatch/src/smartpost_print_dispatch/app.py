@@ -28,7 +28,7 @@ from smartpost_shared.masterdata import create_masterdata_tables
 from smartpost_shared.messaging import EventPublisher, OutboxRelay, Startup, make_broker, start_broker
 from smartpost_shared.metrics import install_metrics
 from smartpost_shared.privacy import create_privacy_tables, personal_data_router
-from smartpost_shared.seen_once import ReplayCache
+from smartpost_shared.seen_once import ReplayCache, SharedReplayCache
 from smartpost_shared.storage import MinioStore
 from smartpost_shared.tracing import install_tracing
 
@@ -93,6 +93,9 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:  # noqa: PLR0915 - wiring
         configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
         engine = make_engine(settings.resolved_database_url())
+        # Used caller tokens and webhook signatures are remembered in the database, shared by every replica.
+        app.state.caller_verifier.share_replays(engine)
+        app.state.webhook_replays = SharedReplayCache(engine)
         store = MinioStore(settings.storage)
         providers: dict[str, PrintProvider] = {}
         dispatch = PrintDispatch(engine, store, providers, settings, clock=clock)
@@ -172,7 +175,8 @@ def create_app(settings: Settings, *, clock: Clock = _now) -> FastAPI:  # noqa: 
     app.add_middleware(BodyLimitMiddleware, max_bytes=JSON_BODY_LIMIT, precheck=caller_precheck("/webhooks"))
     # Every route but the probes (and signed webhooks) needs a verified caller (smartpost_shared.identity).
     app.state.caller_verifier = CallerVerifier.from_settings(settings.service_name, settings.identity)
-    # Provider webhooks carry a signed timestamp (5 minutes); a signature seen before is a replay (per process).
+    # Provider webhooks carry a signed timestamp (5 minutes); a signature seen before is a replay (per process until
+    # the lifespan connects the database, then shared by every replica).
     app.state.webhook_replays = ReplayCache()
     app.state.startup = startup
     app.include_router(router)

@@ -258,6 +258,12 @@ async def test_http_provider_flow_merging_tracking_webhooks(  # noqa: PLR0915
         headers=signed_headers(PROVIDER_WEBHOOK_SECRET, stale),
     )
     assert response.json() == {"applied": False}
+    # The same signed webhook replayed to a second replica (same database): refused there too, not applied twice.
+    second_port = free_port()
+    second = serve(create_app(settings.model_copy(update={"http_port": second_port})), second_port)
+    replayed = httpx.post(f"{second.url}/webhooks/hybridpost", content=stale, headers=response.request.headers)
+    assert replayed.status_code == 409
+    assert replayed.json()["detail"] == "Webhook bereits erhalten"
     forged_headers = {TIMESTAMP_HEADER: str(int(time.time())), SIGNATURE_HEADER: "sha256=00"}
     forged = httpx.post(f"{service.url}/webhooks/hybridpost", content=stale, headers=forged_headers)
     assert forged.status_code == 401
