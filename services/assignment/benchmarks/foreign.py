@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from corpus import Corpus, Truth, build_account
 from layouts import LAYOUTS, LETTER_DATE, PERIOD, UNTUNED_LAYOUT, Layout, LetterDoc, build_letters, render
+from layouts_untuned import UNTUNED_IJ
 
 from smartpost_assignment.domain.matching import AccountIndex, LetterContext, Matcher, MatchIndex, roles_for_groups
 from smartpost_shared.contracts.common import LetterScope, SplitRule, SplitStrategy
@@ -153,6 +154,7 @@ def run_layout(
     )  # fmt: skip
     snap = corpus.snapshot
     account = AccountIndex(snap)
+    build = getattr(layout, "build_letters", build_letters)  # layouts I and J record the contacts behind each window
     out: dict[str, tuple[Row, dict[str, Row]]] = {}
     # Property scope.
     total, per = Row(), defaultdict(Row)
@@ -160,7 +162,7 @@ def run_layout(
         unit_ids = sorted(u for u, unit in snap.units.items() if unit.property_id == prop_id)
         for group, role in (("owners", "owner"), ("tenants", "tenant")):
             letter_id = f"{prop_id}-{role}"
-            docs = build_letters(rng, corpus, role, unit_ids, period=PERIOD, order_by_name=False)
+            docs = build(rng, corpus, role, unit_ids, period=PERIOD, order_by_name=False)
             parts, truth, lost = split_and_truth(layout, docs, rng, letter_id)
             matcher = Matcher(MatchIndex(snap, make_context(letter_id, LetterScope.PROPERTY, prop_id, group), account))
             total.lost_letters += lost
@@ -173,7 +175,7 @@ def run_layout(
     out["property"] = (total, per)
     # Cross-property scope: owners of every unit, sorted by name.
     total, per = Row(), defaultdict(Row)
-    docs = build_letters(rng, corpus, "owner", sorted(snap.units), period=PERIOD, order_by_name=True)
+    docs = build(rng, corpus, "owner", sorted(snap.units), period=PERIOD, order_by_name=True)
     parts, truth, lost = split_and_truth(layout, docs, rng, "cross")
     matcher = Matcher(MatchIndex(snap, make_context("cross", LetterScope.CROSS_PROPERTY, None, "owners"), account))
     total.lost_letters += lost
@@ -195,7 +197,9 @@ def add(into: Row, row: Row) -> None:
 def main(
     seeds: list[int], only: str | None, properties: int, units: int, property_letters: int, *, reasons: bool = False
 ) -> None:
-    layouts = [layout for layout in (*LAYOUTS, UNTUNED_LAYOUT) if only is None or layout.name.startswith(only)]
+    layouts = [
+        layout for layout in (*LAYOUTS, UNTUNED_LAYOUT, *UNTUNED_IJ) if only is None or layout.name.startswith(only)
+    ]
     if only is None:
         layouts = list(LAYOUTS)  # the untuned layout G runs only when asked for (--only G)
     print(f"foreign layouts: {len(layouts)} layouts x seeds {seeds}; account {properties} properties x {units} units")

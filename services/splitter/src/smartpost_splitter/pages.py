@@ -1,8 +1,8 @@
 """Per-page split rules, pure and light: page facts, the address window, markers and evidence. No I/O here.
 
 This is the part of the domain that the text-extraction worker processes run. It imports nothing but the standard
-library and :mod:`smartpost_shared.vocabulary`, so a spawned worker does not load pydantic and the contract
-models (measured: 18 MB less per worker). :mod:`smartpost_splitter.domain` builds on it.
+library, :mod:`smartpost_shared.vocabulary` and :mod:`smartpost_shared.postal`, so a spawned worker does not load
+pydantic and the contract models (measured: 18 MB less per worker). :mod:`smartpost_splitter.domain` builds on it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from smartpost_shared.postal import is_postal_endorsement
 from smartpost_shared.vocabulary import SplitStrategy
 
 MM = 72.0 / 25.4
@@ -36,13 +37,16 @@ DEFAULT_SIMILARITY = 0.35
 # (pdf-performance.md), so every separator is whitespace-tolerant including none.
 # Every quantifier is bounded: the patterns run in linear time on any page (a megabyte of tabs after a label).
 # "Unser Zeichen" (our reference, DIN 5008 information block) counts; "Ihr Zeichen" is the recipient's own number.
-# "Debitor" / "Debitorennummer" is the customer number in accounting-led ERPs.
+# "Debitor" / "Debitorennummer" is the customer number in accounting-led ERPs; "Pers.-Kto", "Vertrag E-0001234",
+# "Kd.-Nr." are the abbreviations of line-printer exports ("Verw.-Nr." is left out: often the property's number).
 DEFAULT_IDENTIFIER_PATTERNS = (
     (
         # The lookahead only makes the search fast (one character test per position before the alternatives:
         # 0.24 -> 0.10 ms per page); it names the first letter of every label below.
-        r"(?i:(?=[kmeprdu])(?:kontakt|kunden|mieter|eigentümer|personen|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto)"
-        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.)[ \t]{0,20}:?\s{0,20}"
+        r"(?i:(?=[kmeprduv])(?:kontakt|kunden|kd\.?|mieter|eigentümer|eigentuemer|eigent\.?|personen|pers\.?"
+        r"|referenz|vertrags?)[-\s]{0,3}(?:nr\.?|nummer|id|konto|kto\.?)"
+        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.|vertrag(?=[ \t]{1,20}\w))"
+        r"[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )
@@ -55,16 +59,38 @@ DEFAULT_IDENTIFIER_PATTERNS = (
 _NUMBER_SUFFIX = r"(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer))?"
 _COLON = r"[ \t]{0,20}:\s{0,20}"
 _VALUE = r"(?P<value>[^\r\n·•|–]{1,80})"
-_PROPERTY_LABEL = r"\b(?:Objekt|OBJEKT|Liegenschaft|LIEGENSCHAFT|Verwaltungsobjekt|Wirtschaftseinheit|Obj\.)"
-_UNIT_LABEL = r"\b(?:Einheit|EINHEIT|Nutzeinheit|Wohneinheit|Wohnung|WOHNUNG|Whg\.?|Einh\.|WE|ME|SE|NE|Stellplatz)"
+_PROPERTY_LABEL = (
+    r"\b(?:Objekt|OBJEKT|Liegenschaft|LIEGENSCHAFT|Verwaltungsobjekt|VERWALTUNGSOBJEKT|Wirtschaftseinheit"
+    r"|WIRTSCHAFTSEINHEIT|(?:Wirtsch|WIRTSCH)\.?[ \t]?-?[ \t]?(?:Einh|EINH)\.|Obj\.|OBJ\.)"
+)
+_UNIT_LABEL = (
+    r"\b(?:Einheit|EINHEIT|Nutzeinheit|NUTZEINHEIT|Wohneinheit|WOHNEINHEIT|Wohnung|WOHNUNG|Whg\.?|WHG\.?|Einh\.|EINH\."
+    r"|WE|ME|SE|NE|Stellplatz)"
+)
+# "Objekt-Schl. 1880.01.0011": a legacy key (property.house.unit); the matcher keys on its leading number.
+_PROPERTY_SUFFIX = (
+    r"(?:[ \t]?-?[ \t]?(?:Nr\.?|Nummer|NR\.?|NUMMER|Schl\.?|SCHL\.?|Schlüssel|SCHLÜSSEL|Schluessel|SCHLUESSEL))?"
+)
+# "Objekt-Nr./Einh. 1020/020", "Obj./WE 1020/7": property and unit under one label pair, values split the same way.
+_PAIR_LABEL = (
+    r"\b(?:Objekt|OBJEKT|Obj\.|OBJ\.|Liegenschaft|LIEGENSCHAFT)" + r"(?:[ \t]?-?[ \t]?(?:Nr\.?|NR\.?))?"
+    r"[ \t]?/[ \t]?(?P<label>Einheit|EINHEIT|Einh\.|EINH\.|Wohnung|WOHNUNG|Whg\.?|WHG\.?|WE|ME|SE|NE)"
+    r"(?:[ \t]?-?[ \t]?(?:Nr\.?|NR\.?))?[ \t]{0,20}:?[ \t]{0,20}"
+)
+# A unit number is not followed by "/3", ".01" (a compound key) or ". OG" (a floor: "Wohnung 1. OG links").
+_NOT_A_UNIT_NUMBER = (
+    r"(?![/.]\d)(?!\.[ \t]{0,3}(?:OG|EG|DG|UG|Obergeschoss|Erdgeschoss|Dachgeschoss|Untergeschoss|Etage|Stock))"
+)
 PROPERTY_PATTERNS = (
-    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + _COLON + _VALUE),
+    re.compile(_PAIR_LABEL.replace("(?P<label>", "(?:") + r"(?P<value>[0-9A-Z][0-9A-Z-]{0,19})(?=[ \t]?/[ \t]?\d)"),
+    re.compile(_PROPERTY_LABEL + _PROPERTY_SUFFIX + _COLON + _VALUE),
     # Without colon the value must start like a reference or a name: "Objekt 1020", "Liegenschaft Parkallee 7".
-    re.compile(_PROPERTY_LABEL + _NUMBER_SUFFIX + r"[ \t]{1,20}(?!Nr\b|Nummer\b)(?=[0-9A-ZÄÖÜ])" + _VALUE),
+    re.compile(_PROPERTY_LABEL + _PROPERTY_SUFFIX + r"[ \t]{1,20}(?!Nr\b|Nummer\b)(?=[0-9A-ZÄÖÜ])" + _VALUE),
     # "WEG Parkallee 7": the owners' association named by its address (upper case only: "Weg" is a street word).
     re.compile(r"\bWEG[ \t]{1,20}(?=[A-ZÄÖÜ])" + _VALUE),
 )
 UNIT_PATTERNS = (
+    re.compile(_PAIR_LABEL + r"[0-9A-Z][0-9A-Z-]{0,19}[ \t]?/[ \t]?(?P<value>\d{1,4}[a-zA-Z]?)\b" + _NOT_A_UNIT_NUMBER),
     re.compile(_UNIT_LABEL + _NUMBER_SUFFIX + _COLON + r"(?P<value>[^\r\n·•|–]{1,60})"),
     # Without colon only a number (with an optional letter or a bracketed position), reported with its kind so
     # that the same unit printed twice reads the same: "Wohnung 01", "ME 12", "Whg.-Nr. 03" -> "Whg. 03".
@@ -73,7 +99,9 @@ UNIT_PATTERNS = (
         + _UNIT_LABEL
         + r")"
         + _NUMBER_SUFFIX
-        + r"[ \t]{0,20}(?P<value>\d{1,4}[a-zA-Z]?\b(?:[ \t]{0,3}\([^)\r\n]{1,40}\))?)"
+        + r"[ \t]{0,20}(?P<value>\d{1,4}[a-zA-Z]?\b"
+        + _NOT_A_UNIT_NUMBER
+        + r"(?:[ \t]{0,3}\([^)\r\n]{1,40}\))?)"
     ),
 )
 # Labels above their values: an information block printed as a small table ("Objekt-Nr.  Wohnung  Kunden-Nr.
@@ -214,17 +242,20 @@ def _table_value(head: _HeadCell, value: str) -> str | None:
 
 
 # Kept for callers of the old names: the first pattern of each kind.
-PROPERTY_PATTERN = PROPERTY_PATTERNS[0]
-UNIT_PATTERN = UNIT_PATTERNS[0]
+PROPERTY_PATTERN = PROPERTY_PATTERNS[1]
+UNIT_PATTERN = UNIT_PATTERNS[1]
 # A page that looks like the first page of a letter: its page number is 1 ("Seite 1 von 3", "Seite 1/3", "Blatt 1",
 # "- 1 -"), or it has no page number and greets the reader ("Sehr geehrte ...", "Guten Tag").
 _PAGE_NUMBER_OF = re.compile(r"\b(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})[ \t]{0,5}(?:von|/)[ \t]{0,5}\d{1,4}\b")
+# Alone on its line, or at the end of the letterhead line after a gap ("HAUSVERWALTUNG X          BLATT 2").
 _PAGE_NUMBER_ALONE = re.compile(
-    r"^[ \t]{0,80}(?:(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})|-[ \t]{0,3}(\d{1,4})[ \t]{0,3}-)[ \t]{0,80}$",
+    r"(?:^[ \t]{0,80}|[ \t]{3})(?:(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})|-[ \t]{0,3}(\d{1,4})[ \t]{0,3}-)"
+    r"[ \t]{0,80}$",
     re.MULTILINE,
 )
+# Line-printer exports greet in capitals too ("SEHR GEEHRTE EIGENTUEMERIN,").
 _SALUTATION = re.compile(
-    r"^[ \t]{0,80}(?:Sehr[ \t]{1,5}geehrte|Guten[ \t]{1,5}Tag|Liebe[rs]?[ \t]|Hallo[ \t])", re.MULTILINE
+    r"^[ \t]{0,80}(?:(?i:sehr[ \t]{1,5}geehrte|guten[ \t]{1,5}tag)|Liebe[rs]?[ \t]|Hallo[ \t])", re.MULTILINE
 )
 FIRST_PAGE_MARK = "\x01"  # prefix of an address-block marker on a page that looks like a first page
 POSTAL_CODE_LINE = re.compile(r"^(?:[A-Z]{1,2}[- ])?\d{4,5}\s+\S")
@@ -305,7 +336,8 @@ def address_from_zone(zone_text: str, beside_text: str) -> tuple[str, ...]:
     Plausible: 2-6 lines, one of them a postal-code line, and nothing printed directly right of the window at the
     same height (continuation pages run body text straight through the zone; an address block stops at 105 mm).
     """
-    lines = clean_lines(zone_text)
+    # "Einschreiben Einwurf", a tracking number: how the letter travels, not who gets it (smartpost_shared.postal).
+    lines = [line for line in clean_lines(zone_text) if not is_postal_endorsement(line)]
     if not 2 <= len(lines) <= MAX_ADDRESS_LINES or clean_lines(beside_text):
         return ()
     if not any(POSTAL_CODE_LINE.match(line) for line in lines):
@@ -406,6 +438,47 @@ def context_lines(text: str, address: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+_SENDER_MARKS = ("·", "•", "|")
+_SALUTATION_LINE = re.compile(
+    r"^(?:herrn?|frau|firma|an|eheleute|familie|herrn? und frau|frau und herrn?)$", re.IGNORECASE
+)
+_LETTERHEAD_LINES = 3  # the letterhead is printed above everything else
+_MIN_SENDER_NAME = 8
+
+
+def addressed_to_sender(text: str, address_lines: tuple[str, ...]) -> bool:
+    """Whether the window names the letter's own sender: its name line opens the page's letterhead.
+
+    "HAUSVERWALTUNG SONNENSCHEIN GMBH    BLATT 3" on top, the same company in the window: a reply form to be sent
+    back in a window envelope. A letter to someone else never carries the recipient's name as its letterhead.
+    Sender lines ("Hausverwaltung X · Postfach 1 · 10001 Berlin") and lone salutations are skipped to find the name.
+    """
+    window = [_WHITESPACE.sub(" ", line).strip() for line in address_lines]
+    name = next(
+        (
+            line
+            for line in window
+            if line and not any(mark in line for mark in _SENDER_MARKS) and not _SALUTATION_LINE.match(line)
+        ),
+        "",
+    )
+    if len(name) < _MIN_SENDER_NAME:
+        return False
+    folded = name.casefold()
+    own = set(window)
+    seen = 0
+    for raw in text.splitlines():
+        line = _WHITESPACE.sub(" ", raw).strip()
+        if not line or line in own:
+            continue
+        if line.casefold().startswith(folded):
+            return True
+        seen += 1
+        if seen >= _LETTERHEAD_LINES:
+            break
+    return False
+
+
 def looks_like_first_page(text: str) -> bool:
     """Page number 1, or no page number and a salutation: the page starts a letter."""
     number = page_number(text)
@@ -462,10 +535,15 @@ class CompiledPlan:
         if strategy is SplitStrategy.ADDRESS_BLOCK:
             if not address_lines:
                 return None
+            first_looking = looks_like_first_page(text)
+            if not first_looking and addressed_to_sender(text, address_lines):
+                # A reply form or SEPA mandate inside a letter ("Rückantwort" to the manager in a window envelope):
+                # its window names the sender of the letter, not the next recipient.
+                return None
             # The same address again starts a letter too when the page looks like a first page (an owner's two
             # letters for two units follow each other); the Segmenter reads the mark.
             key = address_key(address_lines)
-            return FIRST_PAGE_MARK + key if looks_like_first_page(text) else key
+            return FIRST_PAGE_MARK + key if first_looking else key
         if strategy is SplitStrategy.KEYWORD:
             assert self.keyword is not None
             return "1" if self.keyword.search(text) else None

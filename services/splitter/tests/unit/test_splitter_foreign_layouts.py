@@ -14,6 +14,7 @@ from smartpost_splitter.adapters.scan import scan_range
 from smartpost_splitter.domain import DEFAULT_IDENTIFIER_PATTERNS, PageFacts, Segmenter, plan_from_rule
 from smartpost_splitter.pages import (
     CompiledPlan,
+    address_from_zone,
     context_lines,
     find_identifiers,
     find_property_refs,
@@ -39,6 +40,13 @@ PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
         ("WEG Lindenstraße 12 · Abrechnung 2024\nWhg.-Nr. 03", ("Lindenstraße 12",), ("Whg. 03",)),
         ("für Ihre Einheit Nr. 3 in der Liegenschaft Wohnanlage Rosenhof", ("Wohnanlage Rosenhof",), ("Einheit 3",)),
         ("Objekt: 1020\nEinheit: WE 03 (1. OG links)", ("1020",), ("WE 03 (1. OG links)",)),
+        # One label pair for both values (layout I, written by another author): not "Einh. 1020".
+        ("Objekt-Nr./Einh. 1020/020", ("1020",), ("Einh. 020",)),
+        ("Obj./WE 1020/7", ("1020",), ("WE 7",)),
+        # A floor is no unit number; a legacy key names its property by the leading number (layout J).
+        ("Ihre Wohnung 1. OG links", (), ()),
+        ("OBJEKT-SCHL. 1880.01.0011", ("1880.01.0011",), ()),
+        ("WIRTSCH.-EINH. WOHNPARK BUCHENECK\nWHG. 7", ("WOHNPARK BUCHENECK",), ("WHG. 7",)),
     ],
 )
 def test_property_and_unit_read_with_or_without_colon(text: str, properties: tuple[str], units: tuple[str]) -> None:
@@ -60,6 +68,10 @@ def test_prose_and_street_words_are_not_labels() -> None:
         "Personenkonto K-004711",
         "Obj.-Nr. 1020 | Whg. 3 | Debitor K-004711 | 01.03.2025",
         "Debitorennummer: K-004711",
+        "PERS.-KTO        K-004711",
+        "VERTRAG         K-004711",
+        "Kd.-Nr.: K-004711",
+        "Vertragskonto K-004711",
     ],
 )
 def test_identifier_labels_of_the_information_block(text: str) -> None:
@@ -70,6 +82,8 @@ def test_identifier_labels_of_the_information_block(text: str) -> None:
     ("label", "kind"),
     [("Objekt:", "property"), ("Liegenschaft Nr.", "property"), ("WEG", "property"), ("Whg.-Nr.", "unit"),
      ("ME", "unit"), ("Kunden-Nr.", "identifier"), ("Debitoren-Nr.", "identifier"), ("Seite", "page"),
+     ("Objekt-Nr./Einh.", "property"), ("Objekt-Nr./Einh.", "unit"), ("OBJEKT-SCHL.", "property"),
+     ("PERS.-KTO", "identifier"), ("VERTRAG", "identifier"),
      ("Sehr", "page")],
 )  # fmt: skip
 def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(label: str, kind: str) -> None:
@@ -101,6 +115,11 @@ def test_patterns_run_in_linear_time_on_a_megabyte_of_whitespace_after_a_label(l
         ("Sehr geehrter Herr Muster,\nanbei", None, True),
         ("Guten Tag Frau Muster,", None, True),
         ("Anlage zur Abrechnung\nSumme 12,00 €", None, False),
+        # Layout J (another author): the number at the end of the letterhead line, the greeting in capitals.
+        ("HAUSVERWALTUNG SONNENSCHEIN GMBH          BLATT 2\nSEHR GEEHRTE EIGENTUEMERIN,", 2, False),
+        ("HAUSVERWALTUNG SONNENSCHEIN GMBH          BLATT 1", 1, True),
+        ("SEHR GEEHRTE EIGENTUEMERIN, SEHR GEEHRTER EIGENTUEMER,", None, True),
+        ("die Kosten stehen auf Blatt 3", None, False),
     ],
 )
 def test_first_page_by_page_number_or_salutation(text: str, number: int | None, first: bool) -> None:
@@ -134,6 +153,38 @@ def test_address_block_starts_a_letter_on_a_first_looking_page_even_when_the_add
         ("Sehr geehrte Frau Beispiel,\nSeite 1 von 1", OTHER),
     ]
     assert _pages(pages) == [(0, 1), (2, 3), (4, 4)]
+
+
+MANAGER = ("HAUSVERWALTUNG SONNENSCHEIN GMBH", "ABT. WEG-VERWALTUNG", "POSTFACH 10 20 30", "10001 BERLIN")
+
+
+def _head(n: int) -> str:
+    return f"HAUSVERWALTUNG SONNENSCHEIN GMBH                      BLATT {n}\nFRIEDRICHSTR. 123 - BERLIN"
+
+
+def test_a_reply_form_addressed_to_the_sender_stays_in_its_letter() -> None:
+    # Layout J (another author): page 3 is a proxy form with the manager's own address in the window (to be sent
+    # back in a window envelope). It was cut off as a letter of its own; it belongs to the owner's letter.
+    pages = [
+        (_head(1) + "\nSEHR GEEHRTE EIGENTUEMERIN,", ADDRESS),
+        (_head(2) + "\nTAGESORDNUNG", ()),
+        (_head(3) + "\n" + "\n".join(MANAGER) + "\nRUECKANTWORT / VOLLMACHT", MANAGER),
+        (_head(1) + "\nSEHR GEEHRTE EIGENTUEMERIN,", OTHER),
+        (_head(2) + "\n" + "\n".join(MANAGER) + "\nSEPA-LASTSCHRIFTMANDAT", MANAGER),
+    ]
+    assert _pages(pages) == [(0, 2), (3, 4)]
+
+
+def test_the_sender_as_a_recipient_still_gets_a_letter_of_its_own() -> None:
+    # The manager's company owns a unit: its own statement starts with page 1 (or a salutation), so it is a letter.
+    pages = [
+        (_head(1) + "\nSEHR GEEHRTE EIGENTUEMERIN,", ADDRESS),
+        (_head(2), ()),
+        (_head(1) + "\n" + "\n".join(MANAGER) + "\nSEHR GEEHRTE DAMEN UND HERREN,", MANAGER),
+    ]
+    assert _pages(pages) == [(0, 1), (2, 2)]
+    # A window naming someone other than the letterhead's company starts a letter as before, numbered or not.
+    assert _pages([(_head(1), ADDRESS), (_head(2), OTHER)]) == [(0, 0), (1, 1)]
 
 
 def test_a_continuation_page_that_repeats_the_address_stays_in_its_letter() -> None:
@@ -237,3 +288,11 @@ def test_a_scanned_pdf_first_page_carries_its_context_lines_and_a_continuation_p
     assert not set(first.address_lines) & set(first.context_lines)
     assert first.context_lines[-3].startswith("Sehr geehrte")  # two lines after the salutation, then the body ends
     assert second.context_lines == ()
+
+
+def test_postal_endorsements_in_the_window_are_not_part_of_the_address() -> None:
+    # Layout J (another author): registered mail printed inside the window, a tracking number like a postal line.
+    zone = "EINSCHREIBEN EINWURF\nRR 1234 5678 9DE\nFRAU\nANDREA KAYA\nUHLANDWEG 72\n53111 BONN"
+    assert address_from_zone(zone, "") == ("FRAU", "ANDREA KAYA", "UHLANDWEG 72", "53111 BONN")
+    # A window holding nothing but the endorsement and the tracking number is no address.
+    assert address_from_zone("Einschreiben Rückschein\nRR 1234 5678 9DE", "") == ()

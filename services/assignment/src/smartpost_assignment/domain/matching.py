@@ -7,6 +7,7 @@ values are documented in the service README ("Matching rules"); changing a numbe
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from smartpost_assignment.domain.normalize import (
     name_tokens,
     ocr_skeleton,
     street_key,
+    tokens,
     unit_key,
 )
 from smartpost_shared.contracts.common import ContractRole, LetterScope
@@ -31,6 +33,7 @@ from smartpost_shared.contracts.documents import (
     PartAssignment,
     SplitPart,
 )
+from smartpost_shared.postal import is_postal_endorsement
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -137,6 +140,10 @@ _NOT_JOINT_MARK = re.compile(
     r"c\s*/\s*o|z\.?\s*hd|zu\s+h(ä|ae)nden",
     re.IGNORECASE,
 )
+# A household addressed by its family name: "Familie Koch", "Eheleute Koch", "Herrn und Frau (Felix) Koch".
+_HOUSEHOLD_MARK = re.compile(
+    r"\b(?:familie|fam\.|eheleute|ehepaar)(?=\s|$)|\b(?:herrn?|frau)\s+(?:und|u\.|&)\s+(?:frau|herrn?)\b", re.IGNORECASE
+)
 _STREET_HINT = re.compile(
     r"(str(\.|a(ss|ß)e)?|weg|platz|allee|gasse|ring|damm|ufer|chaussee|postfach)\b", re.IGNORECASE
 )
@@ -161,6 +168,12 @@ class Window:
     # In a joint window, the name tokens of each addressed person ("Herrn A X und Frau B Y" -> {a, x}, {b, y};
     # "Eheleute Anna und Bernd X" -> {anna, x}, {bernd, x}): a full name must stand within one person.
     persons: list[frozenset[str]] = field(default_factory=list)
+    # "Familie Koch", "Eheleute Koch", "Herrn und Frau Felix Koch": the household by its family name, at most one
+    # first name printed (so ``persons`` is empty). A first name printed still tells which member is meant.
+    household: bool = False
+    # The last word of a long name line that ends mid-word: a fixed-width field of a legacy export may have cut it
+    # ("DIPL.-ING. ANDREAS WISNIEWS" for Wisniewski). Such a word may match a name it begins.
+    truncated: set[str] = field(default_factory=set)
     # Properties the page names -> the printed reference that names it (computed once per part, by the MatchIndex).
     named_properties: dict[str, str] | None = None
     # Cells of the first page's unlabelled lines (letterhead, subject, opening sentence), the window address and
@@ -204,6 +217,8 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
     lines = [ln.strip() for ln in part.address_lines if ln.strip()]
     # A sender line ("Hausverwaltung X · Weg 1 · 12345 Ort") above the address is not the recipient.
     lines = [ln for ln in lines if not any(mark in ln for mark in _SENDER_MARKS)]
+    # "Einschreiben Einwurf", a tracking number: no names of anyone (older split events still carry them).
+    lines = [ln for ln in lines if not is_postal_endorsement(ln)]
     postal_index = None
     for i, line in enumerate(lines):
         match = _POSTAL_LINE.match(line)
@@ -223,6 +238,11 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
     )
     if window.joint_address:
         window.persons = _persons(" ".join(line for line in name_lines if not _CO_LINE.match(line)))
+    window.household = (
+        any(_HOUSEHOLD_MARK.search(line) for line in name_lines)
+        and not window.persons
+        and not any(_NOT_JOINT_MARK.search(line) for line in lines)
+    )
     for line in name_lines:
         if _CO_LINE.match(line):
             window.co_tokens.update(name_tokens(_CO_LINE.sub("", line)))
@@ -230,7 +250,16 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
         words = line.replace(".", " ").split()
         window.initials.update(fold(w) for w in words if len(fold(w)) == 1)
         # Legal forms ("GmbH", "& Co. KG") are not names: they neither match nor count as someone else's name.
-        window.name_tokens.update(company_tokens(line))
+        line_tokens = company_tokens(line)
+        window.name_tokens.update(line_tokens)
+        if (
+            line_tokens
+            and len(line) >= TRUNCATED_LINE_MIN
+            and line[-1].isalpha()
+            and len(line_tokens[-1]) >= 4
+            and tokens(line)[-1] == line_tokens[-1]  # the cut word itself, not a name before a dropped "v"
+        ):
+            window.truncated.add(line_tokens[-1])
     for ident in part.identifiers:
         window.identifiers[compact_ref(ident)] = ident
     for ref in part.property_refs:
@@ -247,6 +276,10 @@ def parse_window(part: SplitPart) -> Window:  # noqa: C901, PLR0912 - one branch
             window.unit_texts.add(fold(inner))
     return window
 
+
+# Name lines at least this long may have been cut by a fixed-width field (legacy exports: 27-35 characters).
+TRUNCATED_LINE_MIN = 20
+MAX_PREFIX_TOKENS = 50  # names that a cut word may begin, looked up at most (a 4-letter word begins few names)
 
 _PERSON_SPLIT = re.compile(r"\bund\b|\bu\.(?=\s)", re.IGNORECASE)
 
@@ -641,6 +674,18 @@ class MatchIndex:
                 self.by_name_key[f.name_key].add(contact_id)
             for token in (*f.last, *f.company):
                 self.by_token[token].add(contact_id)
+        self._sorted_tokens: list[str] | None = None
+
+    def tokens_beginning(self, prefix: str) -> list[str]:
+        """Last-name and company tokens of the candidates that begin with ``prefix`` and are longer."""
+        if self._sorted_tokens is None:
+            self._sorted_tokens = sorted(self.by_token)
+        found: list[str] = []
+        for token in self._sorted_tokens[bisect.bisect_right(self._sorted_tokens, prefix) :]:
+            if not token.startswith(prefix) or len(found) >= MAX_PREFIX_TOKENS:
+                break
+            found.append(token)
+        return found
 
     def profile_of(self, contact_id: str) -> Profile:
         """The candidate's profile, or one for a contact outside the letter's candidates.
@@ -759,6 +804,10 @@ class MatchIndex:
                 continue
             for key in deletion_keys(token) | {ocr_skeleton(token)}:
                 found |= self.by_name.get(key, set())
+        for token in window.truncated:
+            if token not in self.by_token:  # a whole name as printed needs no completion
+                for longer in self.tokens_beginning(token):
+                    found |= self.by_token[longer]
         # No retrieval by address: a shared address alone never makes a candidate (see Matcher.rank).
         return found
 
@@ -790,8 +839,10 @@ class Scored:
         return bool(self.profile.in_period)
 
 
-def _match_tokens(wanted: Sequence[str], present: set[str]) -> tuple[int, int, set[str]]:
-    """(exact, fuzzy, used present tokens) for the wanted tokens."""
+def _match_tokens(
+    wanted: Sequence[str], present: set[str], truncated: set[str] | frozenset[str] = frozenset()
+) -> tuple[int, int, set[str]]:
+    """(exact, fuzzy, used present tokens) for the wanted tokens; a cut word that begins a wanted one is fuzzy."""
     exact = fuzzy = 0
     used: set[str] = set()
     for token in wanted:
@@ -800,6 +851,8 @@ def _match_tokens(wanted: Sequence[str], present: set[str]) -> tuple[int, int, s
             used.add(token)
             continue
         variant = next((p for p in sorted(present) if fuzzy_token_equal(p, token)), None)
+        if variant is None:
+            variant = next((p for p in sorted(truncated) if len(token) > len(p) and token.startswith(p)), None)
         if variant is not None:
             fuzzy += 1
             used.add(variant)
@@ -810,7 +863,7 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
     best = (0.0, "", set[str]())
     contact = profile.contact
     if profile.last:
-        exact, fuzzy, used = _match_tokens(profile.last, window.name_tokens)
+        exact, fuzzy, used = _match_tokens(profile.last, window.name_tokens, window.truncated)
         if exact + fuzzy == len(profile.last):
             f_exact, f_fuzzy, f_used = _match_tokens(profile.first, window.name_tokens)
             used |= f_used
@@ -846,7 +899,7 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
             if co_exact + co_fuzzy == len(profile.last):
                 best = (POINTS_CO_ONLY, f"{contact.last_name} nur in c/o-Zeile", set())
     if profile.company:
-        exact, fuzzy, used = _match_tokens(profile.company, window.name_tokens)
+        exact, fuzzy, used = _match_tokens(profile.company, window.name_tokens, window.truncated)
         if exact + fuzzy == len(profile.company):
             points = POINTS_NAME_FULL if not fuzzy else POINTS_NAME_FULL_FUZZY
             candidate = (points, f"Firma {contact.company}" + (" (Schreibvariante)" if fuzzy else " exakt"), used)
@@ -857,6 +910,25 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
         if candidate[0] > best[0]:
             best = candidate
     return best
+
+
+def _foreign_names(
+    profile: Profile, window: Window, name_points: float, used: set[str], evidence: list[str]
+) -> set[str]:
+    """The window's name tokens that this contact does not explain and no joint address explains."""
+    foreign = {
+        t
+        for t in window.name_tokens - used
+        if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
+    }
+    if not (name_points >= POINTS_LAST_NAME_FUZZY and profile.last) or not foreign:
+        return set()
+    if window.joint_address and name_points >= POINTS_NAME_FULL_FUZZY:
+        # "Eheleute Anna und Bernd X", "Herrn A X und Frau B Y", "A X u. B Y": the contact is named in full and the
+        # window addresses several people; the others need not be in master data.
+        evidence.append("gemeinsam adressiert mit: " + ", ".join(sorted(foreign)))
+        return set()
+    return foreign
 
 
 def _address_points(profile: Profile, window: Window) -> tuple[float, list[str]]:
@@ -979,7 +1051,7 @@ class Matcher:
             evidence,
         )
 
-    def score(self, profile: Profile, window: Window) -> Scored:  # noqa: C901, PLR0912 - the point table, rule by rule
+    def score(self, profile: Profile, window: Window) -> Scored:  # noqa: C901 - the point table, rule by rule
         evidence: list[str] = []
         conflicts: list[str] = []
         score = 0.0
@@ -1003,18 +1075,7 @@ class Matcher:
         if name_points:
             score += name_points
             evidence.append(name_text)
-            foreign = window.name_tokens - used
-            foreign = {
-                t for t in foreign if not any(fuzzy_token_equal(t, own) for own in (*profile.first, *profile.last))
-            }
-            if not (name_points >= POINTS_LAST_NAME_FUZZY and profile.last):
-                foreign = set()
-            if window.joint_address and name_points >= POINTS_NAME_FULL_FUZZY:
-                # "Eheleute Anna und Bernd X", "Herrn A X und Frau B Y", "A X u. B Y": the contact is named in
-                # full and the window addresses several people; the others need not be in master data.
-                if foreign:
-                    evidence.append("gemeinsam adressiert mit: " + ", ".join(sorted(foreign)))
-                foreign = set()
+            foreign = _foreign_names(profile, window, name_points, used, evidence)
             if foreign:
                 score += PENALTY_FOREIGN_NAME
                 evidence.append("weitere Namen im Adressfeld: " + ", ".join(sorted(foreign)))
@@ -1095,14 +1156,33 @@ class Matcher:
         scored.sort(key=lambda s: (-s.score, not s.in_period, s.contact_id))
         return scored
 
-    def _is_strong(self, best: Scored) -> bool:
+    def _is_strong(self, best: Scored, window: Window) -> bool:
         by_identifier = best.has_identifier and (
             best.name_points >= POINTS_LAST_NAME or best.address_points >= POINTS_STREET
         )
         by_name_and_address = best.name_points >= POINTS_NAME_FULL_FUZZY and best.address_points >= POINTS_STREET_FUZZY
-        return by_identifier or by_name_and_address
+        # A company or person named in full with one of its contract numbers (a Postfach instead of the street).
+        by_name_and_contract = best.has_contract_number and best.name_points >= POINTS_NAME_FULL_FUZZY
+        # "Familie Koch" at the contact's exact street and postal code, and the contact placed in a unit.
+        by_household = (
+            window.household
+            and best.name_points >= POINTS_LAST_NAME
+            and best.address_points >= POINTS_STREET + POINTS_POSTAL_CODE
+            and best.placement is not None
+        )
+        return by_identifier or by_name_and_address or by_name_and_contract or by_household
 
-    def _review_reasons(self, ranked: list[Scored], joint: list[Scored]) -> list[str]:
+    @staticmethod
+    def _weak_evidence_reason(score: float, threshold: float) -> str:
+        if score < threshold:
+            return f"Beweislage zu schwach ({score:g} Punkte, nötig {threshold:g})"
+        # Enough points, but not of a kind that identifies someone on its own.
+        return (
+            f"Beweislage zu schwach ({score:g} Punkte): weder Name mit Anschrift noch Name mit einer Nummer des"
+            " Kontakts bestätigt"
+        )
+
+    def _review_reasons(self, ranked: list[Scored], joint: list[Scored], window: Window) -> list[str]:
         best = ranked[0]
         reasons: list[str] = []
         # The other names in the window of a joint letter are explained by the co-addressees: no penalty then.
@@ -1112,8 +1192,8 @@ class Matcher:
         if best.name_points < POINTS_LAST_NAME_FUZZY:
             reasons.append("Name des Kandidaten steht nicht auf der Seite (nie automatisch nur über eine Nummer)")
         reasons += self._number_conflicts(ranked)
-        if score < self.policy.auto_threshold or not self._is_strong(best):
-            reasons.append(f"Beweislage zu schwach ({score:g} Punkte, nötig {self.policy.auto_threshold:g})")
+        if score < self.policy.auto_threshold or not self._is_strong(best, window):
+            reasons.append(self._weak_evidence_reason(score, self.policy.auto_threshold))
         if len(ranked) > 1 and best.score - ranked[1].score < self.policy.auto_margin and not joint:
             reasons.append(
                 f"kein eindeutiger Treffer: Abstand zum nächsten Kandidaten {best.score - ranked[1].score:g} Punkte"
@@ -1147,6 +1227,8 @@ class Matcher:
         """
         best = ranked[0]
         close = [s for s in ranked[1:] if best.score - s.score < self.policy.auto_margin]
+        # Not for a household named by its family name only ("Familie Koch", "Eheleute Koch"): when two Kochs own
+        # the unit, each may get a letter of their own, and the page does not say whose this is (layout I).
         if not close or best.placement is None or not window.joint_address:
             return []
         group = (best, *close)
@@ -1216,7 +1298,7 @@ class Matcher:
                 evidence=["kein Kontakt im Empfängerkreis passt zu Adressfeld und Kennungen"],
             )
         joint = self.joint_addressees(ranked, window)
-        reasons = self._review_reasons(ranked, joint)
+        reasons = self._review_reasons(ranked, joint, window)
         best = ranked[0]
         if reasons:
             return PartAssignment(
