@@ -108,3 +108,33 @@ def test_the_freshness_window_is_five_minutes() -> None:
     assert check_webhook(SECRET, BODY, sign(SECRET, BODY, now - 300), str(now - 300), now=now) == now - 300
     with pytest.raises(WebhookRefusedError):
         check_webhook(SECRET, BODY, sign(SECRET, BODY, now - 301), str(now - 301), now=now)
+
+
+def test_a_webhook_that_failed_to_apply_is_accepted_when_the_provider_retries(tmp_path: Path) -> None:
+    # Found by a review: the signature was recorded before the update was applied, so after a 500 the provider's
+    # retry of the same webhook was refused as a replay, on every replica (the database remembers it).
+    from smartpost_print_dispatch.app import create_app
+    from smartpost_print_dispatch.settings import Settings
+    from smartpost_shared.db import make_engine
+    from smartpost_shared.seen_once import SharedReplayCache
+
+    class FailingOnce(FakeDispatch):
+        failed = False
+
+        def apply_update(self, provider: str, update: Any) -> bool:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("database deadlock")
+            return super().apply_update(provider, update)
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/pd.sqlite3"))
+    fake = FailingOnce()
+    app.state.dispatch = fake
+    app.state.webhook_secrets = {"hybridpost": SECRET}
+    app.state.webhook_replays = SharedReplayCache(make_engine(f"sqlite:///{tmp_path}/pd.sqlite3"))
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = signed_headers(SECRET, BODY)
+    assert _post(client, headers).status_code == 500
+    assert _post(client, headers).status_code == 200, "the retry of a webhook that changed nothing"
+    assert _post(client, headers).status_code == 409
+    assert len(fake.applied) == 1

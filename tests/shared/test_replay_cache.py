@@ -93,3 +93,46 @@ def test_without_its_database_the_shared_cache_refuses_rather_than_guesses() -> 
     with pytest.raises(ReplayStoreUnavailableError):
         cache.first_use("k", 2_000_000_000)
     engine.dispose()
+
+
+def test_a_proof_refused_while_the_database_was_away_is_accepted_once_it_is_back(tmp_path: Path) -> None:
+    # Found by a review: the process memory recorded the proof before the database was asked, so the retry after
+    # the 503 was refused as a replay (a provider's webhook would have been lost).
+    good = make_engine(f"sqlite:///{tmp_path}/r.sqlite3")
+    cache = SharedReplayCache(make_engine("postgresql://app@127.0.0.1:1/nothing"))
+    with pytest.raises(ReplayStoreUnavailableError):
+        cache.first_use("webhook-1", 2_000_000_000)
+    cache.engine, cache._table_ready = good, False  # the database is back
+    assert cache.first_use("webhook-1", 2_000_000_000)
+    assert not cache.first_use("webhook-1", 2_000_000_000)
+    good.dispose()
+
+
+def test_a_forgotten_proof_is_accepted_again_on_every_replica(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/r.sqlite3"
+    one, two = SharedReplayCache(make_engine(url)), SharedReplayCache(make_engine(url))
+    assert one.first_use("k", 2_000_000_000)
+    assert not two.first_use("k", 2_000_000_000)
+    one.forget("k")  # the request it proved failed before it changed anything
+    assert two.first_use("k", 2_000_000_000)
+    assert not one.first_use("k", 2_000_000_000)
+
+
+def test_a_replica_that_loses_the_race_to_create_the_table_still_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two replicas creating seen_proofs at once on PostgreSQL: one gets a catalog error (an IntegrityError, which
+    # must not be taken for a replay) and then finds the table created by the other.
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(f"sqlite:///{tmp_path}/r.sqlite3")
+    create_platform_tables(engine)
+
+    def lost_race(*_: object, **__: object) -> None:
+        raise IntegrityError(
+            "CREATE TABLE seen_proofs", {}, Exception("duplicate key value (pg_type_typname_nsp_index)")
+        )
+
+    monkeypatch.setattr(type(seen_proofs), "create", lost_race)
+    assert SharedReplayCache(engine).first_use("first", 2_000_000_000)
+    engine.dispose()

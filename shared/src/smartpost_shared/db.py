@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -70,7 +71,7 @@ seen_proofs = Table(
     "seen_proofs",
     platform_metadata,
     Column("proof", String(64), primary_key=True),
-    Column("expires_at", Integer, nullable=False, index=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
 # The relay asks for the pending rows several times a second, and published rows stay (import progress reads them):

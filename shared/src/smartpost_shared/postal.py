@@ -11,25 +11,27 @@ from __future__ import annotations
 import re
 
 # Every word of an endorsement line (case-insensitive, umlauts in both spellings). A line made of these words only,
-# with "/", "-", "+", "," or "." between them, is an endorsement.
-_ENDORSEMENT_WORDS = (
-    r"einschreiben|einwurf|rückschein|rueckschein|eigenhändig|eigenhaendig|persönlich|persoenlich|vertraulich"
-    r"|bitte|nicht|nachsenden|falls|wenn|unzustellbar|zurück|zurueck|an|absender|entgelt|bezahlt|premiumadress"
-    r"|infopost|dialogpost|büchersendung|buechersendung|warensendung|prio|priority|express|eilbrief|eilt"
-    r"|postvertriebsstück|postvertriebsstueck|dv-freimachung|freimachung|frankiert|gebühr|gebuehr|mit|und"
-    r"|international|national|einschreiben-einwurf|einschreiben-rückschein"
-)
-_ENDORSEMENT_LINE = re.compile(
-    rf"^(?:(?:{_ENDORSEMENT_WORDS})[ \t]{{0,3}}[/+,.:-]?[ \t]{{0,3}}){{1,8}}$",
-    re.IGNORECASE,
-)
-# A required word, so that "Bitte nicht" alone or "An" alone is not taken for an endorsement.
-_ENDORSEMENT_KEY = re.compile(
-    r"einschreiben|rückschein|rueckschein|eigenhändig|eigenhaendig|persönlich|persoenlich|vertraulich|nachsenden"
-    r"|unzustellbar|entgelt|premiumadress|infopost|dialogpost|büchersendung|buechersendung|warensendung|prio"
-    r"|priority|express|eilbrief|postvertriebsstück|postvertriebsstueck|freimachung",
-    re.IGNORECASE,
-)
+# separated by spaces, "/", "-", "+", "," ".", ":", is an endorsement if it holds at least one of the key words.
+_ENDORSEMENT_WORDS = frozenset(
+    {
+        "einschreiben", "einwurf", "rückschein", "rueckschein", "eigenhändig", "eigenhaendig", "persönlich",
+        "persoenlich", "vertraulich", "bitte", "nicht", "nachsenden", "falls", "wenn", "unzustellbar", "zurück",
+        "zurueck", "an", "absender", "entgelt", "bezahlt", "premiumadress", "infopost", "dialogpost",
+        "büchersendung", "buechersendung", "warensendung", "prio", "priority", "express", "eilbrief", "eilt",
+        "postvertriebsstück", "postvertriebsstueck", "dv", "freimachung", "frankiert", "gebühr", "gebuehr", "mit",
+        "und", "international", "national",
+    }
+)  # fmt: skip
+# A line needs one of these, so that "Bitte nicht" alone, "An" or "National" alone is not taken for an endorsement.
+_ENDORSEMENT_KEYS = frozenset(
+    {
+        "einschreiben", "rückschein", "rueckschein", "eigenhändig", "eigenhaendig", "persönlich", "persoenlich",
+        "vertraulich", "nachsenden", "unzustellbar", "entgelt", "premiumadress", "infopost", "dialogpost",
+        "büchersendung", "buechersendung", "warensendung", "postvertriebsstück", "postvertriebsstueck",
+        "freimachung", "eilbrief",
+    }
+)  # fmt: skip
+_SEPARATORS = re.compile(r"[\s/+,.:-]+")
 # UPU S10 item identifier (registered mail): two letters, 8 digits + check digit, country ("RR 1234 5678 9DE"),
 # optionally led by "Sendungsnummer" / "Sendungs-Nr.".
 _TRACKING_LINE = re.compile(
@@ -44,4 +46,5 @@ def is_postal_endorsement(line: str) -> bool:
         return False
     if _TRACKING_LINE.match(text):
         return True
-    return bool(_ENDORSEMENT_KEY.search(text)) and bool(_ENDORSEMENT_LINE.match(text))
+    words = [w for w in _SEPARATORS.split(text.casefold()) if w]
+    return bool(words) and all(w in _ENDORSEMENT_WORDS for w in words) and any(w in _ENDORSEMENT_KEYS for w in words)

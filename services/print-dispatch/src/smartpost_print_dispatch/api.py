@@ -7,6 +7,7 @@ mailpiece ``release``. Webhooks prove themselves by a signed timestamp (:mod:`sm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -99,10 +100,9 @@ async def provider_webhook(provider: str, request: Request) -> dict[str, Any]:
         raise HTTPException(401, "Webhook nicht nachgewiesen") from None
     # Signed and fresh, but a captured webhook could be sent again within its 5 minutes: each signature once.
     replays: ReplayGuard = request.app.state.webhook_replays
+    proof = f"{provider}:{signature}"
     try:
-        first = await asyncio.to_thread(
-            replays.first_use, f"{provider}:{signature}", sent + WEBHOOK_MAX_AGE_SECONDS + 1
-        )
+        first = await asyncio.to_thread(replays.first_use, proof, sent + WEBHOOK_MAX_AGE_SECONDS + 1)
     except ReplayStoreUnavailableError as exc:
         log.warning("webhook.replay_store_unavailable", provider=provider, error=str(exc))
         raise HTTPException(503, "Dienst vorübergehend nicht verfügbar – bitte später erneut senden") from None
@@ -113,7 +113,13 @@ async def provider_webhook(provider: str, request: Request) -> dict[str, Any]:
         update = parse_webhook(json.loads(body))
     except (ValueError, RecursionError) as exc:
         raise HTTPException(422, str(exc)) from None
-    applied = await asyncio.to_thread(_dispatch(request).apply_update, provider, update)
+    try:
+        applied = await asyncio.to_thread(_dispatch(request).apply_update, provider, update)
+    except Exception:
+        # Nothing was applied (one transaction): the provider's retry of this very webhook must be accepted.
+        with contextlib.suppress(ReplayStoreUnavailableError):
+            await asyncio.to_thread(replays.forget, proof)
+        raise
     return {"applied": applied}
 
 

@@ -43,11 +43,17 @@ DEFAULT_IDENTIFIER_PATTERNS = (
     (
         # The lookahead only makes the search fast (one character test per position before the alternatives:
         # 0.24 -> 0.10 ms per page); it names the first letter of every label below.
-        r"(?i:(?=[kmeprduv])(?:kontakt|kunden|kd\.?|mieter|eigentümer|eigentuemer|eigent\.?|personen|pers\.?"
-        r"|referenz|vertrags?)[-\s]{0,3}(?:nr\.?|nummer|id|konto|kto\.?)"
-        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.|vertrag(?=[ \t]{1,20}\w))"
+        r"(?i:(?=[kmeprdu])(?:kontakt|kunden|kd\.?|mieter|eigentümer|eigentuemer|eigent\.?|personen|pers\.?"
+        r"|referenz)[-\s]{0,3}(?:nr\.?|nummer|id|konto|kto\.?)"
+        r"|debitor(?:en)?(?:[-\s]{0,3}(?:nr\.?|nummer|konto))?|unser[ \t]{1,3}zeichen|ref\.)"
         r"[ \t]{0,20}:?\s{0,20}"
         r"(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
+    ),
+    # A contract number: "Vertrag E-0001234", "Vertrags-Nr. 4711", "Vertragskonto …". Not inside a word
+    # ("Mietvertrag 2019") and never a year ("Vertrag 2024").
+    (
+        r"(?<![A-Za-zÄÖÜäöüß])(?i:vertrag(?:s?[-\s]{0,3}(?:nr\.?|nummer|konto|kto\.?))?)[ \t]{0,20}:?\s{0,20}"
+        r"(?!(?:19|20)\d\d\b)(?P<value>[A-Z]{1,3}-?\d{3,12}|\d{3,12})\b"
     ),
 )
 # Property and unit as exports print them: with or without colon, in the information block, the subject line or
@@ -79,7 +85,8 @@ _PAIR_LABEL = (
 )
 # A unit number is not followed by "/3", ".01" (a compound key) or ". OG" (a floor: "Wohnung 1. OG links").
 _NOT_A_UNIT_NUMBER = (
-    r"(?![/.]\d)(?!\.[ \t]{0,3}(?:OG|EG|DG|UG|Obergeschoss|Erdgeschoss|Dachgeschoss|Untergeschoss|Etage|Stock))"
+    r"(?![ \t]?[/.][ \t]?\d)"
+    r"(?!\.[ \t]{0,3}(?:OG|EG|DG|UG|Obergeschoss|Erdgeschoss|Dachgeschoss|Untergeschoss|Etage|Stock))"
 )
 PROPERTY_PATTERNS = (
     re.compile(_PAIR_LABEL.replace("(?P<label>", "(?:") + r"(?P<value>[0-9A-Z][0-9A-Z-]{0,19})(?=[ \t]?/[ \t]?\d)"),
@@ -247,12 +254,14 @@ UNIT_PATTERN = UNIT_PATTERNS[1]
 # A page that looks like the first page of a letter: its page number is 1 ("Seite 1 von 3", "Seite 1/3", "Blatt 1",
 # "- 1 -"), or it has no page number and greets the reader ("Sehr geehrte ...", "Guten Tag").
 _PAGE_NUMBER_OF = re.compile(r"\b(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})[ \t]{0,5}(?:von|/)[ \t]{0,5}\d{1,4}\b")
-# Alone on its line, or at the end of the letterhead line after a gap ("HAUSVERWALTUNG X          BLATT 2").
 _PAGE_NUMBER_ALONE = re.compile(
-    r"(?:^[ \t]{0,80}|[ \t]{3})(?:(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})|-[ \t]{0,3}(\d{1,4})[ \t]{0,3}-)"
-    r"[ \t]{0,80}$",
+    r"^[ \t]{0,80}(?:(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})|-[ \t]{0,3}(\d{1,4})[ \t]{0,3}-)[ \t]{0,80}$",
     re.MULTILINE,
 )
+# At the end of a letterhead line ("HAUSVERWALTUNG X BLATT 2": text extraction collapses the gap before it). Read
+# only in the page's first lines, where the letterhead is; further down such a line is a table of contents.
+_PAGE_NUMBER_AT_END = re.compile(r"\s(?:Seite|Blatt|SEITE|BLATT)[ \t]{1,5}(\d{1,4})[ \t]{0,80}$")
+_LETTERHEAD_LINES = 3
 # Line-printer exports greet in capitals too ("SEHR GEEHRTE EIGENTUEMERIN,").
 _SALUTATION = re.compile(
     r"^[ \t]{0,80}(?:(?i:sehr[ \t]{1,5}geehrte|guten[ \t]{1,5}tag)|Liebe[rs]?[ \t]|Hallo[ \t])", re.MULTILINE
@@ -404,7 +413,25 @@ def page_number(text: str) -> int | None:
     match = _PAGE_NUMBER_ALONE.search(text)
     if match:
         return int(match.group(1) or match.group(2))
+    for line in _first_lines(text, _LETTERHEAD_LINES):
+        match = _PAGE_NUMBER_AT_END.search(line)
+        # After a name ("GMBH BLATT 2"), not after a word of prose ("die Kosten stehen auf Blatt 3").
+        before = line[: match.start()].split() if match else []
+        if match and before and not before[-1][0].islower():
+            return int(match.group(1))
     return None
+
+
+def _first_lines(text: str, count: int, skip: frozenset[str] = frozenset()) -> list[str]:
+    """The first ``count`` non-empty lines (whitespace collapsed), leaving out those in ``skip``."""
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = _WHITESPACE.sub(" ", raw).strip()
+        if line and line not in skip:
+            out.append(line)
+            if len(out) >= count:
+                break
+    return out
 
 
 MAX_CONTEXT_LINES = 40
@@ -442,17 +469,23 @@ _SENDER_MARKS = ("·", "•", "|")
 _SALUTATION_LINE = re.compile(
     r"^(?:herrn?|frau|firma|an|eheleute|familie|herrn? und frau|frau und herrn?)$", re.IGNORECASE
 )
-_LETTERHEAD_LINES = 3  # the letterhead is printed above everything else
+_TRAILING_PAGE_NUMBER = re.compile(r"\s+(?:Seite|Blatt|SEITE|BLATT)\s+\d{1,4}$")
 _MIN_SENDER_NAME = 8
 
 
 def addressed_to_sender(text: str, address_lines: tuple[str, ...]) -> bool:
-    """Whether the window names the letter's own sender: its name line opens the page's letterhead.
+    """Whether a numbered continuation page is addressed to the letter's own sender (a reply form).
 
-    "HAUSVERWALTUNG SONNENSCHEIN GMBH    BLATT 3" on top, the same company in the window: a reply form to be sent
-    back in a window envelope. A letter to someone else never carries the recipient's name as its letterhead.
-    Sender lines ("Hausverwaltung X · Postfach 1 · 10001 Berlin") and lone salutations are skipped to find the name.
+    Page 3 of a letter ("HAUSVERWALTUNG SONNENSCHEIN GMBH BLATT 3" on top) whose window names that same company: a
+    proxy form or SEPA mandate to be sent back in a window envelope. Strict on purpose, since the page then stays in
+    the letter before it: the page prints a page number above 1, and the window's name line (sender lines and lone
+    salutations skipped) is one of the page's first letterhead lines as a whole, apart from a trailing page number.
+    A recipient merely sharing the first words of the letterhead, or a name on the same extracted line as the
+    information block, is no match.
     """
+    number = page_number(text)
+    if number is None or number < 2:
+        return False
     window = [_WHITESPACE.sub(" ", line).strip() for line in address_lines]
     name = next(
         (
@@ -465,18 +498,8 @@ def addressed_to_sender(text: str, address_lines: tuple[str, ...]) -> bool:
     if len(name) < _MIN_SENDER_NAME:
         return False
     folded = name.casefold()
-    own = set(window)
-    seen = 0
-    for raw in text.splitlines():
-        line = _WHITESPACE.sub(" ", raw).strip()
-        if not line or line in own:
-            continue
-        if line.casefold().startswith(folded):
-            return True
-        seen += 1
-        if seen >= _LETTERHEAD_LINES:
-            break
-    return False
+    head = _first_lines(text, _LETTERHEAD_LINES, skip=frozenset(window))
+    return any(_TRAILING_PAGE_NUMBER.sub("", line).casefold() == folded for line in head)
 
 
 def looks_like_first_page(text: str) -> bool:

@@ -187,6 +187,35 @@ def test_the_sender_as_a_recipient_still_gets_a_letter_of_its_own() -> None:
     assert _pages([(_head(1), ADDRESS), (_head(2), OTHER)]) == [(0, 0), (1, 1)]
 
 
+@pytest.mark.parametrize(
+    ("second_page", "window"),
+    [
+        # The information block on the same extracted line as the window's name row (line-printer PDFs).
+        ("EVA BEISPIEL PERS.-KTO K-004712\nBLATT 2", ("EVA BEISPIEL", "AM MARKT 1", "10178 BERLIN")),
+        # A recipient whose name line begins like the letterhead, or is the letterhead's first word.
+        ("Peter Schmidtke Immobilienverwaltung Blatt 2", ("Herrn", "Peter Schmidt", "Am Markt 1", "10178 Berlin")),
+        (
+            "Hausverwaltung Sonnenschein GmbH Blatt 2",
+            ("Hausverwaltung", "Krause Immobilien GmbH", "Am Markt 1", "10178 Berlin"),
+        ),
+        # The manager's company as an owner: its statement has no greeting and no page number.
+        ("HAUSVERWALTUNG SONNENSCHEIN GMBH\nEINZELABRECHNUNG 2024", MANAGER),
+    ],
+)
+def test_only_a_numbered_page_addressed_to_the_letterheads_company_stays_in_the_letter_before(
+    second_page: str, window: tuple[str, ...]
+) -> None:
+    # Found by a review: a looser first version merged each of these into the letter before (another recipient's).
+    pages = [(_head(1) + "\nSEHR GEEHRTE EIGENTUEMERIN,", ADDRESS), (second_page, window)]
+    assert _pages(pages) == [(0, 0), (1, 1)]
+
+
+def test_a_page_number_at_the_end_of_the_letterhead_line_is_read_also_without_the_gap() -> None:
+    # Text extraction (pdfium) collapses the gap before "BLATT 2"; prose further down is no page number.
+    assert page_number("HAUSVERWALTUNG SONNENSCHEIN GMBH BLATT 2\nSEHR GEEHRTE EIGENTUEMERIN,") == 2
+    assert page_number("Sehr geehrter Herr X,\nzeile\nzeile\nEinzelabrechnung 2024 Seite 2") is None
+
+
 def test_a_continuation_page_that_repeats_the_address_stays_in_its_letter() -> None:
     pages = [
         ("Einzelabrechnung\nSehr geehrter Herr Muster,\n- 1 -", ADDRESS),

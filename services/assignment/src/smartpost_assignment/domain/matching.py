@@ -909,7 +909,23 @@ def _name_points(profile: Profile, window: Window) -> tuple[float, str, set[str]
             candidate = (0.0, "", set())
         if candidate[0] > best[0]:
             best = candidate
-    return best
+    return _cut_names_weaken(best, profile, window)
+
+
+def _cut_names_weaken(
+    best: tuple[float, str, set[str]], profile: Profile, window: Window
+) -> tuple[float, str, set[str]]:
+    """A name found only as the beginning of a word cut by a fixed-width field counts as a variant of the last name.
+
+    "WISNIEWS" begins Wisniewski, but "Stein" begins Steinbach as well: the contact is shown to staff, never chosen
+    on it alone (a cut word is no full name, however the rest of the window matches).
+    """
+    points, _, used = best
+    own = (*profile.first, *profile.last, *profile.company)
+    cut = sorted(t for t in used & window.truncated if any(o != t and o.startswith(t) for o in own))
+    if not cut or points <= POINTS_LAST_NAME_FUZZY:
+        return best
+    return (POINTS_LAST_NAME_FUZZY, f"Name nur abgeschnitten auf der Seite („{cut[0]}…“)", used)
 
 
 def _foreign_names(
