@@ -387,12 +387,15 @@ def find_unit_refs(text: str) -> tuple[str, ...]:
 
 
 def _find_values(patterns: tuple[re.Pattern[str], ...], text: str) -> tuple[str, ...]:
-    """Values in page order; a match inside an earlier one's value ("WE 03" in "Einheit: WE 03") is not repeated."""
+    """Values in page order; a match overlapping an earlier one is not read again.
+
+    "WE 03" in "Einheit: WE 03"; "Einh.: 1020/020 Datum …" in "Objekt-Nr./Einh.: 1020/020".
+    """
     matches = sorted((m for pattern in patterns for m in pattern.finditer(text)), key=lambda m: (m.start(), -m.end()))
     values: list[str] = []
     covered_until = -1
     for match in matches:
-        if match.end() <= covered_until:
+        if match.start() < covered_until:
             continue
         covered_until = max(covered_until, match.end())
         values.append(_clean_value(match))

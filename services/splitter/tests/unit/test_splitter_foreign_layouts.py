@@ -43,6 +43,8 @@ PATTERNS = tuple(re.compile(p) for p in DEFAULT_IDENTIFIER_PATTERNS)
         # One label pair for both values (layout I, written by another author): not "Einh. 1020".
         ("Objekt-Nr./Einh. 1020/020", ("1020",), ("Einh. 020",)),
         ("Obj./WE 1020/7", ("1020",), ("WE 7",)),
+        ("Objekt-Nr./Einh.: 1020/020   Datum 01.03.2025", ("1020",), ("Einh. 020",)),
+        ("Wohnung 12 / 3", (), ()),
         # A floor is no unit number; a legacy key names its property by the leading number (layout J).
         ("Ihre Wohnung 1. OG links", (), ()),
         ("OBJEKT-SCHL. 1880.01.0011", ("1880.01.0011",), ()),
