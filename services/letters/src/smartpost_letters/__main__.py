@@ -11,8 +11,10 @@ def main() -> None:
 
     from smartpost_letters.app import create_app  # noqa: PLC0415
     from smartpost_letters.settings import get_settings  # noqa: PLC0415
+    from smartpost_shared.runtime import tune_gc  # noqa: PLC0415
 
     settings = get_settings()
+    tune_gc()
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
 
 
